@@ -1,0 +1,80 @@
+"""One call's data, normalised once: inputs, target, extra forward args."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .inputs import (
+    ForwardArgs,
+    TensorOrTuple,
+    as_tuple,
+    distribution_baselines,
+    per_example_baselines,
+    require_float,
+    restore,
+)
+from .targets import Target, as_target
+
+
+@dataclass
+class Call:
+    inputs: tuple[Tensor, ...]
+    was_tuple: bool
+    target: Target
+    args: ForwardArgs
+
+    @property
+    def n(self) -> int:
+        return self.inputs[0].shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.inputs[0].device
+
+    def restore(self, values: tuple[Tensor, ...] | list[Tensor]) -> TensorOrTuple:
+        return restore(values, self.was_tuple)
+
+    def baselines(self, baselines: Any) -> tuple[Tensor, ...]:
+        return per_example_baselines(baselines, self.inputs, self.was_tuple)
+
+    def references(self, baselines: Any) -> tuple[Tensor, ...]:
+        return distribution_baselines(baselines, self.inputs, self.was_tuple)
+
+
+def prepare(
+    inputs: TensorOrTuple,
+    target: Any = None,
+    additional_forward_args: Any = None,
+    *,
+    method: str,
+    differentiable: bool = True,
+    target_name: str = "target",
+) -> Call:
+    """Normalise a call; ``differentiable`` methods reject integer/bool inputs."""
+    xs, was_tuple = as_tuple(inputs)
+    if differentiable:
+        require_float(xs, was_tuple, method)
+    n = xs[0].shape[0]
+    return Call(
+        xs, was_tuple, as_target(target, n, xs[0].device, target_name), ForwardArgs(additional_forward_args, n)
+    )
+
+
+def completeness_delta(
+    forward: Callable[..., Any],
+    call: Call,
+    baselines: tuple[Tensor, ...],
+    attributions: tuple[Tensor, ...],
+) -> Tensor:
+    """``sum(attributions) - (f(x) - f(baseline))`` per example (shape ``(N,)``)."""
+    from .kernel import outputs
+
+    end = outputs(forward, call.args, call.target, call.inputs, None)
+    start = outputs(forward, call.args, call.target, tuple(b.contiguous() for b in baselines), None)
+    total = sum(a.reshape(call.n, -1).sum(1) for a in attributions)
+    return total - (end - start)

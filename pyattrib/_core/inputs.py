@@ -1,0 +1,199 @@
+"""Normalise what a caller passes (inputs, baselines, extra forward args) into tuples.
+
+Every attributor works on a tuple of input tensors internally and gives the caller
+back the structure they passed: a Tensor for a Tensor, a tuple for a tuple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+
+TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
+BaselineLike = Union[None, int, float, Tensor, tuple[Union[int, float, Tensor, None], ...]]
+
+
+def as_tuple(inputs: TensorOrTuple, name: str = "inputs") -> tuple[tuple[Tensor, ...], bool]:
+    """Return ``(tuple_of_tensors, was_tuple)``; reject anything that is not tensors."""
+    was_tuple = isinstance(inputs, (tuple, list))
+    tup = tuple(inputs) if was_tuple else (inputs,)
+    if len(tup) == 0:
+        raise ValueError(f"{name} is empty; pass a tensor or a non-empty tuple of tensors")
+    for j, t in enumerate(tup):
+        if not isinstance(t, Tensor):
+            where = f"{name}[{j}]" if was_tuple else name
+            raise TypeError(f"{where} is a {type(t).__name__}; pass a torch.Tensor")
+    if was_tuple:
+        n = tup[0].shape[0] if tup[0].dim() else None
+        for j, t in enumerate(tup):
+            if t.dim() == 0:
+                raise ValueError(f"{name}[{j}] is 0-d; inputs need a leading batch dimension")
+            if t.shape[0] != n:
+                raise ValueError(
+                    f"{name}[{j}] has batch size {t.shape[0]} but {name}[0] has {n}; "
+                    "every input tensor must have the same first (batch) dimension"
+                )
+    elif tup[0].dim() == 0:
+        raise ValueError(f"{name} is 0-d; inputs need a leading batch dimension")
+    return tup, was_tuple
+
+
+def restore(values: Sequence[Tensor], was_tuple: bool) -> TensorOrTuple:
+    """Give values back in the caller's structure."""
+    return tuple(values) if was_tuple else values[0]
+
+
+def _where(name: str, j: int, many: bool) -> str:
+    return f"{name}[{j}]" if many else name
+
+
+def require_float(inputs: tuple[Tensor, ...], was_tuple: bool, method: str) -> None:
+    """Gradient methods need floating inputs; point token models to the layer variant."""
+    for j, x in enumerate(inputs):
+        if not torch.is_floating_point(x):
+            raise TypeError(
+                f"{_where('inputs', j, was_tuple)} has dtype {x.dtype}, but {method} "
+                "differentiates with respect to the inputs and needs floating-point "
+                "tensors. For token ids or other discrete inputs, attribute at the "
+                "embedding output instead: pa.layer_integrated_gradients(model, "
+                "model.embedding)(token_ids, ...)."
+            )
+
+
+def per_example_baselines(
+    baselines: BaselineLike | Callable[..., Any], inputs: tuple[Tensor, ...], was_tuple: bool
+) -> tuple[Tensor, ...]:
+    """Baselines as tensors broadcast (as views) to each input's full shape.
+
+    Accepts None (zeros), a number, a tensor shaped like the input, like one example
+    (leading dimension 1 or none), or a tuple mixing these, one per input.
+    """
+    if callable(baselines) and not isinstance(baselines, Tensor):
+        baselines = baselines(restore(inputs, was_tuple))
+    tup = _baseline_tuple(baselines, inputs, was_tuple)
+    out = []
+    for j, (b, x) in enumerate(zip(tup, inputs)):
+        b = _as_tensor(b, x)
+        if b.dim() == 0 or b.shape == x.shape:
+            out.append(b.expand_as(x))
+        elif b.shape == (1, *x.shape[1:]) or b.shape == x.shape[1:]:
+            out.append(b.expand_as(x))
+        else:
+            raise ValueError(
+                f"{_where('baselines', j, was_tuple)} has shape {tuple(b.shape)} but "
+                f"{_where('inputs', j, was_tuple)} has shape {tuple(x.shape)}; pass a "
+                f"number, a tensor of shape {tuple(x.shape)}, or one reference example "
+                f"of shape {(1, *x.shape[1:])}"
+            )
+    return tuple(out)
+
+
+def distribution_baselines(
+    baselines: BaselineLike | Callable[..., Any], inputs: tuple[Tensor, ...], was_tuple: bool
+) -> tuple[Tensor, ...]:
+    """Reference samples: tensors of shape (R, *input.shape[1:]) sharing R across inputs."""
+    if baselines is None:
+        raise ValueError(
+            "baselines is required: pass a tensor of reference samples of shape "
+            "(n_references, *inputs.shape[1:]), e.g. a few training examples or zeros"
+        )
+    if callable(baselines) and not isinstance(baselines, Tensor):
+        baselines = baselines(restore(inputs, was_tuple))
+    tup = _baseline_tuple(baselines, inputs, was_tuple)
+    out = []
+    for j, (b, x) in enumerate(zip(tup, inputs)):
+        b = _as_tensor(b, x)
+        if b.dim() == 0:
+            b = b.expand(1, *x.shape[1:])
+        elif b.shape == x.shape[1:] and b.dim() < x.dim():
+            b = b.unsqueeze(0)
+        if b.shape[1:] != x.shape[1:]:
+            raise ValueError(
+                f"{_where('baselines', j, was_tuple)} has shape {tuple(b.shape)}; reference "
+                f"samples for {_where('inputs', j, was_tuple)} must have shape "
+                f"(n_references, {', '.join(map(str, x.shape[1:]))})"
+            )
+        out.append(b)
+    counts = {b.shape[0] for b in out}
+    if len(counts) > 1:
+        raise ValueError(
+            f"baselines hold different numbers of reference samples {sorted(counts)}; "
+            "every tensor of the tuple must have the same first dimension"
+        )
+    return tuple(out)
+
+
+def _baseline_tuple(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: bool) -> tuple:
+    if isinstance(baselines, (tuple, list)):
+        if len(baselines) != len(inputs):
+            raise ValueError(
+                f"baselines has {len(baselines)} entries but inputs has {len(inputs)}; "
+                "pass one baseline (None, a number or a tensor) per input tensor"
+            )
+        return tuple(baselines)
+    if was_tuple and len(inputs) > 1 and isinstance(baselines, Tensor) and baselines.dim() > 0:
+        raise ValueError(
+            "baselines is a single tensor but inputs is a tuple of "
+            f"{len(inputs)} tensors; pass a tuple with one baseline per input"
+        )
+    return (baselines,) * len(inputs)
+
+
+def _as_tensor(b: Any, x: Tensor) -> Tensor:
+    if b is None:
+        return torch.zeros((), device=x.device, dtype=x.dtype)
+    if isinstance(b, bool) or not isinstance(b, (int, float, Tensor)):
+        raise TypeError(
+            f"a baseline of type {type(b).__name__} is not supported; use None, a "
+            "number or a tensor"
+        )
+    if isinstance(b, Tensor):
+        return b.to(device=x.device, dtype=x.dtype)
+    return torch.tensor(b, device=x.device, dtype=x.dtype)
+
+
+class ForwardArgs:
+    """additional_forward_args, split into per-example tensors and shared objects.
+
+    A tensor whose first dimension equals the batch size follows the examples: it is
+    gathered with the rows of every expanded batch. Everything else is passed as is.
+    """
+
+    def __init__(self, args: Any, n: int) -> None:
+        if args is None:
+            args = ()
+        elif not isinstance(args, tuple):
+            args = (args,)
+        self.values = args
+        self.batched = tuple(
+            isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n for a in args
+        )
+
+    def rows(self, index: Tensor | None) -> tuple:
+        """The arguments for rows that belong to examples ``index`` (None: as given)."""
+        if index is None:
+            return self.values
+        return tuple(
+            a.index_select(0, index) if b else a for a, b in zip(self.values, self.batched)
+        )
+
+
+def repeat_examples(value: Any, n: int, times: int) -> Any:
+    """Expand a per-example value to ``n * times`` rows, each example repeated in place.
+
+    Row ``i * times + s`` holds example ``i``: the layout every wrapper uses. Tensors with
+    ``n`` leading rows, and lists of ``n`` entries, are expanded; tuples recurse;
+    anything else (numbers, callables, shared tensors) is returned unchanged.
+    """
+    if isinstance(value, Tensor):
+        if value.dim() > 0 and value.shape[0] == n:
+            return value.repeat_interleave(times, dim=0)
+        return value
+    if isinstance(value, tuple):
+        return tuple(repeat_examples(v, n, times) for v in value)
+    if isinstance(value, list) and len(value) == n:
+        return [v for v in value for _ in range(times)]
+    return value

@@ -1,0 +1,94 @@
+"""The chunked gradient kernel shared by every gradient and path method.
+
+A method describes the rows it needs: row ``r`` is point ``k = r // N`` of example
+``i = r % N`` (a path step, a noise sample, ...). :func:`accumulate` builds the rows in
+chunks of at most ``batch_size``, lets the method turn each chunk into per-row
+contributions, and sums them per example. Peak memory follows the chunk, not the
+number of points, and the sum does not depend on the chunking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .inputs import ForwardArgs
+from .targets import Target
+
+class Chunk:
+    """Rows ``r`` of one evaluation: row ``r`` is point ``k = r // n`` of example ``i = r % n``."""
+
+    def __init__(self, start: int, stop: int, n: int, device: torch.device) -> None:
+        self.n, self.start, self.stop = n, start, stop
+        self.r = torch.arange(start, stop, device=device)
+        self.k, self.i = self.r // n, self.r % n
+        self.aligned = start % n == 0 and stop % n == 0
+
+    def take(self, t: Tensor) -> Tensor:
+        """The rows of per-example tensor ``t`` (shape ``(n, ...)``) for this chunk."""
+        if self.aligned:  # whole points: a contiguous tile is cheaper than a gather
+            c = (self.stop - self.start) // self.n
+            return t.unsqueeze(0).expand(c, *t.shape).reshape(-1, *t.shape[1:])
+        return t.index_select(0, self.i)
+
+
+Contribution = Callable[[Chunk], tuple[Tensor, ...]]
+
+
+def check_batch_size(batch_size: int | None) -> int | None:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be None or a positive int, got {batch_size!r}")
+    return batch_size
+
+
+def accumulate(contribution: Contribution, n_points: int, n: int, batch_size: int | None, device: torch.device) -> tuple[Tensor, ...]:
+    """``acc[i] = sum_k contribution(chunk)`` over rows ``r = k * n + i``, chunk by chunk.
+
+    ``contribution`` returns a tuple of tensors with one leading row per row of the chunk.
+    """
+    total = n_points * n
+    step = total if batch_size is None else min(batch_size, total)
+    acc: list[Tensor] | None = None
+    for start in range(0, total, step):
+        chunk = Chunk(start, min(start + step, total), n, device)
+        parts = contribution(chunk)
+        if chunk.aligned:
+            parts = [p.reshape(-1, n, *p.shape[1:]).sum(0) for p in parts]
+            acc = parts if acc is None else [a + p for a, p in zip(acc, parts)]
+        else:
+            if acc is None:
+                acc = [p.new_zeros((n, *p.shape[1:])) for p in parts]
+            acc = [a.index_add(0, chunk.i, p) for a, p in zip(acc, parts)]
+    assert acc is not None
+    return tuple(acc)
+
+
+def outputs(forward: Callable[..., Any], args: ForwardArgs, target: Target, rows: tuple[Tensor, ...], index: Tensor | None) -> Tensor:
+    """Selected model outputs, one scalar per row; ``index`` maps rows to examples."""
+    return target.select(forward(*rows, *args.rows(index)), index)
+
+
+def gradients(forward: Callable[..., Any], args: ForwardArgs, target: Target, rows: tuple[Tensor, ...], index: Tensor | None) -> tuple[Tensor, ...]:
+    """``d/d rows  sum_r selected_output_r`` in one backward pass (torch.func.grad).
+
+    Rows are independent examples, so the gradient of the sum is the per-row gradient.
+    torch.func.grad leaves ``.grad`` alone and stays differentiable with respect to the
+    model's parameters, so attributions can sit inside a training loss.
+    """
+
+    def total(*xs: Tensor) -> Tensor:
+        return outputs(forward, args, target, xs, index).sum()
+
+    return torch.func.grad(total, argnums=tuple(range(len(rows))))(*rows)
+
+
+def rows_of(t: Tensor, index: Tensor) -> Tensor:
+    return t.index_select(0, index)
+
+
+def along_rows(v: Tensor, like: Tensor) -> Tensor:
+    """Reshape a per-row vector so that it broadcasts over ``like``'s trailing dims."""
+    return v.reshape(-1, *([1] * (like.dim() - 1)))

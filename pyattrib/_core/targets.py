@@ -1,0 +1,153 @@
+"""Targets: which scalar of the model output each example is explained for.
+
+A target is normalised once per call into a :class:`Target`, whose ``select`` maps
+a model output of ``M`` rows (an expanded batch) to ``M`` scalars. Row ``r`` belongs
+to example ``index[r]``, so per-example targets follow their example through any
+expansion. Selection uses ``gather`` on a flattened output, never Python indexing with
+tensor values, so it works under vmap and torch.compile.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+
+TargetLike = Union[
+    None, int, tuple[int, ...], Tensor, Sequence[int], Sequence[tuple[int, ...]], Callable
+]
+
+
+class Target:
+    """A normalised target. Use :func:`as_target` to build one."""
+
+    def __init__(
+        self,
+        fixed: tuple[int, ...] | None = None,
+        per_example: Tensor | None = None,
+        fn: Callable[[Tensor], Tensor] | None = None,
+        name: str = "target",
+    ) -> None:
+        self.fixed, self.per_example, self.fn, self.name = fixed, per_example, fn, name
+        self._checked: torch.Size | None = None
+
+    def select(self, output: Tensor, index: Tensor | None = None) -> Tensor:
+        """Scalars of ``output`` (``M`` rows) for rows that belong to examples ``index``."""
+        if output.dim() == 0:
+            raise ValueError(
+                "the model returned a 0-d scalar for the whole batch; attribution needs "
+                "one output per example: return shape (N,) or (N, n_outputs)"
+            )
+        m = output.shape[0]
+        if self.fn is not None:
+            out = self.fn(output)
+            if not isinstance(out, Tensor) or out.shape != (m,):
+                shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                raise ValueError(
+                    f"{self.name} callable returned {shape}; it must map the model output "
+                    f"of shape {tuple(output.shape)} to one scalar per row, shape ({m},)"
+                )
+            return out
+        if self.fixed is None and self.per_example is None:
+            if output[0].numel() != 1:
+                raise ValueError(
+                    f"{self.name} is None but the model output has shape "
+                    f"{tuple(output.shape)}, more than one value per example; pass "
+                    f"{self.name}=<class index> (an int, a tuple for outputs with more "
+                    "dimensions, or one per example)"
+                )
+            return output.reshape(m)
+        if self.fixed is not None:
+            self._check_arity(output, len(self.fixed))
+            for d, t in enumerate(self.fixed):
+                size = output.shape[1 + d]
+                if not -size <= t < size:
+                    raise IndexError(
+                        f"{self.name} {self.fixed if len(self.fixed) > 1 else t} is out of "
+                        f"range for model output of shape {tuple(output.shape)}; valid "
+                        f"indices along dimension {1 + d} are 0..{size - 1}"
+                    )
+            return output[(slice(None), *self.fixed)]
+        idx = self.per_example
+        self._check_arity(output, idx.shape[1])
+        sizes = torch.tensor(output.shape[1:], device=idx.device, dtype=idx.dtype)
+        self._check_range(idx, sizes, output)
+        if index is not None:
+            idx = idx.index_select(0, index)
+        idx = torch.where(idx < 0, idx + sizes, idx)
+        strides = torch.tensor(
+            [math.prod(output.shape[2 + d :]) for d in range(idx.shape[1])],
+            device=idx.device,
+            dtype=idx.dtype,
+        )
+        flat = (idx * strides).sum(1, keepdim=True)
+        return output.reshape(m, -1).gather(1, flat).squeeze(1)
+
+    def _check_arity(self, output: Tensor, k: int) -> None:
+        if k != output.dim() - 1:
+            raise ValueError(
+                f"{self.name} has {k} index(es) per example but the model output has shape "
+                f"{tuple(output.shape)}, i.e. {output.dim() - 1} dimension(s) after the "
+                f"batch; pass a tuple of {output.dim() - 1} indices per example so that "
+                "one scalar per example is selected"
+            )
+
+    def _check_range(self, idx: Tensor, sizes: Tensor, output: Tensor) -> None:
+        if torch.compiler.is_compiling() or self._checked == output.shape[1:]:
+            return  # data-dependent: skipped in compiled graphs, done once per call eagerly
+        bad = (idx >= sizes) | (idx < -sizes)
+        if bool(bad.any()):
+            row = int(bad.any(1).nonzero()[0])
+            raise IndexError(
+                f"{self.name} for example {row} is {idx[row].tolist()}, out of range for "
+                f"model output of shape {tuple(output.shape)}"
+            )
+        self._checked = output.shape[1:]
+
+
+def as_target(target: Any, n: int, device: torch.device, name: str = "target") -> Target:
+    """Normalise ``target`` for a batch of ``n`` examples (see DESIGN.md for the forms)."""
+    if target is None:
+        return Target(name=name)
+    if callable(target) and not isinstance(target, Tensor):
+        return Target(fn=target, name=name)
+    if isinstance(target, bool):
+        raise TypeError(f"{name} is a bool; pass an int class index")
+    if isinstance(target, int):
+        return Target(fixed=(target,), name=name)
+    if isinstance(target, Tensor):
+        if target.is_floating_point() or target.is_complex():
+            raise TypeError(f"{name} tensor has dtype {target.dtype}; use integer indices")
+        if target.numel() == 1 and (target.dim() == 0 or n != 1):
+            return Target(fixed=(int(target.reshape(())),), name=name)
+        if target.dim() == 1 and target.shape[0] == n:
+            return Target(per_example=target.to(device=device, dtype=torch.long)[:, None], name=name)
+        if target.dim() == 2 and target.shape[0] == n:
+            return Target(per_example=target.to(device=device, dtype=torch.long), name=name)
+        raise ValueError(
+            f"{name} tensor has shape {tuple(target.shape)} but inputs have {n} examples; "
+            f"pass one index per example (shape ({n},)) or a single index"
+        )
+    if isinstance(target, tuple):
+        if not all(isinstance(t, int) for t in target):
+            raise TypeError(f"{name} tuple must contain ints, got {target!r}")
+        return Target(fixed=tuple(target), name=name)
+    if isinstance(target, list):
+        if len(target) != n:
+            raise ValueError(
+                f"{name} has {len(target)} entries but inputs have {n} examples; pass one "
+                f"target per example, or a single int/tuple for all"
+            )
+        rows = [(t,) if isinstance(t, int) else t for t in target]
+        if not all(isinstance(t, tuple) for t in rows) or len({len(t) for t in rows}) != 1:
+            raise TypeError(
+                f"{name} list must hold ints, or tuples of the same length, one per example"
+            )
+        return Target(per_example=torch.tensor(rows, device=device, dtype=torch.long), name=name)
+    raise TypeError(
+        f"{name} of type {type(target).__name__} is not supported; use None, an int, a tuple, "
+        "a list or 1-D tensor with one entry per example, or a callable output -> (N,)"
+    )

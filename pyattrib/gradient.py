@@ -1,0 +1,230 @@
+"""Gradient and path methods: saliency, input x gradient, integrated gradients, GradientSHAP.
+
+All four are one kernel (:func:`pyattrib._core.kernel.accumulate`) with a different
+choice of evaluation points and weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+
+from ._core import random
+from ._core.attributor import Attributor
+from ._core.call import Call, completeness_delta, prepare
+from ._core.inputs import TensorOrTuple, as_tuple
+from ._core.kernel import Chunk, accumulate, along_rows, check_batch_size, gradients, outputs, rows_of
+from ._core.quadrature import quadrature
+from ._core.state import evaluating
+
+Forward = Callable[..., Any]
+Stdevs = Union[float, tuple[float, ...]]
+
+
+def _grad_at_inputs(f: Forward, call: Call, batch_size: int | None) -> tuple[Tensor, ...]:
+    def contribution(c: Chunk) -> tuple[Tensor, ...]:
+        return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.i)
+
+    return accumulate(contribution, 1, call.n, batch_size, call.device)
+
+
+def saliency(f: Forward, *, abs: bool = True, batch_size: int | None = None, create_graph: bool = False) -> Attributor:
+    r"""Saliency (Simonyan et al., 2013): the input gradient of the target output.
+
+    .. math:: \phi_i(x) = \partial f(x) / \partial x_i \quad (\text{or } |\cdot| \text{ with } abs=True)
+
+    Call as ``(inputs, *, target=None, additional_forward_args=None)``.
+    """
+    check_batch_size(batch_size)
+
+    def attribute(inputs: TensorOrTuple, *, target: Any = None, additional_forward_args: Any = None) -> TensorOrTuple:
+        call = prepare(inputs, target, additional_forward_args, method="saliency")
+        with evaluating(f, create_graph):
+            grads = _grad_at_inputs(f, call, batch_size)
+        return call.restore([g.abs() if abs else g for g in grads])
+
+    return Attributor(attribute, f, per_example=("target", "additional_forward_args"), name="saliency")
+
+
+def input_x_gradient(f: Forward, *, batch_size: int | None = None, create_graph: bool = False) -> Attributor:
+    r"""Input x Gradient (Shrikumar et al., 2016): :math:`\phi_i(x) = x_i\,\partial f(x)/\partial x_i`.
+
+    Call as ``(inputs, *, target=None, additional_forward_args=None)``.
+    """
+    check_batch_size(batch_size)
+
+    def attribute(inputs: TensorOrTuple, *, target: Any = None, additional_forward_args: Any = None) -> TensorOrTuple:
+        call = prepare(inputs, target, additional_forward_args, method="input_x_gradient")
+        with evaluating(f, create_graph):
+            grads = _grad_at_inputs(f, call, batch_size)
+        return call.restore([g * x for g, x in zip(grads, call.inputs)])
+
+    return Attributor(attribute, f, per_example=("target", "additional_forward_args"), name="input_x_gradient")
+
+
+def integrated_gradients(
+    f: Forward,
+    *,
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    multiply_by_inputs: bool = True,
+    batch_size: int | None = None,
+    return_delta: bool = False,
+    create_graph: bool = False,
+) -> Attributor:
+    r"""Integrated Gradients (Sundararajan et al., 2017, "Axiomatic Attribution for Deep Networks").
+
+    .. math:: \phi_i(x) = (x_i - x'_i) \int_0^1 \frac{\partial f(x' + \alpha (x - x'))}{\partial x_i}\, d\alpha
+              \approx (x_i - x'_i) \sum_k w_k\, \partial_i f(x' + \alpha_k (x - x'))
+
+    with quadrature nodes/weights ``(alpha_k, w_k)`` from ``method`` (see
+    :mod:`pyattrib._core.quadrature`). ``multiply_by_inputs=False`` drops the
+    ``(x - x')`` factor ("local" attribution). Completeness: ``sum_i phi_i = f(x) - f(x')``
+    up to the quadrature error, which ``return_delta=True`` reports per example.
+
+    ``batch_size`` bounds the rows (path points x examples) per model evaluation.
+    Call as ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+    """
+    check_batch_size(batch_size)
+    nodes, weights = quadrature(method, n_steps)
+
+    def attribute(
+        inputs: TensorOrTuple, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+    ) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="integrated_gradients")
+        base = call.baselines(baselines)
+        diff = tuple(x - b for x, b in zip(call.inputs, base))
+
+        def contribution(c: Chunk) -> tuple[Tensor, ...]:
+            points = tuple(c.take(b) + along_rows(nodes.to(d)[c.k], d) * c.take(d) for b, d in zip(base, diff))
+            grads = gradients(f, call.args, call.target, points, c.i)
+            return tuple(g * along_rows(weights.to(g)[c.k], g) for g in grads)
+
+        with evaluating(f, create_graph):
+            total = accumulate(contribution, n_steps, call.n, batch_size, call.device)
+            attrs = tuple(t * d for t, d in zip(total, diff)) if multiply_by_inputs else total
+            result = call.restore(attrs)
+            if return_delta:
+                return result, completeness_delta(f, call, base, attrs)
+        return result
+
+    return Attributor(attribute, f, returns_delta=return_delta, name="integrated_gradients")
+
+
+def gradient_shap(
+    f: Forward,
+    *,
+    n_samples: int = 5,
+    stdevs: Stdevs = 0.0,
+    multiply_by_inputs: bool = True,
+    batch_size: int | None = None,
+    return_delta: bool = False,
+    create_graph: bool = False,
+) -> Attributor:
+    r"""GradientSHAP (Lundberg & Lee, 2017): expected gradients over random references.
+
+    For each of ``n_samples`` draws, pick a reference ``x'`` from ``baselines``, add
+    Gaussian noise ``eps ~ N(0, stdevs^2)`` to the input and a point
+    ``alpha ~ U(0, 1)`` on the path, then average
+
+    .. math:: \phi_i(x) = \mathbb{E}\big[(x_i + \epsilon_i - x'_i)\,
+              \partial_i f(x' + \alpha (x + \epsilon - x'))\big]
+
+    which approximates SHAP values; completeness holds in expectation. Call as
+    ``(inputs, baselines, *, target=None, additional_forward_args=None, generator=None)``
+    where ``baselines`` has reference samples along its first dimension. All draws come
+    from ``generator`` before any evaluation, so the result does not depend on
+    ``batch_size``, which bounds the rows per evaluation (Captum evaluates all
+    ``N * n_samples`` rows at once). The noise itself (``n_samples`` copies of the
+    inputs) is held in memory. ``return_delta`` gives per example
+    ``sum(phi) - mean_s (f(x + eps_s) - f(x'_s))``, the mean of Captum's per-sample deltas.
+    """
+    check_batch_size(batch_size)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+
+    def attribute(
+        inputs: TensorOrTuple,
+        baselines: Any = None,
+        *,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="gradient_shap")
+        refs = call.references(baselines)
+        n, s, x0 = call.n, n_samples, call.inputs[0]
+        stds = per_input_stdevs(stdevs, len(call.inputs))
+        choice = random.integers(refs[0].shape[0], (s * n,), x0, generator)
+        alpha = random.uniform((s * n,), x0, generator)
+        noise = tuple(
+            random.normal((s * n, *x.shape[1:]), sd, x, generator) if sd else None
+            for x, sd in zip(call.inputs, stds)
+        )
+
+        def ends(c: Chunk) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+            xs = tuple(c.take(x) if e is None else c.take(x) + rows_of(e, c.r) for x, e in zip(call.inputs, noise))
+            return xs, tuple(rows_of(b, rows_of(choice, c.r)) for b in refs)
+
+        def contribution(c: Chunk) -> tuple[Tensor, ...]:
+            xs, bs = ends(c)
+            a = rows_of(alpha, c.r)
+            grads = gradients(f, call.args, call.target, tuple(b + along_rows(a, b) * (x - b) for x, b in zip(xs, bs)), c.i)
+            if multiply_by_inputs:
+                return tuple(g * (x - b) / s for g, x, b in zip(grads, xs, bs))
+            return tuple(g / s for g in grads)
+
+        def endpoint_gap(c: Chunk) -> tuple[Tensor, ...]:
+            xs, bs = ends(c)
+            return ((outputs(f, call.args, call.target, xs, c.i) - outputs(f, call.args, call.target, bs, c.i)) / s,)
+
+        with evaluating(f, create_graph):
+            attrs = accumulate(contribution, s, n, batch_size, call.device)
+            result = call.restore(attrs)
+            if return_delta:
+                (gap,) = accumulate(endpoint_gap, s, n, batch_size, call.device)
+                return result, sum(a.reshape(n, -1).sum(1) for a in attrs) - gap
+        return result
+
+    return Attributor(
+        attribute, f, per_example=("target", "additional_forward_args"), random=True,
+        returns_delta=return_delta, name="gradient_shap",
+    )
+
+
+def per_input_stdevs(stdevs: Stdevs, n_inputs: int) -> tuple[float, ...]:
+    """One standard deviation per input tensor, validated."""
+    if isinstance(stdevs, (tuple, list)):
+        if len(stdevs) != n_inputs:
+            raise ValueError(
+                f"stdevs has {len(stdevs)} entries but inputs has {n_inputs} tensors; pass "
+                "one float for all inputs or a tuple with one float per input"
+            )
+        values = tuple(stdevs)
+    else:
+        values = (stdevs,) * n_inputs
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ValueError(f"stdevs must be non-negative floats, got {stdevs!r}")
+    return tuple(float(v) for v in values)
+
+
+def convergence_delta(
+    f: Forward,
+    inputs: TensorOrTuple,
+    baselines: Any,
+    attributions: TensorOrTuple,
+    *,
+    target: Any = None,
+    additional_forward_args: Any = None,
+) -> Tensor:
+    """Completeness error per example: ``sum(attributions) - (f(inputs) - f(baselines))``."""
+    call = prepare(inputs, target, additional_forward_args, method="convergence_delta", differentiable=False)
+    attrs, _ = as_tuple(attributions, "attributions")
+    if len(attrs) != len(call.inputs):
+        raise ValueError(f"attributions has {len(attrs)} tensors but inputs has {len(call.inputs)}")
+    with evaluating(f):
+        return completeness_delta(f, call, call.baselines(baselines), attrs)

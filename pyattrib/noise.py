@@ -1,0 +1,126 @@
+"""Noise tunnel: average any attributor over Gaussian perturbations of its inputs.
+
+``noise_tunnel(attributor, kind=...)`` returns an attributor with the same call
+signature, so it wraps any method (and any wrapper) and can be stacked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+
+from ._core import random
+from ._core.attributor import Attributor, bind_baselines
+from ._core.inputs import as_tuple, distribution_baselines, repeat_examples, restore
+from ._core.kernel import check_batch_size
+from .gradient import per_input_stdevs
+
+KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
+Stdevs = Union[float, tuple[float, ...]]
+
+
+def noise_tunnel(
+    attributor: Attributor,
+    *,
+    kind: str = "smoothgrad",
+    n_samples: int = 5,
+    stdevs: Stdevs = 1.0,
+    draw_baseline_from_distrib: bool = False,
+    batch_size: int | None = None,
+) -> Attributor:
+    r"""Smooth an attributor over noisy copies of the input (SmoothGrad and kin).
+
+    With ``A_s = A(x + eps_s)``, ``eps_s ~ N(0, stdevs^2)``, ``s = 1..n_samples``:
+
+    - ``smoothgrad`` (Smilkov et al., 2017): :math:`\frac1S\sum_s A_s`
+    - ``smoothgrad_sq``: :math:`\frac1S\sum_s A_s^2`
+    - ``vargrad`` (Adebayo et al., 2018): :math:`\frac1S\sum_s A_s^2 - (\frac1S\sum_s A_s)^2`
+
+    The noisy copies go to ``attributor`` in one call with ``N * samples`` rows
+    (example-major: row ``i * S + s``), in chunks of at most ``batch_size`` rows (at least
+    one sample for all examples per chunk). Per-example targets, baselines and additional
+    args follow their example. ``draw_baseline_from_distrib=True`` reads ``baselines`` as
+    reference samples and gives each noisy copy one drawn at random. If the inner
+    attributor returns ``(attributions, delta)``, the result's delta is the per-example
+    mean of the inner deltas. All noise comes from ``generator=`` (passed on to random
+    inner attributors), drawn before any evaluation, so results do not depend on
+    ``batch_size``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown noise tunnel kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    check_batch_size(batch_size)
+    if not isinstance(attributor, Attributor):
+        raise TypeError("noise_tunnel wraps a pyattrib attributor, e.g. pa.saliency(model)")
+
+    def attribute(inputs: Any, *args: Any, generator: torch.Generator | None = None, **kwargs: Any) -> Any:
+        kwargs = bind_baselines(args, kwargs)
+        xs, was_tuple = as_tuple(inputs)
+        n, s = xs[0].shape[0], n_samples
+        stds = per_input_stdevs(stdevs, len(xs))
+        noise = [random.normal((n * s, *x.shape[1:]), sd, x, generator) if sd else None for x, sd in zip(xs, stds)]
+        drawn = None
+        if draw_baseline_from_distrib:
+            refs = distribution_baselines(kwargs.get("baselines"), xs, was_tuple)
+            pick = random.integers(refs[0].shape[0], (n * s,), xs[0], generator)
+            drawn = tuple(r.index_select(0, pick) for r in refs)
+        if attributor.random:
+            kwargs["generator"] = generator
+
+        per_chunk = s if batch_size is None else max(1, min(s, batch_size // n))
+        sums: list[Tensor] | None = None
+        squares: list[Tensor] | None = None
+        delta_sum = None
+        for s0 in range(0, s, per_chunk):
+            c = min(per_chunk, s - s0)
+            rows = (torch.arange(n, device=xs[0].device)[:, None] * s + torch.arange(s0, s0 + c, device=xs[0].device)).reshape(-1)
+            noisy = tuple(
+                x.repeat_interleave(c, 0) + (0 if e is None else e.index_select(0, rows)) for x, e in zip(xs, noise)
+            )
+            chunk_kwargs = {
+                k: repeat_examples(v, n, c) if k in attributor.per_example else v for k, v in kwargs.items()
+            }
+            if drawn is not None:
+                chunk_kwargs["baselines"] = restore([d.index_select(0, rows) for d in drawn], was_tuple)
+            out = attributor(restore(noisy, was_tuple), **chunk_kwargs)
+            if attributor.returns_delta:
+                out, delta = out
+                d = delta.reshape(n, c).sum(1)
+                delta_sum = d if delta_sum is None else delta_sum + d
+            parts = [a.reshape(n, c, *a.shape[1:]) for a in as_tuple(out, "attributions")[0]]
+            part_sums = [p.sum(1) for p in parts]
+            part_squares = [(p * p).sum(1) for p in parts]
+            sums = part_sums if sums is None else [a + b for a, b in zip(sums, part_sums)]
+            squares = part_squares if squares is None else [a + b for a, b in zip(squares, part_squares)]
+        assert sums is not None and squares is not None
+        mean = [t / s for t in sums]
+        if kind == "smoothgrad":
+            result = mean
+        elif kind == "smoothgrad_sq":
+            result = [t / s for t in squares]
+        else:
+            result = [q / s - m * m for q, m in zip(squares, mean)]
+        result = restore(result, was_tuple)
+        if attributor.returns_delta:
+            return result, delta_sum / s
+        return result
+
+    return attributor.with_fn(attribute, random=True, name=f"{kind}({attributor.name})")
+
+
+def smoothgrad(attributor: Attributor, *, n_samples: int = 5, stdevs: Stdevs = 1.0, **kwargs: Any) -> Attributor:
+    """``noise_tunnel(attributor, kind="smoothgrad", ...)``: the mean over noisy inputs."""
+    return noise_tunnel(attributor, kind="smoothgrad", n_samples=n_samples, stdevs=stdevs, **kwargs)
+
+
+def smoothgrad_sq(attributor: Attributor, *, n_samples: int = 5, stdevs: Stdevs = 1.0, **kwargs: Any) -> Attributor:
+    """``noise_tunnel(attributor, kind="smoothgrad_sq", ...)``: the mean of squares."""
+    return noise_tunnel(attributor, kind="smoothgrad_sq", n_samples=n_samples, stdevs=stdevs, **kwargs)
+
+
+def vargrad(attributor: Attributor, *, n_samples: int = 5, stdevs: Stdevs = 1.0, **kwargs: Any) -> Attributor:
+    """``noise_tunnel(attributor, kind="vargrad", ...)``: the variance over noisy inputs."""
+    return noise_tunnel(attributor, kind="vargrad", n_samples=n_samples, stdevs=stdevs, **kwargs)

@@ -1,0 +1,62 @@
+"""Transforms of attributors that change which outputs are explained."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Union
+
+from torch import Tensor
+
+from ._core.attributor import Attributor, bind_baselines
+from ._core.inputs import as_tuple, repeat_examples, restore
+
+Selector = Union[int, tuple[int, ...]]
+
+
+def multi_target(
+    attributor: Attributor, targets: Sequence[Selector] | Tensor, *, argname: str = "target"
+) -> Attributor:
+    """Explain several targets in one call: attributions gain a target dimension.
+
+    ``multi_target(a, [t_1, ..., t_T])(x, ...)[:, j]`` equals ``a(x, ..., target=t_j)``,
+    with shape ``(N, T, *input.shape[1:])``. The ``T`` copies of the batch go to the
+    attributor in one call of ``N * T`` rows (row ``i * T + j``), so its ``batch_size``
+    bounds the memory and there is no Python loop over targets. ``argname`` names the
+    selector to vary: ``"target"`` for input methods, ``"neuron_selector"`` for neuron
+    methods. Deltas, if returned, get shape ``(N, T)``.
+
+    Each selector is an int or a tuple of ints (a 1-D tensor of ints, or a 2-D tensor of
+    index tuples, works too). Per-example selectors are not accepted here.
+    """
+    if not isinstance(attributor, Attributor):
+        raise TypeError("multi_target wraps a pyattrib attributor, e.g. pa.integrated_gradients(model)")
+    if isinstance(targets, Tensor):
+        targets = [t.item() if t.dim() == 0 else tuple(t.tolist()) for t in targets]
+    targets = list(targets)
+    if not targets:
+        raise ValueError("targets is empty; pass a list with at least one target")
+    for t in targets:
+        if not (isinstance(t, int) or (isinstance(t, tuple) and all(isinstance(v, int) for v in t))):
+            raise TypeError(f"each entry of targets must be an int or a tuple of ints, got {t!r}")
+    if len({isinstance(t, int) or len(t) for t in targets}) != 1:
+        raise ValueError("targets must all be ints or all tuples of the same length")
+    per_example = tuple(attributor.per_example) + (argname,)
+    n_targets = len(targets)
+
+    def attribute(inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs = bind_baselines(args, kwargs)
+        if argname in kwargs:
+            raise TypeError(f"{argname} is set by multi_target; do not pass it to the call")
+        xs, was_tuple = as_tuple(inputs)
+        n = xs[0].shape[0]
+        expanded = {k: repeat_examples(v, n, n_targets) if k in per_example else v for k, v in kwargs.items()}
+        expanded[argname] = targets * n
+        out = attributor(restore([x.repeat_interleave(n_targets, 0) for x in xs], was_tuple), **expanded)
+        delta = None
+        if attributor.returns_delta:
+            out, delta = out
+        attrs, out_tuple = as_tuple(out, "attributions")
+        result = restore([a.reshape(n, n_targets, *a.shape[1:]) for a in attrs], out_tuple)
+        return (result, delta.reshape(n, n_targets)) if delta is not None else result
+
+    return attributor.with_fn(attribute, per_example=per_example, name=f"multi_target({attributor.name})")
