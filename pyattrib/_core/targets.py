@@ -48,14 +48,14 @@ class Target:
                 shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
                 raise ValueError(
                     f"{self.name} callable returned {shape}; it must map the model output "
-                    f"of shape {tuple(output.shape)} to one scalar per row, shape ({m},)"
+                    f"of shape {_shape(output)} to one scalar per row, shape ({m},)"
                 )
             return out
         if self.fixed is None and self.per_example is None:
             if output[0].numel() != 1:
                 raise ValueError(
                     f"{self.name} is None but the model output has shape "
-                    f"{tuple(output.shape)}, more than one value per example; pass "
+                    f"{_shape(output)}, more than one value per example; pass "
                     f"{self.name}=<class index> (an int, a tuple for outputs with more "
                     "dimensions, or one per example)"
                 )
@@ -67,7 +67,7 @@ class Target:
                 if not -size <= t < size:
                     raise IndexError(
                         f"{self.name} {self.fixed if len(self.fixed) > 1 else t} is out of "
-                        f"range for model output of shape {tuple(output.shape)}; valid "
+                        f"range for model output of shape {_shape(output)}; valid "
                         f"indices along dimension {1 + d} are 0..{size - 1}"
                     )
             return output[(slice(None), *self.fixed)]
@@ -90,7 +90,7 @@ class Target:
         if k != output.dim() - 1:
             raise ValueError(
                 f"{self.name} has {k} index(es) per example but the model output has shape "
-                f"{tuple(output.shape)}, i.e. {output.dim() - 1} dimension(s) after the "
+                f"{_shape(output)}, i.e. {output.dim() - 1} dimension(s) after the "
                 f"batch; pass a tuple of {output.dim() - 1} indices per example so that "
                 "one scalar per example is selected"
             )
@@ -103,7 +103,7 @@ class Target:
             row = int(bad.any(1).nonzero()[0])
             raise IndexError(
                 f"{self.name} for example {row} is {idx[row].tolist()}, out of range for "
-                f"model output of shape {tuple(output.shape)}"
+                f"model output of shape {_shape(output)}"
             )
         self._checked = output.shape[1:]
 
@@ -151,3 +151,8 @@ def as_target(target: Any, n: int, device: torch.device, name: str = "target") -
         f"{name} of type {type(target).__name__} is not supported; use None, an int, a tuple, "
         "a list or 1-D tensor with one entry per example, or a callable output -> (N,)"
     )
+
+
+def _shape(output: Tensor) -> str:
+    """Output shape with the (possibly expanded) batch written as N."""
+    return "(" + ", ".join(["N", *map(str, output.shape[1:])]) + ")"

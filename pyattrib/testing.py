@@ -1,0 +1,181 @@
+"""Axioms of attribution as reusable checks, plus hypothesis strategies for them.
+
+Each ``check_*`` raises ``AssertionError`` with a message when the axiom fails and
+returns the measured error otherwise, so it works in plain tests and in hypothesis
+properties. The strategies need ``hypothesis`` (a test dependency), imported lazily.
+
+Axioms (Sundararajan et al., 2017; Lundberg & Lee, 2017):
+
+- completeness: ``sum_i phi_i(x) = f(x) - f(x')``;
+- sensitivity: if ``x`` and ``x'`` differ in one feature and ``f(x) != f(x')``, that
+  feature gets non-zero attribution;
+- dummy: a feature ``f`` does not depend on gets zero attribution;
+- linearity: ``phi[a f + b g] = a phi[f] + b phi[g]``;
+- symmetry: two features ``f`` treats symmetrically, with equal values in ``x`` and
+  ``x'``, get equal attributions;
+- implementation invariance: two networks computing the same function get the same
+  attributions.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ._core.attributor import Attributor
+
+Transform = Callable[[Callable[..., Any]], Attributor]
+
+
+def _total(attributions: Tensor | tuple[Tensor, ...]) -> Tensor:
+    parts = attributions if isinstance(attributions, tuple) else (attributions,)
+    return sum(a.reshape(a.shape[0], -1).sum(1) for a in parts)
+
+
+def _selected(f: Callable[..., Tensor], x: Tensor, target: int | None) -> Tensor:
+    out = f(x)
+    return out.reshape(-1) if target is None else out[:, target]
+
+
+def check_completeness(
+    transform: Transform, f: Callable[..., Tensor], x: Tensor, baseline: Tensor, target: int | None = None, atol: float = 1e-4, rtol: float = 1e-3
+) -> float:
+    """``|sum phi - (f(x) - f(x'))| <= atol + rtol * |f(x) - f(x')|`` for every example."""
+    with torch.no_grad():
+        gap = _selected(f, x, target) - _selected(f, baseline, target)
+    err = (_total(transform(f)(x, baseline, target=target)) - gap).abs()
+    bound = atol + rtol * gap.abs()
+    assert bool((err <= bound).all()), f"completeness violated: error {err.max().item():.3g} > {bound.min().item():.3g}"
+    return float(err.max())
+
+
+def check_sensitivity(
+    transform: Transform, f: Callable[..., Tensor], x: Tensor, baseline: Tensor, feature: int, target: int | None = None, tol: float = 1e-6
+) -> float:
+    """Inputs that differ from the baseline only at ``feature`` and change the output
+    must give that feature non-zero attribution (checked where the output changed)."""
+    x_one = baseline.clone()
+    x_one[:, feature] = x[:, feature]
+    with torch.no_grad():
+        changed = (_selected(f, x_one, target) - _selected(f, baseline, target)).abs() > tol
+    attr = transform(f)(x_one, baseline, target=target)[:, feature]
+    assert bool((attr[changed].abs() > 0).all()), "sensitivity violated: output changed but attribution is 0"
+    return float(attr[changed].abs().min()) if bool(changed.any()) else 0.0
+
+
+def check_dummy(transform: Transform, f: Callable[..., Tensor], x: Tensor, baseline: Tensor, feature: int, target: int | None = None, atol: float = 1e-6) -> float:
+    """A feature that ``f`` ignores gets zero attribution."""
+    attr = transform(f)(x, baseline, target=target)[:, feature]
+    err = float(attr.abs().max())
+    assert err <= atol, f"dummy feature {feature} got attribution {err:.3g}"
+    return err
+
+
+def check_linearity(
+    transform: Transform, f: Callable[..., Tensor], g: Callable[..., Tensor], a: float, b: float, x: Tensor, baseline: Tensor, atol: float = 1e-5
+) -> float:
+    """``phi[a f + b g] = a phi[f] + b phi[g]`` for scalar-output ``f`` and ``g``."""
+
+    def combo(z: Tensor) -> Tensor:
+        return a * f(z) + b * g(z)
+
+    lhs = transform(combo)(x, baseline)
+    rhs = a * transform(f)(x, baseline) + b * transform(g)(x, baseline)
+    err = float((lhs - rhs).abs().max())
+    assert err <= atol * (1 + float(rhs.abs().max())), f"linearity violated by {err:.3g}"
+    return err
+
+
+def check_symmetry(
+    transform: Transform, f: Callable[..., Tensor], x: Tensor, baseline: Tensor, i: int, j: int, target: int | None = None, atol: float = 1e-5
+) -> float:
+    """If ``f`` is symmetric in features ``i`` and ``j`` and ``x_i = x_j``, ``x'_i = x'_j``,
+    then ``phi_i = phi_j``."""
+    x, baseline = x.clone(), baseline.clone()
+    x[:, j] = x[:, i]
+    baseline[:, j] = baseline[:, i]
+    attr = transform(f)(x, baseline, target=target)
+    err = float((attr[:, i] - attr[:, j]).abs().max())
+    assert err <= atol * (1 + float(attr.abs().max())), f"symmetry violated by {err:.3g}"
+    return err
+
+
+def check_implementation_invariance(
+    transform: Transform, f: Callable[..., Tensor], g: Callable[..., Tensor], x: Tensor, baseline: Tensor, target: int | None = None, atol: float = 1e-5
+) -> float:
+    """Two functionally equal models get equal attributions."""
+    with torch.no_grad():
+        assert torch.allclose(f(x), g(x), atol=1e-6), "the two models do not compute the same function"
+    a, b = transform(f)(x, baseline, target=target), transform(g)(x, baseline, target=target)
+    err = float((a - b).abs().max())
+    assert err <= atol * (1 + float(a.abs().max())), f"implementation invariance violated by {err:.3g}"
+    return err
+
+
+class SymmetricMLP(nn.Module):
+    """``h(x) = v . tanh(W x)`` with the columns of ``W`` for features ``i`` and ``j`` tied,
+    so ``h`` is symmetric in those two features."""
+
+    def __init__(self, weight: Tensor, v: Tensor, i: int, j: int) -> None:
+        super().__init__()
+        weight = weight.clone()
+        weight[:, j] = weight[:, i]
+        self.weight, self.v = nn.Parameter(weight), nn.Parameter(v)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(x @ self.weight.T) @ self.v
+
+
+def reparametrised(model: nn.Sequential) -> nn.Sequential:
+    """The same function with the hidden units of each layer permuted: a different
+    implementation for implementation-invariance checks (Linear/activation stacks)."""
+    layers = [m for m in model]
+    linears = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear)]
+    new = nn.Sequential(*[_copy(m) for m in layers])
+    for a, b in zip(linears[:-1], linears[1:]):
+        perm = torch.randperm(layers[a].out_features)
+        with torch.no_grad():
+            new[a].weight.copy_(new[a].weight[perm])
+            new[a].bias.copy_(new[a].bias[perm])
+            new[b].weight.copy_(new[b].weight[:, perm])
+    return new.eval()
+
+
+def _copy(m: nn.Module) -> nn.Module:
+    return copy.deepcopy(m)
+
+
+# -- hypothesis strategies ---------------------------------------------------------
+
+
+def mlps(d_in: int = 4, d_out: int = 1, max_hidden: int = 6, activations: tuple[type[nn.Module], ...] = (nn.Tanh, nn.Sigmoid, nn.Softplus)) -> Any:
+    """Random small ``Linear -> act -> Linear`` stacks in float64, eval mode."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def build(draw: Any) -> nn.Module:
+        hidden = draw(st.integers(1, max_hidden))
+        act = draw(st.sampled_from(activations))
+        seed = draw(st.integers(0, 2**16))
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(d_in, hidden), act(), nn.Linear(hidden, d_out)).double().eval()
+
+    return build()
+
+
+def batches(n_features: int, max_batch: int = 4, scale: float = 2.0) -> Any:
+    """Random float64 batches of shape ``(N, n_features)`` with bounded entries."""
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+
+    @st.composite
+    def build(draw: Any) -> Tensor:
+        n = draw(st.integers(1, max_batch))
+        arr = draw(arrays("float64", (n, n_features), elements=st.floats(-scale, scale, allow_nan=False, width=64)))
+        return torch.from_numpy(arr.copy())
+
+    return build()
