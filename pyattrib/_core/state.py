@@ -18,24 +18,21 @@ def evaluating(model: Callable[..., Any], create_graph: bool = False) -> Iterato
       under ``no_grad``; with ``create_graph=False`` the result is detached, so no graph
       (and no activation memory) outlives a chunk. With ``True`` attributions stay
       differentiable with respect to the parameters, for losses on attributions.
-    - torch.func never touches ``.grad`` or ``requires_grad``, and modules in eval mode
-      do not write their buffers, so only the buffers of modules in training mode
-      (BatchNorm statistics) are copied, and written back in ``finally``.
+    - Modules that hold buffers and are in training mode (BatchNorm and other running
+      statistics) are evaluated in eval mode: batch statistics over an expanded batch
+      would couple the examples, and updating running statistics would change the
+      model. Their flags are restored in ``finally``. Dropout keeps its mode.
+    - torch.func never touches ``.grad`` or ``requires_grad``.
     """
     module = model if isinstance(model, nn.Module) else getattr(model, "__self__", None)
-    saved = []
+    switched = []
     if isinstance(module, nn.Module):
-        saved = [
-            (b, b.detach().clone())
-            for m in module.modules()
-            if m.training
-            for b in m.buffers(recurse=False)
-            if b is not None
-        ]
+        switched = [m for m in module.modules() if m.training and next(m.buffers(recurse=False), None) is not None]
     try:
+        for m in switched:
+            m.training = False
         with torch.set_grad_enabled(create_graph):
             yield
     finally:
-        with torch.no_grad():
-            for b, copy in saved:
-                b.copy_(copy)
+        for m in switched:
+            m.training = True

@@ -1,0 +1,101 @@
+"""The model is left exactly as found, also after an exception."""
+
+import pytest
+import torch
+from torch import nn
+
+import pyattrib as pa
+
+
+class Net(nn.Module):
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 6)
+        self.bn = nn.BatchNorm1d(6)
+        self.drop = nn.Dropout(0.0)
+        self.out = nn.Linear(6, 3)
+        self.fail = fail
+
+    def forward(self, x):
+        h = self.drop(torch.relu(self.bn(self.lin(x))))
+        if self.fail:
+            raise RuntimeError("boom")
+        return self.out(h)
+
+
+def snapshot(model):
+    return {
+        "params": {k: (v.detach().clone(), v.requires_grad, None if v.grad is None else v.grad.clone()) for k, v in model.named_parameters()},
+        "buffers": {k: v.clone() for k, v in model.named_buffers()},
+        "training": {k: m.training for k, m in model.named_modules()},
+        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()),
+    }
+
+
+def assert_same(before, after):
+    assert before["training"] == after["training"]
+    assert before["hooks"] == after["hooks"] == 0
+    for k, (v, rg, g) in before["params"].items():
+        v2, rg2, g2 = after["params"][k]
+        assert torch.equal(v, v2) and rg == rg2
+        assert (g is None and g2 is None) or torch.equal(g, g2)
+    for k, v in before["buffers"].items():
+        assert torch.equal(v, after["buffers"][k]), f"buffer {k} changed"
+
+
+def prepared(train: bool, fail: bool = False):
+    torch.manual_seed(0)
+    model = Net(fail)
+    model.train(train)
+    model.lin.weight.requires_grad_(False)
+    model.out.weight.grad = torch.ones_like(model.out.weight)
+    return model
+
+
+ATTRIBUTORS = {
+    "saliency": lambda m: pa.saliency(m),
+    "input_x_gradient": lambda m: pa.input_x_gradient(m),
+    "ig": lambda m: pa.integrated_gradients(m, n_steps=4, return_delta=True),
+    "gradient_shap": lambda m: pa.gradient_shap(m, n_samples=3, return_delta=True),
+    "smoothgrad_ig": lambda m: pa.smoothgrad(pa.integrated_gradients(m, n_steps=3), stdevs=0.1),
+    "multi_target": lambda m: pa.multi_target(pa.saliency(m), [0, 1]),
+}
+
+
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("name", list(ATTRIBUTORS))
+def test_model_untouched(name, train):
+    model = prepared(train)
+    before = snapshot(model)
+    x = torch.randn(5, 4)
+    kwargs = {} if name == "multi_target" else {"target": 1}
+    args = (torch.randn(3, 4),) if name == "gradient_shap" else ()
+    ATTRIBUTORS[name](model)(x, *args, **kwargs)
+    assert_same(before, snapshot(model))
+
+
+@pytest.mark.parametrize("name", list(ATTRIBUTORS))
+def test_model_untouched_after_exception(name):
+    model = prepared(True, fail=True)
+    before = snapshot(model)
+    x = torch.randn(5, 4)
+    args = (torch.randn(3, 4),) if name == "gradient_shap" else ()
+    kwargs = {} if name == "multi_target" else {"target": 1}
+    with pytest.raises(RuntimeError, match="boom"):
+        ATTRIBUTORS[name](model)(x, *args, **kwargs)
+    assert_same(before, snapshot(model))
+
+
+def test_inputs_untouched():
+    model = prepared(False)
+    x = torch.randn(5, 4)
+    x_copy = x.clone()
+    pa.integrated_gradients(model)(x, target=0)
+    assert torch.equal(x, x_copy) and not x.requires_grad and x.grad is None
+
+
+def test_attributions_are_detached_unless_create_graph():
+    model = prepared(False)
+    x = torch.randn(5, 4)
+    assert not pa.integrated_gradients(model)(x, target=0).requires_grad
+    assert pa.integrated_gradients(model, create_graph=True)(x, target=0).requires_grad
