@@ -7,7 +7,7 @@ choice of evaluation points and weights.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -21,7 +21,7 @@ from ._core.quadrature import quadrature
 from ._core.state import evaluating
 
 Forward = Callable[..., Any]
-Stdevs = Union[float, tuple[float, ...]]
+Stdevs = float | tuple[float, ...]
 
 
 def _grad_at_inputs(f: Forward, call: Call, batch_size: int | None) -> tuple[Tensor, ...]:
@@ -161,8 +161,7 @@ def gradient_shap(
         choice = random.integers(refs[0].shape[0], (s * n,), x0, generator)
         alpha = random.uniform((s * n,), x0, generator)
         noise = tuple(
-            random.normal((s * n, *x.shape[1:]), sd, x, generator) if sd else None
-            for x, sd in zip(call.inputs, stds)
+            random.normal((s * n, *x.shape[1:]), sd, x, generator) if sd else None for x, sd in zip(call.inputs, stds)
         )
 
         def ends(c: Chunk) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
@@ -172,7 +171,9 @@ def gradient_shap(
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
             xs, bs = ends(c)
             a = rows_of(alpha, c.r)
-            grads = gradients(f, call.args, call.target, tuple(b + along_rows(a, b) * (x - b) for x, b in zip(xs, bs)), c.i)
+            grads = gradients(
+                f, call.args, call.target, tuple(b + along_rows(a, b) * (x - b) for x, b in zip(xs, bs)), c.i
+            )
             if multiply_by_inputs:
                 return tuple(g * (x - b) / s for g, x, b in zip(grads, xs, bs))
             return tuple(g / s for g in grads)
@@ -190,8 +191,12 @@ def gradient_shap(
         return result
 
     return Attributor(
-        attribute, f, per_example=("target", "additional_forward_args"), random=True,
-        returns_delta=return_delta, name="gradient_shap",
+        attribute,
+        f,
+        per_example=("target", "additional_forward_args"),
+        random=True,
+        returns_delta=return_delta,
+        name="gradient_shap",
     )
 
 

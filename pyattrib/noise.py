@@ -6,7 +6,7 @@ signature, so it wraps any method (and any wrapper) and can be stacked.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -18,7 +18,7 @@ from ._core.kernel import check_batch_size
 from .gradient import per_input_stdevs
 
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
-Stdevs = Union[float, tuple[float, ...]]
+Stdevs = float | tuple[float, ...]
 
 
 def noise_tunnel(
@@ -76,7 +76,9 @@ def noise_tunnel(
         delta_sum = None
         for s0 in range(0, s, per_chunk):
             c = min(per_chunk, s - s0)
-            rows = (torch.arange(n, device=xs[0].device)[:, None] * s + torch.arange(s0, s0 + c, device=xs[0].device)).reshape(-1)
+            rows = (
+                torch.arange(n, device=xs[0].device)[:, None] * s + torch.arange(s0, s0 + c, device=xs[0].device)
+            ).reshape(-1)
             noisy = tuple(
                 x.repeat_interleave(c, 0) + (0 if e is None else e.index_select(0, rows)) for x, e in zip(xs, noise)
             )

@@ -42,7 +42,13 @@ def _selected(f: Callable[..., Tensor], x: Tensor, target: int | None) -> Tensor
 
 
 def check_completeness(
-    transform: Transform, f: Callable[..., Tensor], x: Tensor, baseline: Tensor, target: int | None = None, atol: float = 1e-4, rtol: float = 1e-3
+    transform: Transform,
+    f: Callable[..., Tensor],
+    x: Tensor,
+    baseline: Tensor,
+    target: int | None = None,
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
 ) -> float:
     """``|sum phi - (f(x) - f(x'))| <= atol + rtol * |f(x) - f(x')|`` for every example."""
     with torch.no_grad():
@@ -54,7 +60,13 @@ def check_completeness(
 
 
 def check_sensitivity(
-    transform: Transform, f: Callable[..., Tensor], x: Tensor, baseline: Tensor, feature: int, target: int | None = None, tol: float = 1e-6
+    transform: Transform,
+    f: Callable[..., Tensor],
+    x: Tensor,
+    baseline: Tensor,
+    feature: int,
+    target: int | None = None,
+    tol: float = 1e-6,
 ) -> float:
     """Inputs that differ from the baseline only at ``feature`` and change the output
     must give that feature non-zero attribution (checked where the output changed)."""
@@ -67,7 +79,15 @@ def check_sensitivity(
     return float(attr[changed].abs().min()) if bool(changed.any()) else 0.0
 
 
-def check_dummy(transform: Transform, f: Callable[..., Tensor], x: Tensor, baseline: Tensor, feature: int, target: int | None = None, atol: float = 1e-6) -> float:
+def check_dummy(
+    transform: Transform,
+    f: Callable[..., Tensor],
+    x: Tensor,
+    baseline: Tensor,
+    feature: int,
+    target: int | None = None,
+    atol: float = 1e-6,
+) -> float:
     """A feature that ``f`` ignores gets zero attribution."""
     attr = transform(f)(x, baseline, target=target)[:, feature]
     err = float(attr.abs().max())
@@ -76,7 +96,14 @@ def check_dummy(transform: Transform, f: Callable[..., Tensor], x: Tensor, basel
 
 
 def check_linearity(
-    transform: Transform, f: Callable[..., Tensor], g: Callable[..., Tensor], a: float, b: float, x: Tensor, baseline: Tensor, atol: float = 1e-5
+    transform: Transform,
+    f: Callable[..., Tensor],
+    g: Callable[..., Tensor],
+    a: float,
+    b: float,
+    x: Tensor,
+    baseline: Tensor,
+    atol: float = 1e-5,
 ) -> float:
     """``phi[a f + b g] = a phi[f] + b phi[g]`` for scalar-output ``f`` and ``g``."""
 
@@ -91,7 +118,14 @@ def check_linearity(
 
 
 def check_symmetry(
-    transform: Transform, f: Callable[..., Tensor], x: Tensor, baseline: Tensor, i: int, j: int, target: int | None = None, atol: float = 1e-5
+    transform: Transform,
+    f: Callable[..., Tensor],
+    x: Tensor,
+    baseline: Tensor,
+    i: int,
+    j: int,
+    target: int | None = None,
+    atol: float = 1e-5,
 ) -> float:
     """If ``f`` is symmetric in features ``i`` and ``j`` and ``x_i = x_j``, ``x'_i = x'_j``,
     then ``phi_i = phi_j``."""
@@ -105,7 +139,13 @@ def check_symmetry(
 
 
 def check_implementation_invariance(
-    transform: Transform, f: Callable[..., Tensor], g: Callable[..., Tensor], x: Tensor, baseline: Tensor, target: int | None = None, atol: float = 1e-5
+    transform: Transform,
+    f: Callable[..., Tensor],
+    g: Callable[..., Tensor],
+    x: Tensor,
+    baseline: Tensor,
+    target: int | None = None,
+    atol: float = 1e-5,
 ) -> float:
     """Two functionally equal models get equal attributions."""
     with torch.no_grad():
@@ -152,7 +192,12 @@ def _copy(m: nn.Module) -> nn.Module:
 # -- hypothesis strategies ---------------------------------------------------------
 
 
-def mlps(d_in: int = 4, d_out: int = 1, max_hidden: int = 6, activations: tuple[type[nn.Module], ...] = (nn.Tanh, nn.Sigmoid, nn.Softplus)) -> Any:
+def mlps(
+    d_in: int = 4,
+    d_out: int = 1,
+    max_hidden: int = 6,
+    activations: tuple[type[nn.Module], ...] = (nn.Tanh, nn.Sigmoid, nn.Softplus),
+) -> Any:
     """Random small ``Linear -> act -> Linear`` stacks in float64, eval mode."""
     from hypothesis import strategies as st
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 from torch import Tensor
 
 from ._core.attributor import Attributor, bind_baselines
 from ._core.inputs import as_tuple, repeat_examples, restore
 
-Selector = Union[int, tuple[int, ...]]
+Selector = int | tuple[int, ...]
 
 
 def multi_target(

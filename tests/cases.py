@@ -46,6 +46,12 @@ def cases(dtype: torch.dtype = torch.float32) -> list[Case]:
         ),
         Case("multi-input-none-baselines", two, (rand(4, 4), rand(4, 3)), None, target=[0, 2, 1, 1]),
         Case("grid-tuple-target", models.grid().to(dtype), rand(4, 5), 0.0, target=(1, 2)),
-        Case("grid-list-of-tuples", models.grid().to(dtype), rand(4, 5), rand(4, 5), target=[(0, 1), (1, 2), (0, 0), (1, 1)]),
+        Case(
+            "grid-list-of-tuples",
+            models.grid().to(dtype),
+            rand(4, 5),
+            rand(4, 5),
+            target=[(0, 1), (1, 2), (0, 0), (1, 1)],
+        ),
         Case("scalar-output", models.scalar().to(dtype), rand(4, 5), rand(4, 5), target=None),
     ]

@@ -8,7 +8,9 @@ from torch import nn
 
 def mlp(d_in: int = 6, hidden: int = 8, d_out: int = 3, seed: int = 0, act: type[nn.Module] = nn.Tanh) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(d_in, hidden), act(), nn.Linear(hidden, hidden), act(), nn.Linear(hidden, d_out)).eval()
+    return nn.Sequential(
+        nn.Linear(d_in, hidden), act(), nn.Linear(hidden, hidden), act(), nn.Linear(hidden, d_out)
+    ).eval()
 
 
 class CNN(nn.Module):

@@ -39,7 +39,9 @@ def test_ig_linearity(m1, m2, a, c, x):
     T.check_linearity(IG, f, g, a, c, x, torch.zeros_like(x))
 
 
-@given(x=T.batches(4), b=T.batches(4, max_batch=1), seed=st.integers(0, 1000), ij=st.sampled_from([(0, 1), (1, 3), (2, 0)]))
+@given(
+    x=T.batches(4), b=T.batches(4, max_batch=1), seed=st.integers(0, 1000), ij=st.sampled_from([(0, 1), (1, 3), (2, 0)])
+)
 def test_ig_symmetry(x, b, seed, ij):
     torch.manual_seed(seed)
     model = T.SymmetricMLP(torch.randn(5, 4, dtype=torch.float64), torch.randn(5, dtype=torch.float64), *ij)
@@ -60,5 +62,7 @@ def test_gradient_shap_completeness_in_expectation_on_linear(x, b, seed):
     # exact on linear models for every draw: E over alpha/baseline is linear in f
     torch.manual_seed(seed)
     lin = nn.Linear(5, 2).double()
-    attr, delta = pa.gradient_shap(lin, n_samples=7, return_delta=True)(x, b, target=1, generator=torch.Generator().manual_seed(seed))
+    attr, delta = pa.gradient_shap(lin, n_samples=7, return_delta=True)(
+        x, b, target=1, generator=torch.Generator().manual_seed(seed)
+    )
     assert float(delta.abs().max()) < 1e-9

@@ -26,5 +26,7 @@ def test_gradient_family_on_cuda_matches_cpu():
     g = torch.Generator(device="cuda").manual_seed(0)
     sg = pa.smoothgrad(pa.saliency(gpu_model), stdevs=0.1)(x.cuda(), target=1, generator=g)
     assert sg.device.type == "cuda"
-    gs = pa.gradient_shap(gpu_model)(x.cuda(), torch.zeros(2, 3, 8, 8, device="cuda"), target=1, generator=torch.Generator().manual_seed(0))
+    gs = pa.gradient_shap(gpu_model)(
+        x.cuda(), torch.zeros(2, 3, 8, 8, device="cuda"), target=1, generator=torch.Generator().manual_seed(0)
+    )
     assert gs.device.type == "cuda" and torch.isfinite(gs).all()

@@ -125,24 +125,39 @@ def test_convergence_delta_function_matches_return_delta():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda m, x: pa.integrated_gradients(m)(x, torch.zeros(2, 6), target=0), r"baselines has shape \(2, 6\).*inputs has shape \(3, 6\)"),
+        (
+            lambda m, x: pa.integrated_gradients(m)(x, torch.zeros(2, 6), target=0),
+            r"baselines has shape \(2, 6\).*inputs has shape \(3, 6\)",
+        ),
         (lambda m, x: pa.integrated_gradients(m)(x, target=3), r"target 3 is out of range.*0\.\.2"),
         (lambda m, x: pa.integrated_gradients(m)(x, target=[0, 1, 5]), r"target for example 2 is \[5\], out of range"),
         (lambda m, x: pa.integrated_gradients(m)(x, target=(0, 1)), r"target has 2 index\(es\).*1 dimension"),
         (lambda m, x: pa.integrated_gradients(m)(x), r"target is None but the model output has shape \(N, 3\)"),
         (lambda m, x: pa.integrated_gradients(m)(x, target=[0, 1]), r"target has 2 entries but inputs have 3 examples"),
-        (lambda m, x: pa.integrated_gradients(m)(x.long(), target=0), r"inputs has dtype torch.int64.*layer_integrated_gradients"),
+        (
+            lambda m, x: pa.integrated_gradients(m)(x.long(), target=0),
+            r"inputs has dtype torch.int64.*layer_integrated_gradients",
+        ),
         (lambda m, x: pa.saliency(m)(x > 0, target=0), r"inputs has dtype torch.bool"),
         (lambda m, x: pa.integrated_gradients(m, n_steps=0), r"n_steps must be a positive int"),
-        (lambda m, x: pa.integrated_gradients(m, method="simpson"), r"unknown quadrature method 'simpson'.*gausslegendre"),
+        (
+            lambda m, x: pa.integrated_gradients(m, method="simpson"),
+            r"unknown quadrature method 'simpson'.*gausslegendre",
+        ),
         (lambda m, x: pa.integrated_gradients(m, method="riemann_trapezoid", n_steps=1), r"at least 2"),
-        (lambda m, x: pa.gradient_shap(m, stdevs=(0.1, 0.2))(x, torch.zeros(1, 6), target=0), r"stdevs has 2 entries but inputs has 1"),
+        (
+            lambda m, x: pa.gradient_shap(m, stdevs=(0.1, 0.2))(x, torch.zeros(1, 6), target=0),
+            r"stdevs has 2 entries but inputs has 1",
+        ),
         (lambda m, x: pa.smoothgrad(pa.saliency(m), stdevs=(0.1, 0.2))(x, target=0), r"stdevs has 2 entries"),
         (lambda m, x: pa.gradient_shap(m)(x, target=0), r"baselines is required"),
         (lambda m, x: pa.gradient_shap(m)(x, torch.zeros(4, 5), target=0), r"must have shape \(n_references, 6\)"),
         (lambda m, x: pa.integrated_gradients(m, batch_size=0), r"batch_size must be None or a positive int"),
         (lambda m, x: pa.noise_tunnel(pa.saliency(m), kind="smooth"), r"unknown noise tunnel kind"),
-        (lambda m, x: pa.integrated_gradients(m)((x, x), (0.0,), target=0), r"baselines has 1 entries but inputs has 2"),
+        (
+            lambda m, x: pa.integrated_gradients(m)((x, x), (0.0,), target=0),
+            r"baselines has 1 entries but inputs has 2",
+        ),
         (lambda m, x: pa.integrated_gradients(m)(x, target=0.5), r"target of type float"),
     ],
 )

@@ -25,10 +25,15 @@ class Net(nn.Module):
 
 def snapshot(model):
     return {
-        "params": {k: (v.detach().clone(), v.requires_grad, None if v.grad is None else v.grad.clone()) for k, v in model.named_parameters()},
+        "params": {
+            k: (v.detach().clone(), v.requires_grad, None if v.grad is None else v.grad.clone())
+            for k, v in model.named_parameters()
+        },
         "buffers": {k: v.clone() for k, v in model.named_buffers()},
         "training": {k: m.training for k, m in model.named_modules()},
-        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()),
+        "hooks": sum(
+            len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()
+        ),
     }
 
 

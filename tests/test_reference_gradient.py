@@ -15,7 +15,10 @@ import pyattrib as pa
 from .cases import cases
 
 CASES = cases() + [c for c in cases(torch.float64) if c.name in ("mlp-per-example", "multi-input-mixed-baselines-args")]
-IDS = [f"{c.name}-{str(c.model.fc.weight.dtype if hasattr(c.model, 'fc') else next(c.model.parameters()).dtype)[6:]}" for c in CASES]
+IDS = [
+    f"{c.name}-{str(c.model.fc.weight.dtype if hasattr(c.model, 'fc') else next(c.model.parameters()).dtype)[6:]}"
+    for c in CASES
+]
 
 
 def close(ours, theirs, atol=1e-5, rtol=1e-4):
@@ -32,7 +35,10 @@ def close(ours, theirs, atol=1e-5, rtol=1e-4):
 def test_saliency_and_input_x_gradient(case):
     kw = case.call_kwargs()
     for abs_ in (True, False):
-        close(pa.saliency(case.model, abs=abs_)(case.inputs, **kw), Saliency(case.model).attribute(case.inputs, abs=abs_, **kw))
+        close(
+            pa.saliency(case.model, abs=abs_)(case.inputs, **kw),
+            Saliency(case.model).attribute(case.inputs, abs=abs_, **kw),
+        )
     close(pa.input_x_gradient(case.model)(case.inputs, **kw), InputXGradient(case.model).attribute(case.inputs, **kw))
 
 
@@ -40,7 +46,9 @@ def test_saliency_and_input_x_gradient(case):
 @pytest.mark.parametrize("method", ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle"])
 def test_integrated_gradients(case, method):
     kw = case.call_kwargs()
-    ours, delta = pa.integrated_gradients(case.model, n_steps=20, method=method, return_delta=True)(case.inputs, case.baselines, **kw)
+    ours, delta = pa.integrated_gradients(case.model, n_steps=20, method=method, return_delta=True)(
+        case.inputs, case.baselines, **kw
+    )
     theirs, their_delta = IntegratedGradients(case.model).attribute(
         case.inputs, case.baselines, n_steps=20, method=method, return_convergence_delta=True, **kw
     )
@@ -54,7 +62,9 @@ def test_integrated_gradients_not_multiplied_and_chunked(case):
     theirs = IntegratedGradients(case.model, multiply_by_inputs=False).attribute(
         case.inputs, case.baselines, n_steps=16, internal_batch_size=7, **kw
     )
-    ours = pa.integrated_gradients(case.model, n_steps=16, multiply_by_inputs=False, batch_size=7)(case.inputs, case.baselines, **kw)
+    ours = pa.integrated_gradients(case.model, n_steps=16, multiply_by_inputs=False, batch_size=7)(
+        case.inputs, case.baselines, **kw
+    )
     close(ours, theirs)
 
 
@@ -63,7 +73,9 @@ def test_trapezoid_is_captum_rescaled(case):
     # Captum's trapezoid weights are 1/n (summing to (n-1)/n); ours are the textbook
     # 1/(n-1), so ours = Captum * n / (n-1) exactly.
     n = 10
-    ours = pa.integrated_gradients(case.model, n_steps=n, method="riemann_trapezoid")(case.inputs, case.baselines, **case.call_kwargs())
+    ours = pa.integrated_gradients(case.model, n_steps=n, method="riemann_trapezoid")(
+        case.inputs, case.baselines, **case.call_kwargs()
+    )
     theirs = IntegratedGradients(case.model).attribute(
         case.inputs, case.baselines, n_steps=n, method="riemann_trapezoid", **case.call_kwargs()
     )
@@ -93,12 +105,18 @@ def test_smoothgrad_of_ig_with_delta(case):
     stdevs = (0.1,) * n_inputs if n_inputs > 1 else 0.1
     torch.manual_seed(3)
     theirs, their_delta = NoiseTunnel(IntegratedGradients(case.model)).attribute(
-        case.inputs, baselines=case.baselines, nt_samples=4, stdevs=stdevs, n_steps=12, return_convergence_delta=True, **kw
+        case.inputs,
+        baselines=case.baselines,
+        nt_samples=4,
+        stdevs=stdevs,
+        n_steps=12,
+        return_convergence_delta=True,
+        **kw,
     )
     torch.manual_seed(3)
-    ours, delta = pa.smoothgrad(pa.integrated_gradients(case.model, n_steps=12, return_delta=True), n_samples=4, stdevs=stdevs)(
-        case.inputs, case.baselines, **kw
-    )
+    ours, delta = pa.smoothgrad(
+        pa.integrated_gradients(case.model, n_steps=12, return_delta=True), n_samples=4, stdevs=stdevs
+    )(case.inputs, case.baselines, **kw)
     close(ours, theirs)
     n = delta.shape[0]
     torch.testing.assert_close(delta, their_delta.reshape(n, 4).mean(1), atol=1e-4, rtol=1e-3)
@@ -126,7 +144,10 @@ def test_gradient_shap_exact_on_linear_model(stdevs):
     torch.testing.assert_close(ours, theirs, atol=2 * tol, rtol=0)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.name in ("mlp-per-example", "multi-input-mixed-baselines-args", "grid-tuple-target", "cnn")])
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if c.name in ("mlp-per-example", "multi-input-mixed-baselines-args", "grid-tuple-target", "cnn")],
+)
 def test_gradient_shap_matches_captum_in_expectation(case):
     kw = case.call_kwargs()
     xs = case.inputs if isinstance(case.inputs, tuple) else (case.inputs,)
@@ -134,7 +155,9 @@ def test_gradient_shap_matches_captum_in_expectation(case):
     refs = tuple(torch.randn(8, *x.shape[1:], generator=g).to(x.dtype) * 0.5 for x in xs)
     refs = refs if isinstance(case.inputs, tuple) else refs[0]
     torch.manual_seed(0)
-    theirs, their_delta = GradientShap(case.model).attribute(case.inputs, refs, n_samples=3000, stdevs=0.05, return_convergence_delta=True, **kw)
+    theirs, their_delta = GradientShap(case.model).attribute(
+        case.inputs, refs, n_samples=3000, stdevs=0.05, return_convergence_delta=True, **kw
+    )
     ours, delta = pa.gradient_shap(case.model, n_samples=3000, stdevs=0.05, batch_size=2000, return_delta=True)(
         case.inputs, refs, generator=torch.Generator().manual_seed(5), **kw
     )

@@ -50,11 +50,15 @@ def test_draw_baseline_from_distrib_matches_manual_average():
     m = models.mlp()
     x = torch.randn(2, 6)
     refs = torch.randn(4, 6)
-    att = pa.noise_tunnel(pa.integrated_gradients(m, n_steps=6), n_samples=5, stdevs=0.0, draw_baseline_from_distrib=True)
+    att = pa.noise_tunnel(
+        pa.integrated_gradients(m, n_steps=6), n_samples=5, stdevs=0.0, draw_baseline_from_distrib=True
+    )
     got = att(x, refs, target=1, generator=torch.Generator().manual_seed(3))
     pick = torch.randint(4, (10,), generator=torch.Generator().manual_seed(3))
     ig = pa.integrated_gradients(m, n_steps=6)
-    manual = torch.stack([ig(x[i : i + 1].expand(5, 6), refs[pick[i * 5 : i * 5 + 5]], target=1).mean(0) for i in range(2)])
+    manual = torch.stack(
+        [ig(x[i : i + 1].expand(5, 6), refs[pick[i * 5 : i * 5 + 5]], target=1).mean(0) for i in range(2)]
+    )
     torch.testing.assert_close(got, manual, atol=1e-6, rtol=1e-5)
 
 

@@ -42,9 +42,7 @@ class Attributor:
 def bind_baselines(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Fold the optional positional ``baselines`` into keyword arguments."""
     if len(args) > 1:
-        raise TypeError(
-            "attributors take (inputs, baselines=None, *, ...); pass other arguments by keyword"
-        )
+        raise TypeError("attributors take (inputs, baselines=None, *, ...); pass other arguments by keyword")
     if args:
         if "baselines" in kwargs:
             raise TypeError("baselines given both positionally and by keyword")

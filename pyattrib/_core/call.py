@@ -60,9 +60,7 @@ def prepare(
     if differentiable:
         require_float(xs, was_tuple, method)
     n = xs[0].shape[0]
-    return Call(
-        xs, was_tuple, as_target(target, n, xs[0].device, target_name), ForwardArgs(additional_forward_args, n)
-    )
+    return Call(xs, was_tuple, as_target(target, n, xs[0].device, target_name), ForwardArgs(additional_forward_args, n))
 
 
 def completeness_delta(

@@ -7,13 +7,13 @@ back the structure they passed: a Tensor for a Tensor, a tuple for a tuple.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
 
-TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
-BaselineLike = Union[None, int, float, Tensor, tuple[Union[int, float, Tensor, None], ...]]
+TensorOrTuple = Tensor | tuple[Tensor, ...]
+BaselineLike = int | float | Tensor | tuple[int | float | Tensor | None, ...] | None
 
 
 def as_tuple(inputs: TensorOrTuple, name: str = "inputs") -> tuple[tuple[Tensor, ...], bool]:
@@ -146,10 +146,7 @@ def _as_tensor(b: Any, x: Tensor) -> Tensor:
     if b is None:
         return torch.zeros((), device=x.device, dtype=x.dtype)
     if isinstance(b, bool) or not isinstance(b, (int, float, Tensor)):
-        raise TypeError(
-            f"a baseline of type {type(b).__name__} is not supported; use None, a "
-            "number or a tensor"
-        )
+        raise TypeError(f"a baseline of type {type(b).__name__} is not supported; use None, a number or a tensor")
     if isinstance(b, Tensor):
         return b.to(device=x.device, dtype=x.dtype)
     return torch.tensor(b, device=x.device, dtype=x.dtype)
@@ -168,17 +165,13 @@ class ForwardArgs:
         elif not isinstance(args, tuple):
             args = (args,)
         self.values = args
-        self.batched = tuple(
-            isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n for a in args
-        )
+        self.batched = tuple(isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n for a in args)
 
     def rows(self, index: Tensor | None) -> tuple:
         """The arguments for rows that belong to examples ``index`` (None: as given)."""
         if index is None:
             return self.values
-        return tuple(
-            a.index_select(0, index) if b else a for a, b in zip(self.values, self.batched)
-        )
+        return tuple(a.index_select(0, index) if b else a for a, b in zip(self.values, self.batched))
 
 
 def repeat_examples(value: Any, n: int, times: int) -> Any:

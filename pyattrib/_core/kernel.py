@@ -18,6 +18,7 @@ from torch import Tensor
 from .inputs import ForwardArgs
 from .targets import Target
 
+
 class Chunk:
     """Rows ``r`` of one evaluation: row ``r`` is point ``k = r // n`` of example ``i = r % n``."""
 
@@ -44,7 +45,9 @@ def check_batch_size(batch_size: int | None) -> int | None:
     return batch_size
 
 
-def accumulate(contribution: Contribution, n_points: int, n: int, batch_size: int | None, device: torch.device) -> tuple[Tensor, ...]:
+def accumulate(
+    contribution: Contribution, n_points: int, n: int, batch_size: int | None, device: torch.device
+) -> tuple[Tensor, ...]:
     """``acc[i] = sum_k contribution(chunk)`` over rows ``r = k * n + i``, chunk by chunk.
 
     ``contribution`` returns a tuple of tensors with one leading row per row of the chunk.
@@ -66,12 +69,16 @@ def accumulate(contribution: Contribution, n_points: int, n: int, batch_size: in
     return tuple(acc)
 
 
-def outputs(forward: Callable[..., Any], args: ForwardArgs, target: Target, rows: tuple[Tensor, ...], index: Tensor | None) -> Tensor:
+def outputs(
+    forward: Callable[..., Any], args: ForwardArgs, target: Target, rows: tuple[Tensor, ...], index: Tensor | None
+) -> Tensor:
     """Selected model outputs, one scalar per row; ``index`` maps rows to examples."""
     return target.select(forward(*rows, *args.rows(index)), index)
 
 
-def gradients(forward: Callable[..., Any], args: ForwardArgs, target: Target, rows: tuple[Tensor, ...], index: Tensor | None) -> tuple[Tensor, ...]:
+def gradients(
+    forward: Callable[..., Any], args: ForwardArgs, target: Target, rows: tuple[Tensor, ...], index: Tensor | None
+) -> tuple[Tensor, ...]:
     """``d/d rows  sum_r selected_output_r`` in one backward pass (torch.func.grad).
 
     Rows are independent examples, so the gradient of the sum is the per-row gradient.

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
 
-TargetLike = Union[
-    None, int, tuple[int, ...], Tensor, Sequence[int], Sequence[tuple[int, ...]], Callable
-]
+TargetLike = int | tuple[int, ...] | Tensor | Sequence[int] | Sequence[tuple[int, ...]] | Callable | None
 
 
 class Target:
@@ -143,9 +141,7 @@ def as_target(target: Any, n: int, device: torch.device, name: str = "target") -
             )
         rows = [(t,) if isinstance(t, int) else t for t in target]
         if not all(isinstance(t, tuple) for t in rows) or len({len(t) for t in rows}) != 1:
-            raise TypeError(
-                f"{name} list must hold ints, or tuples of the same length, one per example"
-            )
+            raise TypeError(f"{name} list must hold ints, or tuples of the same length, one per example")
         return Target(per_example=torch.tensor(rows, device=device, dtype=torch.long), name=name)
     raise TypeError(
         f"{name} of type {type(target).__name__} is not supported; use None, an int, a tuple, "
