@@ -79,17 +79,26 @@ def outputs(
 def gradients(
     forward: Callable[..., Any], args: ForwardArgs, target: Target, rows: tuple[Tensor, ...], index: Tensor | None
 ) -> tuple[Tensor, ...]:
-    """``d/d rows  sum_r selected_output_r`` in one backward pass (torch.func.grad).
+    """``d/d rows  sum_r selected_output_r`` in one backward pass.
 
     Rows are independent examples, so the gradient of the sum is the per-row gradient.
-    torch.func.grad leaves ``.grad`` alone and stays differentiable with respect to the
-    model's parameters, so attributions can sit inside a training loss.
+    In eager mode this is one ``torch.autograd.grad`` call (the cheapest backward; with
+    ``create_graph`` when grad mode is on, so attributions stay differentiable in the
+    parameters). Under torch.compile or inside a torch.func transform (vmap, grad) of
+    the attributor, it is ``torch.func.grad``, which composes with both. Neither
+    touches ``.grad``.
     """
+    if torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None:
 
-    def total(*xs: Tensor) -> Tensor:
-        return outputs(forward, args, target, xs, index).sum()
+        def total(*xs: Tensor) -> Tensor:
+            return outputs(forward, args, target, xs, index).sum()
 
-    return torch.func.grad(total, argnums=tuple(range(len(rows))))(*rows)
+        return torch.func.grad(total, argnums=tuple(range(len(rows))))(*rows)
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        rows = tuple(r if (create_graph and r.requires_grad) else r.detach().requires_grad_() for r in rows)
+        total = outputs(forward, args, target, rows, index).sum()
+        return torch.autograd.grad(total, rows, create_graph=create_graph, allow_unused=True, materialize_grads=True)
 
 
 def rows_of(t: Tensor, index: Tensor) -> Tensor:

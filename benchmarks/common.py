@@ -1,0 +1,57 @@
+"""Timing and peak-memory helpers shared by the benchmarks.
+
+Timings: median of interleaved runs (each round runs every contender once), on the
+CPU with 2 threads. Peak memory: the most tensor memory alive at once during a call,
+read from torch.profiler's memory timeline.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import os
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+
+torch.set_num_threads(2)
+
+
+def interleaved(contenders: dict[str, Callable[[], object]], rounds: int = 20, warmup: int = 3) -> dict[str, float]:
+    """Median seconds per call for each contender."""
+    for _ in range(warmup):
+        for fn in contenders.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def peak_tensor_mb(fn: Callable[[], object]) -> float:
+    """Peak of live tensor memory (MB) while ``fn`` runs, from the profiler's memory
+    timeline: exact tensor bytes, unaffected by the allocator's caching."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        fn()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "timeline.json")
+        prof.export_memory_timeline(path, device="cpu")
+        with open(path) as f:
+            _, sizes = json.load(f)
+    return max(sum(s) for s in sizes) / 2**20
+
+
+def row(label: str, ours: float, theirs: float, floor: float | None = None, target: str = "") -> str:
+    floor_part = f"{ours / floor:6.2f}x floor" if floor else " " * 13
+    floor_ms = f"{floor * 1e3:9.2f}" if floor else " " * 9
+    return (
+        f"{label:<44} pyattrib {ours * 1e3:9.2f} ms  captum {theirs * 1e3:9.2f} ms  floor {floor_ms} ms  "
+        f"ratio {ours / theirs:5.2f}x captum  {floor_part}  {target}"
+    )
