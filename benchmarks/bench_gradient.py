@@ -103,7 +103,11 @@ def memory_report() -> list[str]:
 def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     print(ig_case(mlp(), torch.randn(64, 20), "IG MLP 20-64-64-3 b64 n_steps=50", "(target <= 0.15x captum)"))
-    print(ig_case(cnn(), torch.randn(8, 3, 32, 32), "IG 2-conv CNN b8 3x32x32 n_steps=50", "(target <= 1.0x, <= 1.1x floor)"))
+    print(
+        ig_case(
+            cnn(), torch.randn(8, 3, 32, 32), "IG 2-conv CNN b8 3x32x32 n_steps=50", "(target <= 1.0x, <= 1.1x floor)"
+        )
+    )
     print(smoothgrad_case(mlp(), torch.randn(64, 20), "smoothgrad(saliency) MLP b64 16 samples"))
     print(smoothgrad_case(cnn(), torch.randn(8, 3, 32, 32), "smoothgrad(saliency) CNN b8 16 samples"))
     for line in memory_report():

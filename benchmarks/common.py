@@ -8,8 +8,8 @@ read from torch.profiler's memory timeline.
 from __future__ import annotations
 
 import json
-import statistics
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
