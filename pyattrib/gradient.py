@@ -16,7 +16,7 @@ from ._core import random
 from ._core.attributor import Attributor
 from ._core.call import Call, completeness_delta, prepare
 from ._core.inputs import TensorOrTuple, as_tuple
-from ._core.kernel import Chunk, accumulate, along_rows, check_batch_size, gradients, outputs, rows_of
+from ._core.kernel import Chunk, accumulate, along_rows, check_batch_size, gradients, outputs, path_integral, rows_of
 from ._core.quadrature import quadrature
 from ._core.state import evaluating
 
@@ -98,13 +98,11 @@ def integrated_gradients(
         base = call.baselines(baselines)
         diff = tuple(x - b for x, b in zip(call.inputs, base))
 
-        def contribution(c: Chunk) -> tuple[Tensor, ...]:
-            points = tuple(c.take(b) + along_rows(nodes.to(d)[c.k], d) * c.take(d) for b, d in zip(base, diff))
-            grads = gradients(f, call.args, call.target, points, c.i)
-            return tuple(g * along_rows(weights.to(g)[c.k], g) for g in grads)
+        def grad_at(points: tuple[Tensor, ...], c: Chunk) -> tuple[Tensor, ...]:
+            return gradients(f, call.args, call.target, points, c.i)
 
         with evaluating(f, create_graph):
-            total = accumulate(contribution, n_steps, call.n, batch_size, call.device)
+            total = path_integral(grad_at, base, diff, nodes, weights, batch_size)
             attrs = tuple(t * d for t, d in zip(total, diff)) if multiply_by_inputs else total
             result = call.restore(attrs)
             if return_delta:
@@ -155,39 +153,26 @@ def gradient_shap(
         generator: torch.Generator | None = None,
     ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="gradient_shap")
-        refs = call.references(baselines)
-        n, s, x0 = call.n, n_samples, call.inputs[0]
-        stds = per_input_stdevs(stdevs, len(call.inputs))
-        choice = random.integers(refs[0].shape[0], (s * n,), x0, generator)
-        alpha = random.uniform((s * n,), x0, generator)
-        noise = tuple(
-            random.normal((s * n, *x.shape[1:]), sd, x, generator) if sd else None for x, sd in zip(call.inputs, stds)
-        )
-
-        def ends(c: Chunk) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
-            xs = tuple(c.take(x) if e is None else c.take(x) + rows_of(e, c.r) for x, e in zip(call.inputs, noise))
-            return xs, tuple(rows_of(b, rows_of(choice, c.r)) for b in refs)
+        draws = ShapDraws(call, call.references(baselines), n_samples, stdevs, generator)
+        s = n_samples
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
-            xs, bs = ends(c)
-            a = rows_of(alpha, c.r)
-            grads = gradients(
-                f, call.args, call.target, tuple(b + along_rows(a, b) * (x - b) for x, b in zip(xs, bs)), c.i
-            )
+            xs, bs = draws.ends(c)
+            grads = gradients(f, call.args, call.target, draws.points(c, xs, bs), c.i)
             if multiply_by_inputs:
                 return tuple(g * (x - b) / s for g, x, b in zip(grads, xs, bs))
             return tuple(g / s for g in grads)
 
         def endpoint_gap(c: Chunk) -> tuple[Tensor, ...]:
-            xs, bs = ends(c)
+            xs, bs = draws.ends(c)
             return ((outputs(f, call.args, call.target, xs, c.i) - outputs(f, call.args, call.target, bs, c.i)) / s,)
 
         with evaluating(f, create_graph):
-            attrs = accumulate(contribution, s, n, batch_size, call.device)
+            attrs = accumulate(contribution, s, call.n, batch_size, call.device)
             result = call.restore(attrs)
             if return_delta:
-                (gap,) = accumulate(endpoint_gap, s, n, batch_size, call.device)
-                return result, sum(a.reshape(n, -1).sum(1) for a in attrs) - gap
+                (gap,) = accumulate(endpoint_gap, s, call.n, batch_size, call.device)
+                return result, sum(a.reshape(call.n, -1).sum(1) for a in attrs) - gap
         return result
 
     return Attributor(
@@ -198,6 +183,36 @@ def gradient_shap(
         returns_delta=return_delta,
         name="gradient_shap",
     )
+
+
+class ShapDraws:
+    """GradientSHAP's random draws for ``n_samples`` rows per example, made up front.
+
+    Row ``r`` (sample ``r // N`` of example ``r % N``) gets a reference ``x'`` drawn from
+    ``refs``, Gaussian input noise ``eps`` and a path point ``alpha ~ U(0, 1)``.
+    """
+
+    def __init__(
+        self, call: Call, refs: tuple[Tensor, ...], n_samples: int, stdevs: Stdevs, generator: torch.Generator | None
+    ) -> None:
+        rows, x0 = n_samples * call.n, call.inputs[0]
+        stds = per_input_stdevs(stdevs, len(call.inputs))
+        self.inputs, self.refs = call.inputs, refs
+        self.choice = random.integers(refs[0].shape[0], (rows,), x0, generator)
+        self.alpha = random.uniform((rows,), x0, generator)
+        self.noise = tuple(
+            random.normal((rows, *x.shape[1:]), sd, x, generator) if sd else None for x, sd in zip(call.inputs, stds)
+        )
+
+    def ends(self, c: Chunk) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        """Noisy inputs ``x + eps`` and drawn references ``x'`` for the rows of a chunk."""
+        xs = tuple(c.take(x) if e is None else c.take(x) + rows_of(e, c.r) for x, e in zip(self.inputs, self.noise))
+        return xs, tuple(rows_of(b, rows_of(self.choice, c.r)) for b in self.refs)
+
+    def points(self, c: Chunk, xs: tuple[Tensor, ...], bs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """``x' + alpha (x + eps - x')``."""
+        a = rows_of(self.alpha, c.r)
+        return tuple(b + along_rows(a, b) * (x - b) for x, b in zip(xs, bs))
 
 
 def per_input_stdevs(stdevs: Stdevs, n_inputs: int) -> tuple[float, ...]:

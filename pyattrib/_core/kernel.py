@@ -9,7 +9,7 @@ number of points, and the sum does not depend on the chunking.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -108,3 +108,26 @@ def rows_of(t: Tensor, index: Tensor) -> Tensor:
 def along_rows(v: Tensor, like: Tensor) -> Tensor:
     """Reshape a per-row vector so that it broadcasts over ``like``'s trailing dims."""
     return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+GradAt = Callable[[tuple[Tensor, ...], Chunk], Sequence[Tensor]]
+
+
+def path_integral(
+    grad_at: GradAt,
+    start: tuple[Tensor, ...],
+    diff: tuple[Tensor, ...],
+    nodes: Tensor,
+    weights: Tensor,
+    batch_size: int | None,
+) -> tuple[Tensor, ...]:
+    """``sum_k w_k * grad_at(start + a_k * diff)`` per example, in chunks.
+
+    ``grad_at(points, chunk)`` returns any per-row gradients (input or layer ones).
+    """
+
+    def contribution(c: Chunk) -> tuple[Tensor, ...]:
+        points = tuple(c.take(b) + along_rows(nodes.to(d)[c.k], d) * c.take(d) for b, d in zip(start, diff))
+        return tuple(g * along_rows(weights.to(g)[c.k], g) for g in grad_at(points, c))
+
+    return accumulate(contribution, len(nodes), start[0].shape[0], batch_size, start[0].device)

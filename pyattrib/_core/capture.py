@@ -1,0 +1,203 @@
+"""Capture and splice: read a layer's value, or run the model with it replaced.
+
+A *layer value* is what a module returns (or receives, with ``to_input=True``): a
+tensor, or any pytree of tensors (``nn.LSTM`` returns ``(out, (h, c))``). It is kept
+as a flat list of batch-first leaves plus what is needed to put it back. The batch
+dimension of a leaf is 0, or 1 where dimension 0 does not match the batch (``h`` and
+``c`` of ``nn.LSTM``).
+
+Hooks live in a context manager and are removed in ``finally``. A module that runs
+more than once in one forward pass is an error: which call to explain is ambiguous.
+Values are returned from the hooked call, never stored on modules, so everything
+works under torch.func transforms and torch.compile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils import _pytree as pytree
+
+
+@dataclass
+class LayerValue:
+    """A layer value as batch-first leaves; ``layout`` puts leaves back as the module has them."""
+
+    leaves: list[Tensor]
+    bdims: list[int]
+    spec: Any
+
+    @staticmethod
+    def of(value: Any, rows: int, name: str) -> LayerValue:
+        leaves, spec = pytree.tree_flatten(value)
+        out, bdims = [], []
+        for leaf in leaves:
+            if not isinstance(leaf, Tensor):
+                raise TypeError(f"{name} produced a {type(leaf).__name__}; layer values must be tensors")
+            if leaf.dim() > 0 and leaf.shape[0] == rows:
+                bd = 0
+            elif leaf.dim() > 1 and leaf.shape[1] == rows:
+                bd = 1
+            else:
+                raise ValueError(
+                    f"{name} produced a tensor of shape {tuple(leaf.shape)} with no batch dimension of size "
+                    f"{rows} (dimension 0 or 1); attribute to a layer whose value is batched"
+                )
+            out.append(leaf.movedim(bd, 0))
+            bdims.append(bd)
+        return LayerValue(out, bdims, spec)
+
+    def layout(self, leaves: Sequence[Tensor]) -> Any:
+        return pytree.tree_unflatten([t.movedim(0, bd) for t, bd in zip(leaves, self.bdims)], self.spec)
+
+    def with_leaves(self, leaves: Sequence[Tensor]) -> LayerValue:
+        return LayerValue(list(leaves), self.bdims, self.spec)
+
+
+class Layers:
+    """One module or a list of them, and whether their input or output is meant."""
+
+    def __init__(self, model: nn.Module, layers: nn.Module | Sequence[nn.Module], to_input: bool) -> None:
+        self.was_list = isinstance(layers, (list, tuple))
+        self.modules = list(layers) if self.was_list else [layers]
+        if not self.modules:
+            raise ValueError("layer list is empty; pass a module of the model, or a list of them")
+        for m in self.modules:
+            if not isinstance(m, nn.Module):
+                raise TypeError(f"layer must be an nn.Module of the model, got {type(m).__name__}")
+        names = {id(m): n for n, m in model.named_modules()} if isinstance(model, nn.Module) else {}
+        self.names = [names.get(id(m), type(m).__name__) or "model" for m in self.modules]
+        self.to_input = to_input
+        self.model = model
+
+    def restore(self, per_layer: list[Any]) -> Any:
+        return per_layer if self.was_list else per_layer[0]
+
+    @contextmanager
+    def hooked(self, on_value: Callable[[int, Any], Any]) -> Iterator[None]:
+        """Call ``on_value(j, value)`` when layer ``j`` runs; a non-None return replaces the value."""
+        calls = [0] * len(self.modules)
+        handles = []
+
+        def seen(j: int) -> None:
+            calls[j] += 1
+            if calls[j] > 1:
+                raise RuntimeError(
+                    f"layer {self.names[j]!r} ran {calls[j]} times in one forward pass; pyattrib explains one call "
+                    "of a layer. Give each use its own module (e.g. separate nn.ReLU instances), or choose a "
+                    "layer that runs once."
+                )
+
+        def post(j: int) -> Callable[..., Any]:
+            def hook(module: nn.Module, args: Any, output: Any) -> Any:
+                seen(j)
+                return on_value(j, output)
+
+            return hook
+
+        def pre(j: int) -> Callable[..., Any]:
+            def hook(module: nn.Module, args: tuple) -> Any:
+                seen(j)
+                new = on_value(j, args[0] if len(args) == 1 else args)
+                if new is None:
+                    return None
+                return new if len(args) > 1 else (new,)
+
+            return hook
+
+        try:
+            for j, m in enumerate(self.modules):
+                handles.append(
+                    m.register_forward_pre_hook(pre(j)) if self.to_input else m.register_forward_hook(post(j))
+                )
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def capture(self, inputs: tuple, args: tuple, rows: int) -> list[LayerValue]:
+        """Layer values for one forward pass; stops the forward early once all are read (eager)."""
+        values: list[LayerValue | None] = [None] * len(self.modules)
+        early = not torch.compiler.is_compiling()
+
+        def read(j: int, value: Any) -> None:
+            values[j] = LayerValue.of(value, rows, self.names[j])
+            if early and all(v is not None for v in values):
+                raise _Captured
+
+        with self.hooked(read):
+            try:
+                self.model(*inputs, *args)
+            except _Captured:
+                pass
+        missing = [self.names[j] for j, v in enumerate(values) if v is None]
+        if missing:
+            raise RuntimeError(
+                f"layer(s) {missing} did not run in the model's forward pass; pass modules the model calls"
+            )
+        return values  # type: ignore[return-value]
+
+    def splice(self, templates: list[LayerValue], inputs: tuple, args: tuple) -> Callable[..., Any]:
+        """``g(*leaves)``: the model on ``inputs`` with each layer's value replaced by ``leaves``."""
+        counts = [len(t.leaves) for t in templates]
+
+        def run(*leaves: Tensor) -> Any:
+            parts, start = [], 0
+            for c in counts:
+                parts.append(leaves[start : start + c])
+                start += c
+            with self.hooked(lambda j, value: templates[j].layout(parts[j])):
+                return self.model(*inputs, *args)
+
+        return run
+
+    def gradients(
+        self, select: Callable[[Any], Tensor], inputs: tuple, args: tuple, rows: int
+    ) -> tuple[list[LayerValue], list[Tensor]]:
+        """Layer values at ``inputs`` and ``d sum(select(output)) / d value``, flat over layers.
+
+        Eager: one forward in which each layer value is swapped for a detached leaf, and
+        one backward that stops at the layer. Under torch.compile or a torch.func
+        transform: capture, then differentiate the spliced model with torch.func.
+        """
+        if torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None:
+            values = self.capture(inputs, args, rows)
+            leaves = [t for v in values for t in v.leaves]
+            run = self.splice(values, inputs, args)
+            grads = torch.func.grad(lambda *ls: select(run(*ls)).sum(), argnums=tuple(range(len(leaves))))(*leaves)
+            return values, list(grads)
+        values: list[LayerValue | None] = [None] * len(self.modules)
+
+        def swap(j: int, value: Any) -> Any:
+            v = LayerValue.of(value, rows, self.names[j])
+            values[j] = v.with_leaves([t.detach().requires_grad_() for t in v.leaves])
+            return values[j].layout(values[j].leaves)
+
+        with torch.enable_grad(), self.hooked(swap):
+            total = select(self.model(*inputs, *args)).sum()
+        missing = [self.names[j] for j, v in enumerate(values) if v is None]
+        if missing:
+            raise RuntimeError(
+                f"layer(s) {missing} did not run in the model's forward pass; pass modules the model calls"
+            )
+        leaves = [t for v in values for t in v.leaves]  # type: ignore[union-attr]
+        grads = torch.autograd.grad(total, leaves, allow_unused=True, materialize_grads=True)
+        return values, list(grads)  # type: ignore[return-value]
+
+
+class _Captured(Exception):
+    """Raised from a hook to end a forward pass once every layer value is read."""
+
+
+def split(flat: Sequence[Tensor], templates: list[LayerValue]) -> list[list[Tensor]]:
+    """Cut a flat list of leaves back into one list per layer."""
+    out, start = [], 0
+    for t in templates:
+        out.append(list(flat[start : start + len(t.leaves)]))
+        start += len(t.leaves)
+    return out
