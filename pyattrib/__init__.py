@@ -12,6 +12,24 @@ from .gradient import (
     integrated_gradients,
     saliency,
 )
+from .layer import (
+    internal_influence,
+    interpolate,
+    layer_activation,
+    layer_conductance,
+    layer_gradcam,
+    layer_gradient_shap,
+    layer_gradient_x_activation,
+    layer_integrated_gradients,
+    token_reference,
+)
+from .neuron import (
+    neuron_conductance,
+    neuron_gradient,
+    neuron_gradient_shap,
+    neuron_integrated_gradients,
+    truncate,
+)
 from .noise import noise_tunnel, smoothgrad, smoothgrad_sq, vargrad
 from .wrappers import multi_target
 
@@ -23,9 +41,23 @@ __all__ = [
     "gradient_shap",
     "input_x_gradient",
     "integrated_gradients",
+    "internal_influence",
+    "interpolate",
+    "layer_activation",
+    "layer_conductance",
+    "layer_gradcam",
+    "layer_gradient_shap",
+    "layer_gradient_x_activation",
+    "layer_integrated_gradients",
     "multi_target",
+    "neuron_conductance",
+    "neuron_gradient",
+    "neuron_gradient_shap",
+    "neuron_integrated_gradients",
     "noise_tunnel",
     "saliency",
+    "token_reference",
+    "truncate",
     "smoothgrad",
     "smoothgrad_sq",
     "vargrad",

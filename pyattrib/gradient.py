@@ -6,7 +6,7 @@ choice of evaluation points and weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -163,16 +163,11 @@ def gradient_shap(
                 return tuple(g * (x - b) / s for g, x, b in zip(grads, xs, bs))
             return tuple(g / s for g in grads)
 
-        def endpoint_gap(c: Chunk) -> tuple[Tensor, ...]:
-            xs, bs = draws.ends(c)
-            return ((outputs(f, call.args, call.target, xs, c.i) - outputs(f, call.args, call.target, bs, c.i)) / s,)
-
         with evaluating(f, create_graph):
             attrs = accumulate(contribution, s, call.n, batch_size, call.device)
             result = call.restore(attrs)
             if return_delta:
-                (gap,) = accumulate(endpoint_gap, s, call.n, batch_size, call.device)
-                return result, sum(a.reshape(call.n, -1).sum(1) for a in attrs) - gap
+                return result, draws.delta(f, call, attrs, batch_size)
         return result
 
     return Attributor(
@@ -213,6 +208,18 @@ class ShapDraws:
         """``x' + alpha (x + eps - x')``."""
         a = rows_of(self.alpha, c.r)
         return tuple(b + along_rows(a, b) * (x - b) for x, b in zip(xs, bs))
+
+    def delta(self, f: Forward, call: Call, attrs: Sequence[Tensor], batch_size: int | None) -> Tensor:
+        """Per example ``sum(attrs) - mean_s (f(x + eps_s) - f(x'_s))``: the mean per-sample
+        completeness error."""
+        s = self.alpha.shape[0] // call.n
+
+        def gap(c: Chunk) -> tuple[Tensor, ...]:
+            xs, bs = self.ends(c)
+            return ((outputs(f, call.args, call.target, xs, c.i) - outputs(f, call.args, call.target, bs, c.i)) / s,)
+
+        (total_gap,) = accumulate(gap, s, call.n, batch_size, call.device)
+        return sum(a.reshape(call.n, -1).sum(1) for a in attrs) - total_gap
 
 
 def per_input_stdevs(stdevs: Stdevs, n_inputs: int) -> tuple[float, ...]:

@@ -39,10 +39,11 @@ class TwoInputs(nn.Module):
         super().__init__()
         self.a = nn.Linear(4, 5)
         self.b = nn.Linear(3, 5)
+        self.mix = nn.Tanh()
         self.head = nn.Linear(5, 3)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, scale: torch.Tensor | None = None, shift: float = 0.0):
-        h = torch.tanh(self.a(x1) + self.b(x2)) + shift
+        h = self.mix(self.a(x1) + self.b(x2)) + shift
         if scale is not None:
             h = h * scale[:, None]
         return self.head(h)
@@ -83,3 +84,58 @@ class Scalar(nn.Module):
 def scalar(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return Scalar().eval()
+
+
+class TokenModel(nn.Module):
+    """Embedding + TransformerEncoder over integer token ids, mean-pooled to 3 classes."""
+
+    def __init__(self, vocab: int = 20, d: int = 16) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, d)
+        layer = nn.TransformerEncoderLayer(d, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.head = nn.Linear(d, 3)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.from_embeddings(self.embedding(ids), mask)
+
+    def from_embeddings(self, emb: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.encoder(emb)
+        if mask is not None:
+            h = h * mask[..., None]
+        return self.head(h.mean(1))
+
+
+def token_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return TokenModel().eval()
+
+
+class FromEmbeddings(nn.Module):
+    """A token model fed with float embeddings instead of ids."""
+
+    def __init__(self, model: TokenModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, emb: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.from_embeddings(emb, mask)
+
+
+class LSTMModel(nn.Module):
+    """Embedding + LSTM; the LSTM's value is the nested tuple (out, (h, c))."""
+
+    def __init__(self, vocab: int = 20, d: int = 8, hidden: int = 6) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, d)
+        self.lstm = nn.LSTM(d, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out, (h, c) = self.lstm(self.embedding(ids))
+        return self.head(out[:, -1] + h[0] + 0.5 * c[0])
+
+
+def lstm_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return LSTMModel().eval()

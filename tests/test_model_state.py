@@ -17,10 +17,10 @@ class Net(nn.Module):
         self.fail = fail
 
     def forward(self, x):
-        h = self.drop(torch.relu(self.bn(self.lin(x))))
+        h = self.lin(x)
         if self.fail:
             raise RuntimeError("boom")
-        return self.out(h)
+        return self.out(self.drop(torch.relu(self.bn(h))))
 
 
 def snapshot(model):
@@ -64,7 +64,29 @@ ATTRIBUTORS = {
     "gradient_shap": lambda m: pa.gradient_shap(m, n_samples=3, return_delta=True),
     "smoothgrad_ig": lambda m: pa.smoothgrad(pa.integrated_gradients(m, n_steps=3), stdevs=0.1),
     "multi_target": lambda m: pa.multi_target(pa.saliency(m), [0, 1]),
+    "layer_activation": lambda m: pa.layer_activation(m, m.bn),
+    "layer_ig": lambda m: pa.layer_integrated_gradients(m, [m.bn, m.lin], n_steps=3, return_delta=True),
+    "layer_conductance": lambda m: pa.layer_conductance(m, m.bn, n_steps=3, batch_size=10),
+    "internal_influence": lambda m: pa.internal_influence(m, m.drop, n_steps=3),
+    "layer_gradcam": lambda m: pa.layer_gradcam(m, m.lin),
+    "layer_gradient_shap": lambda m: pa.layer_gradient_shap(m, m.lin, n_samples=2, return_delta=True),
+    "neuron_gradient": lambda m: pa.neuron_gradient(m, m.bn),
+    "neuron_ig": lambda m: pa.neuron_integrated_gradients(m, m.drop, n_steps=3),
+    "neuron_conductance": lambda m: pa.neuron_conductance(m, m.bn, n_steps=3),
+    "neuron_gradient_shap": lambda m: pa.neuron_gradient_shap(m, m.bn, n_samples=2),
 }
+NEEDS_REFS = ("gradient_shap", "layer_gradient_shap", "neuron_gradient_shap")
+
+
+def call_kwargs(name):
+    if name == "multi_target":
+        return {}
+    if name == "layer_activation":
+        return {}
+    if name.startswith("neuron_"):
+        kw = {"neuron_selector": 1}
+        return {**kw, "target": 1} if name == "neuron_conductance" else kw
+    return {"target": 1}
 
 
 @pytest.mark.parametrize("train", [False, True])
@@ -73,9 +95,8 @@ def test_model_untouched(name, train):
     model = prepared(train)
     before = snapshot(model)
     x = torch.randn(5, 4)
-    kwargs = {} if name == "multi_target" else {"target": 1}
-    args = (torch.randn(3, 4),) if name == "gradient_shap" else ()
-    ATTRIBUTORS[name](model)(x, *args, **kwargs)
+    args = (torch.randn(3, 4),) if name in NEEDS_REFS else ()
+    ATTRIBUTORS[name](model)(x, *args, **call_kwargs(name))
     assert_same(before, snapshot(model))
 
 
@@ -84,10 +105,9 @@ def test_model_untouched_after_exception(name):
     model = prepared(True, fail=True)
     before = snapshot(model)
     x = torch.randn(5, 4)
-    args = (torch.randn(3, 4),) if name == "gradient_shap" else ()
-    kwargs = {} if name == "multi_target" else {"target": 1}
+    args = (torch.randn(3, 4),) if name in NEEDS_REFS else ()
     with pytest.raises(RuntimeError, match="boom"):
-        ATTRIBUTORS[name](model)(x, *args, **kwargs)
+        ATTRIBUTORS[name](model)(x, *args, **call_kwargs(name))
     assert_same(before, snapshot(model))
 
 

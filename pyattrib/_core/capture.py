@@ -6,7 +6,7 @@ as a flat list of batch-first leaves plus what is needed to put it back. The bat
 dimension of a leaf is 0, or 1 where dimension 0 does not match the batch (``h`` and
 ``c`` of ``nn.LSTM``).
 
-Hooks live in a context manager and are removed in ``finally``. A module that runs
+Interceptions live in a context manager and are undone in ``finally``. A module that runs
 more than once in one forward pass is an error: which call to explain is ambiguous.
 Values are returned from the hooked call, never stored on modules, so everything
 works under torch.func transforms and torch.compile.
@@ -78,47 +78,51 @@ class Layers:
     def restore(self, per_layer: list[Any]) -> Any:
         return per_layer if self.was_list else per_layer[0]
 
+    def result(self, templates: list[LayerValue], flat: Sequence[Tensor]) -> Any:
+        """Flat batch-first leaves -> per-layer values in each module's own layout."""
+        return self.restore([t.layout(part) for t, part in zip(templates, split(flat, templates))])
+
     @contextmanager
     def hooked(self, on_value: Callable[[int, Any], Any]) -> Iterator[None]:
-        """Call ``on_value(j, value)`` when layer ``j`` runs; a non-None return replaces the value."""
+        """Call ``on_value(j, value)`` when layer ``j`` runs; a non-None return replaces the value.
+
+        The interception swaps each layer's ``forward`` for a wrapper on the instance and
+        restores it in ``finally``. Unlike ``register_forward_hook`` this traces under
+        torch.compile(fullgraph=True), and the user's own hooks still run around it.
+        """
         calls = [0] * len(self.modules)
-        handles = []
+        saved = [m.__dict__.get("forward") for m in self.modules]
 
-        def seen(j: int) -> None:
-            calls[j] += 1
-            if calls[j] > 1:
-                raise RuntimeError(
-                    f"layer {self.names[j]!r} ran {calls[j]} times in one forward pass; pyattrib explains one call "
-                    "of a layer. Give each use its own module (e.g. separate nn.ReLU instances), or choose a "
-                    "layer that runs once."
-                )
+        def wrap(j: int, forward: Callable[..., Any]) -> Callable[..., Any]:
+            def intercepted(*args: Any, **kwargs: Any) -> Any:
+                calls[j] += 1
+                if calls[j] > 1:
+                    raise RuntimeError(
+                        f"layer {self.names[j]!r} ran {calls[j]} times in one forward pass; pyattrib explains one "
+                        "call of a layer. Give each use its own module (e.g. separate nn.ReLU instances), or "
+                        "choose a layer that runs once."
+                    )
+                if self.to_input:
+                    new = on_value(j, args[0] if len(args) == 1 else args)
+                    if new is not None:
+                        args = new if len(args) > 1 else (new,)
+                    return forward(*args, **kwargs)
+                out = forward(*args, **kwargs)
+                new = on_value(j, out)
+                return out if new is None else new
 
-        def post(j: int) -> Callable[..., Any]:
-            def hook(module: nn.Module, args: Any, output: Any) -> Any:
-                seen(j)
-                return on_value(j, output)
-
-            return hook
-
-        def pre(j: int) -> Callable[..., Any]:
-            def hook(module: nn.Module, args: tuple) -> Any:
-                seen(j)
-                new = on_value(j, args[0] if len(args) == 1 else args)
-                if new is None:
-                    return None
-                return new if len(args) > 1 else (new,)
-
-            return hook
+            return intercepted
 
         try:
             for j, m in enumerate(self.modules):
-                handles.append(
-                    m.register_forward_pre_hook(pre(j)) if self.to_input else m.register_forward_hook(post(j))
-                )
+                m.forward = wrap(j, m.forward)
             yield
         finally:
-            for h in handles:
-                h.remove()
+            for m, before in zip(self.modules, saved):
+                if before is None:
+                    m.__dict__.pop("forward", None)
+                else:
+                    m.forward = before
 
     def capture(self, inputs: tuple, args: tuple, rows: int) -> list[LayerValue]:
         """Layer values for one forward pass; stops the forward early once all are read (eager)."""
@@ -144,13 +148,9 @@ class Layers:
 
     def splice(self, templates: list[LayerValue], inputs: tuple, args: tuple) -> Callable[..., Any]:
         """``g(*leaves)``: the model on ``inputs`` with each layer's value replaced by ``leaves``."""
-        counts = [len(t.leaves) for t in templates]
 
         def run(*leaves: Tensor) -> Any:
-            parts, start = [], 0
-            for c in counts:
-                parts.append(leaves[start : start + c])
-                start += c
+            parts = split(leaves, templates)
             with self.hooked(lambda j, value: templates[j].layout(parts[j])):
                 return self.model(*inputs, *args)
 

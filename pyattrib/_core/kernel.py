@@ -46,17 +46,36 @@ def check_batch_size(batch_size: int | None) -> int | None:
 
 
 def accumulate(
-    contribution: Contribution, n_points: int, n: int, batch_size: int | None, device: torch.device
+    contribution: Contribution,
+    n_points: int,
+    n: int,
+    batch_size: int | None,
+    device: torch.device,
+    overlap: int = 0,
 ) -> tuple[Tensor, ...]:
     """``acc[i] = sum_k contribution(chunk)`` over rows ``r = k * n + i``, chunk by chunk.
 
     ``contribution`` returns a tuple of tensors with one leading row per row of the chunk.
+    With ``overlap > 0`` chunks hold whole points, consecutive chunks share ``overlap``
+    points, and ``contribution`` returns rows for all but the chunk's last ``overlap``
+    points (differences between neighbouring points, as in conductance).
     """
-    total = n_points * n
-    step = total if batch_size is None else min(batch_size, total)
+    if overlap:
+        per_chunk = n_points if batch_size is None else max(overlap + 1, batch_size // n)
+        bounds, start = [], 0
+        while True:
+            stop = min(start + per_chunk, n_points)
+            bounds.append((start * n, stop * n))
+            if stop == n_points:
+                break
+            start = stop - overlap
+    else:
+        total = n_points * n
+        step = total if batch_size is None else min(batch_size, total)
+        bounds = [(s, min(s + step, total)) for s in range(0, total, step)]
     acc: list[Tensor] | None = None
-    for start in range(0, total, step):
-        chunk = Chunk(start, min(start + step, total), n, device)
+    for start, stop in bounds:
+        chunk = Chunk(start, stop, n, device)
         parts = contribution(chunk)
         if chunk.aligned:
             parts = [p.reshape(-1, n, *p.shape[1:]).sum(0) for p in parts]

@@ -59,16 +59,19 @@ class Target:
                 )
             return output.reshape(m)
         if self.fixed is not None:
-            self._check_arity(output, len(self.fixed))
+            sliced = any(isinstance(t, slice) for t in self.fixed)
+            if not sliced:
+                self._check_arity(output, len(self.fixed))
             for d, t in enumerate(self.fixed):
-                size = output.shape[1 + d]
-                if not -size <= t < size:
+                size = output.shape[1 + d] if d + 1 < output.dim() else 0
+                if isinstance(t, int) and not -size <= t < size:
                     raise IndexError(
                         f"{self.name} {self.fixed if len(self.fixed) > 1 else t} is out of "
                         f"range for model output of shape {_shape(output)}; valid "
                         f"indices along dimension {1 + d} are 0..{size - 1}"
                     )
-            return output[(slice(None), *self.fixed)]
+            picked = output[(slice(None), *self.fixed)]
+            return picked.reshape(m, -1).sum(1) if sliced else picked
         idx = self.per_example
         self._check_arity(output, idx.shape[1])
         sizes = torch.tensor(output.shape[1:], device=idx.device, dtype=idx.dtype)
@@ -108,6 +111,8 @@ class Target:
 
 def as_target(target: Any, n: int, device: torch.device, name: str = "target") -> Target:
     """Normalise ``target`` for a batch of ``n`` examples (see DESIGN.md for the forms)."""
+    if isinstance(target, Target):
+        return target
     if target is None:
         return Target(name=name)
     if callable(target) and not isinstance(target, Tensor):
@@ -130,8 +135,8 @@ def as_target(target: Any, n: int, device: torch.device, name: str = "target") -
             f"pass one index per example (shape ({n},)) or a single index"
         )
     if isinstance(target, tuple):
-        if not all(isinstance(t, int) for t in target):
-            raise TypeError(f"{name} tuple must contain ints, got {target!r}")
+        if not all(isinstance(t, (int, slice)) for t in target):
+            raise TypeError(f"{name} tuple must contain ints (or slices, summed over), got {target!r}")
         return Target(fixed=tuple(target), name=name)
     if isinstance(target, list):
         if len(target) != n:

@@ -1,0 +1,333 @@
+"""Layer attribution: how much each unit of a hidden layer contributed.
+
+Every method here is an input method composed with :class:`pyattrib._core.capture.Layers`:
+``capture`` reads a layer's value, ``splice`` runs the model with the value replaced,
+and ``gradients`` gives the value and ``d output / d value`` in one pass. Results have
+the structure of the layer value (a tensor, or e.g. the ``(out, (h, c))`` of an LSTM),
+and a list of layers gives a list. ``attribute_to_layer_input=True`` explains the
+layer's input instead of its output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._core.attributor import Attributor
+from ._core.call import Call, completeness_delta, prepare
+from ._core.capture import Layers, LayerValue, split
+from ._core.inputs import ForwardArgs, TensorOrTuple
+from ._core.kernel import Chunk, accumulate, along_rows, check_batch_size, gradients, path_integral
+from ._core.quadrature import quadrature
+from ._core.state import evaluating
+from .gradient import ShapDraws, Stdevs
+
+LayerLike = nn.Module | Sequence[nn.Module]
+PER_EXAMPLE = ("target", "additional_forward_args")
+
+
+def _select(call: Call, index: Tensor | None) -> Callable[[Any], Tensor]:
+    return lambda out: call.target.select(out, index)
+
+
+def _leaves(values: list[LayerValue]) -> list[Tensor]:
+    return [t for v in values for t in v.leaves]
+
+
+def layer_activation(model: nn.Module, layer: LayerLike, *, attribute_to_layer_input: bool = False) -> Attributor:
+    """The layer's value itself (its output, or input). Call as ``(inputs, *, additional_forward_args=None)``."""
+
+    layers = Layers(model, layer, attribute_to_layer_input)
+
+    def attribute(inputs: TensorOrTuple, *, additional_forward_args: Any = None) -> Any:
+        call = prepare(inputs, None, additional_forward_args, method="layer_activation", differentiable=False)
+        with evaluating(model):
+            values = layers.capture(call.inputs, call.args.values, call.n)
+        return layers.result(values, _leaves(values))
+
+    return Attributor(attribute, model, per_example=("additional_forward_args",), name="layer_activation")
+
+
+def layer_gradient_x_activation(
+    model: nn.Module, layer: LayerLike, *, multiply_by_inputs: bool = True, attribute_to_layer_input: bool = False
+) -> Attributor:
+    r"""Gradient x activation at a layer: :math:`\phi_j = a_j\, \partial f / \partial a_j` for layer
+    activations ``a`` (just the gradient with ``multiply_by_inputs=False``).
+
+    Call as ``(inputs, *, target=None, additional_forward_args=None)``; integer inputs (token
+    ids) are fine, gradients start at the layer.
+    """
+
+    layers = Layers(model, layer, attribute_to_layer_input)
+
+    def attribute(inputs: TensorOrTuple, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+        call = prepare(
+            inputs, target, additional_forward_args, method="layer_gradient_x_activation", differentiable=False
+        )
+        with evaluating(model):
+            values, grads = layers.gradients(_select(call, None), call.inputs, call.args.values, call.n)
+            leaves = _leaves(values)
+            attrs = [g * v.detach() for g, v in zip(grads, leaves)] if multiply_by_inputs else grads
+        return layers.result(values, attrs)
+
+    return Attributor(attribute, model, per_example=PER_EXAMPLE, name="layer_gradient_x_activation")
+
+
+def layer_integrated_gradients(
+    model: nn.Module,
+    layer: LayerLike,
+    *,
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    multiply_by_inputs: bool = True,
+    batch_size: int | None = None,
+    return_delta: bool = False,
+    attribute_to_layer_input: bool = False,
+) -> Attributor:
+    r"""Integrated gradients at a layer: IG of the spliced model ``g(a)`` (the model with the
+    layer's value replaced by ``a``) from the layer value at the baselines to the one at the inputs.
+
+    .. math:: \phi_j = (a_j(x) - a_j(x')) \int_0^1 \partial_j g(a(x') + \alpha (a(x) - a(x')))\, d\alpha
+
+    The standard way to explain text models: pass integer token ids as ``inputs`` and
+    reference ids as ``baselines`` (see :func:`token_reference`) with ``layer`` the
+    embedding. A list of layers splices them all at once (they must not feed each
+    other) and returns a list. ``return_delta`` gives ``sum(phi) - (f(x) - f(x'))``.
+    Call as ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+    """
+    check_batch_size(batch_size)
+    nodes, weights = quadrature(method, n_steps)
+
+    layers = Layers(model, layer, attribute_to_layer_input)
+
+    def attribute(
+        inputs: TensorOrTuple, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+    ) -> Any:
+        call = prepare(
+            inputs, target, additional_forward_args, method="layer_integrated_gradients", differentiable=False
+        )
+        base = tuple(b.contiguous() for b in call.baselines(baselines))
+        with evaluating(model):
+            at_x = layers.capture(call.inputs, call.args.values, call.n)
+            at_b = layers.capture(base, call.args.values, call.n)
+            start = tuple(_leaves(at_b))
+            diff = tuple(a - b for a, b in zip(_leaves(at_x), start))
+
+            def grad_at(points: tuple[Tensor, ...], c: Chunk) -> tuple[Tensor, ...]:
+                run = layers.splice(at_x, tuple(c.take(x) for x in call.inputs), call.args.rows(c.i))
+                return gradients(run, ForwardArgs(None, 0), call.target, points, c.i)
+
+            total = path_integral(grad_at, start, diff, nodes, weights, batch_size)
+            attrs = [t * d for t, d in zip(total, diff)] if multiply_by_inputs else list(total)
+            result = layers.result(at_x, attrs)
+            if return_delta:
+                return result, completeness_delta(model, call, base, tuple(attrs))
+        return result
+
+    return Attributor(attribute, model, returns_delta=return_delta, name="layer_integrated_gradients")
+
+
+def layer_conductance(
+    model: nn.Module,
+    layer: LayerLike,
+    *,
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    batch_size: int | None = None,
+    return_delta: bool = False,
+    attribute_to_layer_input: bool = False,
+) -> Attributor:
+    r"""Conductance of hidden units (Dhamdhere et al., 2018, "How Important Is a Neuron?").
+
+    Along the input path ``x_k = x' + alpha_k (x - x')`` (``n_steps + 1`` nodes of ``method``):
+
+    .. math:: \mathrm{Cond}_j = \sum_{k=0}^{n-1} \frac{\partial f}{\partial a_j}(x_k)\,\big(a_j(x_{k+1}) - a_j(x_k)\big)
+
+    Completeness: ``sum_j Cond_j ~= f(x) - f(x')``, reported by ``return_delta``. Chunks
+    of ``batch_size`` rows share one path point with their neighbour. Call as
+    ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+    """
+    check_batch_size(batch_size)
+    nodes, _ = quadrature(method, n_steps + 1)
+
+    layers = Layers(model, layer, attribute_to_layer_input)
+
+    def attribute(
+        inputs: TensorOrTuple, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+    ) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="layer_conductance")
+        base = call.baselines(baselines)
+        diff = tuple(x - b for x, b in zip(call.inputs, base))
+        templates: list[LayerValue] = []
+
+        def contribution(c: Chunk) -> tuple[Tensor, ...]:
+            points = tuple(c.take(b) + along_rows(nodes.to(d)[c.k], d) * c.take(d) for b, d in zip(base, diff))
+            values, grads = layers.gradients(_select(call, c.i), points, call.args.rows(c.i), len(c.i))
+            templates[:] = values
+            n = call.n
+            return tuple(g[:-n] * (v[n:] - v[:-n]).detach() for g, v in zip(grads, _leaves(values)))
+
+        with evaluating(model):
+            attrs = accumulate(contribution, n_steps + 1, call.n, batch_size, call.device, overlap=1)
+            result = layers.result(templates, attrs)
+            if return_delta:
+                return result, completeness_delta(model, call, tuple(b.contiguous() for b in base), attrs)
+        return result
+
+    return Attributor(attribute, model, returns_delta=return_delta, name="layer_conductance")
+
+
+def internal_influence(
+    model: nn.Module,
+    layer: LayerLike,
+    *,
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    batch_size: int | None = None,
+    attribute_to_layer_input: bool = False,
+) -> Attributor:
+    r"""Internal influence (Leino et al., 2018): the layer gradient integrated along the input path,
+
+    .. math:: \mathrm{II}_j = \int_0^1 \frac{\partial f}{\partial a_j}(x' + \alpha (x - x'))\, d\alpha .
+
+    Call as ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+    """
+    check_batch_size(batch_size)
+    nodes, weights = quadrature(method, n_steps)
+
+    layers = Layers(model, layer, attribute_to_layer_input)
+
+    def attribute(
+        inputs: TensorOrTuple, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+    ) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="internal_influence")
+        base = call.baselines(baselines)
+        templates: list[LayerValue] = []
+
+        def grad_at(points: tuple[Tensor, ...], c: Chunk) -> list[Tensor]:
+            values, grads = layers.gradients(_select(call, c.i), points, call.args.rows(c.i), len(c.i))
+            templates[:] = values
+            return grads
+
+        with evaluating(model):
+            total = path_integral(
+                grad_at, base, tuple(x - b for x, b in zip(call.inputs, base)), nodes, weights, batch_size
+            )
+        return layers.result(templates, total)
+
+    return Attributor(attribute, model, name="internal_influence")
+
+
+def layer_gradcam(
+    model: nn.Module,
+    layer: LayerLike,
+    *,
+    relu_attributions: bool = False,
+    attr_dim_summation: bool = True,
+    attribute_to_layer_input: bool = False,
+) -> Attributor:
+    r"""Grad-CAM (Selvaraju et al., 2017) at a layer with activations ``A`` of shape ``(N, C, ...)``:
+
+    .. math:: w_c = \operatorname{mean}_{\text{spatial}} \frac{\partial f}{\partial A_c}, \qquad
+              L = \operatorname{ReLU}\Big(\sum_c w_c A_c\Big)
+
+    The ReLU is applied with ``relu_attributions=True``; ``attr_dim_summation=False`` keeps the
+    channel dimension. Upsample to the input with :func:`interpolate`. Call as
+    ``(inputs, *, target=None, additional_forward_args=None)``.
+    """
+
+    layers = Layers(model, layer, attribute_to_layer_input)
+
+    def attribute(inputs: TensorOrTuple, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="layer_gradcam", differentiable=False)
+        with evaluating(model):
+            values, grads = layers.gradients(_select(call, None), call.inputs, call.args.values, call.n)
+        maps = []
+        for g, a in zip(grads, _leaves(values)):
+            w = g.mean(dim=tuple(range(2, g.dim())), keepdim=True) if g.dim() > 2 else g
+            cam = (w * a.detach()).sum(1, keepdim=True) if attr_dim_summation else w * a.detach()
+            maps.append(F.relu(cam) if relu_attributions else cam)
+        if attr_dim_summation:  # the channel dimension is summed away: shapes no longer match the layer
+            return layers.restore([tuple(p) if len(p) > 1 else p[0] for p in split(maps, values)])
+        return layers.result(values, maps)
+
+    return Attributor(attribute, model, per_example=PER_EXAMPLE, name="layer_gradcam")
+
+
+def layer_gradient_shap(
+    model: nn.Module,
+    layer: LayerLike,
+    *,
+    n_samples: int = 5,
+    stdevs: Stdevs = 0.0,
+    multiply_by_inputs: bool = True,
+    batch_size: int | None = None,
+    return_delta: bool = False,
+    attribute_to_layer_input: bool = False,
+) -> Attributor:
+    r"""GradientSHAP at a layer: with the draws of :func:`pyattrib.gradient_shap`,
+
+    .. math:: \phi_j = \mathbb{E}\Big[\big(a_j(x + \epsilon) - a_j(x')\big)\,
+              \frac{\partial f}{\partial a_j}\big(x' + \alpha (x + \epsilon - x')\big)\Big]
+
+    Call as ``(inputs, baselines, *, target=None, additional_forward_args=None, generator=None)``.
+    ``return_delta`` gives per example ``sum(phi) - mean_s (f(x + eps_s) - f(x'_s))``.
+    """
+    check_batch_size(batch_size)
+
+    layers = Layers(model, layer, attribute_to_layer_input)
+
+    def attribute(
+        inputs: TensorOrTuple,
+        baselines: Any = None,
+        *,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="layer_gradient_shap")
+        draws = ShapDraws(call, call.references(baselines), n_samples, stdevs, generator)
+        templates: list[LayerValue] = []
+
+        def contribution(c: Chunk) -> tuple[Tensor, ...]:
+            xs, bs = draws.ends(c)
+            args = call.args.rows(c.i)
+            values, grads = layers.gradients(_select(call, c.i), draws.points(c, xs, bs), args, len(c.i))
+            templates[:] = values
+            if not multiply_by_inputs:
+                return tuple(g / n_samples for g in grads)
+            at_x, at_b = _leaves(layers.capture(xs, args, len(c.i))), _leaves(layers.capture(bs, args, len(c.i)))
+            return tuple(g * (a - b) / n_samples for g, a, b in zip(grads, at_x, at_b))
+
+        with evaluating(model):
+            attrs = accumulate(contribution, n_samples, call.n, batch_size, call.device)
+            result = layers.result(templates, attrs)
+            if return_delta:
+                return result, draws.delta(model, call, attrs, batch_size)
+        return result
+
+    return Attributor(
+        attribute, model, per_example=PER_EXAMPLE, random=True, returns_delta=return_delta, name="layer_gradient_shap"
+    )
+
+
+def interpolate(attributions: Tensor, size: int | Sequence[int], mode: str = "nearest") -> Tensor:
+    """Upsample layer attributions (e.g. a Grad-CAM map ``(N, 1, h, w)``) to ``size``
+    with :func:`torch.nn.functional.interpolate`; ``mode`` is ``nearest``, ``bilinear``, ..."""
+    if not isinstance(attributions, Tensor) or attributions.dim() < 3:
+        raise ValueError("attributions must be a tensor (N, C, *spatial) with at least one spatial dimension")
+    return F.interpolate(attributions, size=size, mode=mode)
+
+
+def token_reference(input_ids: Tensor, reference_id: int, keep: Sequence[int] = ()) -> Tensor:
+    """Reference token ids for layer IG on text: ``reference_id`` (e.g. the pad id) at every
+    position, except where ``input_ids`` holds one of the ``keep`` ids (e.g. CLS, SEP),
+    which stay as they are."""
+    if input_ids.is_floating_point():
+        raise TypeError("input_ids must be integer token ids")
+    kept = torch.isin(input_ids, torch.tensor(list(keep), dtype=input_ids.dtype, device=input_ids.device))
+    return torch.where(kept, input_ids, torch.full_like(input_ids, reference_id))

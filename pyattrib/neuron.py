@@ -1,0 +1,176 @@
+"""Neuron attribution: explain one hidden unit (or a reduction of a layer) by the inputs.
+
+A neuron method is an input method applied to the *truncated* model ``x -> layer value``
+(:func:`truncate`), with ``neuron_selector`` playing the role of ``target``: an int or a
+tuple of indices into the layer value after the batch dimension (slices are summed
+over), a list with one of those per example, or a callable ``layer value -> (N,)``.
+``pa.multi_target(attributor, neurons, argname="neuron_selector")`` explains many
+neurons in one batched call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor, nn
+
+from ._core.attributor import Attributor, bind_baselines
+from ._core.call import prepare
+from ._core.capture import Layers
+from ._core.inputs import as_tuple
+from ._core.kernel import Chunk, check_batch_size, gradients, path_integral
+from ._core.quadrature import quadrature
+from ._core.state import evaluating
+from ._core.targets import as_target
+from .gradient import Stdevs, gradient_shap, integrated_gradients, saliency
+from .layer import LayerLike
+
+PER_EXAMPLE = ("neuron_selector", "additional_forward_args")
+
+
+def truncate(model: nn.Module, layer: LayerLike, attribute_to_neuron_input: bool = False) -> Callable[..., Any]:
+    """``x -> layer value``: the model cut at ``layer`` (its input with ``attribute_to_neuron_input``).
+
+    The forward pass stops as soon as the layer has run (eager mode), so the rest of the
+    network costs nothing.
+    """
+    layers = Layers(model, layer, attribute_to_neuron_input)
+
+    def truncated(*inputs: Any) -> Any:
+        rows = inputs[0].shape[0]
+        values = layers.capture(inputs, (), rows)
+        return layers.result(values, [t for v in values for t in v.leaves])
+
+    return truncated
+
+
+def _on_neuron(inner: Attributor, model: nn.Module, name: str) -> Attributor:
+    """Expose ``inner`` (built on the truncated model) with ``neuron_selector`` as its target."""
+
+    def attribute(inputs: Any, *args: Any, neuron_selector: Any, **kwargs: Any) -> Any:
+        kwargs = bind_baselines(args, kwargs)
+        xs, _ = as_tuple(inputs)
+        selector = as_target(neuron_selector, xs[0].shape[0], xs[0].device, name="neuron_selector")
+        with evaluating(model):
+            return inner(inputs, target=selector, **kwargs)
+
+    per_example = tuple(a if a != "target" else "neuron_selector" for a in inner.per_example)
+    return inner.with_fn(attribute, forward=model, per_example=per_example, name=name)
+
+
+def neuron_gradient(model: nn.Module, layer: LayerLike, *, attribute_to_neuron_input: bool = False) -> Attributor:
+    r""":math:`\partial a_j(x) / \partial x`: the input gradient of the selected neuron.
+
+    Call as ``(inputs, *, neuron_selector, additional_forward_args=None)``.
+    """
+    inner = saliency(truncate(model, layer, attribute_to_neuron_input), abs=False)
+    return _on_neuron(inner, model, "neuron_gradient")
+
+
+def neuron_integrated_gradients(
+    model: nn.Module,
+    layer: LayerLike,
+    *,
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    multiply_by_inputs: bool = True,
+    batch_size: int | None = None,
+    attribute_to_neuron_input: bool = False,
+) -> Attributor:
+    r"""Integrated gradients of the selected neuron ``a_j`` with respect to the inputs,
+
+    .. math:: \phi_i = (x_i - x'_i) \int_0^1 \partial_i a_j(x' + \alpha (x - x'))\, d\alpha .
+
+    Call as ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None)``.
+    """
+    inner = integrated_gradients(
+        truncate(model, layer, attribute_to_neuron_input),
+        n_steps=n_steps,
+        method=method,
+        multiply_by_inputs=multiply_by_inputs,
+        batch_size=batch_size,
+    )
+    return _on_neuron(inner, model, "neuron_integrated_gradients")
+
+
+def neuron_gradient_shap(
+    model: nn.Module,
+    layer: LayerLike,
+    *,
+    n_samples: int = 5,
+    stdevs: Stdevs = 0.0,
+    multiply_by_inputs: bool = True,
+    batch_size: int | None = None,
+    attribute_to_neuron_input: bool = False,
+) -> Attributor:
+    """GradientSHAP of the selected neuron (see :func:`pyattrib.gradient_shap`).
+
+    Call as ``(inputs, baselines, *, neuron_selector, additional_forward_args=None, generator=None)``.
+    """
+    inner = gradient_shap(
+        truncate(model, layer, attribute_to_neuron_input),
+        n_samples=n_samples,
+        stdevs=stdevs,
+        multiply_by_inputs=multiply_by_inputs,
+        batch_size=batch_size,
+    )
+    return _on_neuron(inner, model, "neuron_gradient_shap")
+
+
+def neuron_conductance(
+    model: nn.Module,
+    layer: LayerLike,
+    *,
+    n_steps: int = 50,
+    method: str = "riemann_trapezoid",
+    multiply_by_inputs: bool = True,
+    batch_size: int | None = None,
+    attribute_to_neuron_input: bool = False,
+) -> Attributor:
+    r"""Conductance of the inputs through one neuron (Dhamdhere et al., 2018):
+
+    .. math:: \mathrm{Cond}^j_i = (x_i - x'_i) \int_0^1 \frac{\partial f}{\partial a_j}(x_\alpha)\,
+              \frac{\partial a_j}{\partial x_i}(x_\alpha)\, d\alpha, \qquad x_\alpha = x' + \alpha (x - x')
+
+    where ``f`` is the ``target`` output and ``a_j`` the selected neuron (a callable
+    selector is applied to the layer gradient, as in Captum). The default quadrature is
+    the trapezoid rule, whose weights here sum to 1 (Captum's sum to ``(n-1)/n``). Call as
+    ``(inputs, baselines=None, *, neuron_selector, target=None, additional_forward_args=None)``.
+    """
+    check_batch_size(batch_size)
+    nodes, weights = quadrature(method, n_steps)
+    trunc = truncate(model, layer, attribute_to_neuron_input)
+    layers = Layers(model, layer, attribute_to_neuron_input)
+
+    def attribute(
+        inputs: Any,
+        baselines: Any = None,
+        *,
+        neuron_selector: Any,
+        target: Any = None,
+        additional_forward_args: Any = None,
+    ) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="neuron_conductance")
+        neuron = as_target(neuron_selector, call.n, call.device, name="neuron_selector")
+        base = call.baselines(baselines)
+        diff = tuple(x - b for x, b in zip(call.inputs, base))
+
+        def grad_at(points: tuple[Tensor, ...], c: Chunk) -> tuple[Tensor, ...]:
+            args = call.args.rows(c.i)
+            values, layer_grads = layers.gradients(lambda out: call.target.select(out, c.i), points, args, len(c.i))
+            through = neuron.select(layers.result(values, layer_grads), c.i)  # df/da_j at each point
+            input_grads = gradients(trunc, call.args, neuron, points, c.i)  # da_j/dx
+            return tuple(g * through.reshape(-1, *[1] * (g.dim() - 1)) for g in input_grads)
+
+        with evaluating(model):
+            total = path_integral(grad_at, base, diff, nodes, weights, batch_size)
+        attrs = [t * d for t, d in zip(total, diff)] if multiply_by_inputs else total
+        return call.restore(attrs)
+
+    return Attributor(
+        attribute,
+        model,
+        per_example=("neuron_selector", "target", "additional_forward_args"),
+        name="neuron_conductance",
+    )
