@@ -38,17 +38,34 @@ def _setups():
     mlp, cnn, two, tok = models.mlp(), models.cnn(), models.two_inputs(), models.token_model()
     ids = torch.randint(1, 20, (3, 7), generator=g)
     return {
-        "mlp": dict(model=mlp, layer=mlp[2], x=torch.randn(5, 6, generator=g), b=torch.randn(5, 6, generator=g), target=[0, 1, 2, 1, 0], args=None),
-        "cnn": dict(model=cnn, layer=cnn.conv2, x=torch.randn(3, 3, 8, 8, generator=g), b=0.1, target=[3, 0, 1], args=None),
+        "mlp": dict(
+            model=mlp,
+            layer=mlp[2],
+            x=torch.randn(5, 6, generator=g),
+            b=torch.randn(5, 6, generator=g),
+            target=[0, 1, 2, 1, 0],
+            args=None,
+        ),
+        "cnn": dict(
+            model=cnn, layer=cnn.conv2, x=torch.randn(3, 3, 8, 8, generator=g), b=0.1, target=[3, 0, 1], args=None
+        ),
         "multi-input": dict(
-            model=two, layer=two.mix, x=(torch.randn(4, 4, generator=g), torch.randn(4, 3, generator=g)),
-            b=(0.2, torch.zeros(1, 3)), target=1, args=(torch.rand(4, generator=g) + 0.5, 0.1),
+            model=two,
+            layer=two.mix,
+            x=(torch.randn(4, 4, generator=g), torch.randn(4, 3, generator=g)),
+            b=(0.2, torch.zeros(1, 3)),
+            target=1,
+            args=(torch.rand(4, generator=g) + 0.5, 0.1),
         ),
         "token-encoder": dict(
-            model=models.FromEmbeddings(tok), layer=tok.encoder.layers[0], x=tok.embedding(ids).detach(), b=0.0, target=[2, 0, 1],
+            model=models.FromEmbeddings(tok),
+            layer=tok.encoder.layers[0],
+            x=tok.embedding(ids).detach(),
+            b=0.0,
+            target=[2, 0, 1],
             args=(torch.ones(3, 7),),
         ),
-    }  # fmt: skip
+    }
 
 
 SETUPS = _setups()
@@ -138,8 +155,10 @@ def test_neuron_gradient_and_integrated_gradients(setup):
     out = LayerActivation(m, layer).attribute(x, additional_forward_args=setup["args"])
     selector = tuple([1] * (out.dim() - 1))
     args = setup["args"]
-    close(pa.neuron_gradient(m, layer)(x, neuron_selector=selector, additional_forward_args=args),
-          NeuronGradient(m, layer).attribute(x, selector, additional_forward_args=args))  # fmt: skip
+    close(
+        pa.neuron_gradient(m, layer)(x, neuron_selector=selector, additional_forward_args=args),
+        NeuronGradient(m, layer).attribute(x, selector, additional_forward_args=args),
+    )
     close(
         pa.neuron_integrated_gradients(m, layer, n_steps=10, batch_size=5)(
             x, b, neuron_selector=selector, additional_forward_args=args
@@ -226,8 +245,10 @@ def test_token_ids_through_the_embedding():
         LayerGradientXActivation(m, m.embedding).attribute(ids, target=1),
     )
     # a scalar reference id works as a baseline too
-    close(pa.layer_integrated_gradients(m, m.embedding, n_steps=4)(ids, 0, target=1),
-          LayerIntegratedGradients(m, m.embedding).attribute(ids, torch.zeros_like(ids), target=1, n_steps=4))  # fmt: skip
+    close(
+        pa.layer_integrated_gradients(m, m.embedding, n_steps=4)(ids, 0, target=1),
+        LayerIntegratedGradients(m, m.embedding).attribute(ids, torch.zeros_like(ids), target=1, n_steps=4),
+    )
 
 
 def test_list_of_layers_spliced_together():
