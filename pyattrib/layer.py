@@ -148,7 +148,8 @@ def layer_conductance(
     .. math:: \mathrm{Cond}_j = \sum_{k=0}^{n-1} \frac{\partial f}{\partial a_j}(x_k)\,\big(a_j(x_{k+1}) - a_j(x_k)\big)
 
     Completeness: ``sum_j Cond_j ~= f(x) - f(x')``, reported by ``return_delta``. Chunks
-    of ``batch_size`` rows share one path point with their neighbour. Call as
+    of ``batch_size`` rows share one path point with their neighbour; a chunk's last point
+    is only read up to the layer, never run through the rest of the model. Call as
     ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
     """
     check_batch_size(batch_size)
@@ -166,10 +167,16 @@ def layer_conductance(
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
             points = tuple(c.take(b) + along_rows(nodes.to(d)[c.k], d) * c.take(d) for b, d in zip(base, diff))
-            values, grads = layers.gradients(_select(call, c.i), points, call.args.rows(c.i), len(c.i))
+            # gradients at every point but the chunk's last, whose layer value alone is needed
+            n, m = call.n, len(c.i) - call.n
+            index = c.i[:m]
+            head = tuple(p[:m] for p in points)
+            values, grads = layers.gradients(_select(call, index), head, call.args.rows(index), m)
+            last = layers.capture(tuple(p[m:] for p in points), call.args.rows(c.i[m:]), n)
             templates[:] = values
-            n = call.n
-            return tuple(g[:-n] * (v[n:] - v[:-n]).detach() for g, v in zip(grads, _leaves(values)))
+            return tuple(
+                g * (torch.cat([v[n:], w]) - v).detach() for g, v, w in zip(grads, _leaves(values), _leaves(last))
+            )
 
         with evaluating(model):
             attrs = accumulate(contribution, n_steps + 1, call.n, batch_size, call.device, overlap=1)

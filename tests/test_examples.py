@@ -33,3 +33,12 @@ def test_attribution_prior_removes_the_shortcut():
     result = load("attribution_prior").main()
     assert result["with attribution prior"] > result["plain"] + 0.05
     assert result["with attribution prior decoy share"] < 0.02 < result["plain decoy share"]
+
+
+def test_text_attribution(tmp_path, monkeypatch):
+    demo = load("text_attribution")
+    monkeypatch.setattr(demo, "OUT", str(tmp_path))
+    result = demo.main(n_show=6)
+    assert result["accuracy"] > 0.9
+    assert result["mean_score_agreeing_words"] > 2 * result["mean_score_neutral_words"]
+    assert (tmp_path / "text_attribution.html").read_text().count("<span") == 6 * 12

@@ -172,14 +172,22 @@ class Layers:
             grads = torch.func.grad(lambda *ls: select(run(*ls)).sum(), argnums=tuple(range(len(leaves))))(*leaves)
             return values, list(grads)
         values: list[LayerValue | None] = [None] * len(self.modules)
+        # Nothing before the layer needs a graph: run without one, and switch recording on
+        # from the moment a layer value is swapped for a leaf.
+        grad_mode = torch.is_grad_enabled()
 
         def swap(j: int, value: Any) -> Any:
             v = LayerValue.of(value, rows, self.names[j])
             values[j] = v.with_leaves([t.detach().requires_grad_() for t in v.leaves])
+            torch._C._set_grad_enabled(True)
             return values[j].layout(values[j].leaves)
 
-        with torch.enable_grad(), self.hooked(swap):
-            total = select(self.model(*inputs, *args)).sum()
+        try:
+            torch._C._set_grad_enabled(False)
+            with self.hooked(swap):
+                total = select(self.model(*inputs, *args)).sum()
+        finally:
+            torch._C._set_grad_enabled(grad_mode)
         missing = [self.names[j] for j, v in enumerate(values) if v is None]
         if missing:
             raise RuntimeError(
