@@ -5,6 +5,19 @@ attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x
 """
 
 from ._core.attributor import Attributor
+from .backprop import (
+    deconvolution,
+    deep_lift,
+    deep_lift_shap,
+    guided_backprop,
+    guided_gradcam,
+    layer_deep_lift,
+    layer_deep_lift_shap,
+    neuron_deconvolution,
+    neuron_deep_lift,
+    neuron_deep_lift_shap,
+    neuron_guided_backprop,
+)
 from .gradient import (
     convergence_delta,
     gradient_shap,
@@ -38,6 +51,17 @@ __version__ = "0.1.0"
 __all__ = [
     "Attributor",
     "convergence_delta",
+    "deconvolution",
+    "deep_lift",
+    "deep_lift_shap",
+    "guided_backprop",
+    "guided_gradcam",
+    "layer_deep_lift",
+    "layer_deep_lift_shap",
+    "neuron_deconvolution",
+    "neuron_deep_lift",
+    "neuron_deep_lift_shap",
+    "neuron_guided_backprop",
     "gradient_shap",
     "input_x_gradient",
     "integrated_gradients",

@@ -42,18 +42,18 @@ def truncate(model: nn.Module, layer: LayerLike, attribute_to_neuron_input: bool
         values = layers.capture(inputs, (), rows)
         return layers.result(values, [t for v in values for t in v.leaves])
 
+    truncated.__wrapped_module__ = model  # type: ignore[attr-defined]
     return truncated
 
 
-def _on_neuron(inner: Attributor, model: nn.Module, name: str) -> Attributor:
+def on_neuron(inner: Attributor, model: nn.Module, name: str) -> Attributor:
     """Expose ``inner`` (built on the truncated model) with ``neuron_selector`` as its target."""
 
     def attribute(inputs: Any, *args: Any, neuron_selector: Any, **kwargs: Any) -> Any:
         kwargs = bind_baselines(args, kwargs)
         xs, _ = as_tuple(inputs)
         selector = as_target(neuron_selector, xs[0].shape[0], xs[0].device, name="neuron_selector")
-        with evaluating(model):
-            return inner(inputs, target=selector, **kwargs)
+        return inner(inputs, target=selector, **kwargs)
 
     per_example = tuple(a if a != "target" else "neuron_selector" for a in inner.per_example)
     return inner.with_fn(attribute, forward=model, per_example=per_example, name=name)
@@ -65,7 +65,7 @@ def neuron_gradient(model: nn.Module, layer: LayerLike, *, attribute_to_neuron_i
     Call as ``(inputs, *, neuron_selector, additional_forward_args=None)``.
     """
     inner = saliency(truncate(model, layer, attribute_to_neuron_input), abs=False)
-    return _on_neuron(inner, model, "neuron_gradient")
+    return on_neuron(inner, model, "neuron_gradient")
 
 
 def neuron_integrated_gradients(
@@ -91,7 +91,7 @@ def neuron_integrated_gradients(
         multiply_by_inputs=multiply_by_inputs,
         batch_size=batch_size,
     )
-    return _on_neuron(inner, model, "neuron_integrated_gradients")
+    return on_neuron(inner, model, "neuron_integrated_gradients")
 
 
 def neuron_gradient_shap(
@@ -115,7 +115,7 @@ def neuron_gradient_shap(
         multiply_by_inputs=multiply_by_inputs,
         batch_size=batch_size,
     )
-    return _on_neuron(inner, model, "neuron_gradient_shap")
+    return on_neuron(inner, model, "neuron_gradient_shap")
 
 
 def neuron_conductance(

@@ -139,3 +139,72 @@ class LSTMModel(nn.Module):
 def lstm_model(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return LSTMModel().eval()
+
+
+class ModuleCNN(nn.Module):
+    """Every nonlinearity a module (as Captum's hooks need), with max pooling."""
+
+    def __init__(self, n_out: int = 4) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.pool2 = nn.MaxPool2d(2)
+        self.fc = nn.Linear(6 * 2 * 2, 8)
+        self.relu3 = nn.ReLU()
+        self.out = nn.Linear(8, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pool1(self.relu1(self.conv1(x)))
+        h = self.pool2(self.relu2(self.conv2(h)))
+        return self.out(self.relu3(self.fc(h.flatten(1))))
+
+
+def module_cnn(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return ModuleCNN().eval()
+
+
+class PoolCNN(nn.Module):
+    """conv-ReLU-maxpool twice then linear, all modules: a max-pool network on which
+    Captum's DeepLift conserves the output difference."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.relu1, self.pool1 = nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        self.conv2, self.relu2, self.pool2 = nn.Conv2d(2, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        self.fc = nn.Linear(2 * 2 * 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pool1(self.relu1(self.conv1(x)))
+        return self.fc(self.pool2(self.relu2(self.conv2(h))).flatten(1))
+
+
+def pool_cnn(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return PoolCNN().eval()
+
+
+class Functional(nn.Module):
+    """The twin of ``mlp(act=...)`` written with functional calls, in-place ReLU or one
+    reused activation module: ``style`` in {"module", "functional", "inplace", "reused"}."""
+
+    def __init__(self, style: str, act: str = "relu", seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.l1, self.l2, self.l3 = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+        self.style, self.act_name = style, act
+        self.a1 = nn.ReLU(inplace=style == "inplace") if act == "relu" else nn.Sigmoid()
+        self.a2 = (
+            self.a1 if style == "reused" else (nn.ReLU(inplace=style == "inplace") if act == "relu" else nn.Sigmoid())
+        )
+
+    def act(self, h: torch.Tensor, module: nn.Module) -> torch.Tensor:
+        if self.style == "functional":
+            return torch.relu(h) if self.act_name == "relu" else torch.sigmoid(h)
+        return module(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l3(self.act(self.l2(self.act(self.l1(x), self.a1)), self.a2))

@@ -74,8 +74,14 @@ ATTRIBUTORS = {
     "neuron_ig": lambda m: pa.neuron_integrated_gradients(m, m.drop, n_steps=3),
     "neuron_conductance": lambda m: pa.neuron_conductance(m, m.bn, n_steps=3),
     "neuron_gradient_shap": lambda m: pa.neuron_gradient_shap(m, m.bn, n_samples=2),
+    "deep_lift": lambda m: pa.deep_lift(m, return_delta=True),
+    "deep_lift_shap": lambda m: pa.deep_lift_shap(m, batch_size=4),
+    "layer_deep_lift": lambda m: pa.layer_deep_lift(m, m.out),
+    "neuron_deep_lift": lambda m: pa.neuron_deep_lift(m, m.bn),
+    "guided_backprop": lambda m: pa.guided_backprop(m),
+    "neuron_deconvolution": lambda m: pa.neuron_deconvolution(m, m.bn),
 }
-NEEDS_REFS = ("gradient_shap", "layer_gradient_shap", "neuron_gradient_shap")
+NEEDS_REFS = ("gradient_shap", "layer_gradient_shap", "neuron_gradient_shap", "deep_lift_shap")
 
 
 def call_kwargs(name):

@@ -10,6 +10,15 @@ import torch
 from torch import nn
 
 
+def model_of(f: Callable[..., Any]) -> nn.Module | None:
+    """The nn.Module behind ``f``: itself, a bound method's owner, or the model a pyattrib
+    wrapper (truncated, overridden) was built from."""
+    if isinstance(f, nn.Module):
+        return f
+    inner = getattr(f, "__wrapped_module__", None) or getattr(f, "__self__", None)
+    return model_of(inner) if inner is not None else None
+
+
 @contextmanager
 def evaluating(model: Callable[..., Any], create_graph: bool = False) -> Iterator[None]:
     """The context of one attribution call.
@@ -24,7 +33,7 @@ def evaluating(model: Callable[..., Any], create_graph: bool = False) -> Iterato
       model. Their flags are restored in ``finally``. Dropout keeps its mode.
     - torch.func never touches ``.grad`` or ``requires_grad``.
     """
-    module = model if isinstance(model, nn.Module) else getattr(model, "__self__", None)
+    module = model_of(model)
     switched = []
     if isinstance(module, nn.Module):
         switched = [m for m in module.modules() if m.training and next(m.buffers(recurse=False), None) is not None]

@@ -1,0 +1,343 @@
+"""Modified backpropagation: DeepLift(+SHAP), guided backpropagation, deconvolution, Guided Grad-CAM.
+
+Each method is a gradient method run on ``overridden(model, rules)``: the same model
+with the backward rule of its nonlinearities replaced (see :mod:`pyattrib._core.overrides`).
+The overrides work at the function level, so ``F.relu``, ``torch.sigmoid``,
+``nn.ReLU(inplace=True)`` and a ReLU module used twice all get the rule -- the cases
+where module hooks fail.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ._core.attributor import Attributor
+from ._core.call import Call, prepare
+from ._core.capture import Layers
+from ._core.kernel import Chunk, accumulate, check_batch_size, gradients, outputs, rows_of
+from ._core.overrides import active, guided, overridden, rescale, rescale_max_pool, rescale_softmax
+from ._core.overrides import deconvolution as deconv_rule
+from ._core.state import evaluating
+from .gradient import saliency
+from .layer import LayerLike, interpolate, layer_gradcam
+from .neuron import on_neuron, truncate
+
+CustomFn = Callable[..., tuple[Tensor, ...]]
+ELEMENTWISE = ("relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "gelu", "silu")
+
+
+def deep_lift_rules(eps: float) -> dict[str, Callable[..., Tensor]]:
+    """The DeepLift rescale rule for every elementwise nonlinearity, plus Captum's
+    softmax and max-pool handling."""
+    rules: dict[str, Callable[..., Tensor]] = {op: rescale(eps) for op in ELEMENTWISE}
+    rules["softmax"] = rescale_softmax(eps)
+    rules["max_pool"] = rescale_max_pool(eps)
+    return rules
+
+
+def _custom(fn: CustomFn, multipliers: tuple, xs: tuple, bs: tuple) -> tuple[Tensor, ...]:
+    n_params = len(inspect.signature(fn).parameters)
+    out = fn(*(multipliers, xs, bs)[: min(n_params, 3)])
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def _paired(
+    model: nn.Module,
+    call: Call,
+    references: Callable[[Chunk], tuple[Tensor, ...]],
+    n_refs: int,
+    eps: float,
+    multiply_by_inputs: bool,
+    custom_attribution_func: CustomFn | None,
+    batch_size: int | None,
+    layers: Layers | None = None,
+) -> tuple[tuple[Tensor, ...], list[Any]]:
+    """Mean over references of DeepLift attributions, pairs in chunks.
+
+    Row ``r`` pairs example ``r % N`` with reference ``r // N``. Each evaluation runs the
+    overridden model on ``[inputs; references]`` (the rules read the two halves) and
+    differentiates the sum of the selected outputs of both halves, as Captum does.
+    """
+    rules = deep_lift_rules(eps)
+    f = overridden(model, rules)
+    templates: list[Any] = []
+
+    def contribution(c: Chunk) -> tuple[Tensor, ...]:
+        xs, bs = tuple(c.take(x) for x in call.inputs), references(c)
+        m = len(c.i)
+        rows = tuple(torch.cat([x, b]) for x, b in zip(xs, bs))
+        index = torch.cat([c.i, c.i])
+        if layers is None:
+            mults = tuple(g[:m] for g in gradients(f, call.args, call.target, rows, index))
+            ends = (xs, bs)
+        else:
+            with active(rules):
+                values, grads = layers.gradients(
+                    lambda o: call.target.select(o, index), rows, call.args.rows(index), 2 * m
+                )
+            templates[:] = values
+            leaves = [t for v in values for t in v.leaves]
+            mults = tuple(g[:m] for g in grads)
+            ends = (tuple(v[:m].detach() for v in leaves), tuple(v[m:].detach() for v in leaves))
+        if custom_attribution_func is not None:
+            attrs = _custom(custom_attribution_func, mults, *ends)
+        elif multiply_by_inputs:
+            attrs = tuple(g * (a - b) for g, a, b in zip(mults, *ends))
+        else:
+            attrs = mults
+        return tuple(a / n_refs for a in attrs)
+
+    pair_rows = None if batch_size is None else max(1, batch_size // 2)
+    return accumulate(contribution, n_refs, call.n, pair_rows, call.device), templates
+
+
+def _pair_delta(
+    model: nn.Module,
+    call: Call,
+    references: Callable[[Chunk], tuple[Tensor, ...]],
+    n_refs: int,
+    attrs: Sequence[Tensor],
+    batch_size: int | None,
+) -> Tensor:
+    """``sum(attrs) - mean_j (f(x) - f(x'_j))`` per example: the mean completeness error over pairs."""
+
+    def gap(c: Chunk) -> tuple[Tensor, ...]:
+        xs, bs = tuple(c.take(x) for x in call.inputs), references(c)
+        return (
+            (outputs(model, call.args, call.target, xs, c.i) - outputs(model, call.args, call.target, bs, c.i))
+            / n_refs,
+        )
+
+    (total,) = accumulate(gap, n_refs, call.n, batch_size, call.device)
+    return sum(a.reshape(call.n, -1).sum(1) for a in attrs) - total
+
+
+def _deep_lift(
+    model: nn.Module,
+    *,
+    distribution: bool,
+    layer: LayerLike | None,
+    multiply_by_inputs: bool,
+    eps: float,
+    custom_attribution_func: CustomFn | None,
+    batch_size: int | None,
+    return_delta: bool,
+    attribute_to_layer_input: bool = False,
+    name: str,
+) -> Attributor:
+    check_batch_size(batch_size)
+    layers = Layers(model, layer, attribute_to_layer_input) if layer is not None else None
+
+    def attribute(
+        inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+    ) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method=name)
+        if distribution:
+            refs = call.references(baselines)
+            n_refs = refs[0].shape[0]
+
+            def references(c: Chunk) -> tuple[Tensor, ...]:
+                return tuple(rows_of(b, c.k) for b in refs)
+        else:
+            base = call.baselines(baselines)
+            n_refs = 1
+
+            def references(c: Chunk) -> tuple[Tensor, ...]:
+                return tuple(c.take(b) for b in base)
+
+        with evaluating(model):
+            attrs, templates = _paired(
+                model, call, references, n_refs, eps, multiply_by_inputs, custom_attribution_func, batch_size, layers
+            )
+            result = call.restore(attrs) if layers is None else layers.result(templates, attrs)
+            if return_delta:
+                return result, _pair_delta(model, call, references, n_refs, attrs, batch_size)
+        return result
+
+    return Attributor(attribute, model, returns_delta=return_delta, name=name)
+
+
+def deep_lift(
+    model: nn.Module,
+    *,
+    multiply_by_inputs: bool = True,
+    eps: float = 1e-10,
+    custom_attribution_func: CustomFn | None = None,
+    batch_size: int | None = None,
+    return_delta: bool = False,
+) -> Attributor:
+    r"""DeepLift with the rescale rule (Shrikumar et al., 2017, "Learning Important Features
+    Through Propagating Activation Differences").
+
+    Backpropagates multipliers in which each nonlinearity's derivative is replaced by
+    :math:`m = \frac{\sigma(x) - \sigma(x')}{x - x'}` (the gradient where ``|x - x'| < eps``),
+    then :math:`\phi_i = (x_i - x'_i)\, m_i`. Summation-to-delta: ``sum(phi) = f(x) - f(x')``
+    exactly for networks of linear layers and elementwise nonlinearities. Max pooling and
+    softmax follow Captum. ``custom_attribution_func(multipliers, inputs, baselines)``
+    replaces the final product. Call as
+    ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+    """
+    return _deep_lift(
+        model, distribution=False, layer=None, multiply_by_inputs=multiply_by_inputs, eps=eps,
+        custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
+        name="deep_lift",
+    )  # fmt: skip
+
+
+def deep_lift_shap(
+    model: nn.Module,
+    *,
+    multiply_by_inputs: bool = True,
+    eps: float = 1e-10,
+    custom_attribution_func: CustomFn | None = None,
+    batch_size: int | None = None,
+    return_delta: bool = False,
+) -> Attributor:
+    r"""DeepLiftSHAP: DeepLift averaged over a distribution of references,
+    :math:`\phi_i = \frac1R \sum_j \mathrm{DeepLift}_i(x; x'_j)` (Lundberg & Lee, 2017).
+
+    ``baselines`` holds the ``R`` references along its first dimension. The ``N x R``
+    pairs are evaluated in chunks of at most ``batch_size`` model rows (each pair is two
+    rows), where Captum holds every pair at once. ``return_delta`` gives per example the
+    mean pair delta ``sum(phi) - mean_j (f(x) - f(x'_j))``. Call as
+    ``(inputs, baselines, *, target=None, additional_forward_args=None)``.
+    """
+    return _deep_lift(
+        model, distribution=True, layer=None, multiply_by_inputs=multiply_by_inputs, eps=eps,
+        custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
+        name="deep_lift_shap",
+    )  # fmt: skip
+
+
+def layer_deep_lift(
+    model: nn.Module,
+    layer: LayerLike,
+    *,
+    multiply_by_inputs: bool = True,
+    eps: float = 1e-10,
+    custom_attribution_func: CustomFn | None = None,
+    batch_size: int | None = None,
+    return_delta: bool = False,
+    attribute_to_layer_input: bool = False,
+) -> Attributor:
+    r"""DeepLift at a layer: :math:`\phi_j = (a_j(x) - a_j(x'))\, m_j` with the DeepLift
+    multipliers ``m`` at the layer's activations ``a``. Call as
+    ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``."""
+    return _deep_lift(
+        model, distribution=False, layer=layer, multiply_by_inputs=multiply_by_inputs, eps=eps,
+        custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
+        attribute_to_layer_input=attribute_to_layer_input, name="layer_deep_lift",
+    )  # fmt: skip
+
+
+def layer_deep_lift_shap(
+    model: nn.Module,
+    layer: LayerLike,
+    *,
+    multiply_by_inputs: bool = True,
+    eps: float = 1e-10,
+    custom_attribution_func: CustomFn | None = None,
+    batch_size: int | None = None,
+    return_delta: bool = False,
+    attribute_to_layer_input: bool = False,
+) -> Attributor:
+    """:func:`layer_deep_lift` averaged over reference samples (see :func:`deep_lift_shap`).
+    Call as ``(inputs, baselines, *, target=None, additional_forward_args=None)``."""
+    return _deep_lift(
+        model, distribution=True, layer=layer, multiply_by_inputs=multiply_by_inputs, eps=eps,
+        custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
+        attribute_to_layer_input=attribute_to_layer_input, name="layer_deep_lift_shap",
+    )  # fmt: skip
+
+
+def neuron_deep_lift(
+    model: nn.Module, layer: LayerLike, *, multiply_by_inputs: bool = True, eps: float = 1e-10,
+    custom_attribution_func: CustomFn | None = None, batch_size: int | None = None,
+    attribute_to_neuron_input: bool = False,
+) -> Attributor:  # fmt: skip
+    """DeepLift of the selected neuron with respect to the inputs: :func:`deep_lift` of the
+    truncated model. Call as ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None)``."""
+    inner = deep_lift(
+        truncate(model, layer, attribute_to_neuron_input), multiply_by_inputs=multiply_by_inputs, eps=eps,
+        custom_attribution_func=custom_attribution_func, batch_size=batch_size,
+    )  # fmt: skip
+    return on_neuron(inner, model, "neuron_deep_lift")
+
+
+def neuron_deep_lift_shap(
+    model: nn.Module, layer: LayerLike, *, multiply_by_inputs: bool = True, eps: float = 1e-10,
+    custom_attribution_func: CustomFn | None = None, batch_size: int | None = None,
+    attribute_to_neuron_input: bool = False,
+) -> Attributor:  # fmt: skip
+    """DeepLiftSHAP of the selected neuron: :func:`deep_lift_shap` of the truncated model.
+    Call as ``(inputs, baselines, *, neuron_selector, additional_forward_args=None)``."""
+    inner = deep_lift_shap(
+        truncate(model, layer, attribute_to_neuron_input), multiply_by_inputs=multiply_by_inputs, eps=eps,
+        custom_attribution_func=custom_attribution_func, batch_size=batch_size,
+    )  # fmt: skip
+    return on_neuron(inner, model, "neuron_deep_lift_shap")
+
+
+def guided_backprop(model: nn.Module, *, batch_size: int | None = None) -> Attributor:
+    r"""Guided backpropagation (Springenberg et al., 2015): the input gradient where every
+    ReLU passes only positive gradients, and only where it was active:
+    :math:`g_{in} = \mathrm{ReLU}(g_{out}) \cdot 1[x > 0]`. Call as
+    ``(inputs, *, target=None, additional_forward_args=None)``."""
+    inner = saliency(overridden(model, {"relu": guided}), abs=False, batch_size=batch_size)
+    return inner.with_fn(inner.fn, forward=model, name="guided_backprop")
+
+
+def deconvolution(model: nn.Module, *, batch_size: int | None = None) -> Attributor:
+    r"""Deconvolution (Zeiler & Fergus, 2014): the input "gradient" where every ReLU passes
+    :math:`\mathrm{ReLU}(g_{out})` regardless of its input. Call as
+    ``(inputs, *, target=None, additional_forward_args=None)``."""
+    inner = saliency(overridden(model, {"relu": deconv_rule}), abs=False, batch_size=batch_size)
+    return inner.with_fn(inner.fn, forward=model, name="deconvolution")
+
+
+def neuron_guided_backprop(
+    model: nn.Module, layer: LayerLike, *, attribute_to_neuron_input: bool = False
+) -> Attributor:
+    """Guided backpropagation of the selected neuron. Call as ``(inputs, *, neuron_selector, ...)``."""
+    return on_neuron(
+        guided_backprop(truncate(model, layer, attribute_to_neuron_input)), model, "neuron_guided_backprop"
+    )
+
+
+def neuron_deconvolution(model: nn.Module, layer: LayerLike, *, attribute_to_neuron_input: bool = False) -> Attributor:
+    """Deconvolution of the selected neuron. Call as ``(inputs, *, neuron_selector, ...)``."""
+    return on_neuron(deconvolution(truncate(model, layer, attribute_to_neuron_input)), model, "neuron_deconvolution")
+
+
+def guided_gradcam(
+    model: nn.Module, layer: nn.Module, *, interpolate_mode: str = "nearest", attribute_to_layer_input: bool = False
+) -> Attributor:
+    r"""Guided Grad-CAM (Selvaraju et al., 2017): guided backpropagation times the Grad-CAM
+    map of ``layer`` (with ReLU) upsampled to each input's spatial size,
+    :math:`\phi = \mathrm{GB}(x) \odot \mathrm{up}(L_{\text{Grad-CAM}})`. Call as
+    ``(inputs, *, target=None, additional_forward_args=None)``."""
+    gb = guided_backprop(model)
+    cam = layer_gradcam(model, layer, relu_attributions=True, attribute_to_layer_input=attribute_to_layer_input)
+
+    def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+        kw = {"target": target, "additional_forward_args": additional_forward_args}
+        grads, heat = gb(inputs, **kw), cam(inputs, **kw)
+        if not isinstance(heat, Tensor):
+            raise ValueError("guided_gradcam needs a layer whose value is a single tensor")
+        tup = grads if isinstance(grads, tuple) else (grads,)
+        out = []
+        for j, g in enumerate(tup):
+            if g.dim() != heat.dim():
+                raise ValueError(
+                    f"inputs[{j}] has shape {tuple(g.shape)}, which the Grad-CAM map of shape {tuple(heat.shape)} "
+                    "cannot be upsampled to; guided_gradcam needs inputs with the layer's spatial dimensions"
+                )
+            out.append(g * interpolate(heat, g.shape[2:], interpolate_mode))
+        return tuple(out) if isinstance(grads, tuple) else out[0]
+
+    return Attributor(attribute, model, per_example=("target", "additional_forward_args"), name="guided_gradcam")
