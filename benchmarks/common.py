@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,6 +48,30 @@ def peak_tensor_mb(fn: Callable[[], object]) -> float:
         with open(path) as f:
             _, sizes = json.load(f)
     return max(sum(s) for s in sizes) / 2**20
+
+
+def peak_rss_growth_mb(module: str, case: str) -> float:
+    """Run ``module.measure(case)`` in a fresh interpreter and return the growth of its
+    peak resident memory (MB) over a warmed-up baseline (Linux ``VmHWM``). Used where the
+    profiler's timeline misses frees (custom autograd Functions)."""
+    code = f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import {module} as m; print(m.measure({case!r}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(field)
+
+
+def reset_peak_rss() -> float:
+    """Reset the kernel's peak-RSS counter and return the current RSS (MB)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return rss_mb()
 
 
 def row(label: str, ours: float, theirs: float, floor: float | None = None, target: str = "") -> str:

@@ -16,6 +16,7 @@ their references.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,28 +45,40 @@ _IN_PLACE = {torch.relu_, Tensor.relu_}
 _KIND = {fn: kind for kind, fns in OPS.items() for fn in fns}
 
 
+# local derivatives from the saved output, where one exists (cheaper than a vjp)
+_DERIVATIVE: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "relu": lambda x, y: (y > 0).to(y.dtype),
+    "sigmoid": lambda x, y: y * (1 - y),
+    "tanh": lambda x, y: 1 - y * y,
+}
+
+
 class _Elementwise(torch.autograd.Function):
     """``y = op(x)`` whose backward is ``rule(x, y, grad_out, ordinary grad_in)``."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Tensor, op: Callable[[Tensor], Tensor], rule: Rule) -> Tensor:
+    def forward(x: Tensor, op: Callable[[Tensor], Tensor], kind: str, rule: Rule) -> Tensor:
         return op(x)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-        x, op, rule = inputs
+        x, op, kind, rule = inputs
         ctx.save_for_backward(x, output)
-        ctx.op, ctx.rule = op, rule
+        ctx.op, ctx.kind, ctx.rule = op, kind, rule
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None]:
         x, y = ctx.saved_tensors
-        with torch._C.DisableTorchFunction():  # the ordinary gradient, without our mode
-            _, vjp = torch.func.vjp(ctx.op, x)
-            (grad_in,) = vjp(grad_out)
-        return ctx.rule(x, y, grad_out, grad_in), None, None
+        derivative = _DERIVATIVE.get(ctx.kind)
+        if derivative is not None:
+            grad_in = grad_out * derivative(x, y)
+        else:
+            with torch._C.DisableTorchFunction():  # the ordinary gradient, without our mode
+                _, vjp = torch.func.vjp(ctx.op, x)
+                (grad_in,) = vjp(grad_out)
+        return ctx.rule(x, y, grad_out, grad_in), None, None, None
 
 
 class _MaxPool(torch.autograd.Function):
@@ -74,23 +87,30 @@ class _MaxPool(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Tensor, pool: Callable[..., Any], params: dict, rule: Callable[..., Tensor]) -> Tensor:
-        return pool(x, **params)
+    def forward(
+        x: Tensor, pool: Callable[..., Any], params: dict, rule: Callable[..., Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        return pool(x, **{**params, "return_indices": True})
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    def setup_context(ctx: Any, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
         x, pool, params, rule = inputs
-        ctx.save_for_backward(x, output)
-        ctx.pool, ctx.params, ctx.rule = pool, params, rule
+        y, idx = output
+        ctx.save_for_backward(x, y, idx)
+        ctx.rule = rule
+        ctx.mark_non_differentiable(idx)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None]:
-        x, y = ctx.saved_tensors
-        with torch._C.DisableTorchFunction():
-            _, idx = ctx.pool(x, **{**ctx.params, "return_indices": True})
-            _, vjp = torch.func.vjp(lambda t: ctx.pool(t, **ctx.params), x)
-            (grad_in,) = vjp(grad_out)
+    def backward(ctx: Any, grad_out: Tensor, _: Any) -> tuple[Tensor, None, None, None]:
+        x, y, idx = ctx.saved_tensors
+        grad_in = unpool(grad_out, idx, x.shape)  # the ordinary max-pool gradient
         return ctx.rule(x, y, grad_out, grad_in, idx), None, None, None
+
+
+def unpool(values: Tensor, idx: Tensor, shape: torch.Size) -> Tensor:
+    """Scatter-add pooled ``values`` back to the input positions ``idx`` came from."""
+    flat = values.new_zeros(shape[0], shape[1], math.prod(shape[2:]))
+    return flat.scatter_add(2, idx.flatten(2), values.flatten(2)).view(shape)
 
 
 _POOL_ARGS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
@@ -117,12 +137,12 @@ class Rules(TorchFunctionMode):
             params = dict(zip(_POOL_ARGS, args[1:]), **kwargs)
             if params.get("return_indices"):
                 return func(*args, **kwargs)
-            return _MaxPool.apply(x, func, params, rule)
+            return _MaxPool.apply(x, func, params, rule)[0]
         in_place = func in _IN_PLACE or kwargs.get("inplace", False)
         rest = args[1:]
         opts = {k: v for k, v in kwargs.items() if k != "inplace"}
         op = _bind(func, rest, opts)
-        y = _Elementwise.apply(x.clone() if in_place else x, op, rule)
+        y = _Elementwise.apply(x.clone() if in_place else x, op, kind, rule)
         return x.copy_(y) if in_place else y
 
 
@@ -158,10 +178,20 @@ def _wide(t: Tensor) -> Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-def _halves(t: Tensor) -> Tensor:
-    """``t[:n] - t[n:]`` repeated for both halves: the change from reference to input."""
+def _paired(grad_in: Tensor, grad_out: Tensor, dx: Tensor, change: Tensor, eps: float) -> Tensor:
+    """``grad_out * change / dx`` for both halves, the ordinary ``grad_in`` where
+    ``|dx| < eps``. ``dx`` and ``change`` are per pair (half the rows); work on halves, so
+    no full-size copies of them are made."""
+    near = dx.abs() < eps
+    ratio = change / torch.where(near, 1.0, dx)
+    halves = [torch.where(near, _wide(gi), _wide(go) * ratio) for gi, go in zip(grad_in.chunk(2), grad_out.chunk(2))]
+    return torch.cat(halves).to(grad_in.dtype)
+
+
+def _difference(t: Tensor) -> Tensor:
+    """``t[:n] - t[n:]``: the change from reference to input, per pair."""
     a, b = _wide(t).chunk(2)
-    return torch.cat([a - b, a - b])
+    return a - b
 
 
 def rescale(eps: float) -> Rule:
@@ -169,10 +199,7 @@ def rescale(eps: float) -> Rule:
     ``|x - x'| < eps``. Computed in at least float32, so fp16/bf16 give finite results."""
 
     def rule(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor) -> Tensor:
-        dx, dy = _halves(x), _halves(y)
-        near = dx.abs() < eps
-        ratio = torch.where(near, _wide(grad_in), _wide(grad_out) * dy / torch.where(near, 1.0, dx))
-        return ratio.to(grad_in.dtype)
+        return _paired(grad_in, grad_out, _difference(x), _difference(y), eps)
 
     return rule
 
@@ -196,14 +223,12 @@ def rescale_max_pool(eps: float) -> Callable[..., Tensor]:
         out, out_ref = _wide(y).chunk(2)
         top = torch.max(out, out_ref)
         delta_out = torch.cat([top - out_ref, out - top])
-        routed = (_wide(grad_out) * delta_out).flatten(2)
-        flat = torch.zeros(x.shape[0], x.shape[1], x[0, 0].numel(), device=x.device, dtype=routed.dtype)
-        flat = flat.scatter_add(2, idx.flatten(2), routed).view(x.shape)
-        a, b = flat.chunk(2)
-        both = torch.cat([a + b, a + b])
-        dx = _halves(x)
-        near = dx.abs() < eps
-        return torch.where(near, _wide(grad_in), both / torch.where(near, 1.0, dx)).to(grad_in.dtype)
+        a, b = unpool(_wide(grad_out) * delta_out, idx, x.shape).chunk(2)
+        routed = a + b  # the same numerator serves both halves
+        near = (dx := _difference(x)).abs() < eps
+        value = routed / torch.where(near, 1.0, dx)
+        halves = [torch.where(near, _wide(gi), value) for gi in grad_in.chunk(2)]
+        return torch.cat(halves).to(grad_in.dtype)
 
     return rule
 
