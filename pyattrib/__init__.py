@@ -4,6 +4,7 @@ A method is a transform: ``pa.integrated_gradients(model, n_steps=64)`` returns 
 attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x``.
 """
 
+from . import lrp as lrp_rules
 from ._core.attributor import Attributor
 from .backprop import (
     deconvolution,
@@ -36,6 +37,7 @@ from .layer import (
     layer_integrated_gradients,
     token_reference,
 )
+from .lrp import layer_lrp, lrp
 from .neuron import (
     neuron_conductance,
     neuron_gradient,
@@ -50,6 +52,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Attributor",
+    "lrp_rules",
     "convergence_delta",
     "deconvolution",
     "deep_lift",
@@ -73,6 +76,8 @@ __all__ = [
     "layer_gradient_shap",
     "layer_gradient_x_activation",
     "layer_integrated_gradients",
+    "layer_lrp",
+    "lrp",
     "multi_target",
     "neuron_conductance",
     "neuron_gradient",

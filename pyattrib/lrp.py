@@ -1,0 +1,251 @@
+"""Layer-wise relevance propagation (Bach et al., 2015) with rules per module type or instance.
+
+Relevance starts as the selected output ``R = f_t(x)`` and flows back layer by layer.
+A layer ``z = layer(x)`` with rule ``rho`` (a modified copy of the layer) passes
+
+.. math:: R_{in} = x \\odot \\Big(\\frac{\\partial \\rho(x)}{\\partial x}\\Big)^\\top
+          \\frac{R_{out}}{\\rho(x) + \\epsilon\\,\\mathrm{sign}(\\rho(x))}
+
+ReLU and tanh pass relevance unchanged (identity). Rules never touch the model's
+weights: modified weights are computed on the fly and used functionally. Modules are
+intercepted by swapping their ``forward`` for the duration of one call (restored in
+``finally``), so a module used twice gets its rule at both uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._core.attributor import Attributor
+from ._core.call import prepare
+from ._core.capture import Layers
+from ._core.kernel import Chunk, accumulate, check_batch_size, gradients
+from ._core.overrides import Rules
+from ._core.state import evaluating
+from .layer import LayerLike
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An LRP rule: ``weight``/``bias`` map the layer's parameters to the ones relevance is
+    distributed with; ``eps`` stabilises the denominator; ``identity`` passes relevance."""
+
+    name: str
+    eps: float = 1e-9
+    weight: Callable[[Tensor], Tensor] | None = None
+    bias: Callable[[Tensor], Tensor] | None = None
+    identity: bool = False
+
+
+def epsilon(eps: float = 1e-9) -> Rule:
+    """LRP-epsilon: ``R_i = sum_j x_i w_ij R_j / (z_j + eps sign z_j)``. Conserves relevance
+    as ``eps -> 0`` on bias-free layers; larger ``eps`` absorbs weak, noisy contributions."""
+    return Rule("epsilon", eps=eps)
+
+
+def gamma(gamma: float = 0.25, zero_bias: bool = False) -> Rule:
+    """LRP-gamma: distribute with ``w + gamma * max(w, 0)``, favouring positive contributions."""
+    return Rule(
+        "gamma",
+        weight=lambda w: w + gamma * w.clamp(min=0),
+        bias=(lambda b: torch.zeros_like(b)) if zero_bias else None,
+    )
+
+
+def alpha1_beta0(zero_bias: bool = False) -> Rule:
+    """LRP-alpha1-beta0 (deep Taylor): distribute with the positive weights ``max(w, 0)`` only."""
+    return Rule(
+        "alpha1_beta0", weight=lambda w: w.clamp(min=0), bias=(lambda b: torch.zeros_like(b)) if zero_bias else None
+    )
+
+
+def z_plus() -> Rule:
+    """LRP-z+: positive weights, no bias (alpha1-beta0 with the bias removed)."""
+    return alpha1_beta0(zero_bias=True)
+
+
+def identity() -> Rule:
+    """Pass relevance through unchanged (layers whose input and output have one shape)."""
+    return Rule("identity", identity=True)
+
+
+RuleMap = Mapping[type | nn.Module, Rule]
+DEFAULT_RULES: dict[type, Rule] = {
+    nn.Linear: epsilon(),
+    nn.Conv1d: epsilon(),
+    nn.Conv2d: epsilon(),
+    nn.Conv3d: epsilon(),
+    nn.MaxPool1d: epsilon(),
+    nn.MaxPool2d: epsilon(),
+    nn.MaxPool3d: epsilon(),
+    nn.AvgPool1d: epsilon(),
+    nn.AvgPool2d: epsilon(),
+    nn.AdaptiveAvgPool2d: epsilon(),
+    nn.BatchNorm1d: epsilon(),
+    nn.BatchNorm2d: epsilon(),
+}
+
+
+class _Relevance(torch.autograd.Function):
+    """``y = forward(x)``; backward turns output relevance into input relevance by ``rule``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        x: Tensor, forward: Callable[[Tensor], Tensor], modified: Callable[[Tensor], Tensor], rule: Rule
+    ) -> Tensor:
+        return forward(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        x, _, modified, rule = inputs
+        ctx.save_for_backward(x)
+        ctx.modified, ctx.rule = modified, rule
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor | None, None, None, None]:
+        if ctx.rule.identity:
+            return relevance, None, None, None
+        (x,) = ctx.saved_tensors
+        with torch._C.DisableTorchFunction():
+            z, vjp = torch.func.vjp(ctx.modified, x)
+            sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+            (c,) = vjp(relevance / (z + sign * ctx.rule.eps))
+        return x * c, None, None, None
+
+
+def _modified(module: nn.Module, forward: Callable[..., Tensor], rule: Rule) -> Callable[[Tensor], Tensor]:
+    """The layer with the rule's parameters, computed functionally (weights never change)."""
+    if rule.weight is None and rule.bias is None:
+        return forward
+    weight = getattr(module, "weight", None)
+    bias = getattr(module, "bias", None)
+    if weight is None:
+        raise TypeError(f"rule {rule.name!r} modifies weights, but {type(module).__name__} has none")
+    w = rule.weight(weight) if rule.weight else weight
+    b = rule.bias(bias) if (rule.bias and bias is not None) else bias
+    if isinstance(module, nn.Linear):
+        return lambda t: F.linear(t, w, b)
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return lambda t: module._conv_forward(t, w, b)
+    raise TypeError(f"rule {rule.name!r} supports Linear and Conv layers, not {type(module).__name__}")
+
+
+def _pass(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor) -> Tensor:
+    return grad_out
+
+
+@contextmanager
+def relevance_rules(model: nn.Module, rules: RuleMap) -> Iterator[None]:
+    """Within the context, ``model``'s layers propagate relevance by their rules."""
+    by_instance = {id(k): v for k, v in rules.items() if isinstance(k, nn.Module)}
+    by_type = {k: v for k, v in rules.items() if isinstance(k, type)}
+    swapped: list[tuple[nn.Module, Any]] = []
+
+    def wrap(module: nn.Module, rule: Rule) -> None:
+        forward = module.forward
+        modified = _modified(module, forward, rule)
+        swapped.append((module, module.__dict__.get("forward")))
+        module.forward = lambda x, *rest, **kw: _Relevance.apply(x, lambda t: forward(t, *rest, **kw), modified, rule)
+
+    with ExitStack() as stack:
+        try:
+            for m in model.modules():
+                rule = by_instance.get(id(m)) or next((r for t, r in by_type.items() if isinstance(m, t)), None)
+                rule = rule or DEFAULT_RULES.get(type(m))
+                if rule is not None:
+                    wrap(m, rule)
+            stack.enter_context(Rules({"relu": _pass, "tanh": _pass}))
+            yield
+        finally:
+            for m, before in reversed(swapped):
+                if before is None:
+                    m.__dict__.pop("forward", None)
+                else:
+                    m.forward = before
+
+
+def _scaled(model: nn.Module) -> Callable[..., Tensor]:
+    """``f * stopgrad(f)``: its gradient at the output is ``f`` itself, the starting relevance."""
+
+    def run(*args: Any) -> Tensor:
+        out = model(*args)
+        return out * out.detach()
+
+    run.__wrapped_module__ = model  # type: ignore[attr-defined]
+    return run
+
+
+def lrp(
+    model: nn.Module, *, rules: RuleMap | None = None, batch_size: int | None = None, return_delta: bool = False
+) -> Attributor:
+    r"""Layer-wise relevance propagation.
+
+    ``rules`` maps module types or module instances to rules (:func:`epsilon`,
+    :func:`gamma`, :func:`alpha1_beta0`, :func:`z_plus`, :func:`identity`); instances win
+    over types, types over the default (epsilon for linear, conv, pooling and batch norm
+    layers). ``return_delta`` gives ``f_t(x) - sum(R)`` per example, as Captum does (0 when
+    relevance is conserved). Call as ``(inputs, *, target=None, additional_forward_args=None)``.
+    """
+    check_batch_size(batch_size)
+    rules = dict(rules or {})
+    f = _scaled(model)
+
+    def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="lrp")
+
+        def contribution(c: Chunk) -> tuple[Tensor, ...]:
+            with relevance_rules(model, rules):
+                return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.i)
+
+        with evaluating(model):
+            relevance = accumulate(contribution, 1, call.n, batch_size, call.device)
+            result = call.restore(relevance)
+            if return_delta:
+                with torch.no_grad():
+                    out = call.target.select(model(*call.inputs, *call.args.values))
+                return result, out - sum(r.reshape(call.n, -1).sum(1) for r in relevance)
+        return result
+
+    return Attributor(
+        attribute, model, per_example=("target", "additional_forward_args"), returns_delta=return_delta, name="lrp"
+    )
+
+
+def layer_lrp(
+    model: nn.Module, layer: LayerLike, *, rules: RuleMap | None = None, attribute_to_layer_input: bool = False,
+    return_delta: bool = False,
+) -> Attributor:  # fmt: skip
+    """Relevance arriving at a layer's output (or input): :func:`lrp` stopped at ``layer``.
+    Call as ``(inputs, *, target=None, additional_forward_args=None)``."""
+    rules = dict(rules or {})
+    layers = Layers(model, layer, attribute_to_layer_input)
+    scaled = Layers(_scaled(model), layer, attribute_to_layer_input)
+    scaled.names = layers.names
+
+    def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="layer_lrp", differentiable=False)
+        with evaluating(model), relevance_rules(model, rules):
+            values, relevance = scaled.gradients(lambda o: call.target.select(o), call.inputs, call.args.values, call.n)
+        result = layers.result(values, relevance)
+        if return_delta:
+            with torch.no_grad():
+                out = call.target.select(model(*call.inputs, *call.args.values))
+            return result, out - sum(r.reshape(call.n, -1).sum(1) for r in relevance)
+        return result
+
+    return Attributor(
+        attribute,
+        model,
+        per_example=("target", "additional_forward_args"),
+        returns_delta=return_delta,
+        name="layer_lrp",
+    )

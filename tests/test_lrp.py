@@ -1,0 +1,125 @@
+"""LRP: Captum agreement, conservation, rules checked by hand, model untouched."""
+
+import pytest
+import torch
+from captum.attr import LRP, LayerLRP
+from captum.attr._utils.lrp_rules import Alpha1_Beta0_Rule, EpsilonRule, GammaRule
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import pyattrib as pa
+from pyattrib.lrp import alpha1_beta0, epsilon, gamma, identity, z_plus
+
+from . import models
+from .test_reference_layer import close
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: models.mlp(act=nn.ReLU), models.module_cnn, models.pool_cnn], ids=["mlp", "cnn", "pool-cnn"]
+)
+def test_lrp_epsilon_matches_captum(make):
+    m = make()
+    x = torch.randn(
+        4, *((6,) if isinstance(m, nn.Sequential) else ((3, 8, 8) if isinstance(m, models.ModuleCNN) else (1, 8, 8)))
+    )
+    ours, delta = pa.lrp(m, return_delta=True, batch_size=3)(x, target=[0, 1, 2, 1])
+    theirs, their_delta = LRP(m).attribute(x, target=[0, 1, 2, 1], return_convergence_delta=True)
+    close(ours, theirs)
+    torch.testing.assert_close(delta, their_delta.detach(), atol=1e-5, rtol=1e-4)
+
+
+def test_rules_by_instance_and_type_match_captum():
+    m = models.mlp(act=nn.ReLU)
+    twin = models.mlp(act=nn.ReLU)
+    twin[0].rule, twin[2].rule, twin[4].rule = GammaRule(), Alpha1_Beta0_Rule(), EpsilonRule(0.1)
+    x = torch.randn(5, 6)
+    theirs = LRP(twin).attribute(x, target=2)
+    close(pa.lrp(m, rules={m[0]: gamma(), m[2]: alpha1_beta0(), m[4]: epsilon(0.1)})(x, target=2), theirs)
+    # a type rule applies to every instance unless an instance rule overrides it
+    twin2 = models.mlp(act=nn.ReLU)
+    for layer in (twin2[0], twin2[2]):
+        layer.rule = GammaRule()
+    twin2[4].rule = EpsilonRule(0.1)
+    close(pa.lrp(m, rules={nn.Linear: gamma(), m[4]: epsilon(0.1)})(x, target=2), LRP(twin2).attribute(x, target=2))
+
+
+@pytest.mark.parametrize("to_input", [False, True])
+def test_layer_lrp_matches_captum(to_input):
+    m = models.module_cnn()
+    x = torch.randn(3, 3, 8, 8)
+    close(
+        pa.layer_lrp(m, m.conv2, attribute_to_layer_input=to_input)(x, target=[1, 0, 3]),
+        LayerLRP(m, m.conv2).attribute(x, target=[1, 0, 3], attribute_to_layer_input=to_input),
+    )
+
+
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 4))
+def test_epsilon_conserves_relevance_without_bias(seed, n):
+    torch.manual_seed(seed)
+    m = (
+        nn.Sequential(
+            nn.Linear(5, 7, bias=False), nn.ReLU(), nn.Linear(7, 6, bias=False), nn.ReLU(), nn.Linear(6, 3, bias=False)
+        )
+        .double()
+        .eval()
+    )
+    x = torch.randn(n, 5, dtype=torch.float64)
+    relevance, delta = pa.lrp(m, return_delta=True)(x, target=1)
+    out = m(x)[:, 1].detach()
+    assert (delta.abs() <= 1e-6 * (1 + out.abs())).all()
+    torch.testing.assert_close(relevance.sum(1), out)
+
+
+def test_rules_by_hand_on_one_layer():
+    # one linear layer: R_i = x_i * w'_i * f(x) / z'(x) for the rule's weights w' (and bias)
+    w = torch.tensor([[1.0, -2.0, 0.5]])
+    b = torch.tensor([0.3])
+    layer = nn.Linear(3, 1)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(b)
+    m = nn.Sequential(layer).eval()
+    x = torch.tensor([[1.0, 2.0, -1.0]])
+    f = float(m(x))
+    for rule, wp, bp in [
+        (epsilon(0.0), w, b),
+        (gamma(0.5), w + 0.5 * w.clamp(min=0), b),
+        (alpha1_beta0(), w.clamp(min=0), b),
+        (z_plus(), w.clamp(min=0), torch.zeros(1)),
+    ]:
+        z = float(x @ wp.T + bp)
+        expected = x * wp * f / z
+        torch.testing.assert_close(pa.lrp(m, rules={nn.Linear: rule})(x, target=0), expected)
+
+
+def test_identity_rule_passes_relevance():
+    m = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    x = torch.randn(3, 4)
+    with_bn = pa.layer_lrp(m, m[1], attribute_to_layer_input=True, rules={nn.BatchNorm1d: identity()})(x, target=0)
+    after_bn = pa.layer_lrp(m, m[1], rules={nn.BatchNorm1d: identity()})(x, target=0)
+    torch.testing.assert_close(with_bn, after_bn)
+
+
+def test_model_untouched_and_reused_module():
+    class Reused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.act, self.out = nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.out(self.act(self.lin(self.act(self.lin(x)))))
+
+    m = Reused().eval()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    x = torch.randn(3, 4)
+    relevance = pa.lrp(m, rules={nn.Linear: gamma()})(x, target=0)
+    assert torch.isfinite(relevance).all()
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert not any("forward" in mod.__dict__ for mod in m.modules())
+    with pytest.raises(IndexError):
+        pa.lrp(m)(x, target=5)
+    assert not any("forward" in mod.__dict__ for mod in m.modules())
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
