@@ -37,6 +37,7 @@ from .layer import (
     layer_integrated_gradients,
     token_reference,
 )
+from .lime import kernel_shap, lime
 from .lrp import layer_lrp, lrp
 from .neuron import (
     neuron_conductance,
@@ -46,6 +47,15 @@ from .neuron import (
     truncate,
 )
 from .noise import noise_tunnel, smoothgrad, smoothgrad_sq, vargrad
+from .perturbation import (
+    feature_ablation,
+    feature_permutation,
+    layer_feature_ablation,
+    layer_feature_permutation,
+    neuron_feature_ablation,
+    occlusion,
+)
+from .shapley import shapley_value_sampling, shapley_values
 from .wrappers import multi_target
 
 __version__ = "0.1.0"
@@ -54,6 +64,9 @@ __all__ = [
     "Attributor",
     "lrp_rules",
     "convergence_delta",
+    "feature_ablation",
+    "feature_permutation",
+    "occlusion",
     "deconvolution",
     "deep_lift",
     "deep_lift_shap",
@@ -64,14 +77,19 @@ __all__ = [
     "neuron_deconvolution",
     "neuron_deep_lift",
     "neuron_deep_lift_shap",
+    "neuron_feature_ablation",
     "neuron_guided_backprop",
     "gradient_shap",
     "input_x_gradient",
     "integrated_gradients",
+    "kernel_shap",
+    "lime",
     "internal_influence",
     "interpolate",
     "layer_activation",
     "layer_conductance",
+    "layer_feature_ablation",
+    "layer_feature_permutation",
     "layer_gradcam",
     "layer_gradient_shap",
     "layer_gradient_x_activation",
@@ -85,6 +103,8 @@ __all__ = [
     "neuron_integrated_gradients",
     "noise_tunnel",
     "saliency",
+    "shapley_value_sampling",
+    "shapley_values",
     "token_reference",
     "truncate",
     "smoothgrad",

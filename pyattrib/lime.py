@@ -1,0 +1,198 @@
+"""Surrogate-model methods: LIME and KernelSHAP.
+
+Both draw binary *interpretable samples* ``z`` (which feature groups keep the input's
+values; the rest take the baseline's), evaluate the model on all of them through the
+perturbation engine, and fit a weighted linear model ``g(z) = b + sum_g c_g z_g`` to the
+outputs per example; the coefficients ``c`` are the attributions.
+
+- LIME (Ribeiro et al., 2016): ``z ~ Bernoulli(1/2)`` per group, weights from a similarity
+  kernel, any scikit-learn regressor (default ``Lasso(alpha=0.01)``).
+- KernelSHAP (Lundberg & Lee, 2017): ``|z| = k`` drawn with ``p(k) ~ (F-1) / (k (F-k))``, a
+  uniform subset of that size, plus the all-ones and all-zeros samples at a very large
+  weight; plain weighted least squares, solved for the whole batch at once in torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._core import random
+from ._core.attributor import Attributor
+from ._core.call import Call, prepare
+from ._core.kernel import check_batch_size
+from ._core.perturb import FeatureMask, evaluate
+from ._core.state import evaluating
+from .shapley import coalition_rows
+
+Forward = Callable[..., Any]
+Similarity = Callable[[tuple[Tensor, ...], tuple[Tensor, ...], Tensor], Tensor]
+PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
+INF_WEIGHT = 1e6
+
+
+def cosine_similarity_kernel(kernel_width: float = 1.0) -> Similarity:
+    """``exp(-d^2 / width^2)`` with ``d`` the cosine distance between the flattened original
+    and perturbed inputs (Captum's default for LIME), for a batch of rows at once."""
+
+    def similarity(original: tuple[Tensor, ...], perturbed: tuple[Tensor, ...], z: Tensor) -> Tensor:
+        a = torch.cat([t.reshape(t.shape[0], -1).double() for t in original], 1)
+        b = torch.cat([t.reshape(t.shape[0], -1).double() for t in perturbed], 1)
+        d = 1 - torch.nn.functional.cosine_similarity(a, b, dim=1)
+        return torch.exp(-(d**2) / kernel_width**2)
+
+    return similarity
+
+
+def _surrogate_data(f: Forward, call: Call, base: tuple[Tensor, ...], mask: FeatureMask, z: Tensor,
+                    similarity: Similarity | None, batch_size: int | None, show_progress: bool, desc: str) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+    """Outputs ``(N, S)`` at every interpretable sample ``z (N, S, F)``, and similarity
+    weights ``(N, S)`` when a kernel is given."""
+    n, s = z.shape[:2]
+    sims: list[Tensor] = []
+    build_rows = coalition_rows(call, base, mask, lambda p, i, ids: z[i, p].gather(1, ids).bool())
+
+    def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
+        rows = build_rows(p, i)
+        if similarity is not None:
+            sims.append(similarity(tuple(x.index_select(0, i) for x in call.inputs), rows, z[i, p]))
+        return rows
+
+    out = evaluate(f, call, build, s, batch_size, show_progress, desc)  # (S, N, K)
+    if out.shape[-1] != 1:
+        raise ValueError("surrogate methods need one output per example; pass target=<class index>")
+    weights = torch.cat(sims).reshape(s, n).T if similarity is not None else None
+    return out[..., 0].T, weights
+
+
+def weighted_least_squares(z: Tensor, y: Tensor, w: Tensor) -> Tensor:
+    """Per example, ``argmin_c sum_s w_s (y_s - b - c . z_s)^2``: coefficients ``(N, F)``,
+    solved for all examples at once in float64."""
+    x = torch.cat([z.double(), torch.ones_like(z[..., :1], dtype=torch.float64)], -1)
+    sw = w.double().sqrt()[..., None]
+    sol = torch.linalg.lstsq(x * sw, (y.double()[..., None]) * sw).solution
+    return sol[:, :-1, 0]
+
+
+def _restore(call: Call, mask: FeatureMask, coef: Tensor, return_input_shape: bool) -> Any:
+    coef = coef.to(call.inputs[0].dtype if call.inputs[0].is_floating_point() else torch.get_default_dtype())
+    if not return_input_shape:
+        return coef
+    return call.restore(tuple(a[:, 0] for a in mask.spread(coef[:, None, :])))
+
+
+def lime(
+    f: Forward,
+    *,
+    interpretable_model: Any = None,
+    similarity_func: Similarity | None = None,
+    perturb_func: Callable[[int, int, int, torch.Generator | None, torch.device], Tensor] | None = None,
+    n_samples: int = 50,
+    return_input_shape: bool = True,
+    batch_size: int | None = None,
+    show_progress: bool = False,
+) -> Attributor:
+    """LIME: a weighted sparse linear surrogate fitted around each example.
+
+    ``interpretable_model``: a scikit-learn regressor with ``fit(X, y, sample_weight)`` and
+    ``coef_`` (default ``Lasso(alpha=0.01)``), cloned per example; or ``"linear"`` for plain
+    weighted least squares solved for the whole batch in torch. ``similarity_func(original,
+    perturbed, z) -> (M,)`` weights a batch of rows (default :func:`cosine_similarity_kernel`).
+    ``perturb_func(n_examples, n_samples, n_features, generator, device) -> (N, S, F)`` binary
+    samples (default Bernoulli(1/2)). With ``return_input_shape=False`` the result is the
+    ``(N, F)`` coefficients. Call as ``(inputs, baselines=None, *, target=None,
+    additional_forward_args=None, feature_mask=None, generator=None)``.
+    """
+    check_batch_size(batch_size)
+    similarity = similarity_func or cosine_similarity_kernel()
+
+    def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
+                  feature_mask: Any = None, generator: torch.Generator | None = None) -> Any:  # fmt: skip
+        call = prepare(inputs, target, additional_forward_args, method="lime", differentiable=False)
+        base = call.baselines(baselines)
+        mask = FeatureMask(feature_mask, call)
+        n, n_f = call.n, mask.n_features
+        if perturb_func is None:
+            z = (
+                random.uniform((n, n_samples, n_f), torch.ones((), dtype=torch.float64, device=call.device), generator)
+                < 0.5
+            ).long()
+        else:
+            z = perturb_func(n, n_samples, n_f, generator, call.device).long()
+        with evaluating(f):
+            y, w = _surrogate_data(f, call, base, mask, z, similarity, batch_size, show_progress, "lime")
+        if interpretable_model == "linear":
+            coef = weighted_least_squares(z, y, w)
+        else:
+            coef = _sklearn_fit(interpretable_model, z, y, w)
+        return _restore(call, mask, coef, return_input_shape)
+
+    return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="lime")
+
+
+def _sklearn_fit(model: Any, z: Tensor, y: Tensor, w: Tensor) -> Tensor:
+    from sklearn.base import clone
+    from sklearn.linear_model import Lasso
+
+    template = Lasso(alpha=0.01) if model is None else model
+    coefs = []
+    for zi, yi, wi in zip(z.cpu().double().numpy(), y.cpu().double().numpy(), w.cpu().double().numpy()):
+        fitted = clone(template).fit(zi, yi, sample_weight=wi)
+        coefs.append(torch.as_tensor(fitted.coef_, dtype=torch.float64).reshape(-1))
+    return torch.stack(coefs).to(z.device)
+
+
+def kernel_shap(
+    f: Forward,
+    *,
+    n_samples: int = 25,
+    return_input_shape: bool = True,
+    batch_size: int | None = None,
+    show_progress: bool = False,
+) -> Attributor:
+    """KernelSHAP: Shapley values as the weighted least-squares fit of the Shapley kernel.
+
+    Draws ``n_samples`` coalitions per example (the first two are all groups and none,
+    weighted ``1e6`` so the fit nearly satisfies efficiency), evaluates them in batches of
+    at most ``batch_size`` rows and solves all examples' regressions together. Exact on
+    models that are linear in the feature groups. Call as ``(inputs, baselines=None, *,
+    target=None, additional_forward_args=None, feature_mask=None, generator=None)``.
+    """
+    check_batch_size(batch_size)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 3:
+        raise ValueError(f"n_samples must be an int >= 3 for kernel_shap, got {n_samples!r}")
+
+    def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
+                  feature_mask: Any = None, generator: torch.Generator | None = None) -> Any:  # fmt: skip
+        call = prepare(inputs, target, additional_forward_args, method="kernel_shap", differentiable=False)
+        base = call.baselines(baselines)
+        mask = FeatureMask(feature_mask, call)
+        n, n_f = call.n, mask.n_features
+        z = shapley_kernel_samples(n, n_samples, n_f, generator, call.device)
+        w = torch.ones(n, n_samples, dtype=torch.float64, device=call.device)
+        w[:, :2] = INF_WEIGHT
+        with evaluating(f):
+            y, _ = _surrogate_data(f, call, base, mask, z, None, batch_size, show_progress, "kernel shap")
+        return _restore(call, mask, weighted_least_squares(z, y, w), return_input_shape)
+
+    return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="kernel_shap")
+
+
+def shapley_kernel_samples(n: int, s: int, n_f: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """``(N, S, F)`` coalitions: all ones, all zeros, then sizes ``k ~ (F-1) / (k (F-k))``
+    with a uniform subset of each size."""
+    like = torch.ones((), dtype=torch.float64, device=device)
+    z = torch.zeros(n, s, n_f, dtype=torch.long, device=device)
+    z[:, 0] = 1
+    if n_f < 2 or s <= 2:
+        return z
+    k = torch.arange(1, n_f, dtype=torch.float64, device=device)
+    probs = (n_f - 1) / (k * (n_f - k))
+    gen_dev = generator.device if generator is not None else device
+    sizes = torch.multinomial(probs.to(gen_dev), n * (s - 2), replacement=True, generator=generator).to(device) + 1
+    order = random.uniform((n * (s - 2), n_f), like, generator).argsort(1).argsort(1)  # a random rank per group
+    z[:, 2:] = (order < sizes[:, None]).long().reshape(n, s - 2, n_f)
+    return z

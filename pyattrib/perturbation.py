@@ -1,0 +1,299 @@
+"""Perturbation methods: feature ablation, feature permutation, occlusion.
+
+The model is a black box: each method replaces groups of input features, runs the
+perturbed copies through the model in batched evaluations of at most ``batch_size``
+rows (:func:`pyattrib._core.perturb.evaluate`) and attributes the output change
+``f(x) - f(x_perturbed)`` to the replaced features. Inputs may be float, integer or
+boolean. With a ``target``, attributions have the inputs' shapes; without one, the
+model's output dimensions per example come after the batch:
+``(N, *output.shape[1:], *input.shape[1:])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._core.attributor import Attributor
+from ._core.call import Call, prepare
+from ._core.kernel import check_batch_size
+from ._core.perturb import FeatureMask, evaluate, reference_outputs, squeeze_outputs
+from ._core.state import evaluating
+
+Forward = Callable[..., Any]
+PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
+
+
+def _ablate(f: Forward, call: Call, mask: FeatureMask, replace: Callable[[int, Tensor, Tensor, Tensor], Tensor],
+            batch_size: int | None, show_progress: bool, desc: str) -> tuple[Tensor, ...]:  # fmt: skip
+    """Attribution ``f(x) - f(x with feature p replaced)`` spread over feature ``p``'s elements.
+
+    ``replace(j, rows_of_input_j, selected, p)`` gives the replaced values of input ``j``.
+    """
+    base_out, out_shape = reference_outputs(f, call, call.inputs)
+
+    def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
+        rows = []
+        for j, x in enumerate(call.inputs):
+            xr = x.index_select(0, i)
+            hit = mask.rows(j, i) == p.reshape(-1, *[1] * (x.dim() - 1))
+            rows.append(torch.where(hit, replace(j, xr, i, p), xr))
+        return tuple(rows)
+
+    out = evaluate(f, call, build, mask.n_features, batch_size, show_progress, desc)  # (F, N, K)
+    diff = (base_out[None] - out).permute(1, 2, 0)  # (N, K, F)
+    return squeeze_outputs(mask.spread(diff), out_shape)
+
+
+def feature_ablation(f: Forward, *, batch_size: int | None = None, show_progress: bool = False) -> Attributor:
+    r"""Feature ablation: replace one feature group at a time by its baseline,
+    :math:`\phi_g = f(x) - f(x_{g \leftarrow x'})`, and give every element of group ``g`` that value.
+
+    ``feature_mask`` (per call) holds integer group ids per input, shaped like one example
+    (shared) or like the input (per example); equal ids in different inputs form one group.
+    Without it every scalar is its own group. All groups of all examples are evaluated in
+    batched forwards of at most ``batch_size`` rows (Captum: one group per forward by
+    default). Call as ``(inputs, baselines=None, *, target=None, additional_forward_args=None,
+    feature_mask=None)``.
+    """
+    check_batch_size(batch_size)
+
+    def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
+                  feature_mask: Any = None) -> Any:  # fmt: skip
+        call = prepare(inputs, target, additional_forward_args, method="feature_ablation", differentiable=False)
+        base = call.baselines(baselines)
+        mask = FeatureMask(feature_mask, call)
+        with evaluating(f):
+            attrs = _ablate(
+                f, call, mask, lambda j, xr, i, p: _rows(base[j], i), batch_size, show_progress, "feature ablation"
+            )
+        return call.restore(attrs)
+
+    return Attributor(attribute, f, per_example=PER_EXAMPLE, name="feature_ablation")
+
+
+def _rows(t: Tensor, i: Tensor) -> Tensor:
+    return t.index_select(0, i) if t.shape[0] != 1 else t.expand(len(i), *t.shape[1:])
+
+
+def random_permutation(n: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """A permutation of ``0..n-1`` that moves at least one element (for ``n > 1``)."""
+    while True:
+        perm = torch.randperm(n, generator=generator, device=generator.device if generator else device).to(device)
+        if n < 2 or not bool((perm == torch.arange(n, device=device)).all()):
+            return perm
+
+
+def feature_permutation(
+    f: Forward,
+    *,
+    perm_func: Callable[[Tensor, Tensor], Tensor] | None = None,
+    batch_size: int | None = None,
+    show_progress: bool = False,
+) -> Attributor:
+    r"""Permutation feature importance (Breiman, 2001): shuffle one feature group across the
+    batch, :math:`\phi_g = f(x) - f(x_{g \leftarrow \pi(x)_g})`.
+
+    ``perm_func(x, group_mask) -> x_permuted`` replaces the default (a random permutation of
+    the batch per group, drawn from ``generator``). Needs a batch of at least 2. Call as
+    ``(inputs, *, target=None, additional_forward_args=None, feature_mask=None, generator=None)``.
+    """
+    check_batch_size(batch_size)
+
+    def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None, feature_mask: Any = None,
+                  generator: torch.Generator | None = None) -> Any:  # fmt: skip
+        call = prepare(inputs, target, additional_forward_args, method="feature_permutation", differentiable=False)
+        if call.n < 2:
+            raise ValueError("feature_permutation needs a batch of at least 2 examples to permute across")
+        mask = FeatureMask(feature_mask, call)
+        if perm_func is None:
+            perms = torch.stack([random_permutation(call.n, call.device, generator) for _ in range(mask.n_features)])
+
+            def replace(j: int, xr: Tensor, i: Tensor, p: Tensor) -> Tensor:
+                return call.inputs[j].index_select(0, perms[p, i])
+        else:
+            permuted = [
+                [perm_func(x, _group(mask, j, g)) for j, x in enumerate(call.inputs)] for g in range(mask.n_features)
+            ]
+            stacked = [torch.stack([permuted[g][j] for g in range(mask.n_features)]) for j in range(len(call.inputs))]
+
+            def replace(j: int, xr: Tensor, i: Tensor, p: Tensor) -> Tensor:
+                return stacked[j][p, i]
+
+        with evaluating(f):
+            attrs = _ablate(f, call, mask, replace, batch_size, show_progress, "feature permutation")
+        return call.restore(attrs)
+
+    return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="feature_permutation")
+
+
+def _group(mask: FeatureMask, j: int, g: int) -> Tensor:
+    return mask.ids[j] == g
+
+
+def occlusion(
+    f: Forward,
+    *,
+    sliding_window_shapes: Sequence[int] | Sequence[Sequence[int]],
+    strides: int | Sequence[int] | Sequence[Any] | None = None,
+    batch_size: int | None = None,
+    show_progress: bool = False,
+) -> Attributor:
+    r"""Occlusion (Zeiler & Fergus, 2014): slide a window over each input, replace it by the
+    baseline, and give each element the mean output change over the windows covering it,
+
+    .. math:: \phi_e = \frac{1}{|W_e|} \sum_{w \ni e} \big(f(x) - f(x_{w \leftarrow x'})\big).
+
+    ``sliding_window_shapes`` is one window shape (per example, without the batch
+    dimension) or one per input tensor; ``strides`` an int, a shape, or one per input
+    (default 1). Every window of every input is one perturbation; all of them go through
+    the model in batches of at most ``batch_size`` rows. Call as
+    ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+    """
+    check_batch_size(batch_size)
+
+    def attribute(
+        inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+    ) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="occlusion", differentiable=False)
+        base = call.baselines(baselines)
+        windows = _windows(call, sliding_window_shapes, strides)  # per input: (W_j, *shape) bool
+        offsets = [0]
+        for w in windows:
+            offsets.append(offsets[-1] + w.shape[0])
+        base_out, out_shape = reference_outputs(f, call, call.inputs)
+
+        def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
+            rows = []
+            for j, x in enumerate(call.inputs):
+                xr = x.index_select(0, i)
+                local = p - offsets[j]
+                inside = (local >= 0) & (local < windows[j].shape[0])
+                hit = windows[j][local.clamp(0, windows[j].shape[0] - 1)] & inside.reshape(-1, *[1] * (x.dim() - 1))
+                rows.append(torch.where(hit, _rows(base[j], i), xr))
+            return tuple(rows)
+
+        with evaluating(f):
+            out = evaluate(f, call, build, offsets[-1], batch_size, show_progress, "occlusion")
+        diff = (base_out[None] - out).permute(1, 2, 0)  # (N, K, W)
+        attrs = []
+        for j, w in enumerate(windows):
+            flat = w.reshape(w.shape[0], -1).to(diff.dtype)
+            total = diff[:, :, offsets[j] : offsets[j + 1]] @ flat  # (N, K, E)
+            count = flat.sum(0).clamp(min=1)
+            attrs.append((total / count).reshape(call.n, diff.shape[1], *w.shape[1:]))
+        return call.restore(squeeze_outputs(tuple(attrs), out_shape))
+
+    return Attributor(attribute, f, per_example=("baselines", "target", "additional_forward_args"), name="occlusion")
+
+
+def _windows(call: Call, shapes: Any, strides: Any) -> list[Tensor]:
+    """Boolean masks ``(W, *shape)`` of every window position, per input."""
+    xs = call.inputs
+    k = len(xs)
+    # one input: a window shape and a stride; several: one of each per input
+    per_input_shapes = [shapes] if k == 1 else list(shapes)
+    per_input_strides = [1 if strides is None else strides] if k == 1 else (
+        [1 if strides is None else strides] * k if strides is None or isinstance(strides, int) else list(strides)
+    )  # fmt: skip
+    if len(per_input_shapes) != k:
+        raise ValueError(
+            f"sliding_window_shapes has {len(per_input_shapes)} entries but inputs has {k} tensors; give one window shape per input"
+        )
+    if len(per_input_strides) != k:
+        raise ValueError(f"strides has {len(per_input_strides)} entries but inputs has {k} tensors; give one per input")
+    out = []
+    for j, (x, shape, stride) in enumerate(zip(xs, per_input_shapes, per_input_strides)):
+        dims = x.shape[1:]
+        shape = tuple(shape)
+        stride = (stride,) * len(dims) if isinstance(stride, int) else tuple(stride)
+        where = f"[{j}]" if len(xs) > 1 else ""
+        if len(shape) != len(dims) or any(s < 1 or s > d for s, d in zip(shape, dims)):
+            raise ValueError(
+                f"sliding_window_shapes{where} is {shape} but one example of the input has shape {tuple(dims)}; "
+                f"give {len(dims)} window sizes, each between 1 and the input's size"
+            )
+        if len(stride) != len(dims) or any(s < 1 for s in stride):
+            raise ValueError(f"strides{where} is {stride}; give {len(dims)} positive steps (or one int)")
+        # as Captum: ceil((d - s) / stride) + 1 positions; the last window may be cut by the edge
+        starts = [range(0, (-(-(d - s) // st)) * st + 1, st) for d, s, st in zip(dims, shape, stride)]
+        positions = torch.cartesian_prod(*[torch.tensor(list(r)) for r in starts]).reshape(-1, len(dims))
+        grids = torch.meshgrid(*[torch.arange(d) for d in dims], indexing="ij")
+        masks = torch.ones(positions.shape[0], *dims, dtype=torch.bool)
+        for d, (g, s) in enumerate(zip(grids, shape)):
+            lo = positions[:, d].reshape(-1, *[1] * len(dims))
+            masks &= (g >= lo) & (g < lo + s)
+        out.append(masks.to(x.device))
+    return out
+
+
+def _on_layer(
+    make_inner: Callable[[Forward], Attributor], model: Any, layer: Any, to_input: bool, name: str
+) -> Attributor:
+    """Apply a perturbation method to a layer's value: the method sees the spliced model
+    ``(layer value, inputs, args) -> output``, with the inputs passed as per-example args."""
+    from ._core.capture import Layers
+
+    layers = Layers(model, layer, to_input)
+
+    def attribute(inputs: Any, layer_baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
+                  layer_mask: Any = None, **kwargs: Any) -> Any:  # fmt: skip
+        call = prepare(inputs, target, additional_forward_args, method=name, differentiable=False)
+        with evaluating(model):
+            values = layers.capture(call.inputs, call.args.values, call.n)
+            leaves = tuple(t for v in values for t in v.leaves)
+            k, n_in = len(leaves), len(call.inputs)
+
+            def spliced(*a: Any) -> Any:
+                return layers.splice(values, a[k : k + n_in], a[k + n_in :])(*a[:k])
+
+            attrs = make_inner(spliced)(
+                leaves, layer_baselines, target=call.target, feature_mask=layer_mask,
+                additional_forward_args=(*call.inputs, *call.args.values), **kwargs,
+            )  # fmt: skip
+        return layers.result(values, attrs)
+
+    return Attributor(
+        attribute, model, per_example=("layer_baselines", "target", "additional_forward_args", "layer_mask"), name=name
+    )
+
+
+def layer_feature_ablation(model: Any, layer: Any, *, batch_size: int | None = None, show_progress: bool = False,
+                           attribute_to_layer_input: bool = False) -> Attributor:  # fmt: skip
+    """Feature ablation of a layer's units: each group of ``layer_mask`` (default: every
+    unit) is replaced by ``layer_baselines`` (default 0) in the layer's value and the output
+    change recorded. Call as ``(inputs, layer_baselines=None, *, target=None,
+    additional_forward_args=None, layer_mask=None)``."""
+    check_batch_size(batch_size)
+    return _on_layer(lambda g: feature_ablation(g, batch_size=batch_size, show_progress=show_progress),
+                     model, layer, attribute_to_layer_input, "layer_feature_ablation")  # fmt: skip
+
+
+def layer_feature_permutation(model: Any, layer: Any, *, perm_func: Callable[[Tensor, Tensor], Tensor] | None = None,
+                              batch_size: int | None = None, show_progress: bool = False,
+                              attribute_to_layer_input: bool = False) -> Attributor:  # fmt: skip
+    """Permutation importance of a layer's unit groups (see :func:`feature_permutation`).
+    Call as ``(inputs, *, target=None, additional_forward_args=None, layer_mask=None, generator=None)``."""
+    check_batch_size(batch_size)
+    inner = _on_layer(lambda g: _drop_baselines(feature_permutation(g, perm_func=perm_func, batch_size=batch_size, show_progress=show_progress)),
+                      model, layer, attribute_to_layer_input, "layer_feature_permutation")  # fmt: skip
+    return inner.with_fn(inner.fn, random=True)
+
+
+def _drop_baselines(attributor: Attributor) -> Attributor:
+    return attributor.with_fn(lambda inputs, baselines=None, **kw: attributor(inputs, **kw))
+
+
+def neuron_feature_ablation(model: Any, layer: Any, *, batch_size: int | None = None, show_progress: bool = False,
+                            attribute_to_neuron_input: bool = False) -> Attributor:  # fmt: skip
+    """Feature ablation of the inputs, measured on the selected neuron. Call as
+    ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None, feature_mask=None)``."""
+    from .neuron import on_neuron, truncate
+
+    inner = feature_ablation(
+        truncate(model, layer, attribute_to_neuron_input), batch_size=batch_size, show_progress=show_progress
+    )
+    return on_neuron(inner, model, "neuron_feature_ablation")

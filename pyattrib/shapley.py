@@ -1,0 +1,146 @@
+"""Shapley values of feature groups: exact, and sampled over permutations.
+
+For a value function ``v(S) = f(x_S, x'_{rest})`` (features in coalition ``S`` take the
+input's values, the others the baseline's),
+
+.. math:: \\phi_i = \\sum_{S \\subseteq F \\setminus \\{i\\}} \\frac{|S|!\\,(|F|-|S|-1)!}{|F|!}
+          \\big(v(S \\cup \\{i\\}) - v(S)\\big)
+
+(Shapley, 1953; Strumbelj & Kononenko, 2010 for sampling). Every coalition of every
+example is one row of the perturbation engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._core.attributor import Attributor
+from ._core.call import Call, prepare
+from ._core.kernel import check_batch_size
+from ._core.perturb import FeatureMask, evaluate, reference_outputs, squeeze_outputs
+from ._core.state import evaluating
+
+Forward = Callable[..., Any]
+PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
+
+
+def coalition_rows(
+    call: Call, base: tuple[Tensor, ...], mask: FeatureMask, present: Callable[[Tensor, Tensor, Tensor], Tensor]
+):
+    """A ``build(p, i)`` for the engine: input values where ``present(p, i, ids)`` is true,
+    baseline values elsewhere. ``ids`` are the feature ids of the rows' elements."""
+
+    def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
+        rows = []
+        for j, x in enumerate(call.inputs):
+            ids = mask.rows(j, i)
+            keep = present(p, i, ids.reshape(len(i), -1)).reshape(ids.shape)
+            b = base[j]
+            b_rows = b.index_select(0, i) if b.shape[0] != 1 else b.expand(len(i), *b.shape[1:])
+            rows.append(torch.where(keep, x.index_select(0, i), b_rows))
+        return tuple(rows)
+
+    return build
+
+
+def shapley_value_sampling(
+    f: Forward, *, n_samples: int = 25, batch_size: int | None = None, show_progress: bool = False
+) -> Attributor:
+    """Shapley values estimated from ``n_samples`` random feature orderings: each ordering
+    adds the groups one at a time, from the baseline to the input, and credits each group
+    with its marginal change. Every ordering sums exactly to ``f(x) - f(x')`` (efficiency
+    holds per sample, not only on average). All ``n_samples * (F + 1)`` coalitions of all
+    examples are evaluated in batches of at most ``batch_size`` rows. Call as
+    ``(inputs, baselines=None, *, target=None, additional_forward_args=None,
+    feature_mask=None, generator=None)``.
+    """
+    check_batch_size(batch_size)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+
+    def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
+                  feature_mask: Any = None, generator: torch.Generator | None = None) -> Any:  # fmt: skip
+        call = prepare(inputs, target, additional_forward_args, method="shapley_value_sampling", differentiable=False)
+        base = call.baselines(baselines)
+        mask = FeatureMask(feature_mask, call)
+        n_f, s = mask.n_features, n_samples
+        dev = generator.device if generator is not None else call.device
+        perms = torch.stack([torch.randperm(n_f, generator=generator, device=dev) for _ in range(s)]).to(call.device)
+        ranks = torch.empty_like(perms).scatter_(1, perms, torch.arange(n_f, device=call.device).expand(s, n_f))
+
+        def present(p: Tensor, i: Tensor, ids: Tensor) -> Tensor:
+            sample, k = p // (n_f + 1), p % (n_f + 1)
+            return ranks[sample].gather(1, ids) < k[:, None]  # the first k groups of the ordering
+
+        with evaluating(f):
+            _, out_shape = reference_outputs(f, call, call.inputs)
+            out = evaluate(
+                f,
+                call,
+                coalition_rows(call, base, mask, present),
+                s * (n_f + 1),
+                batch_size,
+                show_progress,
+                "shapley sampling",
+            )
+        out = out.reshape(s, n_f + 1, call.n, -1)
+        marginal = (out[:, 1:] - out[:, :-1]).permute(2, 3, 0, 1)  # (N, K, S, F) by position in the ordering
+        per_feature = torch.zeros_like(marginal).scatter_(3, perms.expand_as(marginal), marginal).mean(2)
+        return call.restore(squeeze_outputs(mask.spread(per_feature), out_shape))
+
+    return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="shapley_value_sampling")
+
+
+def shapley_values(
+    f: Forward, *, batch_size: int | None = None, show_progress: bool = False, max_features: int = 14
+) -> Attributor:
+    """Exact Shapley values from all ``2^F`` coalitions of the ``F`` feature groups.
+
+    The cost doubles with every group: past ``max_features`` groups it raises and points to
+    :func:`shapley_value_sampling` or a coarser ``feature_mask``. Call as
+    ``(inputs, baselines=None, *, target=None, additional_forward_args=None, feature_mask=None)``.
+    """
+    check_batch_size(batch_size)
+
+    def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
+                  feature_mask: Any = None) -> Any:  # fmt: skip
+        call = prepare(inputs, target, additional_forward_args, method="shapley_values", differentiable=False)
+        base = call.baselines(baselines)
+        mask = FeatureMask(feature_mask, call)
+        n_f = mask.n_features
+        if n_f > max_features:
+            raise ValueError(
+                f"shapley_values needs 2^{n_f} model evaluations per example for {n_f} feature groups "
+                f"(limit max_features={max_features}); group features with feature_mask, raise max_features, "
+                "or use pa.shapley_value_sampling"
+            )
+        bit = 2 ** torch.arange(n_f, device=call.device)
+
+        def present(p: Tensor, i: Tensor, ids: Tensor) -> Tensor:
+            return (p[:, None] & bit[ids]) > 0
+
+        with evaluating(f):
+            _, out_shape = reference_outputs(f, call, call.inputs)
+            v = evaluate(
+                f, call, coalition_rows(call, base, mask, present), 2**n_f, batch_size, show_progress, "shapley values"
+            )
+        subsets = torch.arange(2**n_f, device=call.device)
+        size = ((subsets[:, None] & bit) > 0).sum(1)
+        weight = torch.tensor(
+            [math.factorial(k) * math.factorial(n_f - k - 1) / math.factorial(n_f) for k in range(n_f)],
+            dtype=v.dtype, device=call.device,
+        )  # fmt: skip
+        phi = []
+        for g in range(n_f):
+            without = subsets[(subsets & bit[g]) == 0]
+            w = weight[size[without]][:, None, None]
+            phi.append(((v[without + bit[g]] - v[without]) * w).sum(0))  # (N, K)
+        per_feature = torch.stack(phi, -1)  # (N, K, F)
+        return call.restore(squeeze_outputs(mask.spread(per_feature), out_shape))
+
+    return Attributor(attribute, f, per_example=PER_EXAMPLE, name="shapley_values")
