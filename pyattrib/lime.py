@@ -47,8 +47,17 @@ def cosine_similarity_kernel(kernel_width: float = 1.0) -> Similarity:
     return similarity
 
 
-def _surrogate_data(f: Forward, call: Call, base: tuple[Tensor, ...], mask: FeatureMask, z: Tensor,
-                    similarity: Similarity | None, batch_size: int | None, show_progress: bool, desc: str) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+def _surrogate_data(
+    f: Forward,
+    call: Call,
+    base: tuple[Tensor, ...],
+    mask: FeatureMask,
+    z: Tensor,
+    similarity: Similarity | None,
+    batch_size: int | None,
+    show_progress: bool,
+    desc: str,
+) -> tuple[Tensor, Tensor | None]:
     """Outputs ``(N, S)`` at every interpretable sample ``z (N, S, F)``, and similarity
     weights ``(N, S)`` when a kernel is given."""
     n, s = z.shape[:2]

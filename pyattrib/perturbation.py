@@ -164,7 +164,6 @@ def occlusion(
         offsets = [0]
         for w in windows:
             offsets.append(offsets[-1] + w.shape[0])
-        base_out, out_shape = reference_outputs(f, call, call.inputs)
 
         def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
             rows = []
@@ -177,6 +176,7 @@ def occlusion(
             return tuple(rows)
 
         with evaluating(f):
+            base_out, out_shape = reference_outputs(f, call, call.inputs)
             out = evaluate(f, call, build, offsets[-1], batch_size, show_progress, "occlusion")
         diff = (base_out[None] - out).permute(1, 2, 0)  # (N, K, W)
         attrs = []
@@ -201,7 +201,8 @@ def _windows(call: Call, shapes: Any, strides: Any) -> list[Tensor]:
     )  # fmt: skip
     if len(per_input_shapes) != k:
         raise ValueError(
-            f"sliding_window_shapes has {len(per_input_shapes)} entries but inputs has {k} tensors; give one window shape per input"
+            f"sliding_window_shapes has {len(per_input_shapes)} entries but inputs has {k} tensors; "
+            "give one window shape per input"
         )
     if len(per_input_strides) != k:
         raise ValueError(f"strides has {len(per_input_strides)} entries but inputs has {k} tensors; give one per input")
@@ -278,7 +279,13 @@ def layer_feature_permutation(model: Any, layer: Any, *, perm_func: Callable[[Te
     """Permutation importance of a layer's unit groups (see :func:`feature_permutation`).
     Call as ``(inputs, *, target=None, additional_forward_args=None, layer_mask=None, generator=None)``."""
     check_batch_size(batch_size)
-    inner = _on_layer(lambda g: _drop_baselines(feature_permutation(g, perm_func=perm_func, batch_size=batch_size, show_progress=show_progress)),
+
+    def make(g: Forward) -> Attributor:
+        return _drop_baselines(
+            feature_permutation(g, perm_func=perm_func, batch_size=batch_size, show_progress=show_progress)
+        )
+
+    inner = _on_layer(make,
                       model, layer, attribute_to_layer_input, "layer_feature_permutation")  # fmt: skip
     return inner.with_fn(inner.fn, random=True)
 

@@ -80,6 +80,14 @@ ATTRIBUTORS = {
     "neuron_deep_lift": lambda m: pa.neuron_deep_lift(m, m.bn),
     "guided_backprop": lambda m: pa.guided_backprop(m),
     "neuron_deconvolution": lambda m: pa.neuron_deconvolution(m, m.bn),
+    "lrp": lambda m: pa.lrp(m, return_delta=True),
+    "feature_ablation": lambda m: pa.feature_ablation(m, batch_size=7),
+    "occlusion": lambda m: pa.occlusion(m, sliding_window_shapes=(2,)),
+    "shapley_value_sampling": lambda m: pa.shapley_value_sampling(m, n_samples=2),
+    "kernel_shap": lambda m: pa.kernel_shap(m, n_samples=8),
+    "lime": lambda m: pa.lime(m, n_samples=8),
+    "layer_feature_ablation": lambda m: pa.layer_feature_ablation(m, m.bn),
+    "neuron_feature_ablation": lambda m: pa.neuron_feature_ablation(m, m.bn),
 }
 NEEDS_REFS = ("gradient_shap", "layer_gradient_shap", "neuron_gradient_shap", "deep_lift_shap")
 

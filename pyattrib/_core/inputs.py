@@ -145,7 +145,7 @@ def _baseline_tuple(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: bool)
 def _as_tensor(b: Any, x: Tensor) -> Tensor:
     if b is None:
         return torch.zeros((), device=x.device, dtype=x.dtype)
-    if isinstance(b, bool) or not isinstance(b, (int, float, Tensor)):
+    if not isinstance(b, (bool, int, float, Tensor)):
         raise TypeError(f"a baseline of type {type(b).__name__} is not supported; use None, a number or a tensor")
     if isinstance(b, Tensor):
         return b.to(device=x.device, dtype=x.dtype)

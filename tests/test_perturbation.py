@@ -1,0 +1,358 @@
+"""Perturbation family: Captum agreement, Shapley properties, masks, errors, batching."""
+
+import pytest
+import torch
+from captum.attr import (
+    FeatureAblation,
+    FeaturePermutation,
+    KernelShap,
+    LayerFeatureAblation,
+    Lime,
+    NeuronFeatureAblation,
+    Occlusion,
+    ShapleyValues,
+    ShapleyValueSampling,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import pyattrib as pa
+from pyattrib import testing as T
+
+from . import models
+from .test_reference_layer import close
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _setups():
+    g = torch.Generator().manual_seed(9)
+    two = models.two_inputs()
+    return {
+        "mlp": dict(
+            model=models.mlp(),
+            x=torch.randn(5, 6, generator=g),
+            b=torch.randn(5, 6, generator=g),
+            target=[0, 1, 2, 1, 0],
+            args=None,
+            mask=torch.tensor([[0, 0, 1, 1, 2, 3]]),
+        ),
+        "mlp-scalar-baseline": dict(
+            model=models.mlp(), x=torch.randn(5, 6, generator=g), b=0.5, target=2, args=None, mask=None
+        ),
+        "cnn": dict(
+            model=models.cnn(),
+            x=torch.randn(3, 3, 8, 8, generator=g),
+            b=0.0,
+            target=[3, 0, 1],
+            args=None,
+            mask=(torch.arange(64).reshape(1, 1, 8, 8) // 16).expand(1, 3, 8, 8),
+        ),
+        "multi-input": dict(
+            model=two,
+            x=(torch.randn(4, 4, generator=g), torch.randn(4, 3, generator=g)),
+            b=(0.2, torch.zeros(1, 3)),
+            target=1,
+            args=(torch.rand(4, generator=g) + 0.5, 0.1),
+            mask=(torch.tensor([[0, 1, 2, 2]]), torch.tensor([[2, 3, 3]])),
+        ),
+        "grid-tuple-target": dict(
+            model=models.grid(), x=torch.randn(4, 5, generator=g), b=0.0, target=(1, 2), args=None, mask=None
+        ),
+    }
+
+
+SETUPS = _setups()
+
+
+def kw(s, mask=True):
+    out = {"target": s["target"], "additional_forward_args": s["args"]}
+    if mask:
+        out["feature_mask"] = s["mask"]
+    return out
+
+
+@pytest.mark.parametrize("name", list(SETUPS))
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_feature_ablation_matches_captum(name, batch_size):
+    s = SETUPS[name]
+    ours = pa.feature_ablation(s["model"], batch_size=batch_size)(s["x"], s["b"], **kw(s))
+    theirs = FeatureAblation(s["model"]).attribute(s["x"], s["b"], perturbations_per_eval=3, **kw(s))
+    close(ours, theirs)
+
+
+def test_feature_ablation_without_target_keeps_output_dims():
+    s = SETUPS["mlp"]
+    ours = pa.feature_ablation(s["model"])(s["x"])
+    theirs = FeatureAblation(s["model"]).attribute(s["x"])  # Captum flattens (N * C, ...)
+    assert ours.shape == (5, 3, 6)
+    close(ours, theirs.reshape(5, 3, 6))
+
+
+def test_per_example_mask_and_groups_across_inputs():
+    m = models.two_inputs()
+    x = (torch.randn(3, 4), torch.randn(3, 3))
+    masks = (torch.tensor([[0, 0, 1, 1], [1, 1, 0, 0], [0, 1, 0, 1]]), torch.tensor([[2, 2, 0]]))
+    close(
+        pa.feature_ablation(m)(x, target=0, feature_mask=masks),
+        FeatureAblation(m).attribute(x, target=0, feature_mask=masks),
+    )
+
+
+def test_integer_and_boolean_inputs():
+    class Counts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(10, 3)
+            self.head = nn.Linear(3, 2)
+
+        def forward(self, ids, flags):
+            return self.head(self.emb(ids).mean(1) * flags.float().mean(1, keepdim=True))
+
+    torch.manual_seed(0)
+    m = Counts().eval()
+    ids, flags = torch.randint(1, 10, (4, 5)), torch.rand(4, 2) > 0.3
+    ours = pa.feature_ablation(m)((ids, flags), (0, False), target=1)
+    theirs = FeatureAblation(m).attribute((ids, flags), (0, False), target=1)
+    assert ours[0].shape == ids.shape and ours[1].shape == flags.shape
+    close(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["mlp", "multi-input", "cnn"])
+def test_feature_permutation_with_fixed_permutation(name):
+    s = SETUPS[name]
+    n = (s["x"][0] if isinstance(s["x"], tuple) else s["x"]).shape[0]
+    perm = torch.roll(torch.arange(n), 1)
+
+    def perm_func(x, mask):
+        return x[perm] * mask + x * ~mask
+
+    close(
+        pa.feature_permutation(s["model"], perm_func=perm_func, batch_size=5)(s["x"], **kw(s)),
+        FeaturePermutation(s["model"], perm_func=perm_func).attribute(s["x"], **kw(s)),
+    )
+
+
+def test_layer_feature_permutation_by_hand():
+    # permuting a group of hidden units across the batch, computed directly on the sequential model
+    m = models.mlp()
+    x = torch.randn(5, 6)
+    perm = torch.roll(torch.arange(5), 1)
+    lm = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]])
+    got = pa.layer_feature_permutation(m, m[2], perm_func=lambda v, mask: v[perm] * mask + v * ~mask)(
+        x, target=1, layer_mask=lm
+    )
+    with torch.no_grad():
+        h = m[:3](x)
+        out = m[3:](h)[:, 1]
+        expected = torch.zeros(5, 8)
+        for g in range(4):
+            sel = lm[0] == g
+            hp = h.clone()
+            hp[:, sel] = h[perm][:, sel]
+            expected[:, sel] = (out - m[3:](hp)[:, 1])[:, None]
+    torch.testing.assert_close(got, expected)
+    rand = pa.layer_feature_permutation(m, m[2])(x, target=1, generator=torch.Generator().manual_seed(0))
+    assert rand.shape == (5, 8) and torch.isfinite(rand).all()
+
+
+def test_feature_permutation_default_is_seeded():
+    s = SETUPS["mlp"]
+    fp = pa.feature_permutation(s["model"])
+    a = fp(s["x"], target=1, generator=torch.Generator().manual_seed(0))
+    b = fp(s["x"], target=1, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="at least 2 examples"):
+        fp(s["x"][:1], target=1)
+
+
+@pytest.mark.parametrize(
+    "name, window, strides",
+    [
+        ("cnn", (3, 3, 3), (3, 2, 2)),
+        ("cnn", (1, 4, 4), (1, 4, 4)),
+        ("mlp", (2,), 1),
+        ("multi-input", ((2,), (2,)), (1, 1)),
+    ],
+)
+def test_occlusion_matches_captum(name, window, strides):
+    s = SETUPS[name]
+    ours = pa.occlusion(s["model"], sliding_window_shapes=window, strides=strides, batch_size=11)(
+        s["x"], s["b"], **kw(s, mask=False)
+    )
+    theirs = Occlusion(s["model"]).attribute(
+        s["x"], sliding_window_shapes=window, strides=strides, baselines=s["b"], **kw(s, mask=False)
+    )
+    close(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["mlp", "multi-input", "mlp-scalar-baseline"])
+def test_shapley_values_exact_matches_captum(name):
+    s = SETUPS[name]
+    mask = s["mask"] if s["mask"] is not None else torch.tensor([[0, 0, 1, 2, 3, 3]])
+    args = {**kw(s), "feature_mask": mask}
+    close(
+        pa.shapley_values(s["model"], batch_size=13)(s["x"], s["b"], **args),
+        ShapleyValues(s["model"]).attribute(s["x"], s["b"], **args),
+    )
+
+
+def test_shapley_value_sampling_converges_to_exact_and_to_captum():
+    s = SETUPS["mlp"]
+    exact = pa.shapley_values(s["model"])(s["x"], s["b"], **kw(s))
+    errors = []
+    for n in (4, 64, 1024):
+        est = pa.shapley_value_sampling(s["model"], n_samples=n)(
+            s["x"], s["b"], generator=torch.Generator().manual_seed(1), **kw(s)
+        )
+        errors.append(float((est - exact).abs().max()))
+    assert errors[2] < errors[0] and errors[2] < 0.02 * float(exact.abs().max()) + 1e-3
+    torch.manual_seed(0)
+    theirs = ShapleyValueSampling(s["model"]).attribute(s["x"], s["b"], n_samples=1024, **kw(s))
+    assert float((theirs - exact).abs().max()) < 0.05 * float(exact.abs().max()) + 1e-3
+
+
+@given(
+    model=T.mlps(d_in=5, d_out=2),
+    x=T.batches(5),
+    b=T.batches(5, max_batch=1),
+    n=st.integers(1, 6),
+    seed=st.integers(0, 999),
+)
+def test_shapley_sampling_efficiency_holds_for_every_sample(model, x, b, n, seed):
+    base = b.expand_as(x)
+    phi = pa.shapley_value_sampling(model, n_samples=n)(
+        x, base, target=1, generator=torch.Generator().manual_seed(seed)
+    )
+    with torch.no_grad():
+        gap = (model(x) - model(base))[:, 1]
+    torch.testing.assert_close(phi.sum(1), gap, atol=1e-9, rtol=1e-9)
+
+
+@given(model=T.mlps(d_in=4, d_out=1), x=T.batches(4), b=T.batches(4, max_batch=1))
+def test_exact_shapley_efficiency_and_dummy(model, x, b):
+    base = b.expand_as(x)
+    phi = pa.shapley_values(model)(x, base, target=0)
+    with torch.no_grad():
+        gap = (model(x) - model(base))[:, 0]
+    torch.testing.assert_close(phi.sum(1), gap, atol=1e-9, rtol=1e-9)
+
+    def ignores_last(z):
+        return model(torch.cat([z[:, :3], torch.zeros_like(z[:, 3:])], 1))
+
+    assert float(pa.shapley_values(ignores_last)(x, base, target=0)[:, 3].abs().max()) < 1e-12
+
+
+def test_kernel_shap_is_exact_on_linear_models():
+    torch.manual_seed(0)
+    lin = nn.Linear(6, 3).eval()
+    x, b = torch.randn(4, 6), torch.randn(4, 6)
+    ks = pa.kernel_shap(lin, n_samples=30, batch_size=50)(x, b, target=1, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ks, (x - b) * lin.weight[1].detach(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ks, pa.shapley_values(lin)(x, b, target=1), atol=1e-4, rtol=1e-4)
+
+
+def test_kernel_shap_and_lime_agree_with_captum_in_distribution():
+    s = SETUPS["mlp"]
+    exact = pa.shapley_values(s["model"])(s["x"], s["b"], **kw(s))
+    ours = pa.kernel_shap(s["model"], n_samples=2000)(
+        s["x"], s["b"], generator=torch.Generator().manual_seed(0), **kw(s)
+    )
+    torch.manual_seed(0)
+    theirs = KernelShap(s["model"]).attribute(s["x"], s["b"], n_samples=2000, **kw(s))
+    scale = float(exact.abs().max())
+    assert float((ours - exact).abs().max()) < 0.05 * scale and float((theirs - exact).abs().max()) < 0.05 * scale
+    ours = pa.lime(s["model"], n_samples=1000)(s["x"], s["b"], generator=torch.Generator().manual_seed(0), **kw(s))
+    torch.manual_seed(0)
+    theirs = Lime(s["model"]).attribute(s["x"], s["b"], n_samples=1000, **kw(s))
+    assert float((ours - theirs).abs().max()) < 0.15 * float(theirs.abs().max())
+
+
+def test_lime_options():
+    s = SETUPS["mlp"]
+    coef = pa.lime(s["model"], n_samples=300, interpretable_model="linear", return_input_shape=False)(
+        s["x"], s["b"], generator=torch.Generator().manual_seed(0), **kw(s)
+    )
+    assert coef.shape == (5, 4)
+    from sklearn.linear_model import Ridge
+
+    shaped = pa.lime(s["model"], n_samples=300, interpretable_model=Ridge(alpha=1e-6))(
+        s["x"], s["b"], generator=torch.Generator().manual_seed(0), **kw(s)
+    )
+    torch.testing.assert_close(shaped[:, [0, 2, 4, 5]], coef, atol=1e-3, rtol=1e-2)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_results_do_not_depend_on_batch_size(batch_size):
+    s = SETUPS["multi-input"]
+    g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    for make, extra in [
+        (pa.feature_ablation, {}), (pa.shapley_values, {}),
+        (lambda m, **k: pa.shapley_value_sampling(m, n_samples=3, **k), {"generator": True}),
+        (lambda m, **k: pa.kernel_shap(m, n_samples=12, **k), {"generator": True}),
+    ]:  # fmt: skip
+        call = {**kw(s), **({"generator": g()} if extra else {})}
+        ref = make(s["model"])(s["x"], s["b"], **call)
+        call = {**kw(s), **({"generator": g()} if extra else {})}
+        got = make(s["model"], batch_size=batch_size)(s["x"], s["b"], **call)
+        close(got, ref)
+
+
+def test_layer_and_neuron_feature_ablation_match_captum():
+    m = models.mlp()
+    x = torch.randn(5, 6)
+    lm = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]])
+    close(
+        pa.layer_feature_ablation(m, m[2])(x, 0.3, target=[0, 1, 2, 1, 0], layer_mask=lm),
+        LayerFeatureAblation(m, m[2]).attribute(x, layer_baselines=0.3, target=[0, 1, 2, 1, 0], layer_mask=lm),
+    )
+    close(
+        pa.layer_feature_ablation(m, m[2], attribute_to_layer_input=True)(x, target=1),
+        LayerFeatureAblation(m, m[2]).attribute(x, target=1, attribute_to_layer_input=True),
+    )
+    close(
+        pa.neuron_feature_ablation(m, m[2])(x, neuron_selector=3, feature_mask=torch.tensor([[0, 0, 1, 1, 2, 2]])),
+        NeuronFeatureAblation(m, m[2]).attribute(x, neuron_selector=3, feature_mask=torch.tensor([[0, 0, 1, 1, 2, 2]])),
+    )
+
+
+def test_show_progress_does_not_change_results(capsys):
+    s = SETUPS["mlp"]
+    a = pa.feature_ablation(s["model"], batch_size=4, show_progress=True)(s["x"], **kw(s))
+    torch.testing.assert_close(a, pa.feature_ablation(s["model"])(s["x"], **kw(s)))
+    assert "feature ablation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda m, x: pa.feature_ablation(m)(x, target=0, feature_mask=torch.zeros(1, 5, dtype=torch.long)),
+            r"feature_mask has shape \(1, 5\)",
+        ),
+        (
+            lambda m, x: pa.feature_ablation(m)(x, target=0, feature_mask=torch.zeros(1, 6)),
+            r"feature_mask must be an integer tensor",
+        ),
+        (
+            lambda m, x: pa.feature_ablation(m)(x, target=0, feature_mask=(torch.zeros(1, 6, dtype=torch.long),) * 2),
+            r"feature_mask has 2 tensors but inputs has 1",
+        ),
+        (
+            lambda m, x: pa.occlusion(m, sliding_window_shapes=(7,))(x, target=0),
+            r"sliding_window_shapes is \(7,\).*between 1 and",
+        ),
+        (lambda m, x: pa.occlusion(m, sliding_window_shapes=(2, 2))(x, target=0), r"give 1 window sizes"),
+        (lambda m, x: pa.occlusion(m, sliding_window_shapes=(2,), strides=0)(x, target=0), r"strides is \(0,\)"),
+        (
+            lambda m, x: pa.shapley_values(m, max_features=4)(x, target=0),
+            r"2\^6 model evaluations.*shapley_value_sampling",
+        ),
+        (lambda m, x: pa.kernel_shap(m, n_samples=2), r"n_samples must be an int >= 3"),
+        (lambda m, x: pa.lime(m)(x), r"one output per example; pass target"),
+    ],
+)
+def test_bad_input_messages(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call(models.mlp(), torch.randn(3, 6))
