@@ -42,3 +42,14 @@ def test_text_attribution(tmp_path, monkeypatch):
     assert result["accuracy"] > 0.9
     assert result["mean_score_agreeing_words"] > 2 * result["mean_score_neutral_words"]
     assert (tmp_path / "text_attribution.html").read_text().count("<span") == 6 * 12
+
+
+def test_tabular_comparison(tmp_path, monkeypatch):
+    demo = load("tabular")
+    monkeypatch.setattr(demo, "OUT", str(tmp_path))
+    result = demo.main()
+    assert result["accuracy"] > 0.9
+    # the five methods rank features alike on this near-additive model
+    for name in ("feature ablation", "KernelSHAP", "LIME", "integrated gradients"):
+        assert result[name] > 0.8, name
+    assert (tmp_path / "tabular_attributions.png").stat().st_size > 1000
