@@ -120,3 +120,17 @@ def test_compiled_layer_integrated_gradients():
     torch.testing.assert_close(c1, lig(x1, target=y1), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(c2, lig(x2, target=y2), atol=1e-6, rtol=1e-5)
     assert not any(mod._forward_hooks for mod in m.modules())
+
+
+def test_layer_methods_under_vmap_equal_a_loop():
+    m = models.mlp()
+    x = torch.randn(4, 6)
+    for attributor in (
+        pa.layer_integrated_gradients(m, m[2], n_steps=8),
+        pa.layer_gradient_x_activation(m, m[2]),
+        pa.internal_influence(m, m[2], n_steps=6),
+    ):
+        batched = torch.func.vmap(lambda z, a=attributor: a(z[None], target=1)[0])(x)
+        looped = torch.stack([attributor(x[i : i + 1], target=1)[0] for i in range(4)])
+        torch.testing.assert_close(batched, looped, atol=1e-6, rtol=1e-5)
+    assert not any("forward" in mod.__dict__ for mod in m.modules())
