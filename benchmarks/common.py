@@ -21,6 +21,18 @@ import torch
 torch.set_num_threads(2)
 
 
+def cnn() -> torch.nn.Module:
+    """The 2-conv CNN of the benchmarks (3x32x32 in, 10 classes), module nonlinearities."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 8 * 8, 10),
+    ).eval()  # fmt: skip
+
+
 def interleaved(contenders: dict[str, Callable[[], object]], rounds: int = 20, warmup: int = 3) -> dict[str, float]:
     """Median seconds per call for each contender."""
     for _ in range(warmup):

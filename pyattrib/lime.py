@@ -22,9 +22,9 @@ from torch import Tensor
 
 from ._core import random
 from ._core.attributor import Attributor
-from ._core.call import Call, prepare
+from ._core.call import Call
 from ._core.kernel import check_batch_size
-from ._core.perturb import FeatureMask, evaluate
+from ._core.perturb import FeatureMask, evaluate, prepare_perturbation
 from ._core.state import evaluating
 from .shapley import coalition_rows
 
@@ -120,9 +120,9 @@ def lime(
 
     def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
                   feature_mask: Any = None, generator: torch.Generator | None = None) -> Any:  # fmt: skip
-        call = prepare(inputs, target, additional_forward_args, method="lime", differentiable=False)
-        base = call.baselines(baselines)
-        mask = FeatureMask(feature_mask, call)
+        call, base, mask = prepare_perturbation(
+            inputs, baselines, target, additional_forward_args, feature_mask, "lime"
+        )
         n, n_f = call.n, mask.n_features
         if perturb_func is None:
             z = (
@@ -176,9 +176,9 @@ def kernel_shap(
 
     def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
                   feature_mask: Any = None, generator: torch.Generator | None = None) -> Any:  # fmt: skip
-        call = prepare(inputs, target, additional_forward_args, method="kernel_shap", differentiable=False)
-        base = call.baselines(baselines)
-        mask = FeatureMask(feature_mask, call)
+        call, base, mask = prepare_perturbation(
+            inputs, baselines, target, additional_forward_args, feature_mask, "kernel_shap"
+        )
         n, n_f = call.n, mask.n_features
         z = shapley_kernel_samples(n, n_samples, n_f, generator, call.device)
         w = torch.ones(n, n_samples, dtype=torch.float64, device=call.device)

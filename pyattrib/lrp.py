@@ -14,7 +14,7 @@ intercepted by swapping their ``forward`` for the duration of one call (restored
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._core.attributor import Attributor
-from ._core.call import prepare
+from ._core.call import Call, prepare
 from ._core.capture import Layers
 from ._core.kernel import Chunk, accumulate, check_batch_size, gradients
 from ._core.overrides import Rules
@@ -184,6 +184,13 @@ def _scaled(model: nn.Module) -> Callable[..., Tensor]:
     return run
 
 
+def _lost_relevance(model: nn.Module, call: Call, relevance: Sequence[Tensor]) -> Tensor:
+    """``f_t(x) - sum(R)`` per example: the relevance lost (or created) on the way back."""
+    with torch.no_grad():
+        out = call.target.select(model(*call.inputs, *call.args.values))
+    return out - sum(r.reshape(call.n, -1).sum(1) for r in relevance)
+
+
 def lrp(
     model: nn.Module, *, rules: RuleMap | None = None, batch_size: int | None = None, return_delta: bool = False
 ) -> Attributor:
@@ -210,9 +217,7 @@ def lrp(
             relevance = accumulate(contribution, 1, call.n, batch_size, call.device)
             result = call.restore(relevance)
             if return_delta:
-                with torch.no_grad():
-                    out = call.target.select(model(*call.inputs, *call.args.values))
-                return result, out - sum(r.reshape(call.n, -1).sum(1) for r in relevance)
+                return result, _lost_relevance(model, call, relevance)
         return result
 
     return Attributor(
@@ -237,9 +242,7 @@ def layer_lrp(
             values, relevance = scaled.gradients(lambda o: call.target.select(o), call.inputs, call.args.values, call.n)
         result = layers.result(values, relevance)
         if return_delta:
-            with torch.no_grad():
-                out = call.target.select(model(*call.inputs, *call.args.values))
-            return result, out - sum(r.reshape(call.n, -1).sum(1) for r in relevance)
+            return result, _lost_relevance(model, call, relevance)
         return result
 
     return Attributor(

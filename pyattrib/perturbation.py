@@ -20,7 +20,7 @@ from torch import Tensor
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.kernel import check_batch_size
-from ._core.perturb import FeatureMask, evaluate, reference_outputs, squeeze_outputs
+from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, reference_outputs, squeeze_outputs
 from ._core.state import evaluating
 
 Forward = Callable[..., Any]
@@ -63,9 +63,9 @@ def feature_ablation(f: Forward, *, batch_size: int | None = None, show_progress
 
     def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
                   feature_mask: Any = None) -> Any:  # fmt: skip
-        call = prepare(inputs, target, additional_forward_args, method="feature_ablation", differentiable=False)
-        base = call.baselines(baselines)
-        mask = FeatureMask(feature_mask, call)
+        call, base, mask = prepare_perturbation(
+            inputs, baselines, target, additional_forward_args, feature_mask, "feature_ablation"
+        )
         with evaluating(f):
             attrs = _ablate(
                 f, call, mask, lambda j, xr, i, p: _rows(base[j], i), batch_size, show_progress, "feature ablation"

@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 
 from ._core.attributor import Attributor
-from ._core.call import Call, prepare
+from ._core.call import Call
 from ._core.kernel import check_batch_size
-from ._core.perturb import FeatureMask, evaluate, reference_outputs, squeeze_outputs
+from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, reference_outputs, squeeze_outputs
 from ._core.state import evaluating
 
 Forward = Callable[..., Any]
@@ -65,9 +65,9 @@ def shapley_value_sampling(
 
     def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
                   feature_mask: Any = None, generator: torch.Generator | None = None) -> Any:  # fmt: skip
-        call = prepare(inputs, target, additional_forward_args, method="shapley_value_sampling", differentiable=False)
-        base = call.baselines(baselines)
-        mask = FeatureMask(feature_mask, call)
+        call, base, mask = prepare_perturbation(
+            inputs, baselines, target, additional_forward_args, feature_mask, "shapley_value_sampling"
+        )
         n_f, s = mask.n_features, n_samples
         dev = generator.device if generator is not None else call.device
         perms = torch.stack([torch.randperm(n_f, generator=generator, device=dev) for _ in range(s)]).to(call.device)
@@ -109,9 +109,9 @@ def shapley_values(
 
     def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
                   feature_mask: Any = None) -> Any:  # fmt: skip
-        call = prepare(inputs, target, additional_forward_args, method="shapley_values", differentiable=False)
-        base = call.baselines(baselines)
-        mask = FeatureMask(feature_mask, call)
+        call, base, mask = prepare_perturbation(
+            inputs, baselines, target, additional_forward_args, feature_mask, "shapley_values"
+        )
         n_f = mask.n_features
         if n_f > max_features:
             raise ValueError(

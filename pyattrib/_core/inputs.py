@@ -71,15 +71,9 @@ def per_example_baselines(
     Accepts None (zeros), a number, a tensor shaped like the input, like one example
     (leading dimension 1 or none), or a tuple mixing these, one per input.
     """
-    if callable(baselines) and not isinstance(baselines, Tensor):
-        baselines = baselines(restore(inputs, was_tuple))
-    tup = _baseline_tuple(baselines, inputs, was_tuple)
     out = []
-    for j, (b, x) in enumerate(zip(tup, inputs)):
-        b = _as_tensor(b, x)
-        if b.dim() == 0 or b.shape == x.shape:
-            out.append(b.expand_as(x))
-        elif b.shape == (1, *x.shape[1:]) or b.shape == x.shape[1:]:
+    for j, (b, x) in enumerate(_baseline_tensors(baselines, inputs, was_tuple)):
+        if b.dim() == 0 or b.shape in (x.shape, (1, *x.shape[1:]), x.shape[1:]):
             out.append(b.expand_as(x))
         else:
             raise ValueError(
@@ -100,12 +94,8 @@ def distribution_baselines(
             "baselines is required: pass a tensor of reference samples of shape "
             "(n_references, *inputs.shape[1:]), e.g. a few training examples or zeros"
         )
-    if callable(baselines) and not isinstance(baselines, Tensor):
-        baselines = baselines(restore(inputs, was_tuple))
-    tup = _baseline_tuple(baselines, inputs, was_tuple)
     out = []
-    for j, (b, x) in enumerate(zip(tup, inputs)):
-        b = _as_tensor(b, x)
+    for j, (b, x) in enumerate(_baseline_tensors(baselines, inputs, was_tuple)):
         if b.dim() == 0:
             b = b.expand(1, *x.shape[1:])
         elif b.shape == x.shape[1:] and b.dim() < x.dim():
@@ -124,6 +114,14 @@ def distribution_baselines(
             "every tensor of the tuple must have the same first dimension"
         )
     return tuple(out)
+
+
+def _baseline_tensors(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: bool) -> list[tuple[Tensor, Tensor]]:
+    """``(baseline, input)`` pairs, baselines as tensors on the input's device and dtype;
+    a callable baseline is called with the inputs first."""
+    if callable(baselines) and not isinstance(baselines, Tensor):
+        baselines = baselines(restore(inputs, was_tuple))
+    return [(_as_tensor(b, x), x) for b, x in zip(_baseline_tuple(baselines, inputs, was_tuple), inputs)]
 
 
 def _baseline_tuple(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: bool) -> tuple:

@@ -141,3 +141,13 @@ def squeeze_outputs(attrs: tuple[Tensor, ...], out_shape: tuple[int, ...]) -> tu
     """``(N, K, *shape)`` -> ``(N, *shape)`` for one output per example, else
     ``(N, *output_shape, *shape)``."""
     return tuple(a.reshape(a.shape[0], *out_shape, *a.shape[2:]) for a in attrs)
+
+
+def prepare_perturbation(
+    inputs: Any, baselines: Any, target: Any, additional_forward_args: Any, feature_mask: Any, method: str
+) -> tuple[Call, tuple[Tensor, ...], FeatureMask]:
+    """The normalised call, baselines and feature groups every perturbation method starts from."""
+    from .call import prepare
+
+    call = prepare(inputs, target, additional_forward_args, method=method, differentiable=False)
+    return call, call.baselines(baselines), FeatureMask(feature_mask, call)
