@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.capture import Layers
+from ._core.inputs import ForwardArgs
 from ._core.kernel import Chunk, accumulate, check_batch_size, gradients
 from ._core.overrides import Rules
 from ._core.state import evaluating
@@ -122,12 +123,14 @@ class _Relevance(torch.autograd.Function):
         return x * c, None, None, None
 
 
-def _modified(module: nn.Module, forward: Callable[..., Tensor], rule: Rule) -> Callable[[Tensor], Tensor]:
-    """The layer with the rule's parameters, computed functionally (weights never change)."""
-    if rule.weight is None and rule.bias is None:
+def _modified(
+    module: nn.Module, forward: Callable[..., Tensor], rule: Rule, folded: tuple[Tensor, Tensor] | None = None
+) -> Callable[[Tensor], Tensor]:
+    """The layer with the rule's parameters, computed functionally (weights never change).
+    ``folded`` replaces the layer's own (weight, bias), e.g. with a batch norm folded in."""
+    if rule.weight is None and rule.bias is None and folded is None:
         return forward
-    weight = getattr(module, "weight", None)
-    bias = getattr(module, "bias", None)
+    weight, bias = folded if folded is not None else (getattr(module, "weight", None), getattr(module, "bias", None))
     if weight is None:
         raise TypeError(f"rule {rule.name!r} modifies weights, but {type(module).__name__} has none")
     w = rule.weight(weight) if rule.weight else weight
@@ -143,16 +146,62 @@ def _pass(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor) -> Tensor:
     return grad_out
 
 
+FOLDABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+Folding = dict[nn.Module, "tuple[Tensor, Tensor] | None"]
+
+
+def batchnorm_pairs(model: nn.Module, inputs: tuple, args: ForwardArgs) -> Folding:
+    """Linear/conv layers whose output feeds straight into a batch norm (found by running
+    one example), mapped to the weights and bias of the two folded into one layer,
+    ``W' = W s``, ``b' = (b - mean) s + beta`` with ``s = gamma / sqrt(var + eps)``; each
+    such batch norm is mapped to None."""
+    layers = [m for m in model.modules() if isinstance(m, FOLDABLE)]
+    norms = [m for m in model.modules() if isinstance(m, NORMS)]
+    if not layers or not norms:
+        return {}
+    outputs: dict[int, nn.Module] = {}
+    pairs: Folding = {}
+
+    def seen_output(j: int, value: Any) -> None:
+        outputs[id(value)] = layers[j]
+
+    def seen_input(j: int, value: Any) -> None:
+        layer = outputs.get(id(value))
+        if layer is not None:
+            pairs[layer] = _fold(layer, norms[j])
+            pairs[norms[j]] = None
+
+    with (
+        torch.no_grad(),
+        Layers(model, layers, False).hooked(seen_output),
+        Layers(model, norms, True).hooked(seen_input),
+    ):
+        model(*(x[:1] for x in inputs), *args.rows(torch.zeros(1, dtype=torch.long, device=inputs[0].device)))
+    return pairs
+
+
+def _fold(layer: nn.Module, norm: nn.Module) -> tuple[Tensor, Tensor]:
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    bias = layer.bias if layer.bias is not None else torch.zeros_like(norm.running_mean)
+    weight = layer.weight * scale.reshape(-1, *[1] * (layer.weight.dim() - 1))
+    return weight, (bias - norm.running_mean) * scale + norm.bias
+
+
 @contextmanager
-def relevance_rules(model: nn.Module, rules: RuleMap) -> Iterator[None]:
-    """Within the context, ``model``'s layers propagate relevance by their rules."""
+def relevance_rules(model: nn.Module, rules: RuleMap, folded: Folding | None = None) -> Iterator[None]:
+    """Within the context, ``model``'s layers propagate relevance by their rules. Layers in
+    ``folded`` distribute relevance with their batch norm folded in; that norm passes it on."""
     by_instance = {id(k): v for k, v in rules.items() if isinstance(k, nn.Module)}
     by_type = {k: v for k, v in rules.items() if isinstance(k, type)}
+    folded = folded or {}
     swapped: list[tuple[nn.Module, Any]] = []
 
     def wrap(module: nn.Module, rule: Rule) -> None:
         forward = module.forward
-        modified = _modified(module, forward, rule)
+        modified = _modified(module, forward, rule, folded.get(module))
         swapped.append((module, module.__dict__.get("forward")))
         module.forward = lambda x, *rest, **kw: _Relevance.apply(x, lambda t: forward(t, *rest, **kw), modified, rule)
 
@@ -161,6 +210,8 @@ def relevance_rules(model: nn.Module, rules: RuleMap) -> Iterator[None]:
             for m in model.modules():
                 rule = by_instance.get(id(m)) or next((r for t, r in by_type.items() if isinstance(m, t)), None)
                 rule = rule or DEFAULT_RULES.get(type(m))
+                if m in folded and folded[m] is None:  # a batch norm folded into its layer
+                    rule = identity()
                 if rule is not None:
                     wrap(m, rule)
             stack.enter_context(Rules({"relu": _pass, "tanh": _pass}))
@@ -192,14 +243,22 @@ def _lost_relevance(model: nn.Module, call: Call, relevance: Sequence[Tensor]) -
 
 
 def lrp(
-    model: nn.Module, *, rules: RuleMap | None = None, batch_size: int | None = None, return_delta: bool = False
+    model: nn.Module,
+    *,
+    rules: RuleMap | None = None,
+    fold_batchnorm: bool = False,
+    batch_size: int | None = None,
+    return_delta: bool = False,
 ) -> Attributor:
     r"""Layer-wise relevance propagation.
 
     ``rules`` maps module types or module instances to rules (:func:`epsilon`,
     :func:`gamma`, :func:`alpha1_beta0`, :func:`z_plus`, :func:`identity`); instances win
     over types, types over the default (epsilon for linear, conv, pooling and batch norm
-    layers). ``return_delta`` gives ``f_t(x) - sum(R)`` per example, as Captum does (0 when
+    layers). ``fold_batchnorm=True`` treats a linear/conv layer followed directly by a batch
+    norm as one layer with the norm folded into its weights (the usual canonization), so
+    the layer's rule sees the normalised output; the weights are folded on the fly, never
+    written. ``return_delta`` gives ``f_t(x) - sum(R)`` per example, as Captum does (0 when
     relevance is conserved). Call as ``(inputs, *, target=None, additional_forward_args=None)``.
     """
     check_batch_size(batch_size)
@@ -208,9 +267,11 @@ def lrp(
 
     def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="lrp")
+        with evaluating(model):
+            folded = batchnorm_pairs(model, call.inputs, call.args) if fold_batchnorm else None
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
-            with relevance_rules(model, rules):
+            with relevance_rules(model, rules, folded):
                 return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.i)
 
         with evaluating(model):

@@ -123,3 +123,47 @@ def test_model_untouched_and_reused_module():
         pa.lrp(m)(x, target=5)
     assert not any("forward" in mod.__dict__ for mod in m.modules())
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+
+
+def test_fold_batchnorm_equals_lrp_on_the_prefolded_model():
+    torch.manual_seed(0)
+    m = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 5),
+        nn.BatchNorm1d(5),
+        nn.ReLU(),
+        nn.Linear(5, 2),
+    )
+    with torch.no_grad():  # non-trivial running statistics
+        for bn in (m[1], m[5]):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+    m.eval()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    # the same function with each batch norm folded into the layer before it, by hand
+    fused = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5), nn.ReLU(), nn.Linear(5, 2)
+    ).eval()
+    with torch.no_grad():
+        for layer, bn, target in ((m[0], m[1], fused[0]), (m[4], m[5], fused[3])):
+            s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            target.weight.copy_(layer.weight * s.reshape(-1, *[1] * (layer.weight.dim() - 1)))
+            target.bias.copy_((layer.bias - bn.running_mean) * s + bn.bias)
+        fused[5].load_state_dict(m[7].state_dict())
+    x = torch.randn(3, 3, 6, 6)
+    torch.testing.assert_close(m(x), fused(x), atol=1e-5, rtol=1e-5)
+    for rule in (epsilon(1e-6), gamma(0.25), z_plus()):
+        ours = pa.lrp(m, fold_batchnorm=True, rules={nn.Conv2d: rule, nn.Linear: rule})(x, target=1)
+        reference = pa.lrp(fused, rules={nn.Conv2d: rule, nn.Linear: rule})(x, target=1)
+        torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-4)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert not any("forward" in mod.__dict__ for mod in m.modules())
+    # without folding, gamma acts on the unfolded weights and the batch norm gets its own
+    # rule, so the result differs (LRP-epsilon alone is invariant to folding)
+    g = {nn.Conv2d: gamma(0.25), nn.Linear: gamma(0.25)}
+    assert not torch.allclose(pa.lrp(m, rules=g)(x, target=1), pa.lrp(fused, rules=g)(x, target=1), atol=1e-4)
