@@ -45,11 +45,11 @@ _IN_PLACE = {torch.relu_, Tensor.relu_}
 _KIND = {fn: kind for kind, fns in OPS.items() for fn in fns}
 
 
-# local derivatives from the saved output, where one exists (cheaper than a vjp)
-_DERIVATIVE: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "relu": lambda x, y: (y > 0).to(y.dtype),
-    "sigmoid": lambda x, y: y * (1 - y),
-    "tanh": lambda x, y: 1 - y * y,
+# ordinary gradients from the saved output, where a formula exists (cheaper than a vjp)
+_GRAD_IN: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+    "relu": lambda g, x, y: torch.ops.aten.threshold_backward(g, y, 0),
+    "sigmoid": lambda g, x, y: g * y * (1 - y),
+    "tanh": lambda g, x, y: g * (1 - y * y),
 }
 
 
@@ -71,9 +71,11 @@ class _Elementwise(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None]:
         x, y = ctx.saved_tensors
-        derivative = _DERIVATIVE.get(ctx.kind)
-        if derivative is not None:
-            grad_in = grad_out * derivative(x, y)
+        formula = _GRAD_IN.get(ctx.kind)
+        if not getattr(ctx.rule, "uses_grad_in", True):
+            grad_in = None  # the rule works from grad_out alone
+        elif formula is not None:
+            grad_in = formula(grad_out, x, y)
         else:
             with torch._C.DisableTorchFunction():  # the ordinary gradient, without our mode
                 _, vjp = torch.func.vjp(ctx.op, x)
@@ -233,12 +235,16 @@ def rescale_max_pool(eps: float) -> Callable[..., Tensor]:
     return rule
 
 
-def guided(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor) -> Tensor:
+def guided(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor | None) -> Tensor:
     """Guided backpropagation (Springenberg et al.): only positive gradients pass a ReLU
-    that was active."""
-    return F.relu(grad_in)
+    that was active, ``relu(grad_out) * 1[y > 0]``."""
+    return torch.ops.aten.threshold_backward(F.relu(grad_out), y, 0)
 
 
-def deconvolution(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor) -> Tensor:
+def deconvolution(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor | None) -> Tensor:
     """Deconvolution (Zeiler & Fergus): a ReLU passes positive gradients, whatever its input."""
     return F.relu(grad_out)
+
+
+guided.uses_grad_in = False  # type: ignore[attr-defined]
+deconvolution.uses_grad_in = False  # type: ignore[attr-defined]
