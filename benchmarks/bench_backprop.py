@@ -57,6 +57,19 @@ def main() -> None:
         {"pyattrib": lambda: dls(x, refs20, target=3), "captum": lambda: cdls.attribute(x, refs20, target=3),
          "floor": floor(model, pairs)}, rounds=5, warmup=1)  # fmt: skip
     print(common.row("deep_lift_shap, 20 baselines", t["pyattrib"], t["captum"], t["floor"], "(target <= 0.5x captum)"))
+    dls256 = pa.deep_lift_shap(model, batch_size=256)
+    t = common.interleaved(
+        {"pyattrib": lambda: dls256(x, refs20, target=3), "captum": lambda: cdls.attribute(x, refs20, target=3),
+         "floor": floor(model, pairs)}, rounds=5, warmup=1)  # fmt: skip
+    print(
+        common.row(
+            "deep_lift_shap, 20 baselines, batch_size=256",
+            t["pyattrib"],
+            t["captum"],
+            t["floor"],
+            "(target <= 0.5x captum)",
+        )
+    )
     t = common.interleaved(
         {"pyattrib": lambda: gb(x, target=3), "captum": lambda: cgb.attribute(x, target=3), "floor": floor(model, x)},
         rounds=15,
