@@ -16,7 +16,17 @@ from ._core import random
 from ._core.attributor import Attributor
 from ._core.call import Call, completeness_delta, prepare
 from ._core.inputs import TensorOrTuple, as_tuple
-from ._core.kernel import Chunk, accumulate, along_rows, check_batch_size, gradients, outputs, path_integral, rows_of
+from ._core.kernel import (
+    Chunk,
+    accumulate,
+    along_rows,
+    check_batch_size,
+    check_count,
+    gradients,
+    outputs,
+    path_integral,
+    rows_of,
+)
 from ._core.quadrature import quadrature
 from ._core.state import evaluating
 
@@ -141,8 +151,7 @@ def gradient_shap(
     ``sum(phi) - mean_s (f(x + eps_s) - f(x'_s))``, the mean of Captum's per-sample deltas.
     """
     check_batch_size(batch_size)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    check_count("n_samples", n_samples)
 
     def attribute(
         inputs: TensorOrTuple,

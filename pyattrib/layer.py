@@ -21,7 +21,7 @@ from ._core.attributor import Attributor
 from ._core.call import Call, completeness_delta, prepare
 from ._core.capture import Layers, LayerValue, split
 from ._core.inputs import ForwardArgs, TensorOrTuple
-from ._core.kernel import Chunk, accumulate, along_rows, check_batch_size, gradients, path_integral
+from ._core.kernel import Chunk, accumulate, along_rows, check_batch_size, check_count, gradients, path_integral
 from ._core.quadrature import quadrature
 from ._core.state import evaluating
 from .gradient import ShapDraws, Stdevs
@@ -285,6 +285,7 @@ def layer_gradient_shap(
     ``return_delta`` gives per example ``sum(phi) - mean_s (f(x + eps_s) - f(x'_s))``.
     """
     check_batch_size(batch_size)
+    check_count("n_samples", n_samples)
 
     layers = Layers(model, layer, attribute_to_layer_input)
 

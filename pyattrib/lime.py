@@ -23,7 +23,7 @@ from torch import Tensor
 from ._core import random
 from ._core.attributor import Attributor
 from ._core.call import Call
-from ._core.kernel import check_batch_size
+from ._core.kernel import check_batch_size, check_count
 from ._core.perturb import FeatureMask, evaluate, prepare_perturbation
 from ._core.state import evaluating
 from .shapley import coalition_rows
@@ -171,8 +171,7 @@ def kernel_shap(
     target=None, additional_forward_args=None, feature_mask=None, generator=None)``.
     """
     check_batch_size(batch_size)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 3:
-        raise ValueError(f"n_samples must be an int >= 3 for kernel_shap, got {n_samples!r}")
+    check_count("n_samples", n_samples, minimum=3)
 
     def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
                   feature_mask: Any = None, generator: torch.Generator | None = None) -> Any:  # fmt: skip

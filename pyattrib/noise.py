@@ -14,7 +14,7 @@ from torch import Tensor
 from ._core import random
 from ._core.attributor import Attributor, bind_baselines
 from ._core.inputs import as_tuple, distribution_baselines, repeat_examples, restore
-from ._core.kernel import check_batch_size
+from ._core.kernel import check_batch_size, check_count
 from .gradient import per_input_stdevs
 
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -50,8 +50,7 @@ def noise_tunnel(
     """
     if kind not in KINDS:
         raise ValueError(f"unknown noise tunnel kind {kind!r}; choose one of {', '.join(KINDS)}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    check_count("n_samples", n_samples)
     check_batch_size(batch_size)
     if not isinstance(attributor, Attributor):
         raise TypeError("noise_tunnel wraps a pyattrib attributor, e.g. pa.saliency(model)")

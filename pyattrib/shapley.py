@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ._core.attributor import Attributor
 from ._core.call import Call
-from ._core.kernel import check_batch_size
+from ._core.kernel import check_batch_size, check_count
 from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, reference_outputs, squeeze_outputs
 from ._core.state import evaluating
 
@@ -60,8 +60,7 @@ def shapley_value_sampling(
     feature_mask=None, generator=None)``.
     """
     check_batch_size(batch_size)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    check_count("n_samples", n_samples)
 
     def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
                   feature_mask: Any = None, generator: torch.Generator | None = None) -> Any:  # fmt: skip

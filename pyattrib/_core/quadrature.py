@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .kernel import check_count
+
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 
 
 def quadrature(method: str, n_steps: int) -> tuple[Tensor, Tensor]:
     """Return ``(nodes, weights)`` as float64 CPU tensors of length ``n_steps``."""
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    check_count("n_steps", n_steps)
     if method not in METHODS:
         raise ValueError(f"unknown quadrature method {method!r}; choose one of {', '.join(METHODS)}")
     n = n_steps
