@@ -104,17 +104,15 @@ def _pair_delta(
     attrs: Sequence[Tensor],
     batch_size: int | None,
 ) -> Tensor:
-    """``sum(attrs) - mean_j (f(x) - f(x'_j))`` per example: the mean completeness error over pairs."""
+    """``sum(attrs) - (f(x) - mean_j f(x'_j))`` per example: the mean completeness error over
+    pairs. ``f(x)`` is evaluated once; the references in chunks."""
 
-    def gap(c: Chunk) -> tuple[Tensor, ...]:
-        xs, bs = tuple(c.take(x) for x in call.inputs), references(c)
-        return (
-            (outputs(model, call.args, call.target, xs, c.i) - outputs(model, call.args, call.target, bs, c.i))
-            / n_refs,
-        )
+    def at_reference(c: Chunk) -> tuple[Tensor, ...]:
+        return (outputs(model, call.args, call.target, references(c), c.i) / n_refs,)
 
-    (total,) = accumulate(gap, n_refs, call.n, batch_size, call.device)
-    return sum(a.reshape(call.n, -1).sum(1) for a in attrs) - total
+    (mean_ref,) = accumulate(at_reference, n_refs, call.n, batch_size, call.device)
+    gap = outputs(model, call.args, call.target, call.inputs, None) - mean_ref
+    return sum(a.reshape(call.n, -1).sum(1) for a in attrs) - gap
 
 
 def _deep_lift(

@@ -112,8 +112,7 @@ def layer_integrated_gradients(
         )
         base = tuple(b.contiguous() for b in call.baselines(baselines))
         with evaluating(model):
-            at_x = layers.capture(call.inputs, call.args.values, call.n)
-            at_b = layers.capture(base, call.args.values, call.n)
+            at_x, at_b = layers.capture_pair(call.inputs, base, call.args.values, call.args.values, call.n)
             start = tuple(_leaves(at_b))
             diff = tuple(a - b for a, b in zip(_leaves(at_x), start))
 
@@ -308,7 +307,7 @@ def layer_gradient_shap(
             templates[:] = values
             if not multiply_by_inputs:
                 return tuple(g / n_samples for g in grads)
-            at_x, at_b = _leaves(layers.capture(xs, args, len(c.i))), _leaves(layers.capture(bs, args, len(c.i)))
+            at_x, at_b = map(_leaves, layers.capture_pair(xs, bs, args, args, len(c.i)))
             return tuple(g * (a - b) / n_samples for g, a, b in zip(grads, at_x, at_b))
 
         with evaluating(model):

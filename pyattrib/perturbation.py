@@ -33,7 +33,7 @@ def _ablate(f: Forward, call: Call, mask: FeatureMask, replace: Callable[[int, T
 
     ``replace(j, rows_of_input_j, selected, p)`` gives the replaced values of input ``j``.
     """
-    base_out, out_shape = reference_outputs(f, call, call.inputs)
+    base_out, _ = reference_outputs(f, call, call.inputs)
 
     def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
         rows = []
@@ -43,7 +43,7 @@ def _ablate(f: Forward, call: Call, mask: FeatureMask, replace: Callable[[int, T
             rows.append(torch.where(hit, replace(j, xr, i, p), xr))
         return tuple(rows)
 
-    out = evaluate(f, call, build, mask.n_features, batch_size, show_progress, desc)  # (F, N, K)
+    out, out_shape = evaluate(f, call, build, mask.n_features, batch_size, show_progress, desc)  # (F, N, K)
     diff = (base_out[None] - out).permute(1, 2, 0)  # (N, K, F)
     return squeeze_outputs(mask.spread(diff), out_shape)
 
@@ -176,8 +176,8 @@ def occlusion(
             return tuple(rows)
 
         with evaluating(f):
-            base_out, out_shape = reference_outputs(f, call, call.inputs)
-            out = evaluate(f, call, build, offsets[-1], batch_size, show_progress, "occlusion")
+            base_out, _ = reference_outputs(f, call, call.inputs)
+            out, out_shape = evaluate(f, call, build, offsets[-1], batch_size, show_progress, "occlusion")
         diff = (base_out[None] - out).permute(1, 2, 0)  # (N, K, W)
         attrs = []
         for j, w in enumerate(windows):

@@ -22,7 +22,7 @@ from torch import Tensor
 from ._core.attributor import Attributor
 from ._core.call import Call
 from ._core.kernel import check_batch_size, check_count
-from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, reference_outputs, squeeze_outputs
+from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, squeeze_outputs
 from ._core.state import evaluating
 
 Forward = Callable[..., Any]
@@ -77,8 +77,7 @@ def shapley_value_sampling(
             return ranks[sample].gather(1, ids) < k[:, None]  # the first k groups of the ordering
 
         with evaluating(f):
-            _, out_shape = reference_outputs(f, call, call.inputs)
-            out = evaluate(
+            out, out_shape = evaluate(
                 f,
                 call,
                 coalition_rows(call, base, mask, present),
@@ -124,8 +123,7 @@ def shapley_values(
             return (p[:, None] & bit[ids]) > 0
 
         with evaluating(f):
-            _, out_shape = reference_outputs(f, call, call.inputs)
-            v = evaluate(
+            v, out_shape = evaluate(
                 f, call, coalition_rows(call, base, mask, present), 2**n_f, batch_size, show_progress, "shapley values"
             )
         subsets = torch.arange(2**n_f, device=call.device)

@@ -146,6 +146,22 @@ class Layers:
             )
         return values  # type: ignore[return-value]
 
+    def capture_pair(
+        self, first: tuple, second: tuple, args_first: tuple, args_second: tuple, rows: int
+    ) -> tuple[list[LayerValue], list[LayerValue]]:
+        """Layer values at two sets of ``rows`` rows (inputs and references) from one forward pass
+        over both. ``args_*`` are the extra forward args of each set; batched ones are stacked."""
+        both = tuple(torch.cat([a, b]) for a, b in zip(first, second))
+        args = tuple(
+            torch.cat([a, b]) if isinstance(a, Tensor) and a.dim() and a.shape[0] == rows else a
+            for a, b in zip(args_first, args_second)
+        )
+        values = self.capture(both, args, 2 * rows)
+        return (
+            [v.with_leaves([t[:rows] for t in v.leaves]) for v in values],
+            [v.with_leaves([t[rows:] for t in v.leaves]) for v in values],
+        )
+
     def splice(self, templates: list[LayerValue], inputs: tuple, args: tuple) -> Callable[..., Any]:
         """``g(*leaves)``: the model on ``inputs`` with each layer's value replaced by ``leaves``."""
 

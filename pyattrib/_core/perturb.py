@@ -24,7 +24,7 @@ Build = Callable[[Tensor, Tensor], tuple[Tensor, ...]]
 
 def per_example_outputs(target: Target, output: Tensor, index: Tensor | None) -> Tensor:
     """``(M, K)``: the selected scalar (``K = 1``) or, with no target, every output value."""
-    if target.fixed is None and target.per_example is None and target.fn is None:
+    if not target.selects:
         if output.dim() == 0:
             target.select(output, index)  # raises the clear 0-d error
         return output.reshape(output.shape[0], -1)
@@ -39,8 +39,9 @@ def evaluate(
     batch_size: int | None,
     show_progress: bool = False,
     desc: str = "perturbations",
-) -> Tensor:
-    """Model outputs for every perturbation of every example: shape ``(P, N, K)``."""
+) -> tuple[Tensor, tuple[int, ...]]:
+    """Model outputs for every perturbation of every example, shape ``(P, N, K)``, and the
+    per-example output shape ``K`` flattens (``()`` when a target selects one scalar)."""
     n = call.n
     total = n_perturbations * n
     step = total if batch_size is None else batch_size
@@ -57,7 +58,7 @@ def evaluate(
             out = forward(*build(p, i), *call.args.rows(i))
             parts.append(per_example_outputs(call.target, out, i))
     values = torch.cat(parts)
-    return values.reshape(n_perturbations, n, values.shape[-1])
+    return values.reshape(n_perturbations, n, values.shape[-1]), _kept_shape(call.target, out)
 
 
 def reference_outputs(
@@ -67,9 +68,11 @@ def reference_outputs(
     per-example output shape that ``K`` flattens (``()`` when a target selects a scalar)."""
     with torch.no_grad():
         out = forward(*rows, *call.args.values)
-    values = per_example_outputs(call.target, out, None)
-    kept = call.target.fixed is None and call.target.per_example is None and call.target.fn is None
-    return values, tuple(out.shape[1:]) if kept else ()
+    return per_example_outputs(call.target, out, None), _kept_shape(call.target, out)
+
+
+def _kept_shape(target: Target, output: Tensor) -> tuple[int, ...]:
+    return () if target.selects else tuple(output.shape[1:])
 
 
 class FeatureMask:

@@ -32,6 +32,11 @@ class Target:
         self.fixed, self.per_example, self.fn, self.name = fixed, per_example, fn, name
         self._checked: torch.Size | None = None
 
+    @property
+    def selects(self) -> bool:
+        """Whether a target was given (else the output must be one value per example)."""
+        return self.fixed is not None or self.per_example is not None or self.fn is not None
+
     def select(self, output: Tensor, index: Tensor | None = None) -> Tensor:
         """Scalars of ``output`` (``M`` rows) for rows that belong to examples ``index``."""
         if output.dim() == 0:
@@ -49,7 +54,7 @@ class Target:
                     f"of shape {_shape(output)} to one scalar per row, shape ({m},)"
                 )
             return out
-        if self.fixed is None and self.per_example is None:
+        if not self.selects:
             if output[0].numel() != 1:
                 raise ValueError(
                     f"{self.name} is None but the model output has shape "
