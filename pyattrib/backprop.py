@@ -40,6 +40,12 @@ def deep_lift_rules(eps: float) -> dict[str, Callable[..., Tensor]]:
     return rules
 
 
+def deep_lift_handoff(exact_max_pool: bool) -> frozenset[str]:
+    """Ops whose chains follow Captum's module hooks (see :class:`~pyattrib._core.overrides.Links`):
+    a nonlinearity next to a max pool reads the pool's ordinary gradient, unless ``exact_max_pool``."""
+    return frozenset() if exact_max_pool else frozenset({"max_pool"})
+
+
 def _custom(fn: CustomFn, multipliers: tuple, xs: tuple, bs: tuple) -> tuple[Tensor, ...]:
     n_params = len(inspect.signature(fn).parameters)
     out = fn(*(multipliers, xs, bs)[: min(n_params, 3)])
@@ -55,6 +61,7 @@ def _paired(
     multiply_by_inputs: bool,
     custom_attribution_func: CustomFn | None,
     batch_size: int | None,
+    exact_max_pool: bool,
     layers: Layers | None = None,
 ) -> tuple[tuple[Tensor, ...], list[Any]]:
     """Mean over references of DeepLift attributions, pairs in chunks.
@@ -63,8 +70,8 @@ def _paired(
     overridden model on ``[inputs; references]`` (the rules read the two halves) and
     differentiates the sum of the selected outputs of both halves, as Captum does.
     """
-    rules = deep_lift_rules(eps)
-    f = overridden(model, rules)
+    rules, handoff = deep_lift_rules(eps), deep_lift_handoff(exact_max_pool)
+    f = overridden(model, rules, handoff)
     templates: list[Any] = []
 
     def contribution(c: Chunk) -> tuple[Tensor, ...]:
@@ -76,7 +83,7 @@ def _paired(
             mults = tuple(g[:m] for g in gradients(f, call.args, call.target, rows, index))
             ends = (xs, bs)
         else:
-            with active(rules):
+            with active(rules, handoff):
                 values, grads = layers.gradients(
                     lambda o: call.target.select(o, index), rows, call.args.rows(index), 2 * m
                 )
@@ -125,6 +132,7 @@ def _deep_lift(
     custom_attribution_func: CustomFn | None,
     batch_size: int | None,
     return_delta: bool,
+    exact_max_pool: bool,
     attribute_to_layer_input: bool = False,
     name: str,
 ) -> Attributor:
@@ -150,8 +158,9 @@ def _deep_lift(
 
         with evaluating(model):
             attrs, templates = _paired(
-                model, call, references, n_refs, eps, multiply_by_inputs, custom_attribution_func, batch_size, layers
-            )
+                model, call, references, n_refs, eps, multiply_by_inputs, custom_attribution_func, batch_size,
+                exact_max_pool, layers,
+            )  # fmt: skip
             result = call.restore(attrs) if layers is None else layers.result(templates, attrs)
             if return_delta:
                 return result, _pair_delta(model, call, references, n_refs, attrs, batch_size)
@@ -168,6 +177,7 @@ def deep_lift(
     custom_attribution_func: CustomFn | None = None,
     batch_size: int | None = None,
     return_delta: bool = False,
+    exact_max_pool: bool = False,
 ) -> Attributor:
     r"""DeepLift with the rescale rule (Shrikumar et al., 2017, "Learning Important Features
     Through Propagating Activation Differences").
@@ -175,14 +185,22 @@ def deep_lift(
     Backpropagates multipliers in which each nonlinearity's derivative is replaced by
     :math:`m = \frac{\sigma(x) - \sigma(x')}{x - x'}` (the gradient where ``|x - x'| < eps``),
     then :math:`\phi_i = (x_i - x'_i)\, m_i`. Summation-to-delta: ``sum(phi) = f(x) - f(x')``
-    exactly for networks of linear layers and elementwise nonlinearities. Max pooling and
-    softmax follow Captum. ``custom_attribution_func(multipliers, inputs, baselines)``
-    replaces the final product. Call as
+    exactly for networks of linear layers and elementwise nonlinearities (chained
+    nonlinearities included). Softmax follows Captum. Max pooling routes the change of
+    each pooled maximum to the winning positions of input and reference, as Captum does.
+
+    Max-pool networks: by default the nonlinearity before or after a max pool reads the
+    pool's *ordinary* gradient, which is what Captum's module hooks do there (both sit
+    on the same tensor). Attributions and delta then equal Captum 0.9.0's, and the delta
+    is not zero. ``exact_max_pool=True`` passes DeepLift multipliers through the pool as
+    the chain rule says, and attributions sum to ``f(x) - f(x')``.
+    ``custom_attribution_func(multipliers, inputs, baselines)`` replaces the final product. Call as
     ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
     """
     return _deep_lift(
         model, distribution=False, layer=None, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
+        exact_max_pool=exact_max_pool,
         name="deep_lift",
     )  # fmt: skip
 
@@ -195,6 +213,7 @@ def deep_lift_shap(
     custom_attribution_func: CustomFn | None = None,
     batch_size: int | None = None,
     return_delta: bool = False,
+    exact_max_pool: bool = False,
 ) -> Attributor:
     r"""DeepLiftSHAP: DeepLift averaged over a distribution of references,
     :math:`\phi_i = \frac1R \sum_j \mathrm{DeepLift}_i(x; x'_j)` (Lundberg & Lee, 2017).
@@ -208,6 +227,7 @@ def deep_lift_shap(
     return _deep_lift(
         model, distribution=True, layer=None, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
+        exact_max_pool=exact_max_pool,
         name="deep_lift_shap",
     )  # fmt: skip
 
@@ -222,6 +242,7 @@ def layer_deep_lift(
     batch_size: int | None = None,
     return_delta: bool = False,
     attribute_to_layer_input: bool = False,
+    exact_max_pool: bool = False,
 ) -> Attributor:
     r"""DeepLift at a layer: :math:`\phi_j = (a_j(x) - a_j(x'))\, m_j` with the DeepLift
     multipliers ``m`` at the layer's activations ``a``. Call as
@@ -229,6 +250,7 @@ def layer_deep_lift(
     return _deep_lift(
         model, distribution=False, layer=layer, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
+        exact_max_pool=exact_max_pool,
         attribute_to_layer_input=attribute_to_layer_input, name="layer_deep_lift",
     )  # fmt: skip
 
@@ -243,12 +265,14 @@ def layer_deep_lift_shap(
     batch_size: int | None = None,
     return_delta: bool = False,
     attribute_to_layer_input: bool = False,
+    exact_max_pool: bool = False,
 ) -> Attributor:
     """:func:`layer_deep_lift` averaged over reference samples (see :func:`deep_lift_shap`).
     Call as ``(inputs, baselines, *, target=None, additional_forward_args=None)``."""
     return _deep_lift(
         model, distribution=True, layer=layer, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
+        exact_max_pool=exact_max_pool,
         attribute_to_layer_input=attribute_to_layer_input, name="layer_deep_lift_shap",
     )  # fmt: skip
 
@@ -256,13 +280,13 @@ def layer_deep_lift_shap(
 def neuron_deep_lift(
     model: nn.Module, layer: LayerLike, *, multiply_by_inputs: bool = True, eps: float = 1e-10,
     custom_attribution_func: CustomFn | None = None, batch_size: int | None = None,
-    attribute_to_neuron_input: bool = False,
+    attribute_to_neuron_input: bool = False, exact_max_pool: bool = False,
 ) -> Attributor:  # fmt: skip
     """DeepLift of the selected neuron with respect to the inputs: :func:`deep_lift` of the
     truncated model. Call as ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None)``."""
     inner = deep_lift(
         truncate(model, layer, attribute_to_neuron_input), multiply_by_inputs=multiply_by_inputs, eps=eps,
-        custom_attribution_func=custom_attribution_func, batch_size=batch_size,
+        custom_attribution_func=custom_attribution_func, batch_size=batch_size, exact_max_pool=exact_max_pool,
     )  # fmt: skip
     return on_neuron(inner, model, "neuron_deep_lift")
 
@@ -270,13 +294,13 @@ def neuron_deep_lift(
 def neuron_deep_lift_shap(
     model: nn.Module, layer: LayerLike, *, multiply_by_inputs: bool = True, eps: float = 1e-10,
     custom_attribution_func: CustomFn | None = None, batch_size: int | None = None,
-    attribute_to_neuron_input: bool = False,
+    attribute_to_neuron_input: bool = False, exact_max_pool: bool = False,
 ) -> Attributor:  # fmt: skip
     """DeepLiftSHAP of the selected neuron: :func:`deep_lift_shap` of the truncated model.
     Call as ``(inputs, baselines, *, neuron_selector, additional_forward_args=None)``."""
     inner = deep_lift_shap(
         truncate(model, layer, attribute_to_neuron_input), multiply_by_inputs=multiply_by_inputs, eps=eps,
-        custom_attribution_func=custom_attribution_func, batch_size=batch_size,
+        custom_attribution_func=custom_attribution_func, batch_size=batch_size, exact_max_pool=exact_max_pool,
     )  # fmt: skip
     return on_neuron(inner, model, "neuron_deep_lift_shap")
 

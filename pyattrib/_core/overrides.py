@@ -9,9 +9,9 @@ is the rule. Nothing outlives the call: the mode is a context, and the Functions
 the autograd graph of that evaluation only. They are written with ``setup_context`` and
 ``generate_vmap_rule`` so they compose with torch.func.
 
-A rule is ``rule(x, y, grad_out, grad_in) -> new grad_in`` where ``grad_in`` is the
-ordinary gradient. Paired rules (DeepLift) read the batch as two halves: inputs, then
-their references.
+A rule is ``rule(x, y, grad_out, ordinary) -> new grad_in`` where ``ordinary()``
+computes the op's ordinary gradient on demand (most rules need it rarely or never).
+Paired rules (DeepLift) read the batch as two halves: inputs, then their references.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-Rule = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+Ordinary = Callable[[], Tensor]
+Rule = Callable[[Tensor, Tensor, Tensor, Ordinary], Tensor]
 
 # every callable a model may use for an op, by op kind
 OPS: dict[str, tuple[Callable[..., Any], ...]] = {
@@ -59,28 +60,28 @@ class _Elementwise(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Tensor, op: Callable[[Tensor], Tensor], kind: str, rule: Rule) -> Tensor:
+    def forward(x: Tensor, op: Callable[[Tensor], Tensor], kind: str, rule: Rule, links: Links) -> Tensor:
         return op(x)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-        x, op, kind, rule = inputs
+        x, op, kind, rule, links = inputs
         ctx.save_for_backward(x, output)
-        ctx.op, ctx.kind, ctx.rule = op, kind, rule
+        ctx.op, ctx.kind, ctx.rule, ctx.links = op, kind, rule, links
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None, None]:
         x, y = ctx.saved_tensors
         formula = _GRAD_IN.get(ctx.kind)
-        if not getattr(ctx.rule, "uses_grad_in", True):
-            grad_in = None  # the rule works from grad_out alone
-        elif formula is not None:
-            grad_in = formula(grad_out, x, y)
-        else:
+
+        def ordinary() -> Tensor:
+            if formula is not None:
+                return formula(grad_out, x, y)
             with torch._C.DisableTorchFunction():  # the ordinary gradient, without our mode
                 _, vjp = torch.func.vjp(ctx.op, x)
-                (grad_in,) = vjp(grad_out)
-        return ctx.rule(x, y, grad_out, grad_in), None, None, None
+                return vjp(grad_out)[0]
+
+        return ctx.links.backward(ctx.rule, x, y, grad_out, ordinary), None, None, None, None
 
 
 class _MaxPool(torch.autograd.Function):
@@ -90,29 +91,52 @@ class _MaxPool(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        x: Tensor, pool: Callable[..., Any], params: dict, rule: Callable[..., Tensor]
+        x: Tensor, pool: Callable[..., Any], params: dict, rule: Callable[..., Tensor], links: Links
     ) -> tuple[Tensor, Tensor]:
         return pool(x, **{**params, "return_indices": True})
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
-        x, pool, params, rule = inputs
+        x, pool, params, rule, links = inputs
         y, idx = output
         ctx.save_for_backward(x, y, idx)
-        ctx.rule = rule
+        ctx.rule, ctx.links = rule, links
         ctx.mark_non_differentiable(idx)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor, _: Any) -> tuple[Tensor, None, None, None]:
+    def backward(ctx: Any, grad_out: Tensor, _: Any) -> tuple[Tensor, None, None, None, None]:
         x, y, idx = ctx.saved_tensors
-        grad_in = unpool(grad_out, idx, x.shape)  # the ordinary max-pool gradient
-        return ctx.rule(x, y, grad_out, grad_in, idx), None, None, None
+        ordinary = lambda: unpool(grad_out, idx, x.shape)  # noqa: E731
+        rule = lambda x, y, g, o: ctx.rule(x, y, g, o, idx)  # noqa: E731
+        return ctx.links.backward(rule, x, y, grad_out, ordinary), None, None, None, None
 
 
-def unpool(values: Tensor, idx: Tensor, shape: torch.Size) -> Tensor:
-    """Scatter-add pooled ``values`` back to the input positions ``idx`` came from."""
+def unpool(values: Tensor, idx: Tensor, shape: torch.Size, *more: tuple[Tensor, Tensor]) -> Tensor:
+    """Scatter-add pooled ``values`` back to the input positions ``idx`` came from (and
+    each further ``(values, idx)`` pair into the same buffer)."""
     flat = values.new_zeros(shape[0], shape[1], math.prod(shape[2:]))
-    return flat.scatter_add(2, idx.flatten(2), values.flatten(2)).view(shape)
+    for v, i in ((values, idx), *more):
+        flat.scatter_add_(2, i.flatten(2), v.flatten(2))
+    return flat.view(shape)
+
+
+class Links:
+    """How one overridden op passes gradients to the overridden op that produced its input.
+
+    Normally the producer's rule reads the consumer's rule output, as the chain rule says.
+    With ``handoff`` set, the producer's rule instead reads the consumer's *ordinary*
+    gradient (its fallback keeps the actual one) -- what Captum's module hooks do for
+    directly chained modules (both hooks sit on the same tensor).
+    """
+
+    def __init__(self, upstream: Links | None = None) -> None:
+        self.upstream, self.ordinary_from_consumer = upstream, None
+
+    def backward(self, rule: Rule, x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
+        if self.upstream is not None:
+            self.upstream.ordinary_from_consumer = ordinary()
+        handed = self.ordinary_from_consumer
+        return rule(x, y, grad_out if handed is None else handed, ordinary)
 
 
 _POOL_ARGS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
@@ -121,12 +145,25 @@ _POOL_ARGS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "retu
 class Rules(TorchFunctionMode):
     """A TorchFunctionMode that applies ``rules`` (op kind -> rule) to matching calls."""
 
-    def __init__(self, rules: dict[str, Callable[..., Tensor]]) -> None:
+    def __init__(self, rules: dict[str, Callable[..., Tensor]], handoff: frozenset[str] = frozenset()) -> None:
         super().__init__()
         unknown = set(rules) - set(OPS)
         if unknown:
             raise ValueError(f"no override for ops {sorted(unknown)}; known: {sorted(OPS)}")
-        self.rules = rules
+        self.rules, self.handoff = rules, handoff
+        self.made: dict[int, tuple[Tensor, str, Links]] = {}  # outputs of overridden ops, by id
+
+    def _links(self, x: Tensor, kind: str) -> Links:
+        """Links for an op of ``kind`` applied to ``x``: handed back to the op that made ``x``
+        when either kind is in ``handoff``."""
+        made = self.made.get(id(x))
+        linked = made is not None and made[0] is x and (kind in self.handoff or made[1] in self.handoff)
+        return Links(made[2] if linked else None)
+
+    def _made(self, y: Tensor, kind: str, links: Links) -> Tensor:
+        if self.handoff:
+            self.made[id(y)] = (y, kind, links)
+        return y
 
     def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
@@ -139,13 +176,15 @@ class Rules(TorchFunctionMode):
             params = dict(zip(_POOL_ARGS, args[1:]), **kwargs)
             if params.get("return_indices"):
                 return func(*args, **kwargs)
-            return _MaxPool.apply(x, func, params, rule)[0]
+            links = self._links(x, kind)
+            return self._made(_MaxPool.apply(x, func, params, rule, links)[0], kind, links)
         in_place = func in _IN_PLACE or kwargs.get("inplace", False)
         rest = args[1:]
         opts = {k: v for k, v in kwargs.items() if k != "inplace"}
         op = _bind(func, rest, opts)
-        y = _Elementwise.apply(x.clone() if in_place else x, op, kind, rule)
-        return x.copy_(y) if in_place else y
+        links = self._links(x, kind)
+        y = _Elementwise.apply(x.clone() if in_place else x, op, kind, rule, links)
+        return self._made(x.copy_(y) if in_place else y, kind, links)
 
 
 def _bind(func: Callable[..., Any], rest: tuple, opts: dict) -> Callable[[Tensor], Tensor]:
@@ -154,11 +193,13 @@ def _bind(func: Callable[..., Any], rest: tuple, opts: dict) -> Callable[[Tensor
     return lambda t: func(t, *rest, **opts)
 
 
-def overridden(model: Callable[..., Any], rules: dict[str, Callable[..., Tensor]]) -> Callable[..., Any]:
+def overridden(
+    model: Callable[..., Any], rules: dict[str, Callable[..., Tensor]], handoff: frozenset[str] = frozenset()
+) -> Callable[..., Any]:
     """``model`` with ``rules`` active while its forward runs (the backward uses them later)."""
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        with Rules(rules):
+        with Rules(rules, handoff):
             return model(*args, **kwargs)
 
     run.__wrapped_module__ = getattr(model, "__wrapped_module__", model)  # type: ignore[attr-defined]
@@ -166,9 +207,9 @@ def overridden(model: Callable[..., Any], rules: dict[str, Callable[..., Tensor]
 
 
 @contextmanager
-def active(rules: dict[str, Callable[..., Tensor]]) -> Iterator[None]:
+def active(rules: dict[str, Callable[..., Tensor]], handoff: frozenset[str] = frozenset()) -> Iterator[None]:
     """The rules as a plain context, for code that runs the model itself (layer capture)."""
-    with Rules(rules):
+    with Rules(rules, handoff):
         yield
 
 
@@ -180,28 +221,49 @@ def _wide(t: Tensor) -> Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-def _paired(grad_in: Tensor, grad_out: Tensor, dx: Tensor, change: Tensor, eps: float) -> Tensor:
-    """``grad_out * change / dx`` for both halves, the ordinary ``grad_in`` where
-    ``|dx| < eps``. ``dx`` and ``change`` are per pair (half the rows); work on halves, so
-    no full-size copies of them are made."""
-    near = dx.abs() < eps
-    ratio = change / torch.where(near, 1.0, dx)
-    halves = [torch.where(near, _wide(gi), _wide(go) * ratio) for gi, go in zip(grad_in.chunk(2), grad_out.chunk(2))]
-    return torch.cat(halves).to(grad_in.dtype)
+def _traced(t: Tensor) -> bool:
+    """Under torch.compile or a torch.func transform, where branching on values is not allowed."""
+    return torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(t)
+
+
+def _near(dx: Tensor, eps: float) -> Tensor | None:
+    """The mask ``|dx| < eps``, or None when no entry is that small. Eager mode checks with
+    one reduction first: boolean masks are slow on CPU and usually all False."""
+    size = dx.abs()
+    if not _traced(dx) and not bool(size.amin() < eps):
+        return None
+    return size < eps
+
+
+def _pairs(t: Tensor) -> Tensor:
+    """``(2n, ...) -> (2, n, ...)``: the input and reference halves, stacked."""
+    return _wide(t).unflatten(0, (2, -1))
 
 
 def _difference(t: Tensor) -> Tensor:
     """``t[:n] - t[n:]``: the change from reference to input, per pair."""
-    a, b = _wide(t).chunk(2)
+    a, b = _pairs(t)
     return a - b
+
+
+def _rescaled(numerator: Tensor, dx: Tensor, eps: float, ordinary: Ordinary, dtype: torch.dtype) -> Tensor:
+    """``numerator / dx`` for both halves, the ordinary gradient where ``|dx| < eps``.
+    ``numerator`` is (2, n, ...) or one (n, ...) for both halves."""
+    near = _near(dx, eps)
+    value = numerator / (dx if near is None else torch.where(near, 1.0, dx))
+    if near is not None:
+        value = torch.where(near, _pairs(ordinary()), value)
+    if value.dim() == dx.dim():
+        value = torch.stack([value, value])
+    return value.flatten(0, 1).to(dtype)
 
 
 def rescale(eps: float) -> Rule:
     """DeepLift's rescale rule: multiplier ``(y - y') / (x - x')``, the gradient where
     ``|x - x'| < eps``. Computed in at least float32, so fp16/bf16 give finite results."""
 
-    def rule(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor) -> Tensor:
-        return _paired(grad_in, grad_out, _difference(x), _difference(y), eps)
+    def rule(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
+        return _rescaled(_pairs(grad_out) * _difference(y), _difference(x), eps, ordinary, grad_out.dtype)
 
     return rule
 
@@ -210,9 +272,9 @@ def rescale_softmax(eps: float) -> Rule:
     """Rescale, then centred by the mean over the whole tensor (Captum's softmax handling)."""
     base = rescale(eps)
 
-    def rule(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor) -> Tensor:
-        g = _wide(base(x, y, grad_out, grad_in))
-        return (g - g.sum() / g.numel()).to(grad_in.dtype)
+    def rule(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
+        g = _wide(base(x, y, grad_out, ordinary))
+        return (g - g.sum() / g.numel()).to(grad_out.dtype)
 
     return rule
 
@@ -221,30 +283,22 @@ def rescale_max_pool(eps: float) -> Callable[..., Tensor]:
     """DeepLift for max pooling (as Captum): the change of the pooled maximum, routed to
     the winning positions of input and reference, divided by the input change."""
 
-    def rule(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor, idx: Tensor) -> Tensor:
-        out, out_ref = _wide(y).chunk(2)
-        top = torch.max(out, out_ref)
-        delta_out = torch.cat([top - out_ref, out - top])
-        a, b = unpool(_wide(grad_out) * delta_out, idx, x.shape).chunk(2)
-        routed = a + b  # the same numerator serves both halves
-        near = (dx := _difference(x)).abs() < eps
-        value = routed / torch.where(near, 1.0, dx)
-        halves = [torch.where(near, _wide(gi), value) for gi in grad_in.chunk(2)]
-        return torch.cat(halves).to(grad_in.dtype)
+    def rule(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary, idx: Tensor) -> Tensor:
+        change = _difference(y)  # input half gains max(change, 0), the reference loses min(change, 0)
+        g, (i, i_ref) = _pairs(grad_out), idx.unflatten(0, (2, -1))
+        half = (x.shape[0] // 2, *x.shape[1:])
+        routed = unpool(g[0] * change.clamp(min=0), i, half, (g[1] * change.clamp(max=0), i_ref))
+        return _rescaled(routed, _difference(x), eps, ordinary, grad_out.dtype)
 
     return rule
 
 
-def guided(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor | None) -> Tensor:
+def guided(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
     """Guided backpropagation (Springenberg et al.): only positive gradients pass a ReLU
     that was active, ``relu(grad_out) * 1[y > 0]``."""
     return torch.ops.aten.threshold_backward(F.relu(grad_out), y, 0)
 
 
-def deconvolution(x: Tensor, y: Tensor, grad_out: Tensor, grad_in: Tensor | None) -> Tensor:
+def deconvolution(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
     """Deconvolution (Zeiler & Fergus): a ReLU passes positive gradients, whatever its input."""
     return F.relu(grad_out)
-
-
-guided.uses_grad_in = False  # type: ignore[attr-defined]
-deconvolution.uses_grad_in = False  # type: ignore[attr-defined]
