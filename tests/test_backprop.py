@@ -292,3 +292,17 @@ def test_overrides_leave_nothing_behind():
     (g,) = torch.autograd.grad(m(xg)[:, 1].sum(), xg)
     torch.testing.assert_close(g, pa.saliency(m, abs=False)(x, target=1))
     assert torch._C._is_torch_function_mode_enabled() is False
+
+
+def test_deep_lift_composes_with_vmap_and_compile():
+    # the |dx| < eps fallbacks and the max-pool hand-off inside torch.func.vmap and torch.compile
+    m = models.module_cnn()
+    g = torch.Generator().manual_seed(3)
+    x, b = torch.randn(3, 3, 8, 8, generator=g), 0.1 * torch.randn(3, 3, 8, 8, generator=g)
+    b[:, :, :3] = x[:, :, :3]
+    dl = pa.deep_lift(m)
+    eager = dl(x, b, target=1)
+    close(eager, DeepLift(m).attribute(x, b, target=1))
+    per_example = torch.func.vmap(lambda xi, bi: dl(xi[None], bi[None], target=1)[0])(x, b)
+    torch.testing.assert_close(per_example, eager, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(torch.compile(lambda x, b: dl(x, b, target=1))(x, b), eager, atol=1e-6, rtol=1e-5)
