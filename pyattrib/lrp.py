@@ -28,7 +28,7 @@ from ._core.call import Call, prepare
 from ._core.capture import Layers
 from ._core.inputs import ForwardArgs
 from ._core.kernel import Chunk, accumulate, check_batch_size, gradients
-from ._core.overrides import Rules
+from ._core.overrides import Rules, apply, output_only
 from ._core.state import evaluating
 from .layer import LayerLike
 
@@ -142,7 +142,8 @@ def _modified(
     raise TypeError(f"rule {rule.name!r} supports Linear and Conv layers, not {type(module).__name__}")
 
 
-def _pass(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Callable[[], Tensor]) -> Tensor:
+@output_only
+def _pass(x: Tensor | None, y: Tensor, grad_out: Tensor, ordinary: Callable[[], Tensor]) -> Tensor:
     return grad_out
 
 
@@ -203,7 +204,7 @@ def relevance_rules(model: nn.Module, rules: RuleMap, folded: Folding | None = N
         forward = module.forward
         modified = _modified(module, forward, rule, folded.get(module))
         swapped.append((module, module.__dict__.get("forward")))
-        module.forward = lambda x, *rest, **kw: _Relevance.apply(x, lambda t: forward(t, *rest, **kw), modified, rule)
+        module.forward = lambda x, *rest, **kw: apply(_Relevance, x, lambda t: forward(t, *rest, **kw), modified, rule)
 
     with ExitStack() as stack:
         try:

@@ -86,7 +86,7 @@ def accumulate(
         chunk = Chunk(start, stop, n, device)
         parts = contribution(chunk)
         if chunk.aligned:
-            parts = [p.reshape(-1, n, *p.shape[1:]).sum(0) for p in parts]
+            parts = [p if len(p) == n else p.reshape(-1, n, *p.shape[1:]).sum(0) for p in parts]
             acc = parts if acc is None else [a + p for a, p in zip(acc, parts)]
         else:
             if acc is None:
