@@ -241,6 +241,17 @@ def test_max_pool_chains_follow_captum_unless_exact(order):
     assert exact_delta.abs().max() < 1e-5 and not torch.allclose(exact, theirs)
 
 
+def test_chained_elementwise_nonlinearities_conserve_where_captum_does_not():
+    # Captum's hooks give ReLU the sigmoid's ordinary gradient here too; we keep the chain
+    # rule off max-pool networks (README: deliberate differences)
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Sigmoid(), nn.Linear(6, 2)).eval()
+    x, b = torch.randn(4, 5), torch.randn(4, 5)
+    _, delta = pa.deep_lift(m, return_delta=True)(x, b, target=1)
+    _, their_delta = DeepLift(m).attribute(x, b, target=1, return_convergence_delta=True)
+    assert delta.abs().max() < 1e-5 < 1e-3 < their_delta.abs().max()
+
+
 def test_functional_max_pool_network_equals_captum_on_module_twin():
     m = models.pool_cnn()
 
