@@ -260,7 +260,10 @@ def test_functional_max_pool_network_equals_captum_on_module_twin():
         return m.fc(F.max_pool2d(torch.relu(m.conv2(h)), 2).flatten(1))
 
     s = SETUPS["pool-cnn"]
-    close(pa.deep_lift(functional)(s["x"], s["b"], target=s["target"]), DeepLift(m).attribute(s["x"], s["b"], target=s["target"]))
+    close(
+        pa.deep_lift(functional)(s["x"], s["b"], target=s["target"]),
+        DeepLift(m).attribute(s["x"], s["b"], target=s["target"]),
+    )
 
 
 @pytest.mark.parametrize("act", ["relu", "sigmoid"])
