@@ -9,7 +9,9 @@ A layer ``z = layer(x)`` with rule ``rho`` (a modified copy of the layer) passes
 ReLU and tanh pass relevance unchanged (identity). Rules never touch the model's
 weights: modified weights are computed on the fly and used functionally. Modules are
 intercepted by swapping their ``forward`` for the duration of one call (restored in
-``finally``), so a module used twice gets its rule at both uses.
+``finally``), so a module used twice gets its rule at both uses. ``F.linear`` and
+``F.conv1d/2d/3d`` called directly (a module holding its own parameters) get the rule of
+their module type, through a TorchFunctionMode.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
@@ -103,7 +106,8 @@ class _Relevance(torch.autograd.Function):
     def forward(
         x: Tensor, forward: Callable[[Tensor], Tensor], modified: Callable[[Tensor], Tensor], rule: Rule
     ) -> Tensor:
-        return forward(x)
+        with torch._C.DisableTorchFunction():  # the layer's own F.linear/F.conv is not intercepted again
+            return forward(x)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
@@ -143,6 +147,35 @@ def _modified(
 
 
 @output_only
+class _FunctionalLayers(TorchFunctionMode):
+    """LRP for ``F.linear`` / ``F.conv1d/2d/3d`` called directly (a module holding its own
+    parameters, or a plain function): the rule given for the matching module type, else the
+    default. Calls inside a module that has its own rule are not intercepted twice."""
+
+    TYPES: dict[Callable[..., Any], type] = {
+        F.linear: nn.Linear, F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.conv3d: nn.Conv3d,
+    }  # fmt: skip
+
+    def __init__(self, by_type: Mapping[type, Rule]) -> None:
+        super().__init__()
+        self.by_type = by_type
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = dict(kwargs or {})
+        kind = self.TYPES.get(func)
+        rule = (self.by_type.get(kind) or DEFAULT_RULES.get(kind)) if kind else None
+        if rule is None or not isinstance(args[0], Tensor) or not args[0].requires_grad:
+            return func(*args, **kwargs)
+        x, rest = args[0], list(args[1:])
+        weight = rest.pop(0) if rest else kwargs.pop("weight")
+        bias = rest.pop(0) if rest else kwargs.pop("bias", None)
+        w = rule.weight(weight) if rule.weight else weight
+        b = rule.bias(bias) if (rule.bias and bias is not None) else bias
+        layer = lambda t: func(t, weight, bias, *rest, **kwargs)  # noqa: E731
+        modified = lambda t: func(t, w, b, *rest, **kwargs)  # noqa: E731
+        return apply(_Relevance, x, layer, modified, rule)
+
+
 def _pass(x: Tensor | None, y: Tensor, grad_out: Tensor, ordinary: Callable[[], Tensor]) -> Tensor:
     return grad_out
 
@@ -216,6 +249,7 @@ def relevance_rules(model: nn.Module, rules: RuleMap, folded: Folding | None = N
                 if rule is not None:
                     wrap(m, rule)
             stack.enter_context(Rules({"relu": _pass, "tanh": _pass}))
+            stack.enter_context(_FunctionalLayers(by_type))
             yield
         finally:
             for m, before in reversed(swapped):

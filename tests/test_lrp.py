@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from captum.attr import LRP, LayerLRP
 from captum.attr._utils.lrp_rules import Alpha1_Beta0_Rule, EpsilonRule, GammaRule
 from hypothesis import given
@@ -167,3 +168,35 @@ def test_fold_batchnorm_equals_lrp_on_the_prefolded_model():
     # rule, so the result differs (LRP-epsilon alone is invariant to folding)
     g = {nn.Conv2d: gamma(0.25), nn.Linear: gamma(0.25)}
     assert not torch.allclose(pa.lrp(m, rules=g)(x, target=1), pa.lrp(fused, rules=g)(x, target=1), atol=1e-4)
+
+
+class _FunctionalCNN(nn.Module):
+    """``models.module_cnn`` written with F.conv2d / F.linear on its own parameters."""
+
+    def __init__(self, twin: nn.Module) -> None:
+        super().__init__()
+        self.p = nn.ParameterDict(
+            {k.replace(".", "_"): nn.Parameter(v.detach().clone()) for k, v in twin.named_parameters()}
+        )
+
+    def forward(self, x):
+        p = self.p
+        h = F.max_pool2d(F.relu(F.conv2d(x, p["conv1_weight"], p["conv1_bias"], padding=1)), 2)
+        h = F.max_pool2d(torch.relu(F.conv2d(h, p["conv2_weight"], bias=p["conv2_bias"], padding=1)), 2)
+        h = F.relu(F.linear(h.flatten(1), p["fc_weight"], p["fc_bias"]))
+        return F.linear(h, weight=p["out_weight"], bias=p["out_bias"])
+
+
+def test_functional_layers_get_the_rules_of_their_module_type():
+    twin = models.module_cnn()
+    functional = _FunctionalCNN(twin).eval()
+    x = torch.randn(3, 3, 8, 8)
+    torch.testing.assert_close(functional(x), twin(x))
+    close(pa.lrp(functional)(x, target=[1, 0, 3]), LRP(twin).attribute(x, target=[1, 0, 3]))
+    for layer in (twin.fc, twin.out):
+        layer.rule = GammaRule()
+    close(pa.lrp(functional, rules={nn.Linear: gamma()})(x, target=1), LRP(twin).attribute(x, target=1))
+    # the type rule reaches F.linear: gamma differs from the default epsilon
+    assert not torch.allclose(
+        pa.lrp(functional, rules={nn.Linear: gamma()})(x, target=1), pa.lrp(functional)(x, target=1)
+    )
