@@ -148,10 +148,10 @@ class Links:
     ) -> Tensor:
         handed, deferred = self.handed, self.deferred
         self.handed = self.deferred = None
-        if handed is None or deferred is None:
+        if handed is None:
             actual = lambda: grad_out  # noqa: E731
         else:  # grad_out holds the consumer's ordinary gradient; swap in its rule
-            actual = functools.cache(lambda: grad_out - handed + deferred())
+            actual = functools.cache(lambda: grad_out - handed + deferred())  # type: ignore[misc]
         ordinary = functools.cache(lambda: ordinary_of(actual()))
         if self.upstream is None:
             return rule(x, y, grad_out, ordinary)
@@ -185,8 +185,8 @@ class Rules(TorchFunctionMode):
     def _links(self, x: Tensor, kind: str) -> Links:
         """Links for an op of ``kind`` applied to ``x``: handed back to the op that made ``x``
         when either kind is in ``handoff``."""
-        made = self.made.get(id(x))
-        linked = made is not None and made[0] is x and (kind in self.handoff or made[1] in self.handoff)
+        made = self.made.get(id(x))  # ids are unique here: ``made`` keeps each output alive
+        linked = made is not None and (kind in self.handoff or made[1] in self.handoff)
         return Links(made[2] if linked else None)
 
     def _made(self, y: Tensor, kind: str, links: Links) -> Tensor:
