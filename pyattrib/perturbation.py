@@ -164,15 +164,16 @@ def occlusion(
         offsets = [0]
         for w in windows:
             offsets.append(offsets[-1] + w.shape[0])
+        # a last, empty window for the perturbations that slide over another input
+        padded = [torch.cat([w, w.new_zeros(1, *w.shape[1:])]) for w in windows]
 
         def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
             rows = []
             for j, x in enumerate(call.inputs):
-                xr = x.index_select(0, i)
                 local = p - offsets[j]
-                inside = (local >= 0) & (local < windows[j].shape[0])
-                hit = windows[j][local.clamp(0, windows[j].shape[0] - 1)] & inside.reshape(-1, *[1] * (x.dim() - 1))
-                rows.append(torch.where(hit, _rows(base[j], i), xr))
+                n_w = windows[j].shape[0]
+                hit = padded[j][torch.where((local >= 0) & (local < n_w), local, n_w)]
+                rows.append(torch.where(hit, _rows(base[j], i), x.index_select(0, i)))
             return tuple(rows)
 
         with evaluating(f):

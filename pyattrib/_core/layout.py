@@ -1,0 +1,56 @@
+"""The memory layout of the rows a black-box model is fed.
+
+On CPU, PyTorch's convolution and max-pooling kernels run two to four times faster on
+channels-last (NHWC) tensors than on the standard NCHW layout, and a convolution keeps the
+layout of its input. The perturbation engine builds its rows itself, so it may store them
+channels-last: the model sees the same values and is not changed. A model that needs the
+standard layout (``.view`` across channels and space) raises on its first channels-last
+call; it is then fed standard rows, and remembered.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .call import Call
+from .state import model_of
+
+_standard_only: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+
+
+def feeder(forward: Callable[..., Any], call: Call) -> Callable[..., Any]:
+    """``forward``, fed its 4-D float inputs channels-last when the model is a CPU CNN."""
+    module = model_of(forward)
+    if not _channels_last_pays(module, call):
+        return forward
+    k = len(call.inputs)
+
+    def fed(*args: Any) -> Any:
+        if module not in _standard_only:
+            try:
+                return forward(*(_channels_last(a) for a in args[:k]), *args[k:])
+            except RuntimeError:
+                _standard_only.add(module)  # e.g. a .view over (C, H, W); retry as given
+        return forward(*args)
+
+    return fed
+
+
+def _channels_last_pays(module: nn.Module | None, call: Call) -> bool:
+    return (
+        module is not None
+        and call.device.type == "cpu"
+        and any(x.dim() == 4 and x.is_floating_point() for x in call.inputs)
+        and any(isinstance(m, nn.Conv2d) for m in module.modules())
+    )
+
+
+def _channels_last(x: Tensor) -> Tensor:
+    if x.dim() == 4 and x.is_floating_point():
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
