@@ -32,6 +32,21 @@ def cnn(seed: int = 0) -> nn.Module:
     return CNN().eval()
 
 
+class LayoutRecorder(nn.Module):
+    """A CNN that records the memory layout of every batch it is fed; ``view=True``
+    flattens with ``.view``, which needs the standard layout."""
+
+    def __init__(self, view: bool) -> None:
+        super().__init__()
+        self.inner, self.view, self.seen = cnn(), view, []
+
+    def forward(self, x):
+        self.seen.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+        h = self.inner.pool(torch.tanh(self.inner.conv1(x)))
+        h = torch.relu(self.inner.conv2(h))
+        return self.inner.fc(h.view(h.shape[0], -1) if self.view else h.flatten(1))
+
+
 class TwoInputs(nn.Module):
     """f(x1, x2, scale) with an additional per-example tensor argument."""
 

@@ -358,24 +358,9 @@ def test_bad_input_messages(call, message):
         call(models.mlp(), torch.randn(3, 6))
 
 
-class _LayoutRecorder(nn.Module):
-    """A CNN that records the memory layout of every batch it is fed; ``view=True``
-    flattens with ``.view``, which needs the standard layout."""
-
-    def __init__(self, view: bool) -> None:
-        super().__init__()
-        self.inner, self.view, self.seen = models.cnn(), view, []
-
-    def forward(self, x):
-        self.seen.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
-        h = self.inner.pool(torch.tanh(self.inner.conv1(x)))
-        h = torch.relu(self.inner.conv2(h))
-        return self.inner.fc(h.view(h.shape[0], -1) if self.view else h.flatten(1))
-
-
 def test_cpu_cnn_rows_are_fed_channels_last():
     s = SETUPS["cnn"]
-    model = _LayoutRecorder(view=False).eval()
+    model = models.LayoutRecorder(view=False).eval()
     ours = pa.occlusion(model, sliding_window_shapes=(3, 3, 3), strides=(3, 2, 2), batch_size=11)(
         s["x"], s["b"], target=s["target"]
     )
@@ -387,7 +372,7 @@ def test_cpu_cnn_rows_are_fed_channels_last():
 
 def test_model_that_needs_standard_layout_falls_back_and_is_remembered():
     s = SETUPS["cnn"]
-    model = _LayoutRecorder(view=True).eval()
+    model = models.LayoutRecorder(view=True).eval()
     fa = pa.feature_ablation(model, batch_size=5)
     ours = fa(s["x"], s["b"], target=s["target"], feature_mask=s["mask"])
     assert model.seen[0] and not any(model.seen[1:])  # one channels-last try, then standard rows

@@ -12,6 +12,7 @@ from captum.attr import (
 
 import pyattrib as pa
 
+from . import models
 from .cases import cases
 
 CASES = cases() + [c for c in cases(torch.float64) if c.name in ("mlp-per-example", "multi-input-mixed-baselines-args")]
@@ -169,3 +170,20 @@ def test_gradient_shap_matches_captum_in_expectation(case):
     n = delta.shape[0]
     # both deltas are completeness errors averaged over the same distribution
     assert (delta - their_delta.reshape(n, -1).mean(1)).abs().max() < 0.05 + 0.1 * their_delta.abs().max()
+
+
+@pytest.mark.parametrize("view", [False, True])
+def test_cpu_cnn_gradient_rows_are_channels_last_unless_the_model_needs_standard(view):
+    """Eager gradient rows reach a CPU CNN channels-last (faster kernels, same values); a
+    model that ``.view``s across channels and space gets standard rows after one try.
+    Attributions come back contiguous and equal to Captum's either way."""
+    model = models.LayoutRecorder(view=view).eval()
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    ours = pa.integrated_gradients(model, n_steps=8, batch_size=10)(x, target=[0, 2, 1])
+    assert model.seen[0] and model.seen[1:] == [not view] * (len(model.seen) - 1)
+    assert ours.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
+    close(ours, IntegratedGradients(model).attribute(x, target=[0, 2, 1], n_steps=8))
+    model.seen.clear()
+    sal = pa.saliency(model)(x, target=1)
+    assert model.seen == [not view] * len(model.seen) and model.seen and sal.is_contiguous()
+    close(sal, Saliency(model).attribute(x, target=1, abs=True))

@@ -23,6 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils import _pytree as pytree
 
+from .state import transformed
+
 
 @dataclass
 class LayerValue:
@@ -181,7 +183,7 @@ class Layers:
         one backward that stops at the layer. Under torch.compile or a torch.func
         transform: capture, then differentiate the spliced model with torch.func.
         """
-        if torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None:
+        if transformed():
             values = self.capture(inputs, args, rows)
             leaves = [t for v in values for t in v.leaves]
             run = self.splice(values, inputs, args)

@@ -42,7 +42,8 @@ def as_tuple(inputs: TensorOrTuple, name: str = "inputs") -> tuple[tuple[Tensor,
 
 
 def restore(values: Sequence[Tensor], was_tuple: bool) -> TensorOrTuple:
-    """Give values back in the caller's structure."""
+    """Give values back in the caller's structure, in the standard (contiguous) layout."""
+    values = [v.contiguous() for v in values]
     return tuple(values) if was_tuple else values[0]
 
 

@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 
 from .inputs import ForwardArgs
+from .layout import feeder
+from .state import transformed
 from .targets import Target
 
 
@@ -115,7 +117,7 @@ def gradients(
     the attributor, it is ``torch.func.grad``, which composes with both. Neither
     touches ``.grad``.
     """
-    if torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None:
+    if transformed():
 
         def total(*xs: Tensor) -> Tensor:
             return outputs(forward, args, target, xs, index).sum()
@@ -124,7 +126,7 @@ def gradients(
     create_graph = torch.is_grad_enabled()
     with torch.enable_grad():
         rows = tuple(r if (create_graph and r.requires_grad) else r.detach().requires_grad_() for r in rows)
-        total = outputs(forward, args, target, rows, index).sum()
+        total = outputs(feeder(forward, rows), args, target, rows, index).sum()
         return torch.autograd.grad(total, rows, create_graph=create_graph, allow_unused=True, materialize_grads=True)
 
 

@@ -1,11 +1,13 @@
 """The memory layout of the rows a black-box model is fed.
 
 On CPU, PyTorch's convolution and max-pooling kernels run two to four times faster on
-channels-last (NHWC) tensors than on the standard NCHW layout, and a convolution keeps the
-layout of its input. The perturbation engine builds its rows itself, so it may store them
-channels-last: the model sees the same values and is not changed. A model that needs the
-standard layout (``.view`` across channels and space) raises on its first channels-last
-call; it is then fed standard rows, and remembered.
+channels-last (NHWC) tensors than on the standard NCHW layout, forward and backward, and a
+convolution keeps the layout of its input. The rows pyattrib evaluates (path points, noise
+samples, perturbed copies) are its own, so it may store them channels-last: the model sees
+the same values and is not changed, and attributions come back in the standard layout. A
+model that needs the standard layout (``.view`` across channels and space) raises on its
+first channels-last call; it is then fed standard rows, and remembered. Under
+torch.compile and torch.func transforms rows are passed as given.
 """
 
 from __future__ import annotations
@@ -17,18 +19,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .call import Call
-from .state import model_of
+from .state import model_of, transformed
 
 _standard_only: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
 
-def feeder(forward: Callable[..., Any], call: Call) -> Callable[..., Any]:
-    """``forward``, fed its 4-D float inputs channels-last when the model is a CPU CNN."""
+def feeder(forward: Callable[..., Any], inputs: tuple[Tensor, ...]) -> Callable[..., Any]:
+    """``forward``, fed its 4-D float ``inputs`` (its first arguments) channels-last when
+    the model is a CNN on CPU, in eager mode."""
     module = model_of(forward)
-    if not _channels_last_pays(module, call):
+    if not _channels_last_pays(module, inputs):
         return forward
-    k = len(call.inputs)
+    k = len(inputs)
 
     def fed(*args: Any) -> Any:
         if module not in _standard_only:
@@ -41,11 +43,12 @@ def feeder(forward: Callable[..., Any], call: Call) -> Callable[..., Any]:
     return fed
 
 
-def _channels_last_pays(module: nn.Module | None, call: Call) -> bool:
+def _channels_last_pays(module: nn.Module | None, inputs: tuple[Tensor, ...]) -> bool:
     return (
         module is not None
-        and call.device.type == "cpu"
-        and any(x.dim() == 4 and x.is_floating_point() for x in call.inputs)
+        and inputs[0].device.type == "cpu"
+        and any(x.dim() == 4 and x.is_floating_point() for x in inputs)
+        and not transformed()
         and any(isinstance(m, nn.Conv2d) for m in module.modules())
     )
 

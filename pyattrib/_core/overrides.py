@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+from .state import transformed
+
 Ordinary = Callable[[], Tensor]
 Rule = Callable[[Tensor, Tensor, Tensor, Ordinary], Tensor]
 
@@ -163,7 +165,7 @@ def apply(function: type[torch.autograd.Function], *args: Any) -> Any:
     """``function.apply(*args)``. Outside torch.compile and torch.func, where the Python
     wrapper only binds default arguments (none here: every argument is passed), call the
     C implementation directly: it saves ~65 us per op, a few percent of a small model's pass."""
-    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+    if transformed():
         return function.apply(*args)
     return super(torch.autograd.Function, function).apply(*args)  # type: ignore[misc]
 

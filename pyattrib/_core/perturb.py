@@ -51,7 +51,7 @@ def evaluate(
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=desc, total=math.ceil(total / step))
-    forward, parts = feeder(forward, call), []
+    forward, parts = feeder(forward, call.inputs), []
     with torch.no_grad():
         for start in starts:
             r = torch.arange(start, min(start + step, total), device=call.device)
@@ -68,7 +68,7 @@ def reference_outputs(
     """``(N, K)`` outputs at one row per example (e.g. the unperturbed inputs), and the
     per-example output shape that ``K`` flattens (``()`` when a target selects a scalar)."""
     with torch.no_grad():
-        out = feeder(forward, call)(*rows, *call.args.values)
+        out = feeder(forward, call.inputs)(*rows, *call.args.values)
     return per_example_outputs(call.target, out, None), _kept_shape(call.target, out)
 
 

@@ -10,6 +10,12 @@ import torch
 from torch import nn
 
 
+def transformed() -> bool:
+    """Whether we run under torch.compile or inside a torch.func transform (vmap, grad),
+    where eager-only shortcuts (``autograd.grad``, retries on error) do not apply."""
+    return torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None
+
+
 def model_of(f: Callable[..., Any]) -> nn.Module | None:
     """The nn.Module behind ``f``: itself, a bound method's owner, or the model a pyattrib
     wrapper (truncated, overridden) was built from."""
