@@ -94,6 +94,30 @@ def memory_report() -> list[str]:
     return lines
 
 
+def equal_memory_report() -> list[str]:
+    """Channels-last rows cost memory in CPU max-pool backward; compare at equal peak:
+    channels-last with batch_size=320 against standard-layout rows with batch_size=400."""
+    from pyattrib._core import layout
+
+    x = torch.randn(8, 3, 32, 32)
+    fed_cl, fed_std = cnn(), cnn()
+    layout._standard_only.add(fed_std)  # what a model that needs NCHW rows is fed
+    cases = {
+        "channels-last rows, batch_size=320": lambda: pa.integrated_gradients(
+            fed_cl, n_steps=MEM_STEPS, batch_size=320
+        )(x, target=0),
+        "standard rows, batch_size=400": lambda: pa.integrated_gradients(fed_std, n_steps=MEM_STEPS, batch_size=400)(
+            x, target=0
+        ),
+    }
+    mb = {name: common.peak_tensor_mb(fn) for name, fn in cases.items()}
+    t = common.interleaved(cases, rounds=5, warmup=1)
+    lines = [f"pyattrib IG, CNN b8, n_steps={MEM_STEPS}, at about equal peak memory:"]
+    lines += [f"  {name:<40} {t[name] * 1e3:8.1f} ms {mb[name]:8.1f} MB" for name in cases]
+    ratio = t["channels-last rows, batch_size=320"] / t["standard rows, batch_size=400"]
+    return lines + [f"  time ratio channels-last / standard: {ratio:.2f}x"]
+
+
 def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     print(ig_case(mlp(), torch.randn(64, 20), "IG MLP 20-64-64-3 b64 n_steps=50", "(target <= 0.15x captum)"))
@@ -104,7 +128,7 @@ def main() -> None:
     )
     print(smoothgrad_case(mlp(), torch.randn(64, 20), "smoothgrad(saliency) MLP b64 16 samples"))
     print(smoothgrad_case(cnn(), torch.randn(8, 3, 32, 32), "smoothgrad(saliency) CNN b8 16 samples"))
-    for line in memory_report():
+    for line in memory_report() + equal_memory_report():
         print(line)
 
 
