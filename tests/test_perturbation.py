@@ -7,6 +7,7 @@ from captum.attr import (
     FeaturePermutation,
     KernelShap,
     LayerFeatureAblation,
+    LayerFeaturePermutation,
     Lime,
     NeuronFeatureAblation,
     Occlusion,
@@ -155,6 +156,32 @@ def test_layer_feature_permutation_by_hand():
     torch.testing.assert_close(got, expected)
     rand = pa.layer_feature_permutation(m, m[2])(x, target=1, generator=torch.Generator().manual_seed(0))
     assert rand.shape == (5, 8) and torch.isfinite(rand).all()
+
+
+def test_layer_feature_permutation_matches_captum_with_a_fixed_permutation():
+    # Captum's LayerFeaturePermutation takes no perm_func; a test subclass hands it ours
+    import functools
+
+    m, x = models.mlp(), torch.randn(5, 6)
+    perm = torch.roll(torch.arange(5), 2)
+
+    def perm_func(v, mask):
+        return v[perm] * mask + v * ~mask
+
+    class FixedPermutation(LayerFeaturePermutation):
+        @property
+        def attributor(self):
+            return functools.partial(FeaturePermutation, perm_func=perm_func)
+
+    # Captum 0.9 applies target twice here (any target fails), so the model picks the output
+    def score(v):
+        return m(v)[:, 1]
+
+    for lm in [torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]]), None]:
+        close(
+            pa.layer_feature_permutation(score, m[2], perm_func=perm_func)(x, layer_mask=lm),
+            FixedPermutation(score, m[2]).attribute(x, layer_mask=lm),
+        )
 
 
 def test_feature_permutation_default_is_seeded():
