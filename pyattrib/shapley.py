@@ -54,10 +54,10 @@ def shapley_value_sampling(
     """Shapley values estimated from ``n_samples`` random feature orderings: each ordering
     adds the groups one at a time, from the baseline to the input, and credits each group
     with its marginal change. Every ordering sums exactly to ``f(x) - f(x')`` (efficiency
-    holds per sample, not only on average). All ``n_samples * (F + 1)`` coalitions of all
-    examples are evaluated in batches of at most ``batch_size`` rows. Call as
-    ``(inputs, baselines=None, *, target=None, additional_forward_args=None,
-    feature_mask=None, generator=None)``.
+    holds per sample, not only on average). The empty and the full coalition (once) and
+    the ``n_samples * (F - 1)`` others, for all examples, are evaluated in batches of at
+    most ``batch_size`` rows. Call as ``(inputs, baselines=None, *, target=None,
+    additional_forward_args=None, feature_mask=None, generator=None)``.
     """
     check_batch_size(batch_size)
     check_count("n_samples", n_samples)
@@ -72,21 +72,29 @@ def shapley_value_sampling(
         perms = torch.stack([torch.randperm(n_f, generator=generator, device=dev) for _ in range(s)]).to(call.device)
         ranks = torch.empty_like(perms).scatter_(1, perms, torch.arange(n_f, device=call.device).expand(s, n_f))
 
+        # rows: the empty and the full coalition once, then the n_f - 1 inner coalitions of
+        # every ordering
+        inner = n_f - 1
+
         def present(p: Tensor, i: Tensor, ids: Tensor) -> Tensor:
-            sample, k = p // (n_f + 1), p % (n_f + 1)
-            return ranks[sample].gather(1, ids) < k[:, None]  # the first k groups of the ordering
+            q = (p - 2).clamp(min=0)
+            sample, k = q // max(inner, 1), q % max(inner, 1) + 1
+            first_k = ranks[sample].gather(1, ids) < k[:, None]  # the first k groups of the ordering
+            return torch.where((p == 1)[:, None], True, first_k & (p >= 2)[:, None])
 
         with evaluating(f):
             out, out_shape = evaluate(
                 f,
                 call,
                 coalition_rows(call, base, mask, present),
-                s * (n_f + 1),
+                2 + s * inner,
                 batch_size,
                 show_progress,
                 "shapley sampling",
             )
-        out = out.reshape(s, n_f + 1, call.n, -1)
+        out = out.reshape(2 + s * inner, call.n, -1)
+        empty, full = out[:1].expand(s, 1, *out.shape[1:]), out[1:2].expand(s, 1, *out.shape[1:])
+        out = torch.cat([empty, out[2:].reshape(s, inner, *out.shape[1:]), full], 1)  # (S, F + 1, N, K)
         marginal = (out[:, 1:] - out[:, :-1]).permute(2, 3, 0, 1)  # (N, K, S, F) by position in the ordering
         per_feature = torch.zeros_like(marginal).scatter_(3, perms.expand_as(marginal), marginal).mean(2)
         return call.restore(squeeze_outputs(mask.spread(per_feature), out_shape))

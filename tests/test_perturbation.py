@@ -271,6 +271,22 @@ def test_exact_shapley_efficiency_and_dummy(model, x, b):
     assert float(pa.shapley_values(ignores_last)(x, base, target=0)[:, 3].abs().max()) < 1e-12
 
 
+def test_shapley_sampling_evaluates_empty_and_full_coalitions_once():
+    m, x = models.mlp(), torch.randn(3, 6)
+    rows = []
+
+    def counted(v):
+        rows.append(len(v))
+        return m(v)
+
+    g = torch.Generator().manual_seed(1)
+    a = pa.shapley_value_sampling(counted, n_samples=5)(x, target=0, generator=g)
+    assert sum(rows) == 3 * (2 + 5 * (6 - 1))
+    one = pa.shapley_value_sampling(m, n_samples=3)(x, 0.0, target=0, feature_mask=torch.zeros(1, 6, dtype=torch.long))
+    torch.testing.assert_close(one[:, 0], m(x)[:, 0] - m(torch.zeros_like(x))[:, 0])  # one group: spread
+    assert torch.isfinite(a).all()
+
+
 def test_kernel_shap_is_exact_on_linear_models():
     torch.manual_seed(0)
     lin = nn.Linear(6, 3).eval()
