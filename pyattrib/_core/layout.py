@@ -7,7 +7,9 @@ samples, perturbed copies) are its own, so it may store them channels-last: the 
 the same values and is not changed, and attributions come back in the standard layout. A
 model that needs the standard layout (``.view`` across channels and space) raises on its
 first channels-last call; it is then fed standard rows, and remembered. Under
-torch.compile and torch.func transforms rows are passed as given.
+torch.compile and torch.func transforms rows are passed as given. Cost: CPU max pooling's
+backward copies when its incoming gradient is NCHW (after a Flatten), ~25% more memory per
+gradient chunk of a small CNN; at equal memory it is still faster (benchmarks/bench_gradient.py).
 """
 
 from __future__ import annotations
