@@ -10,7 +10,7 @@ import sys
 import warnings
 
 import torch
-from captum.attr import LayerConductance, LayerIntegratedGradients, NeuronIntegratedGradients
+from captum.attr import LayerConductance, LayerIntegratedGradients, NeuronConductance, NeuronIntegratedGradients
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -96,6 +96,24 @@ def conductance_case() -> str:
     )
 
 
+def neuron_conductance_case() -> str:
+    torch.manual_seed(0)
+    model = FromEmbeddings(TextEncoder().eval()).eval()
+    layer = model.model.encoder.layers[1]
+    emb = torch.randn(4, 64, 128)
+    ours = pa.neuron_conductance(model, layer, n_steps=20)
+    theirs = NeuronConductance(model, layer)
+    t = common.interleaved(
+        {
+            "pyattrib": lambda: ours(emb, neuron_selector=(3, 5), target=1),
+            "captum": lambda: theirs.attribute(emb, neuron_selector=(3, 5), target=1, n_steps=20),
+        },
+        rounds=10,
+        warmup=1,
+    )
+    return common.row("neuron conductance, encoder layer 1, b4", t["pyattrib"], t["captum"], None, "(report)")
+
+
 def neurons_case() -> str:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3)).eval()
@@ -119,6 +137,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     print(lig_case())
     print(conductance_case())
+    print(neuron_conductance_case())
     print(neurons_case())
 
 

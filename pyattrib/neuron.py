@@ -19,7 +19,7 @@ from ._core.attributor import Attributor, bind_baselines
 from ._core.call import prepare
 from ._core.capture import Layers
 from ._core.inputs import as_tuple
-from ._core.kernel import Chunk, check_batch_size, gradients, path_integral
+from ._core.kernel import Chunk, check_batch_size, path_integral
 from ._core.quadrature import quadrature
 from ._core.state import evaluating
 from ._core.targets import as_target
@@ -140,7 +140,6 @@ def neuron_conductance(
     """
     check_batch_size(batch_size)
     nodes, weights = quadrature(method, n_steps)
-    trunc = truncate(model, layer, attribute_to_neuron_input)
     layers = Layers(model, layer, attribute_to_neuron_input)
 
     def attribute(
@@ -157,10 +156,13 @@ def neuron_conductance(
         diff = tuple(x - b for x, b in zip(call.inputs, base))
 
         def grad_at(points: tuple[Tensor, ...], c: Chunk) -> tuple[Tensor, ...]:
-            args = call.args.rows(c.i)
-            values, layer_grads = layers.gradients(lambda out: call.target.select(out, c.i), points, args, len(c.i))
-            through = neuron.select(layers.result(values, layer_grads), c.i)  # df/da_j at each point
-            input_grads = gradients(trunc, call.args, neuron, points, c.i)  # da_j/dx
+            through, input_grads = layers.through_neuron(  # df/da_j and da_j/dx at each point
+                lambda out: call.target.select(out, c.i),
+                lambda value: neuron.select(value, c.i),
+                points,
+                call.args.rows(c.i),
+                len(c.i),
+            )
             return tuple(g * through.reshape(-1, *[1] * (g.dim() - 1)) for g in input_grads)
 
         with evaluating(model):

@@ -133,4 +133,19 @@ def test_layer_methods_under_vmap_equal_a_loop():
         batched = torch.func.vmap(lambda z, a=attributor: a(z[None], target=1)[0])(x)
         looped = torch.stack([attributor(x[i : i + 1], target=1)[0] for i in range(4)])
         torch.testing.assert_close(batched, looped, atol=1e-6, rtol=1e-5)
+    nc = pa.neuron_conductance(m, m[2], n_steps=6)
+    batched = torch.func.vmap(lambda z: nc(z[None], neuron_selector=3, target=1)[0])(x)
+    looped = nc(x, neuron_selector=3, target=1)
+    torch.testing.assert_close(batched, looped, atol=1e-6, rtol=1e-5)
     assert not any("forward" in mod.__dict__ for mod in m.modules())
+
+
+def test_neuron_conductance_runs_the_model_once_per_chunk():
+    m = models.mlp()
+    calls = []
+    handle = m[0].register_forward_pre_hook(lambda mod, args: calls.append(len(args[0])))
+    try:
+        pa.neuron_conductance(m, m[2], n_steps=6, batch_size=12)(torch.randn(4, 6), neuron_selector=1, target=0)
+    finally:
+        handle.remove()
+    assert calls == [12, 12]  # 24 path points in two chunks, each through the model once

@@ -141,11 +141,7 @@ class Layers:
                 self.model(*inputs, *args)
             except _Captured:
                 pass
-        missing = [self.names[j] for j, v in enumerate(values) if v is None]
-        if missing:
-            raise RuntimeError(
-                f"layer(s) {missing} did not run in the model's forward pass; pass modules the model calls"
-            )
+        self._check_ran(values)
         return values  # type: ignore[return-value]
 
     def capture_pair(
@@ -206,14 +202,55 @@ class Layers:
                 total = select(self.model(*inputs, *args)).sum()
         finally:
             torch._C._set_grad_enabled(grad_mode)
+        self._check_ran(values)
+        leaves = [t for v in values for t in v.leaves]  # type: ignore[union-attr]
+        grads = torch.autograd.grad(total, leaves, allow_unused=True, materialize_grads=True)
+        return values, list(grads)  # type: ignore[return-value]
+
+    def through_neuron(
+        self, select: Callable[[Any], Tensor], neuron: Callable[[Any], Tensor], inputs: tuple, args: tuple, rows: int
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """For ``a = neuron(layer value)`` of shape ``(rows,)``: ``d sum(select(output)) / d a``
+        and ``d sum(a) / d inputs``.
+
+        Eager: one forward pass with a graph from the inputs through the layer, and two
+        backward passes over it. Under torch.compile or a torch.func transform: the layer
+        gradient as in :meth:`gradients`, and ``torch.func.grad`` of the captured neuron.
+        """
+        if transformed():
+            values, layer_grads = self.gradients(select, inputs, args, rows)
+
+            def neuron_total(*xs: Tensor) -> Tensor:
+                captured = self.capture(xs, args, rows)
+                return neuron(self.result(captured, [t for v in captured for t in v.leaves])).sum()
+
+            input_grads = torch.func.grad(neuron_total, argnums=tuple(range(len(inputs))))(*inputs)
+            return neuron(self.result(values, layer_grads)), input_grads
+        values: list[LayerValue | None] = [None] * len(self.modules)
+
+        def keep(j: int, value: Any) -> Any:
+            values[j] = LayerValue.of(value, rows, self.names[j])
+            return values[j].layout(values[j].leaves)  # the rest of the model reads these leaves
+
+        with torch.enable_grad():
+            xs = tuple(x.detach().requires_grad_() for x in inputs)
+            with self.hooked(keep):
+                total = select(self.model(*xs, *args)).sum()
+            self._check_ran(values)
+            leaves = [t for v in values for t in v.leaves]  # type: ignore[union-attr]
+            layer_grads = torch.autograd.grad(
+                total, leaves, retain_graph=True, allow_unused=True, materialize_grads=True
+            )
+            a = neuron(self.result(values, leaves))  # type: ignore[arg-type]
+            input_grads = torch.autograd.grad(a.sum(), xs, allow_unused=True, materialize_grads=True)
+        return neuron(self.result(values, layer_grads)).detach(), input_grads  # type: ignore[arg-type]
+
+    def _check_ran(self, values: list[LayerValue | None]) -> None:
         missing = [self.names[j] for j, v in enumerate(values) if v is None]
         if missing:
             raise RuntimeError(
                 f"layer(s) {missing} did not run in the model's forward pass; pass modules the model calls"
             )
-        leaves = [t for v in values for t in v.leaves]  # type: ignore[union-attr]
-        grads = torch.autograd.grad(total, leaves, allow_unused=True, materialize_grads=True)
-        return values, list(grads)  # type: ignore[return-value]
 
 
 class _Captured(Exception):
