@@ -76,42 +76,22 @@ def lig_case() -> str:
     )
 
 
-def conductance_case() -> str:
+def encoder_conductance_case(ours_of, captum_of, layer_index: int, label: str, target: str, **kw) -> str:
+    """``ours_of`` / ``captum_of`` build each side from (model, layer); ``kw`` goes to both calls."""
     torch.manual_seed(0)
     model = FromEmbeddings(TextEncoder().eval()).eval()
-    layer = model.model.encoder.layers[0]
+    layer = model.model.encoder.layers[layer_index]
     emb = torch.randn(4, 64, 128)
-    ours = pa.layer_conductance(model, layer, n_steps=20)
-    theirs = LayerConductance(model, layer)
+    ours, theirs = ours_of(model, layer), captum_of(model, layer)
     t = common.interleaved(
         {
-            "pyattrib": lambda: ours(emb, target=1),
-            "captum": lambda: theirs.attribute(emb, target=1, n_steps=20),
+            "pyattrib": lambda: ours(emb, target=1, **kw),
+            "captum": lambda: theirs.attribute(emb, target=1, n_steps=20, **kw),
         },
         rounds=15,
         warmup=1,
     )
-    return common.row(
-        "layer conductance, encoder layer 0, b4", t["pyattrib"], t["captum"], None, "(target <= 0.9x captum)"
-    )
-
-
-def neuron_conductance_case() -> str:
-    torch.manual_seed(0)
-    model = FromEmbeddings(TextEncoder().eval()).eval()
-    layer = model.model.encoder.layers[1]
-    emb = torch.randn(4, 64, 128)
-    ours = pa.neuron_conductance(model, layer, n_steps=20)
-    theirs = NeuronConductance(model, layer)
-    t = common.interleaved(
-        {
-            "pyattrib": lambda: ours(emb, neuron_selector=(3, 5), target=1),
-            "captum": lambda: theirs.attribute(emb, neuron_selector=(3, 5), target=1, n_steps=20),
-        },
-        rounds=10,
-        warmup=1,
-    )
-    return common.row("neuron conductance, encoder layer 1, b4", t["pyattrib"], t["captum"], None, "(report)")
+    return common.row(label, t["pyattrib"], t["captum"], None, target)
 
 
 def neurons_case() -> str:
@@ -136,8 +116,18 @@ def neurons_case() -> str:
 def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     print(lig_case())
-    print(conductance_case())
-    print(neuron_conductance_case())
+    print(
+        encoder_conductance_case(
+            lambda m, layer: pa.layer_conductance(m, layer, n_steps=20), LayerConductance, 0,
+            "layer conductance, encoder layer 0, b4", "(target <= 0.9x captum)",
+        )
+    )  # fmt: skip
+    print(
+        encoder_conductance_case(
+            lambda m, layer: pa.neuron_conductance(m, layer, n_steps=20), NeuronConductance, 1,
+            "neuron conductance, encoder layer 1, b4", "(report)", neuron_selector=(3, 5),
+        )
+    )  # fmt: skip
     print(neurons_case())
 
 
