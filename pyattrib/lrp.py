@@ -146,7 +146,6 @@ def _modified(
     raise TypeError(f"rule {rule.name!r} supports Linear and Conv layers, not {type(module).__name__}")
 
 
-@output_only
 class _FunctionalLayers(TorchFunctionMode):
     """LRP for ``F.linear`` / ``F.conv1d/2d/3d`` called directly (a module holding its own
     parameters, or a plain function): the rule given for the matching module type, else the
@@ -176,6 +175,7 @@ class _FunctionalLayers(TorchFunctionMode):
         return apply(_Relevance, x, layer, modified, rule)
 
 
+@output_only
 def _pass(x: Tensor | None, y: Tensor, grad_out: Tensor, ordinary: Callable[[], Tensor]) -> Tensor:
     return grad_out
 

@@ -1,6 +1,8 @@
 """DeepLift(+SHAP), guided backprop, deconvolution, Guided Grad-CAM: Captum agreement,
 completeness, and the cases where module hooks fail."""
 
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -320,3 +322,43 @@ def test_deep_lift_composes_with_vmap_and_compile():
     per_example = torch.func.vmap(lambda xi, bi: dl(xi[None], bi[None], target=1)[0])(x, b)
     torch.testing.assert_close(per_example, eager, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(torch.compile(lambda x, b: dl(x, b, target=1))(x, b), eager, atol=1e-6, rtol=1e-5)
+
+
+def _saved_during(m, run):
+    """The tensors autograd saves while ``run()`` builds its graph, and the outputs of m[0]."""
+    pre_relu, saved = [], []
+    handle = m[0].register_forward_hook(lambda mod, args, out: pre_relu.append(out))
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            run()
+    finally:
+        handle.remove()
+    return saved, pre_relu
+
+
+@pytest.mark.parametrize("make", [pa.guided_backprop, pa.deconvolution])
+def test_rules_that_read_only_the_output_do_not_keep_the_relu_input(make):
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    saved, pre_relu = _saved_during(m, lambda: make(m)(torch.randn(4, 6), target=1))
+    assert pre_relu and not any(s is h for s in saved for h in pre_relu)  # ReLU keeps its output only
+
+
+def test_lrp_relu_pass_through_does_not_keep_the_relu_input():
+    # LRP's rules run torch.func in the backward, which refuses saved-tensor hooks: record
+    # what the forward under its rule context saves
+    relevance_rules = sys.modules["pyattrib.lrp"].relevance_rules
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def run():
+        with relevance_rules(m, {}):
+            m(torch.randn(4, 6, requires_grad=True))
+
+    saved, pre_relu = _saved_during(m, run)
+    assert pre_relu and not any(s is h for s in saved for h in pre_relu)
