@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.capture import Layers
-from ._core.kernel import Chunk, accumulate, check_batch_size, gradients, outputs, rows_of
+from ._core.kernel import Chunk, accumulate, check_batch_size, example_major, gradients, outputs, rows_of
 from ._core.overrides import active, guided, overridden, rescale, rescale_max_pool, rescale_softmax
 from ._core.overrides import deconvolution as deconv_rule
 from ._core.state import evaluating
@@ -63,6 +63,7 @@ def _paired(
     batch_size: int | None,
     exact_max_pool: bool,
     layers: Layers | None = None,
+    row_totals: bool = False,
 ) -> tuple[tuple[Tensor, ...], list[Any]]:
     """Mean over references of DeepLift attributions, pairs in chunks.
 
@@ -100,7 +101,7 @@ def _paired(
         return tuple(a / n_refs for a in attrs)
 
     pair_rows = None if batch_size is None else max(1, batch_size // 2)
-    return accumulate(contribution, n_refs, call.n, pair_rows, call.device), templates
+    return accumulate(contribution, n_refs, call.n, pair_rows, call.device, row_totals=row_totals), templates
 
 
 def _pair_delta(
@@ -110,15 +111,20 @@ def _pair_delta(
     n_refs: int,
     attrs: Sequence[Tensor],
     batch_size: int | None,
+    pair_totals: Tensor | None = None,
 ) -> Tensor:
     """``sum(attrs) - (f(x) - mean_j f(x'_j))`` per example: the mean completeness error over
-    pairs. ``f(x)`` is evaluated once; the references in chunks."""
+    pairs. ``f(x)`` is evaluated once; the references in chunks. Given each pair's attribution
+    sum (``pair_totals``, kernel row order), one error per pair instead, example-major."""
 
     def at_reference(c: Chunk) -> tuple[Tensor, ...]:
-        return (outputs(model, call.args, call.target, references(c), c.i) / n_refs,)
+        return (outputs(model, call.args, call.target, references(c), c.i),)
 
-    (mean_ref,) = accumulate(at_reference, n_refs, call.n, batch_size, call.device)
-    gap = outputs(model, call.args, call.target, call.inputs, None) - mean_ref
+    *_, at_refs = accumulate(at_reference, n_refs, call.n, batch_size, call.device, row_totals=True)
+    at_x = outputs(model, call.args, call.target, call.inputs, None)
+    if pair_totals is not None:
+        return example_major(pair_totals - (at_x.repeat(n_refs) - at_refs), call.n)
+    gap = at_x - at_refs.reshape(n_refs, call.n).mean(0)
     return sum(a.reshape(call.n, -1).sum(1) for a in attrs) - gap
 
 
@@ -134,6 +140,7 @@ def _deep_lift(
     return_delta: bool,
     exact_max_pool: bool,
     attribute_to_layer_input: bool = False,
+    delta_per_sample: bool = False,
     name: str,
 ) -> Attributor:
     check_batch_size(batch_size)
@@ -157,13 +164,14 @@ def _deep_lift(
                 return tuple(c.take(b) for b in base)
 
         with evaluating(model):
-            attrs, templates = _paired(
+            out, templates = _paired(
                 model, call, references, n_refs, eps, multiply_by_inputs, custom_attribution_func, batch_size,
-                exact_max_pool, layers,
+                exact_max_pool, layers, row_totals=delta_per_sample,
             )  # fmt: skip
+            attrs, totals = (out[:-1], out[-1] * n_refs) if delta_per_sample else (out, None)
             result = call.restore(attrs) if layers is None else layers.result(templates, attrs)
             if return_delta:
-                return result, _pair_delta(model, call, references, n_refs, attrs, batch_size)
+                return result, _pair_delta(model, call, references, n_refs, attrs, batch_size, totals)
         return result
 
     return Attributor(attribute, model, returns_delta=return_delta, name=name)
@@ -214,6 +222,7 @@ def deep_lift_shap(
     batch_size: int | None = None,
     return_delta: bool = False,
     exact_max_pool: bool = False,
+    delta_per_sample: bool = False,
 ) -> Attributor:
     r"""DeepLiftSHAP: DeepLift averaged over a distribution of references,
     :math:`\phi_i = \frac1R \sum_j \mathrm{DeepLift}_i(x; x'_j)` (Lundberg & Lee, 2017).
@@ -221,13 +230,14 @@ def deep_lift_shap(
     ``baselines`` holds the ``R`` references along its first dimension. The ``N x R``
     pairs are evaluated in chunks of at most ``batch_size`` model rows (each pair is two
     rows), where Captum holds every pair at once. ``return_delta`` gives per example the
-    mean pair delta ``sum(phi) - mean_j (f(x) - f(x'_j))``. Call as
+    mean pair delta ``sum(phi) - mean_j (f(x) - f(x'_j))``, or with ``delta_per_sample=True``
+    the ``N * R`` pair deltas (row ``i * R + j``), as Captum. Call as
     ``(inputs, baselines, *, target=None, additional_forward_args=None)``.
     """
     return _deep_lift(
         model, distribution=True, layer=None, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
-        exact_max_pool=exact_max_pool,
+        exact_max_pool=exact_max_pool, delta_per_sample=delta_per_sample,
         name="deep_lift_shap",
     )  # fmt: skip
 
@@ -266,13 +276,14 @@ def layer_deep_lift_shap(
     return_delta: bool = False,
     attribute_to_layer_input: bool = False,
     exact_max_pool: bool = False,
+    delta_per_sample: bool = False,
 ) -> Attributor:
     """:func:`layer_deep_lift` averaged over reference samples (see :func:`deep_lift_shap`).
     Call as ``(inputs, baselines, *, target=None, additional_forward_args=None)``."""
     return _deep_lift(
         model, distribution=True, layer=layer, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
-        exact_max_pool=exact_max_pool,
+        exact_max_pool=exact_max_pool, delta_per_sample=delta_per_sample,
         attribute_to_layer_input=attribute_to_layer_input, name="layer_deep_lift_shap",
     )  # fmt: skip
 

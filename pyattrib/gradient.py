@@ -22,6 +22,7 @@ from ._core.kernel import (
     along_rows,
     check_batch_size,
     check_count,
+    example_major,
     gradients,
     outputs,
     path_integral,
@@ -130,6 +131,7 @@ def gradient_shap(
     multiply_by_inputs: bool = True,
     batch_size: int | None = None,
     return_delta: bool = False,
+    delta_per_sample: bool = False,
     create_graph: bool = False,
 ) -> Attributor:
     r"""GradientSHAP (Lundberg & Lee, 2017): expected gradients over random references.
@@ -148,7 +150,9 @@ def gradient_shap(
     ``batch_size``, which bounds the rows per evaluation (Captum evaluates all
     ``N * n_samples`` rows at once). The noise itself (``n_samples`` copies of the
     inputs) is held in memory. ``return_delta`` gives per example
-    ``sum(phi) - mean_s (f(x + eps_s) - f(x'_s))``, the mean of Captum's per-sample deltas.
+    ``sum(phi) - mean_s (f(x + eps_s) - f(x'_s))``, the mean of Captum's per-sample deltas;
+    with ``delta_per_sample=True`` it gives those ``N * n_samples`` deltas themselves
+    (row ``i * n_samples + s``), as Captum does.
     """
     check_batch_size(batch_size)
     check_count("n_samples", n_samples)
@@ -173,10 +177,11 @@ def gradient_shap(
             return tuple(g / s for g in grads)
 
         with evaluating(f, create_graph):
-            attrs = accumulate(contribution, s, call.n, batch_size, call.device)
+            out = accumulate(contribution, s, call.n, batch_size, call.device, row_totals=delta_per_sample)
+            attrs, totals = (out[:-1], out[-1] * s) if delta_per_sample else (out, None)
             result = call.restore(attrs)
             if return_delta:
-                return result, draws.delta(f, call, attrs, batch_size)
+                return result, draws.delta(f, call, attrs, batch_size, totals)
         return result
 
     return Attributor(
@@ -218,17 +223,22 @@ class ShapDraws:
         a = rows_of(self.alpha, c.r)
         return tuple(b + along_rows(a, b) * (x - b) for x, b in zip(xs, bs))
 
-    def delta(self, f: Forward, call: Call, attrs: Sequence[Tensor], batch_size: int | None) -> Tensor:
+    def delta(
+        self, f: Forward, call: Call, attrs: Sequence[Tensor], batch_size: int | None, sample_totals: Tensor | None
+    ) -> Tensor:
         """Per example ``sum(attrs) - mean_s (f(x + eps_s) - f(x'_s))``: the mean per-sample
-        completeness error."""
+        completeness error. Given each sample's attribution sum (``sample_totals``, rows in
+        kernel order), the per-sample errors instead, example-major."""
         s = self.alpha.shape[0] // call.n
 
         def gap(c: Chunk) -> tuple[Tensor, ...]:
             xs, bs = self.ends(c)
-            return ((outputs(f, call.args, call.target, xs, c.i) - outputs(f, call.args, call.target, bs, c.i)) / s,)
+            return (outputs(f, call.args, call.target, xs, c.i) - outputs(f, call.args, call.target, bs, c.i),)
 
-        (total_gap,) = accumulate(gap, s, call.n, batch_size, call.device)
-        return sum(a.reshape(call.n, -1).sum(1) for a in attrs) - total_gap
+        *_, gaps = accumulate(gap, s, call.n, batch_size, call.device, row_totals=True)
+        if sample_totals is not None:
+            return example_major(sample_totals - gaps, call.n)
+        return sum(a.reshape(call.n, -1).sum(1) for a in attrs) - gaps.reshape(s, call.n).mean(0)
 
 
 def per_input_stdevs(stdevs: Stdevs, n_inputs: int) -> tuple[float, ...]:

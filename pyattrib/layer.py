@@ -273,6 +273,7 @@ def layer_gradient_shap(
     multiply_by_inputs: bool = True,
     batch_size: int | None = None,
     return_delta: bool = False,
+    delta_per_sample: bool = False,
     attribute_to_layer_input: bool = False,
 ) -> Attributor:
     r"""GradientSHAP at a layer: with the draws of :func:`pyattrib.gradient_shap`,
@@ -281,7 +282,8 @@ def layer_gradient_shap(
               \frac{\partial f}{\partial a_j}\big(x' + \alpha (x + \epsilon - x')\big)\Big]
 
     Call as ``(inputs, baselines, *, target=None, additional_forward_args=None, generator=None)``.
-    ``return_delta`` gives per example ``sum(phi) - mean_s (f(x + eps_s) - f(x'_s))``.
+    ``return_delta`` gives per example ``sum(phi) - mean_s (f(x + eps_s) - f(x'_s))``, or with
+    ``delta_per_sample=True`` one delta per sample (row ``i * n_samples + s``), as Captum.
     """
     check_batch_size(batch_size)
     check_count("n_samples", n_samples)
@@ -311,10 +313,11 @@ def layer_gradient_shap(
             return tuple(g * (a - b) / n_samples for g, a, b in zip(grads, at_x, at_b))
 
         with evaluating(model):
-            attrs = accumulate(contribution, n_samples, call.n, batch_size, call.device)
+            out = accumulate(contribution, n_samples, call.n, batch_size, call.device, row_totals=delta_per_sample)
+            attrs, totals = (out[:-1], out[-1] * n_samples) if delta_per_sample else (out, None)
             result = layers.result(templates, attrs)
             if return_delta:
-                return result, draws.delta(model, call, attrs, batch_size)
+                return result, draws.delta(model, call, attrs, batch_size, totals)
         return result
 
     return Attributor(

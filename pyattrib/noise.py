@@ -29,6 +29,7 @@ def noise_tunnel(
     stdevs: Stdevs = 1.0,
     draw_baseline_from_distrib: bool = False,
     batch_size: int | None = None,
+    delta_per_sample: bool = False,
 ) -> Attributor:
     r"""Smooth an attributor over noisy copies of the input (SmoothGrad and kin).
 
@@ -44,7 +45,8 @@ def noise_tunnel(
     args follow their example. ``draw_baseline_from_distrib=True`` reads ``baselines`` as
     reference samples and gives each noisy copy one drawn at random. If the inner
     attributor returns ``(attributions, delta)``, the result's delta is the per-example
-    mean of the inner deltas. All noise comes from ``generator=`` (passed on to random
+    mean of the inner deltas (with ``delta_per_sample=True``, the ``N * n_samples`` inner
+    deltas themselves, example-major within each chunk of samples: Captum's layout). All noise comes from ``generator=`` (passed on to random
     inner attributors), drawn before any evaluation, so results do not depend on
     ``batch_size``.
     """
@@ -72,7 +74,7 @@ def noise_tunnel(
         per_chunk = s if batch_size is None else max(1, min(s, batch_size // n))
         sums: list[Tensor] | None = None
         squares: list[Tensor] | None = None
-        delta_sum = None
+        deltas: list[Tensor] = []
         for s0 in range(0, s, per_chunk):
             c = min(per_chunk, s - s0)
             rows = (
@@ -89,8 +91,7 @@ def noise_tunnel(
             out = attributor(restore(noisy, was_tuple), **chunk_kwargs)
             if attributor.returns_delta:
                 out, delta = out
-                d = delta.reshape(n, c).sum(1)
-                delta_sum = d if delta_sum is None else delta_sum + d
+                deltas.append(delta.reshape(n, c))
             parts = [a.reshape(n, c, *a.shape[1:]) for a in as_tuple(out, "attributions")[0]]
             part_sums = [p.sum(1) for p in parts]
             part_squares = [(p * p).sum(1) for p in parts]
@@ -106,7 +107,9 @@ def noise_tunnel(
             result = [q / s - m * m for q, m in zip(squares, mean)]
         result = restore(result, was_tuple)
         if attributor.returns_delta:
-            return result, delta_sum / s
+            if delta_per_sample:
+                return result, torch.cat([d.reshape(-1) for d in deltas])
+            return result, torch.cat(deltas, 1).mean(1)
         return result
 
     return attributor.with_fn(attribute, random=True, name=f"{kind}({attributor.name})")

@@ -62,13 +62,16 @@ def accumulate(
     batch_size: int | None,
     device: torch.device,
     overlap: int = 0,
+    row_totals: bool = False,
 ) -> tuple[Tensor, ...]:
     """``acc[i] = sum_k contribution(chunk)`` over rows ``r = k * n + i``, chunk by chunk.
 
     ``contribution`` returns a tuple of tensors with one leading row per row of the chunk.
     With ``overlap > 0`` chunks hold whole points, consecutive chunks share ``overlap``
     points, and ``contribution`` returns rows for all but the chunk's last ``overlap``
-    points (differences between neighbouring points, as in conductance).
+    points (differences between neighbouring points, as in conductance). With
+    ``row_totals`` one more tensor follows: each row's contribution summed over all its
+    elements, shape ``(n_points * n,)`` (per-sample completeness checks need it).
     """
     if overlap:
         per_chunk = n_points if batch_size is None else max(overlap + 1, batch_size // n)
@@ -84,9 +87,12 @@ def accumulate(
         step = total if batch_size is None else min(batch_size, total)
         bounds = [(s, min(s + step, total)) for s in range(0, total, step)]
     acc: list[Tensor] | None = None
+    totals: list[Tensor] = []
     for start, stop in bounds:
         chunk = Chunk(start, stop, n, device)
         parts = contribution(chunk)
+        if row_totals:
+            totals.append(sum(p.reshape(len(p), -1).sum(1) for p in parts))
         if chunk.aligned:
             parts = [p if len(p) == n else p.reshape(-1, n, *p.shape[1:]).sum(0) for p in parts]
             acc = parts if acc is None else [a + p for a, p in zip(acc, parts)]
@@ -95,7 +101,13 @@ def accumulate(
                 acc = [p.new_zeros((n, *p.shape[1:])) for p in parts]
             acc = [a.index_add(0, chunk.i, p) for a, p in zip(acc, parts)]
     assert acc is not None
-    return tuple(acc)
+    return (*acc, torch.cat(totals)) if row_totals else tuple(acc)
+
+
+def example_major(per_row: Tensor, n: int) -> Tensor:
+    """Reorder per-row values from ``k * n + i`` (point-major) to ``i * n_points + k``
+    (example-major, Captum's layout for per-sample deltas)."""
+    return per_row.reshape(-1, n).T.reshape(-1)
 
 
 def outputs(
