@@ -1,0 +1,111 @@
+"""Captum's class API over pyattrib's transforms: change the import, keep the code.
+
+``from pyattrib.compat import IntegratedGradients`` gives a class with Captum's constructor,
+``attribute(...)`` signature, defaults, return structures and numbers (Captum's quirks
+included: its trapezoid weights, one delta per sample for GradientShap/DeepLiftShap/
+NoiseTunnel). Each class is a thin adapter: configuration in the constructor, Captum's
+arguments mapped onto one pyattrib transform call. ``python -m pyattrib.compat.captum_suite``
+runs Captum's own test suite against these classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import lrp_rules
+from ._base import (
+    Attribution,
+    GradientAttribution,
+    InternalAttribution,
+    LayerAttribution,
+    NeuronAttribution,
+    PerturbationAttribution,
+)
+from .attr import (
+    LRP,
+    DeepLift,
+    DeepLiftShap,
+    Deconvolution,
+    FeatureAblation,
+    FeaturePermutation,
+    GradientShap,
+    GuidedBackprop,
+    GuidedGradCam,
+    InputXGradient,
+    IntegratedGradients,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+    ShapleyValues,
+    ShapleyValueSampling,
+)
+from .layer import (
+    InternalInfluence,
+    LayerActivation,
+    LayerConductance,
+    LayerDeepLift,
+    LayerDeepLiftShap,
+    LayerFeatureAblation,
+    LayerFeaturePermutation,
+    LayerGradCam,
+    LayerGradientShap,
+    LayerGradientXActivation,
+    LayerIntegratedGradients,
+    LayerLRP,
+)
+from .lrp_rules import Alpha1_Beta0_Rule, EpsilonRule, GammaRule, IdentityRule, PropagationRule
+from .models import (
+    InterpretableEmbeddingBase,
+    TokenReferenceBase,
+    configure_interpretable_embedding_layer,
+    remove_interpretable_embedding_layer,
+)
+from .neuron import (
+    NeuronConductance,
+    NeuronDeconvolution,
+    NeuronDeepLift,
+    NeuronDeepLiftShap,
+    NeuronFeatureAblation,
+    NeuronGradient,
+    NeuronGradientShap,
+    NeuronGuidedBackprop,
+    NeuronIntegratedGradients,
+)
+
+__all__ = [
+    "Attribution", "GradientAttribution", "PerturbationAttribution", "InternalAttribution", "LayerAttribution",
+    "NeuronAttribution",
+    "Saliency", "InputXGradient", "IntegratedGradients", "GradientShap", "NoiseTunnel", "DeepLift", "DeepLiftShap",
+    "GuidedBackprop", "Deconvolution", "GuidedGradCam", "LRP", "FeatureAblation", "FeaturePermutation", "Occlusion",
+    "ShapleyValueSampling", "ShapleyValues",
+    "LayerActivation", "LayerGradientXActivation", "LayerGradCam", "InternalInfluence", "LayerConductance",
+    "LayerIntegratedGradients", "LayerGradientShap", "LayerDeepLift", "LayerDeepLiftShap", "LayerFeatureAblation",
+    "LayerFeaturePermutation", "LayerLRP",
+    "NeuronGradient", "NeuronIntegratedGradients", "NeuronConductance", "NeuronGradientShap", "NeuronDeepLift",
+    "NeuronDeepLiftShap", "NeuronGuidedBackprop", "NeuronDeconvolution", "NeuronFeatureAblation",
+    "TokenReferenceBase", "InterpretableEmbeddingBase", "configure_interpretable_embedding_layer",
+    "remove_interpretable_embedding_layer",
+    "PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "IdentityRule", "lrp_rules",
+    "captum_twins",
+]  # fmt: skip
+
+# Where Captum defines each object compat covers (for the test-suite runner).
+_CAPTUM_HOMES = {
+    "captum.attr": [n for n in __all__ if n not in ("InternalAttribution", "lrp_rules", "captum_twins")
+                    and not n.endswith("Rule")],
+    "captum.attr._utils.attribution": ["InternalAttribution"],
+    "captum.attr._utils.lrp_rules": ["PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule",
+                                     "IdentityRule"],
+}  # fmt: skip
+
+
+def captum_twins() -> dict[str, tuple[Any, Any]]:
+    """``{name: (Captum's object, compat's twin)}`` for every object compat covers (imports Captum)."""
+    import importlib
+
+    twins = {}
+    for module_name, names in _CAPTUM_HOMES.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            twins[name] = (getattr(module, name), globals()[name])
+    return twins

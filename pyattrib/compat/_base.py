@@ -1,0 +1,172 @@
+"""Captum's base classes, as thin adapters over pyattrib's transforms.
+
+A compat class keeps Captum's constructor and ``attribute`` signature. Its ``attribute``
+names one pyattrib transform, the transform's configuration (Captum's call-time options
+such as ``n_steps``, mapped onto transform-time ones) and the call's data, and hands them to
+:meth:`Attribution._run`, which builds the transform (cached per configuration) and calls it.
+Wrappers such as :class:`~pyattrib.compat.NoiseTunnel` ask an inner instance for that plan
+instead of the result (:func:`planned`), so the argument mapping lives in one place.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import pyattrib as pa
+from pyattrib._core.attributor import Attributor
+
+_planning: contextvars.ContextVar[bool] = contextvars.ContextVar("planning", default=False)
+
+
+class Plan:
+    """What an ``attribute`` call would run: the attributor, its inputs and call data."""
+
+    def __init__(self, attributor: Attributor, inputs: Any, data: dict[str, Any]) -> None:
+        self.attributor, self.inputs, self.data = attributor, inputs, data
+
+
+@contextmanager
+def planned() -> Any:
+    """Within this block, compat ``attribute`` calls return a :class:`Plan` instead of running."""
+    token = _planning.set(True)
+    try:
+        yield
+    finally:
+        _planning.reset(token)
+
+
+def captum_method(method: str) -> str:
+    """Captum's quadrature names; its trapezoid rule has weights summing to ``(n-1)/n``."""
+    return "riemann_trapezoid_captum" if method == "riemann_trapezoid" else method
+
+
+def per_eval(perturbations_per_eval: int, inputs: Any) -> int:
+    """Captum's ``perturbations_per_eval`` (copies of the batch per forward) as rows."""
+    if isinstance(perturbations_per_eval, bool) or not isinstance(perturbations_per_eval, int):
+        raise TypeError(f"perturbations_per_eval must be a positive int, got {perturbations_per_eval!r}")
+    if perturbations_per_eval < 1:
+        raise AssertionError("Perturbations per evaluation must be an integer and at least 1.")
+    first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+    rows = first.shape[0] if isinstance(first, Tensor) and first.dim() else 1
+    return perturbations_per_eval * max(rows, 1)
+
+
+class Attribution:
+    """Captum's ``Attribution``: holds ``forward_func``; subclasses define ``attribute``."""
+
+    def __init__(self, forward_func: Callable[..., Any]) -> None:
+        self.forward_func = forward_func
+        self._transforms: dict[Any, Attributor] = {}
+
+    attribute: Callable[..., Any]
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return False
+
+    def has_convergence_delta(self) -> bool:
+        return False
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no attribute_future; call attribute(...)")
+
+    def _target(self) -> Any:
+        """The first argument of the transform (the forward function, or model and layer)."""
+        return (self.forward_func,)
+
+    def _run(self, transform: Callable[..., Attributor], config: dict[str, Any], inputs: Any, **data: Any) -> Any:
+        key = (transform, tuple(sorted(config.items())))
+        try:
+            attributor = self._transforms.get(key)
+        except TypeError:  # an unhashable option (e.g. a dict of rules): build afresh
+            key, attributor = None, None
+        if attributor is None:
+            attributor = transform(*self._target(), **config)
+            if key is not None:
+                self._transforms[key] = attributor
+        if _planning.get():
+            return Plan(attributor, inputs, data)
+        return attributor(inputs, **data)
+
+
+class GradientAttribution(Attribution):
+    """Captum's ``GradientAttribution``: adds :meth:`compute_convergence_delta`."""
+
+    def compute_convergence_delta(
+        self,
+        attributions: Tensor | tuple[Tensor, ...],
+        start_point: Any,
+        end_point: Tensor | tuple[Tensor, ...],
+        target: Any = None,
+        additional_forward_args: Any = None,
+    ) -> Tensor:
+        """``sum(attributions) - (f(end_point) - f(start_point))`` per example."""
+        return pa.convergence_delta(
+            self.forward_func, end_point, start_point, attributions,
+            target=target, additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+class PerturbationAttribution(Attribution):
+    """Captum's ``PerturbationAttribution``."""
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+
+class InternalAttribution(Attribution):
+    """Captum's ``InternalAttribution``: a forward function and one of its layers."""
+
+    def __init__(
+        self, forward_func: Callable[..., Any], layer: nn.Module | list[nn.Module], device_ids: Any = None
+    ) -> None:
+        super().__init__(forward_func)
+        self.layer = layer
+        self.device_ids = device_ids
+
+    def _target(self) -> tuple[Any, ...]:
+        return (self.forward_func, self.layer)
+
+
+class LayerAttribution(InternalAttribution):
+    """Captum's ``LayerAttribution``, with :meth:`interpolate`."""
+
+    @staticmethod
+    def interpolate(
+        layer_attribution: Tensor, interpolate_dims: int | tuple[int, ...], interpolate_mode: str = "nearest"
+    ) -> Tensor:
+        """Upsample layer attributions to ``interpolate_dims`` (:func:`pyattrib.interpolate`)."""
+        return pa.interpolate(layer_attribution, interpolate_dims, mode=interpolate_mode)
+
+
+class NeuronAttribution(InternalAttribution):
+    """Captum's ``NeuronAttribution``."""
+
+
+def multiplying(cls: type) -> type:
+    """Give a class Captum's ``multiply_by_inputs`` constructor flag and property."""
+
+    @property  # type: ignore[misc]
+    def multiplies_by_inputs(self: Any) -> bool:
+        return self._multiply_by_inputs
+
+    cls.multiplies_by_inputs = multiplies_by_inputs
+    return cls
+
+
+def with_delta(cls: type) -> type:
+    """Mark a class whose ``attribute`` can return a convergence delta."""
+    cls.has_convergence_delta = lambda self: True
+    return cls
+
+
+def device_of(inputs: Any) -> torch.device:
+    first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+    return first.device if isinstance(first, Tensor) else torch.device("cpu")

@@ -1,0 +1,115 @@
+"""pytest plugin behind :mod:`pyattrib.compat.captum_suite`.
+
+Loaded with ``-p pyattrib.compat._suite_plugin``. ``PYATTRIB_SUITE_MODE`` says what to run:
+
+- ``captum``: Captum itself (the baseline);
+- ``compat``: every public Captum object that :mod:`pyattrib.compat` covers is replaced by its
+  compat twin in every loaded ``captum`` module before any test module is imported;
+- ``broken``: as ``compat``, but each substitute's ``attribute`` raises, which proves that the
+  substitution reaches the tests.
+
+Every test's outcome is written to ``PYATTRIB_SUITE_REPORT`` (JSON), with the names of the
+original Captum classes it built: a pass that built one proves nothing about compat.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import sys
+from typing import Any
+
+_built: set[str] = set()
+_results: dict[str, dict[str, Any]] = {}
+
+
+def _import_captum() -> None:
+    import captum.attr  # noqa: F401
+
+    for pkg in ("captum.attr", "captum.testing"):
+        root = importlib.import_module(pkg)
+        for info in pkgutil.walk_packages(root.__path__, pkg + "."):
+            if "llm" in info.name or "remote" in info.name:
+                continue
+            try:
+                importlib.import_module(info.name)
+            except Exception:  # an optional helper whose extra dependency is missing
+                pass
+
+
+def _watch(originals: dict[str, Any]) -> None:
+    """Record the construction of every original Captum class (fallbacks)."""
+    for name, cls in originals.items():
+        if not isinstance(cls, type):
+            continue
+        init = cls.__init__
+
+        def watched(self: Any, *args: Any, __init: Any = init, __name: str = name, **kwargs: Any) -> None:
+            _built.add(__name)
+            __init(self, *args, **kwargs)
+
+        cls.__init__ = watched
+
+
+def substitute(broken: bool = False) -> dict[str, Any]:
+    """Replace Captum's public objects by compat's in every loaded ``captum`` module."""
+    from pyattrib import compat
+
+    _import_captum()
+    twins = compat.captum_twins()
+    originals = {name: original for name, (original, _) in twins.items()}
+    replacement = {id(original): twin for original, twin in twins.values()}
+    if broken:
+        replacement = {k: _broken(v) for k, v in replacement.items()}
+    for name, module in list(sys.modules.items()):
+        if not (name == "captum" or name.startswith("captum.")) or module is None:
+            continue
+        for attr, value in list(vars(module).items()):
+            if id(value) in replacement and not attr.startswith("__"):
+                setattr(module, attr, replacement[id(value)])
+    _watch(originals)
+    return originals
+
+
+def _broken(obj: Any) -> Any:
+    if not isinstance(obj, type) or not hasattr(obj, "attribute"):
+        return obj
+
+    def attribute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("deliberately broken compat substitute")
+
+    return type(obj.__name__, (obj,), {"attribute": attribute, "__module__": obj.__module__})
+
+
+def pytest_configure(config: Any) -> None:
+    mode = os.environ.get("PYATTRIB_SUITE_MODE", "captum")
+    if mode in ("compat", "broken"):
+        substitute(broken=mode == "broken")
+    else:
+        from pyattrib import compat
+
+        _import_captum()
+        _watch({name: original for name, (original, _) in compat.captum_twins().items()})
+
+
+def pytest_runtest_setup(item: Any) -> None:
+    _built.clear()
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    entry = _results.setdefault(report.nodeid, {"outcome": "passed", "captum_built": []})
+    if report.failed:
+        entry["outcome"] = "failed"
+    elif report.skipped and entry["outcome"] == "passed":
+        entry["outcome"] = "skipped"
+    if report.when == "teardown":
+        entry["captum_built"] = sorted(_built)
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    path = os.environ.get("PYATTRIB_SUITE_REPORT")
+    if path:
+        with open(path, "w") as fh:
+            json.dump(_results, fh, indent=0)

@@ -1,0 +1,316 @@
+"""Captum's input-attribution classes (``captum.attr``) over pyattrib's transforms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor, nn
+
+import pyattrib as pa
+
+from ._base import (
+    Attribution,
+    GradientAttribution,
+    PerturbationAttribution,
+    captum_method,
+    multiplying,
+    per_eval,
+    planned,
+    with_delta,
+)
+
+
+class Saliency(GradientAttribution):
+    """Captum's ``Saliency`` over :func:`pyattrib.saliency`."""
+
+    def attribute(self, inputs: Any, target: Any = None, abs: bool = True, additional_forward_args: Any = None) -> Any:
+        return self._run(
+            pa.saliency, {"abs": abs}, inputs, target=target, additional_forward_args=additional_forward_args
+        )
+
+
+class InputXGradient(GradientAttribution):
+    """Captum's ``InputXGradient`` over :func:`pyattrib.input_x_gradient`."""
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> Any:
+        return self._run(pa.input_x_gradient, {}, inputs, target=target, additional_forward_args=additional_forward_args)
+
+
+@with_delta
+@multiplying
+class IntegratedGradients(GradientAttribution):
+    """Captum's ``IntegratedGradients`` over :func:`pyattrib.integrated_gradients`."""
+
+    def __init__(self, forward_func: Callable[..., Any], multiply_by_inputs: bool = True) -> None:
+        super().__init__(forward_func)
+        self._multiply_by_inputs = multiply_by_inputs
+
+    def attribute(
+        self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
+        n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
+        return_convergence_delta: bool = False,
+    ) -> Any:  # fmt: skip
+        config = {
+            "n_steps": n_steps, "method": captum_method(method), "multiply_by_inputs": self._multiply_by_inputs,
+            "batch_size": internal_batch_size, "return_delta": return_convergence_delta,
+        }  # fmt: skip
+        return self._run(
+            pa.integrated_gradients, config, inputs,
+            baselines=baselines, target=target, additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+@with_delta
+@multiplying
+class GradientShap(GradientAttribution):
+    """Captum's ``GradientShap`` over :func:`pyattrib.gradient_shap` (one delta per sample)."""
+
+    def __init__(self, forward_func: Callable[..., Any], multiply_by_inputs: bool = True) -> None:
+        super().__init__(forward_func)
+        self._multiply_by_inputs = multiply_by_inputs
+
+    def attribute(
+        self, inputs: Any, baselines: Any, n_samples: int = 5, stdevs: float | tuple[float, ...] = 0.0,
+        target: Any = None, additional_forward_args: Any = None, return_convergence_delta: bool = False,
+    ) -> Any:  # fmt: skip
+        config = {
+            "n_samples": n_samples, "stdevs": stdevs, "multiply_by_inputs": self._multiply_by_inputs,
+            "return_delta": return_convergence_delta, "delta_per_sample": True,
+        }  # fmt: skip
+        return self._run(
+            pa.gradient_shap, config, inputs,
+            baselines=baselines, target=target, additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+class NoiseTunnel(Attribution):
+    """Captum's ``NoiseTunnel`` over :func:`pyattrib.noise_tunnel`: wraps any compat instance."""
+
+    def __init__(self, attribution_method: Attribution) -> None:
+        if not isinstance(attribution_method, Attribution):
+            raise TypeError("NoiseTunnel wraps a pyattrib.compat attribution, e.g. NoiseTunnel(Saliency(model))")
+        super().__init__(attribution_method.forward_func)
+        self.attribution_method = attribution_method
+        self.is_delta_supported = attribution_method.has_convergence_delta()
+        self._multiply_by_inputs = attribution_method.multiplies_by_inputs
+        self.is_gradient_method = isinstance(attribution_method, GradientAttribution)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self._multiply_by_inputs
+
+    def has_convergence_delta(self) -> bool:
+        return self.is_delta_supported
+
+    def attribute(
+        self, inputs: Tensor | tuple[Tensor, ...], nt_type: str = "smoothgrad", nt_samples: int = 5,
+        nt_samples_batch_size: int | None = None, stdevs: float | tuple[float, ...] = 1.0,
+        draw_baseline_from_distrib: bool = False, **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        if kwargs.get("return_convergence_delta") and not self.is_delta_supported:
+            raise AssertionError(
+                f"{type(self.attribution_method).__name__} does not return a convergence delta; "
+                "drop return_convergence_delta"
+            )
+        with planned():
+            plan = self.attribution_method.attribute(inputs, **kwargs)
+        rows = None if nt_samples_batch_size is None else per_eval(nt_samples_batch_size, inputs)
+        tunnel = pa.noise_tunnel(
+            plan.attributor, kind=nt_type, n_samples=nt_samples, stdevs=stdevs,
+            draw_baseline_from_distrib=draw_baseline_from_distrib, batch_size=rows, delta_per_sample=True,
+        )  # fmt: skip
+        return tunnel(plan.inputs, **plan.data)
+
+
+@with_delta
+@multiplying
+class DeepLift(GradientAttribution):
+    """Captum's ``DeepLift`` over :func:`pyattrib.deep_lift`."""
+
+    def __init__(self, model: nn.Module, multiply_by_inputs: bool = True, eps: float = 1e-10) -> None:
+        super().__init__(model)
+        self.model = model
+        self._multiply_by_inputs, self.eps = multiply_by_inputs, eps
+
+    def attribute(
+        self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
+        return_convergence_delta: bool = False, custom_attribution_func: Callable[..., Any] | None = None,
+    ) -> Any:  # fmt: skip
+        config = {
+            "multiply_by_inputs": self._multiply_by_inputs, "eps": self.eps,
+            "custom_attribution_func": custom_attribution_func, "return_delta": return_convergence_delta,
+        }  # fmt: skip
+        return self._run(
+            pa.deep_lift, config, inputs,
+            baselines=baselines, target=target, additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+@with_delta
+@multiplying
+class DeepLiftShap(DeepLift):
+    """Captum's ``DeepLiftShap`` over :func:`pyattrib.deep_lift_shap` (one delta per pair)."""
+
+    def __init__(self, model: nn.Module, multiply_by_inputs: bool = True) -> None:
+        super().__init__(model, multiply_by_inputs)
+
+    def attribute(
+        self, inputs: Any, baselines: Any, target: Any = None, additional_forward_args: Any = None,
+        return_convergence_delta: bool = False, custom_attribution_func: Callable[..., Any] | None = None,
+    ) -> Any:  # fmt: skip
+        config = {
+            "multiply_by_inputs": self._multiply_by_inputs, "custom_attribution_func": custom_attribution_func,
+            "return_delta": return_convergence_delta, "delta_per_sample": True,
+        }  # fmt: skip
+        return self._run(
+            pa.deep_lift_shap, config, inputs,
+            baselines=baselines, target=target, additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+class GuidedBackprop(GradientAttribution):
+    """Captum's ``GuidedBackprop`` over :func:`pyattrib.guided_backprop`."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        self.model = model
+
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> Any:
+        return self._run(pa.guided_backprop, {}, inputs, target=target, additional_forward_args=additional_forward_args)
+
+
+class Deconvolution(GuidedBackprop):
+    """Captum's ``Deconvolution`` over :func:`pyattrib.deconvolution`."""
+
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> Any:
+        return self._run(pa.deconvolution, {}, inputs, target=target, additional_forward_args=additional_forward_args)
+
+
+class GuidedGradCam(GradientAttribution):
+    """Captum's ``GuidedGradCam`` over :func:`pyattrib.guided_gradcam`."""
+
+    def __init__(self, model: nn.Module, layer: nn.Module, device_ids: Any = None) -> None:
+        super().__init__(model)
+        self.model, self.layer, self.device_ids = model, layer, device_ids
+
+    def _target(self) -> tuple[Any, ...]:
+        return (self.model, self.layer)
+
+    def attribute(
+        self, inputs: Any, target: Any = None, additional_forward_args: Any = None, interpolate_mode: str = "nearest",
+        attribute_to_layer_input: bool = False,
+    ) -> Any:  # fmt: skip
+        config = {"interpolate_mode": interpolate_mode, "attribute_to_layer_input": attribute_to_layer_input}
+        return self._run(pa.guided_gradcam, config, inputs, target=target, additional_forward_args=additional_forward_args)
+
+
+@with_delta
+class LRP(GradientAttribution):
+    """Captum's ``LRP`` over :func:`pyattrib.lrp`; rules come from each module's ``rule``
+    attribute (:mod:`pyattrib.compat.lrp_rules`), as in Captum."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        self.model = model
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def attribute(
+        self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
+        return_convergence_delta: bool = False, verbose: bool = False,
+    ) -> Any:  # fmt: skip
+        from .lrp_rules import rules_of
+
+        config = {"rules": rules_of(self.model), "return_delta": return_convergence_delta}
+        return self._run(pa.lrp, config, inputs, target=target, additional_forward_args=additional_forward_args)
+
+
+class FeatureAblation(PerturbationAttribution):
+    """Captum's ``FeatureAblation`` over :func:`pyattrib.feature_ablation`."""
+
+    def attribute(
+        self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
+        feature_mask: Any = None, perturbations_per_eval: int = 1, show_progress: bool = False, **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        config = {"batch_size": per_eval(perturbations_per_eval, inputs), "show_progress": show_progress}
+        return self._run(
+            pa.feature_ablation, config, inputs, baselines=baselines, target=target,
+            additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+        )  # fmt: skip
+
+
+class FeaturePermutation(FeatureAblation):
+    """Captum's ``FeaturePermutation`` over :func:`pyattrib.feature_permutation`."""
+
+    def __init__(self, forward_func: Callable[..., Any], perm_func: Callable[[Tensor, Tensor], Tensor] | None = None):
+        super().__init__(forward_func)
+        self.perm_func = perm_func
+
+    def attribute(  # type: ignore[override]
+        self, inputs: Any, target: Any = None, additional_forward_args: Any = None, feature_mask: Any = None,
+        perturbations_per_eval: int = 1, show_progress: bool = False, **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        config = {
+            "perm_func": self.perm_func, "batch_size": per_eval(perturbations_per_eval, inputs),
+            "show_progress": show_progress,
+        }  # fmt: skip
+        return self._run(
+            pa.feature_permutation, config, inputs, target=target,
+            additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+        )  # fmt: skip
+
+
+class Occlusion(FeatureAblation):
+    """Captum's ``Occlusion`` over :func:`pyattrib.occlusion`."""
+
+    def attribute(  # type: ignore[override]
+        self, inputs: Any, sliding_window_shapes: Any, strides: Any = None, baselines: Any = None,
+        target: Any = None, additional_forward_args: Any = None, perturbations_per_eval: int = 1,
+        show_progress: bool = False,
+    ) -> Any:  # fmt: skip
+        config = {
+            "sliding_window_shapes": sliding_window_shapes, "strides": strides,
+            "batch_size": per_eval(perturbations_per_eval, inputs), "show_progress": show_progress,
+        }  # fmt: skip
+        return self._run(
+            pa.occlusion, config, inputs, baselines=baselines, target=target,
+            additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+class ShapleyValueSampling(PerturbationAttribution):
+    """Captum's ``ShapleyValueSampling`` over :func:`pyattrib.shapley_value_sampling`."""
+
+    def attribute(
+        self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
+        feature_mask: Any = None, n_samples: int = 25, perturbations_per_eval: int = 1, show_progress: bool = False,
+    ) -> Any:  # fmt: skip
+        config = {
+            "n_samples": n_samples, "batch_size": per_eval(perturbations_per_eval, inputs),
+            "show_progress": show_progress,
+        }  # fmt: skip
+        return self._run(
+            pa.shapley_value_sampling, config, inputs, baselines=baselines, target=target,
+            additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+        )  # fmt: skip
+
+
+class ShapleyValues(PerturbationAttribution):
+    """Captum's ``ShapleyValues`` over :func:`pyattrib.shapley_values`."""
+
+    def attribute(
+        self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
+        feature_mask: Any = None, perturbations_per_eval: int = 1, show_progress: bool = False,
+    ) -> Any:  # fmt: skip
+        config = {"batch_size": per_eval(perturbations_per_eval, inputs), "show_progress": show_progress}
+        return self._run(
+            pa.shapley_values, config, inputs, baselines=baselines, target=target,
+            additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+        )  # fmt: skip

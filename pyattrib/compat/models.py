@@ -1,0 +1,83 @@
+"""Captum's text helpers: token references and interpretable embedding layers."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class TokenReferenceBase:
+    """Reference token ids: ``reference_token_idx`` (e.g. the pad id) at every position.
+
+    :func:`pyattrib.token_reference` is the native form, which can keep special tokens.
+    """
+
+    def __init__(self, reference_token_idx: int = 0) -> None:
+        self.reference_token_idx = reference_token_idx
+
+    def generate_reference(self, sequence_length: int, device: torch.device) -> Tensor:
+        return torch.full((sequence_length,), self.reference_token_idx, dtype=torch.long, device=device)
+
+
+class InterpretableEmbeddingBase(nn.Module):
+    """Stands in for an embedding layer and passes precomputed embeddings through, so a
+    model that takes token ids can be attributed with respect to its embeddings.
+    ``indices_to_embeddings`` runs the original layer. The native API needs no patching:
+    attribute at the embedding with a layer method (e.g. :func:`pyattrib.layer_integrated_gradients`).
+    """
+
+    def __init__(self, embedding: nn.Module, full_name: str) -> None:
+        super().__init__()
+        self.num_embeddings = getattr(embedding, "num_embeddings", None)
+        self.embedding_dim = getattr(embedding, "embedding_dim", None)
+        self.embedding = embedding
+        self.full_name = full_name
+
+    def forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        """Return the embeddings given as the first input (positional or keyword) unchanged."""
+        if inputs:
+            return inputs[0]
+        if not kwargs:
+            raise ValueError("no embeddings were passed to the interpretable embedding layer")
+        return next(iter(kwargs.values()))
+
+    def indices_to_embeddings(self, *input: Any, **kwargs: Any) -> Tensor:
+        """Embeddings of the given indices, from the original layer."""
+        return self.embedding(*input, **kwargs)
+
+
+def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    *path, last = name.split(".")
+    parent = model
+    for part in path:
+        parent = getattr(parent, part)
+    return parent, last
+
+
+def configure_interpretable_embedding_layer(
+    model: nn.Module, embedding_layer_name: str = "embedding"
+) -> InterpretableEmbeddingBase:
+    """Replace ``model.<embedding_layer_name>`` by an :class:`InterpretableEmbeddingBase`
+    (undo with :func:`remove_interpretable_embedding_layer`)."""
+    parent, last = _parent(model, embedding_layer_name)
+    embedding = getattr(parent, last)
+    assert not isinstance(embedding, InterpretableEmbeddingBase), (
+        f"{embedding_layer_name} is already an interpretable embedding layer; remove it first"
+    )
+    warnings.warn(
+        "The embedding layer is replaced until remove_interpretable_embedding_layer is called; "
+        "pass embeddings (interpretable_emb.indices_to_embeddings(ids)) to the model meanwhile.",
+        stacklevel=2,
+    )
+    interpretable = InterpretableEmbeddingBase(embedding, embedding_layer_name)
+    setattr(parent, last, interpretable)
+    return interpretable
+
+
+def remove_interpretable_embedding_layer(model: nn.Module, interpretable_emb: InterpretableEmbeddingBase) -> None:
+    """Put the original embedding layer back."""
+    parent, last = _parent(model, interpretable_emb.full_name)
+    setattr(parent, last, interpretable_emb.embedding)

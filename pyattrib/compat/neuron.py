@@ -1,0 +1,166 @@
+"""Captum's neuron-attribution classes (``captum.attr.Neuron*``) over pyattrib's neuron transforms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+import pyattrib as pa
+
+from ._base import GradientAttribution, NeuronAttribution, captum_method, multiplying, per_eval
+
+
+class NeuronGradient(NeuronAttribution, GradientAttribution):
+    """Captum's ``NeuronGradient`` over :func:`pyattrib.neuron_gradient`."""
+
+    def attribute(
+        self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
+        attribute_to_neuron_input: bool = False,
+    ) -> Any:  # fmt: skip
+        return self._run(
+            pa.neuron_gradient, {"attribute_to_neuron_input": attribute_to_neuron_input}, inputs,
+            neuron_selector=neuron_selector, additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+@multiplying
+class NeuronIntegratedGradients(NeuronAttribution, GradientAttribution):
+    """Captum's ``NeuronIntegratedGradients`` over :func:`pyattrib.neuron_integrated_gradients`."""
+
+    def __init__(
+        self, forward_func: Callable[..., Any], layer: nn.Module, device_ids: Any = None,
+        multiply_by_inputs: bool = True,
+    ) -> None:  # fmt: skip
+        super().__init__(forward_func, layer, device_ids)
+        self._multiply_by_inputs = multiply_by_inputs
+
+    def attribute(
+        self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
+        n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
+        attribute_to_neuron_input: bool = False,
+    ) -> Any:  # fmt: skip
+        config = {
+            "n_steps": n_steps, "method": captum_method(method), "multiply_by_inputs": self._multiply_by_inputs,
+            "batch_size": internal_batch_size, "attribute_to_neuron_input": attribute_to_neuron_input,
+        }  # fmt: skip
+        return self._run(
+            pa.neuron_integrated_gradients, config, inputs, baselines=baselines,
+            neuron_selector=neuron_selector, additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+@multiplying
+class NeuronConductance(NeuronIntegratedGradients):
+    """Captum's ``NeuronConductance`` over :func:`pyattrib.neuron_conductance`."""
+
+    def attribute(  # type: ignore[override]
+        self, inputs: Any, neuron_selector: Any, baselines: Any = None, target: Any = None,
+        additional_forward_args: Any = None, n_steps: int = 50, method: str = "riemann_trapezoid",
+        internal_batch_size: int | None = None, attribute_to_neuron_input: bool = False,
+        grad_kwargs: dict[str, Any] | None = None,
+    ) -> Any:  # fmt: skip
+        config = {
+            "n_steps": n_steps, "method": captum_method(method), "multiply_by_inputs": self._multiply_by_inputs,
+            "batch_size": internal_batch_size, "attribute_to_neuron_input": attribute_to_neuron_input,
+        }  # fmt: skip
+        return self._run(
+            pa.neuron_conductance, config, inputs, baselines=baselines, neuron_selector=neuron_selector,
+            target=target, additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+@multiplying
+class NeuronGradientShap(NeuronIntegratedGradients):
+    """Captum's ``NeuronGradientShap`` over :func:`pyattrib.neuron_gradient_shap`."""
+
+    def attribute(  # type: ignore[override]
+        self, inputs: Any, neuron_selector: Any, baselines: Any, n_samples: int = 5, stdevs: float = 0.0,
+        additional_forward_args: Any = None, attribute_to_neuron_input: bool = False,
+    ) -> Any:  # fmt: skip
+        config = {
+            "n_samples": n_samples, "stdevs": stdevs, "multiply_by_inputs": self._multiply_by_inputs,
+            "attribute_to_neuron_input": attribute_to_neuron_input,
+        }  # fmt: skip
+        return self._run(
+            pa.neuron_gradient_shap, config, inputs, baselines=baselines, neuron_selector=neuron_selector,
+            additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+@multiplying
+class NeuronDeepLift(NeuronAttribution, GradientAttribution):
+    """Captum's ``NeuronDeepLift`` over :func:`pyattrib.neuron_deep_lift`."""
+
+    def __init__(self, model: nn.Module, layer: nn.Module, multiply_by_inputs: bool = True) -> None:
+        super().__init__(model, layer)
+        self.model = model
+        self._multiply_by_inputs = multiply_by_inputs
+
+    _transform = staticmethod(pa.neuron_deep_lift)
+
+    def attribute(
+        self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
+        attribute_to_neuron_input: bool = False, custom_attribution_func: Callable[..., Any] | None = None,
+    ) -> Any:  # fmt: skip
+        config = {
+            "multiply_by_inputs": self._multiply_by_inputs, "custom_attribution_func": custom_attribution_func,
+            "attribute_to_neuron_input": attribute_to_neuron_input,
+        }  # fmt: skip
+        return self._run(
+            self._transform, config, inputs, baselines=baselines, neuron_selector=neuron_selector,
+            additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+@multiplying
+class NeuronDeepLiftShap(NeuronDeepLift):
+    """Captum's ``NeuronDeepLiftShap`` over :func:`pyattrib.neuron_deep_lift_shap`."""
+
+    _transform = staticmethod(pa.neuron_deep_lift_shap)
+
+
+class NeuronGuidedBackprop(NeuronAttribution, GradientAttribution):
+    """Captum's ``NeuronGuidedBackprop`` over :func:`pyattrib.neuron_guided_backprop`."""
+
+    _transform = staticmethod(pa.neuron_guided_backprop)
+
+    def __init__(self, model: nn.Module, layer: nn.Module, device_ids: Any = None) -> None:
+        super().__init__(model, layer, device_ids)
+        self.model = model
+
+    def attribute(
+        self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
+        attribute_to_neuron_input: bool = False,
+    ) -> Any:  # fmt: skip
+        return self._run(
+            self._transform, {"attribute_to_neuron_input": attribute_to_neuron_input}, inputs,
+            neuron_selector=neuron_selector, additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+
+
+class NeuronDeconvolution(NeuronGuidedBackprop):
+    """Captum's ``NeuronDeconvolution`` over :func:`pyattrib.neuron_deconvolution`."""
+
+    _transform = staticmethod(pa.neuron_deconvolution)
+
+
+class NeuronFeatureAblation(NeuronAttribution):
+    """Captum's ``NeuronFeatureAblation`` over :func:`pyattrib.neuron_feature_ablation`."""
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def attribute(
+        self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
+        feature_mask: Any = None, attribute_to_neuron_input: bool = False, perturbations_per_eval: int = 1,
+    ) -> Any:  # fmt: skip
+        config = {
+            "batch_size": per_eval(perturbations_per_eval, inputs), "attribute_to_neuron_input": attribute_to_neuron_input
+        }
+        return self._run(
+            pa.neuron_feature_ablation, config, inputs, baselines=baselines, neuron_selector=neuron_selector,
+            additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+        )  # fmt: skip
