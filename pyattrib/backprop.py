@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.capture import Layers
+from ._core.errors import ArgumentError
 from ._core.kernel import Chunk, accumulate, check_batch_size, example_major, gradients, outputs, rows_of
 from ._core.overrides import active, guided, overridden, rescale, rescale_max_pool, rescale_softmax
 from ._core.overrides import deconvolution as deconv_rule
@@ -361,12 +362,12 @@ def guided_gradcam(
         kw = {"target": target, "additional_forward_args": additional_forward_args}
         grads, heat = gb(inputs, **kw), cam(inputs, **kw)
         if not isinstance(heat, Tensor):
-            raise ValueError("guided_gradcam needs a layer whose value is a single tensor")
+            raise ArgumentError("guided_gradcam needs a layer whose value is a single tensor")
         tup = grads if isinstance(grads, tuple) else (grads,)
         out = []
         for j, g in enumerate(tup):
             if g.dim() != heat.dim():
-                raise ValueError(
+                raise ArgumentError(
                     f"inputs[{j}] has shape {tuple(g.shape)}, which the Grad-CAM map of shape {tuple(heat.shape)} "
                     "cannot be upsampled to; guided_gradcam needs inputs with the layer's spatial dimensions"
                 )

@@ -15,6 +15,7 @@ from torch import Tensor
 from ._core import random
 from ._core.attributor import Attributor
 from ._core.call import Call, completeness_delta, prepare
+from ._core.errors import ArgumentError
 from ._core.inputs import TensorOrTuple, as_tuple
 from ._core.kernel import (
     Chunk,
@@ -132,6 +133,7 @@ def gradient_shap(
     batch_size: int | None = None,
     return_delta: bool = False,
     delta_per_sample: bool = False,
+    captum_rng: bool = False,
     create_graph: bool = False,
 ) -> Attributor:
     r"""GradientSHAP (Lundberg & Lee, 2017): expected gradients over random references.
@@ -152,7 +154,9 @@ def gradient_shap(
     inputs) is held in memory. ``return_delta`` gives per example
     ``sum(phi) - mean_s (f(x + eps_s) - f(x'_s))``, the mean of Captum's per-sample deltas;
     with ``delta_per_sample=True`` it gives those ``N * n_samples`` deltas themselves
-    (row ``i * n_samples + s``), as Captum does.
+    (row ``i * n_samples + s``), as Captum does. ``captum_rng=True`` draws as Captum does (torch's
+    and NumPy's global generators, in Captum's order; ``generator`` is then ignored), so a
+    seeded run gives Captum's numbers.
     """
     check_batch_size(batch_size)
     check_count("n_samples", n_samples)
@@ -166,7 +170,7 @@ def gradient_shap(
         generator: torch.Generator | None = None,
     ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="gradient_shap")
-        draws = ShapDraws(call, call.references(baselines), n_samples, stdevs, generator)
+        draws = ShapDraws(call, call.references(baselines), n_samples, stdevs, generator, captum_rng)
         s = n_samples
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
@@ -202,12 +206,23 @@ class ShapDraws:
     """
 
     def __init__(
-        self, call: Call, refs: tuple[Tensor, ...], n_samples: int, stdevs: Stdevs, generator: torch.Generator | None
+        self,
+        call: Call,
+        refs: tuple[Tensor, ...],
+        n_samples: int,
+        stdevs: Stdevs,
+        generator: torch.Generator | None,
+        captum_rng: bool = False,
     ) -> None:
         rows, x0 = n_samples * call.n, call.inputs[0]
         stds = per_input_stdevs(stdevs, len(call.inputs))
         self.inputs, self.refs = call.inputs, refs
-        self.choice = random.integers(refs[0].shape[0], (rows,), x0, generator)
+        if captum_rng:
+            self.noise, self.choices, self.alpha = random.captum_order(
+                call.n, n_samples, x0, stds, call.inputs, refs[0].shape[0]
+            )
+            return
+        self.choices = (random.integers(refs[0].shape[0], (rows,), x0, generator),) * len(refs)
         self.alpha = random.uniform((rows,), x0, generator)
         self.noise = tuple(
             random.normal((rows, *x.shape[1:]), sd, x, generator) if sd else None for x, sd in zip(call.inputs, stds)
@@ -216,7 +231,7 @@ class ShapDraws:
     def ends(self, c: Chunk) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
         """Noisy inputs ``x + eps`` and drawn references ``x'`` for the rows of a chunk."""
         xs = tuple(c.take(x) if e is None else c.take(x) + rows_of(e, c.r) for x, e in zip(self.inputs, self.noise))
-        return xs, tuple(rows_of(b, rows_of(self.choice, c.r)) for b in self.refs)
+        return xs, tuple(rows_of(b, rows_of(choice, c.r)) for b, choice in zip(self.refs, self.choices))
 
     def points(self, c: Chunk, xs: tuple[Tensor, ...], bs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """``x' + alpha (x + eps - x')``."""
@@ -245,7 +260,7 @@ def per_input_stdevs(stdevs: Stdevs, n_inputs: int) -> tuple[float, ...]:
     """One standard deviation per input tensor, validated."""
     if isinstance(stdevs, (tuple, list)):
         if len(stdevs) != n_inputs:
-            raise ValueError(
+            raise ArgumentError(
                 f"stdevs has {len(stdevs)} entries but inputs has {n_inputs} tensors; pass "
                 "one float for all inputs or a tuple with one float per input"
             )
@@ -254,7 +269,7 @@ def per_input_stdevs(stdevs: Stdevs, n_inputs: int) -> tuple[float, ...]:
         values = (stdevs,) * n_inputs
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise ValueError(f"stdevs must be non-negative floats, got {stdevs!r}")
+            raise ArgumentError(f"stdevs must be non-negative floats, got {stdevs!r}")
     return tuple(float(v) for v in values)
 
 
@@ -271,6 +286,6 @@ def convergence_delta(
     call = prepare(inputs, target, additional_forward_args, method="convergence_delta", differentiable=False)
     attrs, _ = as_tuple(attributions, "attributions")
     if len(attrs) != len(call.inputs):
-        raise ValueError(f"attributions has {len(attrs)} tensors but inputs has {len(call.inputs)}")
+        raise ArgumentError(f"attributions has {len(attrs)} tensors but inputs has {len(call.inputs)}")
     with evaluating(f):
         return completeness_delta(f, call, call.baselines(baselines), attrs)

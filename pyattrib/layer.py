@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from ._core.attributor import Attributor
 from ._core.call import Call, completeness_delta, prepare
 from ._core.capture import Layers, LayerValue, split
+from ._core.errors import ArgumentError
 from ._core.inputs import ForwardArgs, TensorOrTuple
 from ._core.kernel import Chunk, accumulate, along_rows, check_batch_size, check_count, gradients, path_integral
 from ._core.quadrature import quadrature
@@ -274,6 +275,7 @@ def layer_gradient_shap(
     batch_size: int | None = None,
     return_delta: bool = False,
     delta_per_sample: bool = False,
+    captum_rng: bool = False,
     attribute_to_layer_input: bool = False,
 ) -> Attributor:
     r"""GradientSHAP at a layer: with the draws of :func:`pyattrib.gradient_shap`,
@@ -284,6 +286,7 @@ def layer_gradient_shap(
     Call as ``(inputs, baselines, *, target=None, additional_forward_args=None, generator=None)``.
     ``return_delta`` gives per example ``sum(phi) - mean_s (f(x + eps_s) - f(x'_s))``, or with
     ``delta_per_sample=True`` one delta per sample (row ``i * n_samples + s``), as Captum.
+    ``captum_rng=True`` draws as Captum does (see :func:`pyattrib.gradient_shap`).
     """
     check_batch_size(batch_size)
     check_count("n_samples", n_samples)
@@ -299,7 +302,7 @@ def layer_gradient_shap(
         generator: torch.Generator | None = None,
     ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="layer_gradient_shap")
-        draws = ShapDraws(call, call.references(baselines), n_samples, stdevs, generator)
+        draws = ShapDraws(call, call.references(baselines), n_samples, stdevs, generator, captum_rng)
         templates: list[LayerValue] = []
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
@@ -329,7 +332,7 @@ def interpolate(attributions: Tensor, size: int | Sequence[int], mode: str = "ne
     """Upsample layer attributions (e.g. a Grad-CAM map ``(N, 1, h, w)``) to ``size``
     with :func:`torch.nn.functional.interpolate`; ``mode`` is ``nearest``, ``bilinear``, ..."""
     if not isinstance(attributions, Tensor) or attributions.dim() < 3:
-        raise ValueError("attributions must be a tensor (N, C, *spatial) with at least one spatial dimension")
+        raise ArgumentError("attributions must be a tensor (N, C, *spatial) with at least one spatial dimension")
     return F.interpolate(attributions, size=size, mode=mode)
 
 

@@ -23,6 +23,7 @@ from torch import Tensor
 from ._core import random
 from ._core.attributor import Attributor
 from ._core.call import Call
+from ._core.errors import ArgumentError
 from ._core.kernel import check_batch_size, check_count
 from ._core.perturb import FeatureMask, evaluate, prepare_perturbation
 from ._core.state import evaluating
@@ -72,7 +73,7 @@ def _surrogate_data(
 
     out, _ = evaluate(f, call, build, s, batch_size, show_progress, desc)  # (S, N, K)
     if out.shape[-1] != 1:
-        raise ValueError("surrogate methods need one output per example; pass target=<class index>")
+        raise ArgumentError("surrogate methods need one output per example; pass target=<class index>")
     weights = torch.cat(sims).reshape(s, n).T if similarity is not None else None
     return out[..., 0].T, weights
 

@@ -103,6 +103,7 @@ def neuron_gradient_shap(
     multiply_by_inputs: bool = True,
     batch_size: int | None = None,
     attribute_to_neuron_input: bool = False,
+    captum_rng: bool = False,
 ) -> Attributor:
     """GradientSHAP of the selected neuron (see :func:`pyattrib.gradient_shap`).
 
@@ -114,6 +115,7 @@ def neuron_gradient_shap(
         stdevs=stdevs,
         multiply_by_inputs=multiply_by_inputs,
         batch_size=batch_size,
+        captum_rng=captum_rng,
     )
     return on_neuron(inner, model, "neuron_gradient_shap")
 

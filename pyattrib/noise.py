@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ._core import random
 from ._core.attributor import Attributor, bind_baselines
+from ._core.errors import ArgumentError
 from ._core.inputs import as_tuple, distribution_baselines, repeat_examples, restore
 from ._core.kernel import check_batch_size, check_count
 from .gradient import per_input_stdevs
@@ -46,12 +47,12 @@ def noise_tunnel(
     reference samples and gives each noisy copy one drawn at random. If the inner
     attributor returns ``(attributions, delta)``, the result's delta is the per-example
     mean of the inner deltas (with ``delta_per_sample=True``, the ``N * n_samples`` inner
-    deltas themselves, example-major within each chunk of samples: Captum's layout). All noise comes from ``generator=`` (passed on to random
-    inner attributors), drawn before any evaluation, so results do not depend on
-    ``batch_size``.
+    deltas themselves, example-major within each chunk of samples: Captum's layout). All
+    noise comes from ``generator=`` (passed on to random inner attributors), drawn before
+    any evaluation, so results do not depend on ``batch_size``.
     """
     if kind not in KINDS:
-        raise ValueError(f"unknown noise tunnel kind {kind!r}; choose one of {', '.join(KINDS)}")
+        raise ArgumentError(f"unknown noise tunnel kind {kind!r}; choose one of {', '.join(KINDS)}")
     check_count("n_samples", n_samples)
     check_batch_size(batch_size)
     if not isinstance(attributor, Attributor):

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
+from ._core.errors import ArgumentError
 from ._core.kernel import check_batch_size
 from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, reference_outputs, squeeze_outputs
 from ._core.state import evaluating
@@ -107,7 +108,7 @@ def feature_permutation(
                   generator: torch.Generator | None = None) -> Any:  # fmt: skip
         call = prepare(inputs, target, additional_forward_args, method="feature_permutation", differentiable=False)
         if call.n < 2:
-            raise ValueError("feature_permutation needs a batch of at least 2 examples to permute across")
+            raise ArgumentError("feature_permutation needs a batch of at least 2 examples to permute across")
         mask = FeatureMask(feature_mask, call)
         if perm_func is None:
             perms = torch.stack([random_permutation(call.n, call.device, generator) for _ in range(mask.n_features)])
@@ -201,12 +202,14 @@ def _windows(call: Call, shapes: Any, strides: Any) -> list[Tensor]:
         [1 if strides is None else strides] * k if strides is None or isinstance(strides, int) else list(strides)
     )  # fmt: skip
     if len(per_input_shapes) != k:
-        raise ValueError(
+        raise ArgumentError(
             f"sliding_window_shapes has {len(per_input_shapes)} entries but inputs has {k} tensors; "
             "give one window shape per input"
         )
     if len(per_input_strides) != k:
-        raise ValueError(f"strides has {len(per_input_strides)} entries but inputs has {k} tensors; give one per input")
+        raise ArgumentError(
+            f"strides has {len(per_input_strides)} entries but inputs has {k} tensors; give one per input"
+        )
     out = []
     for j, (x, shape, stride) in enumerate(zip(xs, per_input_shapes, per_input_strides)):
         dims = x.shape[1:]
@@ -214,12 +217,12 @@ def _windows(call: Call, shapes: Any, strides: Any) -> list[Tensor]:
         stride = (stride,) * len(dims) if isinstance(stride, int) else tuple(stride)
         where = f"[{j}]" if len(xs) > 1 else ""
         if len(shape) != len(dims) or any(s < 1 or s > d for s, d in zip(shape, dims)):
-            raise ValueError(
+            raise ArgumentError(
                 f"sliding_window_shapes{where} is {shape} but one example of the input has shape {tuple(dims)}; "
                 f"give {len(dims)} window sizes, each between 1 and the input's size"
             )
         if len(stride) != len(dims) or any(s < 1 for s in stride):
-            raise ValueError(f"strides{where} is {stride}; give {len(dims)} positive steps (or one int)")
+            raise ArgumentError(f"strides{where} is {stride}; give {len(dims)} positive steps (or one int)")
         # as Captum: ceil((d - s) / stride) + 1 positions; the last window may be cut by the edge
         starts = [range(0, (-(-(d - s) // st)) * st + 1, st) for d, s, st in zip(dims, shape, stride)]
         positions = torch.cartesian_prod(*[torch.tensor(list(r)) for r in starts]).reshape(-1, len(dims))

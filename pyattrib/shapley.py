@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ._core.attributor import Attributor
 from ._core.call import Call
+from ._core.errors import ArgumentError
 from ._core.kernel import check_batch_size, check_count
 from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, squeeze_outputs
 from ._core.state import evaluating
@@ -120,7 +121,7 @@ def shapley_values(
         )
         n_f = mask.n_features
         if n_f > max_features:
-            raise ValueError(
+            raise ArgumentError(
                 f"shapley_values needs 2^{n_f} model evaluations per example for {n_f} feature groups "
                 f"(limit max_features={max_features}); group features with feature_mask, raise max_features, "
                 "or use pa.shapley_value_sampling"

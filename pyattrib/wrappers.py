@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor
 
 from ._core.attributor import Attributor, bind_baselines
+from ._core.errors import ArgumentError
 from ._core.inputs import as_tuple, repeat_examples, restore
 
 Selector = int | tuple[int, ...]
@@ -34,12 +35,12 @@ def multi_target(
         targets = [t.item() if t.dim() == 0 else tuple(t.tolist()) for t in targets]
     targets = list(targets)
     if not targets:
-        raise ValueError("targets is empty; pass a list with at least one target")
+        raise ArgumentError("targets is empty; pass a list with at least one target")
     for t in targets:
         if not (isinstance(t, int) or (isinstance(t, tuple) and all(isinstance(v, int) for v in t))):
             raise TypeError(f"each entry of targets must be an int or a tuple of ints, got {t!r}")
     if len({isinstance(t, int) or len(t) for t in targets}) != 1:
-        raise ValueError("targets must all be ints or all tuples of the same length")
+        raise ArgumentError("targets must all be ints or all tuples of the same length")
     per_example = tuple(attributor.per_example) + (argname,)
     n_targets = len(targets)
 

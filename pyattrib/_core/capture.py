@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils import _pytree as pytree
 
+from .errors import ArgumentError
 from .state import transformed
 
 
@@ -46,7 +47,7 @@ class LayerValue:
             elif leaf.dim() > 1 and leaf.shape[1] == rows:
                 bd = 1
             else:
-                raise ValueError(
+                raise ArgumentError(
                     f"{name} produced a tensor of shape {tuple(leaf.shape)} with no batch dimension of size "
                     f"{rows} (dimension 0 or 1); attribute to a layer whose value is batched"
                 )
@@ -55,7 +56,13 @@ class LayerValue:
         return LayerValue(out, bdims, spec)
 
     def layout(self, leaves: Sequence[Tensor]) -> Any:
-        return pytree.tree_unflatten([t.movedim(0, bd) for t, bd in zip(leaves, self.bdims)], self.spec)
+        return pytree.tree_unflatten([t.movedim(0, bd) if bd else t for t, bd in zip(leaves, self.bdims)], self.spec)
+
+    def feed(self, leaves: Sequence[Tensor]) -> Any:
+        """``layout`` of copies, for the model to read on: an in-place op after the layer
+        (``nn.ReLU(inplace=True)``) may then write on them, which on the leaves themselves
+        autograd forbids."""
+        return self.layout([t.clone() for t in leaves])
 
     def with_leaves(self, leaves: Sequence[Tensor]) -> LayerValue:
         return LayerValue(list(leaves), self.bdims, self.spec)
@@ -68,7 +75,7 @@ class Layers:
         self.was_list = isinstance(layers, (list, tuple))
         self.modules = list(layers) if self.was_list else [layers]
         if not self.modules:
-            raise ValueError("layer list is empty; pass a module of the model, or a list of them")
+            raise ArgumentError("layer list is empty; pass a module of the model, or a list of them")
         for m in self.modules:
             if not isinstance(m, nn.Module):
                 raise TypeError(f"layer must be an nn.Module of the model, got {type(m).__name__}")
@@ -165,7 +172,7 @@ class Layers:
 
         def run(*leaves: Tensor) -> Any:
             parts = split(leaves, templates)
-            with self.hooked(lambda j, value: templates[j].layout(parts[j])):
+            with self.hooked(lambda j, value: templates[j].feed(parts[j])):
                 return self.model(*inputs, *args)
 
         return run
@@ -192,9 +199,11 @@ class Layers:
 
         def swap(j: int, value: Any) -> Any:
             v = LayerValue.of(value, rows, self.names[j])
-            values[j] = v.with_leaves([t.detach().requires_grad_() for t in v.leaves])
+            # a value already on the graph (a later layer fed by an earlier one) stays on it,
+            # so each layer's gradient is the total derivative, as with one layer alone
+            values[j] = v.with_leaves([t if t.grad_fn is not None else t.detach().requires_grad_() for t in v.leaves])
             torch._C._set_grad_enabled(True)
-            return values[j].layout(values[j].leaves)
+            return values[j].feed(values[j].leaves)
 
         try:
             torch._C._set_grad_enabled(False)
@@ -230,7 +239,7 @@ class Layers:
 
         def keep(j: int, value: Any) -> Any:
             values[j] = LayerValue.of(value, rows, self.names[j])
-            return values[j].layout(values[j].leaves)  # the rest of the model reads these leaves
+            return values[j].feed(values[j].leaves)  # the rest of the model reads these leaves
 
         with torch.enable_grad():
             xs = tuple(x.detach().requires_grad_() for x in inputs)

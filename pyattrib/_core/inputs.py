@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .errors import ArgumentError
+
 TensorOrTuple = Tensor | tuple[Tensor, ...]
 BaselineLike = int | float | Tensor | tuple[int | float | Tensor | None, ...] | None
 
@@ -21,7 +23,7 @@ def as_tuple(inputs: TensorOrTuple, name: str = "inputs") -> tuple[tuple[Tensor,
     was_tuple = isinstance(inputs, (tuple, list))
     tup = tuple(inputs) if was_tuple else (inputs,)
     if len(tup) == 0:
-        raise ValueError(f"{name} is empty; pass a tensor or a non-empty tuple of tensors")
+        raise ArgumentError(f"{name} is empty; pass a tensor or a non-empty tuple of tensors")
     for j, t in enumerate(tup):
         if not isinstance(t, Tensor):
             where = f"{name}[{j}]" if was_tuple else name
@@ -30,14 +32,14 @@ def as_tuple(inputs: TensorOrTuple, name: str = "inputs") -> tuple[tuple[Tensor,
         n = tup[0].shape[0] if tup[0].dim() else None
         for j, t in enumerate(tup):
             if t.dim() == 0:
-                raise ValueError(f"{name}[{j}] is 0-d; inputs need a leading batch dimension")
+                raise ArgumentError(f"{name}[{j}] is 0-d; inputs need a leading batch dimension")
             if t.shape[0] != n:
-                raise ValueError(
+                raise ArgumentError(
                     f"{name}[{j}] has batch size {t.shape[0]} but {name}[0] has {n}; "
                     "every input tensor must have the same first (batch) dimension"
                 )
     elif tup[0].dim() == 0:
-        raise ValueError(f"{name} is 0-d; inputs need a leading batch dimension")
+        raise ArgumentError(f"{name} is 0-d; inputs need a leading batch dimension")
     return tup, was_tuple
 
 
@@ -77,7 +79,7 @@ def per_example_baselines(
         if b.dim() == 0 or b.shape in (x.shape, (1, *x.shape[1:]), x.shape[1:]):
             out.append(b.expand_as(x))
         else:
-            raise ValueError(
+            raise ArgumentError(
                 f"{_where('baselines', j, was_tuple)} has shape {tuple(b.shape)} but "
                 f"{_where('inputs', j, was_tuple)} has shape {tuple(x.shape)}; pass a "
                 f"number, a tensor of shape {tuple(x.shape)}, or one reference example "
@@ -91,7 +93,7 @@ def distribution_baselines(
 ) -> tuple[Tensor, ...]:
     """Reference samples: tensors of shape (R, *input.shape[1:]) sharing R across inputs."""
     if baselines is None:
-        raise ValueError(
+        raise ArgumentError(
             "baselines is required: pass a tensor of reference samples of shape "
             "(n_references, *inputs.shape[1:]), e.g. a few training examples or zeros"
         )
@@ -102,7 +104,7 @@ def distribution_baselines(
         elif b.shape == x.shape[1:] and b.dim() < x.dim():
             b = b.unsqueeze(0)
         if b.shape[1:] != x.shape[1:]:
-            raise ValueError(
+            raise ArgumentError(
                 f"{_where('baselines', j, was_tuple)} has shape {tuple(b.shape)}; reference "
                 f"samples for {_where('inputs', j, was_tuple)} must have shape "
                 f"(n_references, {', '.join(map(str, x.shape[1:]))})"
@@ -110,7 +112,7 @@ def distribution_baselines(
         out.append(b)
     counts = {b.shape[0] for b in out}
     if len(counts) > 1:
-        raise ValueError(
+        raise ArgumentError(
             f"baselines hold different numbers of reference samples {sorted(counts)}; "
             "every tensor of the tuple must have the same first dimension"
         )
@@ -128,13 +130,13 @@ def _baseline_tensors(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: boo
 def _baseline_tuple(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: bool) -> tuple:
     if isinstance(baselines, (tuple, list)):
         if len(baselines) != len(inputs):
-            raise ValueError(
+            raise ArgumentError(
                 f"baselines has {len(baselines)} entries but inputs has {len(inputs)}; "
                 "pass one baseline (None, a number or a tensor) per input tensor"
             )
         return tuple(baselines)
     if was_tuple and len(inputs) > 1 and isinstance(baselines, Tensor) and baselines.dim() > 0:
-        raise ValueError(
+        raise ArgumentError(
             "baselines is a single tensor but inputs is a tuple of "
             f"{len(inputs)} tensors; pass a tuple with one baseline per input"
         )

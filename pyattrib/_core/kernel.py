@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .errors import ArgumentError
 from .inputs import ForwardArgs
 from .layout import feeder
 from .state import transformed
@@ -45,13 +46,13 @@ def check_count(name: str, value: Any, minimum: int = 1) -> int:
     """A configuration count (n_steps, n_samples, ...) must be an int of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         at_least = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{name} must be {at_least}, got {value!r}")
+        raise ArgumentError(f"{name} must be {at_least}, got {value!r}")
     return value
 
 
 def check_batch_size(batch_size: int | None) -> int | None:
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be None or a positive int, got {batch_size!r}")
+        raise ArgumentError(f"batch_size must be None or a positive int, got {batch_size!r}")
     return batch_size
 
 

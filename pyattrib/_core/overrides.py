@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+from .errors import ArgumentError
 from .state import transformed
 
 Ordinary = Callable[[], Tensor]
@@ -180,7 +181,7 @@ class Rules(TorchFunctionMode):
         super().__init__()
         unknown = set(rules) - set(OPS)
         if unknown:
-            raise ValueError(f"no override for ops {sorted(unknown)}; known: {sorted(OPS)}")
+            raise ArgumentError(f"no override for ops {sorted(unknown)}; known: {sorted(OPS)}")
         self.rules, self.handoff = rules, handoff
         self.made: dict[int, tuple[Tensor, str, Links]] = {}  # outputs of overridden ops, by id
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .call import Call
+from .errors import ArgumentError
 from .layout import feeder
 from .targets import Target
 
@@ -94,7 +95,7 @@ class FeatureMask:
         else:
             tup = tuple(mask) if isinstance(mask, (tuple, list)) else (mask,)
             if len(tup) != len(xs):
-                raise ValueError(f"{name} has {len(tup)} tensors but inputs has {len(xs)}; pass one mask per input")
+                raise ArgumentError(f"{name} has {len(tup)} tensors but inputs has {len(xs)}; pass one mask per input")
             ids = []
             for j, (m, x) in enumerate(zip(tup, xs)):
                 where = f"{name}[{j}]" if len(xs) > 1 else name
@@ -107,7 +108,7 @@ class FeatureMask:
                     or m.shape[0] not in (1, x.shape[0])
                     or any(a not in (1, b) for a, b in zip(m.shape[1:], x.shape[1:]))
                 ):
-                    raise ValueError(
+                    raise ArgumentError(
                         f"{where} has shape {tuple(m.shape)}, which does not broadcast to input shape "
                         f"{tuple(x.shape)}; use shape {(1, *x.shape[1:])} (shared) or {tuple(x.shape)} (per example)"
                     )
@@ -116,7 +117,7 @@ class FeatureMask:
             flat = torch.cat([m.reshape(-1) for m in ids])
             values, inverse = torch.unique(flat, return_inverse=True)
             if values.numel() and int(values.min()) < 0:
-                raise ValueError(f"{name} holds negative ids; use ids >= 0")
+                raise ArgumentError(f"{name} holds negative ids; use ids >= 0")
             out, start = [], 0
             for m in ids:
                 out.append(inverse[start : start + m.numel()].reshape(m.shape))

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .errors import ArgumentError
 from .kernel import check_count
 
 METHODS = (
@@ -36,14 +37,14 @@ def quadrature(method: str, n_steps: int) -> tuple[Tensor, Tensor]:
     """Return ``(nodes, weights)`` as float64 CPU tensors of length ``n_steps``."""
     check_count("n_steps", n_steps)
     if method not in METHODS:
-        raise ValueError(f"unknown quadrature method {method!r}; choose one of {', '.join(METHODS)}")
+        raise ArgumentError(f"unknown quadrature method {method!r}; choose one of {', '.join(METHODS)}")
     n = n_steps
     if method == "gausslegendre":
         x, w = np.polynomial.legendre.leggauss(n)
         return torch.from_numpy(0.5 * (1 + x)), torch.from_numpy(0.5 * w)
     if method.startswith("riemann_trapezoid"):
         if n < 2:
-            raise ValueError(f"n_steps must be at least 2 for method={method!r}")
+            raise ArgumentError(f"n_steps must be at least 2 for method={method!r}")
         step = 1.0 / n if method == "riemann_trapezoid_captum" else 1.0 / (n - 1)
         w = torch.full((n,), step, dtype=torch.float64)
         w[0] = w[-1] = 0.5 * step

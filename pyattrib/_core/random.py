@@ -28,3 +28,23 @@ def uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | N
 def integers(high: int, shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
     out = torch.randint(high, shape, generator=generator, device=_device(generator, like))
     return out.to(device=like.device)
+
+
+def captum_order(n: int, s: int, like: Tensor, stds: tuple[float, ...], inputs: tuple[Tensor, ...], n_refs: int):
+    """Captum's draws for ``s`` samples of ``n`` examples, from the global generators in
+    Captum's order: Gaussian noise per input (torch, drawn even when its std is 0), then
+    reference indices (NumPy, drawn separately for each input: Captum does not pair the
+    references of tuple inputs) and path points (NumPy). Rows come back in pyattrib's order
+    (``k * n + i``); Captum lays them out example-major. Returns (noise, choices, alpha)."""
+    import numpy as np
+
+    to_ours = torch.arange(n * s, device=like.device).reshape(n, s).T.reshape(-1)  # our row -> Captum's row
+    noise = []
+    for x, sd in zip(inputs, stds):
+        e = torch.normal(0.0, float(sd), size=(n * s, *x.shape[1:]), device=x.device).to(x.dtype)
+        noise.append(e.index_select(0, to_ours) if sd else None)
+    choices = tuple(
+        torch.as_tensor(np.random.choice(n_refs, n * s), device=like.device).index_select(0, to_ours) for _ in inputs
+    )
+    alpha = torch.as_tensor(np.random.uniform(0.0, 1.0, n * s), device=like.device, dtype=like.dtype)
+    return tuple(noise), choices, alpha.index_select(0, to_ours)

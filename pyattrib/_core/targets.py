@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .errors import ArgumentError
+
 TargetLike = int | tuple[int, ...] | Tensor | Sequence[int] | Sequence[tuple[int, ...]] | Callable | None
 
 
@@ -40,7 +42,7 @@ class Target:
     def select(self, output: Tensor, index: Tensor | None = None) -> Tensor:
         """Scalars of ``output`` (``M`` rows) for rows that belong to examples ``index``."""
         if output.dim() == 0:
-            raise ValueError(
+            raise ArgumentError(
                 "the model returned a 0-d scalar for the whole batch; attribution needs "
                 "one output per example: return shape (N,) or (N, n_outputs)"
             )
@@ -49,14 +51,14 @@ class Target:
             out = self.fn(output)
             if not isinstance(out, Tensor) or out.shape != (m,):
                 shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-                raise ValueError(
+                raise ArgumentError(
                     f"{self.name} callable returned {shape}; it must map the model output "
                     f"of shape {_shape(output)} to one scalar per row, shape ({m},)"
                 )
             return out
         if not self.selects:
             if output[0].numel() != 1:
-                raise ValueError(
+                raise ArgumentError(
                     f"{self.name} is None but the model output has shape "
                     f"{_shape(output)}, more than one value per example; pass "
                     f"{self.name}=<class index> (an int, a tuple for outputs with more "
@@ -94,7 +96,7 @@ class Target:
 
     def _check_arity(self, output: Tensor, k: int) -> None:
         if k != output.dim() - 1:
-            raise ValueError(
+            raise ArgumentError(
                 f"{self.name} has {k} index(es) per example but the model output has shape "
                 f"{_shape(output)}, i.e. {output.dim() - 1} dimension(s) after the "
                 f"batch; pass a tuple of {output.dim() - 1} indices per example so that "
@@ -135,7 +137,7 @@ def as_target(target: Any, n: int, device: torch.device, name: str = "target") -
             return Target(per_example=target.to(device=device, dtype=torch.long)[:, None], name=name)
         if target.dim() == 2 and target.shape[0] == n:
             return Target(per_example=target.to(device=device, dtype=torch.long), name=name)
-        raise ValueError(
+        raise ArgumentError(
             f"{name} tensor has shape {tuple(target.shape)} but inputs have {n} examples; "
             f"pass one index per example (shape ({n},)) or a single index"
         )
@@ -145,7 +147,7 @@ def as_target(target: Any, n: int, device: torch.device, name: str = "target") -
         return Target(fixed=tuple(target), name=name)
     if isinstance(target, list):
         if len(target) != n:
-            raise ValueError(
+            raise ArgumentError(
                 f"{name} has {len(target)} entries but inputs have {n} examples; pass one "
                 f"target per example, or a single int/tuple for all"
             )

@@ -23,9 +23,9 @@ from ._base import (
 )
 from .attr import (
     LRP,
+    Deconvolution,
     DeepLift,
     DeepLiftShap,
-    Deconvolution,
     FeatureAblation,
     FeaturePermutation,
     GradientShap,

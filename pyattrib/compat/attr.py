@@ -38,7 +38,9 @@ class InputXGradient(GradientAttribution):
         return True
 
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> Any:
-        return self._run(pa.input_x_gradient, {}, inputs, target=target, additional_forward_args=additional_forward_args)
+        return self._run(
+            pa.input_x_gradient, {}, inputs, target=target, additional_forward_args=additional_forward_args
+        )
 
 
 @with_delta
@@ -81,6 +83,7 @@ class GradientShap(GradientAttribution):
         config = {
             "n_samples": n_samples, "stdevs": stdevs, "multiply_by_inputs": self._multiply_by_inputs,
             "return_delta": return_convergence_delta, "delta_per_sample": True,
+            "captum_rng": True,
         }  # fmt: skip
         return self._run(
             pa.gradient_shap, config, inputs,
@@ -206,7 +209,9 @@ class GuidedGradCam(GradientAttribution):
         attribute_to_layer_input: bool = False,
     ) -> Any:  # fmt: skip
         config = {"interpolate_mode": interpolate_mode, "attribute_to_layer_input": attribute_to_layer_input}
-        return self._run(pa.guided_gradcam, config, inputs, target=target, additional_forward_args=additional_forward_args)
+        return self._run(
+            pa.guided_gradcam, config, inputs, target=target, additional_forward_args=additional_forward_args
+        )
 
 
 @with_delta
@@ -215,8 +220,11 @@ class LRP(GradientAttribution):
     attribute (:mod:`pyattrib.compat.lrp_rules`), as in Captum."""
 
     def __init__(self, model: nn.Module) -> None:
+        from .lrp_rules import check_rules
+
         super().__init__(model)
         self.model = model
+        check_rules(model)
 
     @property
     def multiplies_by_inputs(self) -> bool:

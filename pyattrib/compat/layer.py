@@ -15,7 +15,13 @@ from ._base import GradientAttribution, LayerAttribution, captum_method, multipl
 class LayerActivation(LayerAttribution):
     """Captum's ``LayerActivation`` over :func:`pyattrib.layer_activation`."""
 
-    def attribute(self, inputs: Any, additional_forward_args: Any = None, attribute_to_layer_input: bool = False) -> Any:
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def attribute(
+        self, inputs: Any, additional_forward_args: Any = None, attribute_to_layer_input: bool = False
+    ) -> Any:
         return self._run(
             pa.layer_activation, {"attribute_to_layer_input": attribute_to_layer_input}, inputs,
             additional_forward_args=additional_forward_args,
@@ -56,7 +62,9 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
             "relu_attributions": relu_attributions, "attr_dim_summation": attr_dim_summation,
             "attribute_to_layer_input": attribute_to_layer_input,
         }  # fmt: skip
-        return self._run(pa.layer_gradcam, config, inputs, target=target, additional_forward_args=additional_forward_args)
+        return self._run(
+            pa.layer_gradcam, config, inputs, target=target, additional_forward_args=additional_forward_args
+        )
 
 
 class InternalInfluence(LayerAttribution, GradientAttribution):
@@ -135,7 +143,11 @@ class LayerGradientShap(LayerAttribution, GradientAttribution):
     """Captum's ``LayerGradientShap`` over :func:`pyattrib.layer_gradient_shap` (one delta per sample)."""
 
     def __init__(
-        self, forward_func: Callable[..., Any], layer: nn.Module, device_ids: Any = None, multiply_by_inputs: bool = True
+        self,
+        forward_func: Callable[..., Any],
+        layer: nn.Module,
+        device_ids: Any = None,
+        multiply_by_inputs: bool = True,
     ) -> None:
         super().__init__(forward_func, layer, device_ids)
         self._multiply_by_inputs = multiply_by_inputs
@@ -148,7 +160,7 @@ class LayerGradientShap(LayerAttribution, GradientAttribution):
         config = {
             "n_samples": n_samples, "stdevs": stdevs, "multiply_by_inputs": self._multiply_by_inputs,
             "return_delta": return_convergence_delta, "delta_per_sample": True,
-            "attribute_to_layer_input": attribute_to_layer_input,
+            "attribute_to_layer_input": attribute_to_layer_input, "captum_rng": True,
         }  # fmt: skip
         return self._run(
             pa.layer_gradient_shap, config, inputs, baselines=baselines, target=target,
@@ -214,7 +226,8 @@ class LayerFeatureAblation(LayerAttribution):
         layer_mask: Any = None, attribute_to_layer_input: bool = False, perturbations_per_eval: int = 1,
     ) -> Any:  # fmt: skip
         config = {
-            "batch_size": per_eval(perturbations_per_eval, inputs), "attribute_to_layer_input": attribute_to_layer_input
+            "batch_size": per_eval(perturbations_per_eval, inputs),
+            "attribute_to_layer_input": attribute_to_layer_input,
         }
         return self._run(
             pa.layer_feature_ablation, config, inputs, layer_baselines=layer_baselines, target=target,
@@ -248,8 +261,11 @@ class LayerLRP(LayerAttribution, GradientAttribution):
     """Captum's ``LayerLRP`` over :func:`pyattrib.layer_lrp`; rules from each module's ``rule``."""
 
     def __init__(self, model: nn.Module, layer: Any) -> None:
+        from .lrp_rules import check_rules
+
         super().__init__(model, layer)
         self.model = model
+        check_rules(model)
 
     @property
     def multiplies_by_inputs(self) -> bool:

@@ -81,7 +81,7 @@ class NeuronGradientShap(NeuronIntegratedGradients):
     ) -> Any:  # fmt: skip
         config = {
             "n_samples": n_samples, "stdevs": stdevs, "multiply_by_inputs": self._multiply_by_inputs,
-            "attribute_to_neuron_input": attribute_to_neuron_input,
+            "attribute_to_neuron_input": attribute_to_neuron_input, "captum_rng": True,
         }  # fmt: skip
         return self._run(
             pa.neuron_gradient_shap, config, inputs, baselines=baselines, neuron_selector=neuron_selector,
@@ -158,7 +158,8 @@ class NeuronFeatureAblation(NeuronAttribution):
         feature_mask: Any = None, attribute_to_neuron_input: bool = False, perturbations_per_eval: int = 1,
     ) -> Any:  # fmt: skip
         config = {
-            "batch_size": per_eval(perturbations_per_eval, inputs), "attribute_to_neuron_input": attribute_to_neuron_input
+            "batch_size": per_eval(perturbations_per_eval, inputs),
+            "attribute_to_neuron_input": attribute_to_neuron_input,
         }
         return self._run(
             pa.neuron_feature_ablation, config, inputs, baselines=baselines, neuron_selector=neuron_selector,
