@@ -49,6 +49,8 @@ class Target:
         m = output.shape[0]
         if self.fn is not None:
             out = self.fn(output)
+            if isinstance(out, Tensor) and out.dim() > 1 and out.shape[0] == m:
+                out = out.reshape(m, -1).sum(1)  # several values per row: their sum, as Captum
             if not isinstance(out, Tensor) or out.shape != (m,):
                 shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
                 raise ArgumentError(

@@ -11,6 +11,7 @@ instead of the result (:func:`planned`), so the argument mapping lives in one pl
 from __future__ import annotations
 
 import contextvars
+import copy
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
@@ -119,6 +120,24 @@ class PerturbationAttribution(Attribution):
     @property
     def multiplies_by_inputs(self) -> bool:
         return True
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
+        """``attribute`` for a forward function that returns ``torch.futures.Future``s: each
+        evaluation's future is waited for, and the attributions come back as a completed future."""
+        resolved = copy.copy(self)
+        resolved.forward_func = _waiting(self.forward_func)
+        resolved._transforms = {}
+        future: torch.futures.Future = torch.futures.Future()
+        future.set_result(resolved.attribute(*args, **kwargs))
+        return future
+
+
+def _waiting(forward: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        out = forward(*args, **kwargs)
+        return out.wait() if isinstance(out, torch.futures.Future) else out
+
+    return run
 
 
 class InternalAttribution(Attribution):

@@ -39,8 +39,17 @@ def _import_captum() -> None:
                 pass
 
 
+def public_captum_classes() -> dict[str, type]:
+    """Every class ``captum.attr`` exports (whether compat covers it or not)."""
+    import captum.attr
+
+    return {
+        name: getattr(captum.attr, name) for name in captum.attr.__all__ if isinstance(getattr(captum.attr, name), type)
+    }
+
+
 def _watch(originals: dict[str, Any]) -> None:
-    """Record the construction of every original Captum class (fallbacks)."""
+    """Record the construction of every original public Captum class (a fallback)."""
     for name, cls in originals.items():
         if not isinstance(cls, type):
             continue
@@ -69,7 +78,7 @@ def substitute(broken: bool = False) -> dict[str, Any]:
         for attr, value in list(vars(module).items()):
             if id(value) in replacement and not attr.startswith("__"):
                 setattr(module, attr, replacement[id(value)])
-    _watch(originals)
+    _watch({**public_captum_classes(), **originals})
     return originals
 
 
@@ -91,7 +100,8 @@ def pytest_configure(config: Any) -> None:
         from pyattrib import compat
 
         _import_captum()
-        _watch({name: original for name, (original, _) in compat.captum_twins().items()})
+        twins = {name: original for name, (original, _) in compat.captum_twins().items()}
+        _watch({**public_captum_classes(), **twins})
 
 
 def pytest_runtest_setup(item: Any) -> None:
