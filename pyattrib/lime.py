@@ -133,7 +133,7 @@ def lime(
         else:
             z = perturb_func(n, n_samples, n_f, generator, call.device).long()
         with evaluating(f):
-            y, w = _surrogate_data(f, call, base, mask, z, similarity, batch_size, show_progress, "lime")
+            y, w = _surrogate_data(f, call, base, mask, z, similarity, batch_size, show_progress, "Lime attribution")
         if interpretable_model == "linear":
             coef = weighted_least_squares(z, y, w)
         else:
@@ -184,7 +184,7 @@ def kernel_shap(
         w = torch.ones(n, n_samples, dtype=torch.float64, device=call.device)
         w[:, :2] = INF_WEIGHT
         with evaluating(f):
-            y, _ = _surrogate_data(f, call, base, mask, z, None, batch_size, show_progress, "kernel shap")
+            y, _ = _surrogate_data(f, call, base, mask, z, None, batch_size, show_progress, "Kernel Shap attribution")
         return _restore(call, mask, weighted_least_squares(z, y, w), return_input_shape)
 
     return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="kernel_shap")

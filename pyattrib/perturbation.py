@@ -69,7 +69,13 @@ def feature_ablation(f: Forward, *, batch_size: int | None = None, show_progress
         )
         with evaluating(f):
             attrs = _ablate(
-                f, call, mask, lambda j, xr, i, p: _rows(base[j], i), batch_size, show_progress, "feature ablation"
+                f,
+                call,
+                mask,
+                lambda j, xr, i, p: _rows(base[j], i),
+                batch_size,
+                show_progress,
+                "Feature Ablation attribution",
             )
         return call.restore(attrs)
 
@@ -125,7 +131,7 @@ def feature_permutation(
                 return stacked[j][p, i]
 
         with evaluating(f):
-            attrs = _ablate(f, call, mask, replace, batch_size, show_progress, "feature permutation")
+            attrs = _ablate(f, call, mask, replace, batch_size, show_progress, "Feature Permutation attribution")
         return call.restore(attrs)
 
     return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="feature_permutation")
@@ -179,7 +185,7 @@ def occlusion(
 
         with evaluating(f):
             base_out, _ = reference_outputs(f, call, call.inputs)
-            out, out_shape = evaluate(f, call, build, offsets[-1], batch_size, show_progress, "occlusion")
+            out, out_shape = evaluate(f, call, build, offsets[-1], batch_size, show_progress, "Occlusion attribution")
         diff = (base_out[None] - out).permute(1, 2, 0)  # (N, K, W)
         attrs = []
         for j, w in enumerate(windows):

@@ -91,7 +91,7 @@ def shapley_value_sampling(
                 2 + s * inner,
                 batch_size,
                 show_progress,
-                "shapley sampling",
+                "Shapley Value Sampling attribution",
             )
         out = out.reshape(2 + s * inner, call.n, -1)
         empty, full = out[:1].expand(s, 1, *out.shape[1:]), out[1:2].expand(s, 1, *out.shape[1:])
@@ -133,7 +133,13 @@ def shapley_values(
 
         with evaluating(f):
             v, out_shape = evaluate(
-                f, call, coalition_rows(call, base, mask, present), 2**n_f, batch_size, show_progress, "shapley values"
+                f,
+                call,
+                coalition_rows(call, base, mask, present),
+                2**n_f,
+                batch_size,
+                show_progress,
+                "Shapley Values attribution",
             )
         subsets = torch.arange(2**n_f, device=call.device)
         size = ((subsets[:, None] & bit) > 0).sum(1)

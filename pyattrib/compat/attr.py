@@ -278,6 +278,9 @@ class FeaturePermutation(FeatureAblation):
 class Occlusion(FeatureAblation):
     """Captum's ``Occlusion`` over :func:`pyattrib.occlusion`."""
 
+    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("Occlusion has no attribute_future (as in Captum); call attribute(...)")
+
     def attribute(  # type: ignore[override]
         self, inputs: Any, sliding_window_shapes: Any, strides: Any = None, baselines: Any = None,
         target: Any = None, additional_forward_args: Any = None, perturbations_per_eval: int = 1,
