@@ -6,6 +6,7 @@ back the structure they passed: a Tensor for a Tensor, a tuple for a tuple.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -123,7 +124,8 @@ def _baseline_tensors(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: boo
     """``(baseline, input)`` pairs, baselines as tensors on the input's device and dtype;
     a callable baseline is called with the inputs first."""
     if callable(baselines) and not isinstance(baselines, Tensor):
-        baselines = baselines(restore(inputs, was_tuple))
+        takes_inputs = len(inspect.signature(baselines).parameters) > 0
+        baselines = baselines(restore(inputs, was_tuple)) if takes_inputs else baselines()
     return [(_as_tensor(b, x), x) for b, x in zip(_baseline_tuple(baselines, inputs, was_tuple), inputs)]
 
 
@@ -146,6 +148,8 @@ def _baseline_tuple(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: bool)
 def _as_tensor(b: Any, x: Tensor) -> Tensor:
     if b is None:
         return torch.zeros((), device=x.device, dtype=x.dtype)
+    if isinstance(b, list):  # nested lists of numbers, as Captum accepts
+        return torch.tensor(b, device=x.device, dtype=x.dtype)
     if not isinstance(b, (bool, int, float, Tensor)):
         raise TypeError(f"a baseline of type {type(b).__name__} is not supported; use None, a number or a tensor")
     if isinstance(b, Tensor):
