@@ -61,6 +61,11 @@ def per_eval(perturbations_per_eval: int, inputs: Any) -> int:
 class Attribution:
     """Captum's ``Attribution``: holds ``forward_func``; subclasses define ``attribute``."""
 
+    #: Captum's ``multiplies_by_inputs``; classes with the constructor flag set it per instance.
+    _multiply_by_inputs: bool = False
+    #: whether ``attribute`` accepts ``return_convergence_delta``.
+    _has_delta: bool = False
+
     def __init__(self, forward_func: Callable[..., Any]) -> None:
         self.forward_func = forward_func
         self._transforms: dict[Any, Attributor] = {}
@@ -69,10 +74,10 @@ class Attribution:
 
     @property
     def multiplies_by_inputs(self) -> bool:
-        return False
+        return self._multiply_by_inputs
 
     def has_convergence_delta(self) -> bool:
-        return False
+        return self._has_delta
 
     def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} has no attribute_future; call attribute(...)")
@@ -117,9 +122,7 @@ class GradientAttribution(Attribution):
 class PerturbationAttribution(Attribution):
     """Captum's ``PerturbationAttribution``."""
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
+    _multiply_by_inputs = True
 
     def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
         """``attribute`` for a forward function that returns ``torch.futures.Future``s: each
@@ -167,23 +170,6 @@ class LayerAttribution(InternalAttribution):
 
 class NeuronAttribution(InternalAttribution):
     """Captum's ``NeuronAttribution``."""
-
-
-def multiplying(cls: type) -> type:
-    """Give a class Captum's ``multiply_by_inputs`` constructor flag and property."""
-
-    @property  # type: ignore[misc]
-    def multiplies_by_inputs(self: Any) -> bool:
-        return self._multiply_by_inputs
-
-    cls.multiplies_by_inputs = multiplies_by_inputs
-    return cls
-
-
-def with_delta(cls: type) -> type:
-    """Mark a class whose ``attribute`` can return a convergence delta."""
-    cls.has_convergence_delta = lambda self: True
-    return cls
 
 
 def device_of(inputs: Any) -> torch.device:

@@ -14,10 +14,8 @@ from ._base import (
     GradientAttribution,
     PerturbationAttribution,
     captum_method,
-    multiplying,
     per_eval,
     planned,
-    with_delta,
 )
 
 
@@ -33,9 +31,7 @@ class Saliency(GradientAttribution):
 class InputXGradient(GradientAttribution):
     """Captum's ``InputXGradient`` over :func:`pyattrib.input_x_gradient`."""
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
+    _multiply_by_inputs = True
 
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> Any:
         return self._run(
@@ -43,10 +39,10 @@ class InputXGradient(GradientAttribution):
         )
 
 
-@with_delta
-@multiplying
 class IntegratedGradients(GradientAttribution):
     """Captum's ``IntegratedGradients`` over :func:`pyattrib.integrated_gradients`."""
+
+    _has_delta = True
 
     def __init__(self, forward_func: Callable[..., Any], multiply_by_inputs: bool = True) -> None:
         super().__init__(forward_func)
@@ -67,10 +63,10 @@ class IntegratedGradients(GradientAttribution):
         )  # fmt: skip
 
 
-@with_delta
-@multiplying
 class GradientShap(GradientAttribution):
     """Captum's ``GradientShap`` over :func:`pyattrib.gradient_shap` (one delta per sample)."""
+
+    _has_delta = True
 
     def __init__(self, forward_func: Callable[..., Any], multiply_by_inputs: bool = True) -> None:
         super().__init__(forward_func)
@@ -99,16 +95,9 @@ class NoiseTunnel(Attribution):
             raise TypeError("NoiseTunnel wraps a pyattrib.compat attribution, e.g. NoiseTunnel(Saliency(model))")
         super().__init__(attribution_method.forward_func)
         self.attribution_method = attribution_method
-        self.is_delta_supported = attribution_method.has_convergence_delta()
+        self.is_delta_supported = self._has_delta = attribution_method.has_convergence_delta()
         self._multiply_by_inputs = attribution_method.multiplies_by_inputs
         self.is_gradient_method = isinstance(attribution_method, GradientAttribution)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
-    def has_convergence_delta(self) -> bool:
-        return self.is_delta_supported
 
     def attribute(
         self, inputs: Tensor | tuple[Tensor, ...], nt_type: str = "smoothgrad", nt_samples: int = 5,
@@ -130,10 +119,10 @@ class NoiseTunnel(Attribution):
         return tunnel(plan.inputs, **plan.data)
 
 
-@with_delta
-@multiplying
 class DeepLift(GradientAttribution):
     """Captum's ``DeepLift`` over :func:`pyattrib.deep_lift`."""
+
+    _has_delta = True
 
     def __init__(self, model: nn.Module, multiply_by_inputs: bool = True, eps: float = 1e-10) -> None:
         super().__init__(model)
@@ -154,8 +143,6 @@ class DeepLift(GradientAttribution):
         )  # fmt: skip
 
 
-@with_delta
-@multiplying
 class DeepLiftShap(DeepLift):
     """Captum's ``DeepLiftShap`` over :func:`pyattrib.deep_lift_shap` (one delta per pair)."""
 
@@ -179,19 +166,20 @@ class DeepLiftShap(DeepLift):
 class GuidedBackprop(GradientAttribution):
     """Captum's ``GuidedBackprop`` over :func:`pyattrib.guided_backprop`."""
 
+    _transform = staticmethod(pa.guided_backprop)
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
         self.model = model
 
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> Any:
-        return self._run(pa.guided_backprop, {}, inputs, target=target, additional_forward_args=additional_forward_args)
+        return self._run(self._transform, {}, inputs, target=target, additional_forward_args=additional_forward_args)
 
 
 class Deconvolution(GuidedBackprop):
     """Captum's ``Deconvolution`` over :func:`pyattrib.deconvolution`."""
 
-    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> Any:
-        return self._run(pa.deconvolution, {}, inputs, target=target, additional_forward_args=additional_forward_args)
+    _transform = staticmethod(pa.deconvolution)
 
 
 class GuidedGradCam(GradientAttribution):
@@ -214,10 +202,11 @@ class GuidedGradCam(GradientAttribution):
         )
 
 
-@with_delta
 class LRP(GradientAttribution):
     """Captum's ``LRP`` over :func:`pyattrib.lrp`; rules come from each module's ``rule``
     attribute (:mod:`pyattrib.compat.lrp_rules`), as in Captum."""
+
+    _has_delta = True
 
     def __init__(self, model: nn.Module) -> None:
         from .lrp_rules import check_rules
@@ -226,9 +215,7 @@ class LRP(GradientAttribution):
         self.model = model
         check_rules(model)
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
+    _multiply_by_inputs = True
 
     def attribute(
         self, inputs: Any, target: Any = None, additional_forward_args: Any = None,

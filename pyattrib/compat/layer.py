@@ -9,15 +9,13 @@ from torch import nn
 
 import pyattrib as pa
 
-from ._base import GradientAttribution, LayerAttribution, captum_method, multiplying, per_eval, with_delta
+from ._base import GradientAttribution, LayerAttribution, captum_method, per_eval
 
 
 class LayerActivation(LayerAttribution):
     """Captum's ``LayerActivation`` over :func:`pyattrib.layer_activation`."""
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
+    _multiply_by_inputs = True
 
     def attribute(
         self, inputs: Any, additional_forward_args: Any = None, attribute_to_layer_input: bool = False
@@ -28,7 +26,6 @@ class LayerActivation(LayerAttribution):
         )  # fmt: skip
 
 
-@multiplying
 class LayerGradientXActivation(LayerAttribution, GradientAttribution):
     """Captum's ``LayerGradientXActivation`` over :func:`pyattrib.layer_gradient_x_activation`."""
 
@@ -85,13 +82,12 @@ class InternalInfluence(LayerAttribution, GradientAttribution):
         )  # fmt: skip
 
 
-@with_delta
 class LayerConductance(LayerAttribution, GradientAttribution):
     """Captum's ``LayerConductance`` over :func:`pyattrib.layer_conductance`."""
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
+    _has_delta = True
+
+    _multiply_by_inputs = True
 
     def attribute(
         self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
@@ -109,10 +105,10 @@ class LayerConductance(LayerAttribution, GradientAttribution):
         )  # fmt: skip
 
 
-@with_delta
-@multiplying
 class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
     """Captum's ``LayerIntegratedGradients`` over :func:`pyattrib.layer_integrated_gradients`."""
+
+    _has_delta = True
 
     def __init__(
         self, forward_func: Callable[..., Any], layer: Any, device_ids: Any = None, multiply_by_inputs: bool = True
@@ -137,10 +133,10 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         )  # fmt: skip
 
 
-@with_delta
-@multiplying
 class LayerGradientShap(LayerAttribution, GradientAttribution):
     """Captum's ``LayerGradientShap`` over :func:`pyattrib.layer_gradient_shap` (one delta per sample)."""
+
+    _has_delta = True
 
     def __init__(
         self,
@@ -168,10 +164,10 @@ class LayerGradientShap(LayerAttribution, GradientAttribution):
         )  # fmt: skip
 
 
-@with_delta
-@multiplying
 class LayerDeepLift(LayerAttribution, GradientAttribution):
     """Captum's ``LayerDeepLift`` over :func:`pyattrib.layer_deep_lift`."""
+
+    _has_delta = True
 
     def __init__(self, model: nn.Module, layer: nn.Module, multiply_by_inputs: bool = True) -> None:
         super().__init__(model, layer)
@@ -193,8 +189,6 @@ class LayerDeepLift(LayerAttribution, GradientAttribution):
         )  # fmt: skip
 
 
-@with_delta
-@multiplying
 class LayerDeepLiftShap(LayerDeepLift):
     """Captum's ``LayerDeepLiftShap`` over :func:`pyattrib.layer_deep_lift_shap` (one delta per pair)."""
 
@@ -217,9 +211,7 @@ class LayerDeepLiftShap(LayerDeepLift):
 class LayerFeatureAblation(LayerAttribution):
     """Captum's ``LayerFeatureAblation`` over :func:`pyattrib.layer_feature_ablation`."""
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
+    _multiply_by_inputs = True
 
     def attribute(
         self, inputs: Any, layer_baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
@@ -256,9 +248,10 @@ class LayerFeaturePermutation(LayerFeatureAblation):
         )  # fmt: skip
 
 
-@with_delta
 class LayerLRP(LayerAttribution, GradientAttribution):
     """Captum's ``LayerLRP`` over :func:`pyattrib.layer_lrp`; rules from each module's ``rule``."""
+
+    _has_delta = True
 
     def __init__(self, model: nn.Module, layer: Any) -> None:
         from .lrp_rules import check_rules
@@ -267,9 +260,7 @@ class LayerLRP(LayerAttribution, GradientAttribution):
         self.model = model
         check_rules(model)
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
+    _multiply_by_inputs = True
 
     def attribute(
         self, inputs: Any, target: Any = None, additional_forward_args: Any = None,

@@ -58,8 +58,9 @@ _PASS_THROUGH = (nn.ReLU, nn.Dropout, nn.Tanh)
 _KNOWN = frozenset(_DEFAULT + _PASS_THROUGH)
 
 
-def check_rules(model: nn.Module) -> None:
-    """Every ``module.rule`` set on ``model`` must be one of these rule classes (or None)."""
+def check_rules(model: nn.Module) -> dict[nn.Module, PropagationRule]:
+    """The ``module.rule`` set on ``model``'s modules; each must be one of these rule classes."""
+    found = {}
     for module in model.modules():
         rule = getattr(module, "rule", None)
         if rule is not None and not isinstance(rule, PropagationRule):
@@ -67,15 +68,18 @@ def check_rules(model: nn.Module) -> None:
                 f"{type(module).__name__}.rule is a {type(rule).__name__}; set a rule from "
                 "pyattrib.compat.lrp_rules (EpsilonRule, GammaRule, Alpha1_Beta0_Rule, IdentityRule)"
             )
+        if rule is not None:
+            found[module] = rule
+    return found
 
 
 def rules_of(model: nn.Module) -> dict[nn.Module, rules.Rule]:
     """The rules set as ``module.rule`` on ``model``'s leaf modules. As Captum, a leaf module
     with no rule, no default rule and no pass-through is refused, naming its type."""
-    check_rules(model)
+    set_rules = check_rules(model)
     found: dict[nn.Module, rules.Rule] = {}
     for module in model.modules():
-        rule = getattr(module, "rule", None)
+        rule = set_rules.get(module)
         if rule is not None:
             found[module] = rule.to_rule()
         elif module is not model and next(module.children(), None) is None and type(module) not in _KNOWN:

@@ -9,7 +9,7 @@ from torch import nn
 
 import pyattrib as pa
 
-from ._base import GradientAttribution, NeuronAttribution, captum_method, multiplying, per_eval
+from ._base import GradientAttribution, NeuronAttribution, captum_method, per_eval
 
 
 class NeuronGradient(NeuronAttribution, GradientAttribution):
@@ -25,7 +25,6 @@ class NeuronGradient(NeuronAttribution, GradientAttribution):
         )  # fmt: skip
 
 
-@multiplying
 class NeuronIntegratedGradients(NeuronAttribution, GradientAttribution):
     """Captum's ``NeuronIntegratedGradients`` over :func:`pyattrib.neuron_integrated_gradients`."""
 
@@ -51,7 +50,6 @@ class NeuronIntegratedGradients(NeuronAttribution, GradientAttribution):
         )  # fmt: skip
 
 
-@multiplying
 class NeuronConductance(NeuronIntegratedGradients):
     """Captum's ``NeuronConductance`` over :func:`pyattrib.neuron_conductance`."""
 
@@ -71,7 +69,6 @@ class NeuronConductance(NeuronIntegratedGradients):
         )  # fmt: skip
 
 
-@multiplying
 class NeuronGradientShap(NeuronIntegratedGradients):
     """Captum's ``NeuronGradientShap`` over :func:`pyattrib.neuron_gradient_shap`."""
 
@@ -89,7 +86,6 @@ class NeuronGradientShap(NeuronIntegratedGradients):
         )  # fmt: skip
 
 
-@multiplying
 class NeuronDeepLift(NeuronAttribution, GradientAttribution):
     """Captum's ``NeuronDeepLift`` over :func:`pyattrib.neuron_deep_lift`."""
 
@@ -114,7 +110,6 @@ class NeuronDeepLift(NeuronAttribution, GradientAttribution):
         )  # fmt: skip
 
 
-@multiplying
 class NeuronDeepLiftShap(NeuronDeepLift):
     """Captum's ``NeuronDeepLiftShap`` over :func:`pyattrib.neuron_deep_lift_shap`."""
 
@@ -149,9 +144,7 @@ class NeuronDeconvolution(NeuronGuidedBackprop):
 class NeuronFeatureAblation(NeuronAttribution):
     """Captum's ``NeuronFeatureAblation`` over :func:`pyattrib.neuron_feature_ablation`."""
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
+    _multiply_by_inputs = True
 
     def attribute(
         self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
