@@ -101,7 +101,7 @@ def _paired(
             attrs = mults
         return tuple(a / n_refs for a in attrs)
 
-    pair_rows = None if batch_size is None else max(1, batch_size // 2)
+    pair_rows = call.chunk(None) if batch_size is None else max(1, batch_size // 2)
     return accumulate(contribution, n_refs, call.n, pair_rows, call.device, row_totals=row_totals), templates
 
 
@@ -121,7 +121,7 @@ def _pair_delta(
     def at_reference(c: Chunk) -> tuple[Tensor, ...]:
         return (outputs(model, call.args, call.target, references(c), c.i),)
 
-    *_, at_refs = accumulate(at_reference, n_refs, call.n, batch_size, call.device, row_totals=True)
+    *_, at_refs = accumulate(at_reference, n_refs, call.n, call.chunk(batch_size), call.device, row_totals=True)
     at_x = outputs(model, call.args, call.target, call.inputs, None)
     if pair_totals is not None:
         return example_major(pair_totals - (at_x.repeat(n_refs) - at_refs), call.n)

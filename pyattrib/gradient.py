@@ -40,7 +40,7 @@ def _grad_at_inputs(f: Forward, call: Call, batch_size: int | None) -> tuple[Ten
     def contribution(c: Chunk) -> tuple[Tensor, ...]:
         return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.i)
 
-    return accumulate(contribution, 1, call.n, batch_size, call.device)
+    return accumulate(contribution, 1, call.n, call.chunk(batch_size), call.device)
 
 
 def saliency(f: Forward, *, abs: bool = True, batch_size: int | None = None, create_graph: bool = False) -> Attributor:
@@ -114,7 +114,7 @@ def integrated_gradients(
             return gradients(f, call.args, call.target, points, c.i)
 
         with evaluating(f, create_graph):
-            total = path_integral(grad_at, base, diff, nodes, weights, batch_size)
+            total = path_integral(grad_at, base, diff, nodes, weights, call.chunk(batch_size))
             attrs = tuple(t * d for t, d in zip(total, diff)) if multiply_by_inputs else total
             result = call.restore(attrs)
             if return_delta:
@@ -181,7 +181,7 @@ def gradient_shap(
             return tuple(g / s for g in grads)
 
         with evaluating(f, create_graph):
-            out = accumulate(contribution, s, call.n, batch_size, call.device, row_totals=delta_per_sample)
+            out = accumulate(contribution, s, call.n, call.chunk(batch_size), call.device, row_totals=delta_per_sample)
             attrs, totals = (out[:-1], out[-1] * s) if delta_per_sample else (out, None)
             result = call.restore(attrs)
             if return_delta:
@@ -250,7 +250,7 @@ class ShapDraws:
             xs, bs = self.ends(c)
             return (outputs(f, call.args, call.target, xs, c.i) - outputs(f, call.args, call.target, bs, c.i),)
 
-        *_, gaps = accumulate(gap, s, call.n, batch_size, call.device, row_totals=True)
+        *_, gaps = accumulate(gap, s, call.n, call.chunk(batch_size), call.device, row_totals=True)
         if sample_totals is not None:
             return example_major(sample_totals - gaps, call.n)
         return sum(a.reshape(call.n, -1).sum(1) for a in attrs) - gaps.reshape(s, call.n).mean(0)

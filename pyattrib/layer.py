@@ -121,7 +121,7 @@ def layer_integrated_gradients(
                 run = layers.splice(at_x, tuple(c.take(x) for x in call.inputs), call.args.rows(c.i))
                 return gradients(run, ForwardArgs(None, 0), call.target, points, c.i)
 
-            total = path_integral(grad_at, start, diff, nodes, weights, batch_size)
+            total = path_integral(grad_at, start, diff, nodes, weights, call.chunk(batch_size))
             attrs = [t * d for t, d in zip(total, diff)] if multiply_by_inputs else list(total)
             result = layers.result(at_x, attrs)
             if return_delta:
@@ -179,7 +179,7 @@ def layer_conductance(
             )
 
         with evaluating(model):
-            attrs = accumulate(contribution, n_steps + 1, call.n, batch_size, call.device, overlap=1)
+            attrs = accumulate(contribution, n_steps + 1, call.n, call.chunk(batch_size), call.device, overlap=1)
             result = layers.result(templates, attrs)
             if return_delta:
                 return result, completeness_delta(model, call, tuple(b.contiguous() for b in base), attrs)
@@ -222,7 +222,7 @@ def internal_influence(
 
         with evaluating(model):
             total = path_integral(
-                grad_at, base, tuple(x - b for x, b in zip(call.inputs, base)), nodes, weights, batch_size
+                grad_at, base, tuple(x - b for x, b in zip(call.inputs, base)), nodes, weights, call.chunk(batch_size)
             )
         return layers.result(templates, total)
 
@@ -316,7 +316,9 @@ def layer_gradient_shap(
             return tuple(g * (a - b) / n_samples for g, a, b in zip(grads, at_x, at_b))
 
         with evaluating(model):
-            out = accumulate(contribution, n_samples, call.n, batch_size, call.device, row_totals=delta_per_sample)
+            out = accumulate(
+                contribution, n_samples, call.n, call.chunk(batch_size), call.device, row_totals=delta_per_sample
+            )
             attrs, totals = (out[:-1], out[-1] * n_samples) if delta_per_sample else (out, None)
             result = layers.result(templates, attrs)
             if return_delta:

@@ -310,7 +310,7 @@ def lrp(
                 return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.i)
 
         with evaluating(model):
-            relevance = accumulate(contribution, 1, call.n, batch_size, call.device)
+            relevance = accumulate(contribution, 1, call.n, call.chunk(batch_size), call.device)
             result = call.restore(relevance)
             if return_delta:
                 return result, _lost_relevance(model, call, relevance)

@@ -168,7 +168,7 @@ def neuron_conductance(
             return tuple(g * through.reshape(-1, *[1] * (g.dim() - 1)) for g in input_grads)
 
         with evaluating(model):
-            total = path_integral(grad_at, base, diff, nodes, weights, batch_size)
+            total = path_integral(grad_at, base, diff, nodes, weights, call.chunk(batch_size))
         attrs = [t * d for t, d in zip(total, diff)] if multiply_by_inputs else total
         return call.restore(attrs)
 

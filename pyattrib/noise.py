@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ._core import random
 from ._core.attributor import Attributor, bind_baselines
+from ._core.budget import rows_per_chunk
 from ._core.errors import ArgumentError
 from ._core.inputs import as_tuple, distribution_baselines, repeat_examples, restore
 from ._core.kernel import check_batch_size, check_count
@@ -42,7 +43,8 @@ def noise_tunnel(
 
     The noisy copies go to ``attributor`` in one call with ``N * samples`` rows
     (example-major: row ``i * S + s``), in chunks of at most ``batch_size`` rows (at least
-    one sample for all examples per chunk). Per-example targets, baselines and additional
+    one sample for all examples per chunk; with ``None``, the budget rule of
+    ``batch_size`` in README). Per-example targets, baselines and additional
     args follow their example. ``draw_baseline_from_distrib=True`` reads ``baselines`` as
     reference samples and gives each noisy copy one drawn at random. If the inner
     attributor returns ``(attributions, delta)``, the result's delta is the per-example
@@ -72,7 +74,7 @@ def noise_tunnel(
         if attributor.random:
             kwargs["generator"] = generator
 
-        per_chunk = s if batch_size is None else max(1, min(s, batch_size // n))
+        per_chunk = max(1, min(s, rows_per_chunk(batch_size, xs, n) // n))
         sums: list[Tensor] | None = None
         squares: list[Tensor] | None = None
         deltas: list[Tensor] = []

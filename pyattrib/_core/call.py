@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .budget import rows_per_chunk
 from .inputs import (
     ForwardArgs,
     TensorOrTuple,
@@ -35,6 +36,10 @@ class Call:
     @property
     def device(self) -> torch.device:
         return self.inputs[0].device
+
+    def chunk(self, batch_size: int | None) -> int:
+        """Rows per model evaluation: ``batch_size``, or the budget rule of :mod:`.budget`."""
+        return rows_per_chunk(batch_size, self.inputs, self.n)
 
     def restore(self, values: tuple[Tensor, ...] | list[Tensor]) -> TensorOrTuple:
         return restore(values, self.was_tuple)

@@ -3,18 +3,19 @@
 On CPU, PyTorch's convolution and max-pooling kernels run two to four times faster on
 channels-last (NHWC) tensors than on the standard NCHW layout, forward and backward, and a
 convolution keeps the layout of its input. The rows pyattrib evaluates (path points, noise
-samples, perturbed copies) are its own, so it may store them channels-last: the model sees
-the same values and is not changed, and attributions come back in the standard layout. A
-model that needs the standard layout (``.view`` across channels and space) raises on its
-first channels-last call; it is then fed standard rows, and remembered. Under
-torch.compile and torch.func transforms rows are passed as given. Cost: CPU max pooling's
-backward copies when its incoming gradient is NCHW (after a Flatten), ~25% more memory per
-gradient chunk of a small CNN; at equal memory it is still faster (benchmarks/bench_gradient.py).
+samples, perturbed copies) are its own, so it may store them channels-last.
+
+The choice is made by a rule, before the model runs, never by trying: rows go
+channels-last only when the model is a CPU CNN built entirely from stock ``torch.nn``
+modules whose forward is known to accept any layout (``nn.Sequential`` of convolutions,
+pooling, normalisation, activations, ``Flatten``, ``Linear``, ...). A model with its own
+``forward`` (which may ``.view`` across channels and space) gets the standard layout, so
+the model computes the same values and runs exactly as often as it would without
+pyattrib. Under torch.compile and torch.func transforms rows are passed as given.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -23,35 +24,58 @@ from torch import Tensor, nn
 
 from .state import model_of, transformed
 
-_standard_only: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+# stock modules whose forward reads any memory layout (no .view across C, H, W)
+_LAYOUT_SAFE: tuple[type[nn.Module], ...] = (
+    nn.Sequential,
+    nn.Conv2d,
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softplus,
+    nn.Hardswish,
+    nn.Hardtanh,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Identity,
+    nn.Flatten,
+    nn.Linear,
+    nn.Softmax,
+    nn.LogSoftmax,
+)
 
 
 def feeder(forward: Callable[..., Any], inputs: tuple[Tensor, ...]) -> Callable[..., Any]:
     """``forward``, fed its 4-D float ``inputs`` (its first arguments) channels-last when
-    the model is a CNN on CPU, in eager mode."""
-    module = model_of(forward)
-    if not _channels_last_pays(module, inputs):
+    :func:`channels_last_pays` for its model; else ``forward`` itself."""
+    if not channels_last_pays(model_of(forward), inputs):
         return forward
     k = len(inputs)
 
     def fed(*args: Any) -> Any:
-        if module not in _standard_only:
-            try:
-                return forward(*(_channels_last(a) for a in args[:k]), *args[k:])
-            except RuntimeError:
-                _standard_only.add(module)  # e.g. a .view over (C, H, W); retry as given
-        return forward(*args)
+        return forward(*(_channels_last(a) for a in args[:k]), *args[k:])
 
     return fed
 
 
-def _channels_last_pays(module: nn.Module | None, inputs: tuple[Tensor, ...]) -> bool:
+def channels_last_pays(module: nn.Module | None, inputs: tuple[Tensor, ...]) -> bool:
+    """CPU, eager, 4-D float inputs, a ``Conv2d`` inside, and only layout-safe stock modules."""
     return (
         module is not None
         and inputs[0].device.type == "cpu"
         and any(x.dim() == 4 and x.is_floating_point() for x in inputs)
         and not transformed()
         and any(isinstance(m, nn.Conv2d) for m in module.modules())
+        and all(type(m) in _LAYOUT_SAFE for m in module.modules())
     )
 
 

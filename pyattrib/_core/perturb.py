@@ -46,7 +46,7 @@ def evaluate(
     per-example output shape ``K`` flattens (``()`` when a target selects one scalar)."""
     n = call.n
     total = n_perturbations * n
-    step = total if batch_size is None else batch_size
+    step = call.chunk(batch_size)
     starts = range(0, total, step)
     if show_progress:
         from tqdm.auto import tqdm
