@@ -81,12 +81,12 @@ def main(n_show: int = 6) -> dict[str, float]:
     os.makedirs(OUT, exist_ok=True)
     fig, axes = plt.subplots(n_show, 1 + len(maps), figsize=(2 * (1 + len(maps)), 2 * n_show))
     for i in range(n_show):
-        axes[i, 0].imshow(x[i, 0], cmap="gray")
+        axes[i, 0].imshow(x[i, 0].numpy(), cmap="gray")
         axes[i, 0].set_title(f"label {int(y[i])}", fontsize=8)
         for j, (name, m) in enumerate(maps.items(), start=1):
             a = m[i, 0]
             lim = float(a.abs().max()) or 1.0
-            axes[i, j].imshow(a, cmap="bwr", vmin=-lim, vmax=lim)
+            axes[i, j].imshow(a.numpy(), cmap="bwr", vmin=-lim, vmax=lim)
             if i == 0:
                 axes[i, j].set_title(name, fontsize=8)
     for ax in axes.flat:

@@ -69,8 +69,10 @@ def main() -> dict[str, float]:
     fig, ax = plt.subplots(figsize=(10, 5))
     width = 0.16
     for j, (name, imp) in enumerate(importance.items()):
-        ax.bar(torch.arange(len(order)) + j * width, (imp / imp.sum())[order], width, label=name)
-    ax.set_xticks(torch.arange(len(order)) + 2 * width, [names[i] for i in order], rotation=60, ha="right", fontsize=8)
+        ax.bar((torch.arange(len(order)) + j * width).numpy(), (imp / imp.sum())[order].numpy(), width, label=name)
+    ax.set_xticks(
+        (torch.arange(len(order)) + 2 * width).numpy(), [names[i] for i in order], rotation=60, ha="right", fontsize=8
+    )
     ax.set_ylabel("share of mean |attribution|")
     ax.set_title("breast_cancer MLP: top features by Shapley sampling")
     ax.legend(fontsize=8)

@@ -301,7 +301,10 @@ def layer_feature_permutation(model: Any, layer: Any, *, perm_func: Callable[[Te
 
 
 def _drop_baselines(attributor: Attributor) -> Attributor:
-    return attributor.with_fn(lambda inputs, baselines=None, **kw: attributor(inputs, **kw))
+    assert attributor.signature is not None
+    params = [p for p in attributor.signature.parameters.values() if p.name != "baselines"]
+    signature = attributor.signature.replace(parameters=params)
+    return attributor.with_fn(lambda inputs, baselines=None, **kw: attributor(inputs, **kw), signature)
 
 
 def neuron_feature_ablation(model: Any, layer: Any, *, batch_size: int | None = None, show_progress: bool = False,

@@ -137,7 +137,8 @@ def test_interpretable_embedding_round_trip():
     model = models.token_model()
     ids = torch.randint(0, 20, (2, 7))
     out = model(ids)
-    emb = pc.configure_interpretable_embedding_layer(model, "embedding")
+    with pytest.warns(UserWarning, match="replaced until remove_interpretable_embedding_layer"):
+        emb = pc.configure_interpretable_embedding_layer(model, "embedding")  # as Captum warns
     assert model.embedding is emb
     with pytest.raises(AssertionError):
         pc.configure_interpretable_embedding_layer(model, "embedding")

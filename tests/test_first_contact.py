@@ -76,3 +76,104 @@ def test_default_chunking_does_not_change_results():
     chunked = pa.integrated_gradients(model, n_steps=50)(x, target=0)
     whole = pa.integrated_gradients(model, n_steps=50, batch_size=200)(x, target=0)
     torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-6)
+
+
+def mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
+
+
+@pytest.mark.parametrize(
+    "kwarg, says",
+    [
+        ({"internal_batch_size": 4}, "batch_size= on the transform"),
+        ({"return_convergence_delta": True}, "return_delta=True on the transform"),
+        ({"n_steps": 10}, r"pa.integrated_gradients\(model, n_steps=...\)"),
+        ({"nt_type": "smoothgrad"}, "pa.noise_tunnel"),
+        ({"targte": 1}, "unexpected keyword argument 'targte'; the call is"),
+    ],
+)
+def test_captum_argument_names_say_where_they_go(kwarg, says):
+    with pytest.raises(TypeError, match=says):
+        pa.integrated_gradients(mlp())(torch.randn(2, 5), target=0, **kwarg)
+
+
+def test_perturbations_per_eval_points_to_batch_size():
+    with pytest.raises(TypeError, match="batch_size= on the transform"):
+        pa.feature_ablation(mlp())(torch.randn(2, 5), target=0, perturbations_per_eval=2)
+
+
+def test_numpy_targets_work():
+    np = pytest.importorskip("numpy")
+    x = torch.randn(3, 5)
+    ig = pa.integrated_gradients(mlp(), n_steps=8)
+    expected = ig(x, target=torch.tensor([2, 0, 1]))
+    torch.testing.assert_close(ig(x, target=np.array([2, 0, 1])), expected)
+    torch.testing.assert_close(ig(x, target=[np.int64(2), np.int32(0), np.int64(1)]), expected)
+    torch.testing.assert_close(ig(x, target=np.int64(2)), ig(x, target=2))
+    with pytest.raises(TypeError, match="integer indices"):
+        ig(x, target=np.array([0.5, 1.0, 2.0]))
+
+
+def test_attributors_show_their_call_signature_and_docstring():
+    import inspect
+
+    ig = pa.integrated_gradients(mlp())
+    params = inspect.signature(ig).parameters
+    assert list(params) == ["inputs", "baselines", "target", "additional_forward_args"]
+    assert "Integrated Gradients" in ig.__doc__ and "Sundararajan" in ig.__doc__
+    sg = pa.smoothgrad(pa.saliency(mlp()))
+    assert "generator" in inspect.signature(sg).parameters and "target" in inspect.signature(sg).parameters
+    neuron = pa.neuron_integrated_gradients(mlp(), mlp()[0])
+    assert "neuron_selector" in inspect.signature(neuron).parameters
+    assert "target" not in inspect.signature(neuron).parameters
+    import pydoc
+
+    assert "Sundararajan" in pydoc.render_doc(ig)
+
+
+def test_input_without_a_batch_dimension_gets_the_fix():
+    ig = pa.integrated_gradients(mlp())
+    with pytest.raises(RuntimeError, match="mat1 and mat2") as info:
+        ig(torch.randn(5), target=0)  # the model's own error, once...
+    assert any("x.unsqueeze(0)" in note for note in info.value.__notes__)  # ...with the fix added
+
+    class Flattening(nn.Module):  # returns no batch dimension at all
+        def forward(self, x):
+            return x.reshape(-1)[:3]
+
+    with pytest.raises(ValueError, match=r"shape \(3,\) for a batch of 2 rows.*x.unsqueeze\(0\)"):
+        pa.saliency(Flattening())(torch.randn(2, 5))
+
+
+def test_float64_model_with_float32_inputs_is_refused_clearly():
+    model = mlp().double()
+    with pytest.raises(ValueError, match=r"inputs are torch.float32 but the model's parameters are torch.float64"):
+        pa.saliency(model)(torch.randn(2, 5), target=0)
+    pa.saliency(model)(torch.randn(2, 5, dtype=torch.float64), target=0)
+
+
+@pytest.mark.parametrize("kind", ["dict", "tuple", "model_output"])
+def test_structured_outputs_read_logits_first(kind):
+    inner = mlp()
+
+    class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            logits = self.inner(x)
+            if kind == "dict":
+                return {"hidden": x, "logits": logits}
+            if kind == "tuple":
+                return (logits, x)
+            from transformers.modeling_outputs import SequenceClassifierOutput
+
+            return SequenceClassifierOutput(logits=logits)
+
+    if kind == "model_output":
+        pytest.importorskip("transformers")
+    x = torch.randn(3, 5)
+    for method in (pa.integrated_gradients, pa.saliency, pa.feature_ablation):
+        torch.testing.assert_close(method(Wrapped())(x, target=1), method(inner)(x, target=1))

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
+
+from .errors import ArgumentError
+from .state import model_of
+
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args")
+
+# Captum's argument names, and where their pyattrib equivalent goes
+CAPTUM_NAMES = {
+    "internal_batch_size": "batch_size= on the transform, e.g. pa.integrated_gradients(model, batch_size=64)",
+    "perturbations_per_eval": "batch_size= on the transform (rows per evaluation = perturbations x batch)",
+    "return_convergence_delta": "return_delta=True on the transform",
+    "nt_type": "the wrapper: pa.noise_tunnel(attributor, kind=...), or pa.smoothgrad / smoothgrad_sq / vargrad",
+    "nt_samples": "n_samples= on the noise wrapper, e.g. pa.smoothgrad(attributor, n_samples=...)",
+    "nt_samples_batch_size": "batch_size= on the noise wrapper (in rows, not samples)",
+    "draw_baseline_from_distrib": "draw_baseline_from_distrib= on pa.noise_tunnel",
+    "baseline": "baselines= at call time",
+    "additional_args": "additional_forward_args= at call time",
+}
+CONFIGURATION = (
+    "n_steps", "method", "n_samples", "stdevs", "batch_size", "multiply_by_inputs", "abs", "eps",
+    "sliding_window_shapes", "strides", "show_progress", "return_delta", "attribute_to_layer_input",
+    "attribute_to_neuron_input", "relu_attributions", "perturb_func", "similarity_func", "interpretable_model",
+    "custom_attribution_func", "exact_max_pool", "n_perturb_samples", "rules",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -20,6 +46,9 @@ class Attributor:
     - ``per_example``: keyword arguments whose tensors/lists follow the batch rows;
     - ``random``: the call accepts ``generator=``;
     - ``returns_delta``: the call returns ``(attributions, delta)``.
+
+    ``inspect.signature``, ``help()`` and IDEs see the call's real signature and the
+    transform's docstring.
     """
 
     fn: Callable[..., Any]
@@ -28,15 +57,101 @@ class Attributor:
     random: bool = False
     returns_delta: bool = False
     name: str = "attributor"
+    signature: inspect.Signature | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.signature is None:
+            object.__setattr__(self, "signature", inspect.signature(self.fn))
+        transform = getattr(sys.modules.get("pyattrib"), self.name.split("(")[0], None)
+        doc = f"pyattrib {self.name} attributor{self.signature}"
+        if transform is not None and transform.__doc__:
+            doc += "\n\n" + inspect.cleandoc(transform.__doc__)
+        object.__setattr__(self, "__doc__", doc)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        assert self.signature is not None
+        return self.signature
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.fn(inputs, *args, **kwargs)
+        if torch.compiler.is_compiling():
+            return self.fn(inputs, *args, **kwargs)
+        self._check_names(kwargs)
+        _check_dtype(self.forward, inputs)
+        try:
+            return self.fn(inputs, *args, **kwargs)
+        except RuntimeError as error:  # the user's error, re-raised as is: a hint is added, nothing retried
+            _hint_batch_dimension(error, inputs)
+            raise
 
-    def with_fn(self, fn: Callable[..., Any], **changes: Any) -> Attributor:
-        return replace(self, fn=fn, **changes)
+    def _check_names(self, kwargs: dict[str, Any]) -> None:
+        assert self.signature is not None
+        params = self.signature.parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return
+        for key in kwargs:
+            if key in params:
+                continue
+            if key in CAPTUM_NAMES:
+                raise TypeError(f"{self.name}: {key!r} is Captum's name; in pyattrib use {CAPTUM_NAMES[key]}")
+            if key in CONFIGURATION:
+                raise TypeError(
+                    f"{self.name}: {key!r} is configuration: pass it to the transform, e.g. "
+                    f"pa.{self.name.split('(')[0]}(model, {key}=...), not to the call"
+                )
+            raise TypeError(f"{self.name}() got an unexpected keyword argument {key!r}; the call is {self.signature}")
+
+    def with_fn(self, fn: Callable[..., Any], signature: inspect.Signature | None = None, **changes: Any) -> Attributor:
+        """Another attributor with ``fn``. A wrapper's ``fn`` (taking ``*args, **kwargs``)
+        keeps this one's call signature, plus ``generator`` when the result draws random numbers."""
+        sig = signature or inspect.signature(fn)
+        if signature is None and any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
+            sig = self.signature
+        assert sig is not None
+        if changes.get("random") and "generator" not in sig.parameters:
+            params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+            rest = [p for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD]
+            generator = inspect.Parameter("generator", inspect.Parameter.KEYWORD_ONLY, default=None)
+            sig = sig.replace(parameters=[*params, generator, *rest])
+        return replace(self, fn=fn, signature=sig, **changes)
 
     def __repr__(self) -> str:
         return f"<pyattrib {self.name} of {getattr(self.forward, '__class__', type(self)).__name__}>"
+
+
+def _check_dtype(forward: Callable[..., Any], inputs: Any) -> None:
+    """A model whose parameters are all of one float dtype, given float inputs of another."""
+    module = model_of(forward)
+    xs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    given = {x.dtype for x in xs if isinstance(x, torch.Tensor) and x.is_floating_point()}
+    if module is None or not given:
+        return
+    held = {p.dtype for p in module.parameters() if p.is_floating_point()}
+    if len(held) == 1 and not given & held:
+        (dtype,) = held
+        raise ArgumentError(
+            f"inputs are {', '.join(sorted(map(str, given)))} but the model's parameters are {dtype}; "
+            f"cast one to the other: inputs.to({dtype}) or model.to({sorted(map(str, given))[0]})"
+        )
+
+
+def _hint_batch_dimension(error: RuntimeError, inputs: Any) -> None:
+    """Add a note on the batch dimension to a shape error raised by the model (once)."""
+    text = str(error).lower()
+    if getattr(error, "_pyattrib_hinted", False) or not hasattr(error, "add_note"):
+        return
+    if not any(word in text for word in ("shape", "size", "channel", "dimension", "dim ")):
+        return
+    xs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    shapes = ", ".join(str(tuple(x.shape)) for x in xs if isinstance(x, torch.Tensor))
+    first = next((x for x in xs if isinstance(x, torch.Tensor)), None)
+    if first is None or first.dim() == 0:
+        return
+    error.add_note(
+        f"pyattrib: inputs have shape {shapes}; dimension 0 is read as the batch ({first.shape[0]} examples of "
+        f"shape {tuple(first.shape[1:])}). If this is one example without a batch dimension, pass x.unsqueeze(0)."
+    )
+    error._pyattrib_hinted = True  # type: ignore[attr-defined]
 
 
 def bind_baselines(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:

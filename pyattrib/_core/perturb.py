@@ -19,7 +19,7 @@ from torch import Tensor
 from .call import Call
 from .errors import ArgumentError
 from .layout import feeder
-from .targets import Target
+from .targets import Target, model_output
 
 Build = Callable[[Tensor, Tensor], tuple[Tensor, ...]]
 
@@ -27,6 +27,7 @@ Build = Callable[[Tensor, Tensor], tuple[Tensor, ...]]
 def per_example_outputs(target: Target, output: Tensor, index: Tensor | None) -> Tensor:
     """``(M, K)``: the selected scalar (``K = 1``) or, with no target, every output value."""
     if not target.selects:
+        output = model_output(output, len(index) if index is not None else target.n)
         if output.dim() == 0:
             target.select(output, index)  # raises the clear 0-d error
         return output.reshape(output.shape[0], -1)
@@ -73,8 +74,8 @@ def reference_outputs(
     return per_example_outputs(call.target, out, None), _kept_shape(call.target, out)
 
 
-def _kept_shape(target: Target, output: Tensor) -> tuple[int, ...]:
-    return () if target.selects else tuple(output.shape[1:])
+def _kept_shape(target: Target, output: Any) -> tuple[int, ...]:
+    return () if target.selects else tuple(model_output(output).shape[1:])
 
 
 class FeatureMask:

@@ -10,7 +10,7 @@ tensor values, so it works under vmap and torch.compile.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -30,8 +30,9 @@ class Target:
         per_example: Tensor | None = None,
         fn: Callable[[Tensor], Tensor] | None = None,
         name: str = "target",
+        n: int | None = None,
     ) -> None:
-        self.fixed, self.per_example, self.fn, self.name = fixed, per_example, fn, name
+        self.fixed, self.per_example, self.fn, self.name, self.n = fixed, per_example, fn, name, n
         self._checked: torch.Size | None = None
 
     @property
@@ -41,13 +42,16 @@ class Target:
 
     def select(self, output: Tensor, index: Tensor | None = None) -> Tensor:
         """Scalars of ``output`` (``M`` rows) for rows that belong to examples ``index``."""
+        rows = len(index) if index is not None else self.n
+        if self.fn is None:
+            output = model_output(output, rows)
         if output.dim() == 0:
             raise ArgumentError(
                 "the model returned a 0-d scalar for the whole batch; attribution needs "
                 "one output per example: return shape (N,) or (N, n_outputs)"
             )
-        m = output.shape[0]
         if self.fn is not None:
+            m = rows if rows is not None else output.shape[0]
             out = self.fn(output)
             if isinstance(out, Tensor) and out.dim() > 1 and out.shape[0] == m:
                 out = out.reshape(m, -1).sum(1)  # several values per row: their sum, as Captum
@@ -55,9 +59,10 @@ class Target:
                 shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
                 raise ArgumentError(
                     f"{self.name} callable returned {shape}; it must map the model output "
-                    f"of shape {_shape(output)} to one scalar per row, shape ({m},)"
+                    f"to one scalar per row, shape ({m},)"
                 )
             return out
+        m = output.shape[0]
         if not self.selects:
             if output[0].numel() != 1:
                 raise ArgumentError(
@@ -122,23 +127,24 @@ def as_target(target: Any, n: int, device: torch.device, name: str = "target") -
     """Normalise ``target`` for a batch of ``n`` examples (see DESIGN.md for the forms)."""
     if isinstance(target, Target):
         return target
+    target = _from_numpy(target)
     if target is None:
-        return Target(name=name)
+        return Target(name=name, n=n)
     if callable(target) and not isinstance(target, Tensor):
-        return Target(fn=target, name=name)
+        return Target(fn=target, name=name, n=n)
     if isinstance(target, bool):
         raise TypeError(f"{name} is a bool; pass an int class index")
     if isinstance(target, int):
-        return Target(fixed=(target,), name=name)
+        return Target(fixed=(target,), name=name, n=n)
     if isinstance(target, Tensor):
         if target.is_floating_point() or target.is_complex():
             raise TypeError(f"{name} tensor has dtype {target.dtype}; use integer indices")
         if target.numel() == 1 and (target.dim() == 0 or n != 1):
-            return Target(fixed=(int(target.reshape(())),), name=name)
+            return Target(fixed=(int(target.reshape(())),), name=name, n=n)
         if target.dim() == 1 and target.shape[0] == n:
-            return Target(per_example=target.to(device=device, dtype=torch.long)[:, None], name=name)
+            return Target(per_example=target.to(device=device, dtype=torch.long)[:, None], name=name, n=n)
         if target.dim() == 2 and target.shape[0] == n:
-            return Target(per_example=target.to(device=device, dtype=torch.long), name=name)
+            return Target(per_example=target.to(device=device, dtype=torch.long), name=name, n=n)
         raise ArgumentError(
             f"{name} tensor has shape {tuple(target.shape)} but inputs have {n} examples; "
             f"pass one index per example (shape ({n},)) or a single index"
@@ -146,21 +152,60 @@ def as_target(target: Any, n: int, device: torch.device, name: str = "target") -
     if isinstance(target, tuple):
         if not all(isinstance(t, (int, slice)) for t in target):
             raise TypeError(f"{name} tuple must contain ints (or slices, summed over), got {target!r}")
-        return Target(fixed=tuple(target), name=name)
+        return Target(fixed=tuple(target), name=name, n=n)
     if isinstance(target, list):
         if len(target) != n:
             raise ArgumentError(
                 f"{name} has {len(target)} entries but inputs have {n} examples; pass one "
                 f"target per example, or a single int/tuple for all"
             )
-        rows = [(t,) if isinstance(t, int) else t for t in target]
+        rows = [_from_numpy(t) for t in target]
+        rows = [(t,) if isinstance(t, int) else t for t in rows]
         if not all(isinstance(t, tuple) for t in rows) or len({len(t) for t in rows}) != 1:
             raise TypeError(f"{name} list must hold ints, or tuples of the same length, one per example")
-        return Target(per_example=torch.tensor(rows, device=device, dtype=torch.long), name=name)
+        return Target(per_example=torch.tensor(rows, device=device, dtype=torch.long), name=name, n=n)
     raise TypeError(
         f"{name} of type {type(target).__name__} is not supported; use None, an int, a tuple, "
         "a list or 1-D tensor with one entry per example, or a callable output -> (N,)"
     )
+
+
+def _from_numpy(target: Any) -> Any:
+    """numpy integer scalars become ints, numpy arrays tensors (dtype checks follow)."""
+    if type(target).__module__ != "numpy":
+        return target
+    if getattr(target, "ndim", 0) == 0 and target.dtype.kind in "iu":
+        return int(target)
+    return torch.as_tensor(target)
+
+
+def model_output(output: Any, rows: int | None = None) -> Tensor:
+    """The tensor attribution reads from what the model returned.
+
+    One rule for every method: a tensor is used as is; a mapping (a Hugging Face
+    ``ModelOutput``, a dict) gives its ``"logits"`` entry, or its first value when it has
+    none; a tuple or list gives its first element (``return_dict=False`` puts the logits
+    first). Pass a callable ``target`` to read anything else. When ``rows`` is known, the
+    tensor's first dimension must be that batch.
+    """
+    while not isinstance(output, Tensor):
+        if isinstance(output, Mapping) and len(output):
+            output = output["logits"] if "logits" in output else next(iter(output.values()))
+        elif isinstance(output, (tuple, list)) and len(output):
+            output = output[0]
+        else:
+            raise TypeError(
+                f"the model returned a {type(output).__name__}; attribution needs a tensor, a mapping with "
+                "'logits', or a tuple whose first element is the output; or pass a callable target"
+            )
+    if rows is not None and output.dim() > 0 and output.shape[0] != rows and not torch.compiler.is_compiling():
+        raise ArgumentError(
+            f"the model returned an output of shape {tuple(output.shape)} for a batch of {rows} rows; pyattrib "
+            "reads dimension 0 of inputs and outputs as the batch. If your inputs are one example without a "
+            "batch dimension, pass x.unsqueeze(0); if the model flattens the batch away, make it return "
+            "(N, ...)"
+        )
+    return output
 
 
 def _shape(output: Tensor) -> str:
