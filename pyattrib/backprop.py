@@ -29,14 +29,17 @@ from .layer import LayerLike, interpolate, layer_gradcam
 from .neuron import on_neuron, truncate
 
 CustomFn = Callable[..., tuple[Tensor, ...]]
-ELEMENTWISE = ("relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "gelu", "silu")
+ELEMENTWISE = (
+    "relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "gelu", "silu", "hardtanh", "hardswish",
+    "hardsigmoid", "mish",
+)  # fmt: skip
 
 
-def deep_lift_rules(eps: float) -> dict[str, Callable[..., Tensor]]:
-    """The DeepLift rescale rule for every elementwise nonlinearity, plus Captum's
-    softmax and max-pool handling."""
+def deep_lift_rules(eps: float, captum_softmax: bool = False) -> dict[str, Callable[..., Tensor]]:
+    """The DeepLift rescale rule for every elementwise nonlinearity, plus softmax (per
+    example, or centred over the whole tensor as Captum with ``captum_softmax``) and max pooling."""
     rules: dict[str, Callable[..., Tensor]] = {op: rescale(eps) for op in ELEMENTWISE}
-    rules["softmax"] = rescale_softmax(eps)
+    rules["softmax"] = rescale_softmax(eps, whole_tensor=captum_softmax)
     rules["max_pool"] = rescale_max_pool(eps)
     return rules
 
@@ -65,6 +68,7 @@ def _paired(
     exact_max_pool: bool,
     layers: Layers | None = None,
     row_totals: bool = False,
+    captum_softmax: bool = False,
 ) -> tuple[tuple[Tensor, ...], list[Any]]:
     """Mean over references of DeepLift attributions, pairs in chunks.
 
@@ -72,7 +76,7 @@ def _paired(
     overridden model on ``[inputs; references]`` (the rules read the two halves) and
     differentiates the sum of the selected outputs of both halves, as Captum does.
     """
-    rules, handoff = deep_lift_rules(eps), deep_lift_handoff(exact_max_pool)
+    rules, handoff = deep_lift_rules(eps, captum_softmax), deep_lift_handoff(exact_max_pool)
     f = overridden(model, rules, handoff)
     templates: list[Any] = []
 
@@ -142,6 +146,7 @@ def _deep_lift(
     exact_max_pool: bool,
     attribute_to_layer_input: bool = False,
     delta_per_sample: bool = False,
+    captum_softmax: bool = False,
     name: str,
 ) -> Attributor:
     check_batch_size(batch_size)
@@ -167,7 +172,7 @@ def _deep_lift(
         with evaluating(model):
             out, templates = _paired(
                 model, call, references, n_refs, eps, multiply_by_inputs, custom_attribution_func, batch_size,
-                exact_max_pool, layers, row_totals=delta_per_sample,
+                exact_max_pool, layers, row_totals=delta_per_sample, captum_softmax=captum_softmax,
             )  # fmt: skip
             attrs, totals = (out[:-1], out[-1] * n_refs) if delta_per_sample else (out, None)
             result = call.restore(attrs) if layers is None else layers.result(templates, attrs)
@@ -187,6 +192,7 @@ def deep_lift(
     batch_size: int | None = None,
     return_delta: bool = False,
     exact_max_pool: bool = False,
+    captum_softmax: bool = False,
 ) -> Attributor:
     r"""DeepLift with the rescale rule (Shrikumar et al., 2017, "Learning Important Features
     Through Propagating Activation Differences").
@@ -209,7 +215,7 @@ def deep_lift(
     return _deep_lift(
         model, distribution=False, layer=None, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
-        exact_max_pool=exact_max_pool,
+        exact_max_pool=exact_max_pool, captum_softmax=captum_softmax,
         name="deep_lift",
     )  # fmt: skip
 
@@ -224,6 +230,7 @@ def deep_lift_shap(
     return_delta: bool = False,
     exact_max_pool: bool = False,
     delta_per_sample: bool = False,
+    captum_softmax: bool = False,
 ) -> Attributor:
     r"""DeepLiftSHAP: DeepLift averaged over a distribution of references,
     :math:`\phi_i = \frac1R \sum_j \mathrm{DeepLift}_i(x; x'_j)` (Lundberg & Lee, 2017).
@@ -238,7 +245,7 @@ def deep_lift_shap(
     return _deep_lift(
         model, distribution=True, layer=None, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
-        exact_max_pool=exact_max_pool, delta_per_sample=delta_per_sample,
+        exact_max_pool=exact_max_pool, delta_per_sample=delta_per_sample, captum_softmax=captum_softmax,
         name="deep_lift_shap",
     )  # fmt: skip
 
@@ -254,6 +261,7 @@ def layer_deep_lift(
     return_delta: bool = False,
     attribute_to_layer_input: bool = False,
     exact_max_pool: bool = False,
+    captum_softmax: bool = False,
 ) -> Attributor:
     r"""DeepLift at a layer: :math:`\phi_j = (a_j(x) - a_j(x'))\, m_j` with the DeepLift
     multipliers ``m`` at the layer's activations ``a``. Call as
@@ -261,7 +269,7 @@ def layer_deep_lift(
     return _deep_lift(
         model, distribution=False, layer=layer, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
-        exact_max_pool=exact_max_pool,
+        exact_max_pool=exact_max_pool, captum_softmax=captum_softmax,
         attribute_to_layer_input=attribute_to_layer_input, name="layer_deep_lift",
     )  # fmt: skip
 
@@ -278,13 +286,14 @@ def layer_deep_lift_shap(
     attribute_to_layer_input: bool = False,
     exact_max_pool: bool = False,
     delta_per_sample: bool = False,
+    captum_softmax: bool = False,
 ) -> Attributor:
     """:func:`layer_deep_lift` averaged over reference samples (see :func:`deep_lift_shap`).
     Call as ``(inputs, baselines, *, target=None, additional_forward_args=None)``."""
     return _deep_lift(
         model, distribution=True, layer=layer, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
-        exact_max_pool=exact_max_pool, delta_per_sample=delta_per_sample,
+        exact_max_pool=exact_max_pool, delta_per_sample=delta_per_sample, captum_softmax=captum_softmax,
         attribute_to_layer_input=attribute_to_layer_input, name="layer_deep_lift_shap",
     )  # fmt: skip
 
@@ -292,13 +301,14 @@ def layer_deep_lift_shap(
 def neuron_deep_lift(
     model: nn.Module, layer: LayerLike, *, multiply_by_inputs: bool = True, eps: float = 1e-10,
     custom_attribution_func: CustomFn | None = None, batch_size: int | None = None,
-    attribute_to_neuron_input: bool = False, exact_max_pool: bool = False,
+    attribute_to_neuron_input: bool = False, exact_max_pool: bool = False, captum_softmax: bool = False,
 ) -> Attributor:  # fmt: skip
     """DeepLift of the selected neuron with respect to the inputs: :func:`deep_lift` of the
     truncated model. Call as ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None)``."""
     inner = deep_lift(
         truncate(model, layer, attribute_to_neuron_input), multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, exact_max_pool=exact_max_pool,
+        captum_softmax=captum_softmax,
     )  # fmt: skip
     return on_neuron(inner, model, "neuron_deep_lift")
 
@@ -306,13 +316,14 @@ def neuron_deep_lift(
 def neuron_deep_lift_shap(
     model: nn.Module, layer: LayerLike, *, multiply_by_inputs: bool = True, eps: float = 1e-10,
     custom_attribution_func: CustomFn | None = None, batch_size: int | None = None,
-    attribute_to_neuron_input: bool = False, exact_max_pool: bool = False,
+    attribute_to_neuron_input: bool = False, exact_max_pool: bool = False, captum_softmax: bool = False,
 ) -> Attributor:  # fmt: skip
     """DeepLiftSHAP of the selected neuron: :func:`deep_lift_shap` of the truncated model.
     Call as ``(inputs, baselines, *, neuron_selector, additional_forward_args=None)``."""
     inner = deep_lift_shap(
         truncate(model, layer, attribute_to_neuron_input), multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, exact_max_pool=exact_max_pool,
+        captum_softmax=captum_softmax,
     )  # fmt: skip
     return on_neuron(inner, model, "neuron_deep_lift_shap")
 

@@ -18,6 +18,7 @@ Paired rules (DeepLift) read the batch as two halves: inputs, then their referen
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,11 +45,31 @@ OPS: dict[str, tuple[Callable[..., Any], ...]] = {
     "softplus": (F.softplus,),
     "gelu": (F.gelu,),
     "silu": (F.silu,),
+    "hardtanh": (F.hardtanh, F.relu6),
+    "hardswish": (F.hardswish,),
+    "hardsigmoid": (F.hardsigmoid,),
+    "mish": (F.mish,),
     "softmax": (F.softmax, torch.softmax, Tensor.softmax),
     "max_pool": (F.max_pool1d, F.max_pool2d, F.max_pool3d),
 }
 _IN_PLACE = {torch.relu_, Tensor.relu_}
 _KIND = {fn: kind for kind, fns in OPS.items() for fn in fns}
+
+
+@functools.cache
+def _inplace_position(func: Callable[..., Any]) -> int | None:
+    """Where ``func`` takes ``inplace`` positionally (``nn.ELU`` and ``nn.ReLU6`` pass it so)."""
+    try:
+        params = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):  # builtins: no inplace argument
+        return None
+    return params.index("inplace") if "inplace" in params else None
+
+
+def _module_softmax(kwargs: dict[str, Any]) -> bool:
+    """Whether a softmax call comes from an ``nn.Softmax`` module, which passes
+    ``_stacklevel=5`` to ``F.softmax``; functional calls (attention) do not."""
+    return kwargs.get("_stacklevel") == 5
 
 
 # ordinary gradients from the saved output, where a formula exists (cheaper than a vjp)
@@ -210,8 +231,14 @@ class Rules(TorchFunctionMode):
                 return func(*args, **kwargs)
             links = self._links(x, kind)
             return self._made(apply(_MaxPool, x, func, params, rule, links)[0], kind, links)
-        in_place = func in _IN_PLACE or kwargs.get("inplace", False)
-        rest = args[1:]
+        if kind == "softmax":
+            if not _module_softmax(kwargs):
+                return func(*args, **kwargs)  # attention: the ordinary gradient, as a fused SDPA kernel has
+            rule = rule(args[1] if len(args) > 1 else kwargs.get("dim"))
+        at = _inplace_position(func)
+        positional = at is not None and len(args) > at
+        in_place = func in _IN_PLACE or bool(kwargs.get("inplace", False)) or (positional and bool(args[at]))
+        rest = args[1:at] + (False,) + args[at + 1 :] if positional else args[1:]
         opts = {k: v for k, v in kwargs.items() if k != "inplace"}
         op = _bind(func, rest, opts)
         links = self._links(x, kind)
@@ -300,15 +327,24 @@ def rescale(eps: float) -> Rule:
     return rule
 
 
-def rescale_softmax(eps: float) -> Rule:
-    """Rescale, then centred by the mean over the whole tensor (Captum's softmax handling)."""
+def rescale_softmax(eps: float, whole_tensor: bool = False) -> Callable[[int | None], Rule]:
+    """DeepLift for an ``nn.Softmax`` module over ``dim``: rescale, then centre the
+    multipliers of each softmax vector (softmax ignores a shift of its inputs, so the
+    shared part of the multipliers carries no contribution). Each example is centred on
+    its own, so examples do not interact. ``whole_tensor=True`` centres by the mean over
+    the whole evaluated tensor, every example and reference included: Captum's handling,
+    which couples the examples of a batch."""
     base = rescale(eps)
 
-    def rule(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
-        g = _wide(base(x, y, grad_out, ordinary))
-        return (g - g.sum() / g.numel()).to(grad_out.dtype)
+    def bind(dim: int | None) -> Rule:
+        def rule(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
+            g = _wide(base(x, y, grad_out, ordinary))
+            centre = g.mean() if whole_tensor or dim is None else g.mean(dim, keepdim=True)
+            return (g - centre).to(grad_out.dtype)
 
-    return rule
+        return rule
+
+    return bind
 
 
 def rescale_max_pool(eps: float) -> Callable[..., Tensor]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import functools
+import inspect
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
@@ -87,6 +89,8 @@ class Attribution:
         return (self.forward_func,)
 
     def _run(self, transform: Callable[..., Attributor], config: dict[str, Any], inputs: Any, **data: Any) -> Any:
+        if "captum_softmax" in _options(transform):
+            config = {**config, "captum_softmax": True}  # Captum centres softmax over the whole tensor
         key = (transform, tuple(sorted(config.items())))
         try:
             attributor = self._transforms.get(key)
@@ -99,6 +103,11 @@ class Attribution:
         if _planning.get():
             return Plan(attributor, inputs, data)
         return attributor(inputs, **data)
+
+
+@functools.cache
+def _options(transform: Callable[..., Any]) -> frozenset[str]:
+    return frozenset(inspect.signature(transform).parameters)
 
 
 class GradientAttribution(Attribution):
