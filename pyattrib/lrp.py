@@ -29,6 +29,7 @@ from torch.overrides import TorchFunctionMode
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.capture import Layers
+from ._core.errors import ArgumentError
 from ._core.inputs import ForwardArgs
 from ._core.kernel import Chunk, accumulate, check_batch_size, gradients
 from ._core.overrides import Rules, apply, output_only
@@ -180,6 +181,63 @@ def _pass(x: Tensor | None, y: Tensor, grad_out: Tensor, ordinary: Callable[[], 
     return grad_out
 
 
+# modules that pass relevance as is: ReLU and tanh (relevance is distributed at the
+# layers around them), and modules that do nothing in eval mode or only reshape
+PASSED = (
+    nn.ReLU, nn.Tanh, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity, nn.Flatten, nn.Unflatten,
+    nn.ParameterDict, nn.ParameterList,
+)  # fmt: skip
+
+
+class _Sum(torch.autograd.Function):
+    """``z = a + b`` whose backward splits relevance ``R`` as ``R_a = a R / (z + eps sign z)``,
+    ``R_b = b R / (z + eps sign z)``: LRP-epsilon for a sum, so a residual connection conserves
+    relevance instead of handing all of it to both branches (the plain gradient)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(a: Tensor, b: Tensor) -> Tensor:
+        return a + b
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        a, b = inputs
+        ctx.save_for_backward(a, b, output)
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor, Tensor]:
+        a, b, z = ctx.saved_tensors
+        share = relevance / (z + torch.where(z >= 0, 1e-9, -1e-9))
+        return _reduce(a * share, a.shape), _reduce(b * share, b.shape)
+
+
+def _reduce(t: Tensor, shape: torch.Size) -> Tensor:
+    """Sum a broadcast result back to ``shape``."""
+    while t.dim() > len(shape):
+        t = t.sum(0)
+    dims = tuple(d for d, (m, n) in enumerate(zip(t.shape, shape)) if n == 1 and m != 1)
+    return t.sum(dims, keepdim=True) if dims else t
+
+
+class _SplitSums(TorchFunctionMode):
+    """Routes ``a + b`` (and ``+=``, ``torch.add``) of two relevance-carrying float tensors through :class:`_Sum`."""
+
+    ADD = {torch.add, Tensor.add, Tensor.__add__, Tensor.__radd__}
+    IN_PLACE = {Tensor.__iadd__, Tensor.add_}
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        in_place = func in self.IN_PLACE
+        if (func in self.ADD or in_place) and len(args) == 2 and not kwargs:
+            a, b = args
+            if isinstance(a, Tensor) and isinstance(b, Tensor) and a.requires_grad and b.requires_grad:
+                if in_place:
+                    return a.copy_(apply(_Sum, a.clone(), b))
+                return apply(_Sum, a, b)
+        return func(*args, **kwargs)
+
+
 FOLDABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -225,9 +283,14 @@ def _fold(layer: nn.Module, norm: nn.Module) -> tuple[Tensor, Tensor]:
 
 
 @contextmanager
-def relevance_rules(model: nn.Module, rules: RuleMap, folded: Folding | None = None) -> Iterator[None]:
+def relevance_rules(
+    model: nn.Module, rules: RuleMap, folded: Folding | None = None, split_sums: bool = True
+) -> Iterator[None]:
     """Within the context, ``model``'s layers propagate relevance by their rules. Layers in
-    ``folded`` distribute relevance with their batch norm folded in; that norm passes it on."""
+    ``folded`` distribute relevance with their batch norm folded in; that norm passes it on.
+    A leaf module with no rule (and not one that passes relevance as is) is refused, naming it.
+    With ``split_sums``, the sum of two tensors that both carry relevance (a residual
+    connection) splits it in proportion to the summands (:class:`_Sum`)."""
     by_instance = {id(k): v for k, v in rules.items() if isinstance(k, nn.Module)}
     by_type = {k: v for k, v in rules.items() if isinstance(k, type)}
     folded = folded or {}
@@ -237,19 +300,42 @@ def relevance_rules(model: nn.Module, rules: RuleMap, folded: Folding | None = N
         forward = module.forward
         modified = _modified(module, forward, rule, folded.get(module))
         swapped.append((module, module.__dict__.get("forward")))
-        module.forward = lambda x, *rest, **kw: apply(_Relevance, x, lambda t: forward(t, *rest, **kw), modified, rule)
+        copy = bool(getattr(module, "inplace", False))  # an in-place module writes on a copy of its input
 
+        def run(x: Tensor, *rest: Any, **kw: Any) -> Tensor:
+            return apply(_Relevance, x, lambda t: forward(t.clone() if copy else t, *rest, **kw), modified, rule)
+
+        module.forward = run
+
+    chosen: list[tuple[nn.Module, Rule]] = []
+    missing, inside_ruled = [], set()
+    for name, m in model.named_modules():
+        if id(m) in inside_ruled:
+            continue
+        rule = by_instance.get(id(m)) or next((r for t, r in by_type.items() if isinstance(m, t)), None)
+        rule = rule or DEFAULT_RULES.get(type(m))
+        if m in folded and folded[m] is None:  # a batch norm folded into its layer
+            rule = identity()
+        if rule is not None:
+            chosen.append((m, rule))
+            inside_ruled.update(id(c) for c in m.modules() if c is not m)  # run inside the rule's layer
+        elif not any(True for _ in m.children()) and not isinstance(m, PASSED):
+            missing.append((f"{name or 'model'} ({type(m).__name__})", type(m).__name__))
+    if missing:
+        raise ArgumentError(
+            f"lrp has no rule for {len(missing)} module(s): {', '.join(label for label, _ in missing[:8])}"
+            f"{', ...' if len(missing) > 8 else ''}. Give each type a rule, e.g. "
+            f"rules={{nn.{missing[0][1]}: pa.lrp_rules.identity()}} for an activation, "
+            "or pa.lrp_rules.epsilon() for a layer with weights"
+        )
     with ExitStack() as stack:
         try:
-            for m in model.modules():
-                rule = by_instance.get(id(m)) or next((r for t, r in by_type.items() if isinstance(m, t)), None)
-                rule = rule or DEFAULT_RULES.get(type(m))
-                if m in folded and folded[m] is None:  # a batch norm folded into its layer
-                    rule = identity()
-                if rule is not None:
-                    wrap(m, rule)
+            for m, rule in chosen:
+                wrap(m, rule)
             stack.enter_context(Rules({"relu": _pass, "tanh": _pass}))
             stack.enter_context(_FunctionalLayers(by_type))
+            if split_sums:
+                stack.enter_context(_SplitSums())
             yield
         finally:
             for m, before in reversed(swapped):
@@ -284,6 +370,7 @@ def lrp(
     fold_batchnorm: bool = False,
     batch_size: int | None = None,
     return_delta: bool = False,
+    split_sums: bool = True,
 ) -> Attributor:
     r"""Layer-wise relevance propagation.
 
@@ -294,7 +381,15 @@ def lrp(
     norm as one layer with the norm folded into its weights (the usual canonization), so
     the layer's rule sees the normalised output; the weights are folded on the fly, never
     written. ``return_delta`` gives ``f_t(x) - sum(R)`` per example, as Captum does (0 when
-    relevance is conserved). Call as ``(inputs, *, target=None, additional_forward_args=None)``.
+    relevance is conserved).
+
+    Every leaf module needs a rule, or must pass relevance as is (ReLU, tanh, dropout,
+    identity, flatten): others (ReLU6, SiLU, LayerNorm, ...) raise an error that names them,
+    as Captum does; give their types a rule in ``rules``. In-place activations work.
+    ``split_sums=True`` (the default) splits relevance at the sum of two tensors that both
+    carry it (residual connections) in proportion to the summands, so it is conserved
+    there; Captum passes the gradient, which gives all of it to both branches
+    (``split_sums=False``). Call as ``(inputs, *, target=None, additional_forward_args=None)``.
     """
     check_batch_size(batch_size)
     rules = dict(rules or {})
@@ -306,7 +401,7 @@ def lrp(
             folded = batchnorm_pairs(model, call.inputs, call.args) if fold_batchnorm else None
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
-            with relevance_rules(model, rules, folded):
+            with relevance_rules(model, rules, folded, split_sums):
                 return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.i)
 
         with evaluating(model):
@@ -323,7 +418,7 @@ def lrp(
 
 def layer_lrp(
     model: nn.Module, layer: LayerLike, *, rules: RuleMap | None = None, attribute_to_layer_input: bool = False,
-    return_delta: bool = False,
+    return_delta: bool = False, split_sums: bool = True,
 ) -> Attributor:  # fmt: skip
     """Relevance arriving at a layer's output (or input): :func:`lrp` stopped at ``layer``.
     Call as ``(inputs, *, target=None, additional_forward_args=None)``."""
@@ -334,7 +429,7 @@ def layer_lrp(
 
     def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="layer_lrp", differentiable=False)
-        with evaluating(model), relevance_rules(model, rules):
+        with evaluating(model), relevance_rules(model, rules, split_sums=split_sums):
             values, relevance = scaled.gradients(lambda o: call.target.select(o), call.inputs, call.args.values, call.n)
         result = layers.result(values, relevance)
         if return_delta:

@@ -14,6 +14,7 @@ works under torch.func transforms and torch.compile.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from torch.utils import _pytree as pytree
 
 from .errors import ArgumentError
 from .state import transformed
+
+# layers known to run once per forward pass of a model (checked by a full capture)
+_single_use: weakref.WeakKeyDictionary[nn.Module, weakref.WeakSet[nn.Module]] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -134,12 +138,25 @@ class Layers:
                     m.forward = before
 
     def capture(self, inputs: tuple, args: tuple, rows: int) -> list[LayerValue]:
-        """Layer values for one forward pass; stops the forward early once all are read (eager)."""
+        """Layer values for one forward pass.
+
+        The first capture of these layers in this model runs the whole forward, so a layer
+        that runs twice is caught (an error, never a silent pick of the first call). Once
+        each layer is known to run once, eager captures stop the forward as soon as all
+        are read: the rest of the network costs nothing."""
         values: list[LayerValue | None] = [None] * len(self.modules)
-        early = not torch.compiler.is_compiling()
+        eager = not torch.compiler.is_compiling()  # compiled graphs run the whole forward, no state read
+        checked = (
+            _single_use.setdefault(self.model, weakref.WeakSet())
+            if eager and isinstance(self.model, nn.Module)
+            else None
+        )
+        early = checked is not None and all(m in checked for m in self.modules)
 
         def read(j: int, value: Any) -> None:
-            values[j] = LayerValue.of(value, rows, self.names[j])
+            v = LayerValue.of(value, rows, self.names[j])
+            # the forward goes on: an in-place op later (nn.ReLU(inplace=True)) must not change what was read
+            values[j] = v if early else v.with_leaves([t.clone() for t in v.leaves])
             if early and all(v is not None for v in values):
                 raise _Captured
 
@@ -149,6 +166,8 @@ class Layers:
             except _Captured:
                 pass
         self._check_ran(values)
+        if checked is not None and not early:
+            checked.update(self.modules)
         return values  # type: ignore[return-value]
 
     def capture_pair(

@@ -89,8 +89,9 @@ class Attribution:
         return (self.forward_func,)
 
     def _run(self, transform: Callable[..., Attributor], config: dict[str, Any], inputs: Any, **data: Any) -> Any:
-        if "captum_softmax" in _options(transform):
-            config = {**config, "captum_softmax": True}  # Captum centres softmax over the whole tensor
+        # Captum's semantics where the native default differs: softmax centred over the
+        # whole tensor; sums (residuals) pass the plain gradient in LRP
+        config = {**{k: v for k, v in CAPTUM_SEMANTICS.items() if k in _options(transform)}, **config}
         key = (transform, tuple(sorted(config.items())))
         try:
             attributor = self._transforms.get(key)
@@ -103,6 +104,9 @@ class Attribution:
         if _planning.get():
             return Plan(attributor, inputs, data)
         return attributor(inputs, **data)
+
+
+CAPTUM_SEMANTICS = {"captum_softmax": True, "split_sums": False}
 
 
 @functools.cache
