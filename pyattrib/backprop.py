@@ -155,7 +155,7 @@ def _deep_lift(
     def attribute(
         inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
     ) -> Any:
-        call = prepare(inputs, target, additional_forward_args, method=name)
+        call = prepare(inputs, target, additional_forward_args, method=name, differentiable=layers is None)
         if distribution:
             refs = call.references(baselines)
             n_refs = refs[0].shape[0]

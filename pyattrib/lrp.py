@@ -388,8 +388,9 @@ def lrp(
     as Captum does; give their types a rule in ``rules``. In-place activations work.
     ``split_sums=True`` (the default) splits relevance at the sum of two tensors that both
     carry it (residual connections) in proportion to the summands, so it is conserved
-    there; Captum passes the gradient, which gives all of it to both branches
-    (``split_sums=False``). Call as ``(inputs, *, target=None, additional_forward_args=None)``.
+    there. ``split_sums=False`` passes the plain gradient, which hands all of it to both
+    branches; Captum 0.9 conserves at neither (tests/test_architectures.py).
+    Call as ``(inputs, *, target=None, additional_forward_args=None)``.
     """
     check_batch_size(batch_size)
     rules = dict(rules or {})

@@ -89,8 +89,7 @@ class Attribution:
         return (self.forward_func,)
 
     def _run(self, transform: Callable[..., Attributor], config: dict[str, Any], inputs: Any, **data: Any) -> Any:
-        # Captum's semantics where the native default differs: softmax centred over the
-        # whole tensor; sums (residuals) pass the plain gradient in LRP
+        # Captum's semantics where the native default differs: softmax centred over the whole tensor
         config = {**{k: v for k, v in CAPTUM_SEMANTICS.items() if k in _options(transform)}, **config}
         key = (transform, tuple(sorted(config.items())))
         try:
@@ -106,7 +105,7 @@ class Attribution:
         return attributor(inputs, **data)
 
 
-CAPTUM_SEMANTICS = {"captum_softmax": True, "split_sums": False}
+CAPTUM_SEMANTICS = {"captum_softmax": True}
 
 
 @functools.cache
