@@ -196,3 +196,24 @@ def test_lstm_layer_and_neuron_methods():
     assert rel(ours, theirs) < 1e-4
     out, (h, c) = pa.layer_activation(m, m.lstm)(ids)  # a tuple-valued layer, batch in dim 1 for h, c
     assert out.shape == (3, 7, 16) and h.shape == (1, 3, 16)
+
+
+class MHA(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.att, self.head = nn.MultiheadAttention(8, 2, batch_first=True), nn.Linear(8, 3)
+
+    def forward(self, x):
+        out, _ = self.att(x, x, x, need_weights=False)  # (out, None)
+        return self.head(out.mean(1))
+
+
+def test_none_leaves_in_layer_values_pass_through():
+    """``nn.MultiheadAttention`` returns ``(out, None)``: the None comes back as None (Captum raises)."""
+    m, x = MHA().eval(), torch.randn(2, 5, 8)
+    (attr, none), delta = pa.layer_integrated_gradients(m, m.att, return_delta=True)(x, target=1)
+    assert none is None and attr.shape == (2, 5, 8) and float(delta.abs().max()) < 1e-4
+    out, none = pa.layer_activation(m, m.att)(x)
+    torch.testing.assert_close(out, m.att(x, x, x, need_weights=False)[0])
+    assert none is None

@@ -33,17 +33,23 @@ _single_use: weakref.WeakKeyDictionary[nn.Module, weakref.WeakSet[nn.Module]] = 
 
 @dataclass
 class LayerValue:
-    """A layer value as batch-first leaves; ``layout`` puts leaves back as the module has them."""
+    """A layer value as batch-first leaves; ``layout`` puts leaves back as the module has them.
+    ``None`` entries (``nn.MultiheadAttention`` returns ``(out, None)``) are passed through:
+    they hold no attribution and come back as None."""
 
     leaves: list[Tensor]
     bdims: list[int]
     spec: Any
+    nones: tuple[int, ...] = ()
 
     @staticmethod
     def of(value: Any, rows: int, name: str) -> LayerValue:
         leaves, spec = pytree.tree_flatten(value)
-        out, bdims = [], []
-        for leaf in leaves:
+        out, bdims, nones = [], [], []
+        for at, leaf in enumerate(leaves):
+            if leaf is None:
+                nones.append(at)
+                continue
             if not isinstance(leaf, Tensor):
                 raise TypeError(f"{name} produced a {type(leaf).__name__}; layer values must be tensors")
             if leaf.dim() > 0 and leaf.shape[0] == rows:
@@ -57,10 +63,13 @@ class LayerValue:
                 )
             out.append(leaf.movedim(bd, 0))
             bdims.append(bd)
-        return LayerValue(out, bdims, spec)
+        return LayerValue(out, bdims, spec, tuple(nones))
 
     def layout(self, leaves: Sequence[Tensor]) -> Any:
-        return pytree.tree_unflatten([t.movedim(0, bd) if bd else t for t, bd in zip(leaves, self.bdims)], self.spec)
+        placed: list[Any] = [t.movedim(0, bd) if bd else t for t, bd in zip(leaves, self.bdims)]
+        for at in self.nones:
+            placed.insert(at, None)
+        return pytree.tree_unflatten(placed, self.spec)
 
     def feed(self, leaves: Sequence[Tensor]) -> Any:
         """``layout`` of copies, for the model to read on: an in-place op after the layer
@@ -69,7 +78,7 @@ class LayerValue:
         return self.layout([t.clone() for t in leaves])
 
     def with_leaves(self, leaves: Sequence[Tensor]) -> LayerValue:
-        return LayerValue(list(leaves), self.bdims, self.spec)
+        return LayerValue(list(leaves), self.bdims, self.spec, self.nones)
 
 
 class Layers:
