@@ -57,11 +57,8 @@ def on_neuron(inner: Attributor, model: nn.Module, name: str) -> Attributor:
         return inner(inputs, target=selector, **kwargs)
 
     per_example = tuple(a if a != "target" else "neuron_selector" for a in inner.per_example)
-    assert inner.signature is not None
     selector = inspect.Parameter("neuron_selector", inspect.Parameter.KEYWORD_ONLY)
-    params = [selector if p.name == "target" else p for p in inner.signature.parameters.values()]
-    signature = inner.signature.replace(parameters=params)
-    return inner.with_fn(attribute, signature, forward=model, per_example=per_example, name=name)
+    return inner.with_fn(attribute, {"target": selector}, forward=model, per_example=per_example, name=name)
 
 
 def neuron_gradient(model: nn.Module, layer: LayerLike, *, attribute_to_neuron_input: bool = False) -> Attributor:

@@ -301,10 +301,7 @@ def layer_feature_permutation(model: Any, layer: Any, *, perm_func: Callable[[Te
 
 
 def _drop_baselines(attributor: Attributor) -> Attributor:
-    assert attributor.signature is not None
-    params = [p for p in attributor.signature.parameters.values() if p.name != "baselines"]
-    signature = attributor.signature.replace(parameters=params)
-    return attributor.with_fn(lambda inputs, baselines=None, **kw: attributor(inputs, **kw), signature)
+    return attributor.with_fn(lambda inputs, baselines=None, **kw: attributor(inputs, **kw), {"baselines": None})
 
 
 def neuron_feature_ablation(model: Any, layer: Any, *, batch_size: int | None = None, show_progress: bool = False,

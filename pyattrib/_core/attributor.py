@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -101,22 +101,29 @@ class Attributor:
                 )
             raise TypeError(f"{self.name}() got an unexpected keyword argument {key!r}; the call is {self.signature}")
 
-    def with_fn(self, fn: Callable[..., Any], signature: inspect.Signature | None = None, **changes: Any) -> Attributor:
-        """Another attributor with ``fn``. A wrapper's ``fn`` (taking ``*args, **kwargs``)
-        keeps this one's call signature, plus ``generator`` when the result draws random numbers."""
-        sig = signature or inspect.signature(fn)
-        if signature is None and any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
-            sig = self.signature
-        assert sig is not None
-        if changes.get("random") and "generator" not in sig.parameters:
-            params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
-            rest = [p for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD]
-            generator = inspect.Parameter("generator", inspect.Parameter.KEYWORD_ONLY, default=None)
-            sig = sig.replace(parameters=[*params, generator, *rest])
+    def with_fn(
+        self, fn: Callable[..., Any], edits: Mapping[str, inspect.Parameter | None] | None = None, **changes: Any
+    ) -> Attributor:
+        """Another attributor with ``fn``. A wrapper's ``fn`` (taking ``*args, **kwargs``) keeps
+        this one's call signature, with ``edits`` (a parameter replaced, or dropped with None)
+        and ``generator`` added when the result draws random numbers."""
+        sig = inspect.signature(fn)
+        if edits or any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
+            assert self.signature is not None
+            sig = _edited(self.signature, edits or {}, bool(changes.get("random")))
         return replace(self, fn=fn, signature=sig, **changes)
 
     def __repr__(self) -> str:
         return f"<pyattrib {self.name} of {getattr(self.forward, '__class__', type(self)).__name__}>"
+
+
+def _edited(sig: inspect.Signature, edits: Mapping[str, inspect.Parameter | None], random: bool) -> inspect.Signature:
+    params = [edits.get(p.name, p) if p.name in edits else p for p in sig.parameters.values()]
+    params = [p for p in params if p is not None]
+    if random and "generator" not in sig.parameters:
+        at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
+        params.insert(at, inspect.Parameter("generator", inspect.Parameter.KEYWORD_ONLY, default=None))
+    return sig.replace(parameters=params)
 
 
 def _check_dtype(forward: Callable[..., Any], inputs: Any) -> None:

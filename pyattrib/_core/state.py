@@ -17,7 +17,7 @@ from torch.overrides import TorchFunctionMode
 
 def transformed() -> bool:
     """Whether we run under torch.compile or inside a torch.func transform (vmap, grad),
-    where eager-only shortcuts (``autograd.grad``, retries on error) do not apply."""
+    where eager-only shortcuts (``autograd.grad``, early stops, channels-last rows) do not apply."""
     return torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None
 
 

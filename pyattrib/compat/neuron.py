@@ -15,12 +15,14 @@ from ._base import GradientAttribution, NeuronAttribution, captum_method, per_ev
 class NeuronGradient(NeuronAttribution, GradientAttribution):
     """Captum's ``NeuronGradient`` over :func:`pyattrib.neuron_gradient`."""
 
+    _transform = staticmethod(pa.neuron_gradient)
+
     def attribute(
         self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
         attribute_to_neuron_input: bool = False,
     ) -> Any:  # fmt: skip
         return self._run(
-            pa.neuron_gradient, {"attribute_to_neuron_input": attribute_to_neuron_input}, inputs,
+            self._transform, {"attribute_to_neuron_input": attribute_to_neuron_input}, inputs,
             neuron_selector=neuron_selector, additional_forward_args=additional_forward_args,
         )  # fmt: skip
 
@@ -125,14 +127,7 @@ class NeuronGuidedBackprop(NeuronAttribution, GradientAttribution):
         super().__init__(model, layer, device_ids)
         self.model = model
 
-    def attribute(
-        self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
-        attribute_to_neuron_input: bool = False,
-    ) -> Any:  # fmt: skip
-        return self._run(
-            self._transform, {"attribute_to_neuron_input": attribute_to_neuron_input}, inputs,
-            neuron_selector=neuron_selector, additional_forward_args=additional_forward_args,
-        )  # fmt: skip
+    attribute = NeuronGradient.attribute  # the same call, Captum's class hierarchy kept
 
 
 class NeuronDeconvolution(NeuronGuidedBackprop):
