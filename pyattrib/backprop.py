@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.capture import Layers
-from ._core.errors import ArgumentError
-from ._core.kernel import Chunk, accumulate, check_batch_size, example_major, gradients, outputs, rows_of
+from ._core.errors import ArgumentError, check_batch_size
+from ._core.kernel import Chunk, accumulate, example_major, gradients, outputs, rows_of
 from ._core.overrides import active, guided, overridden, rescale, rescale_max_pool, rescale_softmax
 from ._core.overrides import deconvolution as deconv_rule
 from ._core.state import evaluating

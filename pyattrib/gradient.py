@@ -14,22 +14,20 @@ from torch import Tensor
 
 from ._core import random
 from ._core.attributor import Attributor
-from ._core.call import Call, completeness_delta, prepare
-from ._core.errors import ArgumentError
+from ._core.call import Call, completeness_delta, output_rise, prepare
+from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import TensorOrTuple, as_tuple
 from ._core.kernel import (
     Chunk,
     accumulate,
     along_rows,
-    check_batch_size,
-    check_count,
     example_major,
     gradients,
+    integrate_path,
     outputs,
-    path_integral,
     rows_of,
 )
-from ._core.quadrature import quadrature
+from ._core.quadrature import path_rule
 from ._core.state import evaluating
 
 Forward = Callable[..., Any]
@@ -80,8 +78,9 @@ def input_x_gradient(f: Forward, *, batch_size: int | None = None, create_graph:
 def integrated_gradients(
     f: Forward,
     *,
-    n_steps: int = 50,
+    n_steps: int | str = 50,
     method: str = "gausslegendre",
+    tolerance: float | None = None,
     multiply_by_inputs: bool = True,
     batch_size: int | None = None,
     return_delta: bool = False,
@@ -97,11 +96,17 @@ def integrated_gradients(
     ``(x - x')`` factor ("local" attribution). Completeness: ``sum_i phi_i = f(x) - f(x')``
     up to the quadrature error, which ``return_delta=True`` reports per example.
 
+    ``n_steps="auto"`` integrates each example to ``|delta| <= tolerance`` (default 1e-3,
+    in units of the model output): nested Clenshaw-Curtis rules of 5, 9, 17, ..., 257
+    nodes, where each level reuses the gradients of the one before and only examples
+    not yet converged are refined. ``f(x) - f(x')`` is known exactly, so the error is
+    measured, not estimated.
+
     ``batch_size`` bounds the rows (path points x examples) per model evaluation.
     Call as ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
     """
     check_batch_size(batch_size)
-    nodes, weights = quadrature(method, n_steps)
+    rule = path_rule(n_steps, method, tolerance)
 
     def attribute(
         inputs: TensorOrTuple, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
@@ -114,7 +119,8 @@ def integrated_gradients(
             return gradients(f, call.args, call.target, points, c.i)
 
         with evaluating(f, create_graph):
-            total = path_integral(grad_at, base, diff, nodes, weights, call.chunk(batch_size))
+            rise = lambda: output_rise(f, call, base)  # noqa: E731
+            total = integrate_path(grad_at, base, diff, rule, call.chunk(batch_size), rise)
             attrs = tuple(t * d for t, d in zip(total, diff)) if multiply_by_inputs else total
             result = call.restore(attrs)
             if return_delta:

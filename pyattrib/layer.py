@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._core.attributor import Attributor
-from ._core.call import Call, completeness_delta, prepare
+from ._core.call import Call, completeness_delta, output_rise, prepare
 from ._core.capture import Layers, LayerValue, split
-from ._core.errors import ArgumentError
+from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import ForwardArgs, TensorOrTuple
-from ._core.kernel import Chunk, accumulate, along_rows, check_batch_size, check_count, gradients, path_integral
-from ._core.quadrature import quadrature
+from ._core.kernel import Chunk, accumulate, along_rows, gradients, integrate_path, path_integral
+from ._core.quadrature import path_rule, quadrature
 from ._core.state import evaluating
 from .gradient import ShapDraws, Stdevs
 
@@ -82,8 +82,9 @@ def layer_integrated_gradients(
     model: nn.Module,
     layer: LayerLike,
     *,
-    n_steps: int = 50,
+    n_steps: int | str = 50,
     method: str = "gausslegendre",
+    tolerance: float | None = None,
     multiply_by_inputs: bool = True,
     batch_size: int | None = None,
     return_delta: bool = False,
@@ -98,10 +99,12 @@ def layer_integrated_gradients(
     reference ids as ``baselines`` (see :func:`token_reference`) with ``layer`` the
     embedding. A list of layers splices them all at once (they must not feed each
     other) and returns a list. ``return_delta`` gives ``sum(phi) - (f(x) - f(x'))``.
+    ``n_steps="auto"`` with ``tolerance`` integrates each example to ``|delta| <= tolerance``
+    (see :func:`pyattrib.integrated_gradients`).
     Call as ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
     """
     check_batch_size(batch_size)
-    nodes, weights = quadrature(method, n_steps)
+    rule = path_rule(n_steps, method, tolerance)
 
     layers = Layers(model, layer, attribute_to_layer_input)
 
@@ -121,7 +124,8 @@ def layer_integrated_gradients(
                 run = layers.splice(at_x, tuple(c.take(x) for x in call.inputs), call.args.rows(c.i))
                 return gradients(run, ForwardArgs(None, 0), call.target, points, c.i)
 
-            total = path_integral(grad_at, start, diff, nodes, weights, call.chunk(batch_size))
+            rise = lambda: output_rise(model, call, base)  # noqa: E731
+            total = integrate_path(grad_at, start, diff, rule, call.chunk(batch_size), rise)
             attrs = [t * d for t, d in zip(total, diff)] if multiply_by_inputs else list(total)
             result = layers.result(at_x, attrs)
             if return_delta:

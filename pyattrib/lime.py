@@ -23,8 +23,7 @@ from torch import Tensor
 from ._core import random
 from ._core.attributor import Attributor
 from ._core.call import Call
-from ._core.errors import ArgumentError
-from ._core.kernel import check_batch_size, check_count
+from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.perturb import FeatureMask, evaluate, prepare_perturbation
 from ._core.state import evaluating
 from .shapley import coalition_rows

@@ -29,9 +29,9 @@ from torch.overrides import TorchFunctionMode
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.capture import Layers
-from ._core.errors import ArgumentError
+from ._core.errors import ArgumentError, check_batch_size
 from ._core.inputs import ForwardArgs
-from ._core.kernel import Chunk, accumulate, check_batch_size, gradients
+from ._core.kernel import Chunk, accumulate, gradients
 from ._core.overrides import Rules, apply, output_only
 from ._core.state import evaluating
 from .layer import LayerLike

@@ -19,8 +19,9 @@ from torch import Tensor, nn
 from ._core.attributor import Attributor, bind_baselines
 from ._core.call import prepare
 from ._core.capture import Layers
+from ._core.errors import check_batch_size
 from ._core.inputs import as_tuple
-from ._core.kernel import Chunk, check_batch_size, path_integral
+from ._core.kernel import Chunk, path_integral
 from ._core.quadrature import quadrature
 from ._core.state import evaluating
 from ._core.targets import as_target

@@ -14,9 +14,8 @@ from torch import Tensor
 from ._core import random
 from ._core.attributor import Attributor, bind_baselines
 from ._core.budget import rows_per_chunk
-from ._core.errors import ArgumentError
+from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import as_tuple, distribution_baselines, repeat_examples, restore
-from ._core.kernel import check_batch_size, check_count
 from .gradient import per_input_stdevs
 
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")

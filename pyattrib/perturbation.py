@@ -19,8 +19,7 @@ from torch import Tensor
 
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
-from ._core.errors import ArgumentError
-from ._core.kernel import check_batch_size
+from ._core.errors import ArgumentError, check_batch_size
 from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, reference_outputs, squeeze_outputs
 from ._core.state import evaluating
 

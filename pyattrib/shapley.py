@@ -21,8 +21,7 @@ from torch import Tensor
 
 from ._core.attributor import Attributor
 from ._core.call import Call
-from ._core.errors import ArgumentError
-from ._core.kernel import check_batch_size, check_count
+from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, squeeze_outputs
 from ._core.state import evaluating
 

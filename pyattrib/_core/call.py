@@ -68,6 +68,15 @@ def prepare(
     return Call(xs, was_tuple, as_target(target, n, xs[0].device, target_name), ForwardArgs(additional_forward_args, n))
 
 
+def output_rise(forward: Callable[..., Any], call: Call, baselines: tuple[Tensor, ...]) -> Tensor:
+    """``f(x) - f(baseline)`` of the selected output, per example (shape ``(N,)``)."""
+    from .kernel import outputs
+
+    end = outputs(forward, call.args, call.target, call.inputs, None)
+    start = outputs(forward, call.args, call.target, tuple(b.contiguous() for b in baselines), None)
+    return end - start
+
+
 def completeness_delta(
     forward: Callable[..., Any],
     call: Call,
@@ -75,9 +84,5 @@ def completeness_delta(
     attributions: tuple[Tensor, ...],
 ) -> Tensor:
     """``sum(attributions) - (f(x) - f(baseline))`` per example (shape ``(N,)``)."""
-    from .kernel import outputs
-
-    end = outputs(forward, call.args, call.target, call.inputs, None)
-    start = outputs(forward, call.args, call.target, tuple(b.contiguous() for b in baselines), None)
     total = sum(a.reshape(call.n, -1).sum(1) for a in attributions)
-    return total - (end - start)
+    return total - output_rise(forward, call, baselines)

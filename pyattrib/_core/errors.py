@@ -1,4 +1,8 @@
-"""The error pyattrib raises for a bad argument."""
+"""The error pyattrib raises for a bad argument, and the checks of counts shared by every method."""
+
+from __future__ import annotations
+
+from typing import Any
 
 
 class ArgumentError(ValueError, AssertionError):
@@ -7,3 +11,17 @@ class ArgumentError(ValueError, AssertionError):
     A ``ValueError``; also an ``AssertionError``, the type Captum raises for bad arguments,
     so code (and tests) written against Captum catch it too.
     """
+
+
+def check_count(name: str, value: Any, minimum: int = 1) -> int:
+    """A configuration count (n_steps, n_samples, ...) must be an int of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        at_least = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ArgumentError(f"{name} must be {at_least}, got {value!r}")
+    return value
+
+
+def check_batch_size(batch_size: int | None) -> int | None:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ArgumentError(f"batch_size must be None or a positive int, got {batch_size!r}")
+    return batch_size

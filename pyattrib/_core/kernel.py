@@ -9,6 +9,7 @@ number of points, and the sum does not depend on the chunking.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,21 +19,27 @@ from torch import Tensor
 from .errors import ArgumentError
 from .inputs import ForwardArgs
 from .layout import feeder
+from .quadrature import NestedRule, PathRule, ToTolerance
 from .state import transformed
 from .targets import Target
 
 
 class Chunk:
-    """Rows ``r`` of one evaluation: row ``r`` is point ``k = r // n`` of example ``i = r % n``."""
+    """Rows ``r`` of one evaluation: row ``r`` is point ``k = r // n`` of example ``i = r % n``.
 
-    def __init__(self, start: int, stop: int, n: int, device: torch.device) -> None:
+    With ``examples`` (a subset of the call's examples, as indices) the ``n`` rows of a point
+    are those examples: ``local = r % n`` counts within the subset, ``i = examples[local]``.
+    """
+
+    def __init__(self, start: int, stop: int, n: int, device: torch.device, examples: Tensor | None = None) -> None:
         self.n, self.start, self.stop = n, start, stop
         self.r = torch.arange(start, stop, device=device)
-        self.k, self.i = self.r // n, self.r % n
-        self.aligned = start % n == 0 and stop % n == 0
+        self.k, self.local = self.r // n, self.r % n
+        self.i = self.local if examples is None else examples[self.local]
+        self.aligned = examples is None and start % n == 0 and stop % n == 0
 
     def take(self, t: Tensor) -> Tensor:
-        """The rows of per-example tensor ``t`` (shape ``(n, ...)``) for this chunk."""
+        """The rows of per-example tensor ``t`` (shape ``(N, ...)``) for this chunk."""
         if self.aligned:  # whole points: a contiguous tile is cheaper than a gather
             c = (self.stop - self.start) // self.n
             return t.unsqueeze(0).expand(c, *t.shape).reshape(-1, *t.shape[1:])
@@ -40,20 +47,6 @@ class Chunk:
 
 
 Contribution = Callable[[Chunk], tuple[Tensor, ...]]
-
-
-def check_count(name: str, value: Any, minimum: int = 1) -> int:
-    """A configuration count (n_steps, n_samples, ...) must be an int of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        at_least = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ArgumentError(f"{name} must be {at_least}, got {value!r}")
-    return value
-
-
-def check_batch_size(batch_size: int | None) -> int | None:
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ArgumentError(f"batch_size must be None or a positive int, got {batch_size!r}")
-    return batch_size
 
 
 def accumulate(
@@ -64,6 +57,7 @@ def accumulate(
     device: torch.device,
     overlap: int = 0,
     row_totals: bool = False,
+    examples: Tensor | None = None,
 ) -> tuple[Tensor, ...]:
     """``acc[i] = sum_k contribution(chunk)`` over rows ``r = k * n + i``, chunk by chunk.
 
@@ -73,6 +67,7 @@ def accumulate(
     points (differences between neighbouring points, as in conductance). With
     ``row_totals`` one more tensor follows: each row's contribution summed over all its
     elements, shape ``(n_points * n,)`` (per-sample completeness checks need it).
+    With ``examples`` the rows cover only those ``n`` examples (see :class:`Chunk`).
     """
     if overlap:
         per_chunk = n_points if batch_size is None else max(overlap + 1, batch_size // n)
@@ -90,7 +85,7 @@ def accumulate(
     acc: list[Tensor] | None = None
     totals: list[Tensor] = []
     for start, stop in bounds:
-        chunk = Chunk(start, stop, n, device)
+        chunk = Chunk(start, stop, n, device, examples)
         parts = contribution(chunk)
         if row_totals:
             totals.append(sum(p.reshape(len(p), -1).sum(1) for p in parts))
@@ -100,7 +95,7 @@ def accumulate(
         else:
             if acc is None:
                 acc = [p.new_zeros((n, *p.shape[1:])) for p in parts]
-            acc = [a.index_add(0, chunk.i, p) for a, p in zip(acc, parts)]
+            acc = [a.index_add(0, chunk.local, p) for a, p in zip(acc, parts)]
     assert acc is not None
     return (*acc, torch.cat(totals)) if row_totals else tuple(acc)
 
@@ -173,3 +168,82 @@ def path_integral(
         return tuple(g * along_rows(weights.to(g)[c.k], g) for g in grad_at(points, c))
 
     return accumulate(contribution, len(nodes), start[0].shape[0], batch_size, start[0].device)
+
+
+def adaptive_path_integral(
+    grad_at: GradAt,
+    start: tuple[Tensor, ...],
+    diff: tuple[Tensor, ...],
+    rise: Tensor,
+    tolerance: float,
+    batch_size: int | None,
+) -> tuple[tuple[Tensor, ...], Tensor]:
+    """:func:`path_integral` to a tolerance: per example, the first nested Clenshaw-Curtis
+    level ``m`` whose completeness error ``|sum_j diff_j * I_j - rise|`` is at most
+    ``tolerance``, where ``I`` is the level's estimate of the integral and ``rise`` the
+    exact ``f(end) - f(start)``.
+
+    Every level adds only its new nodes, and only for the examples not yet converged.
+    Each new node's gradient is added to the running sums of every level that holds it,
+    so choosing an example's level needs no second pass. Returns the integrals and the
+    number of nodes each example used.
+    """
+    rule = NestedRule.build()
+    n, device = start[0].shape[0], start[0].device
+    levels = len(rule.groups)
+    sums = [d.new_zeros((n, levels, *d.shape[1:])) for d in diff]
+    level_of = torch.full((n,), levels - 1, device=device)
+    active = torch.arange(n, device=device)
+    error = rise.abs()
+    for g, group in enumerate(rule.groups):
+        nodes, weights = rule.nodes[group], rule.weights[:, group].T.contiguous()
+
+        def contribution(c: Chunk, nodes: Tensor = nodes, weights: Tensor = weights) -> tuple[Tensor, ...]:
+            points = tuple(c.take(b) + along_rows(nodes.to(d)[c.k], d) * c.take(d) for b, d in zip(start, diff))
+            return tuple(
+                g_.unsqueeze(1) * weights.to(g_)[c.k].reshape(len(g_), levels, *([1] * (g_.dim() - 1)))
+                for g_ in grad_at(points, c)
+            )
+
+        parts = accumulate(contribution, len(nodes), len(active), batch_size, device, examples=active)
+        sums = [s.index_add(0, active, p) for s, p in zip(sums, parts)]
+        total = sum((s[active, g] * d[active]).reshape(len(active), -1).sum(1) for s, d in zip(sums, diff))
+        error = (total - rise[active]).abs()
+        done = error <= tolerance
+        level_of[active[done]] = g
+        active, error = active[~done], error[~done]
+        if len(active) == 0:
+            break
+    if len(active):
+        warnings.warn(
+            f"n_steps='auto': {len(active)} of {n} examples did not reach tolerance={tolerance:g} in "
+            f"{int(rule.steps[-1])} steps (largest |delta| {float(error.max()):.3g}); raise tolerance, "
+            "or check the path (a discontinuous model output along it never converges)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    rows = torch.arange(n, device=device)
+    return tuple(s[rows, level_of] for s in sums), rule.steps.to(device)[level_of]
+
+
+def integrate_path(
+    grad_at: GradAt,
+    start: tuple[Tensor, ...],
+    diff: tuple[Tensor, ...],
+    rule: PathRule,
+    batch_size: int | None,
+    rise: Callable[[], Tensor],
+) -> tuple[Tensor, ...]:
+    """The path integral with a fixed rule, or to a tolerance (``rise()`` gives the exact
+    ``f(end) - f(start)`` per example; only the adaptive rule calls it)."""
+    if not isinstance(rule, ToTolerance):
+        return path_integral(grad_at, start, diff, *rule, batch_size)
+    if transformed():
+        raise ArgumentError(
+            "n_steps='auto' picks the steps of each example from its data, which torch.compile and "
+            "torch.func transforms cannot trace; pass an int n_steps"
+        )
+    with torch.no_grad():
+        exact = rise()
+    integral, _ = adaptive_path_integral(grad_at, start, diff, exact, rule.tolerance, batch_size)
+    return integral

@@ -12,16 +12,21 @@ Each rule gives nodes ``a_k`` and weights ``w_k`` with
   :mod:`pyattrib.compat` uses for Captum's ``riemann_trapezoid``).
 - ``gausslegendre``: Gauss-Legendre nodes and weights mapped from [-1, 1] to [0, 1]
   (exact for polynomials of degree ``2n - 1``).
+
+:class:`NestedRule` is the rule behind ``n_steps="auto"``: Clenshaw-Curtis rules with
+``2^m + 1`` nodes ``a_k = (1 - cos(pi k / 2^m)) / 2``. Each level holds every node of the
+level before it, so refining an example to the next level costs only the new nodes.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import ArgumentError
-from .kernel import check_count
+from .errors import ArgumentError, check_count
 
 METHODS = (
     "riemann_left",
@@ -52,3 +57,93 @@ def quadrature(method: str, n_steps: int) -> tuple[Tensor, Tensor]:
     offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
     nodes = (torch.arange(n, dtype=torch.float64) + offset) / n
     return nodes, torch.full((n,), 1.0 / n, dtype=torch.float64)
+
+
+def clenshaw_curtis(levels: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""Nodes (increasing, on [0, 1]) and weights of the Clenshaw-Curtis rule with
+    ``levels + 1`` nodes, exact for polynomials of degree ``levels``.
+
+    .. math:: w_k = \frac{c_k}{2n}\Big(1 - \sum_{j=1}^{\lfloor n/2 \rfloor}
+              \frac{b_j}{4j^2 - 1}\cos\frac{2\pi jk}{n}\Big),
+       \quad c_0 = c_n = 1,\ c_k = 2,\ b_{n/2} = 1,\ b_j = 2
+
+    (Trefethen, "Is Gauss Quadrature Better than Clenshaw-Curtis?", SIAM Review 2008).
+    """
+    n = levels
+    theta = np.pi * np.arange(n + 1) / n
+    j = np.arange(1, n // 2 + 1)
+    b = np.where(2 * j == n, 1.0, 2.0)
+    s = 1 - (b / (4 * j**2 - 1) * np.cos(2 * np.outer(theta, j))).sum(1)
+    c = np.full(n + 1, 2.0)
+    c[0] = c[-1] = 1.0
+    return (1 - np.cos(theta)) / 2, c * s / (2 * n)
+
+
+@dataclass(frozen=True)
+class NestedRule:
+    """Nested Clenshaw-Curtis rules of ``2^m + 1`` nodes, ``m = first .. last``.
+
+    ``nodes`` lists every node once, grouped by the level that adds it (``groups[g]`` is
+    the slice of level ``g``'s new nodes); ``weights[g, k]`` is node ``k``'s weight in
+    level ``g``'s rule (0 for nodes it does not hold); ``steps[g]`` its node count.
+    """
+
+    nodes: Tensor
+    weights: Tensor
+    groups: tuple[slice, ...]
+    steps: Tensor
+
+    @staticmethod
+    def build(first: int = 2, last: int = 8) -> NestedRule:
+        finest = 2**last
+        order: list[int] = []  # node indices on the finest grid, by the level that adds them
+        groups = []
+        for m in range(first, last + 1):
+            stride = finest // 2**m
+            new = range(0, finest + 1, stride) if m == first else range(stride, finest, 2 * stride)
+            groups.append(slice(len(order), len(order) + len(new)))
+            order.extend(new)
+        alpha, _ = clenshaw_curtis(finest)
+        position = {k: p for p, k in enumerate(order)}
+        weights = np.zeros((len(groups), len(order)))
+        for g, m in enumerate(range(first, last + 1)):
+            stride = finest // 2**m
+            _, w = clenshaw_curtis(2**m)
+            for k, wk in zip(range(0, finest + 1, stride), w):
+                weights[g, position[k]] = wk
+        return NestedRule(
+            torch.from_numpy(alpha[order]),
+            torch.from_numpy(weights),
+            tuple(groups),
+            torch.tensor([2**m + 1 for m in range(first, last + 1)]),
+        )
+
+
+@dataclass(frozen=True)
+class ToTolerance:
+    """``n_steps="auto"``: refine each example until ``|completeness delta| <= tolerance``."""
+
+    tolerance: float
+
+
+PathRule = tuple[Tensor, Tensor] | ToTolerance
+DEFAULT_TOLERANCE = 1e-3
+
+
+def path_rule(n_steps: int | str, method: str, tolerance: float | None) -> PathRule:
+    """The quadrature a path method asked for: fixed ``(nodes, weights)`` or :class:`ToTolerance`."""
+    if n_steps == "auto":
+        if method != "gausslegendre":
+            raise ArgumentError(
+                f"method={method!r} applies to a fixed n_steps; n_steps='auto' uses nested "
+                "Clenshaw-Curtis nodes. Drop method, or pass an int n_steps"
+            )
+        tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
+        if isinstance(tol, bool) or not isinstance(tol, int | float) or not tol > 0:
+            raise ArgumentError(f"tolerance must be a positive float, got {tolerance!r}")
+        return ToTolerance(float(tol))
+    if isinstance(n_steps, str):
+        raise ArgumentError(f"n_steps must be a positive int or 'auto', got {n_steps!r}")
+    if tolerance is not None:
+        raise ArgumentError("tolerance applies only to n_steps='auto'; pass n_steps='auto' or drop tolerance")
+    return quadrature(method, n_steps)
