@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import pyattrib as pa
-from pyattrib._core.budget import ROW_BUDGET
+from pyattrib._core.budget import FORWARD_BUDGET, GRADIENT_BUDGET
 
 
 class Counting(nn.Module):
@@ -60,10 +60,19 @@ def test_default_chunks_follow_the_memory_budget():
     x = torch.randn(2, 3, 8, 8)  # 192 elements per row
     pa.integrated_gradients(small, n_steps=50)(x, target=0)
     assert small.rows == [100]  # 100 rows fit the budget: one evaluation
+    tabular = Counting(nn.Sequential(nn.Linear(10, 4)))
+    pa.feature_ablation(tabular)(torch.randn(8, 10), target=0)
+    per_chunk = FORWARD_BUDGET // 10 // 8 * 8  # forward-only rows: the small budget
+    assert tabular.rows[1:] == [80] and per_chunk >= 80
+    images = Counting(conv_net())
+    pa.feature_ablation(images)(
+        torch.randn(4, 3, 32, 32), target=0, feature_mask=torch.arange(4).repeat_interleave(8).expand(1, 3, 32, 32)
+    )
+    assert set(images.rows) == {4}  # one perturbation of the batch per evaluation, as Captum
     mid = Counting(conv_net())
     x = torch.randn(4, 3, 64, 64)
     pa.integrated_gradients(mid, n_steps=50)(x, target=0)
-    per_chunk = ROW_BUDGET // (3 * 64 * 64) // 4 * 4
+    per_chunk = GRADIENT_BUDGET // (3 * 64 * 64) // 4 * 4
     assert max(mid.rows) == per_chunk and sum(mid.rows) == 200
     explicit = Counting(conv_net())
     pa.integrated_gradients(explicit, n_steps=50, batch_size=7)(x, target=0)

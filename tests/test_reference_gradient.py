@@ -212,3 +212,26 @@ def test_stock_cnn_gradient_rows_are_channels_last_and_agree_with_float64():
     model.float()
     scale = exact.abs().max()
     assert (fast.double() - exact).abs().max() <= 4 * (standard.double() - exact).abs().max() + 1e-6 * scale
+
+
+def test_cnn_without_max_pooling_differentiates_standard_rows_and_perturbs_channels_last():
+    """The layout rule: channels-last gradient rows only pay through CPU max pooling's
+    backward; forward-only rows gain from channels-last convolutions alone."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(6, 3),
+    ).eval()  # fmt: skip
+    seen = []
+    hook = model[0].register_forward_pre_hook(
+        lambda m, a: seen.append(a[0].is_contiguous(memory_format=torch.channels_last) and not a[0].is_contiguous())
+    )
+    x = torch.randn(2, 3, 8, 8)
+    try:
+        pa.integrated_gradients(model, n_steps=4)(x, target=0)
+        assert seen and not any(seen)
+        seen.clear()
+        pa.occlusion(model, sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4))(x, target=0)
+        assert seen and all(seen)
+    finally:
+        hook.remove()

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .budget import rows_per_chunk
+from .budget import FORWARD_BUDGET, GRADIENT_BUDGET, rows_per_chunk
 from .inputs import (
     ForwardArgs,
     TensorOrTuple,
@@ -37,9 +37,10 @@ class Call:
     def device(self) -> torch.device:
         return self.inputs[0].device
 
-    def chunk(self, batch_size: int | None) -> int:
+    def chunk(self, batch_size: int | None, forward_only: bool = False) -> int:
         """Rows per model evaluation: ``batch_size``, or the budget rule of :mod:`.budget`."""
-        return rows_per_chunk(batch_size, self.inputs, self.n)
+        budget = FORWARD_BUDGET if forward_only else GRADIENT_BUDGET
+        return rows_per_chunk(batch_size, self.inputs, self.n, budget)
 
     def restore(self, values: tuple[Tensor, ...] | list[Tensor]) -> TensorOrTuple:
         return restore(values, self.was_tuple)

@@ -134,7 +134,7 @@ def gradients(
     create_graph = torch.is_grad_enabled()
     with torch.enable_grad():
         rows = tuple(r if (create_graph and r.requires_grad) else r.detach().requires_grad_() for r in rows)
-        total = outputs(feeder(forward, rows), args, target, rows, index).sum()
+        total = outputs(feeder(forward, rows, backward=True), args, target, rows, index).sum()
         return torch.autograd.grad(total, rows, create_graph=create_graph, allow_unused=True, materialize_grads=True)
 
 

@@ -6,8 +6,9 @@ convolution keeps the layout of its input. The rows pyattrib evaluates (path poi
 samples, perturbed copies) are its own, so it may store them channels-last.
 
 The choice is made by a rule, before the model runs, never by trying: rows go
-channels-last only when the model is a CPU CNN built entirely from stock ``torch.nn``
-modules whose forward is known to accept any layout (``nn.Sequential`` of convolutions,
+channels-last only when the model is a CPU CNN (with max pooling, for rows that are
+differentiated) built entirely from stock ``torch.nn`` modules whose forward is known to
+accept any layout (``nn.Sequential`` of convolutions,
 pooling, normalisation, activations, ``Flatten``, ``Linear``, ...). A model with its own
 ``forward`` (which may ``.view`` across channels and space) gets the standard layout, so
 the model computes the same values and runs exactly as often as it would without
@@ -54,10 +55,10 @@ _LAYOUT_SAFE: tuple[type[nn.Module], ...] = (
 )
 
 
-def feeder(forward: Callable[..., Any], inputs: tuple[Tensor, ...]) -> Callable[..., Any]:
+def feeder(forward: Callable[..., Any], inputs: tuple[Tensor, ...], backward: bool) -> Callable[..., Any]:
     """``forward``, fed its 4-D float ``inputs`` (its first arguments) channels-last when
     :func:`channels_last_pays` for its model; else ``forward`` itself."""
-    if not channels_last_pays(model_of(forward), inputs):
+    if not channels_last_pays(model_of(forward), inputs, backward):
         return forward
     k = len(inputs)
 
@@ -67,16 +68,21 @@ def feeder(forward: Callable[..., Any], inputs: tuple[Tensor, ...]) -> Callable[
     return fed
 
 
-def channels_last_pays(module: nn.Module | None, inputs: tuple[Tensor, ...]) -> bool:
-    """CPU, eager, 4-D float inputs, a ``Conv2d`` inside, and only layout-safe stock modules."""
-    return (
-        module is not None
-        and inputs[0].device.type == "cpu"
-        and any(x.dim() == 4 and x.is_floating_point() for x in inputs)
-        and not transformed()
-        and any(isinstance(m, nn.Conv2d) for m in module.modules())
-        and all(type(m) in _LAYOUT_SAFE for m in module.modules())
-    )
+def channels_last_pays(module: nn.Module | None, inputs: tuple[Tensor, ...], backward: bool) -> bool:
+    """CPU, eager, 4-D float inputs, a ``Conv2d`` inside (and a ``MaxPool2d`` when the rows
+    are differentiated), and only layout-safe stock modules.
+
+    Forward-only rows (perturbations) gain from channels-last convolutions alone. With a
+    backward pass the gain is CPU max pooling's (its NCHW backward is the slow kernel); a
+    CNN without max pooling runs its gradient rows as fast or faster in the standard layout
+    (measured on the architecture matrix), so it keeps it.
+    """
+    if module is None or transformed() or inputs[0].device.type != "cpu":
+        return False
+    if not any(x.dim() == 4 and x.is_floating_point() for x in inputs):
+        return False
+    kinds = {type(m) for m in module.modules()}
+    return nn.Conv2d in kinds and (not backward or nn.MaxPool2d in kinds) and kinds <= set(_LAYOUT_SAFE)
 
 
 def _channels_last(x: Tensor) -> Tensor:

@@ -47,13 +47,13 @@ def evaluate(
     per-example output shape ``K`` flattens (``()`` when a target selects one scalar)."""
     n = call.n
     total = n_perturbations * n
-    step = call.chunk(batch_size)
+    step = call.chunk(batch_size, forward_only=True)
     starts = range(0, total, step)
     if show_progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=desc, total=math.ceil(total / step))
-    forward, parts = feeder(forward, call.inputs), []
+    forward, parts = feeder(forward, call.inputs, backward=False), []
     with torch.no_grad():
         for start in starts:
             r = torch.arange(start, min(start + step, total), device=call.device)
@@ -70,7 +70,7 @@ def reference_outputs(
     """``(N, K)`` outputs at one row per example (e.g. the unperturbed inputs), and the
     per-example output shape that ``K`` flattens (``()`` when a target selects a scalar)."""
     with torch.no_grad():
-        out = feeder(forward, call.inputs)(*rows, *call.args.values)
+        out = feeder(forward, call.inputs, backward=False)(*rows, *call.args.values)
     return per_example_outputs(call.target, out, None), _kept_shape(call.target, out)
 
 

@@ -53,6 +53,7 @@ from .layer import (
     LayerIntegratedGradients,
     LayerLRP,
 )
+from .lime import KernelShap, Lime, LimeBase
 from .lrp_rules import Alpha1_Beta0_Rule, EpsilonRule, GammaRule, IdentityRule, PropagationRule
 from .models import (
     InterpretableEmbeddingBase,
@@ -77,7 +78,7 @@ __all__ = [
     "NeuronAttribution",
     "Saliency", "InputXGradient", "IntegratedGradients", "GradientShap", "NoiseTunnel", "DeepLift", "DeepLiftShap",
     "GuidedBackprop", "Deconvolution", "GuidedGradCam", "LRP", "FeatureAblation", "FeaturePermutation", "Occlusion",
-    "ShapleyValueSampling", "ShapleyValues",
+    "ShapleyValueSampling", "ShapleyValues", "LimeBase", "Lime", "KernelShap",
     "LayerActivation", "LayerGradientXActivation", "LayerGradCam", "InternalInfluence", "LayerConductance",
     "LayerIntegratedGradients", "LayerGradientShap", "LayerDeepLift", "LayerDeepLiftShap", "LayerFeatureAblation",
     "LayerFeaturePermutation", "LayerLRP",
