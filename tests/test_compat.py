@@ -183,3 +183,52 @@ def test_suite_runner_substitutes_and_a_broken_twin_fails():
     base, passed = map(int, good_row.split()[1:3])
     assert base >= 10 and passed == base, good.stdout
     assert int(broken_row.split()[2]) == 0, broken.stdout
+
+
+@pytest.mark.filterwarnings("ignore:You are providing multiple inputs")  # both libraries warn
+@pytest.mark.parametrize("per_eval", [1, 4])
+def test_lime_and_kernel_shap_same_seed_same_numbers_as_captum(mlp, per_eval):
+    """Per-example surrogates, Captum's sampling order: a seeded call gives Captum's numbers."""
+    x, mask = torch.randn(3, 6), torch.tensor([[0, 0, 1, 1, 2, 2]])
+    for ours, theirs in ((pc.Lime(mlp), ca.Lime(mlp)), (pc.KernelShap(mlp), ca.KernelShap(mlp))):
+        for kw in ({"feature_mask": mask}, {"baselines": 0.5, "return_input_shape": False}):
+            seeded()
+            a = ours.attribute(x, target=[0, 1, 2], n_samples=40, perturbations_per_eval=per_eval, **kw)
+            seeded()
+            b = theirs.attribute(x, target=[0, 1, 2], n_samples=40, perturbations_per_eval=per_eval, **kw)
+            close(a, b, tol=1e-4)
+
+
+def test_lime_base_with_user_sampling_in_input_space_matches_captum(mlp):
+    from captum._utils.models.linear_model import SkLearnLinearRegression
+
+    def perturb(x, **kwargs):  # noise in the input space, mapped to a binary interpretable vector
+        return x + torch.randn_like(x)
+
+    def to_interp(sample, x, **kwargs):
+        return (sample - x).abs().gt(0.5).long()
+
+    def sim(x, sample, z, **kwargs):
+        return torch.exp(-((x - sample) ** 2).sum() / kwargs["width"])
+
+    x = torch.randn(1, 6)
+    results = []
+    for cls in (pc.LimeBase, ca.LimeBase):
+        seeded()
+        lb = cls(mlp, SkLearnLinearRegression(), sim, perturb, False, None, to_interp)
+        results.append(lb.attribute(x, target=1, n_samples=30, perturbations_per_eval=7, width=4.0))
+    close(results[0], results[1], tol=1e-4)
+
+
+def test_kernel_shap_on_a_scalar_per_batch_model_fits_one_surrogate():
+    lin = nn.Linear(4, 1)
+    agg = lambda x: lin(x).sum()  # noqa: E731  one value for the whole batch
+    x = torch.randn(3, 4)
+    seeded()
+    ours = pc.KernelShap(agg).attribute(x, n_samples=30)
+    seeded()
+    theirs = ca.KernelShap(agg).attribute(x, n_samples=30)
+    assert ours.shape == (1, 4)
+    close(ours, theirs, tol=1e-4)
+    with pytest.raises(AssertionError, match="Perturbations per eval must be 1"):
+        pc.KernelShap(agg).attribute(x, n_samples=30, perturbations_per_eval=2)

@@ -46,6 +46,9 @@ class _SkLearnModel:
         x, y, w = (torch.cat(parts).cpu().numpy() for parts in zip(*data))
         model = getattr(sklearn.linear_model, self.name)(**self.kwargs).fit(x, y, sample_weight=w)
         self.coef = torch.as_tensor(model.coef_, dtype=torch.float32).reshape(1, -1)
+        # Captum's wrapper stores the fit in a freshly built nn.Linear, which draws its initial
+        # weights from the global RNG; draw the same, so a seeded run continues as Captum's does
+        torch.nn.Linear(self.coef.shape[1], 1)
 
     def representation(self) -> Tensor:
         assert self.coef is not None, "fit the model first"
