@@ -11,6 +11,7 @@ model's output dimensions per example come after the batch:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from torch import Tensor
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.errors import ArgumentError, check_batch_size
+from ._core.kernel import along_rows
 from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, reference_outputs, squeeze_outputs
 from ._core.state import evaluating
 
@@ -166,19 +168,17 @@ def occlusion(
     ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="occlusion", differentiable=False)
         base = call.baselines(baselines)
-        windows = _windows(call, sliding_window_shapes, strides)  # per input: (W_j, *shape) bool
+        windows = _windows(call, sliding_window_shapes, strides)  # per input: the window boxes
         offsets = [0]
         for w in windows:
-            offsets.append(offsets[-1] + w.shape[0])
-        # a last, empty window for the perturbations that slide over another input
-        padded = [torch.cat([w, w.new_zeros(1, *w.shape[1:])]) for w in windows]
+            offsets.append(offsets[-1] + len(w))
 
         def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
             rows = []
             for j, x in enumerate(call.inputs):
-                local = p - offsets[j]
-                n_w = windows[j].shape[0]
-                hit = padded[j][torch.where((local >= 0) & (local < n_w), local, n_w)]
+                local = p - offsets[j]  # perturbations that slide over another input hit nothing here
+                inside = (local >= 0) & (local < len(windows[j]))
+                hit = windows[j].masks(local.clamp(0, len(windows[j]) - 1)) & along_rows(inside, x)
                 rows.append(torch.where(hit, _rows(base[j], i), x.index_select(0, i)))
             return tuple(rows)
 
@@ -188,17 +188,22 @@ def occlusion(
         diff = (base_out[None] - out).permute(1, 2, 0)  # (N, K, W)
         attrs = []
         for j, w in enumerate(windows):
-            flat = w.reshape(w.shape[0], -1).to(diff.dtype)
-            total = diff[:, :, offsets[j] : offsets[j + 1]] @ flat  # (N, K, E)
-            count = flat.sum(0).clamp(min=1)
-            attrs.append((total / count).reshape(call.n, diff.shape[1], *w.shape[1:]))
+            total = diff.new_zeros(call.n, diff.shape[1], math.prod(w.dims))
+            count = torch.zeros(math.prod(w.dims), dtype=diff.dtype, device=diff.device)
+            step = max(1, _MASK_ELEMENTS // math.prod(w.dims))  # a few window masks at a time: bounded memory
+            for start in range(0, len(w), step):
+                ids = torch.arange(start, min(start + step, len(w)), device=diff.device)
+                flat = w.masks(ids).reshape(len(ids), -1).to(diff.dtype)
+                total += diff[:, :, offsets[j] + start : offsets[j] + start + len(ids)] @ flat
+                count += flat.sum(0)
+            attrs.append((total / count.clamp(min=1)).reshape(call.n, diff.shape[1], *w.dims))
         return call.restore(squeeze_outputs(tuple(attrs), out_shape))
 
     return Attributor(attribute, f, per_example=("baselines", "target", "additional_forward_args"), name="occlusion")
 
 
-def _windows(call: Call, shapes: Any, strides: Any) -> list[Tensor]:
-    """Boolean masks ``(W, *shape)`` of every window position, per input."""
+def _windows(call: Call, shapes: Any, strides: Any) -> list[Windows]:
+    """The window boxes of every input (positions of each window's corner)."""
     xs = call.inputs
     k = len(xs)
     # one input: a window shape and a stride; several: one of each per input
@@ -217,7 +222,7 @@ def _windows(call: Call, shapes: Any, strides: Any) -> list[Tensor]:
         )
     out = []
     for j, (x, shape, stride) in enumerate(zip(xs, per_input_shapes, per_input_strides)):
-        dims = x.shape[1:]
+        dims = tuple(x.shape[1:])
         shape = tuple(shape)
         stride = (stride,) * len(dims) if isinstance(stride, int) else tuple(stride)
         where = f"[{j}]" if len(xs) > 1 else ""
@@ -231,13 +236,32 @@ def _windows(call: Call, shapes: Any, strides: Any) -> list[Tensor]:
         # as Captum: ceil((d - s) / stride) + 1 positions; the last window may be cut by the edge
         starts = [range(0, (-(-(d - s) // st)) * st + 1, st) for d, s, st in zip(dims, shape, stride)]
         positions = torch.cartesian_prod(*[torch.tensor(list(r)) for r in starts]).reshape(-1, len(dims))
-        grids = torch.meshgrid(*[torch.arange(d) for d in dims], indexing="ij")
-        masks = torch.ones(positions.shape[0], *dims, dtype=torch.bool)
-        for d, (g, s) in enumerate(zip(grids, shape)):
-            lo = positions[:, d].reshape(-1, *[1] * len(dims))
-            masks &= (g >= lo) & (g < lo + s)
-        out.append(masks.to(x.device))
+        out.append(Windows(positions.to(x.device), shape, dims))
     return out
+
+
+_MASK_ELEMENTS = 2**20
+
+
+class Windows:
+    """The window boxes of one input: corner ``positions`` ``(W, D)`` and a box ``shape``.
+    Masks are built only for the windows asked for, so memory follows the chunk."""
+
+    def __init__(self, positions: Tensor, shape: tuple[int, ...], dims: tuple[int, ...]) -> None:
+        self.positions, self.shape, self.dims = positions, shape, dims
+
+    def __len__(self) -> int:
+        return self.positions.shape[0]
+
+    def masks(self, ids: Tensor) -> Tensor:
+        """Boolean masks ``(len(ids), *dims)`` of windows ``ids``."""
+        lo = self.positions.index_select(0, ids)
+        hit = torch.ones(len(ids), *self.dims, dtype=torch.bool, device=ids.device)
+        for d, (size, s) in enumerate(zip(self.dims, self.shape)):
+            g = torch.arange(size, device=ids.device).reshape(1, *[1] * d, size, *[1] * (len(self.dims) - d - 1))
+            start = lo[:, d].reshape(-1, *[1] * len(self.dims))
+            hit = hit & (g >= start) & (g < start + s)
+        return hit
 
 
 def _on_layer(
