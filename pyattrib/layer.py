@@ -22,7 +22,7 @@ from ._core.call import Call, completeness_delta, output_rise, prepare
 from ._core.capture import Layers, LayerValue, split
 from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import ForwardArgs, TensorOrTuple
-from ._core.kernel import Chunk, accumulate, along_rows, gradients, integrate_path, path_integral
+from ._core.kernel import Chunk, accumulate, gradients, integrate_path, path_integral, path_points
 from ._core.quadrature import path_rule, quadrature
 from ._core.state import evaluating
 from .gradient import ShapDraws, Stdevs
@@ -170,7 +170,7 @@ def layer_conductance(
         templates: list[LayerValue] = []
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
-            points = tuple(c.take(b) + along_rows(nodes.to(d)[c.k], d) * c.take(d) for b, d in zip(base, diff))
+            points = path_points(c, base, diff, nodes)
             # gradients at every point but the chunk's last, whose layer value alone is needed
             n, m = call.n, len(c.i) - call.n
             index = c.i[:m]

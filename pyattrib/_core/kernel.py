@@ -150,6 +150,11 @@ def along_rows(v: Tensor, like: Tensor) -> Tensor:
 GradAt = Callable[[tuple[Tensor, ...], Chunk], Sequence[Tensor]]
 
 
+def path_points(c: Chunk, start: tuple[Tensor, ...], diff: tuple[Tensor, ...], nodes: Tensor) -> tuple[Tensor, ...]:
+    """The chunk's rows of the path ``start + a_k * diff`` (row ``r`` at node ``k = c.k[r]``)."""
+    return tuple(c.take(b) + along_rows(nodes.to(d)[c.k], d) * c.take(d) for b, d in zip(start, diff))
+
+
 def path_integral(
     grad_at: GradAt,
     start: tuple[Tensor, ...],
@@ -164,8 +169,7 @@ def path_integral(
     """
 
     def contribution(c: Chunk) -> tuple[Tensor, ...]:
-        points = tuple(c.take(b) + along_rows(nodes.to(d)[c.k], d) * c.take(d) for b, d in zip(start, diff))
-        return tuple(g * along_rows(weights.to(g)[c.k], g) for g in grad_at(points, c))
+        return tuple(g * along_rows(weights.to(g)[c.k], g) for g in grad_at(path_points(c, start, diff, nodes), c))
 
     return accumulate(contribution, len(nodes), start[0].shape[0], batch_size, start[0].device)
 
@@ -199,10 +203,9 @@ def adaptive_path_integral(
         nodes, weights = rule.nodes[group], rule.weights[:, group].T.contiguous()
 
         def contribution(c: Chunk, nodes: Tensor = nodes, weights: Tensor = weights) -> tuple[Tensor, ...]:
-            points = tuple(c.take(b) + along_rows(nodes.to(d)[c.k], d) * c.take(d) for b, d in zip(start, diff))
             return tuple(
                 g_.unsqueeze(1) * weights.to(g_)[c.k].reshape(len(g_), levels, *([1] * (g_.dim() - 1)))
-                for g_ in grad_at(points, c)
+                for g_ in grad_at(path_points(c, start, diff, nodes), c)
             )
 
         parts = accumulate(contribution, len(nodes), len(active), batch_size, device, examples=active)
