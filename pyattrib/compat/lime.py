@@ -178,9 +178,15 @@ class LimeBase(PerturbationAttribution):
 
 
 def _evaluator(
-    forward: Callable[..., Any], inputs: Any, target: Any, additional_forward_args: Any, device: torch.device
+    forward: Callable[..., Any],
+    inputs: Any,
+    target: Any,
+    additional_forward_args: Any,
+    device: torch.device,
+    check: bool = True,
 ) -> Callable[[list[Any]], Tensor]:
-    """Evaluate a list of samples (each shaped like ``inputs``) in one forward: one scalar each."""
+    """Evaluate a list of samples (each shaped like ``inputs``) in one forward: the selected
+    outputs, flattened (with ``check``, exactly one scalar per sample)."""
     n = (inputs[0] if isinstance(inputs, tuple) else inputs).shape[0]
     args, selector = ForwardArgs(additional_forward_args, n), as_target(target, n, device)
 
@@ -192,7 +198,7 @@ def _evaluator(
             return torch.tensor([out], device=device)
         if selector.selects:
             out = selector.select(out, index)
-        assert out.numel() == len(samples), (
+        assert not check or out.numel() == len(samples), (
             "Number of outputs is not appropriate, must return one output per perturbed input"
         )
         return out.flatten()
@@ -265,8 +271,8 @@ class Lime(LimeBase):
             )  # fmt: skip
 
         if n > 1:
-            test = _outputs(self.forward_func, xs, target, additional_forward_args)
-            if isinstance(test, Tensor) and test.numel() > 1:
+            test = _evaluator(self.forward_func, xs, target, additional_forward_args, xs[0].device, check=False)([xs])
+            if test.numel() > 1:
                 if test.numel() != n:
                     raise AssertionError(
                         "Invalid number of outputs, forward function should return a scalar per example or a "
@@ -375,13 +381,6 @@ def _example(value: Any, i: int, n: int) -> Any:
     items = value if isinstance(value, tuple) else (value,)
     picked = tuple(v[i : i + 1] if isinstance(v, (Tensor, list)) and len(v) == n else v for v in items)
     return picked if isinstance(value, tuple) else picked[0]
-
-
-def _outputs(forward: Callable[..., Any], xs: tuple[Tensor, ...], target: Any, additional_forward_args: Any) -> Any:
-    n = xs[0].shape[0]
-    out = forward(*xs, *ForwardArgs(additional_forward_args, n).values)
-    selector = as_target(target, n, xs[0].device)
-    return selector.select(out) if isinstance(out, Tensor) and selector.selects else out
 
 
 def _spread(xs: tuple[Tensor, ...], masks: tuple[Tensor, ...], coef: Tensor, was_tuple: bool) -> Any:
