@@ -5,6 +5,7 @@ attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x
 """
 
 from . import lrp as lrp_rules
+from . import metrics
 from ._core.attributor import Attributor
 from .backprop import (
     deconvolution,
@@ -63,6 +64,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Attributor",
     "lrp_rules",
+    "metrics",
     "convergence_delta",
     "feature_ablation",
     "feature_permutation",

@@ -12,10 +12,10 @@ import torch
 from torch import Tensor
 
 from ._core import random
-from ._core.attributor import Attributor, bind_baselines
+from ._core.attributor import Attributor, bind_baselines, call_on_copies
 from ._core.budget import rows_per_chunk
 from ._core.errors import ArgumentError, check_batch_size, check_count
-from ._core.inputs import as_tuple, distribution_baselines, repeat_examples, restore
+from ._core.inputs import as_tuple, distribution_baselines, restore
 from .gradient import per_input_stdevs
 
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -85,16 +85,12 @@ def noise_tunnel(
             noisy = tuple(
                 x.repeat_interleave(c, 0) + (0 if e is None else e.index_select(0, rows)) for x, e in zip(xs, noise)
             )
-            chunk_kwargs = {
-                k: repeat_examples(v, n, c) if k in attributor.per_example else v for k, v in kwargs.items()
-            }
+            drawn_rows = {}
             if drawn is not None:
-                chunk_kwargs["baselines"] = restore([d.index_select(0, rows) for d in drawn], was_tuple)
-            out = attributor(restore(noisy, was_tuple), **chunk_kwargs)
-            if attributor.returns_delta:
-                out, delta = out
-                deltas.append(delta.reshape(n, c))
-            parts = [a.reshape(n, c, *a.shape[1:]) for a in as_tuple(out, "attributions")[0]]
+                drawn_rows["baselines"] = restore([d.index_select(0, rows) for d in drawn], was_tuple)
+            parts, _, delta = call_on_copies(attributor, noisy, was_tuple, kwargs, n, c, per_copy=drawn_rows)
+            if delta is not None:
+                deltas.append(delta)
             part_sums = [p.sum(1) for p in parts]
             part_squares = [(p * p).sum(1) for p in parts]
             sums = part_sums if sums is None else [a + b for a, b in zip(sums, part_sums)]

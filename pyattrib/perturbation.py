@@ -22,7 +22,7 @@ from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.errors import ArgumentError, check_batch_size
 from ._core.kernel import along_rows
-from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, reference_outputs, squeeze_outputs
+from ._core.perturb import FeatureMask, evaluate, example_rows, prepare_perturbation, reference_outputs, squeeze_outputs
 from ._core.state import evaluating
 
 Forward = Callable[..., Any]
@@ -73,7 +73,7 @@ def feature_ablation(f: Forward, *, batch_size: int | None = None, show_progress
                 f,
                 call,
                 mask,
-                lambda j, xr, i, p: _rows(base[j], i),
+                lambda j, xr, i, p: example_rows(base[j], i),
                 batch_size,
                 show_progress,
                 "Feature Ablation attribution",
@@ -81,10 +81,6 @@ def feature_ablation(f: Forward, *, batch_size: int | None = None, show_progress
         return call.restore(attrs)
 
     return Attributor(attribute, f, per_example=PER_EXAMPLE, name="feature_ablation")
-
-
-def _rows(t: Tensor, i: Tensor) -> Tensor:
-    return t.index_select(0, i) if t.shape[0] != 1 else t.expand(len(i), *t.shape[1:])
 
 
 def random_permutation(n: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
@@ -179,7 +175,7 @@ def occlusion(
                 local = p - offsets[j]  # perturbations that slide over another input hit nothing here
                 inside = (local >= 0) & (local < len(windows[j]))
                 hit = windows[j].masks(local.clamp(0, len(windows[j]) - 1)) & along_rows(inside, x)
-                rows.append(torch.where(hit, _rows(base[j], i), x.index_select(0, i)))
+                rows.append(torch.where(hit, example_rows(base[j], i), x.index_select(0, i)))
             return tuple(rows)
 
         with evaluating(f):

@@ -7,9 +7,9 @@ from typing import Any
 
 from torch import Tensor
 
-from ._core.attributor import Attributor, bind_baselines
+from ._core.attributor import Attributor, bind_baselines, call_on_copies
 from ._core.errors import ArgumentError
-from ._core.inputs import as_tuple, repeat_examples, restore
+from ._core.inputs import as_tuple, restore
 
 Selector = int | tuple[int, ...]
 
@@ -50,14 +50,11 @@ def multi_target(
             raise TypeError(f"{argname} is set by multi_target; do not pass it to the call")
         xs, was_tuple = as_tuple(inputs)
         n = xs[0].shape[0]
-        expanded = {k: repeat_examples(v, n, n_targets) if k in per_example else v for k, v in kwargs.items()}
-        expanded[argname] = targets * n
-        out = attributor(restore([x.repeat_interleave(n_targets, 0) for x in xs], was_tuple), **expanded)
-        delta = None
-        if attributor.returns_delta:
-            out, delta = out
-        attrs, out_tuple = as_tuple(out, "attributions")
-        result = restore([a.reshape(n, n_targets, *a.shape[1:]) for a in attrs], out_tuple)
-        return (result, delta.reshape(n, n_targets)) if delta is not None else result
+        copies = tuple(x.repeat_interleave(n_targets, 0) for x in xs)
+        attrs, out_tuple, delta = call_on_copies(
+            attributor, copies, was_tuple, kwargs, n, n_targets, per_copy={argname: targets * n}
+        )
+        result = restore(attrs, out_tuple)
+        return (result, delta) if delta is not None else result
 
     return attributor.with_fn(attribute, per_example=per_example, name=f"multi_target({attributor.name})")

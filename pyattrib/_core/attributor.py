@@ -9,8 +9,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from .errors import ArgumentError
+from .inputs import as_tuple, repeat_examples, restore
 from .state import model_of
 
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args")
@@ -170,3 +172,32 @@ def bind_baselines(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
             raise TypeError("baselines given both positionally and by keyword")
         kwargs = {**kwargs, "baselines": args[0]}
     return kwargs
+
+
+def call_on_copies(
+    attributor: Callable[..., Any],
+    copies: tuple[Tensor, ...],
+    was_tuple: bool,
+    kwargs: dict[str, Any],
+    n: int,
+    times: int,
+    per_copy: dict[str, Any] | None = None,
+) -> tuple[list[Tensor], bool, Tensor | None]:
+    """Call ``attributor`` on ``n * times`` rows, row ``i * times + s`` a copy of example ``i``.
+
+    Per-example keyword arguments (an :class:`Attributor`'s ``per_example``; for any other
+    callable, Captum's baselines, target and additional_forward_args) are repeated to follow
+    their example; ``per_copy`` arguments already hold one entry per row. Returns the
+    attributions shaped ``(n, times, *shape)``, whether they were a tuple, and the deltas
+    shaped ``(n, times)`` when the attributor returns them.
+    """
+    per_example = getattr(attributor, "per_example", PER_EXAMPLE)
+    expanded = {k: repeat_examples(v, n, times) if k in per_example else v for k, v in kwargs.items()}
+    expanded.update(per_copy or {})
+    out = attributor(restore(copies, was_tuple), **expanded)
+    delta = None
+    if getattr(attributor, "returns_delta", False):
+        out, delta = out
+        delta = delta.reshape(n, times)
+    attrs, out_tuple = as_tuple(out, "attributions")
+    return [a.reshape(n, times, *a.shape[1:]) for a in attrs], out_tuple, delta

@@ -143,6 +143,11 @@ class FeatureMask:
         return tuple(out)
 
 
+def example_rows(t: Tensor, i: Tensor) -> Tensor:
+    """Rows ``i`` of a per-example tensor, or its single shared row repeated."""
+    return t.index_select(0, i) if t.shape[0] != 1 else t.expand(len(i), *t.shape[1:])
+
+
 def squeeze_outputs(attrs: tuple[Tensor, ...], out_shape: tuple[int, ...]) -> tuple[Tensor, ...]:
     """``(N, K, *shape)`` -> ``(N, *shape)`` for one output per example, else
     ``(N, *output_shape, *shape)``."""

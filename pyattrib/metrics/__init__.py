@@ -1,0 +1,16 @@
+"""Metrics that evaluate explanations, each a transform returning a callable.
+
+- :func:`infidelity` and :func:`sensitivity_max` (Yeh et al., 2019), Captum's two metrics;
+- :func:`deletion` / :func:`insertion` curves and their AUC (pixel flipping);
+- :func:`road` (remove and debias, Rong et al., 2022);
+- :func:`mprt`, the model-randomisation sanity check (Adebayo et al., 2018).
+
+All are batched: perturbed copies of a batch run through the model (or the attributor) in
+chunks of at most ``batch_size`` rows, on the inputs' device.
+"""
+
+from .curves import Curve, deletion, insertion
+from .infidelity import infidelity, perturbations_from
+from .sensitivity import sensitivity_max
+
+__all__ = ["infidelity", "perturbations_from", "sensitivity_max", "deletion", "insertion", "Curve"]
