@@ -5,7 +5,7 @@ attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x
 """
 
 from . import lrp as lrp_rules
-from . import metrics
+from . import metrics, robust
 from ._core.attributor import Attributor
 from .backprop import (
     deconvolution,
@@ -65,6 +65,7 @@ __all__ = [
     "Attributor",
     "lrp_rules",
     "metrics",
+    "robust",
     "convergence_delta",
     "feature_ablation",
     "feature_permutation",

@@ -195,3 +195,15 @@ def repeat_examples(value: Any, n: int, times: int) -> Any:
     if isinstance(value, list) and len(value) == n:
         return [v for v in value for _ in range(times)]
     return value
+
+
+def select_examples(value: Any, n: int, index: Tensor) -> Any:
+    """The rows of examples ``index`` of a per-example value (tensors with ``n`` leading rows,
+    lists of ``n`` entries, tuples recursively); anything else unchanged."""
+    if isinstance(value, Tensor):
+        return value.index_select(0, index.to(value.device)) if value.dim() > 0 and value.shape[0] == n else value
+    if isinstance(value, tuple):
+        return tuple(select_examples(v, n, index) for v in value)
+    if isinstance(value, list) and len(value) == n:
+        return [value[i] for i in index.tolist()]
+    return value

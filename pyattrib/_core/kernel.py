@@ -125,17 +125,20 @@ def gradients(
     the attributor, it is ``torch.func.grad``, which composes with both. Neither
     touches ``.grad``.
     """
+    fwd = forward if transformed() else feeder(forward, rows, backward=True)
+    return gradient_of_sum(lambda *xs: outputs(fwd, args, target, xs, index).sum(), rows)
+
+
+def gradient_of_sum(total: Callable[..., Tensor], rows: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """``d total(*rows) / d rows`` for a scalar ``total``: ``torch.autograd.grad`` eagerly (with
+    ``create_graph`` when grad mode is on), ``torch.func.grad`` under compile or a transform."""
     if transformed():
-
-        def total(*xs: Tensor) -> Tensor:
-            return outputs(forward, args, target, xs, index).sum()
-
         return torch.func.grad(total, argnums=tuple(range(len(rows))))(*rows)
     create_graph = torch.is_grad_enabled()
     with torch.enable_grad():
         rows = tuple(r if (create_graph and r.requires_grad) else r.detach().requires_grad_() for r in rows)
-        total = outputs(feeder(forward, rows, backward=True), args, target, rows, index).sum()
-        return torch.autograd.grad(total, rows, create_graph=create_graph, allow_unused=True, materialize_grads=True)
+        value = total(*rows)
+        return torch.autograd.grad(value, rows, create_graph=create_graph, allow_unused=True, materialize_grads=True)
 
 
 def rows_of(t: Tensor, index: Tensor) -> Tensor:

@@ -55,6 +55,7 @@ from .layer import (
 )
 from .lime import KernelShap, Lime, LimeBase
 from .lrp_rules import Alpha1_Beta0_Rule, EpsilonRule, GammaRule, IdentityRule, PropagationRule
+from .metrics import default_perturb_func, infidelity, infidelity_perturb_func_decorator, sensitivity_max
 from .models import (
     InterpretableEmbeddingBase,
     TokenReferenceBase,
@@ -72,6 +73,7 @@ from .neuron import (
     NeuronGuidedBackprop,
     NeuronIntegratedGradients,
 )
+from .robust import FGSM, PGD, AttackComparator, MinParamPerturbation, Perturbation
 
 __all__ = [
     "Attribution", "GradientAttribution", "PerturbationAttribution", "InternalAttribution", "LayerAttribution",
@@ -87,13 +89,21 @@ __all__ = [
     "TokenReferenceBase", "InterpretableEmbeddingBase", "configure_interpretable_embedding_layer",
     "remove_interpretable_embedding_layer",
     "PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "IdentityRule", "lrp_rules",
+    "infidelity", "infidelity_perturb_func_decorator", "sensitivity_max", "default_perturb_func",
+    "Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation",
     "captum_twins",
 ]  # fmt: skip
+_METRICS = ["infidelity", "infidelity_perturb_func_decorator", "sensitivity_max"]
+_ROBUST = ["Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation"]
 
 # Where Captum defines each object compat covers (for the test-suite runner).
 _CAPTUM_HOMES = {
-    "captum.attr": [n for n in __all__ if n not in ("InternalAttribution", "lrp_rules", "captum_twins")
-                    and not n.endswith("Rule")],
+    "captum.attr": [n for n in __all__ if n not in ("InternalAttribution", "lrp_rules", "captum_twins", *_METRICS,
+                                                    "default_perturb_func",
+                                                    *_ROBUST) and not n.endswith("Rule")],
+    "captum.metrics": _METRICS,
+    "captum.metrics._core.sensitivity": ["default_perturb_func"],
+    "captum.robust": _ROBUST,
     "captum.attr._utils.attribution": ["InternalAttribution"],
     "captum.attr._utils.lrp_rules": ["PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule",
                                      "IdentityRule"],
