@@ -93,8 +93,9 @@ def _matching(attributions: TensorOrTuple, inputs: tuple[Tensor, ...]) -> tuple[
         raise ArgumentError(f"attributions has {len(attrs)} tensors but inputs has {len(inputs)}; pass one per input")
     for j, (a, x) in enumerate(zip(attrs, inputs)):
         if a.shape != x.shape:
+            at, xt = (f"attributions[{j}]", f"inputs[{j}]") if len(attrs) > 1 else ("attributions", "inputs")
             raise ArgumentError(
-                f"attributions[{j}] has shape {tuple(a.shape)} but inputs[{j}] has {tuple(x.shape)}; "
+                f"{at} has shape {tuple(a.shape)} but {xt} has {tuple(x.shape)}; "
                 "pass attributions with the inputs' shapes (e.g. a layer method's result is not input attributions)"
             )
     return tuple(a.detach() for a in attrs)
