@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from captum.attr import IntegratedGradients, Saliency
+from captum.attr import IntegratedGradients
 from captum.metrics import infidelity as captum_infidelity
 from captum.metrics import infidelity_perturb_func_decorator as captum_decorator
 from captum.metrics import sensitivity_max as captum_sensitivity
