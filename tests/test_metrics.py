@@ -230,3 +230,101 @@ def test_metric_errors_name_the_argument():
         pa.metrics.deletion(model)(x, torch.zeros_like(x))
     with pytest.raises(ValueError, match="n_perturb_samples"):
         pa.metrics.sensitivity_max(pa.saliency(model), n_perturb_samples=0)
+
+
+def dense_impute(image, removed):
+    """Noiseless linear imputation of one (C, H, W) image by a dense solve per channel."""
+    c, h, w = image.shape
+    weights = {(di, dj): (1 / 12 if di and dj else 1 / 6) for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj}
+    holes = [(i, j) for i in range(h) for j in range(w) if removed[i, j]]
+    where = {p: k for k, p in enumerate(holes)}
+    out = image.clone()
+    for ch in range(c):
+        a = torch.zeros(len(holes), len(holes), dtype=torch.float64)
+        b = torch.zeros(len(holes), dtype=torch.float64)
+        for k, (i, j) in enumerate(holes):
+            for (di, dj), wt in weights.items():
+                q = (i + di, j + dj)
+                if not (0 <= q[0] < h and 0 <= q[1] < w):
+                    continue
+                a[k, k] += wt
+                if q in where:
+                    a[k, where[q]] -= wt
+                else:
+                    b[k] += wt * image[ch, q[0], q[1]]
+        values = torch.linalg.solve(a, b)
+        for k, (i, j) in enumerate(holes):
+            out[ch, i, j] = values[k]
+    return out
+
+
+def test_imputation_solves_the_neighbour_average_system():
+    torch.manual_seed(0)
+    images = torch.randn(2, 2, 7, 6, dtype=torch.float64)
+    removed = torch.rand(2, 1, 7, 6) < 0.5
+    removed[:, :, 0, 0] = False  # at least one known pixel
+    got = pa.metrics.impute(images, removed, tol=1e-12)
+    for k in range(2):
+        torch.testing.assert_close(got[k], dense_impute(images[k], removed[k, 0]), atol=1e-8, rtol=1e-8)
+
+
+@given(st.integers(0, 10_000))
+def test_imputation_reproduces_affine_images(seed):
+    torch.manual_seed(seed)
+    a, b, c = torch.randn(3, dtype=torch.float64)
+    i, j = torch.meshgrid(torch.arange(9.0, dtype=torch.float64), torch.arange(9.0, dtype=torch.float64), indexing="ij")
+    image = (a * i + b * j + c).to(torch.float64).expand(1, 3, 9, 9)
+    removed = torch.zeros(1, 1, 9, 9, dtype=torch.bool)
+    removed[0, 0, 1:8, 1:8] = torch.rand(7, 7) < 0.7  # interior holes: the affine image is the solution
+    torch.testing.assert_close(pa.metrics.impute(image, removed, tol=1e-12), image, atol=1e-7, rtol=0)
+
+
+@pytest.mark.parametrize("order", ["morf", "lerf"])
+def test_road_scores_the_imputed_images(order):
+    model, x = cnn(), torch.randn(3, 3, 8, 8)
+    target = torch.tensor([0, 1, 2])
+    attrs = pa.saliency(model)(x, target=target)
+    curve = pa.metrics.road(model, percentages=(0.25, 0.5), order=order, noise=0.0, batch_size=2)(
+        x, attrs, target=target
+    )
+    ranked = attrs.sum(1).reshape(3, -1).double().argsort(dim=1, descending=order == "morf", stable=True)
+    for k, share in enumerate((0.25, 0.5)):
+        removed = torch.zeros(3, 64, dtype=torch.bool)
+        removed.scatter_(1, ranked[:, : int(share * 64)], True)
+        imputed = pa.metrics.impute(x, removed.reshape(3, 1, 8, 8))
+        torch.testing.assert_close(curve.scores[:, k], model(imputed).gather(1, target[:, None])[:, 0].detach())
+    noisy_runs = [pa.metrics.road(model, order=order)(x, attrs, target=target,
+                  generator=torch.Generator().manual_seed(3)).scores for _ in range(2)]  # fmt: skip
+    torch.testing.assert_close(noisy_runs[0], noisy_runs[1])
+
+
+def test_spearman_equals_scipy():
+    from scipy.stats import spearmanr
+
+    a, b = torch.randn(4, 30), torch.randn(4, 30)
+    ours = pa.metrics.spearman(a, b)
+    for k in range(4):
+        assert float(ours[k]) == pytest.approx(spearmanr(a[k], b[k]).statistic, abs=1e-9)
+
+
+def test_mprt_cascades_from_the_top_and_leaves_the_model_alone():
+    model, (x,), target, _, _ = CASES[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    check = pa.metrics.mprt(model, lambda m: pa.integrated_gradients(m, n_steps=16), seed=3)
+    result = check(x, target=target)
+    assert result.layers == ["4", "2", "0"] and result.correlation.shape == (3, 6)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # by hand: the top layer reset under the same seed
+    import copy
+
+    copied = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        copied[4].reset_parameters()
+    trained = pa.integrated_gradients(model, n_steps=16)(x, target=target).abs()
+    top = pa.integrated_gradients(copied, n_steps=16)(x, target=target).abs()
+    torch.testing.assert_close(result.correlation[0], pa.metrics.spearman(trained, top))
+    torch.testing.assert_close(check(x, target=target).correlation, result.correlation)
+    # an explanation that ignores the model fails the sanity check: correlation stays 1
+    blind = pa.metrics.mprt(model, lambda m: lambda inputs, **kw: inputs * 2)(x, target=target)
+    torch.testing.assert_close(blind.correlation, torch.ones(3, 6, dtype=torch.float64))

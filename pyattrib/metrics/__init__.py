@@ -11,6 +11,11 @@ chunks of at most ``batch_size`` rows, on the inputs' device.
 
 from .curves import Curve, deletion, insertion
 from .infidelity import infidelity, perturbations_from
+from .randomisation import Randomisation, mprt, spearman
+from .road import impute, road
 from .sensitivity import sensitivity_max
 
-__all__ = ["infidelity", "perturbations_from", "sensitivity_max", "deletion", "insertion", "Curve"]
+__all__ = [
+    "infidelity", "perturbations_from", "sensitivity_max", "deletion", "insertion", "Curve", "road", "impute",
+    "mprt", "Randomisation", "spearman",
+]  # fmt: skip

@@ -109,8 +109,13 @@ def feature_ranks(attrs: tuple[Tensor, ...], mask: FeatureMask) -> Tensor:
     for j, a in enumerate(attrs):
         ids = mask.rows(j, torch.arange(n, device=a.device)).reshape(n, -1)
         totals.scatter_add_(1, ids, a.reshape(n, -1).double())
-    order = torch.sort(totals, dim=1, descending=True, stable=True).indices
-    places = torch.arange(mask.n_features, device=order.device).expand_as(order)
+    return descending_ranks(totals)
+
+
+def descending_ranks(scores: Tensor) -> Tensor:
+    """``(N, F)``: each entry's place in its row's descending order (0 = largest; ties by index)."""
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    places = torch.arange(scores.shape[1], device=order.device).expand_as(order)
     return torch.empty_like(order).scatter_(1, order, places)
 
 

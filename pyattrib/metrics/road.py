@@ -1,0 +1,121 @@
+"""ROAD: RemOve And Debias (Rong et al., 2022, https://arxiv.org/abs/2202.00449).
+
+Pixel-removal curves whose removed pixels are filled by noisy linear imputation: each removed
+pixel takes the weighted mean of its eight neighbours (weight 1/6 for edge neighbours, 1/12
+for corners), all removed pixels of an image at once, plus small Gaussian noise. The
+imputation hides the shape of the removal mask, which otherwise tells the model (and so the
+score) where the removed pixels were. The linear systems of all images, channels and removal
+levels of a chunk are solved together by conjugate gradients on the inputs' device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .._core import random
+from .._core.call import prepare
+from .._core.errors import ArgumentError, check_batch_size
+from .._core.perturb import evaluate
+from .._core.state import evaluating
+from .curves import Curve, descending_ranks
+from .infidelity import _matching
+
+ORDERS = ("morf", "lerf")
+_NEIGHBOURS = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]])
+
+
+def impute(images: Tensor, removed: Tensor, max_iter: int = 1000, tol: float = 1e-6) -> Tensor:
+    r"""Linear imputation of the ``removed`` pixels (bool, ``(B, 1 or C, H, W)``) of ``images``
+    (``(B, C, H, W)``): the solution of :math:`d_p x_p - \sum_{q \in R} w_{pq} x_q =
+    \sum_{q \notin R} w_{pq} x_q` for every removed pixel ``p`` (``d_p``: the weights of its
+    neighbours inside the image), by conjugate gradients on all planes at once."""
+    b, c, h, w = images.shape
+    planes = images.reshape(b * c, 1, h, w)
+    unknown = removed.expand(b, c, h, w).reshape(b * c, 1, h, w).to(images.dtype)
+    kernel = _NEIGHBOURS.to(images)[None, None]
+    degree = F.conv2d(torch.ones_like(planes[:1]), kernel, padding=1)
+
+    def apply(x: Tensor) -> Tensor:
+        return unknown * (degree * x - F.conv2d(x * unknown, kernel, padding=1))
+
+    rhs = unknown * F.conv2d(planes * (1 - unknown), kernel, padding=1)
+    x = torch.zeros_like(planes)
+    r = rhs.clone()
+    p = r.clone()
+    rr = (r * r).sum((1, 2, 3), keepdim=True)
+    scale = (rhs * rhs).sum((1, 2, 3), keepdim=True).clamp_min(torch.finfo(images.dtype).tiny)
+    for step in range(max_iter):
+        ap = apply(p)
+        alpha = rr / (p * ap).sum((1, 2, 3), keepdim=True).clamp_min(torch.finfo(images.dtype).tiny)
+        x = x + alpha * p
+        r = r - alpha * ap
+        rr_next = (r * r).sum((1, 2, 3), keepdim=True)
+        if step % 10 == 9 and bool((rr_next <= tol * tol * scale).all()):
+            break
+        p = r + rr_next / rr.clamp_min(torch.finfo(images.dtype).tiny) * p
+        rr = rr_next
+    return torch.where(unknown.bool(), x, planes).reshape(b, c, h, w)
+
+
+def road(
+    f: Callable[..., Any],
+    *,
+    percentages: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    order: str = "morf",
+    noise: float = 0.01,
+    batch_size: int | None = None,
+) -> Callable[..., Curve]:
+    """ROAD curve of image attributions: remove the top (``order="morf"``, most relevant first)
+    or bottom (``"lerf"``) share of pixels at each of ``percentages``, impute them (noisy
+    linear imputation, Gaussian noise of std ``noise``), and record the selected output.
+
+    Pixels are ranked by their attributions summed over channels; a pixel is removed in
+    all channels. A faithful explanation gives a low MoRF curve and a high LeRF curve.
+    Call as ``(inputs, attributions, *, target=None, additional_forward_args=None,
+    generator=None)`` with ``inputs`` of shape ``(N, C, H, W)``; returns a :class:`Curve`
+    (``fractions``: the percentages). Imputation and evaluation run in chunks of at most
+    ``batch_size`` images.
+    """
+    if order not in ORDERS:
+        raise ArgumentError(f"order must be 'morf' or 'lerf', got {order!r}")
+    shares = [float(p) for p in percentages]
+    if not shares or any(not 0.0 <= p <= 1.0 for p in shares):
+        raise ArgumentError(f"percentages must be shares in [0, 1], got {list(percentages)!r}")
+    check_batch_size(batch_size)
+
+    def measure(
+        inputs: Tensor, attributions: Tensor, *, target: Any = None, additional_forward_args: Any = None,
+        generator: torch.Generator | None = None,
+    ) -> Curve:  # fmt: skip
+        call = prepare(inputs, target, additional_forward_args, method="road")
+        if len(call.inputs) != 1 or call.inputs[0].dim() != 4:
+            raise ArgumentError("road takes one image tensor of shape (N, C, H, W) as inputs")
+        (x,) = call.inputs
+        (attr,) = _matching(attributions, call.inputs)
+        n, _, h, w = x.shape
+        score = attr.sum(1).reshape(n, -1).double()
+        ranks = descending_ranks(score if order == "morf" else -score)
+        counts = torch.tensor([round(p * h * w) for p in shares], device=x.device)
+
+        def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
+            removed = (ranks.index_select(0, i) < counts[p][:, None]).reshape(len(i), 1, h, w)
+            filled = impute(x.index_select(0, i), removed)
+            if noise:
+                filled = filled + removed * random.normal(filled.shape, noise, x, generator)
+            return (filled,)
+
+        with evaluating(f):
+            out, shape = evaluate(f, call, build, len(shares), batch_size)
+        if out.shape[-1] != 1:
+            raise ArgumentError(f"road scores one output per example, but the model gives {shape}; pass target=")
+        scores = out[..., 0].T
+        fractions = torch.tensor(shares, dtype=scores.dtype, device=scores.device)
+        auc = torch.trapezoid(scores, fractions, dim=1) if len(shares) > 1 else scores[:, 0] * 0
+        return Curve(fractions, scores, auc)
+
+    return measure
