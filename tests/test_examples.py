@@ -53,3 +53,16 @@ def test_tabular_comparison(tmp_path, monkeypatch):
     for name in ("feature ablation", "KernelSHAP", "LIME", "integrated gradients"):
         assert result[name] > 0.8, name
     assert (tmp_path / "tabular_attributions.png").stat().st_size > 1000
+
+
+def test_evaluate_demo(tmp_path, monkeypatch):
+    demo = load("evaluate")
+    monkeypatch.setattr(demo, "OUT", str(tmp_path))
+    table = demo.main(n_images=24, steps=8)
+    assert set(table) == {"saliency", "integrated gradients", "smoothgrad(IG)", "deep_lift", "occlusion"}
+    # path methods remove the evidence faster than saliency, and saliency depends on the weights
+    assert table["integrated gradients"]["deletion AUC"] < table["saliency"]["deletion AUC"]
+    assert table["integrated gradients"]["insertion AUC"] > table["saliency"]["insertion AUC"]
+    assert table["saliency"]["rank corr, top layer random"] < 0.5
+    assert all(row["infidelity"] >= 0 and row["sensitivity"] >= 0 for row in table.values())
+    assert (tmp_path / "evaluate_curves.png").stat().st_size > 1000

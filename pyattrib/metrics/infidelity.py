@@ -12,6 +12,7 @@ from .._core.call import prepare
 from .._core.errors import ArgumentError, check_batch_size, check_count
 from .._core.inputs import TensorOrTuple, as_tuple, restore
 from .._core.kernel import outputs
+from .._core.layout import feeder
 from .._core.state import evaluating
 
 PerturbFunc = Callable[..., Any]
@@ -63,13 +64,15 @@ def infidelity(
         n, total = call.n, n_perturb_samples
         per = max(1, min(total, call.chunk(batch_size) // n))
         sums = torch.zeros(3 if normalize else 1, n, device=call.device, dtype=torch.float64)
+        fed = feeder(f, call.inputs, backward=False)
         with evaluating(f), torch.no_grad():
-            fx = outputs(f, call.args, call.target, call.inputs, None)
+            fx = outputs(fed, call.args, call.target, call.inputs, None)
             for start in range(0, total, per):
                 c = min(per, total - start)
                 index = torch.arange(n, device=call.device).repeat_interleave(c)
                 perts, perturbed = _perturb(perturb_func, call.inputs, base, call.was_tuple, c)
-                drop = (fx.index_select(0, index) - outputs(f, call.args, call.target, perturbed, index)).reshape(n, c)
+                moved = outputs(fed, call.args, call.target, perturbed, index)
+                drop = (fx.index_select(0, index) - moved).reshape(n, c)
                 dot = sum((a[:, None] * p.reshape(n, c, *a.shape[1:])).reshape(n, c, -1).sum(2)
                           for a, p in zip(attrs, perts))  # fmt: skip
                 dot, drop = dot.double(), drop.double()

@@ -24,10 +24,26 @@ class Randomisation:
     correlation: Tensor
 
 
+def ranks(values: Tensor) -> Tensor:
+    """Ranks within each row of ``(N, D)`` values, ties sharing their average rank."""
+    n, d = values.shape
+    sorted_values, order = values.sort(dim=1, stable=True)
+    starts = torch.ones_like(sorted_values, dtype=torch.long)
+    starts[:, 1:] = (sorted_values[:, 1:] != sorted_values[:, :-1]).long()
+    run = starts.cumsum(1) - 1 + torch.arange(n, device=values.device)[:, None] * d  # run ids, unique per row
+    position = torch.arange(d, device=values.device, dtype=torch.float64).expand(n, d).reshape(-1)
+    total = torch.zeros(n * d, dtype=torch.float64, device=values.device).index_add_(0, run.reshape(-1), position)
+    count = torch.zeros(n * d, dtype=torch.float64, device=values.device).index_add_(
+        0, run.reshape(-1), torch.ones_like(position)
+    )
+    average = (total / count.clamp_min(1)).index_select(0, run.reshape(-1)).reshape(n, d)
+    return torch.empty_like(average).scatter_(1, order, average)
+
+
 def spearman(a: Tensor, b: Tensor) -> Tensor:
-    """Spearman rank correlation per row of two ``(N, D)`` tensors (ordinal ranks for ties)."""
-    ra = a.argsort(dim=1).argsort(dim=1).double()
-    rb = b.argsort(dim=1).argsort(dim=1).double()
+    """Spearman rank correlation per row of two ``(N, D)`` tensors (average ranks for ties;
+    0 where a row is constant)."""
+    ra, rb = ranks(a), ranks(b)
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
     return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-30)
 

@@ -20,6 +20,7 @@ from .._core.call import Call, prepare
 from .._core.errors import ArgumentError, check_count
 from .._core.inputs import TensorOrTuple, as_tuple
 from .._core.kernel import along_rows, gradient_of_sum
+from .._core.layout import feeder
 from .._core.state import evaluating
 
 LossFn = Callable[[Tensor, Any], Tensor]
@@ -136,7 +137,7 @@ def loss(
     model: Callable[..., Any], loss_fn: LossFn | None, call: Call, rows: tuple[Tensor, ...], target: Any
 ) -> Tensor:
     """The summed loss of the batch: ``loss_fn(outputs, target)``, or ``-log`` of the target's output."""
-    out = model(*rows, *call.args.values)
+    out = feeder(model, rows, backward=True)(*rows, *call.args.values)
     if loss_fn is not None:
         return loss_fn(out, target).sum()
     return call.target.select(-torch.log(out)).sum()
