@@ -105,11 +105,11 @@ def test_attacks_take_half_precision(dtype):
         assert not torch.equal(out, x)
 
 
-def test_fgsm_compiles():
+def test_attacks_compile():
     model, x = softmax_mlp(), torch.randn(4, 6)
-    attack = pa.robust.fgsm(model)
-    compiled = torch.compile(attack, fullgraph=True, backend="eager")
-    torch.testing.assert_close(compiled(x, 0.1, target=2), attack(x, 0.1, target=2))
+    for attack in (pa.robust.fgsm(model), pa.robust.pgd(model, steps=3, norm="L2")):
+        compiled = torch.compile(attack, fullgraph=True, backend="eager")
+        torch.testing.assert_close(compiled(x, 0.1, target=2), attack(x, 0.1, target=2))
 
 
 def test_attacks_leave_the_model_as_found():
@@ -210,3 +210,10 @@ def test_robust_errors_name_the_argument():
         pa.robust.min_param_perturbation(model, shrink, arg_name="scale", arg_min=0, arg_max=1, arg_step=2)
     with pytest.raises(ValueError, match="mask"):
         pa.robust.fgsm(model)(torch.randn(2, 6), 0.1, target=0, mask=(torch.ones(2, 6), torch.ones(2, 6)))
+
+
+@pytest.mark.compile
+def test_pgd_compiles_with_inductor():
+    model, x = softmax_mlp(), torch.randn(4, 6)
+    attack = pa.robust.pgd(model, steps=3)
+    torch.testing.assert_close(torch.compile(attack, fullgraph=True)(x, 0.1, target=2), attack(x, 0.1, target=2))
