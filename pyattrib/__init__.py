@@ -4,8 +4,8 @@ A method is a transform: ``pa.integrated_gradients(model, n_steps=64)`` returns 
 attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x``.
 """
 
+from . import data, metrics, modules, robust
 from . import lrp as lrp_rules
-from . import metrics, robust
 from ._core.attributor import Attributor
 from .backprop import (
     deconvolution,
@@ -64,7 +64,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Attributor",
     "lrp_rules",
+    "data",
     "metrics",
+    "modules",
     "robust",
     "convergence_delta",
     "feature_ablation",

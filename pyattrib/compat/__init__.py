@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..modules import BinaryConcreteStochasticGates, GaussianStochasticGates
 from . import lrp_rules
 from ._base import (
     Attribution,
@@ -91,19 +92,22 @@ __all__ = [
     "PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "IdentityRule", "lrp_rules",
     "infidelity", "infidelity_perturb_func_decorator", "sensitivity_max", "default_perturb_func",
     "Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation",
+    "BinaryConcreteStochasticGates", "GaussianStochasticGates",
     "captum_twins",
 ]  # fmt: skip
+_MODULE = ["BinaryConcreteStochasticGates", "GaussianStochasticGates"]
 _METRICS = ["infidelity", "infidelity_perturb_func_decorator", "sensitivity_max"]
 _ROBUST = ["Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation"]
 
 # Where Captum defines each object compat covers (for the test-suite runner).
 _CAPTUM_HOMES = {
     "captum.attr": [n for n in __all__ if n not in ("InternalAttribution", "lrp_rules", "captum_twins", *_METRICS,
-                                                    "default_perturb_func",
+                                                    "default_perturb_func", *_MODULE,
                                                     *_ROBUST) and not n.endswith("Rule")],
     "captum.metrics": _METRICS,
     "captum.metrics._core.sensitivity": ["default_perturb_func"],
     "captum.robust": _ROBUST,
+    "captum.module": _MODULE,
     "captum.attr._utils.attribution": ["InternalAttribution"],
     "captum.attr._utils.lrp_rules": ["PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule",
                                      "IdentityRule"],

@@ -28,7 +28,7 @@ _results: dict[str, dict[str, Any]] = {}
 def _import_captum() -> None:
     import captum.attr  # noqa: F401
 
-    for pkg in ("captum.attr", "captum.metrics", "captum.robust", "captum.testing"):
+    for pkg in ("captum.attr", "captum.metrics", "captum.robust", "captum.module", "captum.testing"):
         root = importlib.import_module(pkg)
         for info in pkgutil.walk_packages(root.__path__, pkg + "."):
             if "llm" in info.name or "remote" in info.name:
@@ -90,7 +90,11 @@ def _broken(obj: Any) -> Any:
         if obj.__name__.endswith("decorator"):  # used at import time: its decorated functions fail
             return lambda *args, **kwargs: lambda func: fail
         return fail if obj.__name__ != "default_perturb_func" else obj
-    methods = {m: fail for m in ("attribute", "perturb", "evaluate") if hasattr(obj, m)}
+    methods = {
+        m: fail
+        for m in ("attribute", "perturb", "evaluate", "forward", "get_gate_values", "get_gate_active_probs")
+        if hasattr(obj, m)
+    }
     if not methods:
         return obj
     return type(obj.__name__, (obj,), {**methods, "__module__": obj.__module__})

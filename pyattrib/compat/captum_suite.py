@@ -46,7 +46,14 @@ PRIVATE_HELPERS = {
     "tests/attr/test_utils_batching.py": "captum.attr._utils.batching (private)",
     "tests/attr/test_common.py": "captum.attr._utils.common validators (private)",
 }
-DEFAULT_FOLDERS = ("tests/attr", "tests/attr/layer", "tests/attr/neuron", "tests/metrics", "tests/robust")
+DEFAULT_FOLDERS = (
+    "tests/attr",
+    "tests/attr/layer",
+    "tests/attr/neuron",
+    "tests/metrics",
+    "tests/robust",
+    "tests/module",
+)
 
 
 def run_mode(root: Path, folders: list[str], mode: str, report: Path) -> subprocess.Popen:
