@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..data import MSE, ClassSummarizer, CommonStats, Count, Max, Mean, Min, StdDev, Sum, Summarizer, Var
 from ..modules import BinaryConcreteStochasticGates, GaussianStochasticGates
 from . import lrp_rules
 from ._base import (
@@ -93,6 +94,7 @@ __all__ = [
     "infidelity", "infidelity_perturb_func_decorator", "sensitivity_max", "default_perturb_func",
     "Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation",
     "BinaryConcreteStochasticGates", "GaussianStochasticGates",
+    "Summarizer", "ClassSummarizer", "Mean", "Var", "StdDev", "Min", "Max", "Sum", "Count", "MSE", "CommonStats",
     "captum_twins",
 ]  # fmt: skip
 _MODULE = ["BinaryConcreteStochasticGates", "GaussianStochasticGates"]

@@ -92,7 +92,7 @@ def _broken(obj: Any) -> Any:
         return fail if obj.__name__ != "default_perturb_func" else obj
     methods = {
         m: fail
-        for m in ("attribute", "perturb", "evaluate", "forward", "get_gate_values", "get_gate_active_probs")
+        for m in ("attribute", "perturb", "evaluate", "forward", "update", "get_gate_values", "get_gate_active_probs")
         if hasattr(obj, m)
     }
     if not methods:

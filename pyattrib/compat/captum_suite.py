@@ -34,9 +34,6 @@ OTHER_FAMILIES = {
     "tests/attr/test_llm_attr_hf_compatibility.py": "LLM attribution, downloads a model from a hub",
     "tests/attr/test_interpretable_input.py": "interpretable inputs (text family)",
     "tests/attr/test_baselines.py": "ProductBaselines (interpretable inputs, text family)",
-    "tests/attr/test_summarizer.py": "Summarizer (dataset family)",
-    "tests/attr/test_class_summarizer.py": "ClassSummarizer (dataset family)",
-    "tests/attr/test_stat.py": "summary statistics (dataset family)",
     "tests/attr/test_dataloader_attr.py": "DataLoaderAttribution (dataset family)",
 }
 # Files that test Captum's private helpers, not its public API: no compat twin can pass them

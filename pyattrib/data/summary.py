@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._core.errors import ArgumentError
+
 Value = Tensor | int | float | None
 
 
@@ -181,3 +183,38 @@ class Summarizer:
             return None
         out = [{s.name: s.get(state) for s in self.stats} for state in self._states]
         return out if self._tuple else out[0]
+
+
+class ClassSummarizer(Summarizer):
+    """A :class:`Summarizer` of every example, and one per label.
+
+    ``update(x, labels)``: ``x`` a batch (tensor or tuple of tensors), ``labels`` one label
+    for the batch or one per example (list or tensor). Each example is one update of the
+    overall summary and of its label's; ``class_summaries`` is ``{label: summary}``. Without
+    labels, ``x`` is one value, as in :class:`Summarizer`.
+    """
+
+    def __init__(self, stats: Sequence[Stat]) -> None:
+        super().__init__(stats)
+        self.summaries: dict[Any, Summarizer] = {}
+
+    def update(self, x: Tensor | tuple[Tensor, ...], labels: Any = None) -> None:  # type: ignore[override]
+        if labels is None:
+            super().update(x)
+            return
+        xs = x if isinstance(x, tuple) else (x,)
+        per_example = list(labels) if isinstance(labels, (list, Tensor)) else [labels]
+        n = xs[0].shape[0]
+        if len(per_example) > 1 and any(t.shape[0] != len(per_example) for t in xs):
+            raise ArgumentError(
+                f"labels has {len(per_example)} entries but the batch has {n}; pass one or one per example"
+            )
+        for i in range(n):
+            label = per_example[0] if len(per_example) == 1 else per_example[i]
+            key = label.item() if isinstance(label, Tensor) else label
+            self.summaries.setdefault(key, Summarizer(self.stats)).update(tuple(t[i] for t in xs))
+            super().update(tuple(t[i].clone() for t in xs))
+
+    @property
+    def class_summaries(self) -> dict[Any, Any]:
+        return {key: s.summary for key, s in self.summaries.items()}
