@@ -4,7 +4,7 @@ A method is a transform: ``pa.integrated_gradients(model, n_steps=64)`` returns 
 attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x``.
 """
 
-from . import data, metrics, modules, robust
+from . import concepts, data, metrics, modules, robust
 from . import lrp as lrp_rules
 from ._core.attributor import Attributor
 from .backprop import (
@@ -64,6 +64,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Attributor",
     "lrp_rules",
+    "concepts",
     "data",
     "metrics",
     "modules",

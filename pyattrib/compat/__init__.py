@@ -41,6 +41,7 @@ from .attr import (
     ShapleyValues,
     ShapleyValueSampling,
 )
+from .concept import TCAV, Classifier, Concept
 from .layer import (
     InternalInfluence,
     LayerActivation,
@@ -95,8 +96,10 @@ __all__ = [
     "Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation",
     "BinaryConcreteStochasticGates", "GaussianStochasticGates",
     "Summarizer", "ClassSummarizer", "Mean", "Var", "StdDev", "Min", "Max", "Sum", "Count", "MSE", "CommonStats",
+    "TCAV", "Concept", "Classifier",
     "captum_twins",
 ]  # fmt: skip
+_CONCEPT = ["TCAV", "Concept", "Classifier"]
 _MODULE = ["BinaryConcreteStochasticGates", "GaussianStochasticGates"]
 _METRICS = ["infidelity", "infidelity_perturb_func_decorator", "sensitivity_max"]
 _ROBUST = ["Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation"]
@@ -104,12 +107,13 @@ _ROBUST = ["Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbat
 # Where Captum defines each object compat covers (for the test-suite runner).
 _CAPTUM_HOMES = {
     "captum.attr": [n for n in __all__ if n not in ("InternalAttribution", "lrp_rules", "captum_twins", *_METRICS,
-                                                    "default_perturb_func", *_MODULE,
+                                                    "default_perturb_func", *_MODULE, *_CONCEPT,
                                                     *_ROBUST) and not n.endswith("Rule")],
     "captum.metrics": _METRICS,
     "captum.metrics._core.sensitivity": ["default_perturb_func"],
     "captum.robust": _ROBUST,
     "captum.module": _MODULE,
+    "captum.concept": _CONCEPT,
     "captum.attr._utils.attribution": ["InternalAttribution"],
     "captum.attr._utils.lrp_rules": ["PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule",
                                      "IdentityRule"],

@@ -28,7 +28,7 @@ _results: dict[str, dict[str, Any]] = {}
 def _import_captum() -> None:
     import captum.attr  # noqa: F401
 
-    for pkg in ("captum.attr", "captum.metrics", "captum.robust", "captum.module", "captum.testing"):
+    for pkg in ("captum.attr", "captum.metrics", "captum.robust", "captum.module", "captum.concept", "captum.testing"):
         root = importlib.import_module(pkg)
         for info in pkgutil.walk_packages(root.__path__, pkg + "."):
             if "llm" in info.name or "remote" in info.name:
@@ -92,7 +92,17 @@ def _broken(obj: Any) -> Any:
         return fail if obj.__name__ != "default_perturb_func" else obj
     methods = {
         m: fail
-        for m in ("attribute", "perturb", "evaluate", "forward", "update", "get_gate_values", "get_gate_active_probs")
+        for m in (
+            "attribute",
+            "perturb",
+            "evaluate",
+            "forward",
+            "update",
+            "interpret",
+            "compute_cavs",
+            "get_gate_values",
+            "get_gate_active_probs",
+        )
         if hasattr(obj, m)
     }
     if not methods:

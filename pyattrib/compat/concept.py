@@ -1,0 +1,63 @@
+"""Captum's ``captum.concept`` classes over :mod:`pyattrib.concepts`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from .. import concepts
+from .._core.errors import ArgumentError
+from ..concepts import Classifier, Concept
+
+__all__ = ["TCAV", "Concept", "Classifier"]
+
+
+class TCAV(concepts.TCAV):
+    """Captum's ``TCAV``: :class:`pyattrib.concepts.TCAV` with Captum's constructor and calls.
+
+    ``layer_attr_method`` is a Captum-style layer attribution object (``.layer`` is set to each
+    layer and ``.attribute`` called); without a ``classifier`` the batched ridge classifier fits
+    the CAVs (Captum: scikit-learn-style SGD, so CAVs differ in value, not in meaning). CAVs are
+    saved under ``save_path`` in pyattrib's format; activations stay in memory. ``processes``
+    is accepted and unused: all sets are fitted in one batched solve.
+    """
+
+    def __init__(self, model: nn.Module, layers: str | Sequence[str], model_id: str = "default_model_id",
+                 classifier: Classifier | None = None, layer_attr_method: Any = None,
+                 attribute_to_layer_input: bool = False, save_path: str = "./cav/",
+                 **classifier_kwargs: Any) -> None:  # fmt: skip
+        self._captum_method = layer_attr_method
+        super().__init__(
+            model, layers, classifier=classifier, attribute_to_layer_input=attribute_to_layer_input,
+            save_path=save_path, model_id=model_id, classifier_kwargs=classifier_kwargs,
+            layer_attr_method=None if layer_attr_method is None else self._per_layer,
+        )  # fmt: skip
+        self._kwargs: dict[str, Any] = {}
+
+    def _per_layer(self, model: nn.Module, modules: list[nn.Module]) -> Any:
+        method, to_input = self._captum_method, self.to_input
+
+        def attribute(inputs: Any, target: Any = None, additional_forward_args: Any = None) -> list[Any]:
+            out = []
+            for module in modules:
+                method.layer = module
+                out.append(method.attribute(inputs, target=target, additional_forward_args=additional_forward_args,
+                                            attribute_to_layer_input=to_input, **self._kwargs))  # fmt: skip
+            return out
+
+        return attribute
+
+    def compute_cavs(self, experimental_sets: Sequence[Sequence[Concept]], force_train: bool = False,
+                     processes: int | None = None) -> dict:  # fmt: skip
+        return super().compute_cavs(experimental_sets, force_train)
+
+    def interpret(  # type: ignore[override]
+        self, inputs: Any, experimental_sets: Sequence[Sequence[Concept]], target: Any = None,
+        additional_forward_args: Any = None, processes: int | None = None, **kwargs: Any,
+    ) -> dict:  # fmt: skip
+        if "attribute_to_layer_input" in kwargs:
+            raise ArgumentError("set attribute_to_layer_input on the TCAV constructor, not interpret")
+        self._kwargs = kwargs
+        return super().interpret(inputs, experimental_sets, target, additional_forward_args)

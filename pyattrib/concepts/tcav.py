@@ -1,0 +1,288 @@
+r"""Testing with concept activation vectors (TCAV; Kim et al., 2018, https://arxiv.org/abs/1711.11279).
+
+A concept (e.g. "striped") is a set of examples. Its CAV at a layer is the weight vector of
+a linear classifier separating the concept's activations from those of other concepts. The
+TCAV score of a concept for a class counts the inputs whose class output increases in the
+CAV's direction: with layer gradients :math:`g_i = \partial f_y(x_i) / \partial a_\ell`,
+
+.. math:: \mathrm{sign\_count} = \frac1N \sum_i [g_i \cdot v > 0], \qquad
+          \mathrm{magnitude} = \frac1N \sum_i g_i \cdot v
+
+(Captum's definitions). Activations are read with the capture combinator (no hooks
+left), once per concept and layer, and kept in memory; the CAVs of all experimental sets
+come from one batched solve; the gradients of all inputs at all layers come from one
+batched backward pass, and all CAVs are applied in one matrix product.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .._core.errors import ArgumentError
+from .._core.inputs import as_tuple, restore, select_examples
+from ..layer import layer_activation, layer_gradient_x_activation
+from .classifier import Classifier, ConceptStats, fit_cavs
+
+
+@dataclass(eq=False)
+class Concept:
+    """A named set of examples: ``data_iter`` yields batches (tensors or tuples of tensors)."""
+
+    id: int
+    name: str
+    data_iter: Iterable | None = field(default=None, repr=False)
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.name}-{self.id}"
+
+
+@dataclass
+class CAV:
+    """The CAV of one experimental set at one layer: ``stats["weights"]`` (one row per concept),
+    ``stats["classes"]`` (concept ids, in row order) and ``stats["accs"]`` (held-out accuracy)."""
+
+    concepts: list[Concept]
+    layer: str
+    stats: dict[str, Any]
+
+
+def concepts_key(concepts: Sequence[Concept]) -> str:
+    return "-".join(str(c.id) for c in concepts)
+
+
+LayerAttr = Callable[[nn.Module, list[nn.Module]], Callable[..., Any]]
+
+
+class TCAV:
+    """TCAV scores of concepts at ``layers`` (module names or modules) of ``model``.
+
+    - ``classifier``: None for the batched ridge classifier of :func:`fit_cavs` (``regularisation``
+      scales its ridge; ``test_split`` of each concept's rows is held out for ``accs``), or a
+      :class:`Classifier` fitted set by set (Captum's protocol).
+    - ``layer_attr_method(model, modules) -> attributor``: the layer gradients; default
+      ``layer_gradient_x_activation(..., multiply_by_inputs=False)``.
+    - ``save_path``: where CAVs are saved and loaded (``save_path/model_id/<set>-<layer>.pt``);
+      None keeps everything in memory.
+    - ``seed``: the held-out split. ``batch_size``: input rows per gradient pass in ``interpret``.
+    - ``classifier_kwargs``: passed to a custom classifier's ``train_and_eval``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: str | nn.Module | Sequence[str | nn.Module],
+        *,
+        classifier: Classifier | None = None,
+        layer_attr_method: LayerAttr | None = None,
+        attribute_to_layer_input: bool = False,
+        save_path: str | None = None,
+        model_id: str = "default_model_id",
+        test_split: float = 0.33,
+        regularisation: float = 1e-2,
+        seed: int = 0,
+        batch_size: int | None = None,
+        classifier_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if not model_id:
+            raise ArgumentError("model_id must be a non-empty name")
+        self.model, self.classifier, self.model_id, self.save_path = model, classifier, model_id, save_path
+        self.to_input, self.test_split, self.regularisation = attribute_to_layer_input, test_split, regularisation
+        self.seed, self.batch_size, self.classifier_kwargs = seed, batch_size, dict(classifier_kwargs or {})
+        given = [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
+        names = {id(m): n for n, m in model.named_modules()}
+        self.layers = [g if isinstance(g, str) else names.get(id(g), type(g).__name__) for g in given]
+        try:
+            self.modules = [model.get_submodule(g) if isinstance(g, str) else g for g in given]
+        except AttributeError as error:
+            raise ArgumentError(f"layers: {error}; use names from model.named_modules()") from None
+        self.layer_attr = layer_attr_method or (
+            lambda m, mods: layer_gradient_x_activation(m, mods, multiply_by_inputs=False,
+                                                        attribute_to_layer_input=attribute_to_layer_input)
+        )  # fmt: skip
+        self.concepts: set[Concept] = set()
+        self.cavs: dict[str, dict[str, CAV]] = {}
+        self._activations: dict[tuple[int, str], Tensor] = {}
+
+    # activations -------------------------------------------------------------------------
+    def activations(self, concept: Concept, layer: str) -> Tensor:
+        """``(n, D)`` activations of the concept's examples at ``layer`` (computed once)."""
+        if (concept.id, layer) not in self._activations:
+            self.generate_activation(self.layers, concept)
+        return self._activations[(concept.id, layer)]
+
+    def generate_activation(self, layers: str | Sequence[str], concept: Concept) -> None:
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        if concept.data_iter is None:
+            raise ArgumentError(f"concept {concept.identifier} has no data_iter; give it its examples")
+        modules = [self.modules[self.layers.index(name)] for name in layers]
+        read = layer_activation(self.model, modules, attribute_to_layer_input=self.to_input)
+        parts: list[list[Tensor]] = [[] for _ in layers]
+        for batch in concept.data_iter:
+            for j, value in enumerate(read(batch)):
+                parts[j].append(torch.cat([v.reshape(v.shape[0], -1) for v in _leaves(value)], 1).detach())
+        for name, chunks in zip(layers, parts):
+            self._activations[(concept.id, name)] = torch.cat(chunks)
+
+    def generate_all_activations(self) -> None:
+        for concept in self.concepts:
+            self.generate_activation(self.layers, concept)
+
+    # CAVs --------------------------------------------------------------------------------
+    def compute_cavs(self, experimental_sets: Sequence[Sequence[Concept]], force_train: bool = False) -> dict:
+        """Fit (or load) the CAV of every experimental set at every layer."""
+        by_id: dict[int, Concept] = {c.id: c for c in self.concepts}
+        for concepts in experimental_sets:
+            for c in concepts:
+                if by_id.setdefault(c.id, c) is not c:
+                    raise ArgumentError(
+                        f"two different concepts have id {c.id}; reuse one Concept object per id across sets"
+                    )
+        self.concepts.update(c for concepts in experimental_sets for c in concepts)
+        if force_train:
+            self._activations.clear()
+        for layer in self.layers:
+            todo = []
+            for concepts in experimental_sets:
+                key = concepts_key(concepts)
+                loaded = None if force_train else self._load(key, layer)
+                if loaded is not None:
+                    self.cavs.setdefault(key, {})[layer] = loaded
+                elif force_train or layer not in self.cavs.get(key, {}):
+                    todo.append(list(concepts))
+            if self.classifier is None:
+                self._fit_batched(todo, layer)
+            else:
+                for concepts in todo:
+                    self._fit_one(concepts, layer)
+        return self.cavs
+
+    def _fit_batched(self, sets: list[list[Concept]], layer: str) -> None:
+        stats: dict[int, ConceptStats] = {}
+        for concepts in sets:
+            for c in concepts:
+                if c.id not in stats:
+                    generator = torch.Generator().manual_seed(self.seed * 1_000_003 + c.id)
+                    stats[c.id] = ConceptStats.of(self.activations(c, layer), self.test_split, generator)
+        for size in sorted({len(s) for s in sets}):
+            group = [s for s in sets if len(s) == size]
+            weights, accs = fit_cavs([[stats[c.id] for c in s] for s in group], self.regularisation)
+            for concepts, w, acc in zip(group, weights, accs):
+                self._store(CAV(concepts, layer, {"weights": w.float(), "classes": [c.id for c in concepts],
+                                                  "accs": acc}))  # fmt: skip
+
+    def _fit_one(self, concepts: list[Concept], layer: str) -> None:
+        from torch.utils.data import DataLoader, TensorDataset
+
+        xs = [self.activations(c, layer) for c in concepts]
+        labels = torch.cat([torch.full((len(x),), c.id, device=x.device) for x, c in zip(xs, concepts)])
+        assert self.classifier is not None
+        loader = DataLoader(TensorDataset(torch.cat(xs), labels), batch_size=64)
+        stats = self.classifier.train_and_eval(loader, **self.classifier_kwargs) or {}
+        weights, classes = self.classifier.weights(), self.classifier.classes()
+        if weights is None or len(weights) == 0 or classes is None or len(classes) == 0:
+            raise ArgumentError("the classifier returned no weights or classes; train_and_eval must fit it")
+        classes = classes.tolist() if hasattr(classes, "tolist") else list(classes)
+        self._store(CAV(concepts, layer, {"weights": weights, "classes": classes, **stats}))
+
+    def _store(self, cav: CAV) -> None:
+        key = concepts_key(cav.concepts)
+        self.cavs.setdefault(key, {})[cav.layer] = cav
+        if self.save_path is not None:
+            folder = os.path.join(self.save_path, self.model_id)
+            os.makedirs(folder, exist_ok=True)
+            names = [(c.id, c.name) for c in cav.concepts]
+            torch.save({"concepts": names, "layer": cav.layer, "stats": cav.stats}, self._file(key, cav.layer))
+
+    def _load(self, key: str, layer: str) -> CAV | None:
+        if self.save_path is None or not os.path.exists(self._file(key, layer)):
+            return None
+        saved = torch.load(self._file(key, layer), weights_only=False)
+        return CAV([Concept(i, n) for i, n in saved["concepts"]], saved["layer"], saved["stats"])
+
+    def _file(self, key: str, layer: str) -> str:
+        return os.path.join(self.save_path or "", self.model_id, f"{key}-{layer}.pt")
+
+    # scores ------------------------------------------------------------------------------
+    def layer_gradients(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> list[Tensor]:
+        """``(N, D)`` gradients of the target output at every layer, from one backward pass."""
+        attribute = self.layer_attr(self.model, self.modules)
+        xs, was_tuple = as_tuple(inputs)
+        n = xs[0].shape[0]
+        step = self.batch_size or n
+        parts: list[list[Tensor]] = [[] for _ in self.layers]
+        for start in range(0, n, step):
+            rows = torch.arange(start, min(start + step, n), device=xs[0].device)
+            chunk = restore([x.index_select(0, rows) for x in xs], was_tuple)
+            out = attribute(chunk, target=select_examples(target, n, rows),
+                            additional_forward_args=select_examples(additional_forward_args, n, rows))  # fmt: skip
+            for j, value in enumerate(out if isinstance(out, list) else [out]):
+                parts[j].append(torch.cat([v.reshape(v.shape[0], -1) for v in _leaves(value)], 1).detach())
+        return [torch.cat(p) for p in parts]
+
+    def interpret(self, inputs: Any, experimental_sets: Sequence[Sequence[Concept]], target: Any = None,
+                  additional_forward_args: Any = None) -> dict[str, dict[str, dict[str, Tensor]]]:  # fmt: skip
+        """``{set key: {layer: {"sign_count": (K,), "magnitude": (K,)}}}``, concepts in set order."""
+        self.compute_cavs(experimental_sets)
+        grads = self.layer_gradients(inputs, target, additional_forward_args)
+        scores: dict[str, dict[str, dict[str, Tensor]]] = {}
+        for layer, g in zip(self.layers, grads):
+            for size in sorted({len(s) for s in experimental_sets}):
+                group = [s for s in experimental_sets if len(s) == size]
+                cavs, order = [], []
+                for concepts in group:
+                    cav = self.cavs[concepts_key(concepts)][layer]
+                    w = torch.as_tensor(cav.stats["weights"]).float().to(g.device)
+                    rows = {cls: i for i, cls in enumerate(cav.stats["classes"])}
+                    order.append([rows[c.id] for c in concepts])
+                    cavs.append(w)
+                projected = g.float() @ torch.stack(cavs).transpose(1, 2)  # (S, N, K) in one product
+                sign = (projected > 0).float().mean(1)
+                magnitude = projected.mean(1)
+                for concepts, s, m, idx in zip(group, sign, magnitude, order):
+                    pick = torch.tensor(idx, device=g.device)
+                    scores.setdefault(concepts_key(concepts), {})[layer] = {
+                        "sign_count": s.index_select(0, pick), "magnitude": m.index_select(0, pick)
+                    }  # fmt: skip
+        return scores
+
+    def significance(
+        self, inputs: Any, concept: Concept, random_concepts: Sequence[Concept], target: Any = None,
+        additional_forward_args: Any = None, alpha: float = 0.05,
+    ) -> dict[str, dict[str, Any]]:  # fmt: skip
+        """Is the concept's TCAV score different from chance? Per layer, a two-sided Welch t-test
+        between the sign counts of ``[concept, random_i]`` over all random concepts and those of
+        ``[random_0, random_i]`` (i >= 1), as in the TCAV paper: ``p_value``, ``significant``
+        (p < alpha), and both score lists."""
+        from scipy.stats import ttest_ind
+
+        if len(random_concepts) < 3:
+            raise ArgumentError("significance needs at least 3 random concepts (2 random-vs-random scores)")
+        sets = [[concept, r] for r in random_concepts] + [[random_concepts[0], r] for r in random_concepts[1:]]
+        scores = self.interpret(inputs, sets, target, additional_forward_args)
+        out = {}
+        for layer in self.layers:
+            ours = torch.stack([scores[concepts_key(s)][layer]["sign_count"][0] for s in sets[: len(random_concepts)]])
+            chance = torch.stack(
+                [scores[concepts_key(s)][layer]["sign_count"][0] for s in sets[len(random_concepts) :]]
+            )
+            p = float(ttest_ind(ours.cpu().numpy(), chance.cpu().numpy(), equal_var=False).pvalue)
+            out[layer] = {"p_value": p, "significant": p < alpha, "concept_scores": ours, "random_scores": chance}
+        return out
+
+
+def _leaves(value: Any) -> list[Tensor]:
+    if isinstance(value, Tensor):
+        return [value]
+    return [t for v in value for t in _leaves(v)]
+
+
+def tcav(model: nn.Module, layers: str | nn.Module | Sequence[str | nn.Module], **options: Any) -> TCAV:
+    """A :class:`TCAV` interpreter of ``model`` at ``layers`` (see its options)."""
+    return TCAV(model, layers, **options)
