@@ -257,14 +257,14 @@ class TCAV:
         additional_forward_args: Any = None, alpha: float = 0.05,
     ) -> dict[str, dict[str, Any]]:  # fmt: skip
         """Is the concept's TCAV score different from chance? Per layer, a two-sided Welch t-test
-        between the sign counts of ``[concept, random_i]`` over all random concepts and those of
-        ``[random_0, random_i]`` (i >= 1), as in the TCAV paper: ``p_value``, ``significant``
-        (p < alpha), and both score lists."""
-        from scipy.stats import ttest_ind
-
+        (the TCAV paper's test) between the sign counts of ``[concept, random_i]`` over all random
+        concepts and those of random-vs-random sets ``[random_i, random_i+1]``: ``p_value``,
+        ``significant`` (p < alpha), and both score lists. (Chained pairs, not Captum's tutorial's
+        ``[random_0, random_i]``: a shared first set makes all chance CAVs point the same way.)"""
         if len(random_concepts) < 3:
             raise ArgumentError("significance needs at least 3 random concepts (2 random-vs-random scores)")
-        sets = [[concept, r] for r in random_concepts] + [[random_concepts[0], r] for r in random_concepts[1:]]
+        pairs = zip(random_concepts[:-1], random_concepts[1:])
+        sets = [[concept, r] for r in random_concepts] + [[a, b] for a, b in pairs]
         scores = self.interpret(inputs, sets, target, additional_forward_args)
         out = {}
         for layer in self.layers:
@@ -272,9 +272,21 @@ class TCAV:
             chance = torch.stack(
                 [scores[concepts_key(s)][layer]["sign_count"][0] for s in sets[len(random_concepts) :]]
             )
-            p = float(ttest_ind(ours.cpu().numpy(), chance.cpu().numpy(), equal_var=False).pvalue)
+            p = welch_p_value(ours.double().cpu(), chance.double().cpu())
             out[layer] = {"p_value": p, "significant": p < alpha, "concept_scores": ours, "random_scores": chance}
         return out
+
+
+def welch_p_value(a: Tensor, b: Tensor) -> float:
+    """Two-sided p-value of Welch's t-test of equal means (0 or 1 when both samples are constant)."""
+    from scipy.stats import t as student
+
+    va, vb = a.var() / len(a), b.var() / len(b)
+    gap = float((a.mean() - b.mean()).abs())
+    if float(va + vb) == 0.0:
+        return 0.0 if gap > 0 else 1.0
+    df = float((va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)))
+    return float(2 * student.sf(gap / float((va + vb).sqrt()), df))
 
 
 def _leaves(value: Any) -> list[Tensor]:
