@@ -137,3 +137,23 @@ def test_tcav_saves_and_reloads_cavs_and_leaves_the_model_alone(tmp_path):
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
     with pytest.raises(ValueError, match="id 0"):
         first.compute_cavs([[Concept(0, "other", loader(torch.randn(4, 3, 8, 8))), sets[0][1]]])
+
+
+def test_ridge_classifier_protocol_and_compat_cav_round_trip(tmp_path):
+    from torch.utils.data import TensorDataset
+
+    from pyattrib.compat import CAV, DefaultClassifier
+
+    x = torch.cat([torch.randn(50, 4) + 2, torch.randn(50, 4) - 2])
+    y = torch.cat([torch.full((50,), 7), torch.full((50,), 3)])
+    clf = DefaultClassifier()
+    stats = clf.train_and_eval(DataLoader(TensorDataset(x, y), batch_size=32))
+    assert clf.classes() == [7, 3] and float(stats["accs"]) == 1.0  # separable
+    w = clf.weights()
+    torch.testing.assert_close(w[0], -w[1])
+    assert float(w[0] @ torch.ones(4)) > 0  # class 7 lies along +1
+    concepts = [Concept(7, "high"), Concept(3, "low")]
+    CAV(concepts, "fc", {"weights": w, "classes": [7, 3]}, save_path=str(tmp_path), model_id="m").save()
+    loaded = CAV.load(str(tmp_path), "m", concepts, "fc")
+    torch.testing.assert_close(loaded.stats["weights"], w)
+    assert loaded.layer == "fc" and [c.name for c in loaded.concepts] == ["high", "low"]

@@ -41,7 +41,7 @@ from .attr import (
     ShapleyValues,
     ShapleyValueSampling,
 )
-from .concept import TCAV, Classifier, Concept
+from .concept import CAV, TCAV, Classifier, Concept, ConceptInterpreter, DefaultClassifier
 from .layer import (
     InternalInfluence,
     LayerActivation,
@@ -96,10 +96,10 @@ __all__ = [
     "Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation",
     "BinaryConcreteStochasticGates", "GaussianStochasticGates",
     "Summarizer", "ClassSummarizer", "Mean", "Var", "StdDev", "Min", "Max", "Sum", "Count", "MSE", "CommonStats",
-    "TCAV", "Concept", "Classifier",
+    "TCAV", "Concept", "Classifier", "CAV", "DefaultClassifier", "ConceptInterpreter",
     "captum_twins",
 ]  # fmt: skip
-_CONCEPT = ["TCAV", "Concept", "Classifier"]
+_CONCEPT = ["TCAV", "Concept", "Classifier", "CAV", "DefaultClassifier", "ConceptInterpreter"]
 _MODULE = ["BinaryConcreteStochasticGates", "GaussianStochasticGates"]
 _METRICS = ["infidelity", "infidelity_perturb_func_decorator", "sensitivity_max"]
 _ROBUST = ["Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation"]

@@ -9,9 +9,34 @@ from torch import nn
 
 from .. import concepts
 from .._core.errors import ArgumentError
-from ..concepts import Classifier, Concept
+from ..concepts import Classifier, Concept, ConceptInterpreter, RidgeClassifier, concepts_key, load_cav, save_cav
 
-__all__ = ["TCAV", "Concept", "Classifier"]
+__all__ = ["TCAV", "Concept", "Classifier", "CAV", "DefaultClassifier", "ConceptInterpreter"]
+
+
+class CAV(concepts.CAV):
+    """Captum's ``CAV``: concepts, layer and stats, with ``save()`` / ``CAV.load(...)`` in
+    pyattrib's file format."""
+
+    def __init__(self, concepts: list[Concept], layer: str, stats: dict | None = None, save_path: str = "./cav/",
+                 model_id: str = "default_model_id") -> None:  # fmt: skip
+        super().__init__(concepts, layer, stats or {})
+        self.save_path, self.model_id = save_path, model_id
+
+    def save(self) -> None:
+        save_cav(self, self.save_path, self.model_id)
+
+    @staticmethod
+    def load(cavs_path: str, model_id: str, concepts: list[Concept], layer: str) -> concepts.CAV | None:
+        return load_cav(cavs_path, model_id, concepts_key(concepts), layer)
+
+
+class DefaultClassifier(RidgeClassifier):
+    """Captum's default TCAV classifier's place: pyattrib's ridge classifier (Captum uses a
+    scikit-learn-style SGD classifier; the CAV directions agree in distribution)."""
+
+    def __init__(self) -> None:
+        super().__init__()
 
 
 class TCAV(concepts.TCAV):

@@ -1,6 +1,9 @@
 """Concept-based interpretability: TCAV with batched CAV fitting and a significance test."""
 
-from .classifier import Classifier, fit_cavs
-from .tcav import CAV, TCAV, Concept, concepts_key, tcav
+from .classifier import Classifier, RidgeClassifier, fit_cavs
+from .tcav import CAV, TCAV, Concept, ConceptInterpreter, concepts_key, load_cav, save_cav, tcav
 
-__all__ = ["Concept", "CAV", "TCAV", "tcav", "Classifier", "fit_cavs", "concepts_key"]
+__all__ = [
+    "Concept", "CAV", "TCAV", "tcav", "ConceptInterpreter", "Classifier", "RidgeClassifier", "fit_cavs",
+    "concepts_key", "save_cav", "load_cav",
+]  # fmt: skip

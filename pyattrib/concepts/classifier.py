@@ -79,3 +79,32 @@ def fit_cavs(sets: Sequence[Sequence[ConceptStats]], regularisation: float) -> t
         predicted = (x @ solution[s, :d] + solution[s, d]).argmax(1)
         accuracies.append((predicted == labels).double().mean().cpu())
     return weights, torch.stack(accuracies)
+
+
+class RidgeClassifier(Classifier):
+    """:func:`fit_cavs` behind the :class:`Classifier` protocol (one set at a time): the
+    classes are the distinct labels in order of appearance; ``test_split_ratio`` of each
+    class's rows is held out for ``accs``."""
+
+    def __init__(self, regularisation: float = 1e-2, seed: int = 0) -> None:
+        self.regularisation, self.seed = regularisation, seed
+        self._weights: Tensor | None = None
+        self._classes: list[int] = []
+
+    def train_and_eval(self, dataloader: Any, test_split_ratio: float = 0.33, **kwargs: Any) -> dict:
+        xs, ys = zip(*((x, y) for x, y in dataloader))
+        x, y = torch.cat(xs), torch.cat(ys)
+        self._classes = list(dict.fromkeys(y.tolist()))
+        generator = torch.Generator().manual_seed(self.seed)
+        stats = [ConceptStats.of(x[y == c], test_split_ratio, generator) for c in self._classes]
+        (weights,), accs = fit_cavs([stats], self.regularisation)
+        self._weights = weights.to(x.dtype)
+        return {"accs": accs[0]}
+
+    def weights(self) -> Tensor:
+        if self._weights is None:
+            raise RuntimeError("RidgeClassifier: call train_and_eval before weights()")
+        return self._weights
+
+    def classes(self) -> list[int]:
+        return self._classes

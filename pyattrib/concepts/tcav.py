@@ -57,10 +57,38 @@ def concepts_key(concepts: Sequence[Concept]) -> str:
     return "-".join(str(c.id) for c in concepts)
 
 
+def cav_file(save_path: str, model_id: str, key: str, layer: str) -> str:
+    return os.path.join(save_path, model_id, f"{key}-{layer}.pt")
+
+
+def save_cav(cav: CAV, save_path: str, model_id: str) -> None:
+    """Write ``cav`` to ``save_path/model_id/<concept ids>-<layer>.pt``."""
+    os.makedirs(os.path.join(save_path, model_id), exist_ok=True)
+    names = [(c.id, c.name) for c in cav.concepts]
+    torch.save({"concepts": names, "layer": cav.layer, "stats": cav.stats},
+               cav_file(save_path, model_id, concepts_key(cav.concepts), cav.layer))  # fmt: skip
+
+
+def load_cav(save_path: str, model_id: str, key: str, layer: str) -> CAV | None:
+    """The CAV saved by :func:`save_cav`, or None."""
+    path = cav_file(save_path, model_id, key, layer)
+    if not os.path.exists(path):
+        return None
+    saved = torch.load(path, weights_only=False)
+    return CAV([Concept(i, n) for i, n in saved["concepts"]], saved["layer"], saved["stats"])
+
+
 LayerAttr = Callable[[nn.Module, list[nn.Module]], Callable[..., Any]]
 
 
-class TCAV:
+class ConceptInterpreter:
+    """The base of concept-based interpreters: holds the model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+
+class TCAV(ConceptInterpreter):
     """TCAV scores of concepts at ``layers`` (module names or modules) of ``model``.
 
     - ``classifier``: None for the batched ridge classifier of :func:`fit_cavs` (``regularisation``
@@ -68,8 +96,9 @@ class TCAV:
       :class:`Classifier` fitted set by set (Captum's protocol).
     - ``layer_attr_method(model, modules) -> attributor``: the layer gradients; default
       ``layer_gradient_x_activation(..., multiply_by_inputs=False)``.
-    - ``save_path``: where CAVs are saved and loaded (``save_path/model_id/<set>-<layer>.pt``);
-      None keeps everything in memory.
+    - ``save_path``: where CAVs are saved and loaded (``save_path/model_id/<set>-<layer>.pt``)
+      and concept activations written (``save_path/av/model_id/<concept>/<layer>/<batch>.pt``,
+      Captum's layout; they are not read back). None keeps everything in memory.
     - ``seed``: the held-out split. ``batch_size``: input rows per gradient pass in ``interpret``.
     - ``classifier_kwargs``: passed to a custom classifier's ``train_and_eval``.
     """
@@ -92,7 +121,8 @@ class TCAV:
     ) -> None:
         if not model_id:
             raise ArgumentError("model_id must be a non-empty name")
-        self.model, self.classifier, self.model_id, self.save_path = model, classifier, model_id, save_path
+        super().__init__(model)
+        self.classifier, self.model_id, self.save_path = classifier, model_id, save_path
         self.to_input, self.test_split, self.regularisation = attribute_to_layer_input, test_split, regularisation
         self.seed, self.batch_size, self.classifier_kwargs = seed, batch_size, dict(classifier_kwargs or {})
         given = [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
@@ -124,9 +154,14 @@ class TCAV:
         modules = [self.modules[self.layers.index(name)] for name in layers]
         read = layer_activation(self.model, modules, attribute_to_layer_input=self.to_input)
         parts: list[list[Tensor]] = [[] for _ in layers]
-        for batch in concept.data_iter:
+        for i, batch in enumerate(concept.data_iter):
             for j, value in enumerate(read(batch)):
-                parts[j].append(torch.cat([v.reshape(v.shape[0], -1) for v in _leaves(value)], 1).detach())
+                flat = torch.cat([v.reshape(v.shape[0], -1) for v in _leaves(value)], 1).detach()
+                parts[j].append(flat)
+                if self.save_path is not None:  # Captum's layout: save_path/av/model_id/concept/layer/i.pt
+                    folder = os.path.join(self.save_path, "av", self.model_id, concept.identifier, layers[j])
+                    os.makedirs(folder, exist_ok=True)
+                    torch.save(flat, os.path.join(folder, f"{i}.pt"))
         for name, chunks in zip(layers, parts):
             self._activations[(concept.id, name)] = torch.cat(chunks)
 
@@ -192,22 +227,12 @@ class TCAV:
         self._store(CAV(concepts, layer, {"weights": weights, "classes": classes, **stats}))
 
     def _store(self, cav: CAV) -> None:
-        key = concepts_key(cav.concepts)
-        self.cavs.setdefault(key, {})[cav.layer] = cav
+        self.cavs.setdefault(concepts_key(cav.concepts), {})[cav.layer] = cav
         if self.save_path is not None:
-            folder = os.path.join(self.save_path, self.model_id)
-            os.makedirs(folder, exist_ok=True)
-            names = [(c.id, c.name) for c in cav.concepts]
-            torch.save({"concepts": names, "layer": cav.layer, "stats": cav.stats}, self._file(key, cav.layer))
+            save_cav(cav, self.save_path, self.model_id)
 
     def _load(self, key: str, layer: str) -> CAV | None:
-        if self.save_path is None or not os.path.exists(self._file(key, layer)):
-            return None
-        saved = torch.load(self._file(key, layer), weights_only=False)
-        return CAV([Concept(i, n) for i, n in saved["concepts"]], saved["layer"], saved["stats"])
-
-    def _file(self, key: str, layer: str) -> str:
-        return os.path.join(self.save_path or "", self.model_id, f"{key}-{layer}.pt")
+        return None if self.save_path is None else load_cav(self.save_path, self.model_id, key, layer)
 
     # scores ------------------------------------------------------------------------------
     def layer_gradients(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> list[Tensor]:
