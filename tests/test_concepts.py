@@ -18,23 +18,19 @@ def loader(x, batch_size=16):
     return DataLoader(x, batch_size=batch_size)
 
 
-def test_batched_fit_equals_sklearn_ridge_per_set():
+@pytest.mark.parametrize("features", [6, 50])  # primal (features < rows) and dual form
+def test_batched_fit_equals_sklearn_ridge_per_set(features):
     torch.manual_seed(0)
-    acts = [torch.randn(40, 6, dtype=torch.float64) + k for k in range(4)]
+    acts = [torch.randn(20, features, dtype=torch.float64) + k for k in range(4)]
     stats = [ConceptStats.of(a, 0.25, torch.Generator().manual_seed(k)) for k, a in enumerate(acts)]
     sets = [[0, 1, 2], [3, 1, 0]]
     weights, accs = fit_cavs([[stats[k] for k in s] for s in sets], regularisation=0.1)
     for s, w in zip(sets, weights):
-        gram = sum(stats[k].gram for k in s)
-        alpha = 0.1 * gram.diagonal()[:6].mean()
-        train = [stats[k].gram for k in s]  # noqa: F841 (sklearn gets the raw rows below)
-        rows, labels = [], []
-        for pos, k in enumerate(s):
-            test = {tuple(r.tolist()) for r in stats[k].test}
-            kept = torch.stack([r for r in acts[k] if tuple(r.tolist()) not in test])
-            rows.append(kept)
-            labels.append(torch.nn.functional.one_hot(torch.full((len(kept),), pos), len(s)).double())
-        reference = Ridge(alpha=float(alpha)).fit(torch.cat(rows).numpy(), torch.cat(labels).numpy())
+        x = torch.cat([stats[k].train for k in s])
+        y = torch.cat([torch.nn.functional.one_hot(torch.full((len(stats[k].train),), pos), len(s))
+                       for pos, k in enumerate(s)]).double()  # fmt: skip
+        alpha = 0.1 * float((x**2).sum()) / features  # regularisation x mean square x rows
+        reference = Ridge(alpha=alpha, solver="cholesky").fit(x.numpy(), y.numpy())
         torch.testing.assert_close(w, torch.as_tensor(reference.coef_), rtol=1e-6, atol=1e-8)
     assert bool(((accs >= 0) & (accs <= 1)).all())
 
