@@ -66,3 +66,18 @@ def test_evaluate_demo(tmp_path, monkeypatch):
     assert table["saliency"]["rank corr, top layer random"] < 0.5
     assert all(row["infidelity"] >= 0 and row["sensitivity"] >= 0 for row in table.values())
     assert (tmp_path / "evaluate_curves.png").stat().st_size > 1000
+
+
+def test_concepts_demo(tmp_path, monkeypatch):
+    demo = load("concepts")
+    monkeypatch.setattr(demo, "OUT", str(tmp_path))
+    result = demo.main()
+    tcav = result["tcav"]
+    assert set(tcav) == {"closed loops @ conv2", "closed loops @ fc1", "open strokes @ conv2", "open strokes @ fc1"}
+    # loops make an 8 at the dense layer (significant), open strokes do not
+    assert tcav["closed loops @ fc1"]["p_value"] < 0.05 < tcav["open strokes @ fc1"]["p_value"]
+    assert tcav["closed loops @ fc1"]["tcav"] > tcav["closed loops @ fc1"]["random"]
+    gates = result["gates"]
+    assert gates["open gates"] < 15 and gates["accuracy with gates"] > 0.9
+    assert gates["mean closest |correlation|"] > 0.5
+    assert (tmp_path / "concepts_tcav.png").stat().st_size > 1000
