@@ -50,6 +50,7 @@ DEFAULT_FOLDERS = (
     "tests/metrics",
     "tests/robust",
     "tests/module",
+    "tests/concept",
 )
 
 
