@@ -64,23 +64,35 @@ def cases(name: str):
     infid_ours = pa.metrics.infidelity(model, noise, n_perturb_samples=10)
     pgd_ours = pa.robust.pgd(model, loss_fn=ce, norm="Linf", step_size=0.01, steps=20)
     deletion = pa.metrics.deletion(softmax, n_steps=50)
-    yield "sensitivity_max(IG)", {
-        "captum": lambda: sensitivity_max(ig_captum.attribute, x, target=target, n_perturb_samples=10),
-        "pyattrib": lambda: sens_ours(x, target=target),
-    }
-    yield "infidelity", {
-        "captum": lambda: infidelity(model, noise, x, attrs, target=target, n_perturb_samples=10),
-        "pyattrib": lambda: infid_ours(x, attrs, target=target),
-    }
-    yield "pgd Linf 20 steps", {
-        "captum": lambda: PGD(model, ce).perturb(x, 0.1, 0.01, 20, target),
-        "pyattrib": lambda: pgd_ours(x, 0.1, target=target),
-    }
+    yield (
+        "sensitivity_max(IG)",
+        {
+            "captum": lambda: sensitivity_max(ig_captum.attribute, x, target=target, n_perturb_samples=10),
+            "pyattrib": lambda: sens_ours(x, target=target),
+        },
+    )
+    yield (
+        "infidelity",
+        {
+            "captum": lambda: infidelity(model, noise, x, attrs, target=target, n_perturb_samples=10),
+            "pyattrib": lambda: infid_ours(x, attrs, target=target),
+        },
+    )
+    yield (
+        "pgd Linf 20 steps",
+        {
+            "captum": lambda: PGD(model, ce).perturb(x, 0.1, 0.01, 20, target),
+            "pyattrib": lambda: pgd_ours(x, 0.1, target=target),
+        },
+    )
     if name == "cnn":
-        yield "deletion 16x50 (vs loop)", {
-            "captum": lambda: per_step_deletion(softmax, x, attrs, target, 50),
-            "pyattrib": lambda: deletion(x, attrs, target=target),
-        }
+        yield (
+            "deletion 16x50 (vs loop)",
+            {
+                "captum": lambda: per_step_deletion(softmax, x, attrs, target, 50),
+                "pyattrib": lambda: deletion(x, attrs, target=target),
+            },
+        )
 
 
 def main() -> None:

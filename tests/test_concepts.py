@@ -153,3 +153,42 @@ def test_ridge_classifier_protocol_and_compat_cav_round_trip(tmp_path):
     loaded = CAV.load(str(tmp_path), "m", concepts, "fc")
     torch.testing.assert_close(loaded.stats["weights"], w)
     assert loaded.layer == "fc" and [c.name for c in loaded.concepts] == ["high", "low"]
+
+
+def test_default_cav_points_where_captums_default_classifier_does(tmp_path):
+    import random
+    import warnings
+
+    from captum.concept import TCAV as CaptumTCAV
+    from captum.concept import Concept as CaptumConcept
+
+    torch.manual_seed(0)
+    random.seed(0)
+    direction = torch.tensor([1.0, -1.0, 0.5, 0.0, 0.0, 2.0])
+    model = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 2)).eval()
+    with torch.no_grad():  # an identity layer, then a class-1 logit that grows along the concept
+        model[0].weight.copy_(torch.eye(6))
+        model[0].bias.zero_()
+        model[2].weight[1] = direction
+    a, b = torch.randn(80, 6) + direction, torch.randn(80, 6) - direction
+    ours = pa.concepts.tcav(model, "0")
+    sets_ours = [[Concept(0, "a", loader(a)), Concept(1, "b", loader(b))]]
+    ours.compute_cavs(sets_ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = CaptumTCAV(model, "0", save_path=str(tmp_path))
+        sets_theirs = [[CaptumConcept(0, "a", loader(a)), CaptumConcept(1, "b", loader(b))]]
+        theirs.compute_cavs(sets_theirs)
+    w_ours = ours.cavs["0-1"]["0"].stats["weights"][0].double()
+    w_theirs = torch.as_tensor(theirs.cavs["0-1"]["0"].stats["weights"][0]).double()
+    # different linear classifiers (ridge, Captum's SGD): the same separating direction, and
+    # the same verdict of TCAV
+    assert float(torch.nn.functional.cosine_similarity(w_ours, w_theirs, dim=0)) > 0.7
+    assert float(ours.cavs["0-1"]["0"].stats["accs"]) > 0.9
+    x = torch.randn(64, 6)
+    score_ours = ours.interpret(x, sets_ours, target=1)["0-1"]["0"]["sign_count"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Captum reads its CAV files through numpy.core
+        score_theirs = theirs.interpret(x, sets_theirs, target=1)["0-1"]["0"]["sign_count"]
+    assert float(score_ours[0]) > 0.9 and float(score_theirs[0]) > 0.9
+    torch.testing.assert_close(score_ours, score_theirs, atol=0.1, rtol=0)
