@@ -125,6 +125,9 @@ def test_tcav_saves_and_reloads_cavs_and_leaves_the_model_alone(tmp_path):
     first = pa.concepts.tcav(model, ["conv1", "conv2"], save_path=str(tmp_path), batch_size=4)
     scores = first.interpret(x, sets, target=2)
     assert set(scores["0-1"]) == {"conv1", "conv2"} and scores["0-1"]["conv2"]["sign_count"].shape == (2,)
+    chunked = pa.concepts.tcav(model, ["conv1", "conv2"], batch_size=3)  # activations and gradients in 3s
+    torch.testing.assert_close(chunked.interpret(x, sets, target=2)["0-1"]["conv2"]["magnitude"],
+                               scores["0-1"]["conv2"]["magnitude"])  # fmt: skip
     again = pa.concepts.tcav(model, ["conv1", "conv2"], save_path=str(tmp_path))
     bare = [[Concept(0, "a"), Concept(1, "b")]]  # no data: the CAVs come from disk
     torch.testing.assert_close(again.interpret(x, bare, target=2)["0-1"]["conv1"]["magnitude"],

@@ -155,8 +155,8 @@ class TCAV(ConceptInterpreter):
         read = layer_activation(self.model, modules, attribute_to_layer_input=self.to_input)
         parts: list[list[Tensor]] = [[] for _ in layers]
         for i, batch in enumerate(concept.data_iter):
-            for j, value in enumerate(read(batch)):
-                flat = torch.cat([v.reshape(v.shape[0], -1) for v in _leaves(value)], 1).detach()
+            for j, values in enumerate(zip(*(read(rows) for rows in self._chunks(batch)))):
+                flat = torch.cat([_flat(value) for value in values]).detach()
                 parts[j].append(flat)
                 if self.save_path is not None:  # Captum's layout: save_path/av/model_id/concept/layer/i.pt
                     folder = os.path.join(self.save_path, "av", self.model_id, concept.identifier, layers[j])
@@ -164,6 +164,12 @@ class TCAV(ConceptInterpreter):
                     torch.save(flat, os.path.join(folder, f"{i}.pt"))
         for name, chunks in zip(layers, parts):
             self._activations[(concept.id, name)] = torch.cat(chunks)
+
+    def _chunks(self, batch: Any) -> list[Any]:
+        """A data batch in pieces of at most ``batch_size`` rows."""
+        xs, was_tuple = as_tuple(batch, "concept batch")
+        step = self.batch_size or xs[0].shape[0]
+        return [restore([x[k : k + step] for x in xs], was_tuple) for k in range(0, xs[0].shape[0], step)]
 
     def generate_all_activations(self) -> None:
         for concept in self.concepts:
@@ -248,7 +254,7 @@ class TCAV(ConceptInterpreter):
             out = attribute(chunk, target=select_examples(target, n, rows),
                             additional_forward_args=select_examples(additional_forward_args, n, rows))  # fmt: skip
             for j, value in enumerate(out if isinstance(out, list) else [out]):
-                parts[j].append(torch.cat([v.reshape(v.shape[0], -1) for v in _leaves(value)], 1).detach())
+                parts[j].append(_flat(value).detach())
         return [torch.cat(p) for p in parts]
 
     def interpret(self, inputs: Any, experimental_sets: Sequence[Sequence[Concept]], target: Any = None,
@@ -312,6 +318,11 @@ def welch_p_value(a: Tensor, b: Tensor) -> float:
         return 0.0 if gap > 0 else 1.0
     df = float((va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)))
     return float(2 * student.sf(gap / float((va + vb).sqrt()), df))
+
+
+def _flat(value: Any) -> Tensor:
+    """A layer value (a tensor or nested tuple of them) as ``(N, D)``."""
+    return torch.cat([v.reshape(v.shape[0], -1) for v in _leaves(value)], 1)
 
 
 def _leaves(value: Any) -> list[Tensor]:
