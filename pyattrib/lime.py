@@ -70,7 +70,7 @@ def _surrogate_data(
             sims.append(similarity(tuple(x.index_select(0, i) for x in call.inputs), rows, z[i, p]))
         return rows
 
-    out, _ = evaluate(f, call, build, s, batch_size, show_progress, desc)  # (S, N, K)
+    out = evaluate(f, call, build, s, batch_size, show_progress, desc).values  # (S, N, K)
     if out.shape[-1] != 1:
         raise ArgumentError("surrogate methods need one output per example; pass target=<class index>")
     weights = torch.cat(sims).reshape(s, n).T if similarity is not None else None

@@ -22,7 +22,15 @@ from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.errors import ArgumentError, check_batch_size
 from ._core.kernel import along_rows
-from ._core.perturb import FeatureMask, evaluate, example_rows, prepare_perturbation, reference_outputs, squeeze_outputs
+from ._core.perturb import (
+    FeatureMask,
+    evaluate,
+    example_rows,
+    prepare_perturbation,
+    reference_outputs,
+    shared_mask,
+    squeeze_outputs,
+)
 from ._core.state import evaluating
 
 Forward = Callable[..., Any]
@@ -35,7 +43,8 @@ def _ablate(f: Forward, call: Call, mask: FeatureMask, replace: Callable[[int, T
 
     ``replace(j, rows_of_input_j, selected, p)`` gives the replaced values of input ``j``.
     """
-    base_out, _ = reference_outputs(f, call, call.inputs)
+    reference = reference_outputs(f, call, call.inputs)
+    shared_mask(mask, reference.whole)
 
     def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
         rows = []
@@ -45,9 +54,9 @@ def _ablate(f: Forward, call: Call, mask: FeatureMask, replace: Callable[[int, T
             rows.append(torch.where(hit, replace(j, xr, i, p), xr))
         return tuple(rows)
 
-    out, out_shape = evaluate(f, call, build, mask.n_features, batch_size, show_progress, desc)  # (F, N, K)
-    diff = (base_out[None] - out).permute(1, 2, 0)  # (N, K, F)
-    return squeeze_outputs(mask.spread(diff), out_shape)
+    out = evaluate(f, call, build, mask.n_features, batch_size, show_progress, desc, whole=reference.whole)
+    diff = (reference.values[None] - out.values).permute(1, 2, 0)  # (N, K, F); N = 1 for a whole-batch output
+    return squeeze_outputs(mask.spread(diff), out.shape, out.whole)
 
 
 def feature_ablation(f: Forward, *, batch_size: int | None = None, show_progress: bool = False) -> Attributor:
@@ -179,12 +188,14 @@ def occlusion(
             return tuple(rows)
 
         with evaluating(f):
-            base_out, _ = reference_outputs(f, call, call.inputs)
-            out, out_shape = evaluate(f, call, build, offsets[-1], batch_size, show_progress, "Occlusion attribution")
-        diff = (base_out[None] - out).permute(1, 2, 0)  # (N, K, W)
+            reference = reference_outputs(f, call, call.inputs)
+            out = evaluate(f, call, build, offsets[-1], batch_size, show_progress, "Occlusion attribution",
+                           whole=reference.whole)  # fmt: skip
+        diff = (reference.values[None] - out.values).permute(1, 2, 0)  # (N, K, W); N = 1 for a whole-batch output
+        n = diff.shape[0]
         attrs = []
         for j, w in enumerate(windows):
-            total = diff.new_zeros(call.n, diff.shape[1], math.prod(w.dims))
+            total = diff.new_zeros(n, diff.shape[1], math.prod(w.dims))
             count = torch.zeros(math.prod(w.dims), dtype=diff.dtype, device=diff.device)
             step = max(1, _MASK_ELEMENTS // math.prod(w.dims))  # a few window masks at a time: bounded memory
             for start in range(0, len(w), step):
@@ -192,8 +203,8 @@ def occlusion(
                 flat = w.masks(ids).reshape(len(ids), -1).to(diff.dtype)
                 total += diff[:, :, offsets[j] + start : offsets[j] + start + len(ids)] @ flat
                 count += flat.sum(0)
-            attrs.append((total / count.clamp(min=1)).reshape(call.n, diff.shape[1], *w.dims))
-        return call.restore(squeeze_outputs(tuple(attrs), out_shape))
+            attrs.append((total / count.clamp(min=1)).reshape(n, diff.shape[1], *w.dims))
+        return call.restore(squeeze_outputs(tuple(attrs), out.shape, out.whole))
 
     return Attributor(attribute, f, per_example=("baselines", "target", "additional_forward_args"), name="occlusion")
 

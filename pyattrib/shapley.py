@@ -22,7 +22,7 @@ from torch import Tensor
 from ._core.attributor import Attributor
 from ._core.call import Call
 from ._core.errors import ArgumentError, check_batch_size, check_count
-from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, squeeze_outputs
+from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, shared_mask, squeeze_outputs
 from ._core.state import evaluating
 
 Forward = Callable[..., Any]
@@ -83,7 +83,7 @@ def shapley_value_sampling(
             return torch.where((p == 1)[:, None], True, first_k & (p >= 2)[:, None])
 
         with evaluating(f):
-            out, out_shape = evaluate(
+            result = evaluate(
                 f,
                 call,
                 coalition_rows(call, base, mask, present),
@@ -91,13 +91,15 @@ def shapley_value_sampling(
                 batch_size,
                 show_progress,
                 "Shapley Value Sampling attribution",
+                whole=None,
             )
-        out = out.reshape(2 + s * inner, call.n, -1)
+        shared_mask(mask, result.whole)
+        out = _real(result.values)
         empty, full = out[:1].expand(s, 1, *out.shape[1:]), out[1:2].expand(s, 1, *out.shape[1:])
         out = torch.cat([empty, out[2:].reshape(s, inner, *out.shape[1:]), full], 1)  # (S, F + 1, N, K)
         marginal = (out[:, 1:] - out[:, :-1]).permute(2, 3, 0, 1)  # (N, K, S, F) by position in the ordering
         per_feature = torch.zeros_like(marginal).scatter_(3, perms.expand_as(marginal), marginal).mean(2)
-        return call.restore(squeeze_outputs(mask.spread(per_feature), out_shape))
+        return call.restore(squeeze_outputs(mask.spread(per_feature), result.shape, result.whole))
 
     return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="shapley_value_sampling")
 
@@ -131,7 +133,7 @@ def shapley_values(
             return (p[:, None] & bit[ids]) > 0
 
         with evaluating(f):
-            v, out_shape = evaluate(
+            result = evaluate(
                 f,
                 call,
                 coalition_rows(call, base, mask, present),
@@ -139,7 +141,10 @@ def shapley_values(
                 batch_size,
                 show_progress,
                 "Shapley Values attribution",
+                whole=None,
             )
+        shared_mask(mask, result.whole)
+        v = _real(result.values)
         subsets = torch.arange(2**n_f, device=call.device)
         size = ((subsets[:, None] & bit) > 0).sum(1)
         weight = torch.tensor(
@@ -152,6 +157,11 @@ def shapley_values(
             w = weight[size[without]][:, None, None]
             phi.append(((v[without + bit[g]] - v[without]) * w).sum(0))  # (N, K)
         per_feature = torch.stack(phi, -1)  # (N, K, F)
-        return call.restore(squeeze_outputs(mask.spread(per_feature), out_shape))
+        return call.restore(squeeze_outputs(mask.spread(per_feature), result.shape, result.whole))
 
     return Attributor(attribute, f, per_example=PER_EXAMPLE, name="shapley_values")
+
+
+def _real(values: Tensor) -> Tensor:
+    """Shapley values average marginal changes: integer outputs (counts) become float64."""
+    return values if values.is_floating_point() else values.double()

@@ -437,3 +437,43 @@ def test_model_with_its_own_forward_gets_standard_rows_once_each(view):
     assert len(model.seen) == 1 + -(-rows // 5)  # the reference pass, then one call per chunk: never a retry
     assert not any(model.seen)
     close(ours, FeatureAblation(model).attribute(s["x"], s["b"], target=s["target"], feature_mask=s["mask"]))
+
+
+def test_whole_batch_output_attributes_the_batch_as_a_whole():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    x = torch.randn(5, 4)
+    mask = torch.tensor([[0, 0, 1, 2]])
+    total = lambda z: net(z).sum()  # noqa: E731  one loss for the whole batch
+    attr = pa.feature_ablation(total)(x, feature_mask=mask)
+    assert attr.shape == (1, 4)
+    for g in range(3):  # remove group g from every example at once
+        ablated = torch.where(mask == g, 0.0, x)
+        expected = (total(x) - total(ablated)).detach()
+        torch.testing.assert_close(attr[0][mask[0] == g], expected.expand(int((mask == g).sum())))
+    # a vector per batch: one row per output value
+    per_output = pa.feature_ablation(lambda z: net(z).sum(0))(x, feature_mask=mask)
+    assert per_output.shape == (3, 4)
+    torch.testing.assert_close(per_output.sum(0), attr[0])
+    # Shapley sampling: efficiency holds for the batch as a whole
+    phi = pa.shapley_value_sampling(total, n_samples=3)(
+        x, feature_mask=mask, generator=torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(phi[0, [0, 2, 3]].sum(), (total(x) - total(torch.zeros_like(x))).detach())
+
+
+def test_whole_batch_output_errors_and_integer_inputs_with_float_baselines():
+    net = torch.nn.Linear(4, 1)
+    x = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="target=None"):
+        pa.feature_ablation(lambda z: net(z).sum())(x, target=0)
+    with pytest.raises(ValueError, match="shared"):
+        pa.feature_ablation(lambda z: net(z).sum())(x, feature_mask=torch.arange(12).reshape(3, 4))
+    with pytest.raises(ValueError, match="batch_size"):
+        pa.feature_ablation(lambda z: net(z).sum(), batch_size=6)(x)
+    ids = torch.tensor([[1, 2], [3, 4]])
+    attr = pa.feature_ablation(lambda z: z.sum(1))(ids, 0.5)  # 0.5 is kept, not truncated to 0
+    torch.testing.assert_close(attr, ids - 0.5, check_dtype=False)
+    # lower-rank and float-valued masks: a 0-d mask is one group for the whole input
+    one = pa.feature_ablation(lambda z: z.sum(1))(x, feature_mask=torch.tensor(0.0))
+    torch.testing.assert_close(one, x.sum(1, keepdim=True).expand_as(x))

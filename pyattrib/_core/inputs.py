@@ -146,15 +146,17 @@ def _baseline_tuple(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: bool)
 
 
 def _as_tensor(b: Any, x: Tensor) -> Tensor:
+    """A baseline on the input's device and dtype; for integer inputs, a baseline with a
+    fractional value keeps its float dtype (the replaced rows become float, as in Captum)
+    instead of being silently truncated."""
     if b is None:
         return torch.zeros((), device=x.device, dtype=x.dtype)
-    if isinstance(b, list):  # nested lists of numbers, as Captum accepts
-        return torch.tensor(b, device=x.device, dtype=x.dtype)
-    if not isinstance(b, (bool, int, float, Tensor)):
+    if not isinstance(b, (bool, int, float, Tensor, list)):
         raise TypeError(f"a baseline of type {type(b).__name__} is not supported; use None, a number or a tensor")
-    if isinstance(b, Tensor):
-        return b.to(device=x.device, dtype=x.dtype)
-    return torch.tensor(b, device=x.device, dtype=x.dtype)
+    t = b.to(x.device) if isinstance(b, Tensor) else torch.tensor(b, device=x.device)  # lists: nested numbers
+    if t.is_floating_point() and not x.is_floating_point() and not torch.equal(t, t.round()):
+        return t
+    return t.to(x.dtype)
 
 
 class ForwardArgs:

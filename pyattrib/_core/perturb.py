@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -34,6 +34,44 @@ def per_example_outputs(target: Target, output: Tensor, index: Tensor | None) ->
     return target.select(output, index)[:, None]
 
 
+class Outputs(NamedTuple):
+    """Model outputs of the perturbations: ``values`` ``(P, N, K)``; ``shape``, the per-example
+    output shape that ``K`` flattens (``()`` when a target selects one scalar); ``whole``: the
+    model returned one value (or vector) for the whole batch, so ``N`` is 1 (the batch)."""
+
+    values: Tensor
+    shape: tuple[int, ...]
+    whole: bool = False
+
+
+def whole_batch(output: Any, n: int) -> bool:
+    """Whether the model returned one result for its whole batch: a number, a 0-d tensor, or
+    a tensor whose first dimension is not the batch (Captum's "aggregate" outputs)."""
+    if isinstance(output, (int, float)) and not isinstance(output, bool):
+        return True
+    return isinstance(output, Tensor) and (output.dim() == 0 or output.shape[0] != n)
+
+
+def _batch_values(output: Any) -> Tensor:
+    """A whole-batch result as ``(1, K)``; Python numbers as int64 / float64."""
+    if not isinstance(output, Tensor):
+        output = torch.tensor(output, dtype=torch.float64 if isinstance(output, float) else torch.int64)
+    return output.reshape(1, -1)
+
+
+def _check_whole(call: Call, batch_size: int | None) -> None:
+    if call.target.selects:
+        raise ArgumentError(
+            "the model returns one value for the whole batch, so there is nothing per example to select; "
+            "pass target=None"
+        )
+    if batch_size is not None and batch_size > call.n:
+        raise ArgumentError(
+            f"the model returns one value for the whole batch, so each perturbation needs its own evaluation of "
+            f"{call.n} rows; batch_size={batch_size} would mix several: leave batch_size=None"
+        )
+
+
 def evaluate(
     forward: Callable[..., Any],
     call: Call,
@@ -42,36 +80,65 @@ def evaluate(
     batch_size: int | None,
     show_progress: bool = False,
     desc: str = "perturbations",
-) -> tuple[Tensor, tuple[int, ...]]:
-    """Model outputs for every perturbation of every example, shape ``(P, N, K)``, and the
-    per-example output shape ``K`` flattens (``()`` when a target selects one scalar)."""
-    n = call.n
-    total = n_perturbations * n
-    step = call.chunk(batch_size, forward_only=True)
-    starts = range(0, total, step)
-    if show_progress:
-        from tqdm.auto import tqdm
+    whole: bool | None = False,
+) -> Outputs:
+    """Model outputs for every perturbation of every example.
 
-        starts = tqdm(starts, desc=desc, total=math.ceil(total / step))
-    forward, parts = feeder(forward, call.inputs, backward=False), []
+    ``whole=True``: the model returns one result per batch (see :func:`whole_batch`), so
+    every perturbation of the whole batch is one evaluation and ``N`` is 1. ``None``: decide
+    from perturbation 0, evaluated alone first.
+    """
+    n = call.n
+    fed, parts = feeder(forward, call.inputs, backward=False), []
+    everyone = torch.arange(n, device=call.device)
+
+    def block(p: int) -> Any:
+        return fed(*build(torch.full((n,), p, device=call.device), everyone), *call.args.values)
+
+    start = 0
     with torch.no_grad():
-        for start in starts:
-            r = torch.arange(start, min(start + step, total), device=call.device)
+        if whole is None:
+            first = block(0)
+            whole = whole_batch(first, n)
+            parts.append(_batch_values(first) if whole else per_example_outputs(call.target, first, everyone))
+            start = 1
+        if whole:
+            _check_whole(call, batch_size)
+            blocks = range(start, n_perturbations)
+            if show_progress:
+                from tqdm.auto import tqdm
+
+                blocks = tqdm(blocks, desc=desc)
+            parts += [_batch_values(block(p)) for p in blocks]
+            values = torch.cat(parts)
+            return Outputs(values.reshape(n_perturbations, 1, -1), (values.shape[-1],), True)
+        total = n_perturbations * n
+        step = call.chunk(batch_size, forward_only=True)
+        starts = range(start * n, total, step)
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=desc, total=math.ceil((total - start * n) / step))
+        out = None
+        for first_row in starts:
+            r = torch.arange(first_row, min(first_row + step, total), device=call.device)
             p, i = r // n, r % n
-            out = forward(*build(p, i), *call.args.rows(i))
+            out = fed(*build(p, i), *call.args.rows(i))
             parts.append(per_example_outputs(call.target, out, i))
     values = torch.cat(parts)
-    return values.reshape(n_perturbations, n, values.shape[-1]), _kept_shape(call.target, out)
+    shape = () if call.target.selects else _kept_shape(call.target, out if out is not None else first)
+    return Outputs(values.reshape(n_perturbations, n, values.shape[-1]), shape)
 
 
-def reference_outputs(
-    forward: Callable[..., Any], call: Call, rows: tuple[Tensor, ...]
-) -> tuple[Tensor, tuple[int, ...]]:
-    """``(N, K)`` outputs at one row per example (e.g. the unperturbed inputs), and the
-    per-example output shape that ``K`` flattens (``()`` when a target selects a scalar)."""
+def reference_outputs(forward: Callable[..., Any], call: Call, rows: tuple[Tensor, ...]) -> Outputs:
+    """Outputs at one row per example (e.g. the unperturbed inputs): ``(N, K)`` values, or
+    ``(1, K)`` when the model returns one result for the whole batch."""
     with torch.no_grad():
         out = feeder(forward, call.inputs, backward=False)(*rows, *call.args.values)
-    return per_example_outputs(call.target, out, None), _kept_shape(call.target, out)
+    if whole_batch(out, call.n):
+        values = _batch_values(out)
+        return Outputs(values, (values.shape[-1],), True)
+    return Outputs(per_example_outputs(call.target, out, None), _kept_shape(call.target, out))
 
 
 def _kept_shape(target: Target, output: Any) -> tuple[int, ...]:
@@ -100,10 +167,12 @@ class FeatureMask:
             ids = []
             for j, (m, x) in enumerate(zip(tup, xs)):
                 where = f"{name}[{j}]" if len(xs) > 1 else name
+                if isinstance(m, Tensor) and m.is_floating_point() and torch.equal(m, m.round()):
+                    m = m.long()  # whole numbers stored as floats (e.g. zeros_like(x)) are ids too
                 if not isinstance(m, Tensor) or m.is_floating_point() or m.dtype == torch.bool:
                     raise TypeError(f"{where} must be an integer tensor of feature ids")
-                if m.dim() == x.dim() - 1:
-                    m = m.unsqueeze(0)
+                if m.dim() < x.dim():  # a lower-rank mask lines up with the trailing dimensions
+                    m = m.reshape(*[1] * (x.dim() - m.dim()), *m.shape)
                 if (
                     m.dim() != x.dim()
                     or m.shape[0] not in (1, x.shape[0])
@@ -148,10 +217,21 @@ def example_rows(t: Tensor, i: Tensor) -> Tensor:
     return t.index_select(0, i) if t.shape[0] != 1 else t.expand(len(i), *t.shape[1:])
 
 
-def squeeze_outputs(attrs: tuple[Tensor, ...], out_shape: tuple[int, ...]) -> tuple[Tensor, ...]:
+def squeeze_outputs(attrs: tuple[Tensor, ...], out_shape: tuple[int, ...], whole: bool = False) -> tuple[Tensor, ...]:
     """``(N, K, *shape)`` -> ``(N, *shape)`` for one output per example, else
-    ``(N, *output_shape, *shape)``."""
+    ``(N, *output_shape, *shape)``; for a whole-batch output ``(1, K, *shape)`` -> ``(K, *shape)``."""
+    if whole:
+        return tuple(a.reshape(*out_shape, *a.shape[2:]) for a in attrs)
     return tuple(a.reshape(a.shape[0], *out_shape, *a.shape[2:]) for a in attrs)
+
+
+def shared_mask(mask: FeatureMask, whole: bool) -> None:
+    """A whole-batch output needs one feature mask for all examples."""
+    if whole and any(m.shape[0] != 1 for m in mask.ids):
+        raise ArgumentError(
+            "the model returns one value for the whole batch, so features are removed from all examples at "
+            "once: pass a feature_mask shared by the examples (first dimension 1)"
+        )
 
 
 def prepare_perturbation(

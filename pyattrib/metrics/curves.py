@@ -89,7 +89,7 @@ def _curve(f: Callable[..., Any], n_steps: int, batch_size: int | None, show_pro
             return tuple(rows)
 
         with evaluating(f):
-            out, shape = evaluate(f, call, build, n_steps + 1, batch_size, show_progress, f"{name} curve")
+            out, shape, _ = evaluate(f, call, build, n_steps + 1, batch_size, show_progress, f"{name} curve")
         if out.shape[-1] != 1:
             raise ArgumentError(
                 f"{name} scores one output per example, but the model gives {tuple(shape) or out.shape[-1]} values; "

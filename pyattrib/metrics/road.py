@@ -110,7 +110,7 @@ def road(
             return (filled,)
 
         with evaluating(f):
-            out, shape = evaluate(f, call, build, len(shares), batch_size)
+            out, shape, _ = evaluate(f, call, build, len(shares), batch_size)
         if out.shape[-1] != 1:
             raise ArgumentError(f"road scores one output per example, but the model gives {shape}; pass target=")
         scores = out[..., 0].T
