@@ -214,7 +214,8 @@ def _windows(call: Call, shapes: Any, strides: Any) -> list[Windows]:
     xs = call.inputs
     k = len(xs)
     # one input: a window shape and a stride; several: one of each per input
-    per_input_shapes = [shapes] if k == 1 else list(shapes)
+    nested = isinstance(shapes, (tuple, list)) and len(shapes) > 0 and isinstance(shapes[0], (tuple, list))
+    per_input_shapes = list(shapes) if nested or k > 1 else [shapes]
     per_input_strides = [1 if strides is None else strides] if k == 1 else (
         [1 if strides is None else strides] * k if strides is None or isinstance(strides, int) else list(strides)
     )  # fmt: skip
@@ -240,6 +241,14 @@ def _windows(call: Call, shapes: Any, strides: Any) -> list[Windows]:
             )
         if len(stride) != len(dims) or any(s < 1 for s in stride):
             raise ArgumentError(f"strides{where} is {stride}; give {len(dims)} positive steps (or one int)")
+        if any(st > s and s < d for st, s, d in zip(stride, shape, dims)):
+            raise ArgumentError(
+                f"strides{where} {stride} skips elements: a stride may not exceed the window size {shape} "
+                "where the window does not cover the whole dimension"
+            )
+        if not dims:  # one number per example: the window is that number
+            out.append(Windows(torch.zeros(1, 0, dtype=torch.long, device=x.device), (), ()))
+            continue
         # as Captum: ceil((d - s) / stride) + 1 positions; the last window may be cut by the edge
         starts = [range(0, (-(-(d - s) // st)) * st + 1, st) for d, s, st in zip(dims, shape, stride)]
         positions = torch.cartesian_prod(*[torch.tensor(list(r)) for r in starts]).reshape(-1, len(dims))

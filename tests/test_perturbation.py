@@ -375,7 +375,7 @@ def test_show_progress_does_not_change_results(capsys):
             r"feature_mask has shape \(1, 5\)",
         ),
         (
-            lambda m, x: pa.feature_ablation(m)(x, target=0, feature_mask=torch.zeros(1, 6)),
+            lambda m, x: pa.feature_ablation(m)(x, target=0, feature_mask=torch.full((1, 6), 0.5)),
             r"feature_mask must be an integer tensor",
         ),
         (

@@ -77,8 +77,8 @@ def per_example_baselines(
     """
     out = []
     for j, (b, x) in enumerate(_baseline_tensors(baselines, inputs, was_tuple)):
-        if b.dim() == 0 or b.shape in (x.shape, (1, *x.shape[1:]), x.shape[1:]):
-            out.append(b.expand_as(x))
+        if b.dim() <= x.dim() and _broadcasts(b.shape, x.shape):  # e.g. (N, 1) for (N, 3): one value per row
+            out.append(b.expand(x.shape))
         else:
             raise ArgumentError(
                 f"{_where('baselines', j, was_tuple)} has shape {tuple(b.shape)} but "
@@ -87,6 +87,10 @@ def per_example_baselines(
                 f"of shape {(1, *x.shape[1:])}"
             )
     return tuple(out)
+
+
+def _broadcasts(shape: torch.Size, to: torch.Size) -> bool:
+    return all(a in (1, b) for a, b in zip(reversed(shape), reversed(to)))
 
 
 def distribution_baselines(
@@ -98,6 +102,13 @@ def distribution_baselines(
             "baselines is required: pass a tensor of reference samples of shape "
             "(n_references, *inputs.shape[1:]), e.g. a few training examples or zeros"
         )
+    baselines = _resolve(baselines, inputs, was_tuple)
+    for b in baselines if isinstance(baselines, tuple) else (baselines,):
+        if not isinstance(b, Tensor):
+            raise ArgumentError(
+                f"baselines holds a {type(b).__name__}; reference samples must be tensors of shape "
+                "(n_references, *input.shape[1:]), e.g. torch.zeros(1, *x.shape[1:])"
+            )
     out = []
     for j, (b, x) in enumerate(_baseline_tensors(baselines, inputs, was_tuple)):
         if b.dim() == 0:
@@ -123,10 +134,16 @@ def distribution_baselines(
 def _baseline_tensors(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: bool) -> list[tuple[Tensor, Tensor]]:
     """``(baseline, input)`` pairs, baselines as tensors on the input's device and dtype;
     a callable baseline is called with the inputs first."""
+    baselines = _resolve(baselines, inputs, was_tuple)
+    return [(_as_tensor(b, x), x) for b, x in zip(_baseline_tuple(baselines, inputs, was_tuple), inputs)]
+
+
+def _resolve(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: bool) -> Any:
+    """A callable baseline's value (called with the inputs if it takes an argument); else as given."""
     if callable(baselines) and not isinstance(baselines, Tensor):
         takes_inputs = len(inspect.signature(baselines).parameters) > 0
-        baselines = baselines(restore(inputs, was_tuple)) if takes_inputs else baselines()
-    return [(_as_tensor(b, x), x) for b, x in zip(_baseline_tuple(baselines, inputs, was_tuple), inputs)]
+        return baselines(restore(inputs, was_tuple)) if takes_inputs else baselines()
+    return baselines
 
 
 def _baseline_tuple(baselines: Any, inputs: tuple[Tensor, ...], was_tuple: bool) -> tuple:
@@ -151,6 +168,8 @@ def _as_tensor(b: Any, x: Tensor) -> Tensor:
     instead of being silently truncated."""
     if b is None:
         return torch.zeros((), device=x.device, dtype=x.dtype)
+    if type(b).__module__ == "numpy":  # NumPy arrays and scalars
+        b = torch.as_tensor(b)
     if not isinstance(b, (bool, int, float, Tensor, list)):
         raise TypeError(f"a baseline of type {type(b).__name__} is not supported; use None, a number or a tensor")
     t = b.to(x.device) if isinstance(b, Tensor) else torch.tensor(b, device=x.device)  # lists: nested numbers

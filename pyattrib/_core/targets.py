@@ -45,14 +45,18 @@ class Target:
         rows = len(index) if index is not None else self.n
         if self.fn is None:
             output = model_output(output, rows)
-        if output.dim() == 0:
-            raise ArgumentError(
-                "the model returned a 0-d scalar for the whole batch; attribution needs "
-                "one output per example: return shape (N,) or (N, n_outputs)"
-            )
+            if output.dim() == 0:
+                raise ArgumentError(
+                    "the model returned a 0-d scalar for the whole batch; attribution needs "
+                    "one output per example: return shape (N,) or (N, n_outputs)"
+                )
         if self.fn is not None:
-            m = rows if rows is not None else output.shape[0]
+            m = rows if rows is not None else _leading(output)
             out = self.fn(output)
+            if isinstance(out, Tensor) and out.dim() == 0:
+                # one total for the batch: an even share per row keeps the sum, and as rows are
+                # independent examples, its gradient is each row's own (Captum's reading)
+                out = (out / m).expand(m)
             if isinstance(out, Tensor) and out.dim() > 1 and out.shape[0] == m:
                 out = out.reshape(m, -1).sum(1)  # several values per row: their sum, as Captum
             if not isinstance(out, Tensor) or out.shape != (m,):
@@ -73,7 +77,9 @@ class Target:
                 )
             return output.reshape(m)
         if self.fixed is not None:
-            sliced = any(isinstance(t, slice) for t in self.fixed)
+            # a neuron selector may name a leading index of a bigger block (Captum: the block's sum)
+            partial = self.name == "neuron_selector" and len(self.fixed) < output.dim() - 1
+            sliced = partial or any(isinstance(t, slice) for t in self.fixed)
             if not sliced:
                 self._check_arity(output, len(self.fixed))
             for d, t in enumerate(self.fixed):
@@ -206,6 +212,13 @@ def model_output(output: Any, rows: int | None = None) -> Tensor:
             "(N, ...)"
         )
     return output
+
+
+def _leading(output: Any) -> int:
+    """The batch size of an output that may be a tuple of tensors (a layer's value)."""
+    while not isinstance(output, Tensor):
+        output = output[0]
+    return output.shape[0]
 
 
 def _shape(output: Tensor) -> str:
