@@ -195,6 +195,11 @@ def model_output(output: Any, rows: int | None = None) -> Tensor:
     tensor's first dimension must be that batch.
     """
     while not isinstance(output, Tensor):
+        if isinstance(output, torch.futures.Future):
+            raise ArgumentError(
+                "the model returned a torch.futures.Future; wait for it in the forward (fut.wait()), or with "
+                "pyattrib.compat use attribute_future(...)"
+            )
         if isinstance(output, Mapping) and len(output):
             output = output["logits"] if "logits" in output else next(iter(output.values()))
         elif isinstance(output, (tuple, list)) and len(output):

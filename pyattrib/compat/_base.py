@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 import pyattrib as pa
 from pyattrib._core.attributor import Attributor
+from pyattrib._core.errors import ArgumentError
 
 _planning: contextvars.ContextVar[bool] = contextvars.ContextVar("planning", default=False)
 
@@ -142,15 +143,21 @@ class PerturbationAttribution(Attribution):
         resolved = copy.copy(self)
         resolved.forward_func = _waiting(self.forward_func)
         resolved._transforms = {}
-        future: torch.futures.Future = torch.futures.Future()
-        future.set_result(resolved.attribute(*args, **kwargs))
-        return future
+        done: torch.futures.Future = torch.futures.Future()
+        done.set_result(None)
+        result = resolved.attribute(*args, **kwargs)
+        return done.then(lambda _: result)  # a torch.Future, the type Captum returns
 
 
 def _waiting(forward: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         out = forward(*args, **kwargs)
-        return out.wait() if isinstance(out, torch.futures.Future) else out
+        if not isinstance(out, torch.futures.Future):
+            raise ArgumentError(
+                f"attribute_future needs a forward that returns torch.futures.Future, got {type(out).__name__}; "
+                "call attribute(...) instead"
+            )
+        return out.wait()
 
     return run
 
