@@ -51,3 +51,20 @@ def test_class_summarizer_splits_by_label():
     torch.testing.assert_close(s.summary[0]["mean"], x.mean(0))
     with pytest.raises(ValueError, match="labels"):
         s.update(x, [0, 1])
+
+
+def test_batched_and_merged_updates_equal_row_by_row_updates():
+    torch.manual_seed(0)
+    data = torch.randn(30, 4, dtype=torch.float64)
+    stats = [Mean(), Var(order=1), Min(), Max(), Sum(), Count(), MSE()]
+    rowwise, batched, left, right = (Summarizer(stats) for _ in range(4))
+    for row in data:
+        rowwise.update(row)
+    batched.update_rows(data[:7])
+    batched.update_rows(data[7:])
+    left.update_rows(data[:12])
+    right.update_rows(data[12:])
+    left.merge(right)  # e.g. two processes' summaries
+    for other in (batched, left):
+        for key, value in rowwise.summary.items():
+            torch.testing.assert_close(torch.as_tensor(other.summary[key]), torch.as_tensor(value))

@@ -126,27 +126,66 @@ def CommonStats() -> list[Stat]:  # noqa: N802 (Captum's name)
 
 
 class _State:
-    """Running count, mean, squared deviations and folds of one tensor."""
+    """Running count, mean, squared deviations and folds of one tensor.
+
+    Rows are merged with Chan et al.'s parallel update (``n = n_a + n_b``,
+    :math:`\\delta = \\mu_b - \\mu_a`, :math:`\\mu = \\mu_a + \\delta n_b / n`,
+    :math:`M = M_a + M_b + \\delta^2 n_a n_b / n`), which is Welford's update for one row and
+    also merges whole batches and the states of other processes.
+    """
 
     def __init__(self, folds: Sequence[_Fold]) -> None:
         self.n = 0
         self.mean: Tensor | None = None
         self.m2: Tensor | None = None
-        self._folds = folds
-        self.folds: dict[int, Tensor] = {}
+        self._folds = list(folds)
+        self.fold_values: list[Tensor | None] = [None] * len(self._folds)
+
+    @property
+    def folds(self) -> dict[int, Tensor]:
+        return {id(f): v for f, v in zip(self._folds, self.fold_values) if v is not None}
 
     def update(self, x: Tensor) -> None:
-        self.n += 1
+        self.update_rows(x.unsqueeze(0))
+
+    def update_rows(self, rows: Tensor) -> None:
+        """Add every row (``rows[k]``) as one value."""
+        if len(rows) == 0:
+            return
+        real = rows if rows.is_floating_point() else rows.double()
+        mean = real.mean(0)
+        m2 = ((real - mean) ** 2).sum(0) if len(rows) > 1 else torch.zeros_like(mean)
+        self._merge(len(rows), mean, m2, [_fold_rows(f, rows) for f in self._folds])
+
+    def merge(self, other: _State) -> None:
+        if other.n:
+            self._merge(other.n, other.mean, other.m2, other.fold_values)
+
+    def _merge(self, n: int, mean: Tensor, m2: Tensor, folds: Sequence[Tensor | None]) -> None:
         if self.mean is None:
-            self.mean = x.clone() if x.is_floating_point() else x.double()
-            self.m2 = torch.zeros_like(self.mean)
+            self.n, self.mean, self.m2 = n, mean.clone(), m2.clone()
         else:
-            before = self.mean
-            self.mean = before + (x - before) / self.n
-            self.m2 = self.m2 + (x - before) * (x - self.mean)
-        for fold in self._folds:
-            held = self.folds.get(id(fold))
-            self.folds[id(fold)] = x if held is None else fold.fn(held, x)
+            total = self.n + n
+            delta = mean - self.mean
+            self.mean = self.mean + delta * (n / total)
+            self.m2 = self.m2 + m2 + delta**2 * (self.n * n / total)
+            self.n = total
+        self.fold_values = [
+            b if a is None else a if b is None else f.fn(a, b) for f, a, b in zip(self._folds, self.fold_values, folds)
+        ]
+
+
+def _fold_rows(fold: _Fold, rows: Tensor) -> Tensor:
+    if fold.fn is torch.min:
+        return rows.amin(0)
+    if fold.fn is torch.max:
+        return rows.amax(0)
+    if fold.fn is torch.add:
+        return rows.sum(0)
+    value = rows[0]
+    for row in rows[1:]:
+        value = fold.fn(value, row)
+    return value
 
 
 class Summarizer:
@@ -166,16 +205,35 @@ class Summarizer:
         self._tuple: bool | None = None
 
     def update(self, x: Tensor | float | tuple[Tensor | float, ...]) -> None:
+        """Add one value (a tensor or number, or a tuple of them)."""
+        for state, v in zip(self._states, self._values(x)):
+            state.update(v)
+
+    def update_rows(self, x: Tensor | tuple[Tensor, ...]) -> None:
+        """Add every row of a batch (a tensor, or a tuple of tensors with a common first
+        dimension) as one value: the same as ``update`` row by row, in one step."""
+        values = self._values(x)
+        for state, v in zip(self._states, values):
+            state.update_rows(v)
+
+    def merge(self, other: Summarizer) -> None:
+        """Add everything ``other`` (same statistics) has seen, e.g. another process's summary."""
+        if other._tuple is None:
+            return
+        self._values(tuple(s.mean for s in other._states) if other._tuple else other._states[0].mean)
+        for state, theirs in zip(self._states, other._states):
+            state.merge(theirs)
+
+    def _values(self, x: Any) -> tuple[Tensor, ...]:
         is_tuple = isinstance(x, tuple)
         if self._tuple is None:
             self._tuple = is_tuple
         elif self._tuple != is_tuple:
-            raise TypeError("Summarizer.update: give every update the same structure (all tuples or all tensors)")
+            raise TypeError("Summarizer: give every update the same structure (all tuples or all tensors)")
         values = x if is_tuple else (x,)
         while len(self._states) < len(values):
             self._states.append(_State([s for s in self.stats if isinstance(s, _Fold)]))
-        for state, v in zip(self._states, values):
-            state.update(v if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float))
+        return tuple(v if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float) for v in values)
 
     @property
     def summary(self) -> dict[str, Value] | list[dict[str, Value]] | None:
@@ -203,17 +261,25 @@ class ClassSummarizer(Summarizer):
             super().update(x)
             return
         xs = x if isinstance(x, tuple) else (x,)
-        per_example = list(labels) if isinstance(labels, (list, Tensor)) else [labels]
         n = xs[0].shape[0]
-        if len(per_example) > 1 and any(t.shape[0] != len(per_example) for t in xs):
-            raise ArgumentError(
-                f"labels has {len(per_example)} entries but the batch has {n}; pass one or one per example"
-            )
-        for i in range(n):
-            label = per_example[0] if len(per_example) == 1 else per_example[i]
-            key = label.item() if isinstance(label, Tensor) else label
-            self.summaries.setdefault(key, Summarizer(self.stats)).update(tuple(t[i] for t in xs))
-            super().update(tuple(t[i].clone() for t in xs))
+        if isinstance(labels, Tensor):
+            labels = labels.reshape(-1).tolist()
+        per_example = list(labels) if isinstance(labels, list) else [labels] * n
+        if len(per_example) == 1:
+            per_example = per_example * n
+        if len(per_example) != n or any(t.shape[0] != n for t in xs):
+            raise ArgumentError(f"labels has {len(labels) if isinstance(labels, list) else 1} entries but the "
+                                f"batch has {n}; pass one label or one per example")  # fmt: skip
+        for key in dict.fromkeys(per_example):  # each label's rows at once, labels in order of appearance
+            rows = torch.tensor([k for k, lab in enumerate(per_example) if lab == key], device=xs[0].device)
+            part = tuple(t.index_select(0, rows) for t in xs)
+            self.summaries.setdefault(key, Summarizer(self.stats)).update_rows(part)
+        super().update_rows(tuple(xs))
+
+    def merge(self, other: Summarizer) -> None:
+        super().merge(other)
+        for key, summary in getattr(other, "summaries", {}).items():
+            self.summaries.setdefault(key, Summarizer(self.stats)).merge(summary)
 
     @property
     def class_summaries(self) -> dict[Any, Any]:
