@@ -1,18 +1,11 @@
-"""Dataset-scale tools: streaming summaries of attributions (and of any tensors)."""
+"""Dataset-scale tools: attribute a whole DataLoader (on disk, summarised, over many
+processes) and streaming summaries of attributions (and of any tensors)."""
 
+from .dataset import DatasetAttribution, StoredAttributions, attribute_dataset, load_attributions, split_batch
 from .summary import MSE, ClassSummarizer, CommonStats, Count, Max, Mean, Min, Stat, StdDev, Sum, Summarizer, Var
 
 __all__ = [
-    "Summarizer",
-    "ClassSummarizer",
-    "Stat",
-    "Count",
-    "Mean",
-    "MSE",
-    "Var",
-    "StdDev",
-    "Min",
-    "Max",
-    "Sum",
+    "attribute_dataset", "load_attributions", "split_batch", "DatasetAttribution", "StoredAttributions",
+    "Summarizer", "ClassSummarizer", "Stat", "Count", "Mean", "MSE", "Var", "StdDev", "Min", "Max", "Sum",
     "CommonStats",
-]
+]  # fmt: skip

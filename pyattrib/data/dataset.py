@@ -1,0 +1,258 @@
+"""Attribute a whole dataset: batches from a DataLoader, results on disk or in summaries,
+restartable, and sharded over processes under ``torch.distributed``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._core.errors import ArgumentError
+from .._core.inputs import as_tuple
+from .summary import Summarizer
+
+LABEL_KEYS = ("labels", "label", "target", "targets", "y")
+INPUT_KEYS = ("inputs", "input", "x", "pixel_values", "input_ids")
+
+
+def split_batch(batch: Any) -> tuple[Any, Any]:
+    """``(inputs, labels)`` of a batch: a tensor is all inputs; a tuple or list is
+    ``(inputs..., labels)`` (one input: ``(x, y)``); a dict gives its first input key
+    (``inputs``, ``input``, ``x``, ``pixel_values``, ``input_ids``) and label key (``labels``,
+    ``label``, ``target``, ``targets``, ``y``)."""
+    if isinstance(batch, Tensor):
+        return batch, None
+    if isinstance(batch, dict):
+        inputs = next((batch[k] for k in INPUT_KEYS if k in batch), None)
+        if inputs is None:
+            raise ArgumentError(f"batch dict has keys {sorted(batch)}; pass split=lambda batch: (inputs, labels)")
+        return inputs, next((batch[k] for k in LABEL_KEYS if k in batch), None)
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 1:
+            return batch[0], None
+        return (batch[0] if len(batch) == 2 else tuple(batch[:-1])), batch[-1]
+    raise ArgumentError(f"cannot read a batch of type {type(batch).__name__}; pass split=")
+
+
+def _world() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _batches(loader: Any) -> Iterator[tuple[int, list[int], Callable[[], Any]]]:
+    """``(batch number, example ids, load)`` for every batch, in loader order. With a batch
+    sampler the ids are dataset indices and a batch is only loaded when asked for; otherwise
+    (iterable datasets) batches are read in turn and ids count the examples seen."""
+    sampler = getattr(loader, "batch_sampler", None)
+    if sampler is None or isinstance(getattr(loader, "dataset", None), torch.utils.data.IterableDataset):
+        offset = 0
+        for b, batch in enumerate(loader):
+            n = _rows(batch)
+            yield b, list(range(offset, offset + n)), lambda batch=batch: batch
+            offset += n
+        return
+    for b, indices in enumerate(sampler):
+        indices = list(indices)
+        yield b, indices, lambda indices=indices: loader.collate_fn([loader.dataset[i] for i in indices])
+
+
+def _rows(batch: Any) -> int:
+    if isinstance(batch, Tensor):
+        return batch.shape[0]
+    values = batch.values() if isinstance(batch, dict) else batch
+    return _rows(next(iter(values)))
+
+
+@dataclass
+class DatasetAttribution:
+    """What :func:`attribute_dataset` did: ``n_examples`` attributed (by this process),
+    ``summary`` (merged over all processes), and ``out`` (the shard folder, or None)."""
+
+    n_examples: int
+    summary: Summarizer | None
+    out: str | None
+
+    def stored(self) -> StoredAttributions:
+        if self.out is None:
+            raise ArgumentError("no attributions were stored: pass out=<folder> to attribute_dataset")
+        return load_attributions(self.out)
+
+
+def attribute_dataset(
+    attributor: Callable[..., Any],
+    loader: Any,
+    *,
+    target: Any = "batch",
+    split: Callable[[Any], tuple[Any, Any]] = split_batch,
+    summarize: Summarizer | None = None,
+    out: str | None = None,
+    seed: int = 0,
+    show_progress: bool = True,
+    **attributor_kwargs: Any,
+) -> DatasetAttribution:
+    """Run ``attributor`` over every batch of ``loader``.
+
+    - ``split(batch) -> (inputs, labels)`` reads a batch (:func:`split_batch` by default:
+      tensors, tuples, dicts); ``target="batch"`` uses the labels, or pass any target
+      (an int, None, or a callable ``batch -> target``).
+    - ``out``: a folder of shards, one per batch: ``attr<j>-<batch>.npy`` per input tensor
+      and ``ids-<batch>.npy`` (the dataset indices of its examples), written atomically, the
+      ids last; ``index.json`` lists them. :func:`load_attributions` reads them
+      memory-mapped. A rerun skips the batches whose shards exist (their attributions are
+      read back for the summary), so an interrupted run loses and duplicates nothing.
+    - ``summarize``: a :class:`Summarizer` (every example one value) or ``ClassSummarizer``
+      (by label) fed with the attributions.
+    - Under ``torch.distributed`` (e.g. ``torchrun``), batch ``b`` is attributed by rank
+      ``b % world_size``: no example is padded or repeated, each rank writes its own shards,
+      and the summaries of all ranks are merged (every rank gets the merged one). A random
+      attributor gets a generator seeded with ``(seed, b)`` for batch ``b``, so the results do
+      not depend on the number of processes.
+    """
+    rank, world = _world()
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+    random = getattr(attributor, "random", False)
+    done = 0
+    batches = _batches(loader)
+    if show_progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="attribute_dataset", total=_length(loader))
+    for b, indices, load in batches:
+        if b % world != rank:
+            continue
+        attrs = _read_shard(out, b) if out is not None else None
+        labels = None
+        if attrs is None or summarize is not None:
+            batch = load()
+            inputs, labels = split(batch)
+        if attrs is None:
+            kwargs = dict(attributor_kwargs)
+            kwargs["target"] = labels if isinstance(target, str) and target == "batch" else (
+                target(batch) if callable(target) else target
+            )  # fmt: skip
+            if random:
+                kwargs["generator"] = torch.Generator().manual_seed(seed * 1_000_003 + b)
+            result = attributor(inputs, **kwargs)
+            if getattr(attributor, "returns_delta", False):
+                result = result[0]
+            attrs = tuple(a.detach() for a in as_tuple(result, "attributions")[0])
+            if out is not None:
+                _write_shard(out, b, attrs, np.asarray(indices, dtype=np.int64))
+        if summarize is not None:
+            value = attrs if len(attrs) > 1 else attrs[0]
+            if hasattr(summarize, "summaries") and labels is not None:
+                summarize.update(value, torch.as_tensor(labels).reshape(-1))
+            else:
+                summarize.update_rows(value)
+        done += attrs[0].shape[0]
+    summary = _merged(summarize, world)
+    if out is not None:
+        _barrier(world)
+        if rank == 0:
+            _write_index(out)
+        _barrier(world)
+    return DatasetAttribution(done, summary, out)
+
+
+def _length(loader: Any) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        torch.distributed.barrier()
+
+
+def _merged(summary: Summarizer | None, world: int) -> Summarizer | None:
+    if summary is None or world == 1:
+        return summary
+    parts: list[Any] = [None] * world
+    torch.distributed.all_gather_object(parts, summary)
+    merged = type(summary)(summary.stats)
+    for part in parts:  # rank order: the same merge on every rank
+        merged.merge(part)
+    return merged
+
+
+def _shard_file(out: str, kind: str, b: int) -> str:
+    return os.path.join(out, f"{kind}-{b:07d}.npy")
+
+
+def _write_shard(out: str, b: int, attrs: tuple[Tensor, ...], ids: np.ndarray) -> None:
+    for j, a in enumerate(attrs):
+        _atomic_save(_shard_file(out, f"attr{j}", b), a.cpu().numpy())
+    _atomic_save(_shard_file(out, "ids", b), ids)  # last: its presence marks the shard complete
+
+
+def _atomic_save(path: str, array: np.ndarray) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+    os.replace(tmp, path)
+
+
+def _read_shard(out: str, b: int) -> tuple[Tensor, ...] | None:
+    if not os.path.exists(_shard_file(out, "ids", b)):
+        return None
+    arrays, j = [], 0
+    while os.path.exists(_shard_file(out, f"attr{j}", b)):
+        arrays.append(torch.from_numpy(np.load(_shard_file(out, f"attr{j}", b))))
+        j += 1
+    return tuple(arrays)
+
+
+def _write_index(out: str) -> None:
+    batches = sorted(int(name[4:11]) for name in os.listdir(out) if name.startswith("ids-") and name.endswith(".npy"))
+    inputs = sum(1 for name in os.listdir(out) if name.endswith(f"-{batches[0]:07d}.npy")) - 1 if batches else 0
+    sizes = [int(np.load(_shard_file(out, "ids", b), mmap_mode="r").shape[0]) for b in batches]
+    with open(os.path.join(out, "index.json.tmp"), "w") as fh:
+        json.dump({"batches": batches, "sizes": sizes, "inputs": inputs}, fh)
+    os.replace(os.path.join(out, "index.json.tmp"), os.path.join(out, "index.json"))
+
+
+class StoredAttributions:
+    """Attributions written by :func:`attribute_dataset`, read memory-mapped.
+
+    ``ids`` (all dataset indices, in shard order), ``len()``, ``get(example_ids)`` (one array
+    per input tensor, rows in the order asked), and ``array(j)`` (input ``j`` of every example,
+    concatenated: this one loads them all)."""
+
+    def __init__(self, out: str) -> None:
+        with open(os.path.join(out, "index.json")) as fh:
+            index = json.load(fh)
+        self.out, self.batches, self.inputs = out, index["batches"], index["inputs"]
+        self._ids = [np.load(_shard_file(out, "ids", b), mmap_mode="r") for b in self.batches]
+        self.ids = np.concatenate(self._ids) if self._ids else np.zeros(0, dtype=np.int64)
+        self._where = {int(i): (s, k) for s, ids in enumerate(self._ids) for k, i in enumerate(ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _shard(self, s: int, j: int) -> np.ndarray:
+        return np.load(_shard_file(self.out, f"attr{j}", self.batches[s]), mmap_mode="r")
+
+    def get(self, example_ids: Any) -> tuple[np.ndarray, ...]:
+        places = [self._where[int(i)] for i in np.atleast_1d(example_ids)]
+        return tuple(np.stack([self._shard(s, j)[k] for s, k in places]) for j in range(self.inputs))
+
+    def array(self, j: int = 0) -> np.ndarray:
+        return np.concatenate([self._shard(s, j) for s in range(len(self.batches))])
+
+
+def load_attributions(out: str) -> StoredAttributions:
+    """Open the shards that :func:`attribute_dataset` wrote to ``out``."""
+    if not os.path.exists(os.path.join(out, "index.json")):
+        raise ArgumentError(f"{out} has no index.json: run attribute_dataset(..., out={out!r}) to the end first")
+    return StoredAttributions(out)
