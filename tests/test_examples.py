@@ -81,3 +81,12 @@ def test_concepts_demo(tmp_path, monkeypatch):
     assert gates["open gates"] < 15 and gates["accuracy with gates"] > 0.9
     assert gates["mean closest |correlation|"] > 0.5
     assert (tmp_path / "concepts_tcav.png").stat().st_size > 1000
+
+
+def test_dataset_demo(tmp_path, monkeypatch):
+    demo = load("dataset")
+    monkeypatch.setattr(demo, "OUT", str(tmp_path))
+    result = demo.main()
+    assert result["stored"] == 360 and sum(result["counts"].values()) == 360
+    assert all(m.shape == (8, 8) for m in result["means"].values())
+    assert (tmp_path / "dataset_class_means.png").stat().st_size > 1000
