@@ -42,6 +42,7 @@ from .attr import (
     ShapleyValueSampling,
 )
 from .concept import CAV, TCAV, Classifier, Concept, ConceptInterpreter, DefaultClassifier
+from .data import DataLoaderAttribution, InputRole
 from .layer import (
     InternalInfluence,
     LayerActivation,
@@ -97,6 +98,7 @@ __all__ = [
     "BinaryConcreteStochasticGates", "GaussianStochasticGates",
     "Summarizer", "ClassSummarizer", "Mean", "Var", "StdDev", "Min", "Max", "Sum", "Count", "MSE", "CommonStats",
     "TCAV", "Concept", "Classifier", "CAV", "DefaultClassifier", "ConceptInterpreter",
+    "DataLoaderAttribution", "InputRole",
     "captum_twins",
 ]  # fmt: skip
 _CONCEPT = ["TCAV", "Concept", "Classifier", "CAV", "DefaultClassifier", "ConceptInterpreter"]
@@ -108,12 +110,14 @@ _ROBUST = ["Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbat
 _CAPTUM_HOMES = {
     "captum.attr": [n for n in __all__ if n not in ("InternalAttribution", "lrp_rules", "captum_twins", *_METRICS,
                                                     "default_perturb_func", *_MODULE, *_CONCEPT,
+                                                    "DataLoaderAttribution", "InputRole",
                                                     *_ROBUST) and not n.endswith("Rule")],
     "captum.metrics": _METRICS,
     "captum.metrics._core.sensitivity": ["default_perturb_func"],
     "captum.robust": _ROBUST,
     "captum.module": _MODULE,
     "captum.concept": _CONCEPT,
+    "captum.attr._core.dataloader_attr": ["DataLoaderAttribution", "InputRole"],
     "captum.attr._utils.attribution": ["InternalAttribution"],
     "captum.attr._utils.lrp_rules": ["PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule",
                                      "IdentityRule"],

@@ -34,7 +34,6 @@ OTHER_FAMILIES = {
     "tests/attr/test_llm_attr_hf_compatibility.py": "LLM attribution, downloads a model from a hub",
     "tests/attr/test_interpretable_input.py": "interpretable inputs (text family)",
     "tests/attr/test_baselines.py": "ProductBaselines (interpretable inputs, text family)",
-    "tests/attr/test_dataloader_attr.py": "DataLoaderAttribution (dataset family)",
 }
 # Files that test Captum's private helpers, not its public API: no compat twin can pass them
 # except by importing Captum's own helper, so they are not scored.
