@@ -95,6 +95,7 @@ def attribute_dataset(
     summarize: Summarizer | None = None,
     out: str | None = None,
     seed: int = 0,
+    device: torch.device | str | None = None,
     show_progress: bool = True,
     **attributor_kwargs: Any,
 ) -> DatasetAttribution:
@@ -110,6 +111,8 @@ def attribute_dataset(
       read back for the summary), so an interrupted run loses and duplicates nothing.
     - ``summarize``: a :class:`Summarizer` (every example one value) or ``ClassSummarizer``
       (by label) fed with the attributions.
+    - ``device``: where each batch's tensors go before the call (e.g. ``f"cuda:{local_rank}"``
+      for one GPU per process); attributions are stored and summarised from there.
     - Under ``torch.distributed`` (e.g. ``torchrun``), batch ``b`` is attributed by rank
       ``b % world_size``: no example is padded or repeated, each rank writes its own shards,
       and the summaries of all ranks are merged (every rank gets the merged one). A random
@@ -129,10 +132,10 @@ def attribute_dataset(
     for b, indices, load in batches:
         if b % world != rank:
             continue
-        attrs = _read_shard(out, b) if out is not None else None
+        attrs = _read_shard(out, b, device) if out is not None else None
         labels = None
         if attrs is None or summarize is not None:
-            batch = load()
+            batch = _to(load(), device)
             inputs, labels = split(batch)
         if attrs is None:
             kwargs = dict(attributor_kwargs)
@@ -161,6 +164,18 @@ def attribute_dataset(
             _write_index(out)
         _barrier(world)
     return DatasetAttribution(done, summary, out)
+
+
+def _to(batch: Any, device: torch.device | str | None) -> Any:
+    if device is None:
+        return batch
+    if isinstance(batch, Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to(v, device) for v in batch)
+    return batch
 
 
 def _length(loader: Any) -> int | None:
@@ -203,12 +218,12 @@ def _atomic_save(path: str, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _read_shard(out: str, b: int) -> tuple[Tensor, ...] | None:
+def _read_shard(out: str, b: int, device: torch.device | str | None = None) -> tuple[Tensor, ...] | None:
     if not os.path.exists(_shard_file(out, "ids", b)):
         return None
     arrays, j = [], 0
     while os.path.exists(_shard_file(out, f"attr{j}", b)):
-        arrays.append(torch.from_numpy(np.load(_shard_file(out, f"attr{j}", b))))
+        arrays.append(torch.from_numpy(np.load(_shard_file(out, f"attr{j}", b))).to(device or "cpu"))
         j += 1
     return tuple(arrays)
 
