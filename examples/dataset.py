@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 import matplotlib
 
@@ -26,15 +27,8 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 import pyattrib as pa  # noqa: E402
 from pyattrib.data import ClassSummarizer, Count, Mean, attribute_dataset, load_attributions  # noqa: E402
 
-try:
-    from digits import train
-except ImportError:  # loaded by path (tests)
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("digits", os.path.join(os.path.dirname(__file__), "digits.py"))
-    _digits = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_digits)
-    train = _digits.train
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the digits CNN of digits.py
+from digits import train  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 

@@ -10,7 +10,7 @@ example: 1 when a target selects one). Feature masks live here too.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -145,6 +145,16 @@ def _kept_shape(target: Target, output: Any) -> tuple[int, ...]:
     return () if target.selects else tuple(model_output(output).shape[1:])
 
 
+def element_ids(xs: Sequence[Tensor]) -> list[Tensor]:
+    """Every scalar its own feature: ids ``(1, *x.shape[1:])`` numbered across the inputs."""
+    ids, offset = [], 0
+    for x in xs:
+        size = math.prod(x.shape[1:])
+        ids.append((torch.arange(size, device=x.device) + offset).reshape(1, *x.shape[1:]))
+        offset += size
+    return ids
+
+
 class FeatureMask:
     """Feature ids per input element, shared across inputs (a group may span tensors).
 
@@ -155,11 +165,7 @@ class FeatureMask:
     def __init__(self, mask: Any, call: Call, name: str = "feature_mask") -> None:
         xs = call.inputs
         if mask is None:
-            ids, offset = [], 0
-            for x in xs:
-                size = math.prod(x.shape[1:])
-                ids.append((torch.arange(size, device=x.device) + offset).reshape(1, *x.shape[1:]))
-                offset += size
+            ids = element_ids(xs)
         else:
             tup = tuple(mask) if isinstance(mask, (tuple, list)) else (mask,)
             if len(tup) != len(xs):

@@ -18,8 +18,8 @@ class Perturbation:
         return self.perturb(*args, **kwargs)
 
 
-class FGSM(Perturbation):
-    """Captum's ``FGSM``: :func:`pyattrib.robust.fgsm`."""
+class _GradientAttack(Perturbation):
+    """The constructor Captum's FGSM and PGD share."""
 
     def __init__(
         self,
@@ -30,7 +30,12 @@ class FGSM(Perturbation):
     ) -> None:
         self.forward_func, self.loss_func = forward_func, loss_func
         self.lower_bound, self.upper_bound = lower_bound, upper_bound
-        self.zero_thresh = robust.attacks.ZERO_GRADIENT
+
+
+class FGSM(_GradientAttack):
+    """Captum's ``FGSM``: :func:`pyattrib.robust.fgsm`."""
+
+    zero_thresh = robust.attacks.ZERO_GRADIENT
 
     def perturb(self, inputs: Any, epsilon: float, target: Any, additional_forward_args: Any = None,
                 targeted: bool = False, mask: Any = None) -> Any:  # fmt: skip
@@ -41,19 +46,9 @@ class FGSM(Perturbation):
         return attack(inputs, epsilon, target=target, additional_forward_args=additional_forward_args, mask=mask)
 
 
-class PGD(Perturbation):
+class PGD(_GradientAttack):
     """Captum's ``PGD``: :func:`pyattrib.robust.pgd` (its L2 random start draws one radius per
     example, where Captum's broadcasts the radii against the last input dimension)."""
-
-    def __init__(
-        self,
-        forward_func: Callable[..., Any],
-        loss_func: Callable | None = None,
-        lower_bound: float = -math.inf,
-        upper_bound: float = math.inf,
-    ) -> None:
-        self.forward_func, self.loss_func = forward_func, loss_func
-        self.lower_bound, self.upper_bound = lower_bound, upper_bound
 
     def perturb(self, inputs: Any, radius: float, step_size: float, step_num: int, target: Any,
                 additional_forward_args: Any = None, targeted: bool = False, random_start: bool = False,

@@ -13,6 +13,7 @@ from torch import Tensor
 from .._core.budget import FORWARD_BUDGET, rows_per_chunk
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.layout import feeder
+from .._core.perturb import element_ids
 from .._core.state import evaluating
 
 NEED_ATTR, NEED_FORWARD, NO_FORWARD = 0, 1, 2
@@ -128,12 +129,8 @@ def _as_inputs(batch: Any) -> tuple[Tensor, ...]:
 
 def _masks(feature_mask: Any, xs: list[Tensor]) -> tuple[list[Tensor], int]:
     if feature_mask is None:
-        masks, offset = [], 0
-        for x in xs:
-            size = math.prod(x.shape[1:])
-            masks.append((torch.arange(size, device=x.device) + offset).reshape(1, *x.shape[1:]))
-            offset += size
-        return masks, offset
+        masks = element_ids(xs)
+        return masks, sum(math.prod(x.shape[1:]) for x in xs)
     given = list(feature_mask) if isinstance(feature_mask, (tuple, list)) else [feature_mask]
     if len(given) != len(xs):
         raise ArgumentError(f"feature_mask has {len(given)} tensors for {len(xs)} attributed inputs; give one each")

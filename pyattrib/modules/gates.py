@@ -20,6 +20,7 @@ give Captum's numbers.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -30,7 +31,7 @@ from .._core.errors import ArgumentError
 REDUCTIONS = ("none", "mean", "sum")
 
 
-class StochasticGates(nn.Module):
+class StochasticGates(nn.Module, ABC):
     """What every gate kind shares: masks, the forward pass and the L0 penalty."""
 
     mask: Tensor | None
@@ -79,14 +80,17 @@ class StochasticGates(nn.Module):
         """:math:`P(z_j > 0)` per gate."""
         return self.open_probability().detach()
 
-    def sample(self, batch_size: int) -> Tensor:  # (batch, n_gates), unclamped
-        raise NotImplementedError
+    @abstractmethod
+    def sample(self, batch_size: int) -> Tensor:
+        """Gate values for a batch, ``(batch, n_gates)``, before clamping."""
 
+    @abstractmethod
     def gate_values(self) -> Tensor:
-        raise NotImplementedError
+        """The deterministic (eval-mode) gate values, before clamping."""
 
+    @abstractmethod
     def open_probability(self) -> Tensor:
-        raise NotImplementedError
+        """:math:`P(z_j > 0)` per gate, differentiable."""
 
 
 def _check(ok: bool, message: str) -> None:
