@@ -4,7 +4,7 @@ A method is a transform: ``pa.integrated_gradients(model, n_steps=64)`` returns 
 attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x``.
 """
 
-from . import concepts, data, metrics, modules, robust
+from . import concepts, data, influence, metrics, modules, robust
 from . import lrp as lrp_rules
 from ._core.attributor import Attributor
 from .backprop import (
@@ -66,6 +66,7 @@ __all__ = [
     "lrp_rules",
     "concepts",
     "data",
+    "influence",
     "metrics",
     "modules",
     "robust",

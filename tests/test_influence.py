@@ -1,0 +1,91 @@
+"""TracInCP: Captum's numbers on an MLP and a CNN, and the influence matrix's properties."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from captum.influence import TracInCP as CaptumTracInCP
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import pyattrib as pa
+from tests.models import CNN
+
+
+def trained(model, x, y, tmp_path, n_checkpoints=3):
+    """Checkpoints (paths and state dicts) along a short SGD run."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    paths, states = [], []
+    for c in range(n_checkpoints):
+        for _ in range(3):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        paths.append(os.path.join(tmp_path, f"c{c}.pt"))
+        torch.save(model.state_dict(), paths[-1])
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+    return paths, states
+
+
+def models():
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+    yield mlp, torch.randn(18, 4), torch.randint(0, 3, (18,)), torch.randn(4, 4), torch.randint(0, 3, (4,))
+    torch.manual_seed(1)
+    yield (
+        CNN(),
+        torch.randn(10, 3, 8, 8),
+        torch.randint(0, 4, (10,)),
+        torch.randn(3, 3, 8, 8),
+        torch.randint(0, 4, (3,)),
+    )
+
+
+@pytest.mark.parametrize("case", [0, 1])
+@pytest.mark.parametrize("sample_wise", [False, True])
+def test_tracin_equals_captum(case, sample_wise, tmp_path):
+    model, x, y, tx, ty = list(models())[case]
+    paths, states = trained(model, x, y, tmp_path)
+
+    def load(m, path):
+        m.load_state_dict(torch.load(path))
+        return 0.1
+
+    ours = pa.influence.tracin_cp(model, TensorDataset(x, y), states, learning_rates=[0.1] * 3, batch_size=4)
+    theirs = CaptumTracInCP(
+        model, DataLoader(TensorDataset(x, y), batch_size=4), paths, checkpoints_load_func=load,
+        loss_fn=nn.CrossEntropyLoss(reduction="sum" if sample_wise else "none"), batch_size=4,
+        sample_wise_grads_per_batch=sample_wise,
+    )  # fmt: skip
+    torch.testing.assert_close(ours.influence(tx, ty), theirs.influence((tx, ty)), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(ours.self_influence(), theirs.self_influence(), rtol=1e-4, atol=1e-6)
+    for proponents in (True, False):
+        idx, score = ours.k_most_influential(tx, ty, 3, proponents=proponents)
+        c_idx, c_score = theirs.influence((tx, ty), k=3, proponents=proponents)
+        torch.testing.assert_close(score, c_score, rtol=1e-4, atol=1e-6)
+        assert torch.equal(idx, c_idx)
+
+
+def test_influence_matrix_properties_and_model_left_alone(tmp_path):
+    model, x, y, _, _ = next(models())
+    _, states = trained(model, x, y, tmp_path)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tracin = pa.influence.tracin_cp(model, TensorDataset(x, y), states, learning_rates=[0.5, 1.0, 2.0], batch_size=5)
+    matrix = tracin.influence(x, y)
+    torch.testing.assert_close(matrix, matrix.T, rtol=1e-5, atol=1e-6)  # symmetric
+    torch.testing.assert_close(matrix.diagonal(), tracin.self_influence(), rtol=1e-5, atol=1e-6)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # checkpoints never loaded
+    # layers: only the last layer's parameters, by hand
+    last = pa.influence.tracin_cp(model, TensorDataset(x, y), states[-1:], layers=["2"]).influence(x[:2], y[:2])
+    grads = []
+    for xi, yi in zip(x, y):
+        model.load_state_dict(states[-1])
+        model.zero_grad()
+        nn.functional.cross_entropy(model(xi[None]), yi[None], reduction="sum").backward()
+        grads.append(torch.cat([model[2].weight.grad.reshape(-1), model[2].bias.grad]))
+    g = torch.stack(grads)
+    torch.testing.assert_close(last, g[:2] @ g.T, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="layers"):
+        pa.influence.tracin_cp(model, TensorDataset(x, y), states, layers=["nope"])
