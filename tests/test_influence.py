@@ -89,3 +89,27 @@ def test_influence_matrix_properties_and_model_left_alone(tmp_path):
     torch.testing.assert_close(last, g[:2] @ g.T, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="layers"):
         pa.influence.tracin_cp(model, TensorDataset(x, y), states, layers=["nope"])
+
+
+def test_tracin_fast_equals_captum_and_the_full_final_layer_weights(tmp_path):
+    from captum.influence import TracInCPFast
+
+    model, x, y, tx, ty = next(models())
+    paths, states = trained(model, x, y, tmp_path)
+
+    def load(m, path):
+        m.load_state_dict(torch.load(path))
+        return 0.1
+
+    fast = pa.influence.tracin_cp_fast(model, "2", TensorDataset(x, y), states, learning_rates=[0.1] * 3,
+                                       batch_size=4)  # fmt: skip
+    theirs = TracInCPFast(model, model[2], DataLoader(TensorDataset(x, y), batch_size=4), paths,
+                          checkpoints_load_func=load, loss_fn=nn.CrossEntropyLoss(reduction="sum"), batch_size=4)  # fmt: skip
+    torch.testing.assert_close(fast.influence(tx, ty), theirs.influence((tx, ty)), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(fast.self_influence(), theirs.self_influence(), rtol=1e-4, atol=1e-6)
+    # the closed form is TracInCP restricted to the final layer's weight
+    full = pa.influence.tracin_cp(model, TensorDataset(x, y), states, learning_rates=[0.1] * 3)
+    full.names = ["2.weight"]
+    torch.testing.assert_close(fast.influence(tx, ty), full.influence(tx, ty), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="nn.Linear"):
+        pa.influence.tracin_cp_fast(model, "1", TensorDataset(x, y), states)

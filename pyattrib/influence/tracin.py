@@ -146,3 +146,90 @@ class TracInCP:
 def tracin_cp(model: nn.Module, train_data: Any, checkpoints: Sequence[Checkpoint], **options: Any) -> TracInCP:
     """A :class:`TracInCP` over ``train_data`` (see its options)."""
     return TracInCP(model, train_data, checkpoints, **options)
+
+
+class TracInCPFast(TracInCP):
+    r"""TracIn on the final fully connected layer only, in closed form: the gradient of the
+    loss with respect to that layer's weight is the outer product of
+    :math:`g = \partial L / \partial z` (its output) and :math:`a` (its input), so
+
+    .. math:: \mathrm{TracInCPFast}(z, z') = \sum_c \eta_c\, (g \cdot g')\,(a \cdot a')
+
+    with no per-sample weight gradient ever formed (the bias is left out, as in Captum's
+    TracInCPFast). ``final_fc_layer`` names the ``nn.Linear``; the other options are
+    :class:`TracInCP`'s.
+    """
+
+    def __init__(self, model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint],
+                 **options: Any) -> None:  # fmt: skip
+        if "layers" in options:
+            raise ArgumentError("TracInCPFast uses final_fc_layer only; do not pass layers")
+        super().__init__(model, train_data, checkpoints, **options)
+        try:
+            self.final = model.get_submodule(final_fc_layer)
+        except AttributeError:
+            raise ArgumentError(f"final_fc_layer {final_fc_layer!r} is not a module of the model") from None
+        if not isinstance(self.final, nn.Linear):
+            raise ArgumentError(f"final_fc_layer must name an nn.Linear, got {type(self.final).__name__}")
+
+    def gradients(self, c: int, inputs: tuple[Tensor, ...], labels: Tensor, test: bool = False) -> Tensor:
+        """``(N, K * D)``: the per-example weight gradients ``g a^T`` of the final layer, flattened
+        (only for the dot products below: they factor as ``(g . g')(a . a')``)."""
+        g, a = self._factors(c, inputs, labels, test)
+        return (g[:, :, None] * a[:, None, :]).reshape(len(g), -1)
+
+    def _factors(self, c: int, inputs: tuple[Tensor, ...], labels: Tensor, test: bool) -> tuple[Tensor, Tensor]:
+        from .._core.capture import Layers
+
+        used, rest = self._params(c)
+        loss_fn = self.test_loss_fn if test else self.loss_fn
+        seen: dict[str, Tensor] = {}
+
+        def swap(j: int, value: Tensor) -> Tensor:
+            seen["a" if j == 0 else "z"] = value.detach()
+            if j == 1:  # the output: a leaf whose gradient is dL/dz per example
+                seen["z"] = value.detach().requires_grad_()
+                return seen["z"]
+            return value
+
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.enable_grad(), Layers(self.model, self.final, True).hooked(lambda j, v: swap(0, v)), \
+                    Layers(self.model, self.final, False).hooked(lambda j, v: swap(1, v)):  # fmt: skip
+                out = torch.func.functional_call(self.model, {**rest, **used}, inputs)
+                losses = torch.func.vmap(lambda o, t: loss_fn(o[None], t[None]))(out, labels)  # one per example
+                (g,) = torch.autograd.grad(losses.sum(), seen["z"])
+        finally:
+            self.model.train(was_training)
+        return g.reshape(len(labels), -1), seen["a"].reshape(len(labels), -1)
+
+    def influence(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor) -> Tensor:
+        xs = inputs if isinstance(inputs, tuple) else (inputs,)
+        scores = None
+        for c, rate in enumerate(self.learning_rates):
+            g, a = self._factors(c, xs, labels, True)
+            parts = []
+            for _, tx, ty in self._train_chunks():
+                tg, ta = self._factors(c, tx, ty, False)
+                parts.append((g @ tg.T) * (a @ ta.T))
+            part = torch.cat(parts, 1)
+            scores = rate * part if scores is None else scores + rate * part
+        assert scores is not None
+        return scores
+
+    def self_influence(self) -> Tensor:
+        parts = []
+        for _, tx, ty in self._train_chunks():
+            total = 0
+            for c, rate in enumerate(self.learning_rates):
+                g, a = self._factors(c, tx, ty, False)
+                total = total + rate * (g * g).sum(1) * (a * a).sum(1)
+            parts.append(total)
+        return torch.cat(parts)
+
+
+def tracin_cp_fast(model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint],
+                   **options: Any) -> TracInCPFast:  # fmt: skip
+    """A :class:`TracInCPFast` over ``train_data`` (see its options)."""
+    return TracInCPFast(model, final_fc_layer, train_data, checkpoints, **options)
