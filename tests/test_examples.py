@@ -90,3 +90,12 @@ def test_dataset_demo(tmp_path, monkeypatch):
     assert result["stored"] == 360 and sum(result["counts"].values()) == 360
     assert all(m.shape == (8, 8) for m in result["means"].values())
     assert (tmp_path / "dataset_class_means.png").stat().st_size > 1000
+
+
+def test_influence_demo(tmp_path, monkeypatch):
+    demo = load("influence")
+    monkeypatch.setattr(demo, "OUT", str(tmp_path))
+    result = demo.main()
+    assert result["precision_at_k"] > 0.6  # chance is 0.05
+    assert result["recall_at_3k"] > 0.9 and result["accuracy"] > 0.9
+    assert (tmp_path / "influence_proponents.png").stat().st_size > 1000
