@@ -113,3 +113,23 @@ def test_tracin_fast_equals_captum_and_the_full_final_layer_weights(tmp_path):
     torch.testing.assert_close(fast.influence(tx, ty), full.influence(tx, ty), rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="nn.Linear"):
         pa.influence.tracin_cp_fast(model, "1", TensorDataset(x, y), states)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_similarity_influence_equals_captum(metric, tmp_path):
+    from captum.influence import SimilarityInfluence
+    from captum.influence._core.similarity_influence import cosine_similarity, euclidean_distance
+
+    torch.manual_seed(0)
+    model = CNN().eval()
+    train, test = torch.randn(23, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    ours = pa.influence.similarity_influence(model, ["conv1", "fc"], TensorDataset(train), similarity=metric,
+                                             batch_size=5).influence(test, top_k=3)  # fmt: skip
+    theirs = SimilarityInfluence(
+        model, ["conv1", "fc"], TensorDataset(train), str(tmp_path), batch_size=5,
+        similarity_metric=cosine_similarity if metric == "cosine" else euclidean_distance,
+        similarity_direction="max" if metric == "cosine" else "min",
+    ).influence(test, top_k=3)  # fmt: skip
+    for layer in ("conv1", "fc"):
+        assert torch.equal(ours[layer][0], theirs[layer][0])
+        torch.testing.assert_close(ours[layer][1], theirs[layer][1], rtol=1e-4, atol=1e-5)

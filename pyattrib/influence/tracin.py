@@ -29,6 +29,22 @@ def _per_example_loss(out: Tensor, y: Tensor) -> Tensor:
     return nn.functional.cross_entropy(out, y, reduction="sum")
 
 
+def train_chunks(data: Any, batch_size: int, labelled: bool = True) -> Iterator[tuple[int, tuple[Tensor, ...], Any]]:
+    """``(first index, inputs, labels)`` of a Dataset (or a DataLoader's dataset), ``batch_size``
+    examples at a time; items are ``(inputs..., label)`` (``labelled=False``: the label, if
+    any, is dropped only when the item has more than one field)."""
+    dataset = getattr(data, "dataset", data)
+    n = len(dataset)
+    for start in range(0, n, batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, n))]
+        items = [item if isinstance(item, (tuple, list)) else (item,) for item in items]
+        columns = [torch.stack([torch.as_tensor(v) for v in col]) for col in zip(*items)]
+        if labelled:
+            yield start, tuple(columns[:-1]), columns[-1]
+        else:
+            yield start, tuple(columns[:-1] if len(columns) > 1 else columns), None
+
+
 class TracInCP:
     """TracIn influence of the examples of ``train_data`` (a Dataset or DataLoader of
     ``(inputs..., label)``), from ``checkpoints`` (state dicts, or paths read by ``load``).
@@ -108,14 +124,7 @@ class TracInCP:
         return torch.cat([grads[k].reshape(len(labels), -1) for k in self.names], 1)
 
     def _train_chunks(self) -> Iterator[tuple[int, tuple[Tensor, ...], Tensor]]:
-        """``(first index, inputs, labels)`` of the training data, ``batch_size`` at a time."""
-        dataset = getattr(self.train_data, "dataset", self.train_data)
-        n = len(dataset)
-        for start in range(0, n, self.batch_size):
-            items = [dataset[i] for i in range(start, min(start + self.batch_size, n))]
-            columns = list(zip(*items))
-            *xs, y = (torch.stack([torch.as_tensor(v) for v in col]) for col in columns)
-            yield start, tuple(xs), y
+        return train_chunks(self.train_data, self.batch_size)
 
     # results -----------------------------------------------------------------------------
     def influence(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor) -> Tensor:

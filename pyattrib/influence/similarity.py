@@ -1,0 +1,80 @@
+"""Similarity influence: the training examples whose layer activations are most like a test
+example's (Captum's ``SimilarityInfluence``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .._core.errors import ArgumentError, check_count
+from ..layer import layer_activation
+from .tracin import train_chunks
+
+
+def cosine_similarity(test: Tensor, train: Tensor) -> Tensor:
+    """``(N_test, N_train)`` cosine similarities of flattened rows (0 for an all-zero row)."""
+    test, train = test.reshape(len(test), -1), train.reshape(len(train), -1)
+    test = test / torch.where((n := test.norm(dim=1, keepdim=True)) == 0, torch.ones_like(n), n)
+    train = train / torch.where((n := train.norm(dim=1, keepdim=True)) == 0, torch.ones_like(n), n)
+    return test @ train.T
+
+
+def euclidean_distance(test: Tensor, train: Tensor) -> Tensor:
+    """``(N_test, N_train)`` euclidean distances of flattened rows."""
+    return torch.cdist(test.reshape(len(test), -1)[None], train.reshape(len(train), -1)[None])[0]
+
+
+SIMILARITIES = {"cosine": (cosine_similarity, "max"), "euclidean": (euclidean_distance, "min")}
+
+
+class SimilarityInfluence:
+    """The ``top_k`` training examples closest to each test example at each of ``layers``
+    (module names), by ``similarity`` (``"cosine"``, most similar first; ``"euclidean"``,
+    nearest first; or a callable ``(test, train) -> (N_test, N_train)`` with ``direction``
+    ``"max"`` or ``"min"``). Training activations are read with the capture combinator in
+    chunks of ``batch_size`` and never all held at once: a running top-k is kept per layer.
+    ``influence(inputs, top_k=1)`` returns ``{layer: (indices, scores)}``, each
+    ``(N_test, top_k)``."""
+
+    def __init__(self, model: nn.Module, layers: str | Sequence[str], train_data: Any, *,
+                 similarity: str | Callable[[Tensor, Tensor], Tensor] = "cosine", direction: str | None = None,
+                 batch_size: int = 64) -> None:  # fmt: skip
+        self.model, self.train_data, self.batch_size = model, train_data, check_count("batch_size", batch_size)
+        self.layers = [layers] if isinstance(layers, str) else list(layers)
+        try:
+            self.modules = [model.get_submodule(name) for name in self.layers]
+        except AttributeError as error:
+            raise ArgumentError(f"layers: {error}; use names from model.named_modules()") from None
+        if isinstance(similarity, str):
+            if similarity not in SIMILARITIES:
+                raise ArgumentError(f"similarity must be one of {sorted(SIMILARITIES)} or a callable")
+            similarity, default = SIMILARITIES[similarity]
+            direction = direction or default
+        if direction not in ("max", "min"):
+            raise ArgumentError("direction must be 'max' (larger is more similar) or 'min' (smaller is)")
+        self.similarity, self.direction = similarity, direction
+        self.read = layer_activation(model, self.modules)
+
+    def influence(self, inputs: Tensor | tuple[Tensor, ...], top_k: int = 1) -> dict[str, tuple[Tensor, Tensor]]:
+        check_count("top_k", top_k)
+        test = self.read(inputs)
+        best: list[tuple[Tensor, Tensor] | None] = [None] * len(self.layers)
+        sign = 1.0 if self.direction == "max" else -1.0
+        for start, xs, _ in train_chunks(self.train_data, self.batch_size, labelled=False):
+            for j, acts in enumerate(self.read(xs if len(xs) > 1 else xs[0])):
+                scores = sign * self.similarity(test[j], acts)
+                index = torch.arange(start, start + scores.shape[1], device=scores.device).expand_as(scores)
+                if best[j] is not None:
+                    scores, index = torch.cat([best[j][0], scores], 1), torch.cat([best[j][1], index], 1)
+                top = torch.topk(scores, min(top_k, scores.shape[1]), dim=1)
+                best[j] = (top.values, index.gather(1, top.indices))
+        return {name: (b[1], sign * b[0]) for name, b in zip(self.layers, best) if b is not None}
+
+
+def similarity_influence(model: nn.Module, layers: str | Sequence[str], train_data: Any,
+                         **options: Any) -> SimilarityInfluence:  # fmt: skip
+    """A :class:`SimilarityInfluence` (see its options)."""
+    return SimilarityInfluence(model, layers, train_data, **options)
