@@ -127,22 +127,35 @@ class TracInCP:
         return train_chunks(self.train_data, self.batch_size)
 
     # results -----------------------------------------------------------------------------
+    def _features(self, c: int, xs: tuple[Tensor, ...], labels: Tensor, test: bool) -> Any:
+        """What the dot products are taken of, per example: here the loss gradients."""
+        return self.gradients(c, xs, labels, test)
+
+    @staticmethod
+    def _dot(u: Any, v: Any) -> Tensor:
+        return u @ v.T
+
+    @staticmethod
+    def _square(u: Any) -> Tensor:
+        return (u * u).sum(1)
+
     def influence(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor) -> Tensor:
         xs = inputs if isinstance(inputs, tuple) else (inputs,)
         scores = None
         for c, rate in enumerate(self.learning_rates):
-            test = self.gradients(c, xs, labels, test=True)
-            part = torch.cat([test @ self.gradients(c, tx, ty).T for _, tx, ty in self._train_chunks()], 1)
+            test = self._features(c, xs, labels, True)
+            chunks = self._train_chunks()
+            part = torch.cat([self._dot(test, self._features(c, tx, ty, False)) for _, tx, ty in chunks], 1)
             scores = rate * part if scores is None else scores + rate * part
         assert scores is not None
         return scores
 
     def self_influence(self) -> Tensor:
-        parts = []
-        for _, tx, ty in self._train_chunks():
-            total = sum(rate * (self.gradients(c, tx, ty) ** 2).sum(1) for c, rate in enumerate(self.learning_rates))
-            parts.append(total)
-        return torch.cat(parts)
+        rates = list(enumerate(self.learning_rates))
+        return torch.cat([
+            sum(rate * self._square(self._features(c, tx, ty, False)) for c, rate in rates)
+            for _, tx, ty in self._train_chunks()
+        ])  # fmt: skip
 
     def k_most_influential(
         self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, k: int = 5, proponents: bool = True
@@ -213,29 +226,16 @@ class TracInCPFast(TracInCP):
             self.model.train(was_training)
         return g.reshape(len(labels), -1), seen["a"].reshape(len(labels), -1)
 
-    def influence(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor) -> Tensor:
-        xs = inputs if isinstance(inputs, tuple) else (inputs,)
-        scores = None
-        for c, rate in enumerate(self.learning_rates):
-            g, a = self._factors(c, xs, labels, True)
-            parts = []
-            for _, tx, ty in self._train_chunks():
-                tg, ta = self._factors(c, tx, ty, False)
-                parts.append((g @ tg.T) * (a @ ta.T))
-            part = torch.cat(parts, 1)
-            scores = rate * part if scores is None else scores + rate * part
-        assert scores is not None
-        return scores
+    def _features(self, c: int, xs: tuple[Tensor, ...], labels: Tensor, test: bool) -> Any:
+        return self._factors(c, xs, labels, test)
 
-    def self_influence(self) -> Tensor:
-        parts = []
-        for _, tx, ty in self._train_chunks():
-            total = 0
-            for c, rate in enumerate(self.learning_rates):
-                g, a = self._factors(c, tx, ty, False)
-                total = total + rate * (g * g).sum(1) * (a * a).sum(1)
-            parts.append(total)
-        return torch.cat(parts)
+    @staticmethod
+    def _dot(u: Any, v: Any) -> Tensor:
+        return (u[0] @ v[0].T) * (u[1] @ v[1].T)
+
+    @staticmethod
+    def _square(u: Any) -> Tensor:
+        return (u[0] * u[0]).sum(1) * (u[1] * u[1]).sum(1)
 
 
 def tracin_cp_fast(model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint],
