@@ -133,3 +133,26 @@ def test_similarity_influence_equals_captum(metric, tmp_path):
     for layer in ("conv1", "fc"):
         assert torch.equal(ours[layer][0], theirs[layer][0])
         torch.testing.assert_close(ours[layer][1], theirs[layer][1], rtol=1e-4, atol=1e-5)
+
+
+def test_rand_proj_without_projection_equals_fast_and_projects_faithfully(tmp_path):
+    model, x, y, tx, ty = next(models())
+    _, states = trained(model, x, y, tmp_path)
+    options = dict(learning_rates=[0.1, 0.2, 0.3], batch_size=5)
+    fast = pa.influence.tracin_cp_fast(model, "2", TensorDataset(x, y), states, **options)
+    exact = pa.influence.tracin_cp_fast_rand_proj(model, "2", TensorDataset(x, y), states, **options)
+    torch.testing.assert_close(exact.influence(tx, ty), fast.influence(tx, ty), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(exact.self_influence(), fast.self_influence(), rtol=1e-5, atol=1e-6)
+    idx, val = exact.k_most_influential(tx, ty, k=4, proponents=False)
+    f_idx, f_val = fast.k_most_influential(tx, ty, k=4, proponents=False)
+    assert torch.equal(idx, f_idx)
+    torch.testing.assert_close(val, f_val, rtol=1e-5, atol=1e-6)
+    # a random projection keeps the dot products in expectation: the mean over seeds is unbiased
+    projected = [pa.influence.tracin_cp_fast_rand_proj(model, "2", TensorDataset(x, y), states, projection_dim=4,
+                                                       seed=s, **options) for s in range(200)]  # fmt: skip
+    approx = projected[0].influence(tx, ty)
+    torch.testing.assert_close(approx, projected[0].influence(tx, ty))  # same seed, same projection
+    assert projected[0].train_embeddings().shape[1] <= 3 * 4  # 3 checkpoints x at most 4
+    mean = torch.stack([p.influence(tx, ty) for p in projected]).mean(0)
+    exact_scores = fast.influence(tx, ty)
+    assert float((mean - exact_scores).abs().max()) < 0.25 * float(exact_scores.abs().max())

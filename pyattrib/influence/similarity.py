@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from .._core.errors import ArgumentError, check_count
 from ..layer import layer_activation
-from .tracin import train_chunks
+from .tracin import merge_top_k, train_chunks
 
 
 def cosine_similarity(test: Tensor, train: Tensor) -> Tensor:
@@ -65,12 +65,7 @@ class SimilarityInfluence:
         sign = 1.0 if self.direction == "max" else -1.0
         for start, xs, _ in train_chunks(self.train_data, self.batch_size, labelled=False):
             for j, acts in enumerate(self.read(xs if len(xs) > 1 else xs[0])):
-                scores = sign * self.similarity(test[j], acts)
-                index = torch.arange(start, start + scores.shape[1], device=scores.device).expand_as(scores)
-                if best[j] is not None:
-                    scores, index = torch.cat([best[j][0], scores], 1), torch.cat([best[j][1], index], 1)
-                top = torch.topk(scores, min(top_k, scores.shape[1]), dim=1)
-                best[j] = (top.values, index.gather(1, top.indices))
+                best[j] = merge_top_k(best[j], sign * self.similarity(test[j], acts), start, top_k)
         return {name: (b[1], sign * b[0]) for name, b in zip(self.layers, best) if b is not None}
 
 

@@ -45,6 +45,16 @@ def train_chunks(data: Any, batch_size: int, labelled: bool = True) -> Iterator[
             yield start, tuple(columns[:-1] if len(columns) > 1 else columns), None
 
 
+def merge_top_k(best: tuple[Tensor, Tensor] | None, scores: Tensor, start: int, k: int) -> tuple[Tensor, Tensor]:
+    """A running top-k per row: ``(values, indices)`` of the best so far and of ``scores``, a
+    chunk of columns starting at index ``start``."""
+    index = torch.arange(start, start + scores.shape[1], device=scores.device).expand_as(scores)
+    if best is not None:
+        scores, index = torch.cat([best[0], scores], 1), torch.cat([best[1], index], 1)
+    top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    return top.values, index.gather(1, top.indices)
+
+
 class TracInCP:
     """TracIn influence of the examples of ``train_data`` (a Dataset or DataLoader of
     ``(inputs..., label)``), from ``checkpoints`` (state dicts, or paths read by ``load``).
@@ -242,3 +252,79 @@ def tracin_cp_fast(model: nn.Module, final_fc_layer: str, train_data: Any, check
                    **options: Any) -> TracInCPFast:  # fmt: skip
     """A :class:`TracInCPFast` over ``train_data`` (see its options)."""
     return TracInCPFast(model, final_fc_layer, train_data, checkpoints, **options)
+
+
+class TracInCPFastRandProj(TracInCPFast):
+    r""":class:`TracInCPFast` with the training set embedded once, for fast queries.
+
+    Each example's final-layer gradient :math:`g a^\top` of every checkpoint becomes one row
+    of an embedding, scaled by :math:`\sqrt{\eta_c}`, so that influence is a dot product of
+    embeddings. With ``projection_dim``, both factors are first projected by Gaussian random
+    matrices (:math:`g P / \sqrt{p_g}`, :math:`a Q / \sqrt{p_a}`, :math:`p_g p_a \le`
+    ``projection_dim``, drawn from ``seed``), which keeps the dot products in expectation
+    (Johnson-Lindenstrauss) at a fraction of the size; without it the scores equal
+    :class:`TracInCPFast`'s. The training embeddings are computed on the first query and
+    kept; ``k_most_influential`` takes an exact top-k over them in chunks.
+    """
+
+    def __init__(self, model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint], *,
+                 projection_dim: int | None = None, seed: int = 0, **options: Any) -> None:  # fmt: skip
+        super().__init__(model, final_fc_layer, train_data, checkpoints, **options)
+        if projection_dim is not None:
+            check_count("projection_dim", projection_dim)
+        self.projection_dim, self.seed = projection_dim, seed
+        self._projections: dict[int, tuple[Tensor, Tensor]] = {}
+        self._train: Tensor | None = None
+
+    def _projection(self, c: int, k: int, d: int, like: Tensor) -> tuple[Tensor, Tensor] | None:
+        if self.projection_dim is None:
+            return None
+        if c not in self._projections:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + c)
+            pk = max(1, min(k, int(self.projection_dim**0.5)))
+            pd = max(1, min(d, self.projection_dim // pk))
+            p = torch.randn(k, pk, generator=generator) / pk**0.5
+            q = torch.randn(d, pd, generator=generator) / pd**0.5
+            self._projections[c] = (p.to(like), q.to(like))
+        return self._projections[c]
+
+    def embed(self, xs: tuple[Tensor, ...], labels: Tensor, test: bool = False) -> Tensor:
+        """``(N, E)``: the examples' embeddings over all checkpoints."""
+        parts = []
+        for c, rate in enumerate(self.learning_rates):
+            g, a = self._factors(c, xs, labels, test)
+            proj = self._projection(c, g.shape[1], a.shape[1], g)
+            if proj is not None:
+                g, a = g @ proj[0], a @ proj[1]
+            parts.append(rate**0.5 * (g[:, :, None] * a[:, None, :]).reshape(len(g), -1))
+        return torch.cat(parts, 1)
+
+    def train_embeddings(self) -> Tensor:
+        if self._train is None:
+            self._train = torch.cat([self.embed(tx, ty) for _, tx, ty in self._train_chunks()])
+        return self._train
+
+    def influence(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor) -> Tensor:
+        xs = inputs if isinstance(inputs, tuple) else (inputs,)
+        return self.embed(xs, labels, test=True) @ self.train_embeddings().T
+
+    def self_influence(self) -> Tensor:
+        return (self.train_embeddings() ** 2).sum(1)
+
+    def k_most_influential(
+        self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, k: int = 5, proponents: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        xs = inputs if isinstance(inputs, tuple) else (inputs,)
+        test, train = self.embed(xs, labels, test=True), self.train_embeddings()
+        sign = 1.0 if proponents else -1.0
+        best = None
+        for start in range(0, len(train), self.batch_size):  # exact top-k, one chunk of scores at a time
+            best = merge_top_k(best, sign * (test @ train[start : start + self.batch_size].T), start, k)
+        assert best is not None
+        return best[1], sign * best[0]
+
+
+def tracin_cp_fast_rand_proj(model: nn.Module, final_fc_layer: str, train_data: Any,
+                             checkpoints: Sequence[Checkpoint], **options: Any) -> TracInCPFastRandProj:  # fmt: skip
+    """A :class:`TracInCPFastRandProj` over ``train_data`` (see its options)."""
+    return TracInCPFastRandProj(model, final_fc_layer, train_data, checkpoints, **options)
