@@ -11,6 +11,7 @@ tensor, running statistics with Welford's update (numerically stable in one pass
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from .._core.errors import ArgumentError
 Value = Tensor | int | float | None
 
 
-class Stat:
+class Stat(ABC):
     """A statistic read from the running state of one tensor."""
 
     def __init__(self, name: str | None = None, **params: Any) -> None:
@@ -36,8 +37,9 @@ class Stat:
         extra = f"({self.params})" if self.params else ""
         return type(self).__name__.lower() + extra
 
+    @abstractmethod
     def get(self, state: _State) -> Value:
-        raise NotImplementedError
+        """The statistic's value from the running state."""
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.params == other.params  # type: ignore[attr-defined]
