@@ -178,6 +178,36 @@ def _as_tensor(b: Any, x: Tensor) -> Tensor:
     return t.to(x.dtype)
 
 
+def as_args(args: Any) -> tuple:
+    """additional_forward_args as a tuple: None is no argument, a non-tuple is one argument."""
+    if args is None:
+        return ()
+    return args if isinstance(args, tuple) else (args,)
+
+
+def batch_rows(batch: Any) -> int:
+    """The batch size of a tensor, or of the first tensor of a (nested) tuple, list or dict."""
+    if isinstance(batch, Tensor):
+        return batch.shape[0]
+    values = batch.values() if isinstance(batch, dict) else batch
+    return batch_rows(next(iter(values)))
+
+
+def matching_attributions(attributions: Any, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Attributions given to a metric, checked to have the inputs' structure and shapes (detached)."""
+    attrs, _ = as_tuple(attributions, "attributions")
+    if len(attrs) != len(inputs):
+        raise ArgumentError(f"attributions has {len(attrs)} tensors but inputs has {len(inputs)}; pass one per input")
+    for j, (a, x) in enumerate(zip(attrs, inputs)):
+        if a.shape != x.shape:
+            at, xt = (f"attributions[{j}]", f"inputs[{j}]") if len(attrs) > 1 else ("attributions", "inputs")
+            raise ArgumentError(
+                f"{at} has shape {tuple(a.shape)} but {xt} has {tuple(x.shape)}; "
+                "pass attributions with the inputs' shapes (e.g. a layer method's result is not input attributions)"
+            )
+    return tuple(a.detach() for a in attrs)
+
+
 class ForwardArgs:
     """additional_forward_args, split into per-example tensors and shared objects.
 
@@ -186,10 +216,7 @@ class ForwardArgs:
     """
 
     def __init__(self, args: Any, n: int) -> None:
-        if args is None:
-            args = ()
-        elif not isinstance(args, tuple):
-            args = (args,)
+        args = as_args(args)
         self.values = args
         self.batched = tuple(isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n for a in args)
 

@@ -82,8 +82,22 @@ class Attribution:
     def has_convergence_delta(self) -> bool:
         return self._has_delta
 
-    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} has no attribute_future; call attribute(...)")
+    # Captum offers attribute_future on its perturbation classes only (not on Occlusion, Lime,
+    # KernelShap or DataLoaderAttribution)
+    _has_future = False
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
+        """``attribute`` for a forward function that returns ``torch.futures.Future``s: each
+        evaluation's future is waited for, and the attributions come back as a completed future."""
+        if not self._has_future:
+            raise NotImplementedError(f"{type(self).__name__} has no attribute_future (as in Captum); call attribute")
+        resolved = copy.copy(self)
+        resolved.forward_func = _waiting(self.forward_func)
+        resolved._transforms = {}
+        done: torch.futures.Future = torch.futures.Future()
+        done.set_result(None)
+        result = resolved.attribute(*args, **kwargs)
+        return done.then(lambda _: result)  # a torch.Future, the type Captum returns
 
     def _target(self) -> Any:
         """The first argument of the transform (the forward function, or model and layer)."""
@@ -136,17 +150,7 @@ class PerturbationAttribution(Attribution):
     """Captum's ``PerturbationAttribution``."""
 
     _multiply_by_inputs = True
-
-    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
-        """``attribute`` for a forward function that returns ``torch.futures.Future``s: each
-        evaluation's future is waited for, and the attributions come back as a completed future."""
-        resolved = copy.copy(self)
-        resolved.forward_func = _waiting(self.forward_func)
-        resolved._transforms = {}
-        done: torch.futures.Future = torch.futures.Future()
-        done.set_result(None)
-        result = resolved.attribute(*args, **kwargs)
-        return done.then(lambda _: result)  # a torch.Future, the type Captum returns
+    _has_future = True
 
 
 def _waiting(forward: Callable[..., Any]) -> Callable[..., Any]:

@@ -265,8 +265,7 @@ class FeaturePermutation(FeatureAblation):
 class Occlusion(FeatureAblation):
     """Captum's ``Occlusion`` over :func:`pyattrib.occlusion`."""
 
-    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("Occlusion has no attribute_future (as in Captum); call attribute(...)")
+    _has_future = False
 
     def attribute(  # type: ignore[override]
         self, inputs: Any, sliding_window_shapes: Any, strides: Any = None, baselines: Any = None,

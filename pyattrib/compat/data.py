@@ -38,6 +38,3 @@ class DataLoaderAttribution(Attribution):
         )  # fmt: skip
         return attribute(dataloader, baselines, input_roles=input_roles, feature_mask=feature_mask,
                          return_input_shape=return_input_shape)  # fmt: skip
-
-    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("DataLoaderAttribution has no attribute_future (as in Captum); call attribute(...)")

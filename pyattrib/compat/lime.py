@@ -122,8 +122,7 @@ class LimeBase(PerturbationAttribution):
                 "Must provide transform from original input space to interpretable space"
             )
 
-    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} has no attribute_future (as in Captum); call attribute(...)")
+    _has_future = False
 
     @torch.no_grad()
     def attribute(

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .._core.errors import ArgumentError
-from .._core.inputs import as_tuple
+from .._core.inputs import as_tuple, batch_rows
 from .summary import Summarizer
 
 LABEL_KEYS = ("labels", "label", "target", "targets", "y")
@@ -55,20 +55,13 @@ def _batches(loader: Any) -> Iterator[tuple[int, list[int], Callable[[], Any]]]:
     if sampler is None or isinstance(getattr(loader, "dataset", None), torch.utils.data.IterableDataset):
         offset = 0
         for b, batch in enumerate(loader):
-            n = _rows(batch)
+            n = batch_rows(batch)
             yield b, list(range(offset, offset + n)), lambda batch=batch: batch
             offset += n
         return
     for b, indices in enumerate(sampler):
         indices = list(indices)
         yield b, indices, lambda indices=indices: loader.collate_fn([loader.dataset[i] for i in indices])
-
-
-def _rows(batch: Any) -> int:
-    if isinstance(batch, Tensor):
-        return batch.shape[0]
-    values = batch.values() if isinstance(batch, dict) else batch
-    return _rows(next(iter(values)))
 
 
 @dataclass

@@ -104,15 +104,19 @@ class TracInCP:
             names = [n for n in names if any(n.startswith(f"{m}.") for m in layers)]
         self.names = names
         self.train_data = train_data
+        self._loaded: dict[int, dict[str, Tensor]] = {}
 
     # per-sample gradients ----------------------------------------------------------------
     def _params(self, c: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """(parameters used, everything else) of checkpoint ``c``, on the model's device."""
-        state = self.checkpoints[c]
-        state = self.load(state) if isinstance(state, str) else state
-        device = next(self.model.parameters()).device
-        full = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers()), **state}
-        full = {k: v.detach().to(device) for k, v in full.items()}
+        """(parameters used, everything else) of checkpoint ``c``, on the model's device. Each
+        checkpoint is read once per object (not once per chunk) and kept."""
+        if c not in self._loaded:
+            state = self.checkpoints[c]
+            state = self.load(state) if isinstance(state, str) else state
+            device = next(self.model.parameters()).device
+            full = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers()), **state}
+            self._loaded[c] = {k: v.detach().to(device) for k, v in full.items()}
+        full = self._loaded[c]
         used = {k: full[k] for k in self.names}
         return used, {k: v for k, v in full.items() if k not in used}
 

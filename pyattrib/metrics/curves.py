@@ -15,10 +15,9 @@ import torch
 from torch import Tensor
 
 from .._core.errors import ArgumentError, check_batch_size, check_count
-from .._core.inputs import TensorOrTuple
+from .._core.inputs import TensorOrTuple, matching_attributions
 from .._core.perturb import FeatureMask, evaluate, example_rows, prepare_perturbation
 from .._core.state import evaluating
-from .infidelity import _matching
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ def _curve(f: Callable[..., Any], n_steps: int, batch_size: int | None, show_pro
         feature_mask: Any = None,
     ) -> Curve:
         call, base, mask = prepare_perturbation(inputs, baselines, target, additional_forward_args, feature_mask, name)
-        ranks = feature_ranks(_matching(attributions, call.inputs), mask)
+        ranks = feature_ranks(matching_attributions(attributions, call.inputs), mask)
         counts = torch.round(torch.linspace(0, mask.n_features, n_steps + 1, device=call.device, dtype=torch.float64))
         counts = counts.long()
 

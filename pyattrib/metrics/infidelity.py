@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .._core.call import prepare
 from .._core.errors import ArgumentError, check_batch_size, check_count
-from .._core.inputs import TensorOrTuple, as_tuple, restore
+from .._core.inputs import TensorOrTuple, as_tuple, matching_attributions, restore
 from .._core.kernel import outputs
 from .._core.layout import feeder
 from .._core.state import evaluating
@@ -59,7 +59,7 @@ def infidelity(
         additional_forward_args: Any = None,
     ) -> Tensor:
         call = prepare(inputs, target, additional_forward_args, method="infidelity", differentiable=False)
-        attrs = _matching(attributions, call.inputs)
+        attrs = matching_attributions(attributions, call.inputs)
         base = None if baselines is None else call.baselines(baselines)
         n, total = call.n, n_perturb_samples
         per = max(1, min(total, call.chunk(batch_size) // n))
@@ -88,20 +88,6 @@ def infidelity(
         return (value / total).to(fx.dtype)
 
     return measure
-
-
-def _matching(attributions: TensorOrTuple, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    attrs, _ = as_tuple(attributions, "attributions")
-    if len(attrs) != len(inputs):
-        raise ArgumentError(f"attributions has {len(attrs)} tensors but inputs has {len(inputs)}; pass one per input")
-    for j, (a, x) in enumerate(zip(attrs, inputs)):
-        if a.shape != x.shape:
-            at, xt = (f"attributions[{j}]", f"inputs[{j}]") if len(attrs) > 1 else ("attributions", "inputs")
-            raise ArgumentError(
-                f"{at} has shape {tuple(a.shape)} but {xt} has {tuple(x.shape)}; "
-                "pass attributions with the inputs' shapes (e.g. a layer method's result is not input attributions)"
-            )
-    return tuple(a.detach() for a in attrs)
 
 
 def _perturb(

@@ -20,10 +20,10 @@ from torch import Tensor
 from .._core import random
 from .._core.call import prepare
 from .._core.errors import ArgumentError, check_batch_size
+from .._core.inputs import matching_attributions
 from .._core.perturb import evaluate
 from .._core.state import evaluating
 from .curves import Curve, descending_ranks
-from .infidelity import _matching
 
 ORDERS = ("morf", "lerf")
 _NEIGHBOURS = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]])
@@ -96,7 +96,7 @@ def road(
         if len(call.inputs) != 1 or call.inputs[0].dim() != 4:
             raise ArgumentError("road takes one image tensor of shape (N, C, H, W) as inputs")
         (x,) = call.inputs
-        (attr,) = _matching(attributions, call.inputs)
+        (attr,) = matching_attributions(attributions, call.inputs)
         n, _, h, w = x.shape
         score = attr.sum(1).reshape(n, -1).double()
         ranks = descending_ranks(score if order == "morf" else -score)

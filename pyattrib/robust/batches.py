@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._core.inputs import batch_rows
+
 
 def concat(versions: Sequence[Any]) -> Any:
     """Tensors concatenated along dim 0; tuples/lists element by element."""
@@ -23,11 +25,6 @@ def concat(versions: Sequence[Any]) -> Any:
     if isinstance(first, (tuple, list)):
         return tuple(concat([v[j] for v in versions]) for j in range(len(first)))
     raise TypeError(f"versions of the inputs must be tensors or tuples of tensors to be batched, got {type(first)}")
-
-
-def batch_rows(version: Any) -> int:
-    """The batch size of one version: its (first) tensor's leading dimension."""
-    return version.shape[0] if isinstance(version, Tensor) else batch_rows(version[0])
 
 
 def repeat_args(args: tuple, k: int) -> tuple:
@@ -46,9 +43,3 @@ def forward_parts(model: Callable[..., Any], versions: Sequence[Any], args: tupl
         n = batch_rows(v)
         yield out[start : start + n]
         start += n
-
-
-def as_args(additional_forward_args: Any) -> tuple:
-    if additional_forward_args is None:
-        return ()
-    return additional_forward_args if isinstance(additional_forward_args, tuple) else (additional_forward_args,)

@@ -11,8 +11,9 @@ from typing import Any
 from torch import Tensor
 
 from .._core.errors import ArgumentError, check_count
+from .._core.inputs import as_args
 from ..data.summary import Max, Mean, Min, Summarizer
-from .batches import as_args, forward_parts
+from .batches import forward_parts
 
 ORIGINAL = "Original"
 

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from .._core.errors import ArgumentError, check_count
-from .._core.inputs import as_tuple, restore, select_examples
-from .batches import as_args, forward_parts
+from .._core.inputs import as_args, as_tuple, restore, select_examples
+from .batches import forward_parts
 
 MODES = ("linear", "binary")
 
