@@ -118,3 +118,12 @@ __all__ = [
     "smoothgrad_sq",
     "vargrad",
 ]
+
+
+def __getattr__(name: str):
+    # pictures need matplotlib (an optional dependency): imported on first use, not with pyattrib
+    if name in ("viz", "insights"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'pyattrib' has no attribute {name!r}")

@@ -1,0 +1,23 @@
+"""Pictures of attributions: images, tokens and time series (matplotlib and self-contained HTML).
+
+Every function returns a figure (or an HTML string) and never calls ``show()``. All share
+one normalisation, :func:`normalise` (Captum's: sign selection, the top ``outlier_perc``
+percent of attribution mass clipped, values in [-1, 1]); colour bars and keys state it.
+Needs matplotlib (``pip install pyattrib[viz]``).
+"""
+
+from .image import image_attr, image_attr_multiple
+from .scale import Normalised, normalise
+from .text import HTML, text_attr, text_attr_figure
+from .timeseries import timeseries_attr
+
+__all__ = [
+    "HTML",
+    "Normalised",
+    "image_attr",
+    "image_attr_multiple",
+    "normalise",
+    "text_attr",
+    "text_attr_figure",
+    "timeseries_attr",
+]
