@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from torch import nn  # noqa: E402
-
-import pyattrib as pa  # noqa: E402
+import pyattrib as pa
+from pyattrib import viz
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
@@ -79,18 +77,13 @@ def main(n_show: int = 6) -> dict[str, float]:
     print("IG completeness delta per image:", [f"{d:+.2e}" for d in delta.tolist()])
 
     os.makedirs(OUT, exist_ok=True)
-    fig, axes = plt.subplots(n_show, 1 + len(maps), figsize=(2 * (1 + len(maps)), 2 * n_show))
+    fig = Figure(figsize=(2.4 * (1 + len(maps)), 2.6 * n_show))
+    axes = fig.subplots(n_show, 1 + len(maps))
     for i in range(n_show):
-        axes[i, 0].imshow(x[i, 0].numpy(), cmap="gray")
-        axes[i, 0].set_title(f"label {int(y[i])}", fontsize=8)
+        viz.image_attr(x[i], x[i], "original_image", ax=axes[i, 0], title=f"label {int(y[i])}")
         for j, (name, m) in enumerate(maps.items(), start=1):
-            a = m[i, 0]
-            lim = float(a.abs().max()) or 1.0
-            axes[i, j].imshow(a.numpy(), cmap="bwr", vmin=-lim, vmax=lim)
-            if i == 0:
-                axes[i, j].set_title(name, fontsize=8)
-    for ax in axes.flat:
-        ax.axis("off")
+            # signed maps, each over its own scale t; the colour bar under each map states t
+            viz.image_attr(m[i], method="heat_map", sign="all", ax=axes[i, j], title=name if i == 0 else None)
     fig.tight_layout()
     path = os.path.join(OUT, "digits_attributions.png")
     fig.savefig(path, dpi=80)

@@ -110,7 +110,8 @@ def image_attr(
         ax.imshow(pixels.mean(axis=2) if pixels.ndim == 3 else pixels, cmap="gray")
         ax.imshow(norm.values, cmap=colours, vmin=vmin, vmax=vmax, alpha=alpha_overlay)
     elif method == "original_image":
-        ax.imshow(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels)
+        grey = pixels.ndim == 2 or pixels.shape[2] == 1  # one channel: grey, not matplotlib's default colour map
+        ax.imshow(pixels.reshape(pixels.shape[:2]) if grey else pixels, cmap="gray" if grey else None)
     elif method == "masked_image":
         ax.imshow(clip_pixels(_rgb(pixels) * norm.values[..., None]))
     else:
@@ -138,7 +139,8 @@ def _colour_key(figure, ax, norm: Normalised, colours, vmin: float, vmax: float,
     mappable = ScalarMappable(Normalize(vmin, vmax), colours)
     bar = figure.colorbar(mappable, ax=ax, orientation="horizontal", fraction=0.046, pad=0.04)
     what = "pixel kept" if masked else "attribution"
-    bar.set_label(f"{what}: {norm.describe()}", fontsize=8)
+    bar.set_label(f"{what}: {norm.describe()}", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
 
 
 def image_attr_multiple(

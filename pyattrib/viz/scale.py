@@ -36,7 +36,7 @@ class Normalised:
         if self.scale == 0:
             return f"sign={self.sign}: every attribution is 0"
         shown = {"all": "attr", "positive": "max(attr, 0)", "negative": "-min(attr, 0)", "absolute_value": "|attr|"}
-        return f"{shown[self.sign]} / {self.scale:.3g} (top {self.outlier_perc:g}% of mass clipped)"
+        return f"{shown[self.sign]} / {self.scale:.3g}\n(top {self.outlier_perc:g}% of mass clipped)"
 
 
 def check_sign(sign: str) -> str:
