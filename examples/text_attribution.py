@@ -10,13 +10,13 @@ against a reference of padding tokens that keeps the leading [CLS] token, and wr
 
 from __future__ import annotations
 
-import html
 import os
 
 import torch
 from torch import nn
 
 import pyattrib as pa
+from pyattrib import viz
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 PAD, CLS = 0, 1
@@ -84,22 +84,13 @@ def token_scores(model: Classifier, ids: torch.Tensor, target: torch.Tensor) -> 
 
 
 def write_html(ids: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, path: str) -> None:
-    rows = []
-    for sent, score, label in zip(ids.tolist(), scores, labels.tolist()):
-        lim = float(score.abs().max()) or 1.0
-        spans = []
-        for tok, s in zip(sent, score.tolist()):
-            color = f"rgba(0,160,0,{s / lim:.2f})" if s > 0 else f"rgba(220,0,0,{-s / lim:.2f})"
-            spans.append(
-                f'<span style="background:{color};padding:2px" title="{s:+.3f}">{html.escape(VOCAB[tok])}</span>'
-            )
-        rows.append(f"<p><b>{'positive' if label else 'negative'}</b>: {' '.join(spans)}</p>")
-    with open(path, "w") as f:
-        f.write(
-            "<html><body><h3>Layer IG per token (green: towards the predicted class)</h3>"
-            + "".join(rows)
-            + "</body></html>"
-        )
+    """Every sentence on one colour scale (the largest |score| of all), so a neutral word stays pale."""
+    tokens = [[VOCAB[t] for t in sentence] for sentence in ids.tolist()]
+    captions = ["positive" if label else "negative" for label in labels.tolist()]
+    page = viz.text_attr(tokens, scores, labels=captions, title="Layer IG per token, for the predicted class")
+    page.save(path)
+    figure, _ = viz.text_attr_figure(tokens, scores, labels=captions, title="Layer IG per token", width=10)
+    figure.savefig(path.replace(".html", ".png"), dpi=80)
 
 
 def main(n_show: int = 6) -> dict[str, float]:

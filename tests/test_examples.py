@@ -41,7 +41,9 @@ def test_text_attribution(tmp_path, monkeypatch):
     result = demo.main(n_show=6)
     assert result["accuracy"] > 0.9
     assert result["mean_score_agreeing_words"] > 2 * result["mean_score_neutral_words"]
-    assert (tmp_path / "text_attribution.html").read_text().count("<span") == 6 * 12
+    page = (tmp_path / "text_attribution.html").read_text()
+    assert page.count('<mark class="pa-tok"') == 6 * 12 and "Colour key" in page
+    assert (tmp_path / "text_attribution.png").stat().st_size > 1000
 
 
 def test_tabular_comparison(tmp_path, monkeypatch):
@@ -90,6 +92,13 @@ def test_dataset_demo(tmp_path, monkeypatch):
     assert result["stored"] == 360 and sum(result["counts"].values()) == 360
     assert all(m.shape == (8, 8) for m in result["means"].values())
     assert (tmp_path / "dataset_class_means.png").stat().st_size > 1000
+
+
+def test_insights_demo(tmp_path):
+    result = load("insights").main(n_examples=20, out=str(tmp_path))
+    page = (tmp_path / "insights_report.html").read_text()
+    assert result["accuracy"] > 0.9 and page.count("data:image/png;base64") == 20 * 5
+    assert all(name in page for name in ("saliency", "integrated gradients", "smoothgrad(IG)", "occlusion"))
 
 
 def test_influence_demo(tmp_path, monkeypatch):

@@ -183,6 +183,19 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
+@pytest.fixture(scope="module")
+def digits():
+    """The digits CNN of examples/digits.py, its test images, and the methods of examples/insights.py."""
+    import importlib.util
+
+    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    spec = importlib.util.spec_from_file_location("insights_example", os.path.join(examples, "insights.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model, x, y, _ = module.train(epochs=4)
+    return model, x, y, module.METHODS
+
+
 def _shot(driver, name, tmp_path):
     folder = os.environ.get("PYATTRIB_SCREENSHOTS") or str(tmp_path)
     os.makedirs(folder, exist_ok=True)
@@ -210,15 +223,16 @@ def _select(driver, element_id, value):
     Select(driver.find_element("id", element_id)).select_by_value(value)
 
 
-def test_report_in_chromium_filters_sorts_and_switches_methods(browser, tmp_path):
-    model, (x, y) = _image_model(), _image_data(30)
-    path = report(model, (x, y), METHODS, CLASSES).save(str(tmp_path / "report.html"))
+def test_report_in_chromium_filters_sorts_and_switches_methods(browser, digits, tmp_path):
+    model, x, y, methods = digits
+    x, y = x[:30], y[:30]
+    path = report(model, (x, y), methods, title="digits CNN").save(str(tmp_path / "report.html"))
     browser.get("file://" + path)
     pred = model(x).argmax(1)
     assert _count(browser) == (30, 30) and _images_loaded(browser)
-    assert len(browser.find_elements("css selector", "img.pa-img")) == 30 * 4  # input + three methods
+    assert len(browser.find_elements("css selector", "img.pa-img")) == 30 * 5  # input + four methods
     _shot(browser, "insights_report.png", tmp_path)
-    top = int(torch.bincount(pred, minlength=3).argmax())
+    top = int(torch.bincount(pred, minlength=10).argmax())
     _select(browser, "pa-pred", str(top))
     assert _count(browser) == (int((pred == top).sum()),) * 2
     _select(browser, "pa-correct", "incorrect")
@@ -229,23 +243,23 @@ def test_report_in_chromium_filters_sorts_and_switches_methods(browser, tmp_path
     _select(browser, "pa-sort", "conf-desc")
     first = int(browser.find_element("css selector", "tr.pa-row").get_attribute("data-index"))
     assert first == int(torch.softmax(model(x), 1).max(1).values.argmax())
-    browser.find_element("css selector", "input.pa-method-toggle[data-method='IG']").click()
+    browser.find_element("css selector", "input.pa-method-toggle[data-method='integrated gradients']").click()
     headers = [h.text.split("\n")[0] for h in browser.find_elements("css selector", "th.pa-method-col")]
-    assert headers == ["saliency", "occlusion"]
-    assert len(browser.find_elements("css selector", "td.pa-attr[data-method='IG']")) == 0
+    assert headers == ["saliency", "smoothgrad(IG)", "occlusion"]
+    assert len(browser.find_elements("css selector", "td.pa-attr[data-method='integrated gradients']")) == 0
     assert _console_errors(browser) == []
 
 
-def test_served_page_in_chromium_recomputes_with_new_options(browser, tmp_path):
+def test_served_page_in_chromium_recomputes_with_new_options(browser, digits, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
-    model, (x, y) = _image_model(), _image_data(12)
-    with serve(model, (x, y), METHODS, CLASSES, port=0) as server:
+    model, x, y, methods = digits
+    with serve(model, (x[:12], y[:12]), methods, port=0, title="digits CNN: live") as server:
         browser.get(server.url)
         assert _count(browser) == (12, 12) and _images_loaded(browser)
         _select(browser, "pa-correct", "correct")
         visible = _count(browser)[0]
-        _select(browser, "pa-live-method", "IG")
+        _select(browser, "pa-live-method", "integrated gradients")
         steps = browser.find_element("id", "pa-opt-n_steps")
         steps.clear()
         steps.send_keys("4")
@@ -254,7 +268,8 @@ def test_served_page_in_chromium_recomputes_with_new_options(browser, tmp_path):
             lambda d: d.find_element("tag name", "body").get_attribute("data-updates") == "1"
         )
         assert f"updated {visible} examples" in browser.find_element("id", "pa-live-status").text
-        assert "n_steps=4" in browser.find_element("css selector", "th.pa-method-col:nth-of-type(6)").text
+        header = browser.find_element("css selector", "th.pa-method-col:nth-of-type(6)").text
+        assert header.startswith("integrated gradients") and "n_steps=4" in header
         assert _images_loaded(browser)
         _shot(browser, "insights_serve.png", tmp_path)
         assert _console_errors(browser) == []

@@ -207,3 +207,15 @@ def test_snapshots_of_our_figures(tmp_path):
     t = np.linspace(0, 6, 40)
     figure, _ = viz.timeseries_attr(np.stack([np.sin(t), np.cos(t)], 1), np.stack([np.sin(t), t / 6], 1), sign="all")
     _snapshot("timeseries_attr.png", figure, tmp_path)
+
+
+def test_feature_attr_shares_and_bad_input():
+    attrs = {"a": torch.tensor([[1.0, -3.0, 0.0], [1.0, 1.0, 0.0]]), "b": np.array([0.0, 2.0, 2.0])}
+    _, ax = viz.feature_attr(attrs, ["f0", "f1", "f2"], top=2)
+    heights = [p.get_height() for p in ax.patches]
+    np.testing.assert_allclose(heights, [2 / 3, 1 / 3, 0.5, 0.0])  # ordered by "a": f1 then f0; "b" in that order
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["f1", "f0"] and "sums to 1" in ax.get_ylabel()
+    with pytest.raises(ArgumentError, match="one per feature"):
+        viz.feature_attr(attrs, ["f0"])
+    with pytest.raises(ArgumentError, match="same features"):
+        viz.feature_attr({"a": np.ones(3), "b": np.ones(4)})

@@ -1,4 +1,4 @@
-"""Pictures of attributions: images, tokens and time series (matplotlib and self-contained HTML).
+"""Pictures of attributions: images, tokens, tabular features and time series (matplotlib and self-contained HTML).
 
 Every function returns a figure (or an HTML string) and never calls ``show()``. All share
 one normalisation, :func:`normalise` (Captum's: sign selection, the top ``outlier_perc``
@@ -8,12 +8,14 @@ Needs matplotlib (``pip install pyattrib[viz]``).
 
 from .image import image_attr, image_attr_multiple
 from .scale import Normalised, normalise
+from .tabular import feature_attr
 from .text import HTML, text_attr, text_attr_figure
 from .timeseries import timeseries_attr
 
 __all__ = [
     "HTML",
     "Normalised",
+    "feature_attr",
     "image_attr",
     "image_attr_multiple",
     "normalise",

@@ -157,8 +157,9 @@ def text_attr_figure(
 
     token_rows, score_rows = rows_of(tokens, scores)
     t = shared_scale(score_rows, scale)
-    figure = Figure(figsize=(width, 0.6 + 0.45 * len(token_rows) + 0.8))
-    ax = figure.add_axes((0.02, 0.3, 0.96, 0.6 if title else 0.68))
+    height = 1.3 + 0.45 * len(token_rows) + (0.4 if title else 0.1)  # inches: colour bar + label, rows, title
+    figure = Figure(figsize=(width, height))
+    ax = figure.add_axes((0.02, 1.2 / height, 0.96, 0.45 * len(token_rows) / height))
     ax.set_axis_off()
     ax.set_xlim(0, 1)
     ax.set_ylim(len(token_rows), 0)
@@ -174,7 +175,7 @@ def text_attr_figure(
             extent = mark.get_window_extent(renderer).transformed(ax.transAxes.inverted())
             x += extent.width + 0.012
     steps = np.linspace(-1, 1, 101)
-    bar_axes = figure.add_axes((0.2, 0.08, 0.6, 0.06))
+    bar_axes = figure.add_axes((0.2, 0.6 / height, 0.6, 0.15 / height))
     bar = figure.colorbar(ScalarMappable(Normalize(-t, t), ListedColormap([token_rgb(v) for v in steps])),
                           cax=bar_axes, orientation="horizontal")  # fmt: skip
     bar.set_label(f"score (shared scale: ±{t:.3g}; red against, green for the target)", fontsize=8)
