@@ -47,7 +47,7 @@ def main(n_examples: int = 120, serve: bool = False, out: str | None = None) -> 
     path = os.path.join(out or OUT, "insights_report.html")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     page = insights.report(model, data, METHODS, classes, path=path, title="digits CNN: test predictions")
-    print(f"wrote {path} ({len(page) / 1e6:.1f} MB, {n_examples} examples x {len(METHODS)} methods); open it in a browser")
+    print(f"wrote {path} ({len(page) / 1e6:.1f} MB, {n_examples} examples x {len(METHODS)} methods)")
     print("serve it with live attribution: python examples/insights.py --serve")
     if serve:
         server = insights.serve(model, data, METHODS, classes, title="digits CNN: live")

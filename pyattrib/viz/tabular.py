@@ -51,7 +51,8 @@ def feature_attr(
     width = 0.8 / len(shares)
     for k, (name, share) in enumerate(shares.items()):
         ax.bar(np.arange(len(order)) + k * width, share[order], width, label=name)
-    ax.set_xticks(np.arange(len(order)) + 0.4 - width / 2, [names[j] for j in order], rotation=60, ha="right", fontsize=8)
+    ticks = np.arange(len(order)) + 0.4 - width / 2
+    ax.set_xticks(ticks, [names[j] for j in order], rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("share of mean |attribution| (each method sums to 1)")
     ax.legend(fontsize=8)
     if title:
