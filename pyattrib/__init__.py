@@ -4,7 +4,7 @@ A method is a transform: ``pa.integrated_gradients(model, n_steps=64)`` returns 
 attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x``.
 """
 
-from . import concepts, data, influence, metrics, modules, robust
+from . import concepts, data, influence, metrics, modules, robust, text
 from . import lrp as lrp_rules
 from ._core.attributor import Attributor
 from .backprop import (
@@ -62,6 +62,7 @@ from .wrappers import multi_target
 __version__ = "0.1.0"
 
 __all__ = [
+    "text",
     "Attributor",
     "lrp_rules",
     "concepts",
