@@ -300,11 +300,14 @@ def llm_gradient_attribution(
                                     "Use TextTokenInput, or llm_attribution for templates and images")  # fmt: skip
             ids = inp.to_model_input().to(prompts.device)
             answer = answer.to(prompts.device)
+            keep = {"logits_to_keep": len(answer) + 1} if _accepts(model, "logits_to_keep") else {}
 
-            def answer_log_probs(prompt_ids: Tensor, answer: Tensor = answer) -> Tensor:
+            def answer_log_probs(prompt_ids: Tensor, answer: Tensor = answer, keep: dict = keep) -> Tensor:
                 full = torch.cat([prompt_ids, answer.expand(len(prompt_ids), -1)], dim=1)
-                logits = logits_of(model(full))
-                scores = logits[:, prompt_ids.shape[1] - 1 : -1].float().log_softmax(-1)
+                # only the answer's positions need vocabulary logits (the largest tensor by far)
+                start = prompt_ids.shape[1] - 1
+                logits = logits_of(model(full, **keep)) if keep else logits_of(model(full))[:, start:]
+                scores = logits[:, :-1].float().log_softmax(-1)
                 return scores.gather(2, answer.expand(len(prompt_ids), -1)[..., None])[..., 0]  # (N, T)
 
             attributor = multi_target(layer_method(answer_log_probs, embeddings, **options), list(range(len(answer))))
