@@ -11,6 +11,7 @@ import html
 import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -175,8 +176,9 @@ class Explorer:
             raise ArgumentError("model must return (N, classes) logits (or an output with .logits) for Insights")
         return logits.float().softmax(dim=1)
 
+    @cached_property
     def rows(self) -> list[dict[str, Any]]:
-        """One record per example: index, label, prediction, confidence, rendered input."""
+        """One record per example: index, label, prediction, confidence, rendered input (rendered once)."""
         pred = self.probs.argmax(dim=1)
         return [
             {

@@ -28,7 +28,7 @@ class Report(str):
 def page_data(explorer: Explorer, live: bool) -> dict[str, Any]:
     """Everything the page shows: examples, classes, methods with their options, rendered attributions."""
     return {
-        "rows": explorer.rows(),
+        "rows": explorer.rows,
         "classes": explorer.classes,
         "methods": [{"name": name, "options": dict(m.options)} for name, m in explorer.methods.items()],
         "cells": {name: {str(i): cell for i, cell in explorer.attribute(name).items()} for name in explorer.methods},

@@ -73,7 +73,7 @@ def application(explorer: Explorer, title: str):
 
     @app.get("/api/examples")
     def examples() -> bottle.HTTPResponse:
-        rows = [{k: v for k, v in row.items() if k != "input"} for row in explorer.rows()]
+        rows = [{k: v for k, v in row.items() if k != "input"} for row in explorer.rows]
         return reply(200, {"classes": explorer.classes, "examples": rows, "methods": list(explorer.methods)})
 
     @app.post("/api/attribute")

@@ -51,13 +51,13 @@ def heat_rgba(norm: Normalised, cmap: Any = None) -> np.ndarray:
     return colours((norm.values - vmin) / (vmax - vmin), bytes=True)
 
 
-def _axes(ax: Any, figsize: tuple[float, float], count: int = 1):
+def _axes(ax: Any, figsize: tuple[float, float]):
     if ax is not None:
         return ax.figure, ax
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=figsize)
-    return figure, figure.subplots(1, count, squeeze=count == 1)
+    return figure, figure.subplots()
 
 
 def image_attr(
