@@ -148,6 +148,26 @@ def test_gradient_attribution_matches_captum(gpt2, tokenizer, layer_method, capt
     _close(ours, theirs, atol=1e-6)
 
 
+def test_gradient_attribution_same_with_right_padding_and_small_batches(gpt2, tokenizer):
+    class RightPadded(nn.Module):  # no position_ids: rows are right-padded, all logits computed
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask=None):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+    inp = TextTokenInput("the cat sat on the mat", tokenizer)
+    whole = llm_gradient_attribution(gpt2, tokenizer, n_steps=6)(inp, "and slept well")
+    chunked = llm_gradient_attribution(gpt2, tokenizer, n_steps=6, batch_size=4)(inp, "and slept well")
+    right = llm_gradient_attribution(RightPadded(gpt2), tokenizer, layer=gpt2.transformer.wte, n_steps=6)(
+        inp, "and slept well"
+    )
+    for other in (chunked, right):
+        torch.testing.assert_close(other.token_attr, whole.token_attr, atol=1e-5, rtol=1e-4)
+    assert whole.token_attr.shape == (3, len(inp.values)) and whole.token_attr.abs().sum() > 0
+
+
 def test_several_prompts_in_one_call_equal_one_call_each(gpt2, tokenizer):
     prompts = [
         TextTemplateInput(TEMPLATE, VALUES),

@@ -25,7 +25,6 @@ from torch import Tensor, nn
 from .._core.errors import ArgumentError
 from ..layer import layer_integrated_gradients
 from ..perturbation import feature_ablation
-from ..wrappers import multi_target
 from .inputs import InterpretableInput, TextTokenInput
 from .result import LLMAttributionResult
 
@@ -78,6 +77,7 @@ class TeacherForcing:
         self.model, self.pad_id, self.rows = model, pad_id, rows
         self.left = _accepts(model, "position_ids")
         self.keep_logits = self.left and _accepts(model, "logits_to_keep")
+        self.padded_keys = ("attention_mask", "position_ids") if self.left else ("attention_mask",)
 
     def __call__(self, prompts: list[dict[str, Tensor]], answers: list[Tensor]) -> Tensor:
         """``(len(prompts), max answer length)`` log-probabilities, 0 past each answer's end."""
@@ -90,25 +90,15 @@ class TeacherForcing:
     def _batch(self, prompts: list[dict[str, Tensor]], answers: list[Tensor]) -> Tensor:
         device = prompts[0]["input_ids"].device
         seqs = [torch.cat([p["input_ids"][0], a.to(device)]) for p, a in zip(prompts, answers)]
-        width, n, t_max = max(len(s) for s in seqs), len(seqs), max(len(a) for a in answers)
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long, device=device)
-        mask = torch.zeros((n, width), dtype=torch.long, device=device)
-        starts = []
-        for r, s in enumerate(seqs):
-            start = width - len(s) if self.left else 0
-            ids[r, start : start + len(s)] = s
-            mask[r, start : start + len(s)] = 1
-            starts.append(start)
-        extra = {k: (torch.cat([p[k] for p in prompts]) if isinstance(prompts[0][k], Tensor) else prompts[0][k])
-                 for k in prompts[0] if k not in ("input_ids", "attention_mask")}  # fmt: skip
-        kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, **extra}
-        if self.left:
-            kwargs["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0)
+        t_max = max(len(a) for a in answers)
+        kwargs, starts = self.padded(seqs)
+        kwargs.update({k: (torch.cat([p[k] for p in prompts]) if isinstance(prompts[0][k], Tensor) else prompts[0][k])
+                       for k in prompts[0] if k not in ("input_ids", "attention_mask")})  # fmt: skip
         if self.keep_logits:
             kwargs["logits_to_keep"] = t_max + 1  # left padding: every answer ends at the last position
         logits = logits_of(self.model(**kwargs))
-        offset = width - logits.shape[1]  # positions dropped by logits_to_keep
-        out = torch.zeros((n, t_max), dtype=torch.float32, device=device)
+        offset = kwargs["input_ids"].shape[1] - logits.shape[1]  # positions dropped by logits_to_keep
+        out = torch.zeros((len(seqs), t_max), dtype=torch.float32, device=device)
         for r, (p, a) in enumerate(zip(prompts, answers)):
             if len(a) == 0:
                 continue
@@ -116,6 +106,23 @@ class TeacherForcing:
             scores = logits[r, first : first + len(a)].float().log_softmax(-1)
             out[r, : len(a)] = scores.gather(1, a.to(device)[:, None])[:, 0]
         return out
+
+    def padded(self, seqs: list[Tensor]) -> tuple[dict[str, Tensor], list[int]]:
+        """Sequences of ids in one padded batch: the model's ``input_ids``, ``attention_mask`` (and
+        ``position_ids`` with left padding), and where each sequence starts."""
+        width, device = max(len(s) for s in seqs), seqs[0].device
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long, device=device)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long, device=device)
+        starts = []
+        for r, s in enumerate(seqs):
+            start = width - len(s) if self.left else 0
+            ids[r, start : start + len(s)] = s
+            mask[r, start : start + len(s)] = 1
+            starts.append(start)
+        kwargs = {"input_ids": ids, "attention_mask": mask}
+        if self.left:
+            kwargs["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0)
+        return kwargs, starts
 
 
 def pretty_tokens(ids: Tensor, tokenizer: Any) -> list[str]:
@@ -271,6 +278,8 @@ def llm_gradient_attribution(
     tokenizer: Any,
     layer_method: Callable[..., Any] = layer_integrated_gradients,
     layer: nn.Module | None = None,
+    *,
+    batch_size: int | None = None,
     **options: Any,
 ) -> Callable[..., Any]:
     """Gradient attribution of an LLM's answer to the prompt's tokens, at the embedding layer.
@@ -279,10 +288,15 @@ def llm_gradient_attribution(
     ``pa.layer_gradient_x_activation``, applied at ``layer`` (default: the model's input
     embeddings) with ``options``. For every answer token :math:`y_t` it attributes
     :math:`\\log p(y_t \\mid x, y_{<t})` to the prompt's token embeddings, summed over the
-    embedding dimension: ``token_attr[t]``; ``seq_attr`` is their sum. All answer tokens come
-    from one teacher-forced sequence and are attributed in one batched call
-    (:func:`pyattrib.multi_target`), not one full attribution per token. The baseline of a
-    token is its input's ``baselines`` id (skip tokens keep their ids).
+    embedding dimension: ``token_attr[t]``; ``seq_attr`` is their sum.
+
+    All answer tokens are attributed in ONE call of the layer method, not one attribution per
+    token: row ``t`` of its batch is ``prompt + y_{<t}``, left-padded so that every row ends
+    at the position that predicts :math:`y_t`, and only that position's vocabulary logits are
+    computed (``logits_to_keep=1``; the vocabulary projection is most of a small LM's cost).
+    ``batch_size`` bounds the rows (path points x answer tokens) per forward (default: about
+    8k tokens). The baseline of a token is its input's ``baselines`` id (skip tokens keep their
+    ids).
 
     Call as ``(inputs, target=None, *, gen_args=None, **call)`` with :class:`TextTokenInput`
     inputs (one or a list); returns :class:`LLMAttributionResult` (or a list).
@@ -290,32 +304,48 @@ def llm_gradient_attribution(
     embeddings = layer if layer is not None else getattr(model, "get_input_embeddings", lambda: None)()
     if not isinstance(embeddings, nn.Module):
         raise ArgumentError("layer is None and the model has no get_input_embeddings(); pass layer=model.<embedding>")
+    forcing = TeacherForcing(model, _pad_id(tokenizer), None)
+
+    def answer_log_prob(ids: Tensor, *extra: Tensor) -> Tensor:
+        """``log p(token | ids[:end])`` per row; ``extra`` is the model's keyword tensors, then ends, tokens."""
+        *model_args, ends, tokens = extra
+        kwargs = dict(zip(forcing.padded_keys, model_args))
+        if forcing.keep_logits:
+            kwargs["logits_to_keep"] = 1  # left padding: every row's readout is its last position
+        logits = logits_of(model(input_ids=ids, **kwargs))
+        at = ends - (ids.shape[1] - logits.shape[1])
+        scores = logits[torch.arange(len(ids), device=ids.device), at].float().log_softmax(-1)
+        return scores.gather(1, tokens[:, None])[:, 0]
 
     def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, **call: Any):
+        if "baselines" in call:
+            raise ArgumentError("baselines are set on the input: TextTokenInput(..., baselines=<token id or str>)")
         prompts = _Prompts(model, tokenizer, inputs, target, gen_args)
         attrs = []
         for inp, answer in zip(prompts.inputs, prompts.answers):
             if not isinstance(inp, TextTokenInput):
                 raise ArgumentError(f"llm_gradient_attribution attributes token inputs; got {type(inp).__name__}. "
                                     "Use TextTokenInput, or llm_attribution for templates and images")  # fmt: skip
-            ids = inp.to_model_input().to(prompts.device)
+            prompt = inp.to_model_input().to(prompts.device).reshape(-1)
+            reference = inp.to_model_input(torch.zeros_like(inp.to_tensor())).to(prompts.device).reshape(-1)
             answer = answer.to(prompts.device)
-            keep = {"logits_to_keep": len(answer) + 1} if _accepts(model, "logits_to_keep") else {}
-
-            def answer_log_probs(prompt_ids: Tensor, answer: Tensor = answer, keep: dict = keep) -> Tensor:
-                full = torch.cat([prompt_ids, answer.expand(len(prompt_ids), -1)], dim=1)
-                # only the answer's positions need vocabulary logits (the largest tensor by far)
-                start = prompt_ids.shape[1] - 1
-                logits = logits_of(model(full, **keep)) if keep else logits_of(model(full))[:, start:]
-                scores = logits[:, :-1].float().log_softmax(-1)
-                return scores.gather(2, answer.expand(len(prompt_ids), -1)[..., None])[..., 0]  # (N, T)
-
-            attributor = multi_target(layer_method(answer_log_probs, embeddings, **options), list(range(len(answer))))
-            kwargs = dict(call)
-            if "baselines" in inspect.signature(attributor).parameters and "baselines" not in kwargs:
-                kwargs["baselines"] = inp.to_model_input(torch.zeros_like(inp.to_tensor())).to(prompts.device)
-            per_token = attributor(ids, **kwargs)  # (1, T, L + T, D): embeddings of prompt and answer
-            per_token = per_token[0, :, : ids.shape[1]].sum(-1).detach().float()
+            # row t: prompt + answer[:t], whose last token predicts answer[t]
+            rows, starts = forcing.padded([torch.cat([prompt, answer[:t]]) for t in range(len(answer))])
+            base, _ = forcing.padded([torch.cat([reference, answer[:t]]) for t in range(len(answer))])
+            begin = torch.tensor(starts, device=prompts.device)
+            ends = begin + len(prompt) - 1 + torch.arange(len(answer), device=prompts.device)
+            extra = (*(rows[k] for k in forcing.padded_keys), ends, answer)
+            width = rows["input_ids"].shape[1]
+            factory = dict(options)
+            if "batch_size" in inspect.signature(layer_method).parameters:
+                factory["batch_size"] = batch_size or max(1, TOKEN_BUDGET // width)
+            attributor = layer_method(answer_log_prob, embeddings, **factory)
+            kwargs = dict(call, additional_forward_args=extra)
+            if "baselines" in inspect.signature(attributor).parameters:
+                kwargs["baselines"] = base["input_ids"]
+            per_row = attributor(rows["input_ids"], **kwargs).detach().sum(-1).float()  # (T, width)
+            columns = begin[:, None] + torch.arange(len(prompt), device=prompts.device)
+            per_token = per_row.gather(1, columns)
             if inp.itp_mask is not None:
                 per_token = per_token[:, inp.itp_mask[0].to(per_token.device)]
             attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
