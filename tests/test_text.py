@@ -168,6 +168,68 @@ def test_gradient_attribution_same_with_right_padding_and_small_batches(gpt2, to
     assert whole.token_attr.shape == (3, len(inp.values)) and whole.token_attr.abs().sum() > 0
 
 
+class EncoderLM(nn.Module):
+    """A language model WITHOUT a causal mask that ignores attention masks: every logit sees the
+    whole sequence, so neither one teacher-forced forward nor padding is valid for it."""
+
+    def __init__(self, vocab_size: int, d: int = 16) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.emb = nn.Embedding(vocab_size, d)
+        self.trans = nn.TransformerEncoderLayer(d, 2, 32, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(d, vocab_size)
+
+    def forward(self, input_ids, attention_mask=None, **kwargs):
+        return transformers.modeling_outputs.CausalLMOutput(logits=self.head(self.trans(self.emb(input_ids))))
+
+
+@pytest.fixture(scope="module")
+def encoder_lm(tokenizer):
+    return EncoderLM(tokenizer.vocab_size).eval()
+
+
+@pytest.mark.parametrize("method,captum_method", [(pa.feature_ablation, FeatureAblation),
+                                                  (pa.shapley_values, ShapleyValues)])  # fmt: skip
+def test_non_causal_model_is_scored_the_exact_way(encoder_lm, tokenizer, method, captum_method):
+    prompts = [TextTemplateInput(TEMPLATE, VALUES), TextTokenInput("a longer one", tokenizer, skip_tokens=["[CLS]"])]
+    ours = llm_attribution(encoder_lm, tokenizer, method, batch_size=3)(prompts, ["the city", "is here and now"])
+    for inp, result, target in zip([CaptumTemplate(TEMPLATE, VALUES),
+                                    CaptumTokens("a longer one", tokenizer, skip_tokens=["[CLS]"])],
+                                   ours, ["the city", "is here and now"]):  # fmt: skip
+        theirs = LLMAttribution(captum_method(encoder_lm), tokenizer).attribute(
+            inp, target=target, use_cached_outputs=False
+        )
+        _close(result, theirs)
+    # a causal model's one-forward shortcut would give other numbers on this model: the probe caught it
+    from pyattrib.text.forcing import TeacherForcing
+
+    assert TeacherForcing(encoder_lm, 0, None).probe(torch.arange(5, 12)) == (False, False)
+
+
+def test_non_causal_model_gradient_attribution_matches_captum(encoder_lm, tokenizer):
+    inp = "the cat sat on the mat"
+    ours = llm_gradient_attribution(encoder_lm, tokenizer, layer=encoder_lm.emb, n_steps=8)(
+        TextTokenInput(inp, tokenizer), "and slept"
+    )
+    theirs = LLMGradientAttribution(LayerIntegratedGradients(encoder_lm, encoder_lm.emb), tokenizer).attribute(
+        CaptumTokens(inp, tokenizer), target="and slept", n_steps=8
+    )
+    _close(ours, theirs, atol=1e-6)
+
+
+def test_gradient_shap_baselines_in_feature_space(gpt2, tokenizer):
+    inp = TextTokenInput("the cat sat on the mat", tokenizer, skip_tokens=["[CLS]"])
+    refs = torch.tensor([[1, 0, 1, 0, 1, 0, 1], [0, 0, 0, 0, 0, 0, 0]])
+    shap = llm_gradient_attribution(gpt2, tokenizer, pa.layer_gradient_shap, n_samples=40)
+    got = shap(inp, "and slept", baselines=refs, generator=torch.Generator().manual_seed(0))
+    assert got.token_attr.shape == (2, 7) and torch.isfinite(got.token_attr).all()
+    # a reference that keeps a token gives it no attribution: with only all-kept rows, everything is 0
+    kept = shap(inp, "and slept", baselines=torch.ones(1, 7), generator=torch.Generator().manual_seed(0))
+    assert kept.token_attr.abs().max() == 0 and got.token_attr.abs().max() > 0
+    with pytest.raises(ArgumentError, match=r"baselines has shape \(1, 3\)"):
+        shap(inp, "and slept", baselines=torch.ones(1, 3))
+
+
 def test_several_prompts_in_one_call_equal_one_call_each(gpt2, tokenizer):
     prompts = [
         TextTemplateInput(TEMPLATE, VALUES),

@@ -5,12 +5,12 @@ log-probabilities under teacher forcing,
 
 .. math:: \log p(y_t \mid x, y_{<t}) \quad (t = 1..T), \qquad \log p(y \mid x) = \sum_t \log p(y_t \mid x, y_{<t}),
 
-(or their exps, ``attr_target="prob"``). All of them come from ONE forward of the sequence
-``prompt + answer``: a causal model's logits at position :math:`i` see only tokens
-:math:`\le i`, so this equals decoding the answer token by token (Captum's way, one forward
-per answer token). Perturbed prompts of all perturbations, and of several prompts, go
-through the model together in padded batches (an attention mask; left padding with position
-ids when the model takes them, so only the answer's logits are computed, else right padding).
+(or their exps, ``attr_target="prob"``). For a causal model that honours its attention mask
+all of them come from ONE forward of ``prompt + answer`` (Captum decodes the answer token by
+token, one forward per token per perturbation), and perturbed prompts of all perturbations,
+and of several prompts, go through the model together in padded batches. Both properties
+are checked on the model first (:mod:`pyattrib.text.forcing`); without them the scores are
+computed the exact, slower way.
 """
 
 from __future__ import annotations
@@ -25,21 +25,17 @@ from torch import Tensor, nn
 from .._core.errors import ArgumentError
 from ..layer import layer_integrated_gradients
 from ..perturbation import feature_ablation
+from .forcing import TOKEN_BUDGET, TeacherForcing, logits_of, read
 from .inputs import InterpretableInput, TextTokenInput
 from .result import LLMAttributionResult
 
 DEFAULT_GEN_ARGS = {"max_new_tokens": 25, "do_sample": False, "temperature": None, "top_p": None}
-TOKEN_BUDGET = 1 << 13  # tokens per model forward when batch_size is None: bounds activation memory
 WHOLE_ANSWER_ONLY = ("lime", "kernel_shap")  # they fit one surrogate: no per-token rows (as Captum)
+Scorer = Callable[[list[Any], list[Tensor]], Tensor]  # model inputs, answers -> (n, T) log-probs
 
 
 def _device(model: nn.Module) -> torch.device:
     return getattr(model, "device", None) or next(model.parameters()).device
-
-
-def _accepts(model: nn.Module, name: str) -> bool:
-    params = inspect.signature(model.forward).parameters
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _ids(model_input: Any, tokenizer: Any, device: torch.device) -> dict[str, Tensor]:
@@ -54,75 +50,6 @@ def _ids(model_input: Any, tokenizer: Any, device: torch.device) -> dict[str, Te
         "the input's to_model_input() must give a str, ids or a mapping with input_ids; "
         f"got {type(model_input).__name__}"
     )
-
-
-def logits_of(output: Any) -> Tensor:
-    logits = getattr(output, "logits", None)
-    if logits is None and isinstance(output, Mapping):
-        logits = output.get("logits")
-    if logits is None and isinstance(output, Tensor):
-        logits = output
-    if not isinstance(logits, Tensor) or logits.dim() not in (3, 4):
-        raise ArgumentError(
-            "the model returned no logits: it must return (batch, sequence, vocab) logits or an output with .logits, "
-            "as transformers' *ForCausalLM models do"
-        )
-    return logits[:, 0] if logits.dim() == 4 else logits
-
-
-class TeacherForcing:
-    """Answer log-probabilities for many (prompt, answer) pairs, in padded batches of ``rows`` at most."""
-
-    def __init__(self, model: nn.Module, pad_id: int, rows: int | None) -> None:
-        self.model, self.pad_id, self.rows = model, pad_id, rows
-        self.left = _accepts(model, "position_ids")
-        self.keep_logits = self.left and _accepts(model, "logits_to_keep")
-        self.padded_keys = ("attention_mask", "position_ids") if self.left else ("attention_mask",)
-
-    def __call__(self, prompts: list[dict[str, Tensor]], answers: list[Tensor]) -> Tensor:
-        """``(len(prompts), max answer length)`` log-probabilities, 0 past each answer's end."""
-        longest = max(p["input_ids"].shape[1] + len(a) for p, a in zip(prompts, answers))
-        rows = self.rows or max(1, TOKEN_BUDGET // longest)
-        return torch.cat(
-            [self._batch(prompts[i : i + rows], answers[i : i + rows]) for i in range(0, len(prompts), rows)]
-        )
-
-    def _batch(self, prompts: list[dict[str, Tensor]], answers: list[Tensor]) -> Tensor:
-        device = prompts[0]["input_ids"].device
-        seqs = [torch.cat([p["input_ids"][0], a.to(device)]) for p, a in zip(prompts, answers)]
-        t_max = max(len(a) for a in answers)
-        kwargs, starts = self.padded(seqs)
-        kwargs.update({k: (torch.cat([p[k] for p in prompts]) if isinstance(prompts[0][k], Tensor) else prompts[0][k])
-                       for k in prompts[0] if k not in ("input_ids", "attention_mask")})  # fmt: skip
-        if self.keep_logits:
-            kwargs["logits_to_keep"] = t_max + 1  # left padding: every answer ends at the last position
-        logits = logits_of(self.model(**kwargs))
-        offset = kwargs["input_ids"].shape[1] - logits.shape[1]  # positions dropped by logits_to_keep
-        out = torch.zeros((len(seqs), t_max), dtype=torch.float32, device=device)
-        for r, (p, a) in enumerate(zip(prompts, answers)):
-            if len(a) == 0:
-                continue
-            first = starts[r] + p["input_ids"].shape[1] - 1 - offset  # the position that predicts a[0]
-            scores = logits[r, first : first + len(a)].float().log_softmax(-1)
-            out[r, : len(a)] = scores.gather(1, a.to(device)[:, None])[:, 0]
-        return out
-
-    def padded(self, seqs: list[Tensor]) -> tuple[dict[str, Tensor], list[int]]:
-        """Sequences of ids in one padded batch: the model's ``input_ids``, ``attention_mask`` (and
-        ``position_ids`` with left padding), and where each sequence starts."""
-        width, device = max(len(s) for s in seqs), seqs[0].device
-        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long, device=device)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long, device=device)
-        starts = []
-        for r, s in enumerate(seqs):
-            start = width - len(s) if self.left else 0
-            ids[r, start : start + len(s)] = s
-            mask[r, start : start + len(s)] = 1
-            starts.append(start)
-        kwargs = {"input_ids": ids, "attention_mask": mask}
-        if self.left:
-            kwargs["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0)
-        return kwargs, starts
 
 
 def pretty_tokens(ids: Tensor, tokenizer: Any) -> list[str]:
@@ -142,9 +69,16 @@ def pretty_tokens(ids: Tensor, tokenizer: Any) -> list[str]:
 
 
 class _Prompts:
-    """Prompts, their answers (given or generated) and the shared machinery of both attributions."""
+    """Prompts and their answers (given, or generated by ``generate(input, gen_args)``)."""
 
-    def __init__(self, model: nn.Module, tokenizer: Any, inputs: Any, target: Any, gen_args: dict | None) -> None:
+    def __init__(
+        self,
+        inputs: Any,
+        target: Any,
+        gen_args: dict | None,
+        tokenizer: Any,
+        generate: Callable[[InterpretableInput, dict], Tensor],
+    ) -> None:
         self.many = isinstance(inputs, (list, tuple))
         self.inputs: list[InterpretableInput] = list(inputs) if self.many else [inputs]
         for i, inp in enumerate(self.inputs):
@@ -158,36 +92,35 @@ class _Prompts:
             raise ArgumentError(
                 f"target has {len(targets)} entries for {len(self.inputs)} prompts; give one per prompt"
             )
-        self.model, self.tokenizer, self.device = model, tokenizer, _device(model)
         if gen_args is not None and any(t is not None for t in targets):
             raise ArgumentError("gen_args is for generating the answer; pass it only when target is None")
-        self.answers = [self._answer(inp, t, gen_args) for inp, t in zip(self.inputs, targets)]
-        limit = getattr(getattr(model, "config", None), "n_positions", None) or getattr(
-            getattr(model, "config", None), "max_position_embeddings", None
+        self.tokenizer = tokenizer
+        self.answers = []
+        for inp, t in zip(self.inputs, targets):
+            answer = self._answer(t) if t is not None else generate(inp, gen_args or DEFAULT_GEN_ARGS).reshape(-1)
+            if len(answer) == 0:
+                raise ArgumentError("target is empty: give at least one answer token (or let the model generate)")
+            self.answers.append(answer.long().cpu())
+
+    def _answer(self, target: Any) -> Tensor:
+        if isinstance(target, str):
+            return torch.tensor(self.tokenizer.encode(target, add_special_tokens=False), dtype=torch.long)
+        if isinstance(target, Tensor):
+            return target.reshape(-1)
+        raise ArgumentError(
+            f"target must be a str, a tensor of token ids or None (generate); got {type(target).__name__}"
         )
+
+    def check_context(self, model: nn.Module, device: torch.device) -> None:
+        config = getattr(model, "config", None)
+        limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
         for inp, a in zip(self.inputs, self.answers):
-            length = _ids(inp.to_model_input(), tokenizer, self.device)["input_ids"].shape[1] + len(a)
-            if limit is not None and length > limit:
+            length = _ids(inp.to_model_input(), self.tokenizer, device)["input_ids"].shape[1] + len(a)
+            if isinstance(limit, int) and length > limit:
                 raise ArgumentError(
                     f"prompt + target is {length} tokens, longer than the model's context ({limit}); "
                     "shorten the prompt or the target"
                 )
-
-    def _answer(self, inp: InterpretableInput, target: Any, gen_args: dict | None) -> Tensor:
-        if isinstance(target, str):
-            return torch.tensor(self.tokenizer.encode(target, add_special_tokens=False), dtype=torch.long)
-        if isinstance(target, Tensor):
-            return target.reshape(-1).long().cpu()
-        if target is not None:
-            raise ArgumentError(
-                f"target must be a str, a tensor of token ids or None (generate); got {type(target).__name__}"
-            )
-        if not callable(getattr(self.model, "generate", None)):
-            raise ArgumentError("target is None but the model has no generate(); pass the answer as target=")
-        prompt = _ids(inp.to_model_input(), self.tokenizer, self.device)
-        with torch.no_grad():
-            out = self.model.generate(**prompt, **(gen_args or DEFAULT_GEN_ARGS))
-        return out[0, prompt["input_ids"].shape[1] :].cpu()
 
     def results(self, attrs: list[Tensor], per_token: bool) -> Any:
         results = []
@@ -211,6 +144,64 @@ def _pad_id(tokenizer: Any) -> int:
         if isinstance(value, int):
             return value
     return 0  # any id: padded positions are masked out
+
+
+def _local_generate(model: nn.Module, tokenizer: Any) -> Callable[[InterpretableInput, dict], Tensor]:
+    def generate(inp: InterpretableInput, gen_args: dict) -> Tensor:
+        if not callable(getattr(model, "generate", None)):
+            raise ArgumentError("target is None but the model has no generate(); pass the answer as target=")
+        prompt = _ids(inp.to_model_input(), tokenizer, _device(model))
+        with torch.no_grad():
+            out = model.generate(**prompt, **gen_args)
+        return out[0, prompt["input_ids"].shape[1] :]
+
+    return generate
+
+
+def _perturbation_attribution(
+    scorer: Scorer,
+    tokenizer: Any,
+    generate: Callable[[InterpretableInput, dict], Tensor],
+    method: Callable[..., Any],
+    attr_target: str,
+    batch_size: int | None,
+    options: dict,
+    device: Callable[[], torch.device],
+    model: nn.Module | None = None,
+) -> Callable[..., Any]:
+    """The attribute function shared by local and remote LLMs: ``scorer`` gives the answers'
+    log-probabilities for a batch of perturbed prompts."""
+    if attr_target not in ("log_prob", "prob"):
+        raise ArgumentError(f"attr_target must be 'log_prob' or 'prob'; got {attr_target!r}")
+    if not callable(method):
+        raise ArgumentError("method must be a perturbation transform such as pa.feature_ablation")
+    per_token = getattr(method, "__name__", "") not in WHOLE_ANSWER_ONLY
+
+    def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, num_trials: int = 1, **call: Any):
+        prompts = _Prompts(inputs, target, gen_args, tokenizer, generate)
+        if model is not None:
+            prompts.check_context(model, device())
+        widths = [inp.n_itp_features for inp in prompts.inputs]
+        lengths = [len(a) for a in prompts.answers]
+
+        def answer_scores(keep: Tensor, which: Tensor) -> Tensor:
+            batch = [prompts.inputs[p].to_model_input(k[: widths[p]][None]) for k, p in zip(keep, which.tolist())]
+            tokens = scorer(batch, [prompts.answers[p] for p in which.tolist()]).to(keep.device)
+            scores = torch.cat([tokens.sum(1, keepdim=True), tokens], dim=1) if per_token else tokens.sum(1)
+            return scores.exp() if attr_target == "prob" else scores
+
+        attributor = method(answer_scores, batch_size=batch_size, **options)
+        ones = torch.ones(len(prompts.inputs), max(widths), device=device())
+        which = torch.arange(len(prompts.inputs), device=device())
+        total = 0
+        with torch.no_grad():
+            for _ in range(num_trials):
+                total = total + attributor(ones, 0.0, additional_forward_args=(which,), **call)
+        attr = (total / num_trials).float()  # (P, 1 + T_max, F) or (P, F)
+        attrs = [(a if per_token else a[None])[: 1 + lengths[p], : widths[p]] for p, a in enumerate(attr)]
+        return prompts.results(attrs, per_token)
+
+    return attribute
 
 
 def llm_attribution(
@@ -237,39 +228,60 @@ def llm_attribution(
     method (``generator=``, ``feature_mask=``...). Returns an :class:`LLMAttributionResult` (a
     list for a list of inputs).
     """
-    if attr_target not in ("log_prob", "prob"):
-        raise ArgumentError(f"attr_target must be 'log_prob' or 'prob'; got {attr_target!r}")
-    if not callable(method):
-        raise ArgumentError("method must be a perturbation transform such as pa.feature_ablation")
-    per_token = getattr(method, "__name__", "") not in WHOLE_ANSWER_ONLY
     forcing = TeacherForcing(model, _pad_id(tokenizer), batch_size)
 
-    def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, num_trials: int = 1, **call: Any):
-        prompts = _Prompts(model, tokenizer, inputs, target, gen_args)
-        widths = [inp.n_itp_features for inp in prompts.inputs]
-        lengths = [len(a) for a in prompts.answers]
-        features = max(widths)
+    def scorer(model_inputs: list[Any], answers: list[Tensor]) -> Tensor:
+        device = _device(model)
+        return forcing([_ids(m, tokenizer, device) for m in model_inputs], answers)
 
-        def answer_scores(keep: Tensor, which: Tensor) -> Tensor:
-            batch = [_ids(prompts.inputs[p].to_model_input(k[: widths[p]][None]), tokenizer, prompts.device)
-                     for k, p in zip(keep, which.tolist())]  # fmt: skip
-            answers = [prompts.answers[p] for p in which.tolist()]
-            tokens = forcing(batch, answers)
-            scores = torch.cat([tokens.sum(1, keepdim=True), tokens], dim=1) if per_token else tokens.sum(1)
-            return scores.exp() if attr_target == "prob" else scores
-
-        attributor = method(answer_scores, batch_size=batch_size, **options)
-        ones = torch.ones(len(prompts.inputs), features, device=prompts.device)
-        which = torch.arange(len(prompts.inputs), device=prompts.device)
-        total = 0
-        with torch.no_grad():
-            for _ in range(num_trials):
-                total = total + attributor(ones, 0.0, additional_forward_args=(which,), **call)
-        attr = (total / num_trials).float()  # (P, 1 + T_max, F) or (P, F)
-        attrs = [(a if per_token else a[None])[: 1 + lengths[p], : widths[p]] for p, a in enumerate(attr)]
-        return prompts.results(attrs, per_token)
-
+    attribute = _perturbation_attribution(scorer, tokenizer, _local_generate(model, tokenizer), method, attr_target,
+                                          batch_size, options, lambda: _device(model), model)  # fmt: skip
     attribute.__doc__ = llm_attribution.__doc__
+    return attribute
+
+
+def remote_llm_attribution(
+    provider: Any,
+    tokenizer: Any,
+    method: Callable[..., Any] = feature_ablation,
+    *,
+    attr_target: str = "log_prob",
+    device: torch.device | str = "cpu",
+    **options: Any,
+) -> Callable[..., Any]:
+    """:func:`llm_attribution` for a model behind an API that returns log-probabilities.
+
+    ``provider`` has ``get_logprobs(input_prompt, target_str, tokenizer) -> list[float]`` (one
+    per target token) and, to generate answers, ``generate(prompt, **gen_args) -> str`` (e.g.
+    :class:`pyattrib.text.VLLMProvider`). Each perturbed prompt is sent as text (token inputs
+    are decoded); the provider must return exactly one log-probability per answer token.
+    Attributions are on ``device``.
+    """
+
+    def scorer(model_inputs: list[Any], answers: list[Tensor]) -> Tensor:
+        out = torch.zeros(len(answers), max(len(a) for a in answers))
+        for r, (m, a) in enumerate(zip(model_inputs, answers)):
+            prompt = tokenizer.decode(m.flatten()) if isinstance(m, Tensor) else m
+            scores = provider.get_logprobs(input_prompt=prompt, target_str=tokenizer.decode(a), tokenizer=tokenizer)
+            if len(scores) != len(a):
+                raise ValueError(
+                    f"the provider returned {len(scores)} log-probabilities for a target of {len(a)} tokens; "
+                    "get_logprobs must return one per target token"
+                )
+            out[r, : len(a)] = torch.as_tensor(scores, dtype=torch.float32)
+        return out
+
+    def generate(inp: InterpretableInput, gen_args: dict) -> Tensor:
+        if not callable(getattr(provider, "generate", None)):
+            raise ArgumentError("target is None but the provider has no generate(); pass the answer as target=")
+        prompt = inp.to_model_input()
+        prompt = tokenizer.decode(prompt.flatten()) if isinstance(prompt, Tensor) else prompt
+        text = provider.generate(prompt, **gen_args)
+        return torch.as_tensor(tokenizer.encode(text, add_special_tokens=False), dtype=torch.long)
+
+    attribute = _perturbation_attribution(scorer, tokenizer, generate, method, attr_target, None, options,
+                                          lambda: torch.device(device))  # fmt: skip
+    attribute.__doc__ = remote_llm_attribution.__doc__
     return attribute
 
 
@@ -291,65 +303,109 @@ def llm_gradient_attribution(
     embedding dimension: ``token_attr[t]``; ``seq_attr`` is their sum.
 
     All answer tokens are attributed in ONE call of the layer method, not one attribution per
-    token: row ``t`` of its batch is ``prompt + y_{<t}``, left-padded so that every row ends
-    at the position that predicts :math:`y_t`, and only that position's vocabulary logits are
-    computed (``logits_to_keep=1``; the vocabulary projection is most of a small LM's cost).
-    ``batch_size`` bounds the rows (path points x answer tokens) per forward (default: about
-    8k tokens). The baseline of a token is its input's ``baselines`` id (skip tokens keep their
-    ids).
+    token: row ``t`` of its batch is ``prompt + y_{<t}``, padded so that every row ends at the
+    position that predicts :math:`y_t`, and with left padding only that position's vocabulary
+    logits are computed (``logits_to_keep=1``; the vocabulary projection is most of a small
+    LM's cost). A model that is not causal or ignores its attention mask gets one call per
+    answer token on unpadded rows (Captum's way). ``batch_size`` bounds the rows (path points x
+    answer tokens) per forward (default: about 8k tokens).
 
-    Call as ``(inputs, target=None, *, gen_args=None, **call)`` with :class:`TextTokenInput`
-    inputs (one or a list); returns :class:`LLMAttributionResult` (or a list).
+    Call as ``(inputs, target=None, *, gen_args=None, baselines=None, **call)`` with
+    :class:`TextTokenInput` inputs (one or a list). The reference of a token is its input's
+    ``baselines`` id (skip tokens keep theirs); ``baselines`` given here are in the input's
+    feature space, as Captum's: rows of 0/1 (0 = baseline token), several rows for
+    ``layer_gradient_shap``'s distribution. Returns :class:`LLMAttributionResult` (or a list).
     """
     embeddings = layer if layer is not None else getattr(model, "get_input_embeddings", lambda: None)()
     if not isinstance(embeddings, nn.Module):
         raise ArgumentError("layer is None and the model has no get_input_embeddings(); pass layer=model.<embedding>")
     forcing = TeacherForcing(model, _pad_id(tokenizer), None)
 
-    def answer_log_prob(ids: Tensor, *extra: Tensor) -> Tensor:
-        """``log p(token | ids[:end])`` per row; ``extra`` is the model's keyword tensors, then ends, tokens."""
-        *model_args, ends, tokens = extra
-        kwargs = dict(zip(forcing.padded_keys, model_args))
-        if forcing.keep_logits:
-            kwargs["logits_to_keep"] = 1  # left padding: every row's readout is its last position
-        logits = logits_of(model(input_ids=ids, **kwargs))
-        at = ends - (ids.shape[1] - logits.shape[1])
-        scores = logits[torch.arange(len(ids), device=ids.device), at].float().log_softmax(-1)
-        return scores.gather(1, tokens[:, None])[:, 0]
-
     def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, **call: Any):
-        if "baselines" in call:
-            raise ArgumentError("baselines are set on the input: TextTokenInput(..., baselines=<token id or str>)")
-        prompts = _Prompts(model, tokenizer, inputs, target, gen_args)
+        device = _device(model)
+        prompts = _Prompts(inputs, target, gen_args, tokenizer, _local_generate(model, tokenizer))
+        prompts.check_context(model, device)
+        if isinstance(call.get("baselines"), (tuple, list)) and len(call["baselines"]) == 1:
+            call["baselines"] = call["baselines"][0]  # Captum passes a 1-tuple for its one input
         attrs = []
         for inp, answer in zip(prompts.inputs, prompts.answers):
             if not isinstance(inp, TextTokenInput):
                 raise ArgumentError(f"llm_gradient_attribution attributes token inputs; got {type(inp).__name__}. "
                                     "Use TextTokenInput, or llm_attribution for templates and images")  # fmt: skip
-            prompt = inp.to_model_input().to(prompts.device).reshape(-1)
-            reference = inp.to_model_input(torch.zeros_like(inp.to_tensor())).to(prompts.device).reshape(-1)
-            answer = answer.to(prompts.device)
-            # row t: prompt + answer[:t], whose last token predicts answer[t]
-            rows, starts = forcing.padded([torch.cat([prompt, answer[:t]]) for t in range(len(answer))])
-            base, _ = forcing.padded([torch.cat([reference, answer[:t]]) for t in range(len(answer))])
-            begin = torch.tensor(starts, device=prompts.device)
-            ends = begin + len(prompt) - 1 + torch.arange(len(answer), device=prompts.device)
-            extra = (*(rows[k] for k in forcing.padded_keys), ends, answer)
-            width = rows["input_ids"].shape[1]
-            factory = dict(options)
-            if "batch_size" in inspect.signature(layer_method).parameters:
-                factory["batch_size"] = batch_size or max(1, TOKEN_BUDGET // width)
-            attributor = layer_method(answer_log_prob, embeddings, **factory)
-            kwargs = dict(call, additional_forward_args=extra)
-            if "baselines" in inspect.signature(attributor).parameters:
-                kwargs["baselines"] = base["input_ids"]
-            per_row = attributor(rows["input_ids"], **kwargs).detach().sum(-1).float()  # (T, width)
-            columns = begin[:, None] + torch.arange(len(prompt), device=prompts.device)
-            per_token = per_row.gather(1, columns)
-            if inp.itp_mask is not None:
-                per_token = per_token[:, inp.itp_mask[0].to(per_token.device)]
+            answer = answer.to(device)
+            traits = forcing.probe(torch.cat([inp.to_model_input().to(device).reshape(-1), answer]))
+            padded = traits.causal and traits.masked
+            # padded: one call over all answer tokens; else Captum's way, a call per answer token
+            groups = [range(len(answer))] if padded else [range(t, t + 1) for t in range(len(answer))]
+            per_token = torch.cat([_attribute_rows(model, forcing, layer_method, embeddings, padded, inp, answer,
+                                                   list(g), batch_size, options, call)
+                                   for g in groups])  # fmt: skip
             attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
         return prompts.results(attrs, True)
 
     attribute.__doc__ = llm_gradient_attribution.__doc__
     return attribute
+
+
+def _answer_log_prob(model: nn.Module, keys: tuple[str, ...], last_only: bool) -> Callable[..., Tensor]:
+    def answer_log_prob(x: Tensor, ids: Tensor, refs: Tensor, feature_at: Tensor, *extra: Tensor) -> Tensor:
+        """``log p(token | prompt[:end])`` per row, where the prompt keeps the features whose entry of
+        ``x`` is 1 and puts reference ids elsewhere (Captum's TextTokenInput rule); ``feature_at``
+        maps each column to its feature (-1: not a feature); ``extra`` is the model's keyword
+        tensors, then the read positions and tokens."""
+        *model_args, ends, tokens = extra
+        keep = torch.where(feature_at >= 0, x.gather(1, feature_at.clamp(min=0)) == 1, True)
+        kwargs = dict(zip(keys, model_args))
+        if last_only:
+            kwargs["logits_to_keep"] = 1
+        logits = logits_of(model(input_ids=torch.where(keep, ids, refs), **kwargs))
+        at = ends - (ids.shape[1] - logits.shape[1])
+        return read(logits[torch.arange(len(ids), device=ids.device), at], tokens)
+
+    return answer_log_prob
+
+
+def _attribute_rows(
+    model: nn.Module,
+    forcing: TeacherForcing,
+    layer_method: Callable[..., Any],
+    embeddings: nn.Module,
+    padded: bool,
+    inp: TextTokenInput,
+    answer: Tensor,
+    ts: list[int],
+    batch_size: int | None,
+    options: dict,
+    call: dict,
+) -> Tensor:
+    """Per-token attributions ``(len(ts), n_features)`` from one layer-method call over rows
+    ``prompt + answer[:t]``. The method's inputs are the rows' feature indicators (ones; its
+    baselines, zeros by default, are in that space as Captum's), the model gets ids from them."""
+    device = answer.device
+    prompt = inp.to_model_input().to(device).reshape(-1)
+    reference = inp.to_model_input(torch.zeros_like(inp.to_tensor())).to(device).reshape(-1)
+    cols = torch.arange(len(prompt), device=device)
+    if inp.itp_mask is not None:
+        cols = cols[inp.itp_mask[0].to(device)]
+    if padded:
+        rows, starts = forcing.padded([torch.cat([prompt, answer[:t]]) for t in ts])
+        refs = forcing.padded([torch.cat([reference, answer[:t]]) for t in ts])[0]["input_ids"]
+        keys = forcing.padded_keys
+    else:  # one row
+        rows = forcing.plain(torch.cat([prompt, answer[: ts[0]]])[None])
+        starts, refs = [0], torch.cat([reference, answer[: ts[0]]])[None]
+        keys = ("attention_mask",) if forcing.masks else ()
+    ids = rows["input_ids"]
+    columns = torch.tensor(starts, device=device)[:, None] + cols  # (rows, features)
+    feature_at = torch.full_like(ids, -1).scatter(1, columns, cols.new_tensor(range(len(cols))).expand_as(columns))
+    ends = torch.tensor(starts, device=device) + len(prompt) - 1 + torch.tensor(ts, device=device)
+    extra = (ids, refs, feature_at, *(rows[k] for k in keys), ends, answer[ts])
+    factory = dict(options)
+    if "batch_size" in inspect.signature(layer_method).parameters:
+        factory["batch_size"] = batch_size or max(1, TOKEN_BUDGET // ids.shape[1])
+    # rows end where they are read with left padding (and always unpadded): only the last logits are needed
+    last_only = forcing.keep_logits and (forcing.left or not padded)
+    attributor = layer_method(_answer_log_prob(model, keys, last_only), embeddings, **factory)
+    x = torch.ones(len(ts), len(cols), device=device)
+    per_row = attributor(x, **call, additional_forward_args=extra).detach().sum(-1).float()  # (rows, width)
+    return per_row.gather(1, columns)

@@ -1,0 +1,183 @@
+"""Teacher forcing: the log-probability of each answer token, for many (prompt, answer) pairs.
+
+The fast way needs two properties of the model, which :func:`probe` checks once per model
+(three small forwards) instead of assuming them:
+
+- *causal*: the logits at position :math:`i` see only tokens :math:`\\le i`, so ONE forward of
+  ``prompt + answer`` gives :math:`\\log p(y_t \\mid x, y_{<t})` for every :math:`t`;
+- *masked*: padded positions are ignored (``attention_mask``; left padding also needs
+  ``position_ids``), so prompts of different lengths share one padded batch.
+
+A model without them (an encoder without a causal mask, a wrapper that drops the mask) is
+scored exactly as Captum does it: one unpadded sequence per answer prefix (per pair when the
+model is causal), sequences of equal length batched together.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .._core.errors import ArgumentError
+
+TOKEN_BUDGET = 1 << 13  # tokens per model forward when no batch size is given: bounds activation memory
+
+
+def accepts(model: nn.Module, name: str) -> bool:
+    params = inspect.signature(model.forward).parameters
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def logits_of(output: Any) -> Tensor:
+    logits = getattr(output, "logits", None)
+    if logits is None and isinstance(output, Mapping):
+        logits = output.get("logits")
+    if logits is None and isinstance(output, Tensor):
+        logits = output
+    if not isinstance(logits, Tensor) or logits.dim() not in (3, 4):
+        raise ArgumentError(
+            "the model returned no logits: it must return (batch, sequence, vocab) logits or an output with .logits, "
+            "as transformers' *ForCausalLM models do"
+        )
+    return logits[:, 0] if logits.dim() == 4 else logits
+
+
+class Traits(NamedTuple):
+    causal: bool
+    masked: bool
+
+
+_traits: weakref.WeakKeyDictionary[nn.Module, Traits] = weakref.WeakKeyDictionary()
+
+
+class TeacherForcing:
+    """Answer log-probabilities for many (prompt, answer) pairs, in batches of ``rows`` at most."""
+
+    def __init__(self, model: nn.Module, pad_id: int, rows: int | None) -> None:
+        self.model, self.pad_id, self.rows = model, pad_id, rows
+        self.left = accepts(model, "position_ids")
+        self.keep_logits = accepts(model, "logits_to_keep")
+        self.masks = accepts(model, "attention_mask")
+        self.padded_keys = ("attention_mask", "position_ids") if self.left else ("attention_mask",)
+
+    def probe(self, seq: Tensor) -> Traits:
+        """Whether the model is causal and honours padding, checked on ``seq`` (1-D ids) once per model."""
+        known = _traits.get(self.model)
+        if known is not None:
+            return known
+        if len(seq) < 3:
+            return Traits(False, False)  # too short to tell: the exact way is always right
+        with torch.no_grad():
+            full = self.log_softmax(self.model(**self.plain(seq[None])))
+            short = self.log_softmax(self.model(**self.plain(seq[None, :-1])))
+            kwargs, starts = self.padded([seq, seq[:-1]])
+            padded = self.log_softmax(self.model(**kwargs))
+        eps = torch.finfo(full.dtype).eps if full.is_floating_point() else 1e-7
+        tol = max(1e-4, 16 * eps) * (1 + float(full.abs().max()))
+
+        def same(a: Tensor, b: Tensor) -> bool:
+            return a.shape == b.shape and bool(((a - b).abs() <= tol).all())
+
+        causal = same(full[:, :-1], short)
+        masked = self.masks and same(padded[:1], full) and same(padded[1:, starts[1] : starts[1] + len(seq) - 1], short)
+        traits = Traits(causal, masked)
+        _traits[self.model] = traits
+        return traits
+
+    @staticmethod
+    def log_softmax(output: Any) -> Tensor:
+        return logits_of(output).float().log_softmax(-1)
+
+    def plain(self, ids: Tensor) -> dict[str, Tensor]:
+        """Model keywords for unpadded rows of ids."""
+        return {"input_ids": ids, **({"attention_mask": torch.ones_like(ids)} if self.masks else {})}
+
+    def padded(self, seqs: list[Tensor]) -> tuple[dict[str, Tensor], list[int]]:
+        """Sequences of ids in one padded batch: the model's ``input_ids``, ``attention_mask`` (and
+        ``position_ids`` with left padding), and where each sequence starts."""
+        width, device = max(len(s) for s in seqs), seqs[0].device
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long, device=device)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long, device=device)
+        starts = []
+        for r, s in enumerate(seqs):
+            start = width - len(s) if self.left else 0
+            ids[r, start : start + len(s)] = s
+            mask[r, start : start + len(s)] = 1
+            starts.append(start)
+        kwargs = {"input_ids": ids, "attention_mask": mask}
+        if self.left:
+            kwargs["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0)
+        return kwargs, starts
+
+    def __call__(self, prompts: list[dict[str, Tensor]], answers: list[Tensor]) -> Tensor:
+        """``(len(prompts), max answer length)`` log-probabilities, 0 past each answer's end."""
+        device = prompts[0]["input_ids"].device
+        answers = [a.to(device) for a in answers]
+        longest = max(p["input_ids"].shape[1] + len(a) for p, a in zip(prompts, answers))
+        rows = self.rows or max(1, TOKEN_BUDGET // longest)
+        probe = next((torch.cat([p["input_ids"][0], a]) for p, a in zip(prompts, answers) if len(a)), None)
+        traits = self.probe(probe) if probe is not None else Traits(True, True)
+        if not (traits.causal and traits.masked):
+            return self.exact(prompts, answers, traits.causal, rows)
+        return torch.cat(
+            [self.batch(prompts[i : i + rows], answers[i : i + rows]) for i in range(0, len(prompts), rows)]
+        )
+
+    def batch(self, prompts: list[dict[str, Tensor]], answers: list[Tensor]) -> Tensor:
+        """One padded forward of ``prompt + answer`` per pair."""
+        seqs = [torch.cat([p["input_ids"][0], a]) for p, a in zip(prompts, answers)]
+        t_max = max(len(a) for a in answers)
+        kwargs, starts = self.padded(seqs)
+        kwargs.update(extras(prompts))
+        if self.keep_logits and self.left:
+            kwargs["logits_to_keep"] = t_max + 1  # left padding: every answer ends at the last position
+        logits = logits_of(self.model(**kwargs))
+        offset = kwargs["input_ids"].shape[1] - logits.shape[1]  # positions dropped by logits_to_keep
+        out = torch.zeros((len(seqs), t_max), dtype=torch.float32, device=logits.device)
+        for r, (p, a) in enumerate(zip(prompts, answers)):
+            first = starts[r] + p["input_ids"].shape[1] - 1 - offset  # the position that predicts a[0]
+            out[r, : len(a)] = read(logits[r, first : first + len(a)], a)
+        return out
+
+    def exact(self, prompts: list[dict[str, Tensor]], answers: list[Tensor], causal: bool, rows: int) -> Tensor:
+        """Unpadded forwards: per pair (causal) or per answer prefix, equal lengths batched."""
+        out = torch.zeros((len(prompts), max(len(a) for a in answers)), dtype=torch.float32)
+        groups: dict[int, list[tuple[int, int, Tensor]]] = defaultdict(list)  # length -> (pair, first token, ids)
+        for r, (p, a) in enumerate(zip(prompts, answers)):
+            ids = p["input_ids"][0]
+            if causal:
+                groups[len(ids) + len(a)].append((r, 0, torch.cat([ids, a])))
+            else:
+                for t in range(len(a)):
+                    groups[len(ids) + t].append((r, t, torch.cat([ids, a[:t]])))
+        for queries in groups.values():
+            for i in range(0, len(queries), rows):
+                chunk = queries[i : i + rows]
+                kwargs = {**self.plain(torch.stack([q[2] for q in chunk])), **extras([prompts[q[0]] for q in chunk])}
+                logits = logits_of(self.model(**kwargs))
+                for row, (r, t, _) in enumerate(chunk):
+                    a = answers[r]
+                    if causal:
+                        first = prompts[r]["input_ids"].shape[1] - 1
+                        out[r, : len(a)] = read(logits[row, first : first + len(a)], a).cpu()
+                    else:
+                        out[r, t] = read(logits[row, -1:], a[t : t + 1])[0].cpu()
+        return out.to(prompts[0]["input_ids"].device)
+
+
+def read(logits: Tensor, tokens: Tensor) -> Tensor:
+    """``log softmax(logits)[i, tokens[i]]`` per position."""
+    return logits.float().log_softmax(-1).gather(1, tokens[:, None])[:, 0]
+
+
+def extras(prompts: list[dict[str, Tensor]]) -> dict[str, Any]:
+    """The prompts' model inputs other than ids and mask (a processor's pixel values...), batched."""
+    first = prompts[0]
+    return {k: (torch.cat([p[k] for p in prompts]) if isinstance(first[k], Tensor) else first[k])
+            for k in first if k not in ("input_ids", "attention_mask")}  # fmt: skip
