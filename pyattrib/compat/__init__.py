@@ -14,6 +14,16 @@ from typing import Any
 
 from ..data import MSE, ClassSummarizer, CommonStats, Count, Max, Mean, Min, StdDev, Sum, Summarizer, Var
 from ..modules import BinaryConcreteStochasticGates, GaussianStochasticGates
+from ..text import (
+    ImageMaskInput,
+    InterpretableInput,
+    LLMAttributionResult,
+    ProductBaselines,
+    RemoteLLMProvider,
+    TextTemplateInput,
+    TextTokenInput,
+    VLLMProvider,
+)
 from . import lrp_rules
 from ._base import (
     Attribution,
@@ -78,6 +88,7 @@ from .neuron import (
     NeuronIntegratedGradients,
 )
 from .robust import FGSM, PGD, AttackComparator, MinParamPerturbation, Perturbation
+from .text import LLMAttribution, LLMGradientAttribution, RemoteLLMAttribution
 
 __all__ = [
     "Attribution", "GradientAttribution", "PerturbationAttribution", "InternalAttribution", "LayerAttribution",
@@ -92,6 +103,8 @@ __all__ = [
     "NeuronDeepLiftShap", "NeuronGuidedBackprop", "NeuronDeconvolution", "NeuronFeatureAblation",
     "TokenReferenceBase", "InterpretableEmbeddingBase", "configure_interpretable_embedding_layer",
     "remove_interpretable_embedding_layer",
+    "LLMAttribution", "LLMGradientAttribution", "RemoteLLMAttribution", "LLMAttributionResult", "InterpretableInput",
+    "TextTemplateInput", "TextTokenInput", "ImageMaskInput", "ProductBaselines", "RemoteLLMProvider", "VLLMProvider",
     "PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "IdentityRule", "lrp_rules",
     "infidelity", "infidelity_perturb_func_decorator", "sensitivity_max", "default_perturb_func",
     "Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation",

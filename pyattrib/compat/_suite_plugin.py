@@ -31,8 +31,6 @@ def _import_captum() -> None:
     for pkg in ("captum.attr", "captum.metrics", "captum.robust", "captum.module", "captum.concept", "captum.testing"):
         root = importlib.import_module(pkg)
         for info in pkgutil.walk_packages(root.__path__, pkg + "."):
-            if "llm" in info.name or "remote" in info.name:
-                continue
             try:
                 importlib.import_module(info.name)
             except Exception:  # an optional helper whose extra dependency is missing

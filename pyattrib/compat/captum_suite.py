@@ -27,13 +27,10 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-# Files another family covers (text/LLM and interpretable inputs: issue 14; summaries and
-# DataLoaderAttribution: issue 19). They are run but not scored here.
+# Files that cannot run here. They are not scored.
 OTHER_FAMILIES = {
-    "tests/attr/test_llm_attr.py": "LLMAttribution (text family)",
-    "tests/attr/test_llm_attr_hf_compatibility.py": "LLM attribution, downloads a model from a hub",
-    "tests/attr/test_interpretable_input.py": "interpretable inputs (text family)",
-    "tests/attr/test_baselines.py": "ProductBaselines (interpretable inputs, text family)",
+    "tests/attr/test_llm_attr_hf_compatibility.py": "downloads hf-internal-testing/tiny-random-LlamaForCausalLM "
+    "from the Hugging Face hub; no network here (tests/test_text.py runs the same calls on a local tiny Llama)",
 }
 # Files that test Captum's private helpers, not its public API: no compat twin can pass them
 # except by importing Captum's own helper, so they are not scored.

@@ -6,7 +6,8 @@
 """
 
 from .inputs import ImageMaskInput, InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
-from .llm import llm_attribution, llm_gradient_attribution
+from .llm import llm_attribution, llm_gradient_attribution, remote_llm_attribution
+from .remote import RemoteLLMProvider, VLLMProvider
 from .result import LLMAttributionResult
 
 __all__ = [
@@ -14,8 +15,11 @@ __all__ = [
     "InterpretableInput",
     "LLMAttributionResult",
     "ProductBaselines",
+    "RemoteLLMProvider",
     "TextTemplateInput",
     "TextTokenInput",
+    "VLLMProvider",
     "llm_attribution",
     "llm_gradient_attribution",
+    "remote_llm_attribution",
 ]

@@ -79,7 +79,8 @@ class TeacherForcing:
             kwargs, starts = self.padded([seq, seq[:-1]])
             padded = self.log_softmax(self.model(**kwargs))
         eps = torch.finfo(full.dtype).eps if full.is_floating_point() else 1e-7
-        tol = max(1e-4, 16 * eps) * (1 + float(full.abs().max()))
+        # float32: ~5e-5 on log-probs of magnitude 10; a non-causal tiny model differs by ~3e-4
+        tol = 32 * eps * (1 + float(full.abs().max()))
 
         def same(a: Tensor, b: Tensor) -> bool:
             return a.shape == b.shape and bool(((a - b).abs() <= tol).all())

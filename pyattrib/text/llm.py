@@ -57,7 +57,7 @@ def pretty_tokens(ids: Tensor, tokenizer: Any) -> list[str]:
     ids = [int(i) for i in ids]
     if not ids:
         return []
-    text = tokenizer.decode(ids)
+    text = tokenizer.decode(torch.tensor(ids))
     try:
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         again, offsets = list(encoded["input_ids"]), list(encoded["offset_mapping"])
@@ -65,7 +65,7 @@ def pretty_tokens(ids: Tensor, tokenizer: Any) -> list[str]:
         again, offsets = [], []
     if again == ids:
         return [text[start:end].replace("\n", "\\n").strip() for start, end in offsets]
-    return [tokenizer.decode([i]).replace("\n", "\\n").strip() for i in ids]
+    return [tokenizer.decode(torch.tensor([i])).replace("\n", "\\n").strip() for i in ids]
 
 
 class _Prompts:

@@ -1,0 +1,139 @@
+"""Captum's LLM classes over :mod:`pyattrib.text`: ``LLMAttribution(FeatureAblation(model), tokenizer)``.
+
+The wrapped Captum-style method keeps its own configuration and ``attribute`` arguments
+(``n_samples``, ``perturbations_per_eval``, ``n_steps``...); the LLM class turns it into a
+transform over the prompt's features, so the numbers follow its rules exactly as Captum's do.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..text import llm as text_llm
+from ..text.inputs import ImageMaskInput, TextTemplateInput, TextTokenInput
+from ..text.remote import RemoteLLMProvider
+from ._base import Attribution
+from .attr import FeatureAblation, ShapleyValues, ShapleyValueSampling
+from .layer import LayerGradientShap, LayerGradientXActivation, LayerIntegratedGradients
+from .lime import KernelShap, Lime
+
+# Captum's arguments that choose how its decoding runs: pyattrib's scoring is exact either way
+_DECODING_ARGS = ("use_cached_outputs", "forward_in_tokens", "_inspect_forward")
+
+
+def _as_transform(attr_method: Attribution, *extra: Any) -> Callable[..., Any]:
+    """A pyattrib-style transform ``(f, *extra, **options) -> attributor`` that runs a copy of
+    ``attr_method`` (its configuration kept) on the forward function ``f``."""
+
+    def transform(f: Callable[..., Any], *_: Any, **options: Any) -> Callable[..., Any]:
+        method = copy.copy(attr_method)
+        method.forward_func, method._transforms = f, {}
+
+        def attributor(inputs: Any, *args: Any, **call: Any) -> Any:
+            return method.attribute(inputs, *args, **call)
+
+        return attributor
+
+    transform.__name__ = "lime" if isinstance(attr_method, Lime) else type(attr_method).__name__
+    return transform
+
+
+def _check(attr_method: Any, supported: tuple[type, ...], who: str) -> None:
+    if not isinstance(attr_method, supported):
+        names = ", ".join(c.__name__ for c in supported)
+        raise TypeError(f"{who} wraps one of {names} (from pyattrib.compat); got {type(attr_method).__name__}")
+
+
+class LLMAttribution(Attribution):
+    """Captum's ``LLMAttribution`` over :func:`pyattrib.text.llm_attribution`."""
+
+    SUPPORTED_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues, Lime, KernelShap)
+    SUPPORTED_PER_TOKEN_ATTR_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues)
+    SUPPORTED_INPUTS = (TextTemplateInput, TextTokenInput, ImageMaskInput)
+
+    def __init__(self, attr_method: Attribution, tokenizer: Any, attr_target: str = "log_prob") -> None:
+        _check(attr_method, self.SUPPORTED_METHODS, type(self).__name__)
+        super().__init__(attr_method.forward_func)
+        self.model: nn.Module = attr_method.forward_func
+        self.attr_method, self.tokenizer, self.attr_target = attr_method, tokenizer, attr_target
+        self.include_per_token_attr = isinstance(attr_method, self.SUPPORTED_PER_TOKEN_ATTR_METHODS)
+        self._attribute = self._build()
+
+    @property
+    def device(self) -> torch.device:
+        return text_llm._device(self.model)
+
+    def _build(self) -> Callable[..., Any]:
+        return text_llm.llm_attribution(self.model, self.tokenizer, _as_transform(self.attr_method),
+                                        attr_target=self.attr_target)  # fmt: skip
+
+    def attribute(  # type: ignore[override]
+        self, inp: Any, target: Any = None, num_trials: int = 1, gen_args: dict | None = None, **kwargs: Any
+    ) -> Any:
+        call = {k: v for k, v in kwargs.items() if k not in _DECODING_ARGS}
+        return self._attribute(inp, target, gen_args=gen_args, num_trials=num_trials, **call)
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
+
+
+class _PlaceholderModel:
+    """Stands in for the model of a remote LLM's attribution method (it only carries a device)."""
+
+    def __init__(self) -> None:
+        self.device: torch.device | str = torch.device("cpu")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+
+class RemoteLLMAttribution(LLMAttribution):
+    """Captum's ``RemoteLLMAttribution`` over :func:`pyattrib.text.remote_llm_attribution`."""
+
+    placeholder_model = _PlaceholderModel()
+
+    def __init__(
+        self, attr_method: Attribution, tokenizer: Any, provider: RemoteLLMProvider, attr_target: str = "log_prob"
+    ) -> None:
+        self.provider = provider
+        super().__init__(attr_method, tokenizer, attr_target)
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(getattr(self.model, "device", "cpu"))
+
+    def _build(self) -> Callable[..., Any]:
+        return text_llm.remote_llm_attribution(self.provider, self.tokenizer, _as_transform(self.attr_method),
+                                               attr_target=self.attr_target, device=self.device)  # fmt: skip
+
+
+class LLMGradientAttribution(Attribution):
+    """Captum's ``LLMGradientAttribution`` over :func:`pyattrib.text.llm_gradient_attribution`."""
+
+    SUPPORTED_METHODS = (LayerIntegratedGradients, LayerGradientShap, LayerGradientXActivation)
+    SUPPORTED_INPUTS = (TextTokenInput,)
+
+    def __init__(self, attr_method: Attribution, tokenizer: Any) -> None:
+        _check(attr_method, self.SUPPORTED_METHODS, type(self).__name__)
+        super().__init__(attr_method.forward_func)
+        self.model: nn.Module = attr_method.forward_func
+        self.attr_method, self.tokenizer = attr_method, tokenizer
+        layer = attr_method.layer
+        self._attribute = text_llm.llm_gradient_attribution(
+            self.model, tokenizer, _as_transform(attr_method), layer=layer[0] if isinstance(layer, list) else layer
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return text_llm._device(self.model)
+
+    def attribute(self, inp: Any, target: Any = None, gen_args: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        return self._attribute(inp, target, gen_args=gen_args, **kwargs)
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("attribute_future is not implemented for LLMGradientAttribution")
