@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._core.errors import ArgumentError
 from ..text import llm as text_llm
 from ..text.inputs import ImageMaskInput, TextTemplateInput, TextTokenInput
 from ..text.remote import RemoteLLMProvider
@@ -21,9 +22,6 @@ from ._base import Attribution
 from .attr import FeatureAblation, ShapleyValues, ShapleyValueSampling
 from .layer import LayerGradientShap, LayerGradientXActivation, LayerIntegratedGradients
 from .lime import KernelShap, Lime
-
-# Captum's arguments that choose how its decoding runs: pyattrib's scoring is exact either way
-_DECODING_ARGS = ("use_cached_outputs", "forward_in_tokens", "_inspect_forward")
 
 
 def _as_transform(attr_method: Attribution, *extra: Any) -> Callable[..., Any]:
@@ -73,10 +71,15 @@ class LLMAttribution(Attribution):
                                         attr_target=self.attr_target)  # fmt: skip
 
     def attribute(  # type: ignore[override]
-        self, inp: Any, target: Any = None, num_trials: int = 1, gen_args: dict | None = None, **kwargs: Any
-    ) -> Any:
-        call = {k: v for k, v in kwargs.items() if k not in _DECODING_ARGS}
-        return self._attribute(inp, target, gen_args=gen_args, num_trials=num_trials, **call)
+        self, inp: Any, target: Any = None, num_trials: int = 1, gen_args: dict | None = None,
+        use_cached_outputs: bool = True, _inspect_forward: Callable[..., Any] | None = None,
+        forward_in_tokens: bool = True, **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        """Captum's arguments; ``use_cached_outputs`` and ``forward_in_tokens`` choose how Captum
+        decodes, and pyattrib's scores equal its exact token-by-token decoding either way."""
+        if _inspect_forward is not None:
+            raise ArgumentError("_inspect_forward is not supported: prompts are scored in batches, not one by one")
+        return self._attribute(inp, target, gen_args=gen_args, num_trials=num_trials, **kwargs)
 
     def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
