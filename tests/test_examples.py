@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +109,27 @@ def test_influence_demo(tmp_path, monkeypatch):
     assert result["precision_at_k"] > 0.6  # chance is 0.05
     assert result["recall_at_3k"] > 0.9 and result["accuracy"] > 0.9
     assert (tmp_path / "influence_proponents.png").stat().st_size > 1000
+
+
+def test_llm_attribution_example(tmp_path, monkeypatch):
+    demo = load("llm_attribution")
+    monkeypatch.setattr(demo, "OUT", str(tmp_path))
+    result = demo.main()
+    assert result["answer"] == ["paris"]
+    for name in ("ablation", "shapley", "gradient"):  # the country carries the answer, by every method
+        attr = result[name]
+        assert attr.input_tokens[attr.seq_attr.argmax()] == "france", name
+        assert attr.seq_attr.max() > 5 * attr.seq_attr.abs().sort().values[-2], name
+    assert "france" in Path(result["html"]).read_text()
+
+
+def test_sentence_classifier_example(tmp_path, monkeypatch):
+    demo = load("sentence_classifier")
+    monkeypatch.setattr(demo, "OUT", str(tmp_path))
+    result = demo.main(n_show=4)
+    assert result["accuracy"] > 0.95
+    assert result["delta"].abs().max() < 0.05  # 32 Gauss-Legendre steps through a real 6-layer BERT
+    for tokens, scores in zip(result["tokens"], result["scores"]):  # the sentiment word decides
+        assert tokens[int(scores.argmax())] in demo.GOOD + demo.BAD
+    page = Path(result["html"]).read_text()
+    assert all(t in page for t in result["tokens"][0] if t.isalpha())

@@ -30,7 +30,7 @@ from pathlib import Path
 # Files that cannot run here. They are not scored.
 OTHER_FAMILIES = {
     "tests/attr/test_llm_attr_hf_compatibility.py": "downloads hf-internal-testing/tiny-random-LlamaForCausalLM "
-    "from the Hugging Face hub; no network here (tests/test_text.py runs the same calls on a local tiny Llama)",
+    "from the Hugging Face hub; no network here (tests/test_text_compat.py runs the same calls on a local tiny Llama)",
 }
 # Files that test Captum's private helpers, not its public API: no compat twin can pass them
 # except by importing Captum's own helper, so they are not scored.
