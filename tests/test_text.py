@@ -332,6 +332,10 @@ def test_bad_input_is_named(gpt2, tokenizer):
         TextTemplateInput(TEMPLATE, VALUES, baselines=["x"])
     with pytest.raises(ArgumentError, match="mask has 2 entries"):
         TextTemplateInput(TEMPLATE, VALUES, mask=[0, 1])
+    with pytest.raises(ArgumentError, match=r"skip_tokens \['<s>'\] are not tokens of this tokenizer"):
+        TextTokenInput("a b", tokenizer, skip_tokens=["<s>"])  # a GPT/Llama BOS on a BERT tokenizer
+    with pytest.raises(ArgumentError, match=r"baselines \['<pad>'\] are not tokens"):
+        TextTokenInput("a b", tokenizer, baselines="<pad>")
     with pytest.raises(ArgumentError, match="tokenizer must have encode"):
         TextTokenInput("hi", object())
     with pytest.raises(ArgumentError, match="longer than the model's context"):
@@ -355,3 +359,46 @@ def test_bad_input_is_named(gpt2, tokenizer):
         llm_attribution(NoLogits(), tokenizer)(TextTemplateInput(TEMPLATE, VALUES), "x")
     with pytest.raises(ArgumentError, match="attributes token inputs"):
         llm_gradient_attribution(gpt2, tokenizer)(TextTemplateInput(TEMPLATE, VALUES), "x")
+
+
+class Logits(nn.Module):
+    """A transformers classifier returning its logits tensor."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids, attention_mask):
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+@pytest.fixture(scope="module")
+def bert(tokenizer):
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=64, num_labels=3)  # fmt: skip
+    return Logits(transformers.BertForSequenceClassification(config).eval())
+
+
+def test_bert_classifier_layer_ig_and_embedding_input_match_captum(bert, tokenizer):
+    enc = tokenizer(["a fine day", "the worst film i have seen"], return_tensors="pt", padding=True)
+    ids, mask, target = enc["input_ids"], enc["attention_mask"], torch.tensor([0, 2])
+    ref = pa.token_reference(ids, tokenizer.pad_token_id, keep=[tokenizer.cls_token_id, tokenizer.sep_token_id])
+    words = bert.inner.bert.embeddings.word_embeddings
+    layer_ig = pa.layer_integrated_gradients(bert, words, n_steps=16)(ids, ref, target=target,
+                                                                      additional_forward_args=(mask,))  # fmt: skip
+    theirs = LayerIntegratedGradients(bert, words).attribute(ids, ref, target=target, additional_forward_args=(mask,),
+                                                             n_steps=16)  # fmt: skip
+    torch.testing.assert_close(layer_ig, theirs, atol=1e-5, rtol=1e-4)
+
+    f = pa.text.embedding_input(bert, words)
+    emb, ref_emb = f.embed(ids, mask), f.embed(ref, mask)
+    ours = pa.integrated_gradients(f, n_steps=16)(emb, ref_emb, target=target, additional_forward_args=(ids, mask))
+    torch.testing.assert_close(ours, layer_ig, atol=1e-5, rtol=1e-4)
+    assert "forward" not in vars(words) and words.forward.__func__ is nn.Embedding.forward  # nothing left patched
+
+    # (Captum's configure_interpretable_embedding_layer cannot do this on BERT: the model receives the
+    # embeddings in place of its ids, and BertEmbeddings reads their shape as (batch, length))
+    with pytest.raises(ArgumentError, match="embeddings has shape"):
+        f(emb[:, :2], ids, mask)
+    assert "forward" not in vars(words)  # restored after the error too

@@ -5,12 +5,15 @@
 >>> result.seq_attr, result.token_attr, result.plot_token_attr()
 """
 
+from .embeddings import EmbeddingInput, embedding_input
 from .inputs import ImageMaskInput, InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
 from .llm import llm_attribution, llm_gradient_attribution, remote_llm_attribution
 from .remote import RemoteLLMProvider, VLLMProvider
 from .result import LLMAttributionResult
 
 __all__ = [
+    "EmbeddingInput",
+    "embedding_input",
     "ImageMaskInput",
     "InterpretableInput",
     "LLMAttributionResult",

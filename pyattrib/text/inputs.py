@@ -170,7 +170,7 @@ class TextTokenInput(InterpretableInput):
         self.itp_tensor, self.itp_mask = self.inp_tensor, None
         if skip_tokens:
             if isinstance(skip_tokens[0], str):
-                skip_tokens = tokenizer.convert_tokens_to_ids(list(skip_tokens))
+                skip_tokens = _known_ids(tokenizer, list(skip_tokens), "skip_tokens")
             keep = ~torch.isin(self.inp_tensor, torch.tensor(list(skip_tokens)))
             self.itp_tensor, self.itp_mask = self.inp_tensor[keep].unsqueeze(0), keep
         self.skip_tokens = skip_tokens
@@ -180,7 +180,7 @@ class TextTokenInput(InterpretableInput):
         if self.n_itp_features == 0:
             raise ArgumentError(f"text {text!r} has no tokens left to attribute after skip_tokens; skip fewer")
         if isinstance(baselines, str):
-            baselines = tokenizer.convert_tokens_to_ids([baselines])[0]
+            baselines = _known_ids(tokenizer, [baselines], "baselines")[0]
         if not isinstance(baselines, int):
             raise ArgumentError(f"baselines must be a token id (int) or a token string; got {baselines!r}")
         self.baselines = baselines
@@ -199,6 +199,20 @@ class TextTokenInput(InterpretableInput):
         full = self.inp_tensor.to(perturbed_tensor.device).expand(rows, -1).clone()
         full[self.itp_mask.to(full.device).expand(rows, -1)] = tokens.reshape(-1)
         return full
+
+
+def _known_ids(tokenizer: Any, tokens: list[str], name: str) -> list[int]:
+    """Ids of token strings; one the tokenizer does not know (it would map to its unknown token) is an error."""
+    ids = list(tokenizer.convert_tokens_to_ids(tokens))
+    unk, unk_token = getattr(tokenizer, "unk_token_id", None), getattr(tokenizer, "unk_token", None)
+    unknown = [t for t, i in zip(tokens, ids) if i is None or (unk is not None and i == unk and t != unk_token)]
+    if unknown:
+        special = getattr(tokenizer, "all_special_tokens", [])
+        raise ArgumentError(
+            f"{name} {unknown} are not tokens of this tokenizer (they would become its unknown token); "
+            f"use its own tokens, e.g. one of its special tokens {special}, or pass token ids"
+        )
+    return ids
 
 
 class ImageMaskInput(InterpretableInput):

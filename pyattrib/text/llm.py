@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from .._core.errors import ArgumentError
 from ..layer import layer_integrated_gradients
 from ..perturbation import feature_ablation
+from .embeddings import input_embeddings
 from .forcing import TOKEN_BUDGET, TeacherForcing, logits_of, read
 from .inputs import InterpretableInput, TextTokenInput
 from .result import LLMAttributionResult
@@ -316,9 +317,7 @@ def llm_gradient_attribution(
     feature space, as Captum's: rows of 0/1 (0 = baseline token), several rows for
     ``layer_gradient_shap``'s distribution. Returns :class:`LLMAttributionResult` (or a list).
     """
-    embeddings = layer if layer is not None else getattr(model, "get_input_embeddings", lambda: None)()
-    if not isinstance(embeddings, nn.Module):
-        raise ArgumentError("layer is None and the model has no get_input_embeddings(); pass layer=model.<embedding>")
+    embeddings = input_embeddings(model, layer)
     forcing = TeacherForcing(model, _pad_id(tokenizer), None)
 
     def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, **call: Any):
