@@ -402,3 +402,44 @@ def test_bert_classifier_layer_ig_and_embedding_input_match_captum(bert, tokeniz
     with pytest.raises(ArgumentError, match="embeddings has shape"):
         f(emb[:, :2], ids, mask)
     assert "forward" not in vars(words)  # restored after the error too
+
+
+class TinyVLM(nn.Module):
+    """A vision-language model: GPT-2 whose token embeddings are shifted by a projection of the image."""
+
+    def __init__(self, gpt2):
+        super().__init__()
+        torch.manual_seed(2)
+        self.gpt2, self.project = gpt2, nn.Linear(3 * 4 * 4, gpt2.config.n_embd)
+
+    def forward(self, input_ids, pixel_values, attention_mask=None, position_ids=None, logits_to_keep=0, use_cache=None):
+        shift = self.project(pixel_values.flatten(1))[:, None]
+        return self.gpt2(inputs_embeds=self.gpt2.transformer.wte(input_ids) + shift, attention_mask=attention_mask,
+                         position_ids=position_ids, logits_to_keep=logits_to_keep)  # fmt: skip
+
+
+def test_image_mask_input_with_a_vision_language_model_matches_captum(gpt2, tokenizer):
+    import numpy as np
+    import PIL.Image
+    from captum.attr import ImageMaskInput as CaptumImageMask
+
+    from pyattrib.text import ImageMaskInput
+
+    vlm = TinyVLM(gpt2).eval()
+    pixels = (np.arange(4 * 4 * 3).reshape(4, 4, 3) * 5).astype("uint8")
+    image = PIL.Image.fromarray(pixels)
+    mask = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
+
+    def processor(img):
+        values = torch.tensor(np.array(img), dtype=torch.float32).permute(2, 0, 1)[None] / 255
+        return {"input_ids": tokenizer.encode("what is this", return_tensors="pt"), "pixel_values": values}
+
+    ours = llm_attribution(vlm, tokenizer, batch_size=3)(ImageMaskInput(image, mask, processor_fn=processor),
+                                                         "a small picture")  # fmt: skip
+    theirs = LLMAttribution(FeatureAblation(vlm), tokenizer).attribute(
+        CaptumImageMask(image, mask, processor_fn=processor), "a small picture", use_cached_outputs=False
+    )
+    _close(ours, theirs)
+    assert ours.seq_attr.abs().sum() > 0
+    painted = ImageMaskInput(image, mask, processor_fn=processor).format_pixel_attr(ours.seq_attr)
+    assert painted.shape == (4, 4) and painted[0, 0] == ours.seq_attr[0] and painted[3, 3] == ours.seq_attr[3]

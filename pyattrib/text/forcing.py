@@ -66,18 +66,21 @@ class TeacherForcing:
         self.masks = accepts(model, "attention_mask")
         self.padded_keys = ("attention_mask", "position_ids") if self.left else ("attention_mask",)
 
-    def probe(self, seq: Tensor) -> Traits:
-        """Whether the model is causal and honours padding, checked on ``seq`` (1-D ids) once per model."""
+    def probe(self, seq: Tensor, extra: dict[str, Any] | None = None) -> Traits:
+        """Whether the model is causal and honours padding, checked on ``seq`` (1-D ids) once per model.
+        ``extra``: the prompt's other model inputs (a batch of 1), such as pixel values."""
         known = _traits.get(self.model)
         if known is not None:
             return known
         if len(seq) < 3:
             return Traits(False, False)  # too short to tell: the exact way is always right
+        one = extra or {}
+        two = {k: (torch.cat([v, v]) if isinstance(v, Tensor) else v) for k, v in one.items()}
         with torch.no_grad():
-            full = self.log_softmax(self.model(**self.plain(seq[None])))
-            short = self.log_softmax(self.model(**self.plain(seq[None, :-1])))
+            full = self.log_softmax(self.model(**self.plain(seq[None]), **one))
+            short = self.log_softmax(self.model(**self.plain(seq[None, :-1]), **one))
             kwargs, starts = self.padded([seq, seq[:-1]])
-            padded = self.log_softmax(self.model(**kwargs))
+            padded = self.log_softmax(self.model(**kwargs, **two))
         eps = torch.finfo(full.dtype).eps if full.is_floating_point() else 1e-7
         # float32: ~5e-5 on log-probs of magnitude 10; a non-causal tiny model differs by ~3e-4
         tol = 32 * eps * (1 + float(full.abs().max()))
@@ -122,8 +125,7 @@ class TeacherForcing:
         answers = [a.to(device) for a in answers]
         longest = max(p["input_ids"].shape[1] + len(a) for p, a in zip(prompts, answers))
         rows = self.rows or max(1, TOKEN_BUDGET // longest)
-        probe = next((torch.cat([p["input_ids"][0], a]) for p, a in zip(prompts, answers) if len(a)), None)
-        traits = self.probe(probe) if probe is not None else Traits(True, True)
+        traits = self.probe(torch.cat([prompts[0]["input_ids"][0], answers[0]]), extras(prompts[:1]))
         if not (traits.causal and traits.masked):
             return self.exact(prompts, answers, traits.causal, rows)
         return torch.cat(
