@@ -111,6 +111,12 @@ def test_tracin_fast_equals_captum_and_the_full_final_layer_weights(tmp_path):
     full = pa.influence.tracin_cp(model, TensorDataset(x, y), states, learning_rates=[0.1] * 3)
     full.names = ["2.weight"]
     torch.testing.assert_close(fast.influence(tx, ty), full.influence(tx, ty), rtol=1e-4, atol=1e-6)
+    # a loss known to sum over examples runs on the whole chunk; any other is mapped per example: same numbers
+    for loss in (nn.CrossEntropyLoss(reduction="none"), lambda out, t: nn.functional.cross_entropy(out, t) * 1.0):
+        other = pa.influence.tracin_cp_fast(model, "2", TensorDataset(x, y), states, learning_rates=[0.1] * 3,
+                                            batch_size=4, loss_fn=loss)  # fmt: skip
+        torch.testing.assert_close(other.self_influence(), fast.self_influence(), rtol=1e-4, atol=1e-6)
+    assert pa.influence.tracin.batch_sum(nn.CrossEntropyLoss()) is None  # a batch mean: not a per-example sum
     with pytest.raises(ValueError, match="nn.Linear"):
         pa.influence.tracin_cp_fast(model, "1", TensorDataset(x, y), states)
 

@@ -15,11 +15,13 @@ or changed. Gradients exist for one chunk of ``batch_size`` examples at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from .._core.capture import Layers
 from .._core.errors import ArgumentError, check_count
 
 Checkpoint = dict[str, Tensor] | str
@@ -29,12 +31,45 @@ def _per_example_loss(out: Tensor, y: Tensor) -> Tensor:
     return nn.functional.cross_entropy(out, y, reduction="sum")
 
 
+def batch_sum(loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor] | None:
+    """``loss_fn`` summed over a batch in one call, where that is known to equal the sum of its
+    per-example values (the default loss; a torch loss module with reduction "sum" or "none"),
+    else None (the caller maps it over examples)."""
+    if loss_fn is _per_example_loss:
+        return loss_fn
+    reduction = getattr(loss_fn, "reduction", None) if isinstance(loss_fn, nn.modules.loss._Loss) else None
+    if reduction in ("sum", "none"):
+        return lambda out, y: loss_fn(out, y).sum()
+    return None
+
+
+@contextmanager
+def in_eval(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode for the block (switched only if it is training; restored after)."""
+    training = model.training
+    if training:
+        model.eval()
+    try:
+        yield
+    finally:
+        if training:
+            model.train()
+
+
 def train_chunks(data: Any, batch_size: int, labelled: bool = True) -> Iterator[tuple[int, tuple[Tensor, ...], Any]]:
     """``(first index, inputs, labels)`` of a Dataset (or a DataLoader's dataset), ``batch_size``
     examples at a time; items are ``(inputs..., label)`` (``labelled=False``: the label, if
     any, is dropped only when the item has more than one field)."""
     dataset = getattr(data, "dataset", data)
     n = len(dataset)
+    if isinstance(dataset, torch.utils.data.TensorDataset):  # slices, not one item at a time
+        for start in range(0, n, batch_size):
+            columns = [t[start : start + batch_size] for t in dataset.tensors]
+            if labelled:
+                yield start, tuple(columns[:-1]), columns[-1]
+            else:
+                yield start, tuple(columns[:-1] if len(columns) > 1 else columns), None
+        return
     for start in range(0, n, batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, n))]
         items = [item if isinstance(item, (tuple, list)) else (item,) for item in items]
@@ -129,12 +164,8 @@ class TracInCP:
             out = torch.func.functional_call(self.model, {**rest, **params}, tuple(x[None] for x in xs))
             return loss_fn(out, y[None])
 
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with in_eval(self.model):
             grads = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(used, inputs, labels)
-        finally:
-            self.model.train(was_training)
         return torch.cat([grads[k].reshape(len(labels), -1) for k in self.names], 1)
 
     def _train_chunks(self) -> Iterator[tuple[int, tuple[Tensor, ...], Tensor]]:
@@ -207,6 +238,7 @@ class TracInCPFast(TracInCP):
             raise ArgumentError(f"final_fc_layer {final_fc_layer!r} is not a module of the model") from None
         if not isinstance(self.final, nn.Linear):
             raise ArgumentError(f"final_fc_layer must name an nn.Linear, got {type(self.final).__name__}")
+        self._final_in, self._final_out = Layers(model, self.final, True), Layers(model, self.final, False)
 
     def gradients(self, c: int, inputs: tuple[Tensor, ...], labels: Tensor, test: bool = False) -> Tensor:
         """``(N, K * D)``: the per-example weight gradients ``g a^T`` of the final layer, flattened
@@ -215,8 +247,6 @@ class TracInCPFast(TracInCP):
         return (g[:, :, None] * a[:, None, :]).reshape(len(g), -1)
 
     def _factors(self, c: int, inputs: tuple[Tensor, ...], labels: Tensor, test: bool) -> tuple[Tensor, Tensor]:
-        from .._core.capture import Layers
-
         used, rest = self._params(c)
         loss_fn = self.test_loss_fn if test else self.loss_fn
         seen: dict[str, Tensor] = {}
@@ -228,16 +258,16 @@ class TracInCPFast(TracInCP):
                 return seen["z"]
             return value
 
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.enable_grad(), Layers(self.model, self.final, True).hooked(lambda j, v: swap(0, v)), \
-                    Layers(self.model, self.final, False).hooked(lambda j, v: swap(1, v)):  # fmt: skip
-                out = torch.func.functional_call(self.model, {**rest, **used}, inputs)
-                losses = torch.func.vmap(lambda o, t: loss_fn(o[None], t[None]))(out, labels)  # one per example
-                (g,) = torch.autograd.grad(losses.sum(), seen["z"])
-        finally:
-            self.model.train(was_training)
+        with in_eval(self.model), torch.enable_grad(), self._final_in.hooked(lambda j, v: swap(0, v)), \
+                self._final_out.hooked(lambda j, v: swap(1, v)):  # fmt: skip
+            out = torch.func.functional_call(self.model, {**rest, **used}, inputs)
+            summed = batch_sum(loss_fn)  # examples are independent: d(sum)/dz_i is example i's gradient
+            total = (
+                summed(out, labels)
+                if summed
+                else torch.func.vmap(lambda o, t: loss_fn(o[None], t[None]))(out, labels).sum()
+            )
+            (g,) = torch.autograd.grad(total, seen["z"])
         return g.reshape(len(labels), -1), seen["a"].reshape(len(labels), -1)
 
     def _features(self, c: int, xs: tuple[Tensor, ...], labels: Tensor, test: bool) -> Any:
