@@ -157,6 +157,11 @@ class TracInCP:
 
     def gradients(self, c: int, inputs: tuple[Tensor, ...], labels: Tensor, test: bool = False) -> Tensor:
         """``(N, P)``: the flattened per-example loss gradients at checkpoint ``c``."""
+        return torch.cat(self._gradient_blocks(c, inputs, labels, test), 1)
+
+    def _gradient_blocks(self, c: int, inputs: tuple[Tensor, ...], labels: Tensor, test: bool) -> list[Tensor]:
+        """The per-example gradients as one ``(N, P_k)`` block per parameter (never concatenated
+        for the scores: dot products and norms add up over blocks)."""
         used, rest = self._params(c)
         loss_fn = self.test_loss_fn if test else self.loss_fn
 
@@ -166,23 +171,23 @@ class TracInCP:
 
         with in_eval(self.model):
             grads = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(used, inputs, labels)
-        return torch.cat([grads[k].reshape(len(labels), -1) for k in self.names], 1)
+        return [grads[k].reshape(len(labels), -1) for k in self.names]
 
     def _train_chunks(self) -> Iterator[tuple[int, tuple[Tensor, ...], Tensor]]:
         return train_chunks(self.train_data, self.batch_size)
 
     # results -----------------------------------------------------------------------------
     def _features(self, c: int, xs: tuple[Tensor, ...], labels: Tensor, test: bool) -> Any:
-        """What the dot products are taken of, per example: here the loss gradients."""
-        return self.gradients(c, xs, labels, test)
+        """What the dot products are taken of, per example: here the loss gradients' blocks."""
+        return self._gradient_blocks(c, xs, labels, test)
 
     @staticmethod
     def _dot(u: Any, v: Any) -> Tensor:
-        return u @ v.T
+        return sum(a @ b.T for a, b in zip(u, v))
 
     @staticmethod
     def _square(u: Any) -> Tensor:
-        return (u * u).sum(1)
+        return sum((a * a).sum(1) for a in u)
 
     def influence(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor) -> Tensor:
         xs = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -198,7 +203,7 @@ class TracInCP:
     def self_influence(self) -> Tensor:
         rates = list(enumerate(self.learning_rates))
         return torch.cat([
-            sum(rate * self._square(self._features(c, tx, ty, False)) for c, rate in rates)
+            sum(self._square(self._features(c, tx, ty, False)) * rate for c, rate in rates)
             for _, tx, ty in self._train_chunks()
         ])  # fmt: skip
 
