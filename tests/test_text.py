@@ -412,7 +412,9 @@ class TinyVLM(nn.Module):
         torch.manual_seed(2)
         self.gpt2, self.project = gpt2, nn.Linear(3 * 4 * 4, gpt2.config.n_embd)
 
-    def forward(self, input_ids, pixel_values, attention_mask=None, position_ids=None, logits_to_keep=0, use_cache=None):
+    def forward(
+        self, input_ids, pixel_values, attention_mask=None, position_ids=None, logits_to_keep=0, use_cache=None
+    ):
         shift = self.project(pixel_values.flatten(1))[:, None]
         return self.gpt2(inputs_embeds=self.gpt2.transformer.wte(input_ids) + shift, attention_mask=attention_mask,
                          position_ids=position_ids, logits_to_keep=logits_to_keep)  # fmt: skip

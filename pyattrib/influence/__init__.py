@@ -1,5 +1,12 @@
 """Training-data influence from per-sample gradients (``torch.func``)."""
 
+from .functions import (
+    ArnoldiInfluenceFunction,
+    InfluenceFunction,
+    NaiveInfluenceFunction,
+    arnoldi_influence_function,
+    naive_influence_function,
+)
 from .similarity import SimilarityInfluence, cosine_similarity, euclidean_distance, similarity_influence
 from .tracin import (
     TracInCP,
@@ -14,4 +21,6 @@ __all__ = [
     "TracInCP", "TracInCPFast", "TracInCPFastRandProj", "tracin_cp", "tracin_cp_fast", "tracin_cp_fast_rand_proj",
     "SimilarityInfluence", "similarity_influence",
     "cosine_similarity", "euclidean_distance",
+    "InfluenceFunction", "NaiveInfluenceFunction", "ArnoldiInfluenceFunction", "naive_influence_function",
+    "arnoldi_influence_function",
 ]  # fmt: skip
