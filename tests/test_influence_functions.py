@@ -106,3 +106,19 @@ def test_bad_input_and_model_left_alone(setup):
     big = nn.Linear(200, 200)
     with pytest.raises(ArgumentError, match="use arnoldi_influence_function"):
         pa.influence.naive_influence_function(big, TensorDataset(torch.randn(4, 200), torch.randint(0, 200, (4,))))
+
+
+def test_arnoldi_restarts_when_the_krylov_space_closes():
+    """H = 2 I (least squares on identity inputs): every Krylov space is one-dimensional, so a
+    single Arnoldi run finds one direction; the restart finds them all, as the naive inverse does."""
+    model = nn.Linear(6, 1, bias=False)
+    x, y = torch.eye(6), torch.zeros(6, 1)
+    loss = nn.MSELoss(reduction="sum")
+    arnoldi = pa.influence.arnoldi_influence_function(model, TensorDataset(x, y), loss_fn=loss, arnoldi_tol=1e-4)
+    naive = pa.influence.naive_influence_function(model, TensorDataset(x, y), loss_fn=loss, hessian_reg=1e-3,
+                                                  hessian_inverse_tol=1e-4)  # fmt: skip
+    assert arnoldi.R.shape == (6, 6)
+    torch.testing.assert_close(arnoldi.R @ arnoldi.R.T, torch.eye(6) / (2 + 1e-3), rtol=1e-4, atol=1e-5)
+    scores = arnoldi.influence(x, y)
+    torch.testing.assert_close(scores, naive.influence(x, y), rtol=1e-3, atol=1e-4)
+    assert (scores.argmax(1) == torch.arange(6)).all()  # each example is its own top proponent

@@ -53,6 +53,17 @@ from .attr import (
 )
 from .concept import CAV, TCAV, Classifier, Concept, ConceptInterpreter, DefaultClassifier
 from .data import DataLoaderAttribution, InputRole
+from .influence import (
+    ArnoldiInfluenceFunction,
+    KMostInfluentialResults,
+    NaiveInfluenceFunction,
+    SimilarityInfluence,
+    TracInCP,
+    TracInCPFast,
+    TracInCPFastRandProj,
+    cosine_similarity,
+    euclidean_distance,
+)
 from .layer import (
     InternalInfluence,
     LayerActivation,
@@ -112,19 +123,31 @@ __all__ = [
     "Summarizer", "ClassSummarizer", "Mean", "Var", "StdDev", "Min", "Max", "Sum", "Count", "MSE", "CommonStats",
     "TCAV", "Concept", "Classifier", "CAV", "DefaultClassifier", "ConceptInterpreter",
     "DataLoaderAttribution", "InputRole",
+    "TracInCP", "TracInCPFast", "TracInCPFastRandProj", "NaiveInfluenceFunction", "ArnoldiInfluenceFunction",
+    "KMostInfluentialResults", "SimilarityInfluence", "cosine_similarity", "euclidean_distance",
     "captum_twins",
 ]  # fmt: skip
 _CONCEPT = ["TCAV", "Concept", "Classifier", "CAV", "DefaultClassifier", "ConceptInterpreter"]
 _MODULE = ["BinaryConcreteStochasticGates", "GaussianStochasticGates"]
 _METRICS = ["infidelity", "infidelity_perturb_func_decorator", "sensitivity_max"]
 _ROBUST = ["Perturbation", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation"]
+_INFLUENCE = {
+    "captum.influence._core.tracincp": ["TracInCP"],
+    "captum.influence._core.tracincp_fast_rand_proj": ["TracInCPFast", "TracInCPFastRandProj"],
+    "captum.influence._core.influence_function": ["NaiveInfluenceFunction"],
+    "captum.influence._core.arnoldi_influence_function": ["ArnoldiInfluenceFunction"],
+    "captum.influence._core.similarity_influence": ["SimilarityInfluence", "cosine_similarity", "euclidean_distance"],
+    "captum.influence._utils.common": ["KMostInfluentialResults"],
+}
 
 # Where Captum defines each object compat covers (for the test-suite runner).
 _CAPTUM_HOMES = {
     "captum.attr": [n for n in __all__ if n not in ("InternalAttribution", "lrp_rules", "captum_twins", *_METRICS,
                                                     "default_perturb_func", *_MODULE, *_CONCEPT,
                                                     "DataLoaderAttribution", "InputRole",
-                                                    *_ROBUST) and not n.endswith("Rule")],
+                                                    *_ROBUST, *(n for ns in _INFLUENCE.values() for n in ns))
+                   and not n.endswith("Rule")],
+    **_INFLUENCE,
     "captum.metrics": _METRICS,
     "captum.metrics._core.sensitivity": ["default_perturb_func"],
     "captum.robust": _ROBUST,

@@ -14,6 +14,7 @@ import contextvars
 import copy
 import functools
 import inspect
+import types
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
@@ -74,6 +75,16 @@ class Attribution:
         self._transforms: dict[Any, Attributor] = {}
 
     attribute: Callable[..., Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("attribute")
+        if isinstance(fn, types.FunctionType) and not hasattr(fn, "__wrapped__"):
+            # Captum's attribute is decorated, and Captum's own code (its activation store) calls
+            # attribute.__wrapped__ to skip the decorator: a copy with the same signature
+            twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+            twin.__kwdefaults__, twin.__annotations__, twin.__doc__ = fn.__kwdefaults__, fn.__annotations__, fn.__doc__
+            fn.__wrapped__ = twin
 
     @property
     def multiplies_by_inputs(self) -> bool:

@@ -28,7 +28,15 @@ _results: dict[str, dict[str, Any]] = {}
 def _import_captum() -> None:
     import captum.attr  # noqa: F401
 
-    for pkg in ("captum.attr", "captum.metrics", "captum.robust", "captum.module", "captum.concept", "captum.testing"):
+    for pkg in (
+        "captum.attr",
+        "captum.metrics",
+        "captum.robust",
+        "captum.module",
+        "captum.concept",
+        "captum.influence",
+        "captum.testing",
+    ):
         root = importlib.import_module(pkg)
         for info in pkgutil.walk_packages(root.__path__, pkg + "."):
             try:
@@ -100,6 +108,9 @@ def _broken(obj: Any) -> Any:
             "compute_cavs",
             "get_gate_values",
             "get_gate_active_probs",
+            "influence",
+            "self_influence",
+            "compute_intermediate_quantities",
         )
         if hasattr(obj, m)
     }

@@ -101,7 +101,7 @@ class InfluenceFunction(TracInCP):
             summed = batch_sum(self.loss_fn)
             if summed is not None:
                 return summed(out, y)
-            return torch.func.vmap(lambda o, t: self.loss_fn(o[None], t[None]))(out, y).sum()
+            return torch.func.vmap(lambda o, t: self.loss_fn(o[None], t[None]).sum())(out, y).sum()
 
         theta = torch.cat([used[k].reshape(-1) for k in self.names])
         return theta, total_loss
@@ -133,9 +133,12 @@ class NaiveInfluenceFunction(InfluenceFunction):
 class ArnoldiInfluenceFunction(InfluenceFunction):
     """Influence functions from ``arnoldi_dim`` steps of Arnoldi iteration on Hessian-vector
     products (each one ``torch.func.jvp`` of ``torch.func.grad`` over ``hessian_data``), started
-    from a random vector (``seed``); the iteration stops early when the next Krylov vector's norm
-    falls below ``arnoldi_tol``. The top eigenpairs of the Hessian restricted to the Krylov space
-    stand in for the Hessian's (``H`` is never formed)."""
+    from a random vector (``seed``). When the next Krylov vector's norm falls below
+    ``arnoldi_tol`` the space is invariant: the iteration stops there if it holds at least
+    ``projection_dim`` directions, else it goes on from a fresh random direction orthogonal to
+    it (a Hessian such as ``2 I`` has a one-dimensional Krylov space from any start). The top
+    eigenpairs of the Hessian restricted to the space stand in for the Hessian's (``H`` is never
+    formed)."""
 
     def __init__(
         self,
@@ -167,25 +170,46 @@ class ArnoldiInfluenceFunction(InfluenceFunction):
     def _eigenpairs(self) -> tuple[Tensor, Tensor]:
         theta, _ = self._flat()
         g = torch.Generator(device="cpu").manual_seed(self.seed)
-        q = torch.randn(len(theta), generator=g, dtype=theta.dtype).to(theta.device)
-        basis = [q / q.norm()]
-        steps = min(self.arnoldi_dim, len(theta))  # a Krylov space has at most P dimensions
+
+        def fresh(basis: list[Tensor]) -> Tensor | None:
+            """A random unit vector orthogonal to ``basis`` (None if they span the whole space)."""
+            w = torch.randn(len(theta), generator=g, dtype=theta.dtype).to(theta.device)
+            w = orthogonalise(w, basis)[0]
+            return w / w.norm() if w.norm() > 1e-6 * len(theta) ** 0.5 else None
+
+        steps = min(self.arnoldi_dim, len(theta))  # at most P orthonormal directions
+        wanted = min(self.projection_dim or steps, steps)
+        basis = [fresh([])]
         h = theta.new_zeros(steps + 1, steps)
         for j in range(steps):
-            w = self.hvp(basis[j])
-            for _ in range(2):  # Gram-Schmidt twice: one pass loses orthogonality in float32
-                for i, qi in enumerate(basis):
-                    c = qi @ w
-                    h[i, j] += c
-                    w = w - c * qi
+            w, h[: j + 1, j] = orthogonalise(self.hvp(basis[j]), basis)
             h[j + 1, j] = w.norm()
-            if h[j + 1, j] < self.arnoldi_tol:
+            if h[j + 1, j] >= self.arnoldi_tol:
+                basis.append(w / h[j + 1, j])
+                continue
+            # the Krylov space closed: stop if it holds the eigenpairs asked for, else restart from a
+            # fresh direction orthogonal to it (H q_j stays in the span, so Q^T H Q is still h)
+            h[j + 1, j] = 0.0
+            new = fresh(basis) if len(basis) < wanted + 1 else None
+            if new is None:
                 break
-            basis.append(w / h[j + 1, j])
+            basis.append(new)
         m = min(len(basis), j + 1)
-        q = torch.stack(basis[:m], 1)  # (P, m): an orthonormal basis of the Krylov space
+        q = torch.stack(basis[:m], 1)  # (P, m): orthonormal
         values, small = top_eigen(h[:m, :m], self.projection_dim, self.hessian_reg, self.hessian_inverse_tol)
         return values, q @ small
+
+
+def orthogonalise(w: Tensor, basis: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """``w`` minus its projection on the orthonormal ``basis`` (Gram-Schmidt twice: one pass loses
+    orthogonality in float32), and the coefficients removed."""
+    coefficients = w.new_zeros(len(basis))
+    for _ in range(2):
+        for i, q in enumerate(basis):
+            c = q @ w
+            coefficients[i] += c
+            w = w - c * q
+    return w, coefficients
 
 
 def naive_influence_function(model: nn.Module, train_data: Any, **options: Any) -> NaiveInfluenceFunction:

@@ -14,6 +14,7 @@ or changed. Gradients exist for one chunk of ``batch_size`` examples at a time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -54,6 +55,13 @@ def in_eval(model: nn.Module) -> Iterator[None]:
     finally:
         if training:
             model.train()
+
+
+def as_dataset(data: Any) -> Any:
+    """A Dataset, DataLoader, or one batch given as a tuple/list of tensors (a TensorDataset)."""
+    if isinstance(data, (tuple, list)) and all(isinstance(t, Tensor) for t in data):
+        return torch.utils.data.TensorDataset(*data)
+    return data
 
 
 def train_chunks(data: Any, batch_size: int, labelled: bool = True) -> Iterator[tuple[int, tuple[Tensor, ...], Any]]:
@@ -167,7 +175,7 @@ class TracInCP:
 
         def loss(params: dict[str, Tensor], xs: tuple[Tensor, ...], y: Tensor) -> Tensor:
             out = torch.func.functional_call(self.model, {**rest, **params}, tuple(x[None] for x in xs))
-            return loss_fn(out, y[None])
+            return loss_fn(out, y[None]).sum()  # .sum(): a reduction="none" loss gives one value per output
 
         with in_eval(self.model):
             grads = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(used, inputs, labels)
@@ -189,30 +197,69 @@ class TracInCP:
     def _square(u: Any) -> Tensor:
         return sum((a * a).sum(1) for a in u)
 
-    def influence(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor) -> Tensor:
+    def influence(
+        self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, show_progress: bool = False, _task: str = ""
+    ) -> Tensor:
+        """``(N_test, N_train)`` influence scores; ``show_progress`` shows the training batches done."""
         xs = inputs if isinstance(inputs, tuple) else (inputs,)
-        scores = None
-        for c, rate in enumerate(self.learning_rates):
-            test = self._features(c, xs, labels, True)
-            chunks = self._train_chunks()
-            part = torch.cat([self._dot(test, self._features(c, tx, ty, False)) for _, tx, ty in chunks], 1)
-            scores = rate * part if scores is None else scores + rate * part
-        assert scores is not None
-        return scores
+        tests = [self._features(c, xs, labels, True) for c in range(len(self.learning_rates))]
+        task = _task or "compute influence for training batches"
+        parts = [
+            sum(self._dot(test, self._features(c, tx, ty, False)) * rate
+                for (c, rate), test in zip(enumerate(self.learning_rates), tests))
+            for _, tx, ty in self._progress(self._train_chunks(), show_progress, task)
+        ]  # fmt: skip
+        return torch.cat(parts, 1)
 
-    def self_influence(self) -> Tensor:
+    def self_influence(
+        self, data: Any = None, show_progress: bool = False, outer_loop_by_checkpoints: bool = False
+    ) -> Tensor:
+        """Self-influence of the training examples, or of ``data`` (a Dataset, DataLoader or one
+        batch ``(inputs..., labels)``). The loops run over batches, then checkpoints (or the other
+        way round: the same sums); ``show_progress`` shows them."""
         rates = list(enumerate(self.learning_rates))
+        data = None if data is None else as_dataset(data)
+
+        def chunks() -> Iterator[tuple[int, tuple[Tensor, ...], Any]]:
+            return self._train_chunks() if data is None else train_chunks(data, self.batch_size)
+
+        task = "compute self influence. Processing"
+        if outer_loop_by_checkpoints:
+            return sum(
+                torch.cat([self._square(self._features(c, tx, ty, False)) * rate
+                           for _, tx, ty in self._progress(chunks(), show_progress, f"{task} batch", data)])
+                for c, rate in self._progress(rates, show_progress, f"{task} checkpoint")
+            )  # fmt: skip
         return torch.cat([
             sum(self._square(self._features(c, tx, ty, False)) * rate for c, rate in rates)
-            for _, tx, ty in self._train_chunks()
+            for _, tx, ty in self._progress(chunks(), show_progress, f"{task} batch", data)
         ])  # fmt: skip
 
     def k_most_influential(
-        self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, k: int = 5, proponents: bool = True
-    ) -> tuple[Tensor, Tensor]:
-        scores = self.influence(inputs, labels)
+        self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, k: int = 5, proponents: bool = True,
+        show_progress: bool = False,
+    ) -> tuple[Tensor, Tensor]:  # fmt: skip
+        kind = "proponents" if proponents else "opponents"
+        task = f"perform computation for getting {kind}. Processing training batches"
+        scores = self.influence(inputs, labels, show_progress, task)
         top = torch.topk(scores if proponents else -scores, min(k, scores.shape[1]), dim=1)
         return top.indices, top.values if proponents else -top.values
+
+    def _progress(self, items: Any, show: bool, task: str, data: Any = None) -> Any:
+        """``items`` (checkpoints, or the chunks of ``data``, default the training data), with a
+        tqdm bar on stderr reading "Using <method> to <task>" when ``show``."""
+        if not show:
+            return items
+        from tqdm.auto import tqdm
+
+        if isinstance(items, list):
+            total = len(items)
+        else:
+            dataset = getattr(
+                self.train_data if data is None else data, "dataset", self.train_data if data is None else data
+            )
+            total = -(-len(dataset) // self.batch_size)
+        return tqdm(items, total=total, desc=f"Using {type(self).__name__} to {task}")
 
 
 def tracin_cp(model: nn.Module, train_data: Any, checkpoints: Sequence[Checkpoint], **options: Any) -> TracInCP:
@@ -270,7 +317,7 @@ class TracInCPFast(TracInCP):
             total = (
                 summed(out, labels)
                 if summed
-                else torch.func.vmap(lambda o, t: loss_fn(o[None], t[None]))(out, labels).sum()
+                else torch.func.vmap(lambda o, t: loss_fn(o[None], t[None]).sum())(out, labels).sum()
             )
             (g,) = torch.autograd.grad(total, seen["z"])
         return g.reshape(len(labels), -1), seen["a"].reshape(len(labels), -1)
@@ -316,12 +363,13 @@ class TracInCPFastRandProj(TracInCPFast):
         self._train: Tensor | None = None
 
     def _projection(self, c: int, k: int, d: int, like: Tensor) -> tuple[Tensor, Tensor] | None:
-        if self.projection_dim is None:
-            return None
+        if self.projection_dim is None or self.projection_dim >= k * d:
+            return None  # the exact embedding is no larger
         if c not in self._projections:
+            # each factor to at most sqrt(projection_dim) dimensions (Captum's rule)
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + c)
-            pk = max(1, min(k, int(self.projection_dim**0.5)))
-            pd = max(1, min(d, self.projection_dim // pk))
+            pk = max(1, min(k, math.isqrt(self.projection_dim)))
+            pd = max(1, min(d, math.isqrt(self.projection_dim)))
             p = torch.randn(k, pk, generator=generator) / pk**0.5
             q = torch.randn(d, pd, generator=generator) / pd**0.5
             self._projections[c] = (p.to(like), q.to(like))
@@ -343,7 +391,8 @@ class TracInCPFastRandProj(TracInCPFast):
             self._train = torch.cat([self.embed(tx, ty) for _, tx, ty in self._train_chunks()])
         return self._train
 
-    def influence(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor) -> Tensor:
+    def influence(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, show_progress: bool = False) -> Tensor:
+        """(``show_progress``: nothing to show, the scores are one matrix product.)"""
         xs = inputs if isinstance(inputs, tuple) else (inputs,)
         return self.embed(xs, labels, test=True) @ self.train_embeddings().T
 
@@ -351,8 +400,9 @@ class TracInCPFastRandProj(TracInCPFast):
         return (self.train_embeddings() ** 2).sum(1)
 
     def k_most_influential(
-        self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, k: int = 5, proponents: bool = True
-    ) -> tuple[Tensor, Tensor]:
+        self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, k: int = 5, proponents: bool = True,
+        show_progress: bool = False,
+    ) -> tuple[Tensor, Tensor]:  # fmt: skip
         xs = inputs if isinstance(inputs, tuple) else (inputs,)
         test, train = self.embed(xs, labels, test=True), self.train_embeddings()
         sign = 1.0 if proponents else -1.0
