@@ -57,7 +57,7 @@ def public_captum_classes() -> dict[str, type]:
 def _watch(originals: dict[str, Any]) -> None:
     """Record the construction of every original public Captum class (a fallback)."""
     for name, cls in originals.items():
-        if not isinstance(cls, type):
+        if not isinstance(cls, type) or cls.__init__ is object.__init__:  # a NamedTuple builds in __new__
             continue
         init = cls.__init__
 
