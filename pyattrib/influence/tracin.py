@@ -195,7 +195,7 @@ class TracInCP:
 
     @staticmethod
     def _square(u: Any) -> Tensor:
-        return sum((a * a).sum(1) for a in u)
+        return sum(torch.linalg.vector_norm(a, dim=1).square() for a in u)  # no (N, P_k) temporary
 
     def influence(
         self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, show_progress: bool = False, _task: str = ""
