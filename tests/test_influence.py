@@ -162,3 +162,30 @@ def test_rand_proj_without_projection_equals_fast_and_projects_faithfully(tmp_pa
     mean = torch.stack([p.influence(tx, ty) for p in projected]).mean(0)
     exact_scores = fast.influence(tx, ty)
     assert float((mean - exact_scores).abs().max()) < 0.25 * float(exact_scores.abs().max())
+
+
+def test_linear_layers_keep_factored_gradients_unless_the_weight_is_used_elsewhere(tmp_path):
+    """TracInCP keeps a Linear layer's per-example weight gradient as delta a^T; a model that also
+    uses that weight outside the layer is caught by the one-time check and gets plain gradients."""
+
+    class Reused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.out = nn.Linear(4, 4), nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.out(torch.tanh(self.fc(x)) + x @ self.fc.weight.T)  # fc.weight used twice
+
+    torch.manual_seed(0)
+    x, y = torch.randn(12, 4), torch.randint(0, 3, (12,))
+    for model, factored in ((nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)), {"0", "2"}),
+                            (Reused(), {"out"})):  # fmt: skip
+        states = [{k: v.clone() for k, v in model.state_dict().items()}]
+        tracin = pa.influence.tracin_cp(model, TensorDataset(x, y), states, batch_size=5)
+        scores = tracin.influence(x[:3], y[:3])
+        assert {name for name, _ in tracin._linear} == factored
+        dense = torch.cat([tracin.gradients(0, (x[:3],), y[:3], True)]) @ torch.cat(
+            [tracin.gradients(0, (x,), y)]).T  # fmt: skip
+        torch.testing.assert_close(scores, dense, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(tracin.self_influence(), (tracin.gradients(0, (x,), y) ** 2).sum(1),
+                                   rtol=1e-4, atol=1e-5)  # fmt: skip

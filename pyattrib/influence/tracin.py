@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -55,6 +55,32 @@ def in_eval(model: nn.Module) -> Iterator[None]:
     finally:
         if training:
             model.train()
+
+
+class Factored(NamedTuple):
+    """The per-example gradients ``delta_i a_i^T`` of a ``Linear`` weight, kept as their factors:
+    dot products are ``(delta . delta')(a . a')`` and norms ``|delta|^2 |a|^2`` (Pruthi et al.)."""
+
+    delta: Tensor
+    a: Tensor
+
+
+def _dense(block: Any) -> Tensor:
+    if isinstance(block, Factored):
+        return (block.delta[:, :, None] * block.a[:, None, :]).reshape(len(block.a), -1)
+    return block
+
+
+def _block_dot(u: Any, v: Any) -> Tensor:
+    if isinstance(u, Factored):
+        return (u.delta @ v.delta.T) * (u.a @ v.a.T)
+    return u @ v.T
+
+
+def _block_square(u: Any) -> Tensor:
+    if isinstance(u, Factored):
+        return torch.linalg.vector_norm(u.delta, dim=1).square() * torch.linalg.vector_norm(u.a, dim=1).square()
+    return torch.linalg.vector_norm(u, dim=1).square()  # no (N, P_k) temporary
 
 
 def as_dataset(data: Any) -> Any:
@@ -148,6 +174,8 @@ class TracInCP:
         self.names = names
         self.train_data = train_data
         self._loaded: dict[int, dict[str, Tensor]] = {}
+        self._linear: list[tuple[str, nn.Linear]] | None = None  # layers with rank-one gradients
+        self._probe_labels: Tensor | None = None
 
     # per-sample gradients ----------------------------------------------------------------
     def _params(self, c: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -167,19 +195,78 @@ class TracInCP:
         """``(N, P)``: the flattened per-example loss gradients at checkpoint ``c``."""
         return torch.cat(self._gradient_blocks(c, inputs, labels, test), 1)
 
-    def _gradient_blocks(self, c: int, inputs: tuple[Tensor, ...], labels: Tensor, test: bool) -> list[Tensor]:
+    def _gradient_blocks(
+        self, c: int, inputs: tuple[Tensor, ...], labels: Tensor, test: bool, factored: bool = False
+    ) -> list[Any]:
         """The per-example gradients as one ``(N, P_k)`` block per parameter (never concatenated
-        for the scores: dot products and norms add up over blocks)."""
+        for the scores: dot products and norms add up over blocks). With ``factored``, the weight
+        of a ``Linear`` layer on 2-D inputs comes as :class:`Factored` ``(delta, a)``: its
+        per-example gradient is the outer product ``delta a^T`` and is never formed."""
         used, rest = self._params(c)
         loss_fn = self.test_loss_fn if test else self.loss_fn
+        linear = self._factorable(inputs) if factored else []
+        if not linear:
 
-        def loss(params: dict[str, Tensor], xs: tuple[Tensor, ...], y: Tensor) -> Tensor:
-            out = torch.func.functional_call(self.model, {**rest, **params}, tuple(x[None] for x in xs))
-            return loss_fn(out, y[None]).sum()  # .sum(): a reduction="none" loss gives one value per output
+            def loss(params: dict[str, Tensor], xs: tuple[Tensor, ...], y: Tensor) -> Tensor:
+                out = torch.func.functional_call(self.model, {**rest, **params}, tuple(x[None] for x in xs))
+                return loss_fn(out, y[None]).sum()  # .sum(): a reduction="none" loss gives one value per output
 
+            with in_eval(self.model):
+                grads = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(used, inputs, labels)
+            return [grads[k].reshape(len(labels), -1) for k in self.names]
+
+        weights = {f"{name}.weight" for name, _ in linear}
+        plain = {k: v for k, v in used.items() if k not in weights}
+        fixed = {**rest, **{k: used[k] for k in weights}}
+        modules = [m for _, m in linear]
+        inputs_of, outputs_of = Layers(self.model, modules, True), Layers(self.model, modules, False)
+
+        def factored_loss(params: dict[str, Tensor], shifts: list[Tensor], xs: tuple[Tensor, ...], y: Tensor) -> Any:
+            seen: list[Tensor | None] = [None] * len(modules)
+
+            def read(j: int, value: Tensor) -> None:
+                seen[j] = value
+
+            with inputs_of.hooked(read), outputs_of.hooked(lambda j, value: value + shifts[j]):
+                out = torch.func.functional_call(self.model, {**fixed, **params}, tuple(x[None] for x in xs))
+            return loss_fn(out, y[None]).sum(), seen
+
+        shifts = [used[f"{name}.weight"].new_zeros(1, m.out_features) for name, m in linear]
         with in_eval(self.model):
-            grads = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(used, inputs, labels)
-        return [grads[k].reshape(len(labels), -1) for k in self.names]
+            (grads, deltas), acts = torch.func.vmap(
+                torch.func.grad(factored_loss, argnums=(0, 1), has_aux=True), in_dims=(None, None, 0, 0)
+            )(plain, shifts, inputs, labels)
+        n = len(labels)
+        factors = {f"{name}.weight": Factored(d.reshape(n, -1), a.reshape(n, -1))
+                   for (name, _), d, a in zip(linear, deltas, acts)}  # fmt: skip
+        return [factors[k] if k in factors else grads[k].reshape(n, -1) for k in self.names]
+
+    def _factorable(self, inputs: tuple[Tensor, ...]) -> list[tuple[str, nn.Linear]]:
+        """The ``Linear`` layers whose per-example weight gradient is rank one (2-D inputs, the
+        weight used by that layer only), found once; checked once against the plain gradient."""
+        if self._linear is None:
+            counts: dict[int, int] = {}
+            for _, p in self.model.named_parameters(remove_duplicate=False):
+                counts[id(p)] = counts.get(id(p), 0) + 1
+            candidates = [(name, m) for name, m in self.model.named_modules()
+                          if isinstance(m, nn.Linear) and f"{name}.weight" in self.names
+                          and counts.get(id(m.weight), 0) == 1]  # fmt: skip
+            if candidates:
+                with in_eval(self.model), torch.no_grad():
+                    values = Layers(self.model, [m for _, m in candidates], True).capture(
+                        tuple(x[:1] for x in inputs), (), 1
+                    )
+                candidates = [c for c, v in zip(candidates, values) if v.leaves[0].dim() == 2]
+            self._linear = candidates
+            if candidates:  # the model might use a weight outside its layer: compare once
+                xs, y = tuple(x[:2] for x in inputs), self._probe_labels
+                if y is not None:
+                    plain = dict(zip(self.names, self._gradient_blocks(0, xs, y[:2], False)))
+                    fast = dict(zip(self.names, self._gradient_blocks(0, xs, y[:2], False, factored=True)))
+                    self._linear = [(name, m) for name, m in candidates  # keep the layers whose gradient agrees
+                                    if torch.allclose(_dense(fast[f"{name}.weight"]), plain[f"{name}.weight"],
+                                                      rtol=1e-4, atol=1e-6)]  # fmt: skip
+        return self._linear
 
     def _train_chunks(self) -> Iterator[tuple[int, tuple[Tensor, ...], Tensor]]:
         return train_chunks(self.train_data, self.batch_size)
@@ -187,15 +274,17 @@ class TracInCP:
     # results -----------------------------------------------------------------------------
     def _features(self, c: int, xs: tuple[Tensor, ...], labels: Tensor, test: bool) -> Any:
         """What the dot products are taken of, per example: here the loss gradients' blocks."""
-        return self._gradient_blocks(c, xs, labels, test)
+        if self._linear is None and self._probe_labels is None:
+            self._probe_labels = labels
+        return self._gradient_blocks(c, xs, labels, test, factored=True)
 
     @staticmethod
     def _dot(u: Any, v: Any) -> Tensor:
-        return sum(a @ b.T for a, b in zip(u, v))
+        return sum(_block_dot(a, b) for a, b in zip(u, v))
 
     @staticmethod
     def _square(u: Any) -> Tensor:
-        return sum(torch.linalg.vector_norm(a, dim=1).square() for a in u)  # no (N, P_k) temporary
+        return sum(_block_square(a) for a in u)
 
     def influence(
         self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, show_progress: bool = False, _task: str = ""
