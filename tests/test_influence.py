@@ -189,3 +189,12 @@ def test_linear_layers_keep_factored_gradients_unless_the_weight_is_used_elsewhe
         torch.testing.assert_close(scores, dense, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(tracin.self_influence(), (tracin.gradients(0, (x,), y) ** 2).sum(1),
                                    rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def test_rand_proj_self_influence_of_other_data_equals_fast(tmp_path):
+    model, x, y, tx, ty = next(models())
+    _, states = trained(model, x, y, tmp_path)
+    data = TensorDataset(x, y)
+    proj = pa.influence.tracin_cp_fast_rand_proj(model, "2", data, states, batch_size=4)
+    fast = pa.influence.tracin_cp_fast(model, "2", data, states, batch_size=4)
+    torch.testing.assert_close(proj.self_influence((tx, ty)), fast.self_influence((tx, ty)), rtol=1e-4, atol=1e-6)

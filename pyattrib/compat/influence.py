@@ -210,13 +210,6 @@ class TracInCPFastRandProj(TracInCPFast):
             raise ValueError("TracInCPFastRandProj finds proponents only (as Captum's); use TracInCPFast for opponents")
         return super().influence(inputs, k=k, proponents=True, aggregate=aggregate)
 
-    def self_influence(
-        self, inputs: Any = None, show_progress: bool = False, outer_loop_by_checkpoints: bool = False
-    ) -> Tensor:
-        if inputs is not None:
-            raise NotImplementedError("TracInCPFastRandProj's self-influence covers the training data only")
-        return self._native.self_influence()
-
 
 class _InfluenceFunction(_Influence):
     _make: Callable[..., Any]

@@ -19,6 +19,7 @@ eigenvalues exceed ``hessian_inverse_tol``. Then every example has an embedding
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -47,7 +48,7 @@ def top_eigen(h: Tensor, k: int | None, reg: float, tol: float) -> tuple[Tensor,
     return values, vectors
 
 
-class InfluenceFunction(TracInCP):
+class InfluenceFunction(TracInCP, ABC):
     """Influence-function scores of ``train_data`` (see the module docstring); the methods are
     :class:`TracInCP`'s (``influence``, ``self_influence``, ``k_most_influential``) with the
     per-example gradients replaced by their embeddings ``embed(inputs, labels)``."""
@@ -76,8 +77,9 @@ class InfluenceFunction(TracInCP):
         values, vectors = self._eigenpairs()
         self.R = vectors * values.rsqrt()  # (P, k): H^{-1} ~ R R^T
 
+    @abstractmethod
     def _eigenpairs(self) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """Eigenvalues (ascending) and eigenvectors (columns) for the low-rank inverse Hessian."""
 
     def embed(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, test: bool = False) -> Tensor:
         """``(N, k)``: :math:`\\nabla_\\theta L(z)^\\top R` per example."""

@@ -485,8 +485,14 @@ class TracInCPFastRandProj(TracInCPFast):
         xs = inputs if isinstance(inputs, tuple) else (inputs,)
         return self.embed(xs, labels, test=True) @ self.train_embeddings().T
 
-    def self_influence(self) -> Tensor:
-        return (self.train_embeddings() ** 2).sum(1)
+    def self_influence(self, data: Any = None, show_progress: bool = False, **_: Any) -> Tensor:
+        """Squared norms of the embeddings: of the training data, or of ``data`` (a Dataset,
+        DataLoader or one batch ``(inputs..., labels)``)."""
+        if data is None:
+            return (self.train_embeddings() ** 2).sum(1)
+        chunks = self._progress(train_chunks(as_dataset(data), self.batch_size), show_progress,
+                                "compute self influence. Processing batch", as_dataset(data))  # fmt: skip
+        return torch.cat([(self.embed(xs, y) ** 2).sum(1) for _, xs, y in chunks])
 
     def k_most_influential(
         self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, k: int = 5, proponents: bool = True,
