@@ -81,9 +81,6 @@ class LLMAttribution(Attribution):
             raise ArgumentError("_inspect_forward is not supported: prompts are scored in batches, not one by one")
         return self._attribute(inp, target, gen_args=gen_args, num_trials=num_trials, **kwargs)
 
-    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
-
 
 class _PlaceholderModel:
     """Stands in for the model of a remote LLM's attribution method (it only carries a device)."""
@@ -137,6 +134,3 @@ class LLMGradientAttribution(Attribution):
 
     def attribute(self, inp: Any, target: Any = None, gen_args: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         return self._attribute(inp, target, gen_args=gen_args, **kwargs)
-
-    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("attribute_future is not implemented for LLMGradientAttribution")

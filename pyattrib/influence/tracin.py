@@ -15,6 +15,7 @@ or changed. Gradients exist for one chunk of ``batch_size`` examples at a time.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -175,7 +176,6 @@ class TracInCP:
         self.train_data = train_data
         self._loaded: dict[int, dict[str, Tensor]] = {}
         self._linear: list[tuple[str, nn.Linear]] | None = None  # layers with rank-one gradients
-        self._probe_labels: Tensor | None = None
 
     # per-sample gradients ----------------------------------------------------------------
     def _params(self, c: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -204,7 +204,7 @@ class TracInCP:
         per-example gradient is the outer product ``delta a^T`` and is never formed."""
         used, rest = self._params(c)
         loss_fn = self.test_loss_fn if test else self.loss_fn
-        linear = self._factorable(inputs) if factored else []
+        linear = self._factorable(inputs, labels) if factored else []
         if not linear:
 
             def loss(params: dict[str, Tensor], xs: tuple[Tensor, ...], y: Tensor) -> Tensor:
@@ -241,16 +241,14 @@ class TracInCP:
                    for (name, _), d, a in zip(linear, deltas, acts)}  # fmt: skip
         return [factors[k] if k in factors else grads[k].reshape(n, -1) for k in self.names]
 
-    def _factorable(self, inputs: tuple[Tensor, ...]) -> list[tuple[str, nn.Linear]]:
+    def _factorable(self, inputs: tuple[Tensor, ...], labels: Tensor) -> list[tuple[str, nn.Linear]]:
         """The ``Linear`` layers whose per-example weight gradient is rank one (2-D inputs, the
         weight used by that layer only), found once; checked once against the plain gradient."""
         if self._linear is None:
-            counts: dict[int, int] = {}
-            for _, p in self.model.named_parameters(remove_duplicate=False):
-                counts[id(p)] = counts.get(id(p), 0) + 1
+            counts = Counter(id(p) for _, p in self.model.named_parameters(remove_duplicate=False))
             candidates = [(name, m) for name, m in self.model.named_modules()
                           if isinstance(m, nn.Linear) and f"{name}.weight" in self.names
-                          and counts.get(id(m.weight), 0) == 1]  # fmt: skip
+                          and counts[id(m.weight)] == 1]  # fmt: skip
             if candidates:
                 with in_eval(self.model), torch.no_grad():
                     values = Layers(self.model, [m for _, m in candidates], True).capture(
@@ -259,13 +257,12 @@ class TracInCP:
                 candidates = [c for c, v in zip(candidates, values) if v.leaves[0].dim() == 2]
             self._linear = candidates
             if candidates:  # the model might use a weight outside its layer: compare once
-                xs, y = tuple(x[:2] for x in inputs), self._probe_labels
-                if y is not None:
-                    plain = dict(zip(self.names, self._gradient_blocks(0, xs, y[:2], False)))
-                    fast = dict(zip(self.names, self._gradient_blocks(0, xs, y[:2], False, factored=True)))
-                    self._linear = [(name, m) for name, m in candidates  # keep the layers whose gradient agrees
-                                    if torch.allclose(_dense(fast[f"{name}.weight"]), plain[f"{name}.weight"],
-                                                      rtol=1e-4, atol=1e-6)]  # fmt: skip
+                xs, y = tuple(x[:2] for x in inputs), labels[:2]
+                plain = dict(zip(self.names, self._gradient_blocks(0, xs, y, False)))
+                fast = dict(zip(self.names, self._gradient_blocks(0, xs, y, False, factored=True)))
+                self._linear = [(name, m) for name, m in candidates  # keep the layers whose gradient agrees
+                                if torch.allclose(_dense(fast[f"{name}.weight"]), plain[f"{name}.weight"],
+                                                  rtol=1e-4, atol=1e-6)]  # fmt: skip
         return self._linear
 
     def _train_chunks(self) -> Iterator[tuple[int, tuple[Tensor, ...], Tensor]]:
@@ -274,8 +271,6 @@ class TracInCP:
     # results -----------------------------------------------------------------------------
     def _features(self, c: int, xs: tuple[Tensor, ...], labels: Tensor, test: bool) -> Any:
         """What the dot products are taken of, per example: here the loss gradients' blocks."""
-        if self._linear is None and self._probe_labels is None:
-            self._probe_labels = labels
         return self._gradient_blocks(c, xs, labels, test, factored=True)
 
     @staticmethod
