@@ -88,7 +88,7 @@ def noise_tunnel(
             drawn_rows = {}
             if drawn is not None:
                 drawn_rows["baselines"] = restore([d.index_select(0, rows) for d in drawn], was_tuple)
-            parts, _, delta = call_on_copies(attributor, noisy, was_tuple, kwargs, n, c, per_copy=drawn_rows)
+            parts, structure, delta = call_on_copies(attributor, noisy, was_tuple, kwargs, n, c, per_copy=drawn_rows)
             if delta is not None:
                 deltas.append(delta)
             part_sums = [p.sum(1) for p in parts]
@@ -103,7 +103,7 @@ def noise_tunnel(
             result = [t / s for t in squares]
         else:
             result = [q / s - m * m for q, m in zip(squares, mean)]
-        result = restore(result, was_tuple)
+        result = structure.layout([t.contiguous() for t in result])
         if attributor.returns_delta:
             if delta_per_sample:
                 return result, torch.cat([d.reshape(-1) for d in deltas])

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ._core.attributor import Attributor, bind_baselines, call_on_copies
 from ._core.errors import ArgumentError
-from ._core.inputs import as_tuple, restore
+from ._core.inputs import as_tuple
 
 Selector = int | tuple[int, ...]
 
@@ -25,6 +25,9 @@ def multi_target(
     bounds the memory and there is no Python loop over targets. ``argname`` names the
     selector to vary: ``"target"`` for input methods, ``"neuron_selector"`` for neuron
     methods. Deltas, if returned, get shape ``(N, T)``.
+
+    Layer attributions keep the layer's structure, the target dimension right after each
+    leaf's batch dimension (``h`` of an ``nn.LSTM``: ``(layers, N, T, hidden)``).
 
     Each selector is an int or a tuple of ints (a 1-D tensor of ints, or a 2-D tensor of
     index tuples, works too). Per-example selectors are not accepted here.
@@ -51,10 +54,10 @@ def multi_target(
         xs, was_tuple = as_tuple(inputs)
         n = xs[0].shape[0]
         copies = tuple(x.repeat_interleave(n_targets, 0) for x in xs)
-        attrs, out_tuple, delta = call_on_copies(
+        attrs, structure, delta = call_on_copies(
             attributor, copies, was_tuple, kwargs, n, n_targets, per_copy={argname: targets * n}
         )
-        result = restore(attrs, out_tuple)
+        result = structure.layout([a.contiguous() for a in attrs], lead=2)
         return (result, delta) if delta is not None else result
 
     return attributor.with_fn(attribute, per_example=per_example, name=f"multi_target({attributor.name})")

@@ -219,6 +219,18 @@ def lstm(seed: int = 0) -> nn.Module:
     return LSTMClassifier().eval()
 
 
+class AfterEmbedding(nn.Module):
+    """An LSTMClassifier as a function of its embeddings (for methods that need float inputs)."""
+
+    def __init__(self, m: LSTMClassifier) -> None:
+        super().__init__()
+        self.m = m
+
+    def forward(self, emb):
+        out, _ = self.m.lstm(emb)
+        return self.m.head(out[:, -1])
+
+
 def bert(attn: str = "eager", seed: int = 0) -> nn.Module:
     from transformers import BertConfig, BertForSequenceClassification
 

@@ -198,6 +198,38 @@ def test_lstm_layer_and_neuron_methods():
     assert out.shape == (3, 7, 16) and h.shape == (1, 3, 16)
 
 
+def test_tuple_valued_layer_with_callable_neurons_multi_target_and_noise():
+    """On ``nn.LSTM``'s ``(out, (h, c))``: a callable neuron selector reads the tuple, and
+    multi_target, smoothgrad and sensitivity_max keep each leaf in its own layout (the
+    target dimension next to the batch, which is dimension 1 for ``h`` and ``c``)."""
+    m = A.lstm()
+    ids = torch.randint(0, 50, (3, 7), generator=torch.Generator().manual_seed(3))
+    emb = m.embedding(ids).detach()
+    body = A.AfterEmbedding(m).eval()
+    lstm = m.lstm
+
+    pick = lambda value: value[1][0][0, :, 2]  # noqa: E731  unit 2 of the final hidden state h
+    ours = pa.neuron_integrated_gradients(body, lstm, n_steps=16)(emb, neuron_selector=pick)
+    # the neuron as a model of its own (Captum's neuron methods cannot clone a nested tuple here)
+    theirs = C.IntegratedGradients(lambda e: pick(lstm(e))).attribute(emb, n_steps=16)
+    assert rel(ours, theirs) < 1e-4
+
+    layer_ig = pa.layer_integrated_gradients(m, lstm, n_steps=8)
+    (out, (h, c)) = pa.multi_target(layer_ig, [0, 2])(ids)
+    assert out.shape == (3, 2, 7, 16) and h.shape == (1, 3, 2, 16) and c.shape == (1, 3, 2, 16)
+    for j, t in enumerate([0, 2]):
+        one_out, (one_h, one_c) = layer_ig(ids, target=t)
+        torch.testing.assert_close(out[:, j], one_out)
+        torch.testing.assert_close(h[:, :, j], one_h)
+        torch.testing.assert_close(c[:, :, j], one_c)
+
+    noisy = pa.smoothgrad(pa.layer_gradient_x_activation(body, lstm), n_samples=4, stdevs=0.1)
+    s_out, (s_h, _) = noisy(emb, target=1, generator=torch.Generator().manual_seed(0))
+    assert s_out.shape == (3, 7, 16) and s_h.shape == (1, 3, 16)
+    sens = pa.metrics.sensitivity_max(pa.layer_gradient_x_activation(body, lstm), n_perturb_samples=3)
+    assert sens(emb, target=1).shape == (3,)
+
+
 class MHA(nn.Module):
     def __init__(self) -> None:
         super().__init__()

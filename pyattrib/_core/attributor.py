@@ -11,8 +11,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .capture import LayerValue
 from .errors import ArgumentError
-from .inputs import as_tuple, repeat_examples, restore
+from .inputs import repeat_examples, restore
 from .state import model_of
 
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args")
@@ -182,14 +183,15 @@ def call_on_copies(
     n: int,
     times: int,
     per_copy: dict[str, Any] | None = None,
-) -> tuple[list[Tensor], bool, Tensor | None]:
+) -> tuple[list[Tensor], LayerValue, Tensor | None]:
     """Call ``attributor`` on ``n * times`` rows, row ``i * times + s`` a copy of example ``i``.
 
     Per-example keyword arguments (an :class:`Attributor`'s ``per_example``; for any other
     callable, Captum's baselines, target and additional_forward_args) are repeated to follow
     their example; ``per_copy`` arguments already hold one entry per row. Returns the
-    attributions shaped ``(n, times, *shape)``, whether they were a tuple, and the deltas
-    shaped ``(n, times)`` when the attributor returns them.
+    attributions as leaves shaped ``(n, times, *shape)``, their structure (a tensor, a tuple,
+    or a layer's own pytree such as an LSTM's ``(out, (h, c))``, whose ``layout`` gives leaves
+    back in it), and the deltas shaped ``(n, times)`` when the attributor returns them.
     """
     per_example = getattr(attributor, "per_example", PER_EXAMPLE)
     expanded = {k: repeat_examples(v, n, times) if k in per_example else v for k, v in kwargs.items()}
@@ -199,5 +201,5 @@ def call_on_copies(
     if getattr(attributor, "returns_delta", False):
         out, delta = out
         delta = delta.reshape(n, times)
-    attrs, out_tuple = as_tuple(out, "attributions")
-    return [a.reshape(n, times, *a.shape[1:]) for a in attrs], out_tuple, delta
+    value = LayerValue.of(out, n * times, "the attributor")
+    return [a.reshape(n, times, *a.shape[1:]) for a in value.leaves], value, delta

@@ -65,8 +65,13 @@ class LayerValue:
             bdims.append(bd)
         return LayerValue(out, bdims, spec, tuple(nones))
 
-    def layout(self, leaves: Sequence[Tensor]) -> Any:
-        placed: list[Any] = [t.movedim(0, bd) if bd else t for t, bd in zip(leaves, self.bdims)]
+    def layout(self, leaves: Sequence[Tensor], lead: int = 1) -> Any:
+        """Leaves whose first ``lead`` dimensions stand for the batch (``(N, T, ...)`` with a
+        target dimension) back in the module's layout, those dimensions where its batch was."""
+        first = tuple(range(lead))
+        placed: list[Any] = [
+            t.movedim(first, tuple(range(bd, bd + lead))) if bd else t for t, bd in zip(leaves, self.bdims)
+        ]
         for at in self.nones:
             placed.insert(at, None)
         return pytree.tree_unflatten(placed, self.spec)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -11,6 +11,7 @@ from torch import Tensor
 
 from .._core import random
 from .._core.attributor import bind_baselines, call_on_copies
+from .._core.capture import LayerValue
 from .._core.errors import ArgumentError, check_batch_size, check_count
 from .._core.inputs import TensorOrTuple, as_tuple, restore
 
@@ -63,7 +64,7 @@ def sensitivity_max(
             plain = attributor(inputs, **kwargs)
             if getattr(attributor, "returns_delta", False):
                 plain = plain[0]
-            plain_flat = _flat(as_tuple(plain, "attributions")[0], n)
+            plain_flat = _flat(LayerValue.of(plain, n, "the attributor").leaves, n)
             scale = torch.linalg.vector_norm(plain_flat, order, dim=1)
             scale = torch.where(scale == 0, torch.ones_like(scale), scale)
             worst = torch.full((n,), -torch.inf, device=scale.device, dtype=scale.dtype)
@@ -92,5 +93,5 @@ def sensitivity_max(
     return measure
 
 
-def _flat(attrs: tuple[Tensor, ...], n: int) -> Tensor:
+def _flat(attrs: Sequence[Tensor], n: int) -> Tensor:
     return torch.cat([a.reshape(n, -1) for a in attrs], 1)
