@@ -18,6 +18,8 @@ pytestmark = pytest.mark.slow
 X = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 B = 0.1 * torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 T = [1, 4, 7]
+NEURON = (0, 1, 1)  # channel 0 at (1, 1) of the first block's output
+MASK = (torch.arange(16).reshape(4, 4).repeat_interleave(8, 0).repeat_interleave(8, 1))[None, None]  # 8x8 patches
 
 
 def rel(ours: torch.Tensor, theirs: torch.Tensor) -> float:
@@ -47,6 +49,34 @@ VISION_CASES = {
         lambda m, layer: pa.layer_integrated_gradients(m, layer)(X, B, target=T),
         lambda m, layer: C.LayerIntegratedGradients(m, layer).attribute(X, B, target=T),
     ),
+    "input_x_gradient": (
+        lambda m, layer: pa.input_x_gradient(m)(X, target=T),
+        lambda m, layer: C.InputXGradient(m).attribute(X, target=T),
+    ),
+    "deconvolution": (
+        lambda m, layer: pa.deconvolution(m)(X, target=T),
+        lambda m, layer: C.Deconvolution(m).attribute(X, target=T),
+    ),
+    "guided_gradcam": (
+        lambda m, layer: pa.guided_gradcam(m, layer)(X, target=T),
+        lambda m, layer: C.GuidedGradCam(m, layer).attribute(X, target=T),
+    ),
+    "layer_conductance": (
+        lambda m, layer: pa.layer_conductance(m, layer, n_steps=16)(X, B, target=T),
+        lambda m, layer: C.LayerConductance(m, layer).attribute(X, B, target=T, n_steps=16),
+    ),
+    "layer_gradient_x_activation": (
+        lambda m, layer: pa.layer_gradient_x_activation(m, layer)(X, target=T),
+        lambda m, layer: C.LayerGradientXActivation(m, layer).attribute(X, target=T),
+    ),
+    "neuron_integrated_gradients": (
+        lambda m, layer: pa.neuron_integrated_gradients(m, layer, n_steps=16)(X, B, neuron_selector=NEURON),
+        lambda m, layer: C.NeuronIntegratedGradients(m, layer).attribute(X, NEURON, B, n_steps=16),
+    ),
+    "feature_ablation": (
+        lambda m, layer: pa.feature_ablation(m)(X, B, target=T, feature_mask=MASK),
+        lambda m, layer: C.FeatureAblation(m).attribute(X, B, target=T, feature_mask=MASK),
+    ),
     "occlusion": (
         lambda m, layer: pa.occlusion(m, sliding_window_shapes=(3, 8, 8), strides=(3, 8, 8))(X, target=T),
         lambda m, layer: C.Occlusion(m).attribute(X, sliding_window_shapes=(3, 8, 8), strides=(3, 8, 8), target=T),
@@ -61,7 +91,7 @@ def test_vision_models_match_captum(name, method):
     ours, theirs = VISION_CASES[method]
     layer = first_block(name, m)
     # perturbation outputs are differences of near-equal logits: batch composition rounding shows
-    tol = 1e-3 if method == "occlusion" else 1e-4
+    tol = 1e-3 if method in ("occlusion", "feature_ablation") else 1e-4
     assert rel(ours(m, layer), theirs(m, layer)) < tol
 
 
@@ -152,7 +182,7 @@ def test_reused_module_is_an_error_for_layer_and_neuron_methods():
 
 # -- text ---------------------------------------------------------------------------
 
-IDS = torch.randint(1, 60, (3, 9), generator=torch.Generator().manual_seed(2))
+IDS = torch.randint(1, 50, (3, 9), generator=torch.Generator().manual_seed(2))  # in every vocabulary
 
 
 def logits(model: nn.Module):
@@ -186,6 +216,64 @@ def test_gpt2_next_token_attribution_matches_captum():
     ours = pa.layer_integrated_gradients(m, emb, n_steps=16)(IDS, IDS * 0, target=target)
     theirs = C.LayerIntegratedGradients(logits(m), emb).attribute(IDS, IDS * 0, target=target, n_steps=16)
     assert rel(ours, theirs) < 1e-4
+
+
+class FromEmbeddings(nn.Module):
+    """A Hugging Face model fed ``inputs_embeds``, returning its logits."""
+
+    def __init__(self, hf: nn.Module) -> None:
+        super().__init__()
+        self.hf = hf
+
+    def forward(self, emb):
+        return self.hf(inputs_embeds=emb).logits
+
+
+def text_model(name: str):
+    """(model for pyattrib, the same returning a tensor for Captum, the model fed embeddings,
+    the word-embedding layer, targets): BERT classes, GPT-2 (position, token), LSTM classes."""
+    if name == "lstm":
+        m = A.lstm()
+        return m, m, A.AfterEmbedding(m).eval(), m.embedding, [0, 1, 2]
+    family, attn = name.split("-")
+    m = A.bert(attn) if family == "bert" else A.gpt2(attn)
+    emb = m.bert.embeddings.word_embeddings if family == "bert" else m.transformer.wte
+    target = [0, 1, 2] if family == "bert" else [(8, 5), (8, 7), (8, 11)]
+    return m, logits(m), FromEmbeddings(m).eval(), emb, target
+
+
+TEXT_CASES = {
+    "saliency": (
+        lambda m, e, layer, t: pa.saliency(e)(layer(IDS).detach(), target=t),
+        lambda m, e, layer, t: C.Saliency(e).attribute(layer(IDS).detach(), target=t),
+    ),
+    "integrated_gradients": (
+        lambda m, e, layer, t: pa.integrated_gradients(e, n_steps=16)(layer(IDS).detach(), target=t),
+        lambda m, e, layer, t: C.IntegratedGradients(e).attribute(layer(IDS).detach(), target=t, n_steps=16),
+    ),
+    "layer_gradient_x_activation": (
+        lambda m, e, layer, t: pa.layer_gradient_x_activation(m, layer)(IDS, target=t),
+        lambda m, e, layer, t: C.LayerGradientXActivation(m, layer).attribute(IDS, target=t),
+    ),
+    "feature_ablation": (
+        lambda m, e, layer, t: pa.feature_ablation(m)(IDS, 0, target=t),
+        lambda m, e, layer, t: C.FeatureAblation(m).attribute(IDS, 0, target=t),
+    ),
+    "occlusion": (
+        lambda m, e, layer, t: pa.occlusion(m, sliding_window_shapes=(3,))(IDS, 0, target=t),
+        lambda m, e, layer, t: C.Occlusion(m).attribute(IDS, (3,), baselines=0, target=t),
+    ),
+}
+
+
+@pytest.mark.parametrize("method", list(TEXT_CASES))
+@pytest.mark.parametrize("name", ["bert-eager", "bert-sdpa", "gpt2-eager", "gpt2-sdpa", "lstm"])
+def test_text_models_match_captum(name, method):
+    """Hugging Face outputs are read as ``.logits`` by pyattrib (Captum gets a wrapper);
+    token ids go to perturbation and layer methods, embeddings to input-gradient methods."""
+    m, tensor_out, embedded, layer, target = text_model(name)
+    ours, theirs = TEXT_CASES[method]
+    assert rel(ours(m, embedded, layer, target), theirs(tensor_out, embedded, layer, target)) < 1e-4
 
 
 def test_lstm_layer_and_neuron_methods():

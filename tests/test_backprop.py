@@ -372,3 +372,31 @@ def test_lrp_relu_pass_through_does_not_keep_the_relu_input():
 
     saved, pre_relu = _saved_during(m, run)
     assert pre_relu and not any(s is h for s in saved for h in pre_relu)
+
+
+@pytest.mark.parametrize(
+    "func, rest, opts",
+    [
+        (F.relu6, (False,), {}),
+        (F.hardtanh, (-0.5, 2.0, False), {}),
+        (F.hardtanh, (), {"min_val": -2.0, "max_val": 0.5}),
+        (F.hardswish, (False,), {}),
+        (F.hardsigmoid, (False,), {}),
+        (F.silu, (False,), {}),
+        (F.mish, (False,), {}),
+        (F.gelu, (), {"approximate": "tanh"}),
+        (F.gelu, (), {}),
+        (F.leaky_relu, (0.2, False), {}),
+        (F.softplus, (2.0, 1.0), {}),
+        (F.elu, (0.7, False), {}),
+    ],
+)
+def test_ordinary_gradient_formulas_equal_autograd(func, rest, opts):
+    """The ordinary gradient that DeepLift's fallback (|x - x'| < eps) uses comes from aten's
+    backward kernel bound to the call's own parameters: equal to autograd's."""
+    from pyattrib._core.overrides import _bind
+
+    x, g = torch.randn(64) * 4, torch.randn(64)
+    op = _bind(func, rest, opts)
+    _, vjp = torch.func.vjp(op, x)
+    torch.testing.assert_close(op.formula(g, x), vjp(g)[0])

@@ -136,6 +136,9 @@ def _check_dtype(forward: Callable[..., Any], inputs: Any) -> None:
     given = {x.dtype for x in xs if isinstance(x, torch.Tensor) and x.is_floating_point()}
     if module is None or not given:
         return
+    first = next((p for p in module.parameters() if p.is_floating_point()), None)
+    if first is None or first.dtype in given:
+        return  # one parameter matches: no mismatch to report (the full walk only on suspicion)
     held = {p.dtype for p in module.parameters() if p.is_floating_point()}
     if len(held) == 1 and not given & held:
         (dtype,) = held

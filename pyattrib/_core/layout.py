@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .state import model_of, transformed
+from .state import model_of, submodules, transformed
 
 # stock modules whose forward reads any memory layout (no .view across C, H, W)
 _LAYOUT_SAFE: tuple[type[nn.Module], ...] = (
@@ -81,7 +81,7 @@ def channels_last_pays(module: nn.Module | None, inputs: tuple[Tensor, ...], bac
         return False
     if not any(x.dim() == 4 and x.is_floating_point() for x in inputs):
         return False
-    kinds = {type(m) for m in module.modules()}
+    kinds = {type(m) for m in submodules(module)}
     return nn.Conv2d in kinds and (not backward or nn.MaxPool2d in kinds) and kinds <= set(_LAYOUT_SAFE)
 
 

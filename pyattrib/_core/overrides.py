@@ -80,6 +80,36 @@ _GRAD_IN: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
 }
 
 
+_aten = torch.ops.aten
+# the ordinary gradient of a bound op from its input, by function: aten's own backward kernels
+# (a torch.func.vjp per call costs a second autograd pass)
+_PARAMS = {F.hardtanh: ("min_val", "max_val"), F.leaky_relu: ("negative_slope",), F.softplus: ("beta", "threshold"),
+           F.elu: ("alpha",), F.gelu: ("approximate",)}  # fmt: skip
+_DEFAULTS = {"min_val": -1.0, "max_val": 1.0, "negative_slope": 0.01, "beta": 1.0, "threshold": 20.0, "alpha": 1.0,
+             "approximate": "none"}  # fmt: skip
+_FORMULAS: dict[Callable[..., Any], Callable[[dict[str, Any]], Callable[[Tensor, Tensor], Tensor]]] = {
+    F.relu6: lambda p: lambda g, x: _aten.hardtanh_backward(g, x, 0.0, 6.0),
+    F.hardtanh: lambda p: lambda g, x: _aten.hardtanh_backward(g, x, p["min_val"], p["max_val"]),
+    F.hardswish: lambda p: _aten.hardswish_backward,
+    F.hardsigmoid: lambda p: _aten.hardsigmoid_backward,
+    F.silu: lambda p: _aten.silu_backward,
+    F.mish: lambda p: _aten.mish_backward,
+    F.gelu: lambda p: lambda g, x: _aten.gelu_backward(g, x, approximate=p["approximate"]),
+    F.leaky_relu: lambda p: lambda g, x: _aten.leaky_relu_backward(g, x, p["negative_slope"], False),
+    F.softplus: lambda p: lambda g, x: _aten.softplus_backward(g, x, p["beta"], p["threshold"]),
+    F.elu: lambda p: lambda g, x: _aten.elu_backward(g, p["alpha"], 1, 1, False, x),
+}
+
+
+def _formula(func: Callable[..., Any], rest: tuple, opts: dict[str, Any]) -> Callable[[Tensor, Tensor], Tensor] | None:
+    """``(grad_out, x) -> grad_in`` of ``func`` called with ``rest`` and ``opts`` after its input."""
+    make = _FORMULAS.get(func)
+    if make is None:
+        return None
+    names = _PARAMS.get(func, ())
+    return make({**{k: _DEFAULTS[k] for k in names}, **dict(zip(names, rest)), **opts})
+
+
 class _Elementwise(torch.autograd.Function):
     """``y = op(x)`` whose backward applies ``rule`` (through ``links``)."""
 
@@ -99,11 +129,13 @@ class _Elementwise(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None, None]:
         x, y = ctx.saved_tensors
-        formula = _GRAD_IN.get(ctx.kind)
+        formula, from_input = _GRAD_IN.get(ctx.kind), getattr(ctx.op, "formula", None)
 
         def ordinary_of(g: Tensor) -> Tensor:
             if formula is not None:
                 return formula(g, x, y)
+            if from_input is not None:
+                return from_input(g, x)
             with torch._C.DisableTorchFunction():  # the ordinary gradient, without our mode
                 _, vjp = torch.func.vjp(ctx.op, x)
                 return vjp(g)[0]
@@ -249,7 +281,9 @@ class Rules(TorchFunctionMode):
 def _bind(func: Callable[..., Any], rest: tuple, opts: dict) -> Callable[[Tensor], Tensor]:
     if func in (torch.relu_, Tensor.relu_):
         return torch.relu
-    return lambda t: func(t, *rest, **opts)
+    op = lambda t: func(t, *rest, **opts)  # noqa: E731
+    op.formula = _formula(func, rest, opts)  # type: ignore[attr-defined]
+    return op
 
 
 def overridden(

@@ -21,6 +21,16 @@ def transformed() -> bool:
     return torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None
 
 
+def submodules(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` and every module inside it: ``module.modules()`` without the names it
+    builds (a per-call walk, so it is kept cheap); a shared module may come twice."""
+    stack = [module]
+    while stack:
+        m = stack.pop()
+        yield m
+        stack.extend(c for c in m._modules.values() if c is not None)
+
+
 def model_of(f: Callable[..., Any]) -> nn.Module | None:
     """The nn.Module behind ``f`` (the first of :func:`modules_of`)."""
     found = modules_of(f)
@@ -105,8 +115,9 @@ def evaluating(model: Callable[..., Any], create_graph: bool = False) -> Iterato
     """
     found = modules_of(model)
     switched = [
-        m for top in found for m in top.modules() if m.training and next(m.buffers(recurse=False), None) is not None
+        m for top in found for m in submodules(top) if m.training and any(b is not None for b in m._buffers.values())
     ]
+    switched = list({id(m): m for m in switched}.values())
     try:
         for m in switched:
             m.training = False

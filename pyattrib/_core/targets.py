@@ -94,6 +94,13 @@ class Target:
             return picked.reshape(m, -1).sum(1) if sliced else picked
         idx = self.per_example
         self._check_arity(output, idx.shape[1])
+        if output.dim() == 2:  # the common case, one class index per example: no stride arithmetic
+            size = output.shape[1]
+            if not torch.compiler.is_compiling() and self._checked != output.shape[1:]:
+                self._check_range(idx, torch.tensor([size], device=idx.device, dtype=idx.dtype), output)
+            if index is not None:
+                idx = idx.index_select(0, index)
+            return output.gather(1, idx.remainder(size)).squeeze(1)
         sizes = torch.tensor(output.shape[1:], device=idx.device, dtype=idx.dtype)
         self._check_range(idx, sizes, output)
         if index is not None:
