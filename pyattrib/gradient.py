@@ -36,7 +36,7 @@ Stdevs = float | tuple[float, ...]
 
 def _grad_at_inputs(f: Forward, call: Call, batch_size: int | None) -> tuple[Tensor, ...]:
     def contribution(c: Chunk) -> tuple[Tensor, ...]:
-        return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.i)
+        return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.index)
 
     return accumulate(contribution, 1, call.n, call.chunk(batch_size), call.device)
 

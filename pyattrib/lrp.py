@@ -403,7 +403,7 @@ def lrp(
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
             with relevance_rules(model, rules, folded, split_sums):
-                return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.i)
+                return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.index)
 
         with evaluating(model):
             relevance = accumulate(contribution, 1, call.n, call.chunk(batch_size), call.device)

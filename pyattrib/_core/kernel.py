@@ -32,11 +32,38 @@ class Chunk:
     """
 
     def __init__(self, start: int, stop: int, n: int, device: torch.device, examples: Tensor | None = None) -> None:
-        self.n, self.start, self.stop = n, start, stop
-        self.r = torch.arange(start, stop, device=device)
-        self.k, self.local = self.r // n, self.r % n
-        self.i = self.local if examples is None else examples[self.local]
+        self.n, self.start, self.stop, self.device, self.examples = n, start, stop, device, examples
         self.aligned = examples is None and start % n == 0 and stop % n == 0
+        self._r: Tensor | None = None
+        self._i: Tensor | None = None
+
+    # row indices are made on first use (a one-point chunk, as saliency's, needs none); plain
+    # properties, not functools.cached_property, which torch.compile cannot trace
+    @property
+    def r(self) -> Tensor:
+        if self._r is None:
+            self._r = torch.arange(self.start, self.stop, device=self.device)
+        return self._r
+
+    @property
+    def k(self) -> Tensor:
+        return self.r // self.n
+
+    @property
+    def local(self) -> Tensor:
+        return self.r % self.n
+
+    @property
+    def i(self) -> Tensor:
+        if self._i is None:
+            self._i = self.local if self.examples is None else self.examples[self.local]
+        return self._i
+
+    @property
+    def index(self) -> Tensor | None:
+        """``i`` for selecting per-example targets and arguments; None when the chunk is the
+        batch itself (rows ``0..n-1``), which needs no selection."""
+        return None if self.examples is None and self.start == 0 and self.stop == self.n else self.i
 
     def take(self, t: Tensor) -> Tensor:
         """The rows of per-example tensor ``t`` (shape ``(N, ...)``) for this chunk."""

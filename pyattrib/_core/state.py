@@ -21,14 +21,15 @@ def transformed() -> bool:
     return torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None
 
 
-def submodules(module: nn.Module) -> Iterator[nn.Module]:
-    """``module`` and every module inside it: ``module.modules()`` without the names it
-    builds (a per-call walk, so it is kept cheap); a shared module may come twice."""
-    stack = [module]
-    while stack:
-        m = stack.pop()
-        yield m
-        stack.extend(c for c in m._modules.values() if c is not None)
+def submodules(module: nn.Module) -> list[nn.Module]:
+    """``module`` and every module inside it, as ``module.modules()`` gives them but without
+    the names it builds: this walk runs on every call, so it is kept cheap (~5 us for 40
+    modules, a quarter of ``modules()``). A shared module may come twice."""
+    found = [module]
+    for m in found:  # the list grows while it is read: a breadth-first walk
+        if m._modules:
+            found += [c for c in m._modules.values() if c is not None]
+    return found
 
 
 def model_of(f: Callable[..., Any]) -> nn.Module | None:
