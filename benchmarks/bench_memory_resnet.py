@@ -1,13 +1,15 @@
 """Peak memory of every method at its defaults on ResNet-18 at 224x224 (batch 2), pyattrib
 vs Captum (CPU).
 
-Run: python benchmarks/bench_memory_resnet.py [--methods saliency,occlusion]
+Run: python benchmarks/bench_memory_resnet.py [--methods saliency,occlusion] [--time]
 
 Each (library, method) call runs once in a fresh interpreter after a warm-up forward; the
 figure is the growth of the process's peak resident memory (Linux ``VmHWM``) over the
 warmed-up baseline, which counts everything the call allocates (the profiler's timeline
 misses frees inside custom autograd Functions). Target: pyattrib's default within 1.25x of
-Captum's default for the same call.
+Captum's default for the same call. ``--time`` instead times the single-pass methods
+side by side in one process (interleaved rounds, median), at batch 2 where fixed per-call
+costs show most.
 """
 
 from __future__ import annotations
@@ -121,10 +123,40 @@ def measure(case: str) -> float:
     return common.rss_mb("VmHWM") - base
 
 
+SINGLE_PASS = ("saliency", "smoothgrad(saliency)", "gradient_shap", "deep_lift", "guided_backprop", "layer_gradcam")
+
+
+def timing(methods: list[str], rounds: int) -> None:
+    import torch
+
+    from tests.architectures import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18(shrink=1)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    print(f"time of one call, ResNet-18 batch 2, 3x224x224, CPU, {torch.get_num_threads()} threads (median)")
+    for method in methods:
+        ours, theirs = calls(model, x)[method]
+        try:
+            theirs()
+        except Exception as e:  # noqa: BLE001
+            t = common.interleaved({"pyattrib": ours}, rounds=rounds, warmup=1)
+            print(f"{method:<28} pyattrib {t['pyattrib'] * 1e3:8.1f} ms   captum raises {type(e).__name__}")
+            continue
+        t = common.interleaved({"pyattrib": ours, "captum": theirs}, rounds=rounds, warmup=1)
+        print(f"{method:<28} pyattrib {t['pyattrib'] * 1e3:8.1f} ms   captum {t['captum'] * 1e3:8.1f} ms   "
+              f"{t['pyattrib'] / t['captum']:5.2f}x", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--methods", default="")
+    parser.add_argument("--time", action="store_true")
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
+    if args.time:
+        timing([m for m in SINGLE_PASS if not args.methods or m in args.methods.split(",")], args.rounds)
+        return
     chosen = [m for m in METHODS if not args.methods or m in args.methods.split(",")]
     print("peak RSS growth of one call, ResNet-18 (torchvision layout, random weights), batch 2, 3x224x224, CPU")
     for method in chosen:
