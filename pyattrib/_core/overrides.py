@@ -123,12 +123,18 @@ class _Elementwise(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
         x, op, kind, rule, links = inputs
         keep = getattr(rule, "reads_input", True) or kind not in _GRAD_IN  # else freed early: less memory
-        ctx.save_for_backward(x if keep else None, output)
+        # an in-place op's output lives on only in what we save: keep its input (a copy
+        # anyway) and recompute the output in the backward, one elementwise op
+        ctx.recompute = keep and getattr(op, "in_place", False)
+        ctx.save_for_backward(x if keep else None, None if ctx.recompute else output)
         ctx.op, ctx.kind, ctx.rule, ctx.links = op, kind, rule, links
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None, None]:
         x, y = ctx.saved_tensors
+        if ctx.recompute:
+            with torch.no_grad(), torch._C.DisableTorchFunction():
+                y = ctx.op(x)
         formula, from_input = _GRAD_IN.get(ctx.kind), getattr(ctx.op, "formula", None)
 
         def ordinary_of(g: Tensor) -> Tensor:
@@ -273,6 +279,8 @@ class Rules(TorchFunctionMode):
         rest = args[1:at] + (False,) + args[at + 1 :] if positional else args[1:]
         opts = {k: v for k, v in kwargs.items() if k != "inplace"}
         op = _bind(func, rest, opts)
+        if in_place:
+            op = _marked_in_place(op)
         links = self._links(x, kind)
         y = apply(_Elementwise, x.clone() if in_place else x, op, kind, rule, links)
         return self._made(x.copy_(y) if in_place else y, kind, links)
@@ -284,6 +292,12 @@ def _bind(func: Callable[..., Any], rest: tuple, opts: dict) -> Callable[[Tensor
     op = lambda t: func(t, *rest, **opts)  # noqa: E731
     op.formula = _formula(func, rest, opts)  # type: ignore[attr-defined]
     return op
+
+
+def _marked_in_place(op: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    marked = lambda t: op(t)  # noqa: E731
+    marked.in_place, marked.formula = True, getattr(op, "formula", None)  # type: ignore[attr-defined]
+    return marked
 
 
 def overridden(
