@@ -14,7 +14,6 @@ Run: python benchmarks/bench_architectures.py [--models vit,bert] [--methods sal
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import warnings
@@ -24,7 +23,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench_matrix import Case, cells, grid_mask, run_cell, show  # noqa: E402
+from bench_matrix import Case, cells, geomean, grid_mask, run_cell, show  # noqa: E402
 
 from tests import architectures as A  # noqa: E402
 
@@ -101,8 +100,7 @@ def main() -> None:
             if "mem_captum" in t:
                 mem_ratios.append(float(t["mem_pyattrib"]) / max(float(t["mem_captum"]), 1e-3))
     if ratios:
-        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-        print(f"geometric mean pyattrib/captum time over {len(ratios)} cells: {geo:.2f}x")
+        print(f"geometric mean pyattrib/captum time over {len(ratios)} cells: {geomean(ratios):.2f}x")
     if mem_ratios:
         print(f"peak memory pyattrib/captum: max {max(mem_ratios):.2f}x, "
               f"cells above 1.25x: {sum(r > 1.25 for r in mem_ratios)} of {len(mem_ratios)}")  # fmt: skip

@@ -256,7 +256,7 @@ def _windows(call: Call, shapes: Any, strides: Any) -> list[Windows]:
     return out
 
 
-_MASK_ELEMENTS = 2**20
+_MASK_ELEMENTS = 2**14  # window masks built at once for the final average: a small fixed cost
 
 
 class Windows:

@@ -477,3 +477,16 @@ def test_whole_batch_output_errors_and_integer_inputs_with_float_baselines():
     # lower-rank and float-valued masks: a 0-d mask is one group for the whole input
     one = pa.feature_ablation(lambda z: z.sum(1))(x, feature_mask=torch.tensor(0.0))
     torch.testing.assert_close(one, x.sum(1, keepdim=True).expand_as(x))
+
+
+def test_kept_outputs_do_not_pin_whole_model_outputs():
+    """Perturbation methods keep one selected output per row across all evaluations; a view
+    (a language model's ``logits[:, -1]``, a selected class) would keep every evaluation's
+    whole output alive (Shapley sampling on GPT-2: 12 MB instead of 1 MB)."""
+    from pyattrib._core.perturb import per_example_outputs
+    from pyattrib._core.targets import as_target
+
+    logits = torch.randn(4, 16, 60)
+    for target in (0, None):
+        kept = per_example_outputs(as_target(target, 4, logits.device), logits[:, -1], None)
+        assert kept.untyped_storage().nbytes() == kept.numel() * kept.element_size()

@@ -12,10 +12,10 @@ where ``c`` is the number of input elements per example, counting each integer i
   (path points, noise samples, DeepLift pairs). Captum sends all of them at once; chunks of
   this size run as fast (measured on the architecture matrix: 25 path points of a batch of
   16 text sequences or 4 64x64 images is the fastest chunk) at a fraction of the memory.
-- ``FORWARD_BUDGET`` (2^14 elements, 64 KiB) for forward-only perturbed rows. Captum
+- ``FORWARD_BUDGET`` (2^13 elements, 32 KiB) for forward-only perturbed rows. Captum
   sends one perturbation of the batch per evaluation; so does this rule for images and
-  text (same peak memory), while tabular rows, where per-call overhead dominates, get
-  chunks of many perturbations.
+  text from a batch of 8 sequences of 16 tokens up (same peak memory), while tabular
+  rows, where per-call overhead dominates, get chunks of several perturbations.
 
 A batch the user's model already takes runs as one evaluation, as in Captum. Results do
 not depend on the chunking; an explicit ``batch_size`` always wins.
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from torch import Tensor
 
 GRADIENT_BUDGET = 2**20
-FORWARD_BUDGET = 2**14
+FORWARD_BUDGET = 2**13
 ID_WIDTH = 64
 
 

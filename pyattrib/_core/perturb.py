@@ -30,8 +30,16 @@ def per_example_outputs(target: Target, output: Tensor, index: Tensor | None) ->
         output = model_output(output, len(index) if index is not None else target.n)
         if output.dim() == 0:
             target.select(output, index)  # raises the clear 0-d error
-        return output.reshape(output.shape[0], -1)
-    return target.select(output, index)[:, None]
+        return _own(output.reshape(output.shape[0], -1))
+    return _own(target.select(output, index)[:, None])
+
+
+def _own(values: Tensor) -> Tensor:
+    """``values`` in storage of their own: kept across evaluations, a view (``logits[:, -1]``,
+    a selected class) would keep each evaluation's whole model output alive."""
+    if values.untyped_storage().nbytes() > values.numel() * values.element_size():
+        return values.clone()
+    return values
 
 
 class Outputs(NamedTuple):
