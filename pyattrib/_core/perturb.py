@@ -19,6 +19,7 @@ from torch import Tensor
 from .call import Call
 from .errors import ArgumentError
 from .layout import feeder
+from .state import transformed
 from .targets import Target, model_output
 
 Build = Callable[[Tensor, Tensor], tuple[Tensor, ...]]
@@ -37,7 +38,7 @@ def per_example_outputs(target: Target, output: Tensor, index: Tensor | None) ->
 def _own(values: Tensor) -> Tensor:
     """``values`` in storage of their own: kept across evaluations, a view (``logits[:, -1]``,
     a selected class) would keep each evaluation's whole model output alive."""
-    if values.untyped_storage().nbytes() > values.numel() * values.element_size():
+    if not transformed() and values.untyped_storage().nbytes() > values.numel() * values.element_size():
         return values.clone()
     return values
 
