@@ -8,7 +8,9 @@ Rows (the issue's targets in brackets):
 - deletion curve, 16 images x 50 steps, against a per-step loop (one forward per step).
 
 on the benchmark CNN (3x32x32, batch 16) and an MLP (64 features, batch 64). Each library
-at its defaults. Prints median time, the ratio, and peak tensor memory (MB) of each side.
+at its defaults. Prints median time, the ratio, and peak tensor memory (MB) of each side;
+for infidelity also the floor (the perturbation function and the plain batched forwards
+every implementation runs) as a fraction of Captum's time.
 
 ``python benchmarks/bench_metrics.py [--rounds 5] [--no-memory] 2>/dev/null``
 """
@@ -53,6 +55,18 @@ def per_step_deletion(model, x, attrs, target, n_steps):
     return torch.stack(scores, 1)
 
 
+def infidelity_floor(model, x, attrs, target, samples):
+    """The work any implementation does: the user's perturbation function on the repeated
+    batch, f(x) and f(x - I) in plain batched forwards, and the squared errors."""
+    with torch.no_grad():
+        rows = x.repeat_interleave(samples, 0)
+        perturbation, perturbed = noise(rows)
+        fx = model(x).gather(1, target[:, None])[:, 0].repeat_interleave(samples)
+        moved = model(perturbed).gather(1, target.repeat_interleave(samples)[:, None])[:, 0]
+        dot = (attrs.repeat_interleave(samples, 0) * perturbation).reshape(len(rows), -1).sum(1)
+        return ((dot - (fx - moved)) ** 2).reshape(-1, samples).mean(1)
+
+
 def cases(name: str):
     model, x = (cnn(), torch.randn(16, 3, 32, 32)) if name == "cnn" else (mlp(), torch.randn(64, 64))
     target = torch.arange(x.shape[0]) % 10
@@ -76,6 +90,7 @@ def cases(name: str):
         {
             "captum": lambda: infidelity(model, noise, x, attrs, target=target, n_perturb_samples=10),
             "pyattrib": lambda: infid_ours(x, attrs, target=target),
+            "floor": lambda: infidelity_floor(model, x, attrs, target, 10),
         },
     )
     yield (
@@ -106,10 +121,11 @@ def main() -> None:
             times = interleaved(contenders, rounds=args.rounds, warmup=1)
             mem = {k: float("nan") for k in contenders}
             if not args.no_memory:
-                mem = {k: peak_tensor_mb(fn) for k, fn in contenders.items()}
+                mem = {k: peak_tensor_mb(fn) for k, fn in contenders.items() if k != "floor"}
             ratio = times["pyattrib"] / times["captum"]
+            floor = f"  floor {times['floor'] / times['captum']:.2f}x of Captum" if "floor" in times else ""
             print(f"{name:<6}{label:<28}{times['captum'] * 1e3:>11.1f}{times['pyattrib'] * 1e3:>13.1f}"
-                  f"{ratio:>7.2f}x{mem['captum']:>11.1f}{mem['pyattrib']:>9.1f}", flush=True)  # fmt: skip
+                  f"{ratio:>7.2f}x{mem['captum']:>11.1f}{mem['pyattrib']:>9.1f}{floor}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
