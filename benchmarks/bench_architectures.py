@@ -13,7 +13,6 @@ Run: python benchmarks/bench_architectures.py [--models vit,bert] [--methods sal
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
@@ -23,7 +22,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench_matrix import Case, cells, geomean, grid_mask, run_cell, show  # noqa: E402
+from bench_matrix import Case, arguments, cells, geomean, grid_mask, run_cell, show  # noqa: E402
 
 from tests import architectures as A  # noqa: E402
 
@@ -77,12 +76,7 @@ def cases() -> list[Case]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--models", default="")
-    parser.add_argument("--methods", default="")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-memory", action="store_true")
-    args = parser.parse_args()
+    args = arguments(rounds=3)
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; defaults of both libraries")
     ratios: list[float] = []

@@ -301,13 +301,18 @@ def geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def main() -> None:
+def arguments(rounds: int) -> argparse.Namespace:
+    """The command line shared by the matrix benchmarks."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="")
     parser.add_argument("--methods", default="")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--no-memory", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(rounds=5)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; defaults of both libraries")
     ratios: list[float] = []
     floors: list[float] = []  # floor / Captum: the ratio of an implementation that runs at the floor
