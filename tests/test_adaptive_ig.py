@@ -57,6 +57,33 @@ def test_each_example_stops_at_the_first_level_that_meets_the_tolerance():
     torch.testing.assert_close(integral[0].sum(1), torch.ones(5, dtype=torch.float64))
 
 
+def test_half_levels_sit_between_clenshaw_curtis_levels():
+    rule = NestedRule.build()
+    assert rule.steps.tolist() == [5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257]
+    for g in range(len(rule.steps)):
+        w = rule.weights[g]
+        assert abs(float(w.sum()) - 1) < 1e-12  # constants
+        assert abs(float((w * rule.nodes).sum()) - 0.5) < 1e-12  # and linear integrands, exactly
+
+
+def test_a_discontinuous_integrand_stops_at_half_levels():
+    """A ReLU network's gradient jumps along the path: examples stop half way between two
+    Clenshaw-Curtis levels where the trapezoid on the held nodes meets the tolerance."""
+    jumps = torch.tensor([0.31, 0.47, 0.62, 0.77, 0.13, 0.55], dtype=torch.float64)
+    rows = []
+
+    def grad_at(points, c):
+        rows.append(len(c.i))
+        return (((points[0][:, 0] > jumps[c.i]).double()).unsqueeze(1).expand(-1, 2) / 2,)
+
+    n = len(jumps)
+    start, diff = (torch.zeros(n, 2, dtype=torch.float64),), (torch.ones(n, 2, dtype=torch.float64),)
+    integral, steps = adaptive_path_integral(grad_at, start, diff, 1 - jumps, 0.02, None)
+    assert steps.tolist() == [5, 17, 33, 7, 17, 13]  # 7 and 13: half levels
+    assert sum(rows) == int(steps.sum())  # no node evaluated twice
+    assert float((integral[0].sum(1) - (1 - jumps)).abs().max()) <= 0.02
+
+
 @pytest.mark.parametrize("tolerance", [1e-3, 1e-5])
 def test_auto_reaches_the_tolerance_on_every_example(tolerance):
     m = models.mlp(seed=1).double()

@@ -212,10 +212,11 @@ def adaptive_path_integral(
     tolerance: float,
     batch_size: int | None,
 ) -> tuple[tuple[Tensor, ...], Tensor]:
-    """:func:`path_integral` to a tolerance: per example, the first nested Clenshaw-Curtis
-    level ``m`` whose completeness error ``|sum_j diff_j * I_j - rise|`` is at most
-    ``tolerance``, where ``I`` is the level's estimate of the integral and ``rise`` the
-    exact ``f(end) - f(start)``.
+    """:func:`path_integral` to a tolerance: per example, the first stopping point of the
+    nested rule (:class:`NestedRule`: Clenshaw-Curtis levels and the half levels between
+    them) whose completeness error ``|sum_j diff_j * I_j - rise|`` is at most ``tolerance``,
+    where ``I`` is that rule's estimate of the integral and ``rise`` the exact
+    ``f(end) - f(start)``.
 
     Every level adds only its new nodes, and only for the examples not yet converged.
     Each new node's gradient is added to the running sums of every level that holds it,
