@@ -14,7 +14,7 @@ from torch import Tensor
 from .capture import LayerValue
 from .errors import ArgumentError
 from .inputs import repeat_examples, restore
-from .state import model_of
+from .state import model_of, submodules
 
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args")
 
@@ -136,7 +136,8 @@ def _check_dtype(forward: Callable[..., Any], inputs: Any) -> None:
     given = {x.dtype for x in xs if isinstance(x, torch.Tensor) and x.is_floating_point()}
     if module is None or not given:
         return
-    first = next((p for p in module.parameters() if p.is_floating_point()), None)
+    first = next((p for m in submodules(module) for p in m._parameters.values()
+                  if p is not None and p.is_floating_point()), None)  # fmt: skip
     if first is None or first.dtype in given:
         return  # one parameter matches: no mismatch to report (the full walk only on suspicion)
     held = {p.dtype for p in module.parameters() if p.is_floating_point()}
