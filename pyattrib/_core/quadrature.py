@@ -109,32 +109,26 @@ class NestedRule:
     def build(first: int = 2, last: int = 8) -> NestedRule:
         finest = 2**last
         alpha, _ = clenshaw_curtis(finest)
-        stops: list[tuple[list[int], np.ndarray]] = []  # (new finest-grid indices, weights on the held set)
+        stops: list[tuple[list[int], list[int], np.ndarray]] = []  # (new, held, weights on held); finest-grid ids
         held: list[int] = []
         for m in range(first, last + 1):
             stride = finest // 2**m
-            if m == first:
-                new = list(range(0, finest + 1, stride))
-            else:
-                added = list(range(stride, finest, 2 * stride))
-                half = sorted(held + added[::2])
-                stops.append((added[::2], _trapezoid(alpha[half])))
-                held = half
-                new = added[1::2]
-            held = sorted(held + new)
-            stops.append((new, clenshaw_curtis(2**m)[1]))
-        order = [k for new, _ in stops for k in new]
+            added = list(range(0, finest + 1, stride)) if m == first else list(range(stride, finest, 2 * stride))
+            if m > first:  # the half level: every other new node, trapezoid weights
+                held = sorted(held + added[::2])
+                stops.append((added[::2], held, _trapezoid(alpha[held])))
+                added = added[1::2]
+            held = sorted(held + added)
+            stops.append((added, held, clenshaw_curtis(2**m)[1]))
+        order = [k for new, _, _ in stops for k in new]
         position = {k: p for p, k in enumerate(order)}
         weights = np.zeros((len(stops), len(order)))
-        groups, steps, seen = [], [], 0
-        held = []
-        for g, (new, w) in enumerate(stops):
-            groups.append(slice(seen, seen + len(new)))
-            seen += len(new)
-            held = sorted(held + new)
-            weights[g, [position[k] for k in held]] = w
-            steps.append(len(held))
-        return NestedRule(torch.from_numpy(alpha[order]), torch.from_numpy(weights), tuple(groups), torch.tensor(steps))
+        for g, (_, on, w) in enumerate(stops):
+            weights[g, [position[k] for k in on]] = w
+        sizes = np.cumsum([0] + [len(new) for new, _, _ in stops])
+        groups = tuple(slice(int(a), int(b)) for a, b in zip(sizes[:-1], sizes[1:]))
+        steps = torch.tensor([len(on) for _, on, _ in stops])
+        return NestedRule(torch.from_numpy(alpha[order]), torch.from_numpy(weights), groups, steps)
 
 
 def _trapezoid(t: np.ndarray) -> np.ndarray:
