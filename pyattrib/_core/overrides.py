@@ -278,26 +278,20 @@ class Rules(TorchFunctionMode):
         in_place = func in _IN_PLACE or bool(kwargs.get("inplace", False)) or (positional and bool(args[at]))
         rest = args[1:at] + (False,) + args[at + 1 :] if positional else args[1:]
         opts = {k: v for k, v in kwargs.items() if k != "inplace"}
-        op = _bind(func, rest, opts)
-        if in_place:
-            op = _marked_in_place(op)
+        op = _bind(func, rest, opts, in_place)
         links = self._links(x, kind)
         y = apply(_Elementwise, x.clone() if in_place else x, op, kind, rule, links)
         return self._made(x.copy_(y) if in_place else y, kind, links)
 
 
-def _bind(func: Callable[..., Any], rest: tuple, opts: dict) -> Callable[[Tensor], Tensor]:
+def _bind(func: Callable[..., Any], rest: tuple, opts: dict, in_place: bool = False) -> Callable[[Tensor], Tensor]:
+    """``func`` on its input alone, out of place, marked with its ordinary-gradient formula
+    and whether the model called it in place."""
     if func in (torch.relu_, Tensor.relu_):
-        return torch.relu
+        func = torch.relu
     op = lambda t: func(t, *rest, **opts)  # noqa: E731
-    op.formula = _formula(func, rest, opts)  # type: ignore[attr-defined]
+    op.formula, op.in_place = _formula(func, rest, opts), in_place  # type: ignore[attr-defined]
     return op
-
-
-def _marked_in_place(op: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
-    marked = lambda t: op(t)  # noqa: E731
-    marked.in_place, marked.formula = True, getattr(op, "formula", None)  # type: ignore[attr-defined]
-    return marked
 
 
 def overridden(

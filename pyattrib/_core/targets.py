@@ -94,24 +94,15 @@ class Target:
             return picked.reshape(m, -1).sum(1) if sliced else picked
         idx = self.per_example
         self._check_arity(output, idx.shape[1])
-        if output.dim() == 2:  # the common case, one class index per example: no stride arithmetic
-            size = output.shape[1]
-            if not torch.compiler.is_compiling() and self._checked != output.shape[1:]:
-                self._check_range(idx, torch.tensor([size], device=idx.device, dtype=idx.dtype), output)
-            if index is not None:
-                idx = idx.index_select(0, index)
-            return output.gather(1, idx.remainder(size)).squeeze(1)
-        sizes = torch.tensor(output.shape[1:], device=idx.device, dtype=idx.dtype)
-        self._check_range(idx, sizes, output)
+        self._check_range(idx, output)
         if index is not None:
             idx = idx.index_select(0, index)
-        idx = torch.where(idx < 0, idx + sizes, idx)
-        strides = torch.tensor(
-            [math.prod(output.shape[2 + d :]) for d in range(idx.shape[1])],
-            device=idx.device,
-            dtype=idx.dtype,
-        )
-        flat = (idx * strides).sum(1, keepdim=True)
+        dims = output.shape[1:]
+        if len(dims) == 1:  # one class index per example: no stride arithmetic
+            return output.gather(1, idx.remainder(dims[0])).squeeze(1)
+        sizes = torch.tensor(dims, device=idx.device, dtype=idx.dtype)
+        strides = torch.tensor([math.prod(dims[d + 1 :]) for d in range(len(dims))], device=idx.device, dtype=idx.dtype)
+        flat = (idx.remainder(sizes) * strides).sum(1, keepdim=True)
         return output.reshape(m, -1).gather(1, flat).squeeze(1)
 
     def _check_arity(self, output: Tensor, k: int) -> None:
@@ -123,9 +114,10 @@ class Target:
                 "one scalar per example is selected"
             )
 
-    def _check_range(self, idx: Tensor, sizes: Tensor, output: Tensor) -> None:
+    def _check_range(self, idx: Tensor, output: Tensor) -> None:
         if torch.compiler.is_compiling() or self._checked == output.shape[1:]:
             return  # data-dependent: skipped in compiled graphs, done once per call eagerly
+        sizes = torch.tensor(output.shape[1:], device=idx.device, dtype=idx.dtype)
         bad = (idx >= sizes) | (idx < -sizes)
         if bool(bad.any()):
             row = int(bad.any(1).nonzero()[0])
