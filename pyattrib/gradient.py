@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ._core import random
 from ._core.attributor import Attributor
-from ._core.call import Call, completeness_delta, output_rise, prepare
+from ._core.call import Call, completeness_delta, output_ends, prepare
 from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import TensorOrTuple, as_tuple
 from ._core.kernel import (
@@ -97,10 +97,12 @@ def integrated_gradients(
     up to the quadrature error, which ``return_delta=True`` reports per example.
 
     ``n_steps="auto"`` integrates each example to ``|delta| <= tolerance`` (default 1e-3,
-    in units of the model output): nested Clenshaw-Curtis rules of 5, 9, 17, ..., 257
-    nodes, where each level reuses the gradients of the one before and only examples
-    not yet converged are refined. ``f(x) - f(x')`` is known exactly, so the error is
-    measured, not estimated.
+    in units of the model output). ``f(x) - f(x')`` is known exactly, and so is ``f`` at every
+    node (the forward pass of its gradient), so the error of each interval between nodes is
+    measured, not estimated: intervals with the largest errors are halved (isolating the
+    jumps of ReLU networks), and on smooth integrands Fejer's second rule is refined level by
+    level (see :class:`pyattrib._core.quadrature.DyadicGrid`). Only examples not yet converged
+    are refined, and no node is evaluated twice.
 
     ``batch_size`` bounds the rows (path points x examples) per model evaluation.
     Call as ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
@@ -116,11 +118,11 @@ def integrated_gradients(
         diff = tuple(x - b for x, b in zip(call.inputs, base))
 
         def grad_at(points: tuple[Tensor, ...], c: Chunk) -> tuple[Tensor, ...]:
-            return gradients(f, call.args, call.target, points, c.i)
+            return gradients(f, call.args, call.target, points, c.i, record=c)
 
         with evaluating(f, create_graph):
-            rise = lambda: output_rise(f, call, base)  # noqa: E731
-            total = integrate_path(grad_at, base, diff, rule, call.chunk(batch_size), rise)
+            ends = lambda: output_ends(f, call, base)  # noqa: E731
+            total = integrate_path(grad_at, base, diff, rule, call.chunk(batch_size), ends)
             attrs = tuple(t * d for t, d in zip(total, diff)) if multiply_by_inputs else total
             result = call.restore(attrs)
             if return_delta:

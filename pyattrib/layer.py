@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._core.attributor import Attributor
-from ._core.call import Call, completeness_delta, output_rise, prepare
+from ._core.call import Call, completeness_delta, output_ends, prepare
 from ._core.capture import Layers, LayerValue, split
 from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import ForwardArgs, TensorOrTuple
@@ -122,10 +122,10 @@ def layer_integrated_gradients(
 
             def grad_at(points: tuple[Tensor, ...], c: Chunk) -> tuple[Tensor, ...]:
                 run = layers.splice(at_x, tuple(c.take(x) for x in call.inputs), call.args.rows(c.i))
-                return gradients(run, ForwardArgs(None, 0), call.target, points, c.i)
+                return gradients(run, ForwardArgs(None, 0), call.target, points, c.i, record=c)
 
-            rise = lambda: output_rise(model, call, base)  # noqa: E731
-            total = integrate_path(grad_at, start, diff, rule, call.chunk(batch_size), rise)
+            ends = lambda: output_ends(model, call, base)  # noqa: E731
+            total = integrate_path(grad_at, start, diff, rule, call.chunk(batch_size), ends)
             attrs = [t * d for t, d in zip(total, diff)] if multiply_by_inputs else list(total)
             result = layers.result(at_x, attrs)
             if return_delta:

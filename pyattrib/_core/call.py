@@ -69,12 +69,17 @@ def prepare(
     return Call(xs, was_tuple, as_target(target, n, xs[0].device, target_name), ForwardArgs(additional_forward_args, n))
 
 
-def output_rise(forward: Callable[..., Any], call: Call, baselines: tuple[Tensor, ...]) -> Tensor:
-    """``f(x) - f(baseline)`` of the selected output, per example (shape ``(N,)``)."""
+def output_ends(forward: Callable[..., Any], call: Call, baselines: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+    """``f(baseline), f(x)`` of the selected output, per example (shape ``(N,)`` each)."""
     from .kernel import outputs
 
-    end = outputs(forward, call.args, call.target, call.inputs, None)
     start = outputs(forward, call.args, call.target, tuple(b.contiguous() for b in baselines), None)
+    return start, outputs(forward, call.args, call.target, call.inputs, None)
+
+
+def output_rise(forward: Callable[..., Any], call: Call, baselines: tuple[Tensor, ...]) -> Tensor:
+    """``f(x) - f(baseline)`` of the selected output, per example (shape ``(N,)``)."""
+    start, end = output_ends(forward, call, baselines)
     return end - start
 
 

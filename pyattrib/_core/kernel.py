@@ -19,7 +19,7 @@ from torch import Tensor
 from .errors import ArgumentError
 from .inputs import ForwardArgs
 from .layout import feeder
-from .quadrature import NestedRule, PathRule, ToTolerance
+from .quadrature import DyadicGrid, PathRule, ToTolerance
 from .state import transformed
 from .targets import Target
 
@@ -36,6 +36,7 @@ class Chunk:
         self.aligned = examples is None and start % n == 0 and stop % n == 0
         self._r: Tensor | None = None
         self._i: Tensor | None = None
+        self.outputs: Tensor | None = None  # the rows' selected outputs, when a method records them
 
     # row indices are made on first use (a one-point chunk, as saliency's, needs none); plain
     # properties, not functools.cached_property, which torch.compile cannot trace
@@ -71,6 +72,23 @@ class Chunk:
             c = (self.stop - self.start) // self.n
             return t.unsqueeze(0).expand(c, *t.shape).reshape(-1, *t.shape[1:])
         return t.index_select(0, self.i)
+
+
+class Pairs(Chunk):
+    """Rows given as explicit pairs: row ``r`` is node ``k[r]`` of example ``i[r]`` (each example
+    its own nodes, as in ``n_steps="auto"``)."""
+
+    def __init__(self, i: Tensor, k: Tensor) -> None:
+        super().__init__(0, len(i), len(i), i.device, examples=i)
+        self._i, self._k, self.aligned = i, k, False
+
+    @property
+    def k(self) -> Tensor:
+        return self._k
+
+    @property
+    def index(self) -> Tensor:
+        return self._i
 
 
 Contribution = Callable[[Chunk], tuple[Tensor, ...]]
@@ -141,7 +159,12 @@ def outputs(
 
 
 def gradients(
-    forward: Callable[..., Any], args: ForwardArgs, target: Target, rows: tuple[Tensor, ...], index: Tensor | None
+    forward: Callable[..., Any],
+    args: ForwardArgs,
+    target: Target,
+    rows: tuple[Tensor, ...],
+    index: Tensor | None,
+    record: Chunk | None = None,
 ) -> tuple[Tensor, ...]:
     """``d/d rows  sum_r selected_output_r`` in one backward pass.
 
@@ -150,10 +173,17 @@ def gradients(
     ``create_graph`` when grad mode is on, so attributions stay differentiable in the
     parameters). Under torch.compile or inside a torch.func transform (vmap, grad) of
     the attributor, it is ``torch.func.grad``, which composes with both. Neither
-    touches ``.grad``.
+    touches ``.grad``. With ``record`` the selected outputs (detached) are kept on that chunk.
     """
     fwd = forward if transformed() else feeder(forward, rows, backward=True)
-    return gradient_of_sum(lambda *xs: outputs(fwd, args, target, xs, index).sum(), rows)
+
+    def total(*xs: Tensor) -> Tensor:
+        selected = outputs(fwd, args, target, xs, index)
+        if record is not None:
+            record.outputs = selected.detach()
+        return selected.sum()
+
+    return gradient_of_sum(total, rows)
 
 
 def gradient_of_sum(total: Callable[..., Tensor], rows: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -208,56 +238,86 @@ def adaptive_path_integral(
     grad_at: GradAt,
     start: tuple[Tensor, ...],
     diff: tuple[Tensor, ...],
-    rise: Tensor,
+    ends: tuple[Tensor, Tensor],
     tolerance: float,
     batch_size: int | None,
 ) -> tuple[tuple[Tensor, ...], Tensor]:
-    """:func:`path_integral` to a tolerance: per example, the first stopping point of the
-    nested rule (:class:`NestedRule`: Clenshaw-Curtis levels and the half levels between
-    them) whose completeness error ``|sum_j diff_j * I_j - rise|`` is at most ``tolerance``,
-    where ``I`` is that rule's estimate of the integral and ``rise`` the exact
-    ``f(end) - f(start)``.
+    """:func:`path_integral` to a tolerance, each example on its own nodes of a
+    :class:`DyadicGrid`.
 
-    Every level adds only its new nodes, and only for the examples not yet converged.
-    Each new node's gradient is added to the running sums of every level that holds it,
-    so choosing an example's level needs no second pass. Returns the integrals and the
-    number of nodes each example used.
+    ``ends`` are the exact ``F(0), F(1)`` per example (model outputs at the start and end of
+    the path). Every example starts with Fejer's rule of 3 nodes. Each round evaluates the new
+    nodes of the examples not yet converged (one batch of ``(example, node)`` rows, in chunks
+    of ``batch_size``); ``grad_at`` records the outputs ``F`` there, which measure each
+    interval's error exactly. An example stops at the first round where Fejer's rule on its
+    finest whole level, or else its adaptive trapezoid, has ``|sum_j diff_j * I_j - rise|``
+    at most ``tolerance``; otherwise the intervals with at least half the largest error are
+    halved, and where Fejer's rule is the closer of the two (a smooth integrand) its next
+    level is filled in as well. Gradients of every evaluated node are kept until the end, when each example's
+    nodes are summed with the weights of the rule it stopped with. Returns the integrals and
+    the number of nodes each example used.
     """
-    rule = NestedRule.build()
-    n, device = start[0].shape[0], start[0].device
-    levels = len(rule.groups)
-    sums = [d.new_zeros((n, levels, *d.shape[1:])) for d in diff]
-    level_of = torch.full((n,), levels - 1, device=device)
+    grid = DyadicGrid.build()
+    n, device, size = start[0].shape[0], start[0].device, grid.size
+    values = torch.zeros(n, size + 1, dtype=torch.float64, device=device)
+    slopes = torch.zeros_like(values)
+    values[:, 0], values[:, size] = ends[0], ends[1]
+    held = torch.zeros(n, size + 1, dtype=torch.bool, device=device)
+    held[:, [0, size]] = True
+    fresh = torch.zeros_like(held)
+    fresh[:, size // 4 : size : size // 4] = True  # Fejer's rule of 3 nodes
+    chosen = torch.zeros_like(values)  # per example, the weights of the rule it stopped with
+    kept: list[tuple[Pairs, Sequence[Tensor]]] = []
+    rise = (ends[1] - ends[0]).to(torch.float64)
+    fejer = grid.fejer.to(device)
     active = torch.arange(n, device=device)
-    error = rise.abs()
-    for g, group in enumerate(rule.groups):
-        nodes, weights = rule.nodes[group], rule.weights[:, group].T.contiguous()
-
-        def contribution(c: Chunk, nodes: Tensor = nodes, weights: Tensor = weights) -> tuple[Tensor, ...]:
-            return tuple(
-                g_.unsqueeze(1) * weights.to(g_)[c.k].reshape(len(g_), levels, *([1] * (g_.dim() - 1)))
-                for g_ in grad_at(path_points(c, start, diff, nodes), c)
+    while len(active):
+        rows, nodes = fresh[active].nonzero(as_tuple=True)
+        examples = active[rows]
+        step = len(examples) if batch_size is None else batch_size
+        for s in range(0, len(examples), step):
+            c = Pairs(examples[s : s + step], nodes[s : s + step])
+            grads = grad_at(path_points(c, start, diff, grid.alpha), c)
+            assert c.outputs is not None, "grad_at must record the outputs on its chunk"
+            slope = sum((g.detach() * c.take(d)).reshape(len(g), -1).sum(1) for g, d in zip(grads, diff))
+            values[c.i, c.k], slopes[c.i, c.k] = c.outputs.to(values), slope.to(values)
+            kept.append((c, grads))
+        held[examples, nodes] = True
+        mine = held[active]
+        full = torch.stack([mine[:, size >> m :: size >> m].all(1) for m in range(1, grid.depth + 1)], 1)
+        top = full.sum(1)
+        by_level, by_trapezoid = fejer[top], grid.trapezoid(mine)
+        level_error = ((by_level * slopes[active]).sum(1) - rise[active]).abs()
+        trapezoid_error = ((by_trapezoid * slopes[active]).sum(1) - rise[active]).abs()
+        use_level = level_error <= tolerance
+        done = use_level | (trapezoid_error <= tolerance)
+        chosen[active] = torch.where(use_level[:, None], by_level, by_trapezoid)
+        # halve the intervals with at least half the largest error; where Fejer's rule beats the
+        # trapezoid (a smooth integrand), fill in its next level too
+        errors, right = grid.interval_errors(mine, values[active], slopes[active])
+        errors = torch.where(right - torch.arange(size + 1, device=device) >= 2, errors.abs(), 0.0)
+        split = (errors >= 0.5 * errors.amax(1, keepdim=True)) & (errors > 0)
+        rows, left = split.nonzero(as_tuple=True)
+        fresh = torch.zeros_like(held)
+        fresh[active[rows], (left + right[rows, left]) // 2] = True
+        smooth = (level_error < trapezoid_error) & (top < grid.depth)
+        fresh[active[smooth]] |= fejer[top[smooth] + 1] != 0
+        fresh &= ~held
+        stuck = ~done & ~fresh[active].any(1)
+        if stuck.any():
+            warnings.warn(
+                f"n_steps='auto': {int(stuck.sum())} of {n} examples did not reach tolerance={tolerance:g} on "
+                f"the finest grid ({size + 1} nodes; largest |delta| {float(trapezoid_error[stuck].max()):.3g}); "
+                "raise tolerance, or check the path (a discontinuous model output along it never converges)",
+                RuntimeWarning,
+                stacklevel=3,
             )
-
-        parts = accumulate(contribution, len(nodes), len(active), batch_size, device, examples=active)
-        sums = [s.index_add(0, active, p) for s, p in zip(sums, parts)]
-        total = sum((s[active, g] * d[active]).reshape(len(active), -1).sum(1) for s, d in zip(sums, diff))
-        error = (total - rise[active]).abs()
-        done = error <= tolerance
-        level_of[active[done]] = g
-        active, error = active[~done], error[~done]
-        if len(active) == 0:
-            break
-    if len(active):
-        warnings.warn(
-            f"n_steps='auto': {len(active)} of {n} examples did not reach tolerance={tolerance:g} in "
-            f"{int(rule.steps[-1])} steps (largest |delta| {float(error.max()):.3g}); raise tolerance, "
-            "or check the path (a discontinuous model output along it never converges)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    rows = torch.arange(n, device=device)
-    return tuple(s[rows, level_of] for s in sums), rule.steps.to(device)[level_of]
+        active = active[~(done | stuck)]
+    integral = [torch.zeros_like(d) for d in diff]
+    for c, grads in kept:
+        w = chosen[c.i, c.k]
+        integral = [acc.index_add(0, c.i, g * along_rows(w.to(g), g)) for acc, g in zip(integral, grads)]
+    return tuple(integral), held.sum(1) - 2
 
 
 def integrate_path(
@@ -266,10 +326,10 @@ def integrate_path(
     diff: tuple[Tensor, ...],
     rule: PathRule,
     batch_size: int | None,
-    rise: Callable[[], Tensor],
+    ends: Callable[[], tuple[Tensor, Tensor]],
 ) -> tuple[Tensor, ...]:
-    """The path integral with a fixed rule, or to a tolerance (``rise()`` gives the exact
-    ``f(end) - f(start)`` per example; only the adaptive rule calls it)."""
+    """The path integral with a fixed rule, or to a tolerance (``ends()`` gives the exact
+    ``f(start), f(end)`` per example; only the adaptive rule calls it)."""
     if not isinstance(rule, ToTolerance):
         return path_integral(grad_at, start, diff, *rule, batch_size)
     if transformed():
@@ -278,6 +338,6 @@ def integrate_path(
             "torch.func transforms cannot trace; pass an int n_steps"
         )
     with torch.no_grad():
-        exact = rise()
+        exact = ends()
     integral, _ = adaptive_path_integral(grad_at, start, diff, exact, rule.tolerance, batch_size)
     return integral
