@@ -149,7 +149,9 @@ def test_unconverged_examples_warn_with_the_largest_delta():
         s = x.sum(1, keepdim=True)
         return torch.where(s > 0.5, s + 1.0, s)
 
-    with pytest.warns(RuntimeWarning, match=r"1 of 2 examples did not reach tolerance=1e-06 on the finest grid \(257 nodes"):
+    with pytest.warns(
+        RuntimeWarning, match=r"1 of 2 examples did not reach tolerance=1e-06 on the finest grid \(257 nodes"
+    ):
         pa.integrated_gradients(step, n_steps="auto", tolerance=1e-6)(torch.tensor([[1.0, 0.0], [0.1, 0.1]]))
 
 
