@@ -290,10 +290,14 @@ def auto_steps(c: Case) -> str:
     tol = float(d50.abs().max())
     _, d = pa.integrated_gradients(counted, n_steps="auto", tolerance=tol, return_delta=True)(x, target=0)
     per_example = counted.rows / len(x)
+    model = c.grad_model or c.model
+    fixed, auto = pa.integrated_gradients(model), pa.integrated_gradients(model, n_steps="auto", tolerance=tol)
+    t = common.interleaved({"fixed": lambda: fixed(x, target=0), "auto": lambda: auto(x, target=0)}, rounds=3, warmup=1)
     return (
         f"{c.name:<24} GL50: {fixed_rows / len(x):5.1f} evals/example, max|delta| {tol:.2e}   "
         f"auto(tolerance={tol:.2e}): {per_example:5.1f} evals/example ({per_example / 50:4.2f}x), "
-        f"max|delta| {float(d.abs().max()):.2e}"
+        f"max|delta| {float(d.abs().max()):.2e}   time {t['auto'] * 1e3:7.1f} / {t['fixed'] * 1e3:7.1f} ms "
+        f"= {t['auto'] / t['fixed']:4.2f}x"
     )
 
 

@@ -284,9 +284,8 @@ def adaptive_path_integral(
             kept.append((c, grads))
         held[examples, nodes] = True
         mine = held[active]
-        full = torch.stack([mine[:, size >> m :: size >> m].all(1) for m in range(1, grid.depth + 1)], 1)
-        top = full.sum(1)
-        by_level, by_trapezoid = fejer[top], grid.trapezoid(mine)
+        top, neighbours = grid.finest_level(mine), grid.neighbours(mine)
+        by_level, by_trapezoid = fejer[top], grid.trapezoid(mine, neighbours)
         level_error = ((by_level * slopes[active]).sum(1) - rise[active]).abs()
         trapezoid_error = ((by_trapezoid * slopes[active]).sum(1) - rise[active]).abs()
         use_level = level_error <= tolerance
@@ -294,7 +293,7 @@ def adaptive_path_integral(
         chosen[active] = torch.where(use_level[:, None], by_level, by_trapezoid)
         # halve the intervals with at least half the largest error; where Fejer's rule beats the
         # trapezoid (a smooth integrand), fill in its next level too
-        errors, right = grid.interval_errors(mine, values[active], slopes[active])
+        errors, right = grid.interval_errors(mine, values[active], slopes[active], neighbours)
         errors = torch.where(right - torch.arange(size + 1, device=device) >= 2, errors.abs(), 0.0)
         split = (errors >= 0.5 * errors.amax(1, keepdim=True)) & (errors > 0)
         rows, left = split.nonzero(as_tuple=True)

@@ -20,6 +20,7 @@ measured per interval, and Fejer's second rule on the levels of that grid.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,7 +104,9 @@ class DyadicGrid:
     fejer: Tensor
 
     @staticmethod
+    @functools.lru_cache(maxsize=4)
     def build(depth: int = 8) -> DyadicGrid:
+        """The grid of ``2^depth + 1`` nodes (built once per depth; its tensors are never written)."""
         n = 2**depth
         weights = np.zeros((depth + 1, n + 1))
         for m in range(1, depth + 1):
@@ -124,23 +127,32 @@ class DyadicGrid:
             [right[:, 1:], right[:, -1:]], 1
         )
 
-    def trapezoid(self, held: Tensor) -> Tensor:
+    def finest_level(self, held: Tensor) -> Tensor:
+        """Per example, the finest level ``m`` whose nodes ``a_{kN/2^m}`` are all held."""
+        n = self.size
+        ids = torch.arange(n + 1, device=held.device)
+        level = self.depth - (ids & -ids).clamp(min=1).log2().long()  # node k first appears on this level
+        level[[0, n]] = 0
+        return torch.where(held, self.depth + 1, level).amin(1).clamp(max=self.depth + 1) - 1
+
+    def trapezoid(self, held: Tensor, neighbours: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Trapezoid weights of the held nodes ``(n, N + 1)``; the end intervals give their whole
         width to their inner node."""
-        left, right = self.neighbours(held)
+        left, right = self.neighbours(held) if neighbours is None else neighbours
         a, inner = self.alpha.to(held.device), held.clone()
         inner[:, [0, self.size]] = False
         lo, hi = a[left.clamp(0, self.size)], a[right.clamp(0, self.size)]
         w = (a - lo) * torch.where(left == 0, 1.0, 0.5) + (hi - a) * torch.where(right == self.size, 1.0, 0.5)
         return torch.where(inner, w.to(a.dtype), 0.0)
 
-    def interval_errors(self, held: Tensor, values: Tensor, slopes: Tensor) -> tuple[Tensor, Tensor]:
+    def interval_errors(
+        self, held: Tensor, values: Tensor, slopes: Tensor, neighbours: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Each held interval's trapezoid error, indexed by its left node, and its right node.
 
         ``values`` and ``slopes`` are ``F`` and ``g`` on the grid (read at held nodes only)."""
         n = self.size
-        _, right = self.neighbours(held)
-        right = right.clamp(max=n)
+        right = (self.neighbours(held) if neighbours is None else neighbours)[1].clamp(max=n)
         a = self.alpha.to(held.device)
         width = a[right] - a
         g_left, g_right = slopes, slopes.gather(1, right)
