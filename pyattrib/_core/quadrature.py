@@ -120,12 +120,12 @@ class DyadicGrid:
 
     def neighbours(self, held: Tensor) -> tuple[Tensor, Tensor]:
         """The held nodes left and right of each grid node (``(n, N + 1)`` each; -1 / N + 1 where none)."""
-        ids = torch.arange(self.size + 1, device=held.device).expand_as(held)
-        left = torch.where(held, ids, -1).cummax(1).values
-        right = torch.where(held, ids, self.size + 1).flip(1).cummin(1).values.flip(1)
-        return torch.cat([torch.full_like(left[:, :1], -1), left[:, :-1]], 1), torch.cat(
-            [right[:, 1:], right[:, -1:]], 1
-        )
+        n = self.size
+        ids = torch.arange(n + 1, device=held.device).expand_as(held)
+        at_or_left = torch.where(held, ids, -1).cummax(1).values
+        at_or_right = torch.where(held, ids, n + 1).flip(1).cummin(1).values.flip(1)
+        left = torch.cat([torch.full_like(at_or_left[:, :1], -1), at_or_left[:, :-1]], 1)
+        return left, torch.cat([at_or_right[:, 1:], at_or_right[:, -1:]], 1)
 
     def finest_level(self, held: Tensor) -> Tensor:
         """Per example, the finest level ``m`` whose nodes ``a_{kN/2^m}`` are all held."""
@@ -143,7 +143,7 @@ class DyadicGrid:
         inner[:, [0, self.size]] = False
         lo, hi = a[left.clamp(0, self.size)], a[right.clamp(0, self.size)]
         w = (a - lo) * torch.where(left == 0, 1.0, 0.5) + (hi - a) * torch.where(right == self.size, 1.0, 0.5)
-        return torch.where(inner, w.to(a.dtype), 0.0)
+        return torch.where(inner, w, 0.0)
 
     def interval_errors(
         self, held: Tensor, values: Tensor, slopes: Tensor, neighbours: tuple[Tensor, Tensor] | None = None
