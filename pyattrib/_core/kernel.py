@@ -80,15 +80,11 @@ class Pairs(Chunk):
 
     def __init__(self, i: Tensor, k: Tensor) -> None:
         super().__init__(0, len(i), len(i), i.device, examples=i)
-        self._i, self._k, self.aligned = i, k, False
+        self._i, self._k = i, k
 
     @property
     def k(self) -> Tensor:
         return self._k
-
-    @property
-    def index(self) -> Tensor:
-        return self._i
 
 
 Contribution = Callable[[Chunk], tuple[Tensor, ...]]
@@ -252,9 +248,10 @@ def adaptive_path_integral(
     interval's error exactly. An example stops at the first round where Fejer's rule on its
     finest whole level, or else its adaptive trapezoid, has ``|sum_j diff_j * I_j - rise|``
     at most ``tolerance``; otherwise the intervals with at least half the largest error are
-    halved, and where Fejer's rule is the closer of the two (a smooth integrand) its next
-    level is filled in as well. Gradients of every evaluated node are kept until the end, when each example's
-    nodes are summed with the weights of the rule it stopped with. Returns the integrals and
+    halved (:meth:`DyadicGrid.halves`), and where Fejer's rule is the closer of the two (a
+    smooth integrand) its next level is filled in as well. Gradients of every evaluated node
+    are kept until the end, when each example's nodes are summed with the weights of the rule
+    it stopped with. Returns the integrals and
     the number of nodes each example used.
     """
     grid = DyadicGrid.build()
@@ -291,14 +288,9 @@ def adaptive_path_integral(
         use_level = level_error <= tolerance
         done = use_level | (trapezoid_error <= tolerance)
         chosen[active] = torch.where(use_level[:, None], by_level, by_trapezoid)
-        # halve the intervals with at least half the largest error; where Fejer's rule beats the
-        # trapezoid (a smooth integrand), fill in its next level too
-        errors, right = grid.interval_errors(mine, values[active], slopes[active], neighbours)
-        errors = torch.where(right - torch.arange(size + 1, device=device) >= 2, errors.abs(), 0.0)
-        split = (errors >= 0.5 * errors.amax(1, keepdim=True)) & (errors > 0)
-        rows, left = split.nonzero(as_tuple=True)
+        # where Fejer's rule beats the trapezoid (a smooth integrand), fill in its next level too
         fresh = torch.zeros_like(held)
-        fresh[active[rows], (left + right[rows, left]) // 2] = True
+        fresh[active] = grid.halves(mine, values[active], slopes[active], neighbours)
         smooth = (level_error < trapezoid_error) & (top < grid.depth)
         fresh[active[smooth]] |= fejer[top[smooth] + 1] != 0
         fresh &= ~held

@@ -163,6 +163,19 @@ class DyadicGrid:
         open_[:, n] = False
         return torch.where(open_, error, 0.0), right
 
+    def halves(
+        self, held: Tensor, values: Tensor, slopes: Tensor, neighbours: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
+        """The nodes to add (``(n, N + 1)``, bool): the midpoints of the intervals whose error is at
+        least half the largest among those wide enough to halve."""
+        errors, right = self.interval_errors(held, values, slopes, neighbours)
+        wide = right - torch.arange(self.size + 1, device=held.device) >= 2
+        errors = torch.where(wide, errors.abs(), 0.0)
+        rows, left = ((errors >= 0.5 * errors.amax(1, keepdim=True)) & (errors > 0)).nonzero(as_tuple=True)
+        fresh = torch.zeros_like(held)
+        fresh[rows, (left + right[rows, left]) // 2] = True
+        return fresh
+
 
 @dataclass(frozen=True)
 class ToTolerance:
