@@ -32,6 +32,7 @@ Forward = Callable[..., Any]
 Similarity = Callable[[tuple[Tensor, ...], tuple[Tensor, ...], Tensor], Tensor]
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
 INF_WEIGHT = 1e6
+SOLVE_ELEMENTS = 2**12  # float64 design values per batched least-squares solve
 
 
 def cosine_similarity_kernel(kernel_width: float = 1.0) -> Similarity:
@@ -62,7 +63,7 @@ def _surrogate_data(
     weights ``(N, S)`` when a kernel is given."""
     n, s = z.shape[:2]
     sims: list[Tensor] = []
-    build_rows = coalition_rows(call, base, mask, lambda p, i, ids: z[i, p].gather(1, ids).bool())
+    build_rows = coalition_rows(call, base, mask, lambda p, i, ids: z[i, p].gather(1, ids))
 
     def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
         rows = build_rows(p, i)
@@ -79,11 +80,16 @@ def _surrogate_data(
 
 def weighted_least_squares(z: Tensor, y: Tensor, w: Tensor) -> Tensor:
     """Per example, ``argmin_c sum_s w_s (y_s - b - c . z_s)^2``: coefficients ``(N, F)``,
-    solved for all examples at once in float64."""
-    x = torch.cat([z.double(), torch.ones_like(z[..., :1], dtype=torch.float64)], -1)
-    sw = w.double().sqrt()[..., None]
-    sol = torch.linalg.lstsq(x * sw, (y.double()[..., None]) * sw).solution
-    return sol[:, :-1, 0]
+    solved in float64 for as many examples at once as keep the design within
+    ``SOLVE_ELEMENTS`` values."""
+    n, s, n_f = z.shape
+    step = max(1, SOLVE_ELEMENTS // (s * (n_f + 1)))
+    out = []
+    for a in range(0, n, step):
+        zc, sw = z[a : a + step], w[a : a + step].double().sqrt()[..., None]
+        x = torch.cat([zc.double(), torch.ones_like(zc[..., :1], dtype=torch.float64)], -1).mul_(sw)
+        out.append(torch.linalg.lstsq(x, y[a : a + step].double()[..., None] * sw).solution[:, :-1, 0])
+    return torch.cat(out)
 
 
 def _restore(call: Call, mask: FeatureMask, coef: Tensor, return_input_shape: bool) -> Any:
@@ -125,12 +131,10 @@ def lime(
         )
         n, n_f = call.n, mask.n_features
         if perturb_func is None:
-            z = (
-                random.uniform((n, n_samples, n_f), torch.ones((), dtype=torch.float64, device=call.device), generator)
-                < 0.5
-            ).long()
+            z = random.uniform((n, n_samples, n_f), torch.ones((), dtype=torch.float64, device=call.device), generator)
+            z = z < 0.5
         else:
-            z = perturb_func(n, n_samples, n_f, generator, call.device).long()
+            z = perturb_func(n, n_samples, n_f, generator, call.device).bool()
         with evaluating(f):
             y, w = _surrogate_data(f, call, base, mask, z, similarity, batch_size, show_progress, "Lime attribution")
         if interpretable_model == "linear":
@@ -148,8 +152,8 @@ def _sklearn_fit(model: Any, z: Tensor, y: Tensor, w: Tensor) -> Tensor:
 
     template = Lasso(alpha=0.01) if model is None else model
     coefs = []
-    for zi, yi, wi in zip(z.cpu().double().numpy(), y.cpu().double().numpy(), w.cpu().double().numpy()):
-        fitted = clone(template).fit(zi, yi, sample_weight=wi)
+    for zi, yi, wi in zip(z.cpu(), y.cpu().double().numpy(), w.cpu().double().numpy()):
+        fitted = clone(template).fit(zi.double().numpy(), yi, sample_weight=wi)
         coefs.append(torch.as_tensor(fitted.coef_, dtype=torch.float64).reshape(-1))
     return torch.stack(coefs).to(z.device)
 
@@ -190,17 +194,22 @@ def kernel_shap(
 
 
 def shapley_kernel_samples(n: int, s: int, n_f: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
-    """``(N, S, F)`` coalitions: all ones, all zeros, then sizes ``k ~ (F-1) / (k (F-k))``
-    with a uniform subset of each size."""
+    """``(N, S, F)`` boolean coalitions: all ones, all zeros, then sizes
+    ``k ~ (F-1) / (k (F-k))`` with a uniform subset of each size (the groups of the ``k``
+    smallest of ``F`` uniform keys), drawn for a few examples at a time."""
     like = torch.ones((), dtype=torch.float64, device=device)
-    z = torch.zeros(n, s, n_f, dtype=torch.long, device=device)
-    z[:, 0] = 1
+    z = torch.zeros(n, s, n_f, dtype=torch.bool, device=device)
+    z[:, 0] = True
     if n_f < 2 or s <= 2:
         return z
     k = torch.arange(1, n_f, dtype=torch.float64, device=device)
     probs = (n_f - 1) / (k * (n_f - k))
     gen_dev = generator.device if generator is not None else device
     sizes = torch.multinomial(probs.to(gen_dev), n * (s - 2), replacement=True, generator=generator).to(device) + 1
-    order = random.uniform((n * (s - 2), n_f), like, generator).argsort(1).argsort(1)  # a random rank per group
-    z[:, 2:] = (order < sizes[:, None]).long().reshape(n, s - 2, n_f)
+    sizes = sizes.reshape(n, s - 2, 1)
+    step = max(1, SOLVE_ELEMENTS // ((s - 2) * n_f))
+    for a in range(0, n, step):
+        keys = random.uniform((min(step, n - a), s - 2, n_f), like, generator)
+        kth = keys.sort(2).values.gather(2, sizes[a : a + step] - 1)  # the k-th smallest key
+        z[a : a + step, 2:] = keys <= kth
     return z

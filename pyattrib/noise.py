@@ -74,6 +74,7 @@ def noise_tunnel(
             kwargs["generator"] = generator
 
         per_chunk = max(1, min(s, rows_per_chunk(batch_size, xs, n) // n))
+        needs_sum, needs_square = kind != "smoothgrad_sq", kind != "smoothgrad"
         sums: list[Tensor] | None = None
         squares: list[Tensor] | None = None
         deltas: list[Tensor] = []
@@ -82,27 +83,26 @@ def noise_tunnel(
             rows = (
                 torch.arange(n, device=xs[0].device)[:, None] * s + torch.arange(s0, s0 + c, device=xs[0].device)
             ).reshape(-1)
-            noisy = tuple(
-                x.repeat_interleave(c, 0) + (0 if e is None else e.index_select(0, rows)) for x, e in zip(xs, noise)
-            )
+            noisy = tuple(_noisy(x, e, s, s0, c) for x, e in zip(xs, noise))
             drawn_rows = {}
             if drawn is not None:
                 drawn_rows["baselines"] = restore([d.index_select(0, rows) for d in drawn], was_tuple)
             parts, structure, delta = call_on_copies(attributor, noisy, was_tuple, kwargs, n, c, per_copy=drawn_rows)
+            del noisy
             if delta is not None:
                 deltas.append(delta)
-            part_sums = [p.sum(1) for p in parts]
-            part_squares = [(p * p).sum(1) for p in parts]
-            sums = part_sums if sums is None else [a + b for a, b in zip(sums, part_sums)]
-            squares = part_squares if squares is None else [a + b for a, b in zip(squares, part_squares)]
-        assert sums is not None and squares is not None
-        mean = [t / s for t in sums]
+            if needs_sum:
+                part_sums = [p.sum(1) for p in parts]
+                sums = part_sums if sums is None else [a + b for a, b in zip(sums, part_sums)]
+            if needs_square:
+                part_squares = [(p * p).sum(1) for p in parts]
+                squares = part_squares if squares is None else [a + b for a, b in zip(squares, part_squares)]
         if kind == "smoothgrad":
-            result = mean
+            result = [t / s for t in sums]
         elif kind == "smoothgrad_sq":
             result = [t / s for t in squares]
         else:
-            result = [q / s - m * m for q, m in zip(squares, mean)]
+            result = [q / s - (m / s) ** 2 for q, m in zip(squares, sums)]
         result = structure.layout([t.contiguous() for t in result])
         if attributor.returns_delta:
             if delta_per_sample:
@@ -126,3 +126,13 @@ def smoothgrad_sq(attributor: Attributor, *, n_samples: int = 5, stdevs: Stdevs 
 def vargrad(attributor: Attributor, *, n_samples: int = 5, stdevs: Stdevs = 1.0, **kwargs: Any) -> Attributor:
     """``noise_tunnel(attributor, kind="vargrad", ...)``: the variance over noisy inputs."""
     return noise_tunnel(attributor, kind="vargrad", n_samples=n_samples, stdevs=stdevs, **kwargs)
+
+
+def _noisy(x: Tensor, noise: Tensor | None, s: int, s0: int, c: int) -> Tensor:
+    """Rows ``i * c + k`` of the chunk: ``x_i`` plus the noise of sample ``s0 + k``. The
+    noise was drawn for this call and each sample is used once, so the input is added in
+    place: a chunk of all samples costs no copy beyond the noise itself."""
+    if noise is None:
+        return x.repeat_interleave(c, 0)
+    chunk = noise.view(x.shape[0], s, *x.shape[1:])[:, s0 : s0 + c]
+    return chunk.add_(x.unsqueeze(1)).reshape(x.shape[0] * c, *x.shape[1:])

@@ -48,6 +48,55 @@ def coalition_rows(
     return build
 
 
+class OrderingSums:
+    """Sums of marginal changes per feature group, streamed from the rows of sampled orderings.
+
+    Rows come in the engine's order ``r = p * n + i``: the empty coalition (``p = 0``), the
+    full one (1), then ordering ``s``'s coalition of its first ``k`` groups at
+    ``p = 2 + s (F - 1) + k - 1``. Each row's change from the coalition before it in its
+    ordering goes to the group the ordering added at that step; the change from its last
+    inner coalition to the full one goes to its last group. Only the ``(n, F, K)`` sums and
+    the latest row per example are held, never all outputs.
+    """
+
+    def __init__(self, perms: Tensor) -> None:
+        self.perms, self.n_f, self.inner = perms, perms.shape[1], perms.shape[1] - 1
+        self.sums: Tensor | None = None
+
+    def __call__(self, first: int, n: int, values: Tensor) -> None:
+        v = _real(values)
+        if self.sums is None:
+            self.sums = v.new_zeros(n * self.n_f, v.shape[-1])
+            self.empty, self.full, self.last = (v.new_zeros(n, v.shape[-1]) for _ in range(3))
+        end = first + len(v)
+        for which, lo in ((self.empty, 0), (self.full, n)):  # rows of perturbations 0 and 1
+            a, b = max(first, lo), min(end, lo + n)
+            if a < b:
+                which[a - lo : b - lo] = v[a - first : b - first]
+        start = max(first, 2 * n)
+        if start >= end or self.inner == 0:
+            return
+        v = v[start - first :]
+        q = torch.arange(start - 2 * n, end - 2 * n, device=v.device)  # row among the inner ones
+        i, step = q % n, q // n
+        sample, k = step // self.inner, step % self.inner + 1
+        # the coalition before each row: n rows earlier in this run, else the last run's
+        head = min(n, len(v))
+        before = torch.cat([self.last.index_select(0, i[:head]), v[: len(v) - head]])
+        self.last.index_copy_(0, i[-head:], v[-head:])
+        before = torch.where((k == 1)[:, None], self.empty.index_select(0, i), before)
+        self.sums.index_add_(0, i * self.n_f + self.perms[sample, k - 1], v - before)
+        to_full = torch.where((k == self.inner)[:, None], self.full.index_select(0, i) - v, 0)
+        self.sums.index_add_(0, i * self.n_f + self.perms[sample, -1], to_full)
+
+    def total(self) -> Tensor:
+        """``(n, F, K)`` sums."""
+        assert self.sums is not None
+        if self.inner == 0:  # one group: every ordering credits it with f(x) - f(x')
+            return ((self.full - self.empty) * self.perms.shape[0])[:, None]
+        return self.sums.reshape(-1, self.n_f, self.sums.shape[-1])
+
+
 def shapley_value_sampling(
     f: Forward, *, n_samples: int = 25, batch_size: int | None = None, show_progress: bool = False
 ) -> Attributor:
@@ -82,6 +131,7 @@ def shapley_value_sampling(
             first_k = ranks[sample].gather(1, ids) < k[:, None]  # the first k groups of the ordering
             return torch.where((p == 1)[:, None], True, first_k & (p >= 2)[:, None])
 
+        sums = OrderingSums(perms)
         with evaluating(f):
             result = evaluate(
                 f,
@@ -92,13 +142,10 @@ def shapley_value_sampling(
                 show_progress,
                 "Shapley Value Sampling attribution",
                 whole=None,
+                reduce=sums,
             )
         shared_mask(mask, result.whole)
-        out = _real(result.values)
-        empty, full = out[:1].expand(s, 1, *out.shape[1:]), out[1:2].expand(s, 1, *out.shape[1:])
-        out = torch.cat([empty, out[2:].reshape(s, inner, *out.shape[1:]), full], 1)  # (S, F + 1, N, K)
-        marginal = (out[:, 1:] - out[:, :-1]).permute(2, 3, 0, 1)  # (N, K, S, F) by position in the ordering
-        per_feature = torch.zeros_like(marginal).scatter_(3, perms.expand_as(marginal), marginal).mean(2)
+        per_feature = sums.total().permute(0, 2, 1) / s  # (N, K, F)
         return call.restore(squeeze_outputs(mask.spread(per_feature), result.shape, result.whole))
 
     return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="shapley_value_sampling")

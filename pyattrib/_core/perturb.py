@@ -4,7 +4,8 @@ A method describes ``P`` perturbations; row ``r = p * N + i`` is perturbation ``
 example ``i``. :func:`evaluate` builds the rows of each chunk (at most ``batch_size``)
 with the method's ``build(p, i)``, runs the model under ``torch.no_grad``, selects the
 target and returns all outputs as one tensor of shape ``(P, N, K)`` (``K`` outputs per
-example: 1 when a target selects one). Feature masks live here too.
+example: 1 when a target selects one), or streams each chunk's outputs into a method's
+running sums. Feature masks live here too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from .state import transformed
 from .targets import Target, model_output
 
 Build = Callable[[Tensor, Tensor], tuple[Tensor, ...]]
+Reduce = Callable[[int, int, Tensor], None]
+STREAM_ROWS = 1024  # rows handed to a ``reduce`` at once: each hand-off costs a few dozen small ops
 
 
 def per_example_outputs(target: Target, output: Tensor, index: Tensor | None) -> Tensor:
@@ -48,7 +51,7 @@ class Outputs(NamedTuple):
     output shape that ``K`` flattens (``()`` when a target selects one scalar); ``whole``: the
     model returned one value (or vector) for the whole batch, so ``N`` is 1 (the batch)."""
 
-    values: Tensor
+    values: Tensor | None
     shape: tuple[int, ...]
     whole: bool = False
 
@@ -90,16 +93,33 @@ def evaluate(
     show_progress: bool = False,
     desc: str = "perturbations",
     whole: bool | None = False,
+    reduce: Reduce | None = None,
 ) -> Outputs:
     """Model outputs for every perturbation of every example.
 
     ``whole=True``: the model returns one result per batch (see :func:`whole_batch`), so
     every perturbation of the whole batch is one evaluation and ``N`` is 1. ``None``: decide
     from perturbation 0, evaluated alone first.
+
+    ``reduce(first_row, n, values)``: outputs go to the method in runs of consecutive rows
+    (``first_row`` is the first run's row ``p * n + i``; ``n`` is 1 for a whole-batch
+    output) of about ``STREAM_ROWS`` rows, and are not kept: ``values`` comes back None and
+    memory does not grow with the number of perturbations.
     """
     n = call.n
     fed, parts = feeder(forward, call.inputs, backward=False), []
     everyone = torch.arange(n, device=call.device)
+    width, held, handed = [0], [0], [0]  # K; rows held in parts; rows handed to reduce
+
+    def keep(values: Tensor, per_perturbation: int, last: bool = False) -> None:
+        width[0] = values.shape[-1]
+        parts.append(values)
+        held[0] += len(values)
+        if reduce is not None and (last or held[0] >= STREAM_ROWS):
+            reduce(handed[0], per_perturbation, torch.cat(parts))
+            handed[0] += held[0]
+            parts.clear()
+            held[0] = 0
 
     def block(p: int) -> Any:
         return fed(*build(torch.full((n,), p, device=call.device), everyone), *call.args.values)
@@ -109,7 +129,10 @@ def evaluate(
         if whole is None:
             first = block(0)
             whole = whole_batch(first, n)
-            parts.append(_batch_values(first) if whole else per_example_outputs(call.target, first, everyone))
+            if whole:
+                keep(_batch_values(first), 1, last=n_perturbations == 1)
+            else:
+                keep(per_example_outputs(call.target, first, everyone), n, last=n_perturbations == 1)
             start = 1
         if whole:
             _check_whole(call, batch_size)
@@ -118,9 +141,10 @@ def evaluate(
                 from tqdm.auto import tqdm
 
                 blocks = tqdm(blocks, desc=desc)
-            parts += [_batch_values(block(p)) for p in blocks]
-            values = torch.cat(parts)
-            return Outputs(values.reshape(n_perturbations, 1, -1), (values.shape[-1],), True)
+            for p in blocks:
+                keep(_batch_values(block(p)), 1, last=p == n_perturbations - 1)
+            values = torch.cat(parts).reshape(n_perturbations, 1, -1) if reduce is None else None
+            return Outputs(values, (width[0],), True)
         total = n_perturbations * n
         step = call.chunk(batch_size, forward_only=True)
         starts = range(start * n, total, step)
@@ -133,9 +157,11 @@ def evaluate(
             r = torch.arange(first_row, min(first_row + step, total), device=call.device)
             p, i = r // n, r % n
             out = fed(*build(p, i), *call.args.rows(i))
-            parts.append(per_example_outputs(call.target, out, i))
-    values = torch.cat(parts)
+            keep(per_example_outputs(call.target, out, i), n, last=first_row + step >= total)
     shape = () if call.target.selects else _kept_shape(call.target, out if out is not None else first)
+    if reduce is not None:
+        return Outputs(None, shape)
+    values = torch.cat(parts)
     return Outputs(values.reshape(n_perturbations, n, values.shape[-1]), shape)
 
 
