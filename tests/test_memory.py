@@ -119,3 +119,24 @@ def test_noise_is_added_in_place_without_touching_the_inputs(kind):
     g = torch.stack(grads)
     expected = {"smoothgrad": g.mean(0), "smoothgrad_sq": (g * g).mean(0), "vargrad": g.var(0, unbiased=False)}
     torch.testing.assert_close(whole, expected[kind], atol=1e-6, rtol=1e-5)
+
+
+def test_deep_lift_keeps_only_the_input_change_of_a_rescaled_relu():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 50), nn.ReLU(), nn.Linear(50, 1)).eval()
+    x = torch.randn(4, 6)
+    saved: dict[int, tuple[int, ...]] = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = tuple(t.shape)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        attrs = pa.deep_lift(model)(x, target=0)
+    hidden = [shape for shape in saved.values() if shape[-1:] == (50,) and shape[0] in (4, 8)]  # rows, not weights
+    # the ReLU's output for the 4 inputs and their 4 references, and its input change per pair;
+    # not its 8 inputs as well
+    assert sorted(hidden) == [(4, 50), (8, 50)]
+    with torch.no_grad():  # and the rule is the same: completeness holds exactly on a ReLU net
+        gap = model(x) - model(torch.zeros_like(x))
+    torch.testing.assert_close(attrs.sum(1, keepdim=True), gap, atol=1e-5, rtol=1e-5)

@@ -11,7 +11,8 @@ the autograd graph of that evaluation only. They are written with ``setup_contex
 
 A rule is ``rule(x, y, grad_out, ordinary) -> new grad_in`` where ``ordinary()``
 computes the op's ordinary gradient on demand (most rules need it rarely or never);
-rules marked :func:`output_only` get ``x=None``, so the input need not be kept.
+rules marked :func:`output_only` get ``x=None``, so the input need not be kept, and rules
+marked :func:`reads_difference` get only the pairs' input change (half the rows).
 Paired rules (DeepLift) read the batch as two halves: inputs, then their references.
 """
 
@@ -22,7 +23,7 @@ import inspect
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -122,16 +123,23 @@ class _Elementwise(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
         x, op, kind, rule, links = inputs
-        keep = getattr(rule, "reads_input", True) or kind not in _GRAD_IN  # else freed early: less memory
+        reads = getattr(rule, "reads_input", True)
+        keep = bool(reads) or kind not in _GRAD_IN  # else freed early: less memory
+        in_place = getattr(op, "in_place", False)
+        # a rule that reads only the pairs' input change keeps that: half the rows of x
+        ctx.difference = reads == "difference" and kind in _GRAD_IN and not in_place
         # an in-place op's output lives on only in what we save: keep its input (a copy
         # anyway) and recompute the output in the backward, one elementwise op
-        ctx.recompute = keep and getattr(op, "in_place", False)
-        ctx.save_for_backward(x if keep else None, None if ctx.recompute else output)
+        ctx.recompute = keep and in_place
+        saved = _difference(x) if ctx.difference else x if keep else None
+        ctx.save_for_backward(saved, None if ctx.recompute else output)
         ctx.op, ctx.kind, ctx.rule, ctx.links = op, kind, rule, links
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None, None]:
         x, y = ctx.saved_tensors
+        if ctx.difference:
+            x = Difference(x)
         if ctx.recompute:
             with torch.no_grad(), torch._C.DisableTorchFunction():
                 y = ctx.op(x)
@@ -341,8 +349,23 @@ def _pairs(t: Tensor) -> Tensor:
     return _wide(t).unflatten(0, (2, -1))
 
 
-def _difference(t: Tensor) -> Tensor:
+class Difference(NamedTuple):
+    """What a rule marked :func:`reads_difference` gets as ``x`` where the op's ordinary
+    gradient needs only its output: ``x[:n] - x[n:]``, kept in place of ``x``."""
+
+    value: Tensor
+
+
+def reads_difference(rule: Rule) -> Rule:
+    """Mark a rule that reads the op's input only as :func:`_difference` of its pairs."""
+    rule.reads_input = "difference"  # type: ignore[attr-defined]
+    return rule
+
+
+def _difference(t: Tensor | Difference) -> Tensor:
     """``t[:n] - t[n:]``: the change from reference to input, per pair."""
+    if isinstance(t, Difference):
+        return t.value
     a, b = _pairs(t)
     return a - b
 
@@ -363,6 +386,7 @@ def rescale(eps: float) -> Rule:
     """DeepLift's rescale rule: multiplier ``(y - y') / (x - x')``, the gradient where
     ``|x - x'| < eps``. Computed in at least float32, so fp16/bf16 give finite results."""
 
+    @reads_difference
     def rule(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
         return _rescaled(_pairs(grad_out) * _difference(y), _difference(x), eps, ordinary, grad_out.dtype)
 
