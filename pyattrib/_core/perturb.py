@@ -109,17 +109,20 @@ def evaluate(
     n = call.n
     fed, parts = feeder(forward, call.inputs, backward=False), []
     everyone = torch.arange(n, device=call.device)
-    width, held, handed = [0], [0], [0]  # K; rows held in parts; rows handed to reduce
+    width, handed = [0], [0]  # K; rows handed to reduce so far
 
-    def keep(values: Tensor, per_perturbation: int, last: bool = False) -> None:
+    def flush(per_perturbation: int) -> None:
+        if reduce is not None and parts:
+            run = torch.cat(parts)
+            parts.clear()
+            reduce(handed[0], per_perturbation, run)
+            handed[0] += len(run)
+
+    def keep(values: Tensor, per_perturbation: int) -> None:
         width[0] = values.shape[-1]
         parts.append(values)
-        held[0] += len(values)
-        if reduce is not None and (last or held[0] >= STREAM_ROWS):
-            reduce(handed[0], per_perturbation, torch.cat(parts))
-            handed[0] += held[0]
-            parts.clear()
-            held[0] = 0
+        if reduce is not None and sum(map(len, parts)) >= STREAM_ROWS:
+            flush(per_perturbation)
 
     def block(p: int) -> Any:
         return fed(*build(torch.full((n,), p, device=call.device), everyone), *call.args.values)
@@ -130,9 +133,9 @@ def evaluate(
             first = block(0)
             whole = whole_batch(first, n)
             if whole:
-                keep(_batch_values(first), 1, last=n_perturbations == 1)
+                keep(_batch_values(first), 1)
             else:
-                keep(per_example_outputs(call.target, first, everyone), n, last=n_perturbations == 1)
+                keep(per_example_outputs(call.target, first, everyone), n)
             start = 1
         if whole:
             _check_whole(call, batch_size)
@@ -142,7 +145,8 @@ def evaluate(
 
                 blocks = tqdm(blocks, desc=desc)
             for p in blocks:
-                keep(_batch_values(block(p)), 1, last=p == n_perturbations - 1)
+                keep(_batch_values(block(p)), 1)
+            flush(1)
             values = torch.cat(parts).reshape(n_perturbations, 1, -1) if reduce is None else None
             return Outputs(values, (width[0],), True)
         total = n_perturbations * n
@@ -157,7 +161,8 @@ def evaluate(
             r = torch.arange(first_row, min(first_row + step, total), device=call.device)
             p, i = r // n, r % n
             out = fed(*build(p, i), *call.args.rows(i))
-            keep(per_example_outputs(call.target, out, i), n, last=first_row + step >= total)
+            keep(per_example_outputs(call.target, out, i), n)
+        flush(n)
     shape = () if call.target.selects else _kept_shape(call.target, out if out is not None else first)
     if reduce is not None:
         return Outputs(None, shape)
