@@ -82,14 +82,18 @@ def weighted_least_squares(z: Tensor, y: Tensor, w: Tensor) -> Tensor:
     """Per example, ``argmin_c sum_s w_s (y_s - b - c . z_s)^2``: coefficients ``(N, F)``,
     solved in float64 for as many examples at once as keep the design within
     ``SOLVE_ELEMENTS`` values."""
-    n, s, n_f = z.shape
-    step = max(1, SOLVE_ELEMENTS // (s * (n_f + 1)))
     out = []
-    for a in range(0, n, step):
-        zc, sw = z[a : a + step], w[a : a + step].double().sqrt()[..., None]
+    for part in _example_slices(z.shape[0], z.shape[1] * (z.shape[2] + 1)):
+        zc, sw = z[part], w[part].double().sqrt()[..., None]
         x = torch.cat([zc.double(), torch.ones_like(zc[..., :1], dtype=torch.float64)], -1).mul_(sw)
-        out.append(torch.linalg.lstsq(x, y[a : a + step].double()[..., None] * sw).solution[:, :-1, 0])
+        out.append(torch.linalg.lstsq(x, y[part].double()[..., None] * sw).solution[:, :-1, 0])
     return torch.cat(out)
+
+
+def _example_slices(n: int, per_example: int) -> list[slice]:
+    """Slices of the ``n`` examples holding about ``SOLVE_ELEMENTS`` values each (at least one example)."""
+    step = max(1, SOLVE_ELEMENTS // max(per_example, 1))
+    return [slice(a, min(a + step, n)) for a in range(0, n, step)]
 
 
 def _restore(call: Call, mask: FeatureMask, coef: Tensor, return_input_shape: bool) -> Any:
@@ -207,9 +211,8 @@ def shapley_kernel_samples(n: int, s: int, n_f: int, generator: torch.Generator 
     gen_dev = generator.device if generator is not None else device
     sizes = torch.multinomial(probs.to(gen_dev), n * (s - 2), replacement=True, generator=generator).to(device) + 1
     sizes = sizes.reshape(n, s - 2, 1)
-    step = max(1, SOLVE_ELEMENTS // ((s - 2) * n_f))
-    for a in range(0, n, step):
-        keys = random.uniform((min(step, n - a), s - 2, n_f), like, generator)
-        kth = keys.sort(2).values.gather(2, sizes[a : a + step] - 1)  # the k-th smallest key
-        z[a : a + step, 2:] = keys <= kth
+    for part in _example_slices(n, (s - 2) * n_f):
+        keys = random.uniform((part.stop - part.start, s - 2, n_f), like, generator)
+        kth = keys.sort(2).values.gather(2, sizes[part] - 1)  # the k-th smallest key
+        z[part, 2:] = keys <= kth
     return z

@@ -92,11 +92,9 @@ def noise_tunnel(
             if delta is not None:
                 deltas.append(delta)
             if needs_sum:
-                part_sums = [p.sum(1) for p in parts]
-                sums = part_sums if sums is None else [a + b for a, b in zip(sums, part_sums)]
+                sums = _added(sums, [p.sum(1) for p in parts])
             if needs_square:
-                part_squares = [(p * p).sum(1) for p in parts]
-                squares = part_squares if squares is None else [a + b for a, b in zip(squares, part_squares)]
+                squares = _added(squares, [(p * p).sum(1) for p in parts])
         if kind == "smoothgrad":
             result = [t / s for t in sums]
         elif kind == "smoothgrad_sq":
@@ -136,3 +134,8 @@ def _noisy(x: Tensor, noise: Tensor | None, s: int, s0: int, c: int) -> Tensor:
         return x.repeat_interleave(c, 0)
     chunk = noise.view(x.shape[0], s, *x.shape[1:])[:, s0 : s0 + c]
     return chunk.add_(x.unsqueeze(1)).reshape(x.shape[0] * c, *x.shape[1:])
+
+
+def _added(total: list[Tensor] | None, part: list[Tensor]) -> list[Tensor]:
+    """Running per-input sums over chunks of samples."""
+    return part if total is None else [a + b for a, b in zip(total, part)]
