@@ -21,7 +21,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from captum import attr as ca
@@ -103,6 +103,12 @@ class Case:
     relu: bool = True
     skip: set[str] = field(default_factory=set)
 
+    def to(self, device: str) -> Case:
+        """The case with its model (and the embedding-fed view of it) and tensors on ``device``."""
+        self.model.to(device)  # grad_model, layer and conv are inside it
+        moved = {k: getattr(self, k).to(device) for k in ("x", "perturbed", "mask") if getattr(self, k) is not None}
+        return replace(self, **moved)
+
 
 def cases() -> list[Case]:
     torch.manual_seed(0)
@@ -157,51 +163,81 @@ def forward_floor(model: nn.Module, x: torch.Tensor, batches: int) -> Callable[[
 Cell = tuple[Callable[[], object], Callable[[], object], Callable[[], object] | None]
 
 
+def gradient_attributors(c: Case) -> dict[str, tuple[Callable[[], pa.Attributor], tuple[torch.Tensor, ...]]]:
+    """The gradient-family attributors of a case, as factories and their positional inputs:
+    the eager cells build one per call (as a user would), the compiled column compiles one."""
+    m, x = c.grad_model or c.model, c.x
+    refs = torch.zeros(4, *x.shape[1:], device=x.device)
+    out = {
+        "saliency": (lambda: pa.saliency(m), (x,)),
+        "integrated_gradients": (lambda: pa.integrated_gradients(m), (x,)),
+        "smoothgrad(saliency)": (lambda: pa.smoothgrad(pa.saliency(m)), (x,)),
+        "gradient_shap": (lambda: pa.gradient_shap(m), (x, refs)),
+        "deep_lift": (lambda: pa.deep_lift(m), (x,)),
+    }
+    if c.relu:
+        out["guided_backprop"] = (lambda: pa.guided_backprop(m), (x,))
+    if c.conv is not None:
+        out["layer_gradcam"] = (lambda: pa.layer_gradcam(m, c.conv), (x,))
+    p = c.perturbed if c.perturbed is not None else x
+    out["layer_integrated_gradients"] = (lambda: pa.layer_integrated_gradients(c.model, c.layer), (p,))
+    return out
+
+
+def compiled(c: Case, method: str) -> Callable[[], object] | None:
+    """``torch.compile(attributor, fullgraph=True)`` for a gradient-family cell (None for the
+    others); compiling happens on the first call, the benchmark's warm-up. The target is a
+    tensor so that no call recompiles."""
+    if method not in gradient_attributors(c):
+        return None
+    make, args = gradient_attributors(c)[method]
+    fn = torch.compile(make(), fullgraph=True)
+    target = torch.zeros(len(c.x), dtype=torch.long, device=c.x.device)
+    return lambda: fn(*args, target=target)
+
+
+def _ours(make: Callable[[], pa.Attributor], args: tuple[torch.Tensor, ...]) -> Callable[[], object]:
+    return lambda: make()(*args, target=0)
+
+
 def cells(c: Case) -> dict[str, Cell]:
     m, x, t = c.grad_model or c.model, c.x, 0
-    refs = torch.zeros(4, *x.shape[1:])
+    refs = torch.zeros(4, *x.shape[1:], device=x.device)
+    ours = {k: _ours(make, args) for k, (make, args) in gradient_attributors(c).items()}
     out: dict[str, Cell] = {
-        "saliency": (
-            lambda: pa.saliency(m)(x, target=t),
-            lambda: ca.Saliency(m).attribute(x, target=t),
-            grad_floor(m, x, 1),
-        ),
+        "saliency": (ours["saliency"], lambda: ca.Saliency(m).attribute(x, target=t), grad_floor(m, x, 1)),
         "integrated_gradients": (
-            lambda: pa.integrated_gradients(m)(x, target=t),
+            ours["integrated_gradients"],
             lambda: ca.IntegratedGradients(m).attribute(x, target=t),
             grad_floor(m, x, 50),
         ),
         "smoothgrad(saliency)": (
-            lambda: pa.smoothgrad(pa.saliency(m))(x, target=t),
+            ours["smoothgrad(saliency)"],
             lambda: ca.NoiseTunnel(ca.Saliency(m)).attribute(x, nt_type="smoothgrad", target=t),
             grad_floor(m, x, 5),
         ),
         "gradient_shap": (
-            lambda: pa.gradient_shap(m)(x, refs, target=t),
+            ours["gradient_shap"],
             lambda: ca.GradientShap(m).attribute(x, refs, target=t),
             grad_floor(m, x, 5),
         ),
-        "deep_lift": (
-            lambda: pa.deep_lift(m)(x, target=t),
-            lambda: ca.DeepLift(m).attribute(x, target=t),
-            grad_floor(m, x, 2),
-        ),
+        "deep_lift": (ours["deep_lift"], lambda: ca.DeepLift(m).attribute(x, target=t), grad_floor(m, x, 2)),
     }
     if c.relu:
         out["guided_backprop"] = (
-            lambda: pa.guided_backprop(m)(x, target=t),
+            ours["guided_backprop"],
             lambda: ca.GuidedBackprop(m).attribute(x, target=t),
             grad_floor(m, x, 1),
         )
     if c.conv is not None:
         out["layer_gradcam"] = (
-            lambda: pa.layer_gradcam(m, c.conv)(x, target=t),
+            ours["layer_gradcam"],
             lambda: ca.LayerGradCam(m, c.conv).attribute(x, target=t),
             grad_floor(m, x, 1),
         )
     p, model = (c.perturbed if c.perturbed is not None else x), c.model
     out["layer_integrated_gradients"] = (
-        lambda: pa.layer_integrated_gradients(model, c.layer)(p, target=t),
+        ours["layer_integrated_gradients"],
         lambda: ca.LayerIntegratedGradients(model, c.layer).attribute(p, target=t),
         grad_floor(m, x, 50),
     )
@@ -250,6 +286,26 @@ def run_cell(cell: Cell, rounds: int, memory: bool) -> dict[str, float | str]:
         if not error:
             t["mem_captum"] = common.peak_tensor_mb(theirs)
     return t
+
+
+def show_compiled(c: Case, method: str, cell: Cell, rounds: int, memory: bool) -> str:
+    """The compiled attributor against Captum eager (and pyattrib eager) on one cell."""
+    label = f"{c.name:<24} {method + ' [compiled]':<27}"
+    try:
+        fn = compiled(c, method)
+        assert fn is not None
+        fn()  # compiles
+    except Exception as e:  # a method whose overrides dynamo cannot trace
+        return f"{label} does not compile (fullgraph): {type(e).__name__}: {str(e).splitlines()[0][:80]}"
+    ours, theirs, _ = cell
+    t = common.interleaved({"compiled": fn, "eager": ours, "captum": theirs}, rounds=rounds, warmup=1)
+    line = (
+        f"{label} pyattrib {t['compiled'] * 1e3:9.1f} ms  captum {t['captum'] * 1e3:9.1f} ms  "
+        f"{t['compiled'] / t['captum']:5.2f}x  ({t['compiled'] / t['eager']:4.2f}x pyattrib eager)"
+    )
+    if memory:
+        line += f"  mem {common.peak_tensor_mb(fn):7.1f} MB"
+    return line
 
 
 def show(model: str, method: str, t: dict[str, float | str]) -> str:
@@ -312,15 +368,18 @@ def arguments(rounds: int) -> argparse.Namespace:
     parser.add_argument("--methods", default="")
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where models and data live")
+    parser.add_argument("--compile", action="store_true", help="add torch.compile'd gradient-family rows")
     return parser.parse_args()
 
 
 def main() -> None:
     args = arguments(rounds=5)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; defaults of both libraries")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}; defaults of both libraries")
     ratios: list[float] = []
     floors: list[float] = []  # floor / Captum: the ratio of an implementation that runs at the floor
-    chosen = [c for c in cases() if not args.models or any(k in c.name for k in args.models.split(","))]
+    chosen = [c.to(args.device) for c in cases() if not args.models or any(k in c.name for k in args.models.split(","))]
     for c in chosen:
         for method, cell in cells(c).items():
             if args.methods and method not in args.methods.split(","):
@@ -328,6 +387,8 @@ def main() -> None:
             rounds = max(2, args.rounds // 2) if "ResNet" in c.name else args.rounds
             t = run_cell(cell, rounds, not args.no_memory)
             print(show(c.name, method, t), flush=True)
+            if args.compile and method in gradient_attributors(c):
+                print(show_compiled(c, method, cell, rounds, not args.no_memory), flush=True)
             if "captum" in t:
                 ratios.append(float(t["pyattrib"]) / float(t["captum"]))
                 if "floor" in t:

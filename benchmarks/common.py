@@ -41,16 +41,33 @@ def interleaved(contenders: dict[str, Callable[[], object]], rounds: int = 20, w
     times: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
+            _sync()
             t = time.perf_counter()
             fn()
+            _sync()
             times[name].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def _sync() -> None:
+    """Wait for queued CUDA work, so that a GPU call's time is its own."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def peak_tensor_mb(fn: Callable[[], object]) -> float:
     """Peak of live tensor memory (MB) while ``fn`` runs, from the profiler's memory
-    timeline: exact tensor bytes, unaffected by the allocator's caching."""
+    timeline: exact tensor bytes, unaffected by the allocator's caching. On a GPU (CUDA
+    initialised), the allocator's own peak of allocated bytes above what was live before."""
     from torch.profiler import ProfilerActivity, profile
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        _sync()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        fn()
+        _sync()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
         fn()

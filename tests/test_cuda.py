@@ -1,32 +1,117 @@
-"""Device tests: run on CUDA when a GPU is present, skip otherwise."""
+"""Device tests: every method family on a GPU gives the CPU's numbers, on the GPU.
+
+They run where CUDA is present and skip otherwise. ``PYATTRIB_TEST_DEVICE=cpu`` runs the
+same code paths on the CPU (a smoke test of this file where no GPU is lent).
+"""
+
+from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 from captum.attr import IntegratedGradients
+from torch import nn
 
 import pyattrib as pa
 
 from . import models
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+DEVICE = os.environ.get("PYATTRIB_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else None)
+on_device = pytest.mark.skipif(DEVICE is None, reason="needs a CUDA device")
 
 
-@cuda
-def test_gradient_family_on_cuda_matches_cpu():
-    model = models.cnn()
+def relu_cnn(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(), nn.Linear(24, 4),
+    ).eval()  # fmt: skip
+
+
+PATCHES = (torch.arange(8)[:, None] // 4 * 2 + torch.arange(8)[None, :] // 4).expand(1, 3, 8, 8)
+
+# name -> (attributor for a model, keyword arguments of the call); deterministic methods
+DETERMINISTIC = {
+    "saliency": (lambda m: pa.saliency(m), {}),
+    "input_x_gradient": (lambda m: pa.input_x_gradient(m), {}),
+    "integrated_gradients": (lambda m: pa.integrated_gradients(m, n_steps=16), {}),
+    "deep_lift": (lambda m: pa.deep_lift(m), {}),
+    "guided_backprop": (lambda m: pa.guided_backprop(m), {}),
+    "deconvolution": (lambda m: pa.deconvolution(m), {}),
+    "lrp": (lambda m: pa.lrp(m), {}),
+    "layer_gradcam": (lambda m: pa.layer_gradcam(m, m[3]), {}),
+    "layer_integrated_gradients": (lambda m: pa.layer_integrated_gradients(m, m[0], n_steps=16), {}),
+    "layer_conductance": (lambda m: pa.layer_conductance(m, m[3], n_steps=16), {}),
+    "neuron_gradient": (lambda m: pa.neuron_gradient(m, m[3]), {"neuron_selector": (1, 2, 2)}),
+    "occlusion": (lambda m: pa.occlusion(m, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2)), {}),
+    "feature_ablation": (lambda m: pa.feature_ablation(m), {"feature_mask": PATCHES}),
+    "shapley_values": (lambda m: pa.shapley_values(m), {"feature_mask": PATCHES}),
+}
+
+
+@on_device
+@pytest.mark.parametrize("name", sorted(DETERMINISTIC))
+def test_method_on_device_matches_cpu(name):
+    make, kw = DETERMINISTIC[name]
     x = torch.randn(4, 3, 8, 8)
-    target = [0, 1, 2, 3]
-    cpu = pa.integrated_gradients(model, n_steps=10)(x, target=target)
-    gpu_model = models.cnn().cuda()
-    gpu = pa.integrated_gradients(gpu_model, n_steps=10, batch_size=16)(x.cuda(), target=torch.tensor(target).cuda())
-    assert gpu.device.type == "cuda"
-    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-3)
-    theirs = IntegratedGradients(gpu_model).attribute(x.cuda(), target=target, n_steps=10)
-    torch.testing.assert_close(gpu, theirs, atol=1e-4, rtol=1e-3)
-    g = torch.Generator(device="cuda").manual_seed(0)
-    sg = pa.smoothgrad(pa.saliency(gpu_model), stdevs=0.1)(x.cuda(), target=1, generator=g)
-    assert sg.device.type == "cuda"
-    gs = pa.gradient_shap(gpu_model)(
-        x.cuda(), torch.zeros(2, 3, 8, 8, device="cuda"), target=1, generator=torch.Generator().manual_seed(0)
+    if not name.startswith("neuron"):  # neuron methods explain one unit, not a target output
+        kw = {**kw, "target": torch.tensor([0, 1, 2, 3])}
+    cpu = make(relu_cnn())(x, **kw)
+    on = {k: v.to(DEVICE) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+    out = make(relu_cnn().to(DEVICE))(x.to(DEVICE), **on)
+    assert out.device.type == DEVICE and out.dtype == cpu.dtype
+    torch.testing.assert_close(out.cpu(), cpu, atol=1e-4, rtol=1e-3)
+
+
+@on_device
+@pytest.mark.parametrize(
+    "make, masked",
+    [
+        (lambda m: pa.smoothgrad(pa.saliency(m), stdevs=0.1), False),
+        (lambda m: pa.shapley_value_sampling(m, n_samples=4), True),
+        (lambda m: pa.kernel_shap(m, n_samples=40), True),
+        (lambda m: pa.lime(m, n_samples=40, interpretable_model="linear"), True),
+    ],
+    ids=["smoothgrad", "shapley_value_sampling", "kernel_shap", "lime"],
+)
+def test_random_methods_draw_on_the_inputs_device(make, masked):
+    """Random methods draw from a generator on the inputs' device, and the same seed gives
+    the same result."""
+    model, x = relu_cnn().to(DEVICE), torch.randn(3, 3, 8, 8, device=DEVICE)
+    kw = {"feature_mask": PATCHES.to(DEVICE)} if masked else {}
+    runs = [make(model)(x, target=1, generator=torch.Generator(device=DEVICE).manual_seed(0), **kw) for _ in range(2)]
+    assert runs[0].device.type == DEVICE and torch.isfinite(runs[0]).all()
+    torch.testing.assert_close(runs[0], runs[1])
+
+
+@on_device
+def test_shapley_sampling_is_efficient_on_device():
+    model, x = relu_cnn().to(DEVICE), torch.randn(3, 3, 8, 8, device=DEVICE)
+    attr = pa.shapley_value_sampling(model, n_samples=3)(
+        x, target=1, feature_mask=PATCHES.to(DEVICE), generator=torch.Generator(device=DEVICE).manual_seed(0)
     )
-    assert gs.device.type == "cuda" and torch.isfinite(gs).all()
+    with torch.no_grad():
+        rise = model(x)[:, 1] - model(torch.zeros_like(x))[:, 1]
+    per_patch = attr[:, 0, ::4, ::4]  # one element of each 4x4 patch holds the patch's value
+    torch.testing.assert_close(per_patch.sum((1, 2)), rise, atol=1e-4, rtol=1e-4)
+
+
+@on_device
+def test_integrated_gradients_on_device_matches_captum():
+    model = models.cnn().to(DEVICE)
+    x, target = torch.randn(4, 3, 8, 8, device=DEVICE), [0, 1, 2, 3]
+    ours = pa.integrated_gradients(model, n_steps=10)(x, target=torch.tensor(target, device=DEVICE))
+    theirs = IntegratedGradients(model).attribute(x, target=target, n_steps=10)
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-3)
+
+
+@on_device
+def test_compiled_attribution_on_device_matches_eager():
+    model, x = relu_cnn().to(DEVICE), torch.randn(4, 3, 8, 8, device=DEVICE)
+    target = torch.tensor([0, 1, 2, 3], device=DEVICE)
+    torch._dynamo.reset()
+    for make in (lambda: pa.saliency(model), lambda: pa.layer_gradcam(model, model[3])):
+        compiled = torch.compile(make(), fullgraph=True)
+        torch.testing.assert_close(compiled(x, target=target), make()(x, target=target), atol=1e-5, rtol=1e-4)
