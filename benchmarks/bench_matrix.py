@@ -191,6 +191,7 @@ def compiled(c: Case, method: str) -> Callable[[], object] | None:
     if method not in gradient_attributors(c):
         return None
     make, args = gradient_attributors(c)[method]
+    torch._dynamo.reset()  # every attributor is a new graph of one function: start each cell afresh
     fn = torch.compile(make(), fullgraph=True)
     target = torch.zeros(len(c.x), dtype=torch.long, device=c.x.device)
     return lambda: fn(*args, target=target)
