@@ -345,6 +345,14 @@ def relevance_rules(
                     m.forward = before
 
 
+def _eager(attribute: Callable[..., Any]) -> Callable[..., Any]:
+    """``attribute`` kept out of torch.compile's graphs: the rules swap the modules' ``forward``
+    for the duration of a call, which dynamo's traced module calls would not see (they would
+    give the plain gradient). Compiled, LRP breaks the graph and runs eagerly; with
+    ``fullgraph=True`` dynamo refuses it."""
+    return torch.compiler.disable(attribute)
+
+
 def _scaled(model: nn.Module) -> Callable[..., Tensor]:
     """``f * stopgrad(f)``: its gradient at the output is ``f`` itself, the starting relevance."""
 
@@ -413,8 +421,9 @@ def lrp(
         return result
 
     return Attributor(
-        attribute, model, per_example=("target", "additional_forward_args"), returns_delta=return_delta, name="lrp"
-    )
+        _eager(attribute), model, per_example=("target", "additional_forward_args"), returns_delta=return_delta,
+        name="lrp",
+    )  # fmt: skip
 
 
 def layer_lrp(
@@ -438,7 +447,7 @@ def layer_lrp(
         return result
 
     return Attributor(
-        attribute,
+        _eager(attribute),
         model,
         per_example=("target", "additional_forward_args"),
         returns_delta=return_delta,

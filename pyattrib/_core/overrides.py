@@ -18,7 +18,6 @@ Paired rules (DeepLift) read the batch as two halves: inputs, then their referen
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 from collections.abc import Callable, Iterator
@@ -57,7 +56,6 @@ _IN_PLACE = {torch.relu_, Tensor.relu_}
 _KIND = {fn: kind for kind, fns in OPS.items() for fn in fns}
 
 
-@functools.cache
 def _inplace_position(func: Callable[..., Any]) -> int | None:
     """Where ``func`` takes ``inplace`` positionally (``nn.ELU`` and ``nn.ReLU6`` pass it so)."""
     try:
@@ -65,6 +63,10 @@ def _inplace_position(func: Callable[..., Any]) -> int | None:
     except (TypeError, ValueError):  # builtins: no inplace argument
         return None
     return params.index("inplace") if "inplace" in params else None
+
+
+# looked up, not computed, per call: a plain dict, which torch.compile traces as a constant
+_INPLACE_AT = {fn: _inplace_position(fn) for fn in _KIND}
 
 
 def _module_softmax(kwargs: dict[str, Any]) -> bool:
@@ -217,16 +219,29 @@ class Links:
         self, rule: Rule, x: Tensor, y: Tensor, grad_out: Tensor, ordinary_of: Callable[[Tensor], Tensor]
     ) -> Tensor:
         handed, deferred = self.handed, self.deferred
-        self.handed = self.deferred = None
+        if handed is not None:  # written only when linked: an unlinked op mutates nothing (compiles)
+            self.handed = self.deferred = None
         if handed is None:
             actual = lambda: grad_out  # noqa: E731
         else:  # grad_out holds the consumer's ordinary gradient; swap in its rule
-            actual = functools.cache(lambda: grad_out - handed + deferred())  # type: ignore[misc]
-        ordinary = functools.cache(lambda: ordinary_of(actual()))
+            actual = _once(lambda: grad_out - handed + deferred())  # type: ignore[misc]
+        ordinary = _once(lambda: ordinary_of(actual()))
         if self.upstream is None:
             return rule(x, y, grad_out, ordinary)
         self.upstream.handed, self.upstream.deferred = ordinary(), lambda: rule(x, y, grad_out, ordinary)
         return ordinary()
+
+
+def _once(compute: Callable[[], Tensor]) -> Callable[[], Tensor]:
+    """``compute``, run on the first call only (``functools.cache``, which dynamo cannot trace)."""
+    box: list[Tensor] = []
+
+    def value() -> Tensor:
+        if not box:
+            box.append(compute())
+        return box[0]
+
+    return value
 
 
 def apply(function: type[torch.autograd.Function], *args: Any) -> Any:
@@ -281,7 +296,7 @@ class Rules(TorchFunctionMode):
             if not _module_softmax(kwargs):
                 return func(*args, **kwargs)  # attention: the ordinary gradient, as a fused SDPA kernel has
             rule = rule(args[1] if len(args) > 1 else kwargs.get("dim"))
-        at = _inplace_position(func)
+        at = _INPLACE_AT[func]
         positional = at is not None and len(args) > at
         in_place = func in _IN_PLACE or bool(kwargs.get("inplace", False)) or (positional and bool(args[at]))
         rest = args[1:at] + (False,) + args[at + 1 :] if positional else args[1:]
