@@ -140,3 +140,38 @@ def test_deep_lift_keeps_only_the_input_change_of_a_rescaled_relu():
     with torch.no_grad():  # and the rule is the same: completeness holds exactly on a ReLU net
         gap = model(x) - model(torch.zeros_like(x))
     torch.testing.assert_close(attrs.sum(1, keepdim=True), gap, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", [pa.guided_backprop, pa.deconvolution], ids=["guided_backprop", "deconvolution"])
+def test_rules_on_in_place_relus_keep_no_copy_of_the_activation(make):
+    """An in-place ReLU whose rule reads only its output (guided backprop, deconvolution)
+    runs in place, as the model asked: the backward keeps the very tensor the next layer
+    keeps, as plain autograd does, not a copy of it (a ResNet has one per block)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 50), nn.ReLU(inplace=True), nn.Linear(50, 3)).eval()
+    x = torch.randn(4, 6)
+
+    def hidden_storages(run) -> set[int]:
+        saved: set[int] = set()
+
+        def pack(t):
+            if t.shape[-1:] == (50,) and t.shape[0] == 4:  # the hidden rows, not the weights
+                saved.add(t.untyped_storage().data_ptr())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            run()
+        return saved
+
+    def plain() -> None:
+        xs = x.clone().requires_grad_()
+        torch.autograd.grad(model(xs)[:, 0].sum(), xs)
+
+    assert len(hidden_storages(plain)) == 1  # relu_ and the last Linear keep one tensor
+    assert len(hidden_storages(lambda: make(model)(x, target=0))) == 1
+    # the same numbers as on the model with an out-of-place ReLU, and the model is unchanged
+    out_of_place = nn.Sequential(nn.Linear(6, 50), nn.ReLU(), nn.Linear(50, 3)).eval()
+    out_of_place.load_state_dict(model.state_dict())
+    torch.testing.assert_close(make(model)(x, target=0), make(out_of_place)(x, target=0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), out_of_place(x))

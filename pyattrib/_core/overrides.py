@@ -126,7 +126,7 @@ class _Elementwise(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
         x, op, kind, rule, links = inputs
         reads = getattr(rule, "reads_input", True)
-        keep = bool(reads) or kind not in _GRAD_IN  # else freed early: less memory
+        keep = _keeps_input(rule, kind)  # else freed early: less memory
         in_place = getattr(op, "in_place", False)
         # a rule that reads only the pairs' input change keeps that: half the rows of x
         ctx.difference = reads == "difference" and kind in _GRAD_IN and not in_place
@@ -157,6 +157,27 @@ class _Elementwise(torch.autograd.Function):
                 return vjp(g)[0]
 
         return ctx.links.backward(ctx.rule, x, y, grad_out, ordinary_of), None, None, None, None
+
+
+class _ElementwiseInPlace(_Elementwise):
+    """``x <- op(x)`` in place, as the model asked, for a rule that reads only the output:
+    the output kept for the backward is ``x`` itself (as ``torch.relu_`` keeps it), not a
+    copy next to the ``x`` that the model's next layer keeps."""
+
+    @staticmethod
+    def forward(x: Tensor, op: Callable[[Tensor], Tensor], kind: str, rule: Rule, links: Links) -> Tensor:
+        return x.copy_(op(x))
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        ctx.mark_dirty(inputs[0])
+        _Elementwise.setup_context(ctx, inputs, output)
+
+
+def _keeps_input(rule: Rule, kind: str) -> bool:
+    """Whether the backward needs the op's input: the rule reads it, or the ordinary
+    gradient cannot be had from the output alone."""
+    return bool(getattr(rule, "reads_input", True)) or kind not in _GRAD_IN
 
 
 class _MaxPool(torch.autograd.Function):
@@ -303,6 +324,10 @@ class Rules(TorchFunctionMode):
         opts = {k: v for k, v in kwargs.items() if k != "inplace"}
         op = _bind(func, rest, opts, in_place)
         links = self._links(x, kind)
+        if in_place and not _keeps_input(rule, kind) and not transformed():
+            return self._made(apply(_ElementwiseInPlace, x, op, kind, rule, links), kind, links)
+        # an in-place op whose input the backward needs runs on a copy (vmap and compile
+        # take this way too: in-place autograd Functions are not supported there)
         y = apply(_Elementwise, x.clone() if in_place else x, op, kind, rule, links)
         return self._made(x.copy_(y) if in_place else y, kind, links)
 
