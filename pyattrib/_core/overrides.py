@@ -240,11 +240,10 @@ class Links:
         self, rule: Rule, x: Tensor, y: Tensor, grad_out: Tensor, ordinary_of: Callable[[Tensor], Tensor]
     ) -> Tensor:
         handed, deferred = self.handed, self.deferred
-        if handed is not None:  # written only when linked: an unlinked op mutates nothing (compiles)
-            self.handed = self.deferred = None
         if handed is None:
             actual = lambda: grad_out  # noqa: E731
         else:  # grad_out holds the consumer's ordinary gradient; swap in its rule
+            self.handed = self.deferred = None  # only here: an unlinked op mutates nothing (dynamo traces it)
             actual = _once(lambda: grad_out - handed + deferred())  # type: ignore[misc]
         ordinary = _once(lambda: ordinary_of(actual()))
         if self.upstream is None:
