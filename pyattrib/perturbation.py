@@ -50,7 +50,7 @@ def _ablate(f: Forward, call: Call, mask: FeatureMask, replace: Callable[[int, T
         rows = []
         for j, x in enumerate(call.inputs):
             xr = x.index_select(0, i)
-            hit = mask.rows(j, i) == p.reshape(-1, *[1] * (x.dim() - 1))
+            hit = example_rows(mask.ids[j], i) == p.reshape(-1, *[1] * (x.dim() - 1))
             rows.append(torch.where(hit, replace(j, xr, i, p), xr))
         return tuple(rows)
 
@@ -181,9 +181,12 @@ def occlusion(
         def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
             rows = []
             for j, x in enumerate(call.inputs):
-                local = p - offsets[j]  # perturbations that slide over another input hit nothing here
-                inside = (local >= 0) & (local < len(windows[j]))
-                hit = windows[j].masks(local.clamp(0, len(windows[j]) - 1)) & along_rows(inside, x)
+                if len(windows) == 1:  # every perturbation slides over this input
+                    hit = windows[j].masks(p)
+                else:  # perturbations that slide over another input hit nothing here
+                    local = p - offsets[j]
+                    inside = (local >= 0) & (local < len(windows[j]))
+                    hit = windows[j].masks(local.clamp(0, len(windows[j]) - 1)) & along_rows(inside, x)
                 rows.append(torch.where(hit, example_rows(base[j], i), x.index_select(0, i)))
             return tuple(rows)
 
@@ -257,20 +260,28 @@ def _windows(call: Call, shapes: Any, strides: Any) -> list[Windows]:
 
 
 _MASK_ELEMENTS = 2**14  # window masks built at once for the final average: a small fixed cost
+_KEPT_MASK_ELEMENTS = 2**18  # all windows' masks kept when they fit (256 KiB of bools): one lookup per chunk
 
 
 class Windows:
     """The window boxes of one input: corner ``positions`` ``(W, D)`` and a box ``shape``.
-    Masks are built only for the windows asked for, so memory follows the chunk."""
+    Masks are built only for the windows asked for, so memory follows the chunk; when all
+    of them fit in ``_KEPT_MASK_ELEMENTS`` they are built once and looked up."""
 
     def __init__(self, positions: Tensor, shape: tuple[int, ...], dims: tuple[int, ...]) -> None:
         self.positions, self.shape, self.dims = positions, shape, dims
+        self.kept: Tensor | None = None
+        if len(self) * math.prod(dims) <= _KEPT_MASK_ELEMENTS:
+            self.kept = self._build(torch.arange(len(self), device=positions.device))
 
     def __len__(self) -> int:
         return self.positions.shape[0]
 
     def masks(self, ids: Tensor) -> Tensor:
         """Boolean masks ``(len(ids), *dims)`` of windows ``ids``."""
+        return self.kept.index_select(0, ids) if self.kept is not None else self._build(ids)
+
+    def _build(self, ids: Tensor) -> Tensor:
         lo = self.positions.index_select(0, ids)
         hit = torch.ones(len(ids), *self.dims, dtype=torch.bool, device=ids.device)
         for d, (size, s) in enumerate(zip(self.dims, self.shape)):

@@ -22,7 +22,7 @@ from torch import Tensor
 from ._core.attributor import Attributor
 from ._core.call import Call
 from ._core.errors import ArgumentError, check_batch_size, check_count
-from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, shared_mask, squeeze_outputs
+from ._core.perturb import FeatureMask, evaluate, example_rows, prepare_perturbation, shared_mask, squeeze_outputs
 from ._core.state import evaluating
 
 Forward = Callable[..., Any]
@@ -40,9 +40,7 @@ def coalition_rows(
         for j, x in enumerate(call.inputs):
             ids = mask.rows(j, i)
             keep = present(p, i, ids.reshape(len(i), -1)).reshape(ids.shape)
-            b = base[j]
-            b_rows = b.index_select(0, i) if b.shape[0] != 1 else b.expand(len(i), *b.shape[1:])
-            rows.append(torch.where(keep, x.index_select(0, i), b_rows))
+            rows.append(torch.where(keep, x.index_select(0, i), example_rows(base[j], i)))
         return tuple(rows)
 
     return build
@@ -127,9 +125,9 @@ def shapley_value_sampling(
 
         def present(p: Tensor, i: Tensor, ids: Tensor) -> Tensor:
             q = (p - 2).clamp(min=0)
-            sample, k = q // max(inner, 1), q % max(inner, 1) + 1
-            first_k = ranks[sample].gather(1, ids) < k[:, None]  # the first k groups of the ordering
-            return torch.where((p == 1)[:, None], True, first_k & (p >= 2)[:, None])
+            # the groups an ordering adds first: its first k; none for p = 0, all for p = 1
+            k = torch.where(p >= 2, q % max(inner, 1) + 1, p * n_f)
+            return ranks.index_select(0, q // max(inner, 1)).gather(1, ids) < k[:, None]
 
         sums = OrderingSums(perms)
         with evaluating(f):

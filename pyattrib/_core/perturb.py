@@ -157,9 +157,17 @@ def evaluate(
 
             starts = tqdm(starts, desc=desc, total=math.ceil((total - start * n) / step))
         out = None
+        if step % n == 0:  # chunks of whole perturbations (the budget rule's): one index pattern for all
+            per_chunk = torch.arange(step // n, device=call.device)
+            block_p, block_i = per_chunk.repeat_interleave(n), everyone.repeat(step // n)
         for first_row in starts:
-            r = torch.arange(first_row, min(first_row + step, total), device=call.device)
-            p, i = r // n, r % n
+            if step % n == 0:
+                m = min(step, total - first_row)
+                p, i = (block_p, block_i) if m == step else (block_p[:m], block_i[:m])
+                p = p + first_row // n
+            else:
+                r = torch.arange(first_row, min(first_row + step, total), device=call.device)
+                p, i = r // n, r % n
             out = fed(*build(p, i), *call.args.rows(i))
             keep(per_example_outputs(call.target, out, i), n)
         flush(n)
@@ -259,8 +267,9 @@ class FeatureMask:
 
 
 def example_rows(t: Tensor, i: Tensor) -> Tensor:
-    """Rows ``i`` of a per-example tensor, or its single shared row repeated."""
-    return t.index_select(0, i) if t.shape[0] != 1 else t.expand(len(i), *t.shape[1:])
+    """Rows ``i`` of a per-example tensor, or its single shared row as it is (it broadcasts
+    against the rows: one op fewer per evaluation)."""
+    return t.index_select(0, i) if t.shape[0] != 1 else t
 
 
 def squeeze_outputs(attrs: tuple[Tensor, ...], out_shape: tuple[int, ...], whole: bool = False) -> tuple[Tensor, ...]:
