@@ -188,9 +188,10 @@ def compiled(c: Case, method: str) -> Callable[[], object] | None:
     """``torch.compile(attributor, fullgraph=True)`` for a gradient-family cell (None for the
     others); compiling happens on the first call, the benchmark's warm-up. The target is a
     tensor so that no call recompiles."""
-    if method not in gradient_attributors(c):
+    spec = gradient_attributors(c).get(method)
+    if spec is None:
         return None
-    make, args = gradient_attributors(c)[method]
+    make, args = spec
     torch._dynamo.reset()  # every attributor is a new graph of one function: start each cell afresh
     fn = torch.compile(make(), fullgraph=True)
     target = torch.zeros(len(c.x), dtype=torch.long, device=c.x.device)

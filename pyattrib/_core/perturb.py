@@ -157,11 +157,12 @@ def evaluate(
 
             starts = tqdm(starts, desc=desc, total=math.ceil((total - start * n) / step))
         out = None
-        if step % n == 0:  # chunks of whole perturbations (the budget rule's): one index pattern for all
+        aligned = step % n == 0  # chunks of whole perturbations (the budget rule's): one index pattern for all
+        if aligned:
             per_chunk = torch.arange(step // n, device=call.device)
             block_p, block_i = per_chunk.repeat_interleave(n), everyone.repeat(step // n)
         for first_row in starts:
-            if step % n == 0:
+            if aligned:
                 m = min(step, total - first_row)
                 p, i = (block_p, block_i) if m == step else (block_p[:m], block_i[:m])
                 p = p + first_row // n
