@@ -175,3 +175,25 @@ def test_rules_on_in_place_relus_keep_no_copy_of_the_activation(make):
     torch.testing.assert_close(make(model)(x, target=0), make(out_of_place)(x, target=0))
     with torch.no_grad():
         torch.testing.assert_close(model(x), out_of_place(x))
+
+
+def test_deep_lift_on_an_in_place_relu_keeps_the_input_change_and_no_copy():
+    """DeepLift on ``ReLU(inplace=True)`` takes the pairs' input change before the ReLU runs in
+    place: the backward keeps that ``(n, ...)`` change and the activation the next layer keeps,
+    not a ``2n``-row copy of the input as well."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 50), nn.ReLU(inplace=True), nn.Linear(50, 1)).eval()
+    out_of_place = nn.Sequential(nn.Linear(6, 50), nn.ReLU(), nn.Linear(50, 1)).eval()
+    out_of_place.load_state_dict(model.state_dict())
+    x = torch.randn(4, 6)
+    saved: dict[int, tuple[int, ...]] = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = tuple(t.shape)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        attrs = pa.deep_lift(model)(x, target=0)
+    hidden = [shape for shape in saved.values() if shape[-1:] == (50,) and shape[0] in (4, 8)]
+    assert sorted(hidden) == [(4, 50), (8, 50)]
+    torch.testing.assert_close(attrs, pa.deep_lift(out_of_place)(x, target=0))

@@ -119,26 +119,27 @@ class _Elementwise(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Tensor, op: Callable[[Tensor], Tensor], kind: str, rule: Rule, links: Links) -> Tensor:
+    def forward(
+        x: Tensor, op: Callable[[Tensor], Tensor], kind: str, rule: Rule, links: Links, change: Tensor | None
+    ) -> Tensor:
         return op(x)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-        x, op, kind, rule, links = inputs
-        reads = getattr(rule, "reads_input", True)
+        x, op, kind, rule, links, change = inputs  # change: the input change, taken before an in-place op
         keep = _keeps_input(rule, kind)  # else freed early: less memory
         in_place = getattr(op, "in_place", False)
         # a rule that reads only the pairs' input change keeps that: half the rows of x
-        ctx.difference = reads == "difference" and kind in _GRAD_IN and not in_place
+        ctx.difference = _reads_difference(rule, kind) and (change is not None or not in_place)
         # an in-place op's output lives on only in what we save: keep its input (a copy
         # anyway) and recompute the output in the backward, one elementwise op
-        ctx.recompute = keep and in_place
-        saved = _difference(x) if ctx.difference else x if keep else None
+        ctx.recompute = keep and in_place and not ctx.difference
+        saved = change if change is not None else _difference(x) if ctx.difference else x if keep else None
         ctx.save_for_backward(saved, None if ctx.recompute else output)
         ctx.op, ctx.kind, ctx.rule, ctx.links = op, kind, rule, links
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None, None]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None, None, None]:
         x, y = ctx.saved_tensors
         if ctx.difference:
             x = Difference(x)
@@ -156,16 +157,19 @@ class _Elementwise(torch.autograd.Function):
                 _, vjp = torch.func.vjp(ctx.op, x)
                 return vjp(g)[0]
 
-        return ctx.links.backward(ctx.rule, x, y, grad_out, ordinary_of), None, None, None, None
+        return ctx.links.backward(ctx.rule, x, y, grad_out, ordinary_of), None, None, None, None, None
 
 
 class _ElementwiseInPlace(_Elementwise):
-    """``x <- op(x)`` in place, as the model asked, for a rule that reads only the output:
-    the output kept for the backward is ``x`` itself (as ``torch.relu_`` keeps it), not a
-    copy next to the ``x`` that the model's next layer keeps."""
+    """``x <- op(x)`` in place, as the model asked, for a rule that reads only the output
+    (or the input change, taken before): the output kept for the backward is ``x`` itself
+    (as ``torch.relu_`` keeps it), not a copy next to the ``x`` that the model's next layer
+    keeps."""
 
     @staticmethod
-    def forward(x: Tensor, op: Callable[[Tensor], Tensor], kind: str, rule: Rule, links: Links) -> Tensor:
+    def forward(
+        x: Tensor, op: Callable[[Tensor], Tensor], kind: str, rule: Rule, links: Links, change: Tensor | None
+    ) -> Tensor:
         return x.copy_(op(x))
 
     @staticmethod
@@ -178,6 +182,11 @@ def _keeps_input(rule: Rule, kind: str) -> bool:
     """Whether the backward needs the op's input: the rule reads it, or the ordinary
     gradient cannot be had from the output alone."""
     return bool(getattr(rule, "reads_input", True)) or kind not in _GRAD_IN
+
+
+def _reads_difference(rule: Rule, kind: str) -> bool:
+    """Whether the backward needs only the pairs' input change (see :func:`reads_difference`)."""
+    return getattr(rule, "reads_input", True) == "difference" and kind in _GRAD_IN
 
 
 class _MaxPool(torch.autograd.Function):
@@ -323,11 +332,13 @@ class Rules(TorchFunctionMode):
         opts = {k: v for k, v in kwargs.items() if k != "inplace"}
         op = _bind(func, rest, opts, in_place)
         links = self._links(x, kind)
-        if in_place and not _keeps_input(rule, kind) and not transformed():
-            return self._made(apply(_ElementwiseInPlace, x, op, kind, rule, links), kind, links)
+        if in_place and not transformed() and (_reads_difference(rule, kind) or not _keeps_input(rule, kind)):
+            with torch.no_grad():
+                change = _difference(x) if _reads_difference(rule, kind) else None
+            return self._made(apply(_ElementwiseInPlace, x, op, kind, rule, links, change), kind, links)
         # an in-place op whose input the backward needs runs on a copy (vmap and compile
         # take this way too: in-place autograd Functions are not supported there)
-        y = apply(_Elementwise, x.clone() if in_place else x, op, kind, rule, links)
+        y = apply(_Elementwise, x.clone() if in_place else x, op, kind, rule, links, None)
         return self._made(x.copy_(y) if in_place else y, kind, links)
 
 
