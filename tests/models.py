@@ -27,6 +27,17 @@ class CNN(nn.Module):
         return self.fc(h.flatten(1))
 
 
+def relu_cnn(seed: int = 0) -> nn.Sequential:
+    """Conv-ReLU-MaxPool-Conv-ReLU-AdaptiveAvgPool-Linear (3x8x8 in, 4 classes): every
+    rule-based method applies (module ReLUs, max pooling)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(), nn.Linear(24, 4),
+    ).eval()  # fmt: skip
+
+
 def cnn(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return CNN().eval()

@@ -73,21 +73,12 @@ def test_compiled_layer_and_sampled_methods_match_eager(make, references):
     torch.testing.assert_close(c2, e2, atol=1e-5, rtol=1e-4)
 
 
-def _relu_cnn() -> torch.nn.Module:
-    torch.manual_seed(0)
-    nn = torch.nn
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 4),
-    ).eval()  # fmt: skip
-
-
 @pytest.mark.compile
 @pytest.mark.parametrize("make", [pa.guided_backprop, pa.deconvolution], ids=["guided_backprop", "deconvolution"])
 def test_rule_methods_without_handoff_compile_fullgraph(make):
     """Guided backprop and deconvolution override ReLU's backward through an autograd.Function
     that mutates nothing outside itself, so dynamo traces it into one graph."""
-    model = _relu_cnn()
+    model = models.relu_cnn()
     x1, x2 = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
     y1, y2 = torch.tensor([0, 1, 2, 3]), torch.tensor([3, 2, 1, 0])
     c1, c2 = compiled_run(make(model), ((x1,), {"target": y1}), ((x2,), {"target": y2}))
@@ -100,7 +91,7 @@ def test_compiled_lrp_runs_eagerly_and_gives_eager_numbers():
     """LRP swaps the modules' forward during a call, which traced module calls would not see
     (they gave the plain gradient times the output): compiled, it breaks the graph and runs
     eagerly, and fullgraph=True refuses it rather than give other numbers."""
-    model = _relu_cnn()
+    model = models.relu_cnn()
     x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
     for make in (lambda: pa.lrp(model), lambda: pa.layer_lrp(model, model[3])):
         torch._dynamo.reset()

@@ -11,7 +11,6 @@ import os
 import pytest
 import torch
 from captum.attr import IntegratedGradients
-from torch import nn
 
 import pyattrib as pa
 
@@ -19,15 +18,6 @@ from . import models
 
 DEVICE = os.environ.get("PYATTRIB_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else None)
 on_device = pytest.mark.skipif(DEVICE is None, reason="needs a CUDA device")
-
-
-def relu_cnn(seed: int = 0) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(), nn.Linear(24, 4),
-    ).eval()  # fmt: skip
 
 
 PATCHES = (torch.arange(8)[:, None] // 4 * 2 + torch.arange(8)[None, :] // 4).expand(1, 3, 8, 8)
@@ -58,9 +48,9 @@ def test_method_on_device_matches_cpu(name):
     x = torch.randn(4, 3, 8, 8)
     if not name.startswith("neuron"):  # neuron methods explain one unit, not a target output
         kw = {**kw, "target": torch.tensor([0, 1, 2, 3])}
-    cpu = make(relu_cnn())(x, **kw)
+    cpu = make(models.relu_cnn())(x, **kw)
     on = {k: v.to(DEVICE) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
-    out = make(relu_cnn().to(DEVICE))(x.to(DEVICE), **on)
+    out = make(models.relu_cnn().to(DEVICE))(x.to(DEVICE), **on)
     assert out.device.type == DEVICE and out.dtype == cpu.dtype
     torch.testing.assert_close(out.cpu(), cpu, atol=1e-4, rtol=1e-3)
 
@@ -79,7 +69,7 @@ def test_method_on_device_matches_cpu(name):
 def test_random_methods_draw_on_the_inputs_device(make, masked):
     """Random methods draw from a generator on the inputs' device, and the same seed gives
     the same result."""
-    model, x = relu_cnn().to(DEVICE), torch.randn(3, 3, 8, 8, device=DEVICE)
+    model, x = models.relu_cnn().to(DEVICE), torch.randn(3, 3, 8, 8, device=DEVICE)
     kw = {"feature_mask": PATCHES.to(DEVICE)} if masked else {}
     runs = [make(model)(x, target=1, generator=torch.Generator(device=DEVICE).manual_seed(0), **kw) for _ in range(2)]
     assert runs[0].device.type == DEVICE and torch.isfinite(runs[0]).all()
@@ -88,7 +78,7 @@ def test_random_methods_draw_on_the_inputs_device(make, masked):
 
 @on_device
 def test_shapley_sampling_is_efficient_on_device():
-    model, x = relu_cnn().to(DEVICE), torch.randn(3, 3, 8, 8, device=DEVICE)
+    model, x = models.relu_cnn().to(DEVICE), torch.randn(3, 3, 8, 8, device=DEVICE)
     attr = pa.shapley_value_sampling(model, n_samples=3)(
         x, target=1, feature_mask=PATCHES.to(DEVICE), generator=torch.Generator(device=DEVICE).manual_seed(0)
     )
@@ -109,7 +99,7 @@ def test_integrated_gradients_on_device_matches_captum():
 
 @on_device
 def test_compiled_attribution_on_device_matches_eager():
-    model, x = relu_cnn().to(DEVICE), torch.randn(4, 3, 8, 8, device=DEVICE)
+    model, x = models.relu_cnn().to(DEVICE), torch.randn(4, 3, 8, 8, device=DEVICE)
     target = torch.tensor([0, 1, 2, 3], device=DEVICE)
     torch._dynamo.reset()
     for make in (lambda: pa.saliency(model), lambda: pa.layer_gradcam(model, model[3])):

@@ -121,25 +121,38 @@ def test_noise_is_added_in_place_without_touching_the_inputs(kind):
     torch.testing.assert_close(whole, expected[kind], atol=1e-6, rtol=1e-5)
 
 
-def test_deep_lift_keeps_only_the_input_change_of_a_rescaled_relu():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 50), nn.ReLU(), nn.Linear(50, 1)).eval()
-    x = torch.randn(4, 6)
+def kept_hidden_rows(run, width: int = 50, rows: tuple[int, ...] = (4, 8)) -> list[tuple[int, ...]]:
+    """Shapes of the distinct ``(rows, width)`` tensors (hidden rows of the 4 examples, or of
+    them and their references; not weights) that autograd keeps while ``run()`` runs."""
     saved: dict[int, tuple[int, ...]] = {}
 
     def pack(t):
-        saved[t.untyped_storage().data_ptr()] = tuple(t.shape)
+        if t.dim() == 2 and t.shape[1] == width and t.shape[0] in rows:
+            saved[t.untyped_storage().data_ptr()] = tuple(t.shape)
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        attrs = pa.deep_lift(model)(x, target=0)
-    hidden = [shape for shape in saved.values() if shape[-1:] == (50,) and shape[0] in (4, 8)]  # rows, not weights
-    # the ReLU's output for the 4 inputs and their 4 references, and its input change per pair;
-    # not its 8 inputs as well
-    assert sorted(hidden) == [(4, 50), (8, 50)]
+        run()
+    return sorted(saved.values())
+
+
+def _hidden_relu_net(inplace: bool, d_out: int = 1) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 50), nn.ReLU(inplace=inplace), nn.Linear(50, d_out)).eval()
+
+
+@pytest.mark.parametrize("inplace", [False, True], ids=["relu", "relu_inplace"])
+def test_deep_lift_keeps_only_the_input_change_of_a_rescaled_relu(inplace):
+    """The rescale rule keeps the ReLU's output for the 4 inputs and their 4 references, and
+    its input change per pair; not its 8 inputs as well. An in-place ReLU's change is taken
+    before it runs in place, so no ``2n``-row copy of its input is kept either."""
+    model, x = _hidden_relu_net(inplace), torch.randn(4, 6)
+    out: list[torch.Tensor] = []
+    assert kept_hidden_rows(lambda: out.append(pa.deep_lift(model)(x, target=0))) == [(4, 50), (8, 50)]
     with torch.no_grad():  # and the rule is the same: completeness holds exactly on a ReLU net
         gap = model(x) - model(torch.zeros_like(x))
-    torch.testing.assert_close(attrs.sum(1, keepdim=True), gap, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out[0].sum(1, keepdim=True), gap, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out[0], pa.deep_lift(_hidden_relu_net(False))(x, target=0))
 
 
 @pytest.mark.parametrize("make", [pa.guided_backprop, pa.deconvolution], ids=["guided_backprop", "deconvolution"])
@@ -147,53 +160,16 @@ def test_rules_on_in_place_relus_keep_no_copy_of_the_activation(make):
     """An in-place ReLU whose rule reads only its output (guided backprop, deconvolution)
     runs in place, as the model asked: the backward keeps the very tensor the next layer
     keeps, as plain autograd does, not a copy of it (a ResNet has one per block)."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 50), nn.ReLU(inplace=True), nn.Linear(50, 3)).eval()
-    x = torch.randn(4, 6)
-
-    def hidden_storages(run) -> set[int]:
-        saved: set[int] = set()
-
-        def pack(t):
-            if t.shape[-1:] == (50,) and t.shape[0] == 4:  # the hidden rows, not the weights
-                saved.add(t.untyped_storage().data_ptr())
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            run()
-        return saved
+    model, x = _hidden_relu_net(True, d_out=3), torch.randn(4, 6)
 
     def plain() -> None:
         xs = x.clone().requires_grad_()
         torch.autograd.grad(model(xs)[:, 0].sum(), xs)
 
-    assert len(hidden_storages(plain)) == 1  # relu_ and the last Linear keep one tensor
-    assert len(hidden_storages(lambda: make(model)(x, target=0))) == 1
+    assert kept_hidden_rows(plain) == [(4, 50)]  # relu_ and the last Linear keep one tensor
+    assert kept_hidden_rows(lambda: make(model)(x, target=0)) == [(4, 50)]
     # the same numbers as on the model with an out-of-place ReLU, and the model is unchanged
-    out_of_place = nn.Sequential(nn.Linear(6, 50), nn.ReLU(), nn.Linear(50, 3)).eval()
-    out_of_place.load_state_dict(model.state_dict())
+    out_of_place = _hidden_relu_net(False, d_out=3)
     torch.testing.assert_close(make(model)(x, target=0), make(out_of_place)(x, target=0))
     with torch.no_grad():
         torch.testing.assert_close(model(x), out_of_place(x))
-
-
-def test_deep_lift_on_an_in_place_relu_keeps_the_input_change_and_no_copy():
-    """DeepLift on ``ReLU(inplace=True)`` takes the pairs' input change before the ReLU runs in
-    place: the backward keeps that ``(n, ...)`` change and the activation the next layer keeps,
-    not a ``2n``-row copy of the input as well."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 50), nn.ReLU(inplace=True), nn.Linear(50, 1)).eval()
-    out_of_place = nn.Sequential(nn.Linear(6, 50), nn.ReLU(), nn.Linear(50, 1)).eval()
-    out_of_place.load_state_dict(model.state_dict())
-    x = torch.randn(4, 6)
-    saved: dict[int, tuple[int, ...]] = {}
-
-    def pack(t):
-        saved[t.untyped_storage().data_ptr()] = tuple(t.shape)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        attrs = pa.deep_lift(model)(x, target=0)
-    hidden = [shape for shape in saved.values() if shape[-1:] == (50,) and shape[0] in (4, 8)]
-    assert sorted(hidden) == [(4, 50), (8, 50)]
-    torch.testing.assert_close(attrs, pa.deep_lift(out_of_place)(x, target=0))

@@ -332,9 +332,10 @@ class Rules(TorchFunctionMode):
         opts = {k: v for k, v in kwargs.items() if k != "inplace"}
         op = _bind(func, rest, opts, in_place)
         links = self._links(x, kind)
-        if in_place and not transformed() and (_reads_difference(rule, kind) or not _keeps_input(rule, kind)):
+        difference = _reads_difference(rule, kind)
+        if in_place and not transformed() and (difference or not _keeps_input(rule, kind)):
             with torch.no_grad():
-                change = _difference(x) if _reads_difference(rule, kind) else None
+                change = _difference(x) if difference else None
             return self._made(apply(_ElementwiseInPlace, x, op, kind, rule, links, change), kind, links)
         # an in-place op whose input the backward needs runs on a copy (vmap and compile
         # take this way too: in-place autograd Functions are not supported there)
