@@ -46,7 +46,7 @@ def test_interval_errors_sum_to_the_completeness_delta_and_weights_hold_constant
     a = grid.alpha
     values, slopes = torch.sin(3 * a).expand(3, -1), (3 * torch.cos(3 * a)).expand(3, -1)
     w = grid.trapezoid(held)
-    assert torch.allclose(w.sum(1), torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(w.sum(1), torch.ones(3, dtype=torch.float64), rtol=1e-12, atol=1e-12)
     assert not bool(w[~held].any()) and not bool(w[:, [0, grid.size]].any())
     errors, _ = grid.interval_errors(held, values, slopes)
     torch.testing.assert_close(errors.sum(1), (w * slopes).sum(1) - (values[:, -1] - values[:, 0]))

@@ -70,7 +70,7 @@ def test_an_interrupted_run_restarts_without_losing_or_repeating(tmp_path):
     assert len(rerun) == 5  # only the batches not finished before
     stored = load_attributions(str(tmp_path))
     assert sorted(stored.ids.tolist()) == list(range(30))  # nothing lost, nothing twice
-    np.testing.assert_allclose(stored.array(0), saliency(x, target=y).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(stored.array(0), saliency(x, target=y).numpy(), rtol=1e-5, atol=1e-6)
     assert result.summary.summary["count"] == 30  # finished shards are read back for the summary
 
 
