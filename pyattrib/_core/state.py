@@ -66,6 +66,27 @@ def modules_of(f: Any, depth: int = 3) -> list[nn.Module]:
     return found
 
 
+@contextmanager
+def in_eval(model: nn.Module) -> Iterator[None]:
+    """``model`` and every module in it in eval mode for the block; afterwards each module gets
+    back its *own* training flag (``model.train()`` would wake a BatchNorm the user froze in eval
+    inside a training model). Restored in ``finally``, an exception included."""
+    with kept_flags(model):
+        model.eval()
+        yield
+
+
+@contextmanager
+def kept_flags(model: nn.Module) -> Iterator[None]:
+    """Each module's own ``training`` flag as found, restored after the block whatever it did."""
+    flags = [(m, m.training) for m in submodules(model)]
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
 def _contents(closure: tuple | None) -> list[Any]:
     out = []
     for cell in closure or ():

@@ -26,7 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from .._core.errors import ArgumentError, check_count
-from .tracin import TracInCP, batch_sum, in_eval, train_chunks
+from .._core.state import in_eval
+from .tracin import TracInCP, batch_sum, train_chunks
 
 NAIVE_MAX_PARAMETERS = 20_000  # a (P, P) float32 Hessian of 1.6 GB
 

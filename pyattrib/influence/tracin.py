@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
@@ -25,6 +24,7 @@ from torch import Tensor, nn
 
 from .._core.capture import Layers
 from .._core.errors import ArgumentError, check_count
+from .._core.state import in_eval
 
 Checkpoint = dict[str, Tensor] | str
 
@@ -43,19 +43,6 @@ def batch_sum(loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, 
     if reduction in ("sum", "none"):
         return lambda out, y: loss_fn(out, y).sum()
     return None
-
-
-@contextmanager
-def in_eval(model: nn.Module) -> Iterator[None]:
-    """The model in eval mode for the block (switched only if it is training; restored after)."""
-    training = model.training
-    if training:
-        model.eval()
-    try:
-        yield
-    finally:
-        if training:
-            model.train()
 
 
 class Factored(NamedTuple):
