@@ -51,7 +51,7 @@ def main(n_examples: int = 120, serve: bool = False, out: str | None = None) -> 
     print("serve it with live attribution: python examples/insights.py --serve")
     if serve:
         server = insights.serve(model, data, METHODS, classes, title="digits CNN: live")
-        print(f"serving on {server.url} (Ctrl-C to stop)")
+        print("Ctrl-C to stop")
         server.wait()
     return {"accuracy": acc, "bytes": len(page)}
 

@@ -120,9 +120,10 @@ def test_model_is_left_as_it_was():
     assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules())
 
 
-def _request(url, body=None, raw=None):
+def _request(url, body=None, raw=None, token=""):
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", "X-Pyattrib-Token": token}
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -132,11 +133,11 @@ def _request(url, body=None, raw=None):
 
 def test_server_answers_and_rejects_malformed_requests():
     with serve(_image_model(), _image_data(6), METHODS, CLASSES, port=0) as server:
-        assert server.url.startswith("http://127.0.0.1:")
+        assert server.url.startswith("http://127.0.0.1:") and server.url.endswith("?token=" + server.token)
         page = urllib.request.urlopen(server.url, timeout=30).read().decode()
         assert '"live": true' in page
         status, body = _request(
-            server.url + "api/attribute", {"method": "IG", "options": {"n_steps": 4}, "indices": [0, 2]}
+            server.base + "api/attribute", {"method": "IG", "options": {"n_steps": 4}, "indices": [0, 2]}, token=server.token
         )
         assert status == 200 and sorted(body["cells"]) == ["0", "2"] and body["options"] == {"n_steps": 4}
         for bad in (
@@ -150,11 +151,11 @@ def test_server_answers_and_rejects_malformed_requests():
             {"body": {"method": "IG", "indices": "all"}},
             {"body": {"method": "occlusion", "options": {"sliding_window_shapes": [1, 9, 9]}}},
         ):
-            status, body = _request(server.url + "api/attribute", **bad)
+            status, body = _request(server.base + "api/attribute", **bad, token=server.token)
             assert 400 <= status < 500 and body["error"], bad
-        status, body = _request(server.url + "nowhere")
+        status, body = _request(server.base + "nowhere", token=server.token)
         assert status == 404 and "nowhere" in body["error"]
-        status, body = _request(server.url + "api/examples")
+        status, body = _request(server.base + "api/examples", token=server.token)
         assert status == 200 and len(body["examples"]) == 6  # still serving after the bad requests
 
 

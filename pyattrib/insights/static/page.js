@@ -74,7 +74,7 @@
           options[i.dataset.option] = k === 'bool' ? i.checked : k === 'int' ? Number(i.value) :
             k === 'number' ? Number(i.value) : k === 'json' ? JSON.parse(i.value) : i.value;
         });
-        const res = await fetch('api/attribute', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+        const res = await fetch('api/attribute', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Pyattrib-Token': new URLSearchParams(location.search).get('token') || '' },
           body: JSON.stringify({ method: pick.value, options: options, indices: indices }) });
         const body = await res.json();
         if (!res.ok) throw new Error(body.error || res.statusText);
