@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ._core import random
-from ._core.attributor import Attributor, bind_baselines, call_on_copies
+from ._core.attributor import Attributor, bind_baselines, call_on_copies, checked_transform
 from ._core.budget import rows_per_chunk
 from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import as_tuple, distribution_baselines, restore
@@ -22,6 +22,7 @@ KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
 Stdevs = float | tuple[float, ...]
 
 
+@checked_transform  # smoothgrad & co. pass their keywords on: Captum's names are caught here
 def noise_tunnel(
     attributor: Attributor,
     *,

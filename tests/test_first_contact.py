@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -145,7 +147,9 @@ def test_input_without_a_batch_dimension_gets_the_fix():
     ig = pa.integrated_gradients(mlp())
     with pytest.raises(RuntimeError, match="mat1 and mat2") as info:
         ig(torch.randn(5), target=0)  # the model's own error, once...
-    assert any("x.unsqueeze(0)" in note for note in info.value.__notes__)  # ...with the fix added
+    assert "x.unsqueeze(0)" in str(info.value)  # ...with the fix in its message
+    with pytest.raises(ValueError, match=r"target: .* rows \(inputs of shape \(5,\)\).*x.unsqueeze\(0\)"):
+        pa.feature_ablation(mlp())(torch.randn(5), target=0)
 
     class Flattening(nn.Module):  # returns no batch dimension at all
         def forward(self, x):
@@ -186,3 +190,51 @@ def test_structured_outputs_read_logits_first(kind):
     x = torch.randn(3, 5)
     for method in (pa.integrated_gradients, pa.saliency, pa.feature_ablation):
         torch.testing.assert_close(method(Wrapped())(x, target=1), method(inner)(x, target=1))
+
+
+@pytest.mark.parametrize(
+    "make, says",
+    [
+        (lambda m: pa.integrated_gradients(m, internal_batch_size=4), "'internal_batch_size' is Captum's name.*batch_size="),
+        (lambda m: pa.feature_ablation(m, perturbations_per_eval=4), "'perturbations_per_eval' is Captum's name.*batch_size="),
+        (lambda m: pa.noise_tunnel(pa.saliency(m), nt_type="smoothgrad"), "'nt_type' is Captum's name.*kind="),
+        (lambda m: pa.smoothgrad(pa.saliency(m), nt_samples=4), "'nt_samples' is Captum's name.*n_samples="),
+        (lambda m: pa.vargrad(pa.saliency(m), nt_samples_batch_size=4), "'nt_samples_batch_size'.*batch_size="),
+        (lambda m: pa.layer_integrated_gradients(m, m[0], internal_batch_size=2), "Captum's name.*batch_size="),
+        (lambda m: pa.integrated_gradients(m, target=1), "'target' is data: pass it to the attributor"),
+        (lambda m: pa.saliency(m, n_stesp=3), r"unexpected keyword argument 'n_stesp'; the transform is saliency\("),
+    ],
+)
+def test_captum_names_at_transform_time_say_where_they_go(make, says):
+    with pytest.raises(TypeError, match=says):
+        make(mlp())
+
+
+def test_captum_methods_on_an_attributor_say_how_to_call_it():
+    ig = pa.integrated_gradients(mlp())
+    with pytest.raises(AttributeError, match=r"no .attribute\(\): an attributor is called directly"):
+        ig.attribute(torch.randn(2, 5), target=0)
+    with pytest.raises(AttributeError, match="return_delta=True"):
+        _ = ig.compute_convergence_delta
+    with pytest.raises(AttributeError, match="'Attributor' object has no attribute 'nope'"):
+        _ = ig.nope
+    assert not hasattr(ig, "attribute") and callable(ig)
+
+
+def test_a_missing_optional_dependency_names_the_extra(monkeypatch):
+    import numpy as np
+
+    import pyattrib.viz as viz
+    from pyattrib import insights
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    for call in (lambda: viz.image_attr(np.zeros((4, 4, 1))), lambda: viz.feature_attr(np.zeros(3)),
+                 lambda: viz.timeseries_attr(np.zeros((2, 5)))):  # fmt: skip
+        with pytest.raises(ModuleNotFoundError, match=r'pyattrib.viz.\w+ needs matplotlib: pip install "pyattrib\[viz\]"'):
+            call()
+    with pytest.raises(ModuleNotFoundError, match=r"pyattrib\[viz\]"):
+        insights.report(mlp(), (torch.randn(2, 5), torch.tensor([0, 1])), {"s": pa.saliency})
+    assert "<!DOCTYPE html>" in viz.text_attr(["a", "b"], np.array([0.1, -0.2]))  # HTML needs no matplotlib
+    monkeypatch.setitem(sys.modules, "bottle", None)
+    with pytest.raises(ModuleNotFoundError, match=r"pyattrib\[insights\]"):
+        insights.serve(mlp(), (torch.randn(2, 5), torch.tensor([0, 1])), {"s": pa.saliency}, port=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 from collections.abc import Callable, Mapping
@@ -29,6 +30,13 @@ CAPTUM_NAMES = {
     "draw_baseline_from_distrib": "draw_baseline_from_distrib= on pa.noise_tunnel",
     "baseline": "baselines= at call time",
     "additional_args": "additional_forward_args= at call time",
+}
+# Captum's method names, asked of an attributor
+CAPTUM_METHODS = {
+    "attribute": "an attributor is called directly, attributions = attributor(inputs, baselines, target=...)",
+    "attribute_future": "an attributor is called directly (it returns tensors, not futures)",
+    "compute_convergence_delta": "pass return_delta=True to the transform, or use pa.convergence_delta(...)",
+    "has_convergence_delta": "the transform's return_delta= says whether the call returns (attributions, delta)",
 }
 CONFIGURATION = (
     "n_steps", "method", "n_samples", "stdevs", "batch_size", "multiply_by_inputs", "abs", "eps",
@@ -93,16 +101,8 @@ class Attributor:
         if any(p.kind is p.VAR_KEYWORD for p in params.values()):
             return
         for key in kwargs:
-            if key in params:
-                continue
-            if key in CAPTUM_NAMES:
-                raise TypeError(f"{self.name}: {key!r} is Captum's name; in pyattrib use {CAPTUM_NAMES[key]}")
-            if key in CONFIGURATION:
-                raise TypeError(
-                    f"{self.name}: {key!r} is configuration: pass it to the transform, e.g. "
-                    f"pa.{self.name.split('(')[0]}(model, {key}=...), not to the call"
-                )
-            raise TypeError(f"{self.name}() got an unexpected keyword argument {key!r}; the call is {self.signature}")
+            if key not in params:
+                raise TypeError(_misplaced(self.name, key, f"the call is {self.signature}", at_call=True))
 
     def with_fn(
         self, fn: Callable[..., Any], edits: Mapping[str, inspect.Parameter | None] | None = None, **changes: Any
@@ -116,8 +116,51 @@ class Attributor:
             sig = _edited(self.signature, edits or {}, bool(changes.get("random")))
         return replace(self, fn=fn, signature=sig, **changes)
 
+    def __getattr__(self, key: str) -> Any:  # only called for names the attributor does not have
+        if key in CAPTUM_METHODS:
+            raise AttributeError(
+                f"{self.name} has no .{key}(): {CAPTUM_METHODS[key]}. (Captum's classes, with .{key}(), "
+                "are in pyattrib.compat.)"
+            )
+        raise AttributeError(f"'Attributor' object has no attribute {key!r}")
+
     def __repr__(self) -> str:
         return f"<pyattrib {self.name} of {getattr(self.forward, '__class__', type(self)).__name__}>"
+
+
+CALL_DATA = ("inputs", "baselines", "target", "additional_forward_args", "feature_mask", "neuron_selector", "generator")
+
+
+def _misplaced(name: str, key: str, expected: str, at_call: bool) -> str:
+    """The message for keyword ``key`` that ``name`` does not take: where it goes instead."""
+    transform = name.split("(")[0]
+    if key in CAPTUM_NAMES:
+        return f"{name}: {key!r} is Captum's name; in pyattrib use {CAPTUM_NAMES[key]}"
+    if at_call and key in CONFIGURATION:
+        return (
+            f"{name}: {key!r} is configuration: pass it to the transform, e.g. pa.{transform}(model, {key}=...), "
+            "not to the call"
+        )
+    if not at_call and key in CALL_DATA:
+        return f"{name}: {key!r} is data: pass it to the attributor, e.g. pa.{transform}(model)(inputs, {key}=...)"
+    return f"{name}() got an unexpected keyword argument {key!r}; {expected}"
+
+
+def checked_transform(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A public transform whose unknown keyword arguments are named with where they go (Captum's
+    names, call-time data given at transform time), checked before the transform runs."""
+    sig = inspect.signature(fn)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return fn
+
+    @functools.wraps(fn)
+    def transform(*args: Any, **kwargs: Any) -> Any:
+        for key in kwargs:
+            if key not in sig.parameters:
+                raise TypeError(_misplaced(fn.__name__, key, f"the transform is {fn.__name__}{sig}", at_call=False))
+        return fn(*args, **kwargs)
+
+    return transform
 
 
 def _edited(sig: inspect.Signature, edits: Mapping[str, inspect.Parameter | None], random: bool) -> inspect.Signature:
@@ -161,10 +204,15 @@ def _hint_batch_dimension(error: RuntimeError, inputs: Any) -> None:
     first = next((x for x in xs if isinstance(x, torch.Tensor)), None)
     if first is None or first.dim() == 0:
         return
-    error.add_note(
+    hint = (
         f"pyattrib: inputs have shape {shapes}; dimension 0 is read as the batch ({first.shape[0]} examples of "
         f"shape {tuple(first.shape[1:])}). If this is one example without a batch dimension, pass x.unsqueeze(0)."
     )
+    # the user's own error, same type and traceback, with the fix in its message (str() and the
+    # last line of the traceback show it), and as a note for tools that read notes
+    if error.args and isinstance(error.args[0], str):
+        error.args = (f"{error.args[0]}\n{hint}", *error.args[1:])
+    error.add_note(hint)
     error._pyattrib_hinted = True  # type: ignore[attr-defined]
 
 

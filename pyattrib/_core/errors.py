@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import importlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ArgumentError(ValueError, AssertionError):
@@ -25,3 +30,24 @@ def check_batch_size(batch_size: int | None) -> int | None:
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ArgumentError(f"batch_size must be None or a positive int, got {batch_size!r}")
     return batch_size
+
+
+def needs(module: str, extra: str) -> Callable[[F], F]:
+    """A public function that needs an optional dependency: without it, the call raises
+    ``ModuleNotFoundError`` naming the extra to install, before any work is done."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                importlib.import_module(module)
+            except ImportError as error:
+                raise ModuleNotFoundError(
+                    f'{fn.__module__.rsplit(".", 1)[0]}.{fn.__name__} needs {module}: pip install "pyattrib[{extra}]"',
+                    name=module,
+                ) from error
+            return fn(*args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return decorate

@@ -71,11 +71,15 @@ def _batch_values(output: Any) -> Tensor:
     return output.reshape(1, -1)
 
 
-def _check_whole(call: Call, batch_size: int | None) -> None:
+def _check_whole(call: Call, batch_size: int | None, output: Any = None) -> None:
     if call.target.selects:
+        shape = f"shape {tuple(output.shape)}" if isinstance(output, Tensor) else "one result"
+        first = call.inputs[0]
         raise ArgumentError(
-            "the model returns one value for the whole batch, so there is nothing per example to select; "
-            "pass target=None"
+            f"target: the model returns {shape} for a batch of {call.n} rows (inputs of shape {tuple(first.shape)}), "
+            "not one value per example, so there is nothing per example to select. If the inputs are one "
+            "example without a batch dimension, pass x.unsqueeze(0); if the model aggregates its batch, pass "
+            "target=None"
         )
     if batch_size is not None and batch_size > call.n:
         raise ArgumentError(
@@ -138,7 +142,7 @@ def evaluate(
                 keep(per_example_outputs(call.target, first, everyone), n)
             start = 1
         if whole:
-            _check_whole(call, batch_size)
+            _check_whole(call, batch_size, first if start else None)
             blocks = range(start, n_perturbations)
             if show_progress:
                 from tqdm.auto import tqdm

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from .._core.errors import needs
 from .explorer import Explorer
 from .page import page
 
@@ -38,6 +39,7 @@ def page_data(explorer: Explorer, live: bool) -> dict[str, Any]:
     }
 
 
+@needs("matplotlib", "viz")
 def report(
     model: nn.Module,
     dataset: Any,

@@ -22,7 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from torch import nn
 
-from .._core.errors import ArgumentError
+from .._core.errors import ArgumentError, needs
 from .explorer import Explorer
 from .page import page
 from .report import page_data
@@ -198,6 +198,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@needs("bottle", "insights")
+@needs("matplotlib", "insights")
 def serve(
     model: nn.Module,
     dataset: Any,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.errors import ArgumentError
+from .._core.errors import ArgumentError, needs
 from .scale import Normalised, check_sign, colour_map, normalise, to_numpy
 
 METHODS = ("heat_map", "blended_heat_map", "original_image", "masked_image", "alpha_scaling")
@@ -60,6 +60,7 @@ def _axes(ax: Any, figsize: tuple[float, float]):
     return figure, figure.subplots()
 
 
+@needs("matplotlib", "viz")
 def image_attr(
     attr: Any,
     image: Any = None,
@@ -143,6 +144,7 @@ def _colour_key(figure, ax, norm: Normalised, colours, vmin: float, vmax: float,
     bar.ax.tick_params(labelsize=7)
 
 
+@needs("matplotlib", "viz")
 def image_attr_multiple(
     attr: Any,
     image: Any,

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from .._core.errors import ArgumentError
+from .._core.errors import ArgumentError, needs
 from .scale import to_numpy
 
 
+@needs("matplotlib", "viz")
 def feature_attr(
     attributions: Mapping[str, Any],
     feature_names: Sequence[str] | None = None,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.errors import ArgumentError
+from .._core.errors import ArgumentError, needs
 from .scale import to_numpy
 
 STYLE = """
@@ -141,6 +141,7 @@ def text_attr(
     )
 
 
+@needs("matplotlib", "viz")
 def text_attr_figure(
     tokens: Sequence[Any],
     scores: Any,

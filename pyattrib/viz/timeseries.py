@@ -6,12 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from .._core.errors import ArgumentError
+from .._core.errors import ArgumentError, needs
 from .scale import check_sign, colour_map, normalise, to_numpy
 
 METHODS = ("overlay_individual", "overlay_combined", "colored_graph")
 
 
+@needs("matplotlib", "viz")
 def timeseries_attr(
     attr: Any,
     data: Any,
