@@ -149,3 +149,28 @@ def test_neuron_conductance_runs_the_model_once_per_chunk():
     finally:
         handle.remove()
     assert calls == [12, 12]  # 24 path points in two chunks, each through the model once
+
+
+def test_layer_input_with_a_bool_mask_among_its_arguments_passes_the_mask_through():
+    """A Hugging Face BertLayer gets (hidden_states, bool attention mask, None) positionally: the
+    mask is no attributable leaf (Captum crashes subtracting bools); it passes through, comes back
+    as None, and the hidden states' attributions equal those at the previous layer's output."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=32)  # fmt: skip
+    model = transformers.BertForSequenceClassification(config).eval()
+    ids, mask = torch.randint(0, 50, (2, 7)), torch.ones(2, 7, dtype=torch.long)
+    mask[1, 5:] = 0
+
+    def f(ids, mask):
+        return model(input_ids=ids, attention_mask=mask).logits
+
+    blocks = model.bert.encoder.layer
+    (hidden, *rest), delta = pa.layer_integrated_gradients(f, blocks[1], attribute_to_layer_input=True, n_steps=16,
+                                                           return_delta=True)(ids, target=1, additional_forward_args=(mask,))  # fmt: skip
+    assert all(r is None for r in rest) and hidden.shape == (2, 7, 16)
+    assert delta.abs().max() < 1e-4
+    at_output = pa.layer_integrated_gradients(f, blocks[0], n_steps=16)(ids, target=1, additional_forward_args=(mask,))
+    at_output = at_output[0] if isinstance(at_output, tuple) else at_output
+    torch.testing.assert_close(hidden, at_output, rtol=1e-4, atol=1e-6)

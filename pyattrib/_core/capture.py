@@ -34,20 +34,26 @@ _single_use: weakref.WeakKeyDictionary[nn.Module, weakref.WeakSet[nn.Module]] = 
 @dataclass
 class LayerValue:
     """A layer value as batch-first leaves; ``layout`` puts leaves back as the module has them.
-    ``None`` entries (``nn.MultiheadAttention`` returns ``(out, None)``) are passed through:
-    they hold no attribution and come back as None."""
+
+    Leaves that hold no attribution pass through: ``None`` (``nn.MultiheadAttention`` returns
+    ``(out, None)``) and, next to a floating-point tensor, tensors that are not floating point
+    and Python values (a transformer block's bool or int attention mask among its positional
+    inputs). They come back as None in attributions, and the model reads them as the current
+    forward pass has them (``feed``). A value with no floating-point tensor (token ids) is
+    all leaves, as before."""
 
     leaves: list[Tensor]
     bdims: list[int]
     spec: Any
-    nones: tuple[int, ...] = ()
+    nones: tuple[int, ...] = ()  # positions of the passed-through leaves
 
     @staticmethod
     def of(value: Any, rows: int, name: str) -> LayerValue:
         leaves, spec = pytree.tree_flatten(value)
+        floating = [isinstance(t, Tensor) and (t.is_floating_point() or t.is_complex()) for t in leaves]
         out, bdims, nones = [], [], []
         for at, leaf in enumerate(leaves):
-            if leaf is None:
+            if leaf is None or (any(floating) and not floating[at]):
                 nones.append(at)
                 continue
             if not isinstance(leaf, Tensor):
@@ -65,22 +71,25 @@ class LayerValue:
             bdims.append(bd)
         return LayerValue(out, bdims, spec, tuple(nones))
 
-    def layout(self, leaves: Sequence[Tensor], lead: int = 1) -> Any:
+    def layout(self, leaves: Sequence[Tensor], lead: int = 1, current: Any = None) -> Any:
         """Leaves whose first ``lead`` dimensions stand for the batch (``(N, T, ...)`` with a
-        target dimension) back in the module's layout, those dimensions where its batch was."""
+        target dimension) back in the module's layout, those dimensions where its batch was.
+        Passed-through leaves are None, or taken from ``current`` (the layer's value in the
+        forward pass now running)."""
         first = tuple(range(lead))
         placed: list[Any] = [
             t.movedim(first, tuple(range(bd, bd + lead))) if bd else t for t, bd in zip(leaves, self.bdims)
         ]
+        kept = pytree.tree_flatten(current)[0] if current is not None and self.nones else None
         for at in self.nones:
-            placed.insert(at, None)
+            placed.insert(at, None if kept is None else kept[at])
         return pytree.tree_unflatten(placed, self.spec)
 
-    def feed(self, leaves: Sequence[Tensor]) -> Any:
+    def feed(self, leaves: Sequence[Tensor], current: Any = None) -> Any:
         """``layout`` of copies, for the model to read on: an in-place op after the layer
         (``nn.ReLU(inplace=True)``) may then write on them, which on the leaves themselves
-        autograd forbids."""
-        return self.layout([t.clone() for t in leaves])
+        autograd forbids. Passed-through leaves come from ``current``."""
+        return self.layout([t.clone() for t in leaves], current=current)
 
     def with_leaves(self, leaves: Sequence[Tensor]) -> LayerValue:
         return LayerValue(list(leaves), self.bdims, self.spec, self.nones)
@@ -205,7 +214,7 @@ class Layers:
 
         def run(*leaves: Tensor) -> Any:
             parts = split(leaves, templates)
-            with self.hooked(lambda j, value: templates[j].feed(parts[j])):
+            with self.hooked(lambda j, value: templates[j].feed(parts[j], value)):
                 return self.model(*inputs, *args)
 
         return run
@@ -236,7 +245,7 @@ class Layers:
             # so each layer's gradient is the total derivative, as with one layer alone
             values[j] = v.with_leaves([t if t.grad_fn is not None else t.detach().requires_grad_() for t in v.leaves])
             torch._C._set_grad_enabled(True)
-            return values[j].feed(values[j].leaves)
+            return values[j].feed(values[j].leaves, value)
 
         try:
             torch._C._set_grad_enabled(False)
@@ -272,7 +281,7 @@ class Layers:
 
         def keep(j: int, value: Any) -> Any:
             values[j] = LayerValue.of(value, rows, self.names[j])
-            return values[j].feed(values[j].leaves)  # the rest of the model reads these leaves
+            return values[j].feed(values[j].leaves, value)  # the rest of the model reads these leaves
 
         with torch.enable_grad():
             xs = tuple(x.detach().requires_grad_() for x in inputs)
