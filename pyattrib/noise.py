@@ -32,6 +32,7 @@ def noise_tunnel(
     draw_baseline_from_distrib: bool = False,
     batch_size: int | None = None,
     delta_per_sample: bool = False,
+    captum_draws: bool = False,
 ) -> Attributor:
     r"""Smooth an attributor over noisy copies of the input (SmoothGrad and kin).
 
@@ -52,6 +53,12 @@ def noise_tunnel(
     deltas themselves, example-major within each chunk of samples: Captum's layout). All
     noise comes from ``generator=`` (passed on to random inner attributors), drawn before
     any evaluation, so results do not depend on ``batch_size``.
+
+    ``captum_draws=True`` draws as Captum's ``NoiseTunnel`` does, so a seed gives Captum's
+    numbers: noise chunk by chunk of samples, just before each chunk is evaluated (every input's
+    noise, a std of 0 included), and reference indices from NumPy's global generator, one draw
+    per input for a full chunk, reused by every full chunk, and one for the last partial chunk.
+    Results then depend on ``batch_size``, as Captum's do on ``nt_samples_batch_size``.
     """
     if kind not in KINDS:
         raise ArgumentError(f"unknown noise tunnel kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -65,16 +72,21 @@ def noise_tunnel(
         xs, was_tuple = as_tuple(inputs)
         n, s = xs[0].shape[0], n_samples
         stds = per_input_stdevs(stdevs, len(xs))
-        noise = [random.normal((n * s, *x.shape[1:]), sd, x, generator) if sd else None for x, sd in zip(xs, stds)]
+        per_chunk = max(1, min(s, rows_per_chunk(batch_size, xs, n) // n))
+        if captum_draws:
+            draws = _CaptumDraws(xs, stds, kwargs.get("baselines") if draw_baseline_from_distrib else None, generator)
+        noise = [
+            random.normal((n * s, *x.shape[1:]), sd, x, generator) if sd and not captum_draws else None
+            for x, sd in zip(xs, stds)
+        ]
         drawn = None
-        if draw_baseline_from_distrib:
+        if draw_baseline_from_distrib and not captum_draws:
             refs = distribution_baselines(kwargs.get("baselines"), xs, was_tuple)
             pick = random.integers(refs[0].shape[0], (n * s,), xs[0], generator)
             drawn = tuple(r.index_select(0, pick) for r in refs)
         if attributor.random:
             kwargs["generator"] = generator
 
-        per_chunk = max(1, min(s, rows_per_chunk(batch_size, xs, n) // n))
         needs_sum, needs_square = kind != "smoothgrad_sq", kind != "smoothgrad"
         sums: list[Tensor] | None = None
         squares: list[Tensor] | None = None
@@ -86,6 +98,8 @@ def noise_tunnel(
             ).reshape(-1)
             noisy = tuple(_noisy(x, e, s, s0, c) for x, e in zip(xs, noise))
             drawn_rows = {}
+            if captum_draws:
+                noisy, drawn_rows = draws.chunk(c, per_chunk, was_tuple)
             if drawn is not None:
                 drawn_rows["baselines"] = restore([d.index_select(0, rows) for d in drawn], was_tuple)
             parts, structure, delta = call_on_copies(attributor, noisy, was_tuple, kwargs, n, c, per_copy=drawn_rows)
@@ -135,6 +149,38 @@ def _noisy(x: Tensor, noise: Tensor | None, s: int, s0: int, c: int) -> Tensor:
         return x.repeat_interleave(c, 0)
     chunk = noise.view(x.shape[0], s, *x.shape[1:])[:, s0 : s0 + c]
     return chunk.add_(x.unsqueeze(1)).reshape(x.shape[0] * c, *x.shape[1:])
+
+
+class _CaptumDraws:
+    """Captum's NoiseTunnel draws (see ``captum_draws``): noise per chunk from torch's generator,
+    reference indices per input from NumPy's global one (a full chunk's once, the last one's after
+    its noise). Rows are example-major within the chunk (``i * c + k``)."""
+
+    def __init__(self, xs: tuple[Tensor, ...], stds: tuple[float, ...], refs: Any, generator: Any) -> None:
+        self.xs, self.stds, self.generator = xs, stds, generator
+        self.refs = None if refs is None else (refs if isinstance(refs, tuple) else (refs,))
+        self.full: list[Any] | None = None
+
+    def _picks(self, rows: int) -> list[Any]:
+        import numpy as np
+
+        assert self.refs is not None
+        return [np.random.choice(r.shape[0], rows).tolist() if isinstance(r, Tensor) else None for r in self.refs]
+
+    def chunk(self, c: int, per_chunk: int, was_tuple: bool) -> tuple[tuple[Tensor, ...], dict[str, Any]]:
+        n = self.xs[0].shape[0]
+        if self.refs is not None and self.full is None:
+            self.full = self._picks(n * per_chunk)
+        noisy = []
+        for x, sd in zip(self.xs, self.stds):
+            std = torch.tensor(sd, device=x.device).repeat((n * c, *x.shape[1:]))
+            noisy.append(x.repeat_interleave(c, 0) + torch.normal(0, std, generator=self.generator))
+        if self.refs is None:
+            return tuple(noisy), {}
+        picks = self.full if c == per_chunk else self._picks(n * c)
+        assert picks is not None
+        chosen = [r[p] if p is not None else r for r, p in zip(self.refs, picks)]
+        return tuple(noisy), {"baselines": restore(chosen, was_tuple)}
 
 
 def _added(total: list[Tensor] | None, part: list[Tensor]) -> list[Tensor]:

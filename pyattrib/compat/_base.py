@@ -131,7 +131,13 @@ class Attribution:
         return attributor(inputs, **data)
 
 
-CAPTUM_SEMANTICS = {"captum_softmax": True}
+#: Every place where Captum's semantics differ from pyattrib's native default, as the named
+#: option of the core that gives Captum's; compat switches each on (``_run`` passes those a
+#: transform accepts). A native improvement missing here is a compat bug.
+CAPTUM_SEMANTICS: dict[str, Any] = {
+    "captum_softmax": True,  # DeepLift: softmax centred over the whole tensor, not per example
+    "captum_draws": True,  # noise_tunnel: noise drawn chunk by chunk, reference indices from NumPy
+}
 
 
 @functools.cache

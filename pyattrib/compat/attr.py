@@ -10,6 +10,7 @@ from torch import Tensor, nn
 import pyattrib as pa
 
 from ._base import (
+    CAPTUM_SEMANTICS,
     Attribution,
     GradientAttribution,
     PerturbationAttribution,
@@ -115,6 +116,7 @@ class NoiseTunnel(Attribution):
         tunnel = pa.noise_tunnel(
             plan.attributor, kind=nt_type, n_samples=nt_samples, stdevs=stdevs,
             draw_baseline_from_distrib=draw_baseline_from_distrib, batch_size=rows, delta_per_sample=True,
+            captum_draws=CAPTUM_SEMANTICS["captum_draws"],
         )  # fmt: skip
         return tunnel(plan.inputs, **plan.data)
 
