@@ -21,7 +21,15 @@ from ._core.call import Call, prepare
 from ._core.capture import Layers
 from ._core.errors import ArgumentError, check_batch_size
 from ._core.kernel import Chunk, accumulate, example_major, gradients, outputs, rows_of
-from ._core.overrides import active, guided, overridden, rescale, rescale_max_pool, rescale_softmax
+from ._core.overrides import (
+    active,
+    guided,
+    only_in_modules,
+    overridden,
+    rescale,
+    rescale_max_pool,
+    rescale_softmax,
+)
 from ._core.overrides import deconvolution as deconv_rule
 from ._core.state import evaluating
 from .gradient import saliency
@@ -35,12 +43,29 @@ ELEMENTWISE = (
 )  # fmt: skip
 
 
-def deep_lift_rules(eps: float, captum_softmax: bool = False) -> dict[str, Callable[..., Tensor]]:
+# the modules Captum's DeepLift hooks, by op kind (exact types: nn.ReLU6, a Hardtanh, is not one)
+CAPTUM_NONLINEAR: dict[str, tuple[type, ...]] = {
+    "relu": (nn.ReLU,), "elu": (nn.ELU,), "leaky_relu": (nn.LeakyReLU,), "sigmoid": (nn.Sigmoid,),
+    "tanh": (nn.Tanh,), "softplus": (nn.Softplus,), "softmax": (nn.Softmax,),
+    "max_pool": (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d),
+}  # fmt: skip
+
+
+def deep_lift_rules(
+    eps: float, captum_softmax: bool = False, captum_nonlinearities: bool = False
+) -> dict[str, Callable[..., Tensor]]:
     """The DeepLift rescale rule for every elementwise nonlinearity, plus softmax (per
-    example, or centred over the whole tensor as Captum with ``captum_softmax``) and max pooling."""
+    example, or centred over the whole tensor as Captum with ``captum_softmax``) and max pooling.
+
+    ``captum_nonlinearities``: Captum's rule set instead, the rule only where the call comes
+    from one of the modules Captum hooks (:data:`CAPTUM_NONLINEAR`); every other nonlinearity
+    (ReLU6, Hardswish, SiLU, GELU, and functional calls such as GPT-2's ``torch.tanh``) is
+    differentiated plainly, as if linear in the multipliers."""
     rules: dict[str, Callable[..., Tensor]] = {op: rescale(eps) for op in ELEMENTWISE}
     rules["softmax"] = rescale_softmax(eps, whole_tensor=captum_softmax)
     rules["max_pool"] = rescale_max_pool(eps)
+    if captum_nonlinearities:
+        rules = {op: only_in_modules(rules[op], *types) for op, types in CAPTUM_NONLINEAR.items()}
     return rules
 
 
@@ -69,6 +94,7 @@ def _paired(
     layers: Layers | None = None,
     row_totals: bool = False,
     captum_softmax: bool = False,
+    captum_nonlinearities: bool = False,
 ) -> tuple[tuple[Tensor, ...], list[Any]]:
     """Mean over references of DeepLift attributions, pairs in chunks.
 
@@ -76,7 +102,7 @@ def _paired(
     overridden model on ``[inputs; references]`` (the rules read the two halves) and
     differentiates the sum of the selected outputs of both halves, as Captum does.
     """
-    rules, handoff = deep_lift_rules(eps, captum_softmax), deep_lift_handoff(exact_max_pool)
+    rules, handoff = deep_lift_rules(eps, captum_softmax, captum_nonlinearities), deep_lift_handoff(exact_max_pool)
     f = overridden(model, rules, handoff)
     templates: list[Any] = []
 
@@ -147,6 +173,7 @@ def _deep_lift(
     attribute_to_layer_input: bool = False,
     delta_per_sample: bool = False,
     captum_softmax: bool = False,
+    captum_nonlinearities: bool = False,
     name: str,
 ) -> Attributor:
     check_batch_size(batch_size)
@@ -173,6 +200,7 @@ def _deep_lift(
             out, templates = _paired(
                 model, call, references, n_refs, eps, multiply_by_inputs, custom_attribution_func, batch_size,
                 exact_max_pool, layers, row_totals=delta_per_sample, captum_softmax=captum_softmax,
+                captum_nonlinearities=captum_nonlinearities,
             )  # fmt: skip
             attrs, totals = (out[:-1], out[-1] * n_refs) if delta_per_sample else (out, None)
             result = call.restore(attrs) if layers is None else layers.result(templates, attrs)
@@ -193,6 +221,7 @@ def deep_lift(
     return_delta: bool = False,
     exact_max_pool: bool = False,
     captum_softmax: bool = False,
+    captum_nonlinearities: bool = False,
 ) -> Attributor:
     r"""DeepLift with the rescale rule (Shrikumar et al., 2017, "Learning Important Features
     Through Propagating Activation Differences").
@@ -209,13 +238,15 @@ def deep_lift(
     on the same tensor). Attributions and delta then equal Captum 0.9.0's, and the delta
     is not zero. ``exact_max_pool=True`` passes DeepLift multipliers through the pool as
     the chain rule says, and attributions sum to ``f(x) - f(x')``.
+    ``captum_softmax`` and ``captum_nonlinearities`` give Captum's semantics (see
+    :func:`deep_lift_rules`; ``pyattrib.compat`` switches both on).
     ``custom_attribution_func(multipliers, inputs, baselines)`` replaces the final product. Call as
     ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
     """
     return _deep_lift(
         model, distribution=False, layer=None, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
-        exact_max_pool=exact_max_pool, captum_softmax=captum_softmax,
+        exact_max_pool=exact_max_pool, captum_softmax=captum_softmax, captum_nonlinearities=captum_nonlinearities,
         name="deep_lift",
     )  # fmt: skip
 
@@ -231,6 +262,7 @@ def deep_lift_shap(
     exact_max_pool: bool = False,
     delta_per_sample: bool = False,
     captum_softmax: bool = False,
+    captum_nonlinearities: bool = False,
 ) -> Attributor:
     r"""DeepLiftSHAP: DeepLift averaged over a distribution of references,
     :math:`\phi_i = \frac1R \sum_j \mathrm{DeepLift}_i(x; x'_j)` (Lundberg & Lee, 2017).
@@ -246,6 +278,7 @@ def deep_lift_shap(
         model, distribution=True, layer=None, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
         exact_max_pool=exact_max_pool, delta_per_sample=delta_per_sample, captum_softmax=captum_softmax,
+        captum_nonlinearities=captum_nonlinearities,
         name="deep_lift_shap",
     )  # fmt: skip
 
@@ -262,6 +295,7 @@ def layer_deep_lift(
     attribute_to_layer_input: bool = False,
     exact_max_pool: bool = False,
     captum_softmax: bool = False,
+    captum_nonlinearities: bool = False,
 ) -> Attributor:
     r"""DeepLift at a layer: :math:`\phi_j = (a_j(x) - a_j(x'))\, m_j` with the DeepLift
     multipliers ``m`` at the layer's activations ``a``. Call as
@@ -269,7 +303,7 @@ def layer_deep_lift(
     return _deep_lift(
         model, distribution=False, layer=layer, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
-        exact_max_pool=exact_max_pool, captum_softmax=captum_softmax,
+        exact_max_pool=exact_max_pool, captum_softmax=captum_softmax, captum_nonlinearities=captum_nonlinearities,
         attribute_to_layer_input=attribute_to_layer_input, name="layer_deep_lift",
     )  # fmt: skip
 
@@ -287,6 +321,7 @@ def layer_deep_lift_shap(
     exact_max_pool: bool = False,
     delta_per_sample: bool = False,
     captum_softmax: bool = False,
+    captum_nonlinearities: bool = False,
 ) -> Attributor:
     """:func:`layer_deep_lift` averaged over reference samples (see :func:`deep_lift_shap`).
     Call as ``(inputs, baselines, *, target=None, additional_forward_args=None)``."""
@@ -294,6 +329,7 @@ def layer_deep_lift_shap(
         model, distribution=True, layer=layer, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
         exact_max_pool=exact_max_pool, delta_per_sample=delta_per_sample, captum_softmax=captum_softmax,
+        captum_nonlinearities=captum_nonlinearities,
         attribute_to_layer_input=attribute_to_layer_input, name="layer_deep_lift_shap",
     )  # fmt: skip
 
@@ -302,13 +338,14 @@ def neuron_deep_lift(
     model: nn.Module, layer: LayerLike, *, multiply_by_inputs: bool = True, eps: float = 1e-10,
     custom_attribution_func: CustomFn | None = None, batch_size: int | None = None,
     attribute_to_neuron_input: bool = False, exact_max_pool: bool = False, captum_softmax: bool = False,
+    captum_nonlinearities: bool = False,
 ) -> Attributor:  # fmt: skip
     """DeepLift of the selected neuron with respect to the inputs: :func:`deep_lift` of the
     truncated model. Call as ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None)``."""
     inner = deep_lift(
         truncate(model, layer, attribute_to_neuron_input), multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, exact_max_pool=exact_max_pool,
-        captum_softmax=captum_softmax,
+        captum_softmax=captum_softmax, captum_nonlinearities=captum_nonlinearities,
     )  # fmt: skip
     return on_neuron(inner, model, "neuron_deep_lift")
 
@@ -317,13 +354,14 @@ def neuron_deep_lift_shap(
     model: nn.Module, layer: LayerLike, *, multiply_by_inputs: bool = True, eps: float = 1e-10,
     custom_attribution_func: CustomFn | None = None, batch_size: int | None = None,
     attribute_to_neuron_input: bool = False, exact_max_pool: bool = False, captum_softmax: bool = False,
+    captum_nonlinearities: bool = False,
 ) -> Attributor:  # fmt: skip
     """DeepLiftSHAP of the selected neuron: :func:`deep_lift_shap` of the truncated model.
     Call as ``(inputs, baselines, *, neuron_selector, additional_forward_args=None)``."""
     inner = deep_lift_shap(
         truncate(model, layer, attribute_to_neuron_input), multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, exact_max_pool=exact_max_pool,
-        captum_softmax=captum_softmax,
+        captum_softmax=captum_softmax, captum_nonlinearities=captum_nonlinearities,
     )  # fmt: skip
     return on_neuron(inner, model, "neuron_deep_lift_shap")
 

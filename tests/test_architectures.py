@@ -337,3 +337,40 @@ def test_none_leaves_in_layer_values_pass_through():
     out, none = pa.layer_activation(m, m.att)(x)
     torch.testing.assert_close(out, m.att(x, x, x, need_weights=False)[0])
     assert none is None
+
+
+# ---- compat is Captum where the native DeepLift deliberately differs (captum_nonlinearities) ----
+
+DEEP_LIFT_VISION = ["mobilenet_v2", "efficientnet_b0", "vit"]  # ResNet-18: Captum raises (in-place ReLU reused)
+
+
+@pytest.mark.parametrize("name", DEEP_LIFT_VISION)
+def test_compat_deep_lift_is_captum_on_relu6_hardswish_silu_gelu_models(name):
+    import pyattrib.compat as P
+
+    m = A.VISION[name]()
+    layer = first_block(name, m)
+    assert rel(P.DeepLift(m).attribute(X, B, target=T), C.DeepLift(m).attribute(X, B, target=T)) < 1e-4
+    ours = P.LayerDeepLift(m, layer).attribute(X, B, target=T)
+    theirs = C.LayerDeepLift(m, layer).attribute(X, B, target=T)
+    assert rel(ours, theirs) < 1e-4
+    ours = P.NeuronDeepLift(m, layer).attribute(X, NEURON, B)
+    assert rel(ours, C.NeuronDeepLift(m, layer).attribute(X, NEURON, B)) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["bert-eager", "gpt2-eager"])
+def test_compat_layer_deep_lift_is_captum_on_bert_and_gpt2(name):
+    import pyattrib.compat as P
+
+    class Logits(nn.Module):  # Captum's DeepLift hooks a module: the model returning its logits
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids):
+            return self.model(ids).logits
+
+    m, _, _, layer, target = text_model(name)
+    ours = P.LayerDeepLift(m, layer).attribute(IDS, IDS * 0, target=target)
+    theirs = C.LayerDeepLift(Logits(m), layer).attribute(IDS, IDS * 0, target=target)
+    assert rel(ours, theirs) < 1e-4

@@ -52,3 +52,57 @@ def test_the_native_noise_tunnel_does_not_depend_on_batch_size_and_compat_switch
     torch.testing.assert_close(runs[0], runs[1], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(runs[0], runs[2], rtol=1e-12, atol=1e-12)
     assert CAPTUM_SEMANTICS["captum_draws"] is True
+
+
+class Functional(nn.Module):
+    """Nonlinearities Captum's hooks never see: functional calls and a tanh in a custom module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.c, self.b, self.r = nn.Linear(5, 8), nn.Linear(5, 8), nn.Linear(8, 3), nn.ReLU()
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.r(self.a(x))) + torch.nn.functional.gelu(self.c(x)))
+
+
+ACTIVATIONS = [nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU, nn.Tanh, nn.Softplus, nn.LeakyReLU, nn.ELU]
+
+
+@pytest.mark.parametrize("act", [*ACTIVATIONS, "functional"], ids=lambda a: getattr(a, "__name__", a))
+def test_deep_lift_rule_set_is_captums_through_compat(act):
+    torch.manual_seed(0)
+    model = (Functional() if act == "functional" else
+             nn.Sequential(nn.Linear(5, 8), act(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))).double()  # fmt: skip
+    x = torch.randn(4, 5, dtype=torch.float64)
+    b = 0.1 * torch.randn(4, 5, dtype=torch.float64)
+    first = model.a if act == "functional" else model[0]
+    for ours, theirs in (
+        (compat.DeepLift(model).attribute(x, b, target=1), captum_attr.DeepLift(model).attribute(x, b, target=1)),
+        (compat.LayerDeepLift(model, first).attribute(x, b, target=1),
+         captum_attr.LayerDeepLift(model, first).attribute(x, b, target=1)),
+        (compat.DeepLiftShap(model).attribute(x, torch.cat([b, -b]), target=1),
+         captum_attr.DeepLiftShap(model).attribute(x, torch.cat([b, -b]), target=1)),
+    ):  # fmt: skip
+        torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-10)
+    # the native rule set rescales these too, and conserves where Captum's does not
+    if act not in (nn.Tanh, nn.Softplus, nn.LeakyReLU, nn.ELU):
+        native, delta = pa.deep_lift(model, return_delta=True)(x, b, target=1)
+        assert delta.abs().max() < 1e-8 and not torch.allclose(native, theirs, rtol=1e-5, atol=1e-8)
+
+
+def test_captum_rule_set_leaves_no_global_hook_behind():
+    from torch.nn.modules import module as nn_module
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.GELU(), nn.Linear(8, 3)).double()
+    before = (len(nn_module._global_forward_pre_hooks), len(nn_module._global_forward_hooks))
+    compat.DeepLift(model).attribute(torch.randn(2, 5, dtype=torch.float64), target=0)
+    with pytest.raises(RuntimeError, match="boom"):
+        compat.DeepLift(nn.Sequential(model, Boom())).attribute(torch.randn(2, 5, dtype=torch.float64), target=0)
+    assert (len(nn_module._global_forward_pre_hooks), len(nn_module._global_forward_hooks)) == before
+    assert CAPTUM_SEMANTICS["captum_nonlinearities"] is True
+
+
+class Boom(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("boom")

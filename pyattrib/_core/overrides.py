@@ -295,6 +295,43 @@ class Rules(TorchFunctionMode):
             raise ArgumentError(f"no override for ops {sorted(unknown)}; known: {sorted(OPS)}")
         self.rules, self.handoff = rules, handoff
         self.made: dict[int, tuple[Tensor, str, Links]] = {}  # outputs of overridden ops, by id
+        # rules limited to calls made by a module's own forward (``only_in_modules``) need to
+        # know which module is running: a stack kept by global forward hooks while active
+        self.running: list[Any] | None = None
+        if any(getattr(r, "modules", None) is not None for r in rules.values()):
+            self.running = []
+
+    def __enter__(self) -> Rules:
+        if self.running is not None:
+            from torch.nn.modules import module as nn_module
+
+            running = self.running
+
+            def enter(m: Any, args: Any) -> None:
+                running.append(m)
+
+            def leave(m: Any, args: Any, out: Any) -> None:  # returns None: the output stays
+                running.pop()
+
+            self._hooks = (
+                nn_module.register_module_forward_pre_hook(enter),
+                nn_module.register_module_forward_hook(leave, always_call=True),
+            )
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        try:
+            return super().__exit__(*exc)
+        finally:
+            for handle in getattr(self, "_hooks", ()):
+                handle.remove()
+            self._hooks = ()
+
+    def _in_module(self, rule: Any) -> bool:
+        """Whether ``rule`` applies here: it is not limited to modules, or the module whose
+        forward makes this call is of one of its types (exactly, as Captum's ``type(m) in``)."""
+        types = getattr(rule, "modules", None)
+        return types is None or (bool(self.running) and type(self.running[-1]) in types)  # type: ignore[arg-type]
 
     def _links(self, x: Tensor, kind: str) -> Links:
         """Links for an op of ``kind`` applied to ``x``: handed back to the op that made ``x``
@@ -312,7 +349,7 @@ class Rules(TorchFunctionMode):
         kwargs = kwargs or {}
         kind = _KIND.get(func)
         rule = self.rules.get(kind) if kind else None
-        if rule is None or not isinstance(args[0], Tensor) or not args[0].requires_grad:
+        if rule is None or not isinstance(args[0], Tensor) or not args[0].requires_grad or not self._in_module(rule):
             return func(*args, **kwargs)
         x = args[0]
         if kind == "max_pool":
@@ -481,6 +518,18 @@ def rescale_max_pool(eps: float) -> Callable[..., Tensor]:
         return _rescaled(routed, _difference(x), eps, ordinary, grad_out.dtype)
 
     return rule
+
+
+def only_in_modules(rule: Any, *types: type) -> Any:
+    """``rule`` applied only to calls made by the forward of a module of exactly one of ``types``
+    (what module hooks reach, as Captum's DeepLift does); elsewhere the op's ordinary gradient."""
+
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        return rule(*args, **kwargs)
+
+    limited.__dict__.update(rule.__dict__)
+    limited.modules = types  # type: ignore[attr-defined]
+    return limited
 
 
 def output_only(rule: Rule) -> Rule:

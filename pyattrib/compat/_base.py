@@ -136,6 +136,7 @@ class Attribution:
 #: transform accepts). A native improvement missing here is a compat bug.
 CAPTUM_SEMANTICS: dict[str, Any] = {
     "captum_softmax": True,  # DeepLift: softmax centred over the whole tensor, not per example
+    "captum_nonlinearities": True,  # DeepLift: the rule only in the modules Captum hooks (ReLU, ELU, ...)
     "captum_draws": True,  # noise_tunnel: noise drawn chunk by chunk, reference indices from NumPy
 }
 
