@@ -106,3 +106,63 @@ def test_captum_rule_set_leaves_no_global_hook_behind():
 class Boom(nn.Module):
     def forward(self, x):
         raise RuntimeError("boom")
+
+
+# ---- influence: Captum's scaling and defaults through compat ----
+
+
+def _checkpoints(tmp_path):
+    import os
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+    x, y = torch.randn(12, 4), torch.randint(0, 3, (12,))
+    opt, paths = torch.optim.SGD(model.parameters(), lr=0.1), []
+    for c in range(2):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        paths.append(os.path.join(tmp_path, f"c{c}.pt"))
+        torch.save(model.state_dict(), paths[-1])
+    return model, x, y, paths
+
+
+def _load(m, path):
+    m.load_state_dict(torch.load(path))
+    return 0.3  # a learning rate other than 1: sqrt(lr) and lr differ
+
+
+def test_tracin_intermediate_quantities_are_scaled_as_captum(tmp_path):
+    """Captum's TracInCP scales each checkpoint's gradients by its learning rate (not its root)."""
+    from captum import influence as captum_influence
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model, x, y, paths = _checkpoints(tmp_path)
+    data = DataLoader(TensorDataset(x, y), batch_size=4)
+    ours, theirs = (lib.TracInCP(model, train_dataset=data, checkpoints=paths, checkpoints_load_func=_load,
+                                 loss_fn=nn.CrossEntropyLoss(reduction="none"), batch_size=4)
+                    for lib in (compat, captum_influence))  # fmt: skip
+    probe = DataLoader(TensorDataset(x[:5], y[:5]), batch_size=5)
+    torch.testing.assert_close(ours.compute_intermediate_quantities(probe),
+                               theirs.compute_intermediate_quantities(probe), rtol=1e-4, atol=1e-6)  # fmt: skip
+
+
+def test_tracin_rand_proj_defaults_to_five_proponents_and_finds_opponents(tmp_path):
+    from captum import influence as captum_influence
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model, x, y, paths = _checkpoints(tmp_path)
+    data = DataLoader(TensorDataset(x, y), batch_size=4)
+    ours = compat.TracInCPFastRandProj(model, model[2], data, paths, checkpoints_load_func=_load,
+                                       loss_fn=nn.CrossEntropyLoss(reduction="sum"), batch_size=4)  # fmt: skip
+    exact = captum_influence.TracInCPFast(model, model[2], data, paths, checkpoints_load_func=_load,
+                                          loss_fn=nn.CrossEntropyLoss(reduction="sum"), batch_size=4)  # fmt: skip
+    test = (x[:3], y[:3])
+    top = ours.influence(test)  # Captum's default k=5
+    assert top.indices.shape == (3, 5)
+    for proponents in (True, False):
+        idx, score = ours.influence(test, k=4, proponents=proponents)
+        c_idx, c_score = exact.influence(test, k=4, proponents=proponents)
+        assert torch.equal(idx, c_idx)
+        torch.testing.assert_close(score, c_score, rtol=1e-4, atol=1e-6)
+    assert ours.influence(test, k=None).shape == (3, 12)

@@ -119,15 +119,20 @@ class _Influence:
         top = self._native.k_most_influential(xs, y, k=k, proponents=proponents, show_progress=show_progress)
         return KMostInfluentialResults(*top)
 
+    #: the power of each checkpoint's learning rate in ``compute_intermediate_quantities``:
+    #: Captum's TracInCP scales the gradients by the rate itself (so their dot products are not
+    #: the influence scores), TracInCPFast and the influence functions by its square root
+    _rate_power = 0.5
+
     def compute_intermediate_quantities(self, inputs: Any, aggregate: bool = False) -> Tensor:
-        """Per example, the vector whose dot products are the influence scores: each checkpoint's
-        loss gradient times the square root of its learning rate, concatenated (summed over the
-        examples with ``aggregate``)."""
+        """Per example, each checkpoint's loss gradient times a power of its learning rate
+        (``_rate_power``, Captum's per class), concatenated (summed over the examples with
+        ``aggregate``)."""
         out = torch.cat([self._embed(xs, y) for _, xs, y in train_chunks(as_dataset(inputs), self._native.batch_size)])
         return out.sum(0, keepdim=True) if aggregate else out
 
     def _embed(self, xs: tuple[Tensor, ...], y: Tensor) -> Tensor:
-        return torch.cat([rate**0.5 * self._native.gradients(c, xs, y, True)
+        return torch.cat([rate**self._rate_power * self._native.gradients(c, xs, y, True)
                           for c, rate in enumerate(self._native.learning_rates)], 1)  # fmt: skip
 
     def self_influence(
@@ -139,6 +144,8 @@ class _Influence:
 class TracInCP(_Influence):
     """Captum's ``TracInCP`` over :func:`pyattrib.influence.tracin_cp` (per-example gradients
     from ``torch.func``, whatever ``sample_wise_grads_per_batch`` says: both give Captum's numbers)."""
+
+    _rate_power = 1.0  # Captum's TracInCP.compute_intermediate_quantities: learning_rate * gradients
 
     def __init__(
         self, model: nn.Module, train_dataset: Any, checkpoints: Any,
@@ -164,6 +171,8 @@ class TracInCP(_Influence):
 
 class TracInCPFast(TracInCP):
     """Captum's ``TracInCPFast`` over :func:`pyattrib.influence.tracin_cp_fast`."""
+
+    _rate_power = 0.5
 
     def __init__(
         self, model: nn.Module, final_fc_layer: nn.Module | str, train_dataset: Any, checkpoints: Any,
@@ -202,13 +211,13 @@ class TracInCPFastRandProj(TracInCPFast):
                                                projection_dim=self.projection_dim, seed=self.seed,
                                                **self._options(rates))  # fmt: skip
 
-    def influence(
-        self, inputs: Any, k: int | None = None, proponents: bool = True, show_progress: bool = False,
+    def influence(  # type: ignore[override]
+        self, inputs: Any, k: int | None = 5, proponents: bool = True, show_progress: bool = False,
         aggregate: bool = False,
     ) -> Any:  # fmt: skip
-        if not proponents:
-            raise ValueError("TracInCPFastRandProj finds proponents only (as Captum's); use TracInCPFast for opponents")
-        return super().influence(inputs, k=k, proponents=True, aggregate=aggregate)
+        """Captum's defaults: the ``k=5`` most influential training examples (proponents, or
+        opponents with ``proponents=False``); ``k=None`` for the ``(N_test, N_train)`` scores."""
+        return super().influence(inputs, k=k, proponents=proponents, show_progress=show_progress, aggregate=aggregate)
 
 
 class _InfluenceFunction(_Influence):
