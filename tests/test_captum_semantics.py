@@ -166,3 +166,32 @@ def test_tracin_rand_proj_defaults_to_five_proponents_and_finds_opponents(tmp_pa
         assert torch.equal(idx, c_idx)
         torch.testing.assert_close(score, c_score, rtol=1e-4, atol=1e-6)
     assert ours.influence(test, k=None).shape == (3, 12)
+
+
+# ---- robust: a mask per input, each broadcast against its own input ----
+
+
+@pytest.mark.parametrize("attack", ["FGSM", "PGD"])
+def test_attack_masks_broadcast_per_input_as_captum(attack):
+    from captum import robust as captum_robust
+
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 3), nn.Linear(6, 3)
+
+        def forward(self, x, z):
+            return self.a(x) + self.b(z.flatten(1))
+
+    torch.manual_seed(0)
+    model = Two()
+    x, z, y = torch.randn(5, 4), torch.randn(5, 2, 3), torch.randint(0, 3, (5,))
+    mask = (torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.ones(1, 2, 3))  # one example's shape, and a batch of 1
+    kwargs = {"mask": mask} if attack == "FGSM" else {"mask": mask, "step_size": 0.05, "step_num": 3}
+    ours, theirs = (getattr(lib, attack)(model).perturb((x, z), 0.1, target=y, **kwargs)
+                    for lib in (compat, captum_robust))  # fmt: skip
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert torch.equal(ours[0][:, 1], x[:, 1])  # masked out: unchanged
+    with pytest.raises(ValueError, match=r"mask\[1\] has shape \(3, 3\), which does not broadcast"):
+        getattr(compat, attack)(model).perturb((x, z), 0.1, target=y, **{**kwargs, "mask": (mask[0], torch.ones(3, 3))})

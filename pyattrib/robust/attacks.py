@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .._core.call import Call, prepare
 from .._core.errors import ArgumentError, check_count
-from .._core.inputs import TensorOrTuple, as_tuple
+from .._core.inputs import TensorOrTuple
 from .._core.kernel import along_rows, gradient_of_sum
 from .._core.layout import feeder
 from .._core.state import evaluating
@@ -165,7 +165,21 @@ def ball_point(x: Tensor, radius: float, norm: str, generator: torch.Generator |
 def _masks(mask: TensorOrTuple | None, call: Call) -> tuple[Any, ...]:
     if mask is None:
         return (1,) * len(call.inputs)
-    ms, _ = as_tuple(mask, "mask")
+    was_tuple = isinstance(mask, (tuple, list))
+    ms = tuple(mask) if was_tuple else (mask,)
     if len(ms) != len(call.inputs):
         raise ArgumentError(f"mask has {len(ms)} tensors but inputs has {len(call.inputs)}; pass one per input")
+    for j, (m, x) in enumerate(zip(ms, call.inputs)):  # each mask broadcasts against its own input, as Captum's
+        where = f"mask[{j}]" if was_tuple else "mask"
+        if not isinstance(m, Tensor):
+            raise TypeError(f"{where} is a {type(m).__name__}; pass a torch.Tensor of 0s and 1s")
+        try:
+            fits = torch.broadcast_shapes(m.shape, x.shape) == x.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ArgumentError(
+                f"{where} has shape {tuple(m.shape)}, which does not broadcast to its input's {tuple(x.shape)}; "
+                "pass a mask shaped like the input, or like one example"
+            )
     return tuple(m.to(x.device, x.dtype) for m, x in zip(ms, call.inputs))
