@@ -195,3 +195,29 @@ def test_attack_masks_broadcast_per_input_as_captum(attack):
     assert torch.equal(ours[0][:, 1], x[:, 1])  # masked out: unchanged
     with pytest.raises(ValueError, match=r"mask\[1\] has shape \(3, 3\), which does not broadcast"):
         getattr(compat, attack)(model).perturb((x, z), 0.1, target=y, **{**kwargs, "mask": (mask[0], torch.ones(3, 3))})
+
+
+# ---- DataLoaderAttribution: the metric's dimensions flattened, as Captum ----
+
+
+@pytest.mark.parametrize("return_input_shape", [True, False])
+@pytest.mark.parametrize("metric", ["per-output", "mean", "sum"])
+def test_dataloader_attribution_flattens_the_metric_as_captum(return_input_shape, metric):
+    from captum.attr._core.dataloader_attr import DataLoaderAttribution as CaptumDataLoaderAttribution
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3)
+    data = TensorDataset(torch.randn(10, 5))
+    to_metric = {"per-output": None, "mean": lambda a: a.mean(0), "sum": lambda a: a.sum()}[metric]
+    kwargs = {"to_metric": to_metric} if to_metric else {}
+    ours, theirs = (cls(attr(model)).attribute(DataLoader(data, batch_size=4), return_input_shape=return_input_shape,
+                                               **kwargs)
+                    for cls, attr in ((compat.DataLoaderAttribution, compat.FeatureAblation),
+                                      (CaptumDataLoaderAttribution, captum_attr.FeatureAblation)))  # fmt: skip
+    assert type(ours) is type(theirs)  # 1-tuples from a TensorDataset; one tensor without the input shape
+    ours, theirs = (ours[0], theirs[0]) if return_input_shape else (ours, theirs)
+    assert ours.shape == theirs.shape
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+    (native,) = pa.data.dataloader_attribution(model, to_metric=to_metric)(DataLoader(data, batch_size=4))
+    assert native.shape == ((10, 3, 5) if metric == "per-output" else theirs.shape)  # the native keeps the metric's shape

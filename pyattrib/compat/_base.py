@@ -138,6 +138,7 @@ CAPTUM_SEMANTICS: dict[str, Any] = {
     "captum_softmax": True,  # DeepLift: softmax centred over the whole tensor, not per example
     "captum_nonlinearities": True,  # DeepLift: the rule only in the modules Captum hooks (ReLU, ELU, ...)
     "captum_draws": True,  # noise_tunnel: noise drawn chunk by chunk, reference indices from NumPy
+    "flat_metric": True,  # DataLoaderAttribution: the metric's dimensions flattened into one
 }
 
 

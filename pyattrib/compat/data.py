@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import data
-from ._base import Attribution
+from ._base import CAPTUM_SEMANTICS, Attribution
 
 
 class InputRole:
@@ -34,7 +34,7 @@ class DataLoaderAttribution(Attribution):
                   return_input_shape: bool = True) -> Any:  # fmt: skip
         attribute = data.dataloader_attribution(
             self.forward_func, reduce=reduce, to_metric=to_metric, perturbations_per_pass=perturbations_per_pass,
-            show_progress=show_progress,
+            show_progress=show_progress, flat_metric=CAPTUM_SEMANTICS["flat_metric"],
         )  # fmt: skip
         return attribute(dataloader, baselines, input_roles=input_roles, feature_mask=feature_mask,
                          return_input_shape=return_input_shape)  # fmt: skip

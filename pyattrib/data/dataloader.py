@@ -32,6 +32,7 @@ def dataloader_attribution(
     perturbations_per_pass: int | None = None,
     batch_size: int | None = None,
     show_progress: bool = False,
+    flat_metric: bool = False,
 ) -> Callable[..., Any]:
     r"""Feature ablation over a whole dataset: :math:`\phi_g = m(D) - m(D_{g \leftarrow b})`, where
     ``m = to_metric(reduce(...))`` folds the model's outputs over every batch of the loader and
@@ -47,7 +48,8 @@ def dataloader_attribution(
     batch (default: concatenate the outputs); ``to_metric(accum)`` makes the metric tensor.
     The result has shape ``(*metric.shape, *input.shape[1:])`` per attributed input, or
     ``(*metric.shape, n_groups)`` with ``return_input_shape=False`` (a scalar metric counts as
-    shape ``(1,)``, as in Captum).
+    shape ``(1,)``, as in Captum). ``flat_metric=True`` flattens the metric's dimensions into
+    one, ``(metric.numel(), ...)``, as Captum's ``DataLoaderAttribution`` does.
 
     The data is read ``2 + ceil(G / perturbations_per_pass)`` times (a first batch for the
     shapes, the unperturbed pass, then the passes of ablations); within a pass all ablations of
@@ -81,6 +83,7 @@ def dataloader_attribution(
                 metrics += _pass(loader, groups, roles, attributed, masks, bases, show_progress)
         unique = (base[..., None] - torch.stack(metrics, -1)) if metrics else base[..., None][..., :0]
         unique = unique.reshape(1, -1) if base.dim() == 0 else unique  # a scalar metric: one row, as Captum
+        unique = unique.reshape(-1, unique.shape[-1]) if flat_metric else unique
         if not return_input_shape:
             return unique
         out = [unique[..., m.reshape(-1)].reshape(*unique.shape[:-1], *m.shape[1:]) for m in masks]
