@@ -7,6 +7,7 @@ attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x
 from . import concepts, data, influence, metrics, modules, robust, text
 from . import lrp as lrp_rules
 from ._core.attributor import Attributor, checked_transform
+from ._core.targets import output_rows
 from .backprop import (
     deconvolution,
     deep_lift,
@@ -118,6 +119,7 @@ __all__ = [
     "layer_lrp",
     "lrp",
     "multi_target",
+    "output_rows",
     "neuron_conductance",
     "neuron_gradient",
     "neuron_gradient_shap",

@@ -21,6 +21,36 @@ from .errors import ArgumentError
 TargetLike = int | tuple[int, ...] | Tensor | Sequence[int] | Sequence[tuple[int, ...]] | Callable | None
 
 
+class OutputRows:
+    """``target`` for a model whose output rows are not the input's examples (pass it as
+    ``target=pa.output_rows(...)``): a graph model explaining ``K`` nodes of one graph returns
+    ``K`` rows for one input example.
+
+    ``rows`` holds one target per output row (an int, a tuple, a list of ``K`` of them, a
+    ``(K,)`` or ``(K, d)`` tensor) or None (each row holds one value). For every input row,
+    its ``K`` output rows' selected values are summed: gradient methods differentiate that sum,
+    Captum's reading (it differentiates the selected rows together). An evaluation of ``R``
+    input rows must return ``R * K`` rows, input row ``r``'s at ``r * K ... r * K + K - 1``.
+
+    ``only_where_needed=True`` (what :mod:`pyattrib.compat` passes, as Captum accepts both)
+    reads ``rows`` as an ordinary per-example target whenever the output has one row per input
+    row.
+    """
+
+    def __init__(self, rows: Any = None, only_where_needed: bool = False) -> None:
+        self.rows, self.only_where_needed = rows, only_where_needed
+
+    def __repr__(self) -> str:
+        return f"output_rows({self.rows!r})"
+
+
+def output_rows(rows: Any = None) -> OutputRows:
+    """``target=pa.output_rows(targets)``: a target per *output row*, for models whose output
+    rows are not the input's examples (see :class:`OutputRows`); the selected values of each
+    input row's output rows are summed. Without it, such an output is an error naming it."""
+    return OutputRows(rows)
+
+
 class Target:
     """A normalised target. Use :func:`as_target` to build one."""
 
@@ -34,15 +64,21 @@ class Target:
     ) -> None:
         self.fixed, self.per_example, self.fn, self.name, self.n = fixed, per_example, fn, name, n
         self._checked: torch.Size | None = None
+        self.by_row: OutputRows | None = None  # see OutputRows
+        self.row_target: Target | None = None
 
     @property
     def selects(self) -> bool:
         """Whether a target was given (else the output must be one value per example)."""
+        if self.by_row is not None and self.by_row.rows is not None:
+            return True
         return self.fixed is not None or self.per_example is not None or self.fn is not None
 
     def select(self, output: Tensor, index: Tensor | None = None) -> Tensor:
         """Scalars of ``output`` (``M`` rows) for rows that belong to examples ``index``."""
         rows = len(index) if index is not None else self.n
+        if self.by_row is not None:
+            return self._select_by_row(output, rows, index)
         if self.fn is None:
             output = model_output(output, rows)
             if output.dim() == 0:
@@ -105,6 +141,35 @@ class Target:
         flat = (idx.remainder(sizes) * strides).sum(1, keepdim=True)
         return output.reshape(m, -1).gather(1, flat).squeeze(1)
 
+    def _select_by_row(self, output: Any, rows: int | None, index: Tensor | None) -> Tensor:
+        """:class:`OutputRows`: each input row's ``K`` output rows, selected per row and summed."""
+        assert self.by_row is not None
+        out = model_output(output)
+        rows = rows if rows is not None else out.shape[0]
+        if out.dim() > 0 and out.shape[0] == rows and self.by_row.only_where_needed:
+            if self.row_target is None or self.row_target.n != self.n:
+                self.row_target = as_target(self.by_row.rows, self.n or rows, out.device, self.name)
+            return self.row_target.select(out, index)
+        if out.dim() == 0 or out.shape[0] % rows:
+            raise ArgumentError(
+                f"{self.name}: the model returned {tuple(out.shape)} for {rows} input rows; with output_rows each "
+                "input row must give the same number of output rows"
+            )
+        k = out.shape[0] // rows
+        if self.row_target is None or self.row_target.n != out.shape[0]:
+            if isinstance(self.by_row.rows, (Tensor, list)) and len(self.by_row.rows) not in (1, k):
+                raise ArgumentError(
+                    f"{self.name} has {len(self.by_row.rows)} entries but each input row gives {k} output rows; "
+                    "pass one target per output row"
+                )
+            tiled = self.by_row.rows
+            if isinstance(tiled, Tensor) and tiled.dim() > 0 and tiled.numel() > 1:
+                tiled = tiled.repeat(rows, *([1] * (tiled.dim() - 1)))  # Captum's expansion: tiled per input row
+            elif isinstance(tiled, list) and len(tiled) > 1:
+                tiled = tiled * rows
+            self.row_target = as_target(tiled, out.shape[0], out.device, self.name)
+        return self.row_target.select(out, None).reshape(rows, k).sum(1)
+
     def _check_arity(self, output: Tensor, k: int) -> None:
         if k != output.dim() - 1:
             raise ArgumentError(
@@ -132,6 +197,10 @@ def as_target(target: Any, n: int, device: torch.device, name: str = "target") -
     """Normalise ``target`` for a batch of ``n`` examples (see DESIGN.md for the forms)."""
     if isinstance(target, Target):
         return target
+    if isinstance(target, OutputRows):
+        made = Target(name=name, n=n)
+        made.by_row = target
+        return made
     target = _from_numpy(target)
     if target is None:
         return Target(name=name, n=n)

@@ -98,6 +98,7 @@ from .neuron import (
     NeuronGuidedBackprop,
     NeuronIntegratedGradients,
 )
+from .patch import patch_captum, unpatch_captum
 from .robust import FGSM, PGD, AttackComparator, MinParamPerturbation, Perturbation
 from .text import LLMAttribution, LLMGradientAttribution, RemoteLLMAttribution
 
@@ -125,7 +126,7 @@ __all__ = [
     "DataLoaderAttribution", "InputRole",
     "TracInCP", "TracInCPFast", "TracInCPFastRandProj", "NaiveInfluenceFunction", "ArnoldiInfluenceFunction",
     "KMostInfluentialResults", "SimilarityInfluence", "cosine_similarity", "euclidean_distance",
-    "captum_twins",
+    "captum_twins", "patch_captum", "unpatch_captum",
 ]  # fmt: skip
 _CONCEPT = ["TCAV", "Concept", "Classifier", "CAV", "DefaultClassifier", "ConceptInterpreter"]
 _MODULE = ["BinaryConcreteStochasticGates", "GaussianStochasticGates"]
@@ -142,7 +143,8 @@ _INFLUENCE = {
 
 # Where Captum defines each object compat covers (for the test-suite runner).
 _CAPTUM_HOMES = {
-    "captum.attr": [n for n in __all__ if n not in ("InternalAttribution", "lrp_rules", "captum_twins", *_METRICS,
+    "captum.attr": [n for n in __all__ if n not in ("InternalAttribution", "lrp_rules", "captum_twins", "patch_captum",
+                                                    "unpatch_captum", *_METRICS,
                                                     "default_perturb_func", *_MODULE, *_CONCEPT,
                                                     "DataLoaderAttribution", "InputRole",
                                                     *_ROBUST, *(n for ns in _INFLUENCE.values() for n in ns))

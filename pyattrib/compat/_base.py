@@ -25,6 +25,7 @@ from torch import Tensor, nn
 import pyattrib as pa
 from pyattrib._core.attributor import Attributor
 from pyattrib._core.errors import ArgumentError
+from pyattrib._core.targets import OutputRows
 
 _planning: contextvars.ContextVar[bool] = contextvars.ContextVar("planning", default=False)
 
@@ -126,6 +127,8 @@ class Attribution:
             attributor = transform(*self._target(), **config)
             if key is not None:
                 self._transforms[key] = attributor
+        if "target" in data and not transform.__module__.startswith("pyattrib.text"):
+            data = {**data, "target": captum_target(data["target"], inputs)}
         if _planning.get():
             return Plan(attributor, inputs, data)
         return attributor(inputs, **data)
@@ -140,6 +143,20 @@ CAPTUM_SEMANTICS: dict[str, Any] = {
     "captum_draws": True,  # noise_tunnel: noise drawn chunk by chunk, reference indices from NumPy
     "flat_metric": True,  # DataLoaderAttribution: the metric's dimensions flattened into one
 }
+
+
+def captum_target(target: Any, inputs: Any) -> Any:
+    """Captum's targets where the model's output rows are not the examples (a graph model
+    explaining several nodes of one graph): None, or one target per output row, as
+    :class:`~pyattrib._core.targets.OutputRows` read only where the output needs it."""
+    first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+    n = first.shape[0] if isinstance(first, Tensor) and first.dim() else None
+    if target is None:
+        return OutputRows(None, only_where_needed=True)
+    many = isinstance(target, list) or (isinstance(target, Tensor) and target.dim() > 0 and target.numel() > 1)
+    if many and n is not None and len(target) != n:
+        return OutputRows(target, only_where_needed=True)
+    return target
 
 
 @functools.cache

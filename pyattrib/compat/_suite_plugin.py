@@ -14,35 +14,18 @@ original Captum classes it built: a pass that built one proves nothing about com
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import pkgutil
-import sys
 from typing import Any
+
+from .patch import PACKAGES, import_captum, swap
 
 _built: set[str] = set()
 _results: dict[str, dict[str, Any]] = {}
 
 
 def _import_captum() -> None:
-    import captum.attr  # noqa: F401
-
-    for pkg in (
-        "captum.attr",
-        "captum.metrics",
-        "captum.robust",
-        "captum.module",
-        "captum.concept",
-        "captum.influence",
-        "captum.testing",
-    ):
-        root = importlib.import_module(pkg)
-        for info in pkgutil.walk_packages(root.__path__, pkg + "."):
-            try:
-                importlib.import_module(info.name)
-            except Exception:  # an optional helper whose extra dependency is missing
-                pass
+    import_captum((*PACKAGES, "captum.testing"))
 
 
 def public_captum_classes() -> dict[str, type]:
@@ -78,12 +61,7 @@ def substitute(broken: bool = False) -> dict[str, Any]:
     replacement = {id(original): twin for original, twin in twins.values()}
     if broken:
         replacement = {k: _broken(v) for k, v in replacement.items()}
-    for name, module in list(sys.modules.items()):
-        if not (name == "captum" or name.startswith("captum.")) or module is None:
-            continue
-        for attr, value in list(vars(module).items()):
-            if id(value) in replacement and not attr.startswith("__"):
-                setattr(module, attr, replacement[id(value)])
+    swap(replacement, everywhere=False)
     _watch({**public_captum_classes(), **originals})
     return originals
 
