@@ -25,7 +25,8 @@ from typing import Any
 
 # (module, attribute, what it held) for each replacement, and the modules made where Captum is absent
 _swapped: list[tuple[Any, str, Any]] = []
-_made: list[str] = []
+_made: list[tuple[str, Any]] = []  # (module name, what sys.modules held before: absent or None)
+_ABSENT = object()
 PACKAGES = ("captum.attr", "captum.metrics", "captum.robust", "captum.module", "captum.concept", "captum.influence")
 
 
@@ -87,8 +88,11 @@ def unpatch_captum() -> None:
     for module, attr, value in reversed(_swapped):
         setattr(module, attr, value)
     _swapped.clear()
-    for name in reversed(_made):
-        sys.modules.pop(name, None)
+    for name, before in reversed(_made):
+        if before is _ABSENT:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = before
     _made.clear()
 
 
@@ -106,14 +110,16 @@ def _stand_in(homes: dict[str, list[str]]) -> int:
         parts = home.split(".")
         for depth in range(1, len(parts) + 1):
             name = ".".join(parts[:depth])
-            if name not in sys.modules:
+            if sys.modules.get(name) is None:
                 module = types.ModuleType(name, f"pyattrib.compat standing in for {name} (patch_captum)")
                 module.__path__ = []  # a package: submodules can be imported from it
+                _made.append((name, sys.modules.get(name, _ABSENT)))
                 sys.modules[name] = module
-                _made.append(name)
                 if depth > 1:
                     setattr(sys.modules[".".join(parts[: depth - 1])], parts[depth - 1], module)
+        public = ".".join(parts[:2])  # captum.influence._core.tracincp's names are captum.influence's too
         for n in names:
-            setattr(sys.modules[home], n, getattr(compat, n))
+            for where in {home, public}:
+                setattr(sys.modules[where], n, getattr(compat, n))
             count += 1
     return count
