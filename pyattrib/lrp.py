@@ -32,7 +32,7 @@ from ._core.capture import Layers
 from ._core.errors import ArgumentError, check_batch_size
 from ._core.inputs import ForwardArgs
 from ._core.kernel import Chunk, accumulate, gradients
-from ._core.overrides import Rules, apply, output_only
+from ._core.overrides import Rules, apply, only_in_modules, output_only
 from ._core.state import evaluating
 from .layer import LayerLike
 
@@ -282,10 +282,84 @@ def _fold(layer: nn.Module, norm: nn.Module) -> tuple[Tensor, Tensor]:
     return weight, (bias - norm.running_mean) * scale + norm.bias
 
 
+class _CaptumLayer(torch.autograd.Function):
+    """A ruled layer as Captum's hooks see it (``captum_hooks``): the backward divides the total
+    output relevance by ``z + eps sign z`` (``z`` the rule's layer on the input) and takes the
+    vector-Jacobian product, *without* multiplying by the input: that product is a hook on the
+    input tensor, applied to all the relevance that tensor receives."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        forward: Callable[..., Tensor], modified: Callable[..., Tensor], eps: float, seen: list, *xs: Tensor
+    ) -> Tensor:
+        with torch._C.DisableTorchFunction():
+            return forward(*xs)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        _, modified, eps, seen, *xs = inputs
+        ctx.save_for_backward(*xs)
+        ctx.modified, ctx.eps, ctx.seen = modified, eps, seen
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor | None, ...]:
+        xs = ctx.saved_tensors
+        ctx.seen[:] = [relevance]  # what an identity rule's input hook hands on
+        with torch._C.DisableTorchFunction():
+            z, vjp = torch.func.vjp(ctx.modified, *xs)
+            sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+            grads = vjp(relevance / (z + sign * ctx.eps))
+        return (None, None, None, None, *grads)
+
+
+def _captum_layer(
+    forward: Callable[..., Tensor],
+    modified: Callable[..., Tensor],
+    rule: Rule,
+    hooked: dict[int, Tensor],
+    record: dict[int, Tensor],
+) -> Callable[..., Tensor]:
+    """``forward`` with Captum's hooks (see ``captum_hooks`` in :func:`lrp`): each float input
+    that no layer has hooked yet in this pass gets the input hook (multiply all its relevance by
+    its value; an identity rule hands on its output relevance instead). What a hook hands on is
+    kept in ``record`` by input position: Captum's relevance at the layer's input."""
+
+    def run(*args: Any, **kw: Any) -> Tensor:
+        at = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.is_floating_point()]
+        seen: list[Tensor] = []
+
+        def hook(g: Tensor, value: Tensor, position: int) -> Tensor:
+            record[position] = out = seen[0] if rule.identity else g * value
+            return out
+
+        for i in at:
+            a = args[i]
+            if a.requires_grad and id(a) not in hooked:
+                hooked[id(a)] = a  # kept alive for the pass: ids stay unique
+                a.register_hook(lambda g, v=a.detach(), k=i: hook(g, v, k))
+
+        def with_tensors(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+            def call(*ts: Tensor) -> Tensor:
+                full = list(args)
+                for i, t in zip(at, ts):
+                    full[i] = t
+                return fn(*full, **kw) if fn is forward else fn(*full)
+
+            return call
+
+        mod = modified if modified is not forward else (lambda *full: forward(*full, **kw))
+        return _CaptumLayer.apply(with_tensors(forward), with_tensors(mod), rule.eps, seen, *(args[i] for i in at))
+
+    return run
+
+
 @contextmanager
 def relevance_rules(
-    model: nn.Module, rules: RuleMap, folded: Folding | None = None, split_sums: bool = True
-) -> Iterator[None]:
+    model: nn.Module, rules: RuleMap, folded: Folding | None = None, split_sums: bool = True,
+    captum_hooks: bool = False, record: dict[nn.Module, dict[int, Tensor]] | None = None,
+) -> Iterator[None]:  # fmt: skip
     """Within the context, ``model``'s layers propagate relevance by their rules. Layers in
     ``folded`` distribute relevance with their batch norm folded in; that norm passes it on.
     A leaf module with no rule (and not one that passes relevance as is) is refused, naming it.
@@ -296,6 +370,8 @@ def relevance_rules(
     folded = folded or {}
     swapped: list[tuple[nn.Module, Any]] = []
 
+    hooked: dict[int, Tensor] = {}  # captum_hooks: tensors whose input hook is set, this pass
+
     def wrap(module: nn.Module, rule: Rule) -> None:
         forward = module.forward
         modified = _modified(module, forward, rule, folded.get(module))
@@ -305,6 +381,10 @@ def relevance_rules(
         def run(x: Tensor, *rest: Any, **kw: Any) -> Tensor:
             return apply(_Relevance, x, lambda t: forward(t.clone() if copy else t, *rest, **kw), modified, rule)
 
+        if captum_hooks:
+            run = _captum_layer(
+                forward, modified, rule, hooked, (record if record is not None else {}).setdefault(module, {})
+            )
         module.forward = run
 
     chosen: list[tuple[nn.Module, Rule]] = []
@@ -332,10 +412,14 @@ def relevance_rules(
         try:
             for m, rule in chosen:
                 wrap(m, rule)
-            stack.enter_context(Rules({"relu": _pass, "tanh": _pass}))
-            stack.enter_context(_FunctionalLayers(by_type))
-            if split_sums:
-                stack.enter_context(_SplitSums())
+            if captum_hooks:  # Captum's module hooks: only these modules pass relevance as is
+                passed = {"relu": nn.ReLU, "tanh": nn.Tanh, "dropout": nn.Dropout}
+                stack.enter_context(Rules({op: only_in_modules(_pass, t) for op, t in passed.items()}))
+            else:
+                stack.enter_context(Rules({"relu": _pass, "tanh": _pass, "dropout": _pass}))
+                stack.enter_context(_FunctionalLayers(by_type))
+                if split_sums:
+                    stack.enter_context(_SplitSums())
             yield
         finally:
             for m, before in reversed(swapped):
@@ -379,6 +463,7 @@ def lrp(
     batch_size: int | None = None,
     return_delta: bool = False,
     split_sums: bool = True,
+    captum_hooks: bool = False,
 ) -> Attributor:
     r"""Layer-wise relevance propagation.
 
@@ -398,6 +483,13 @@ def lrp(
     carry it (residual connections) in proportion to the summands, so it is conserved
     there. ``split_sums=False`` passes the plain gradient, which hands all of it to both
     branches; Captum 0.9 conserves at neither (tests/test_architectures.py).
+
+    ``captum_hooks=True`` propagates as Captum 0.9's tensor hooks do (what
+    :mod:`pyattrib.compat` switches on): the multiplication by a layer's input is applied to
+    *all* the relevance its input tensor receives, a skip connection's share included, once per
+    tensor (by the first layer that reads it); only ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout``
+    modules pass relevance as is (functional calls take their plain gradient); sums and
+    functional layers are differentiated plainly (``split_sums`` does not apply).
     Call as ``(inputs, *, target=None, additional_forward_args=None)``.
     """
     check_batch_size(batch_size)
@@ -410,7 +502,7 @@ def lrp(
             folded = batchnorm_pairs(model, call.inputs, call.args) if fold_batchnorm else None
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
-            with relevance_rules(model, rules, folded, split_sums):
+            with relevance_rules(model, rules, folded, split_sums, captum_hooks):
                 return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.index)
 
         with evaluating(model):
@@ -428,7 +520,7 @@ def lrp(
 
 def layer_lrp(
     model: nn.Module, layer: LayerLike, *, rules: RuleMap | None = None, attribute_to_layer_input: bool = False,
-    return_delta: bool = False, split_sums: bool = True,
+    return_delta: bool = False, split_sums: bool = True, captum_hooks: bool = False,
 ) -> Attributor:  # fmt: skip
     """Relevance arriving at a layer's output (or input): :func:`lrp` stopped at ``layer``.
     Call as ``(inputs, *, target=None, additional_forward_args=None)``."""
@@ -439,8 +531,13 @@ def layer_lrp(
 
     def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="layer_lrp", differentiable=False)
-        with evaluating(model), relevance_rules(model, rules, split_sums=split_sums):
-            values, relevance = scaled.gradients(lambda o: call.target.select(o), call.inputs, call.args.values, call.n)
+        if captum_hooks and attribute_to_layer_input:
+            values, relevance = _hooked_inputs(model, layers, rules, call)
+        else:
+            with evaluating(model), relevance_rules(model, rules, split_sums=split_sums, captum_hooks=captum_hooks):
+                values, relevance = scaled.gradients(
+                    lambda o: call.target.select(o), call.inputs, call.args.values, call.n
+                )
         result = layers.result(values, relevance)
         if return_delta:
             return result, _lost_relevance(model, call, relevance)
@@ -453,3 +550,26 @@ def layer_lrp(
         returns_delta=return_delta,
         name="layer_lrp",
     )
+
+
+def _hooked_inputs(model: nn.Module, layers: Layers, rules: RuleMap, call: Call) -> tuple[list[Any], list[Tensor]]:
+    """Captum's relevance at layers' inputs (``captum_hooks``): what each layer's input hook
+    handed on, i.e. all the relevance its input tensor received (a skip connection's share too)."""
+    record: dict[nn.Module, dict[int, Tensor]] = {}
+    with evaluating(model):
+        values = layers.capture(call.inputs, call.args.values, call.n)
+        with relevance_rules(model, rules, captum_hooks=True, record=record), torch.enable_grad():
+            xs = tuple(x.detach().requires_grad_() if x.is_floating_point() else x for x in call.inputs)
+            total = call.target.select(_scaled(model)(*xs, *call.args.values)).sum()
+            torch.autograd.grad(total, [x for x in xs if x.requires_grad], allow_unused=True)
+    relevance = []
+    for name, module, value in zip(layers.names, layers.modules, values):
+        got = [r.detach() for _, r in sorted(record.get(module, {}).items())]
+        if len(got) != len(value.leaves):
+            raise ArgumentError(
+                f"layer {name!r}: with captum_hooks, relevance at a layer's input is what its input hook saw, and "
+                "this layer hooked none of its inputs (it has no rule, or an earlier layer hooked the same tensor); "
+                "attribute to the layer's output instead"
+            )
+        relevance += got
+    return values, relevance

@@ -374,3 +374,16 @@ def test_compat_layer_deep_lift_is_captum_on_bert_and_gpt2(name):
     ours = P.LayerDeepLift(m, layer).attribute(IDS, IDS * 0, target=target)
     theirs = C.LayerDeepLift(Logits(m), layer).attribute(IDS, IDS * 0, target=target)
     assert rel(ours, theirs) < 1e-4
+
+
+def test_compat_lrp_is_captum_on_resnet18():
+    """Captum's tensor hooks on ResNet-18's skip connections (captum_hooks); Captum refuses the other
+    vision models (no rule for ReLU6, SiLU, LayerNorm) and the text models."""
+    import pyattrib.compat as P
+
+    m = A.VISION["resnet18"]()
+    assert rel(P.LRP(m).attribute(X, target=T), C.LRP(m).attribute(X, target=T)) < 1e-4
+    for layer in (m.layer2[0].conv2, m.layer2[1].conv1):  # the second reads a block's output, also its skip
+        for to_input in (False, True):
+            ours = P.LayerLRP(m, layer).attribute(X, target=T, attribute_to_layer_input=to_input)
+            assert rel(ours, C.LayerLRP(m, layer).attribute(X, target=T, attribute_to_layer_input=to_input)) < 1e-4

@@ -221,3 +221,69 @@ def test_dataloader_attribution_flattens_the_metric_as_captum(return_input_shape
     torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
     (native,) = pa.data.dataloader_attribution(model, to_metric=to_metric)(DataLoader(data, batch_size=4))
     assert native.shape == ((10, 3, 5) if metric == "per-output" else theirs.shape)  # the native keeps the metric's shape
+
+
+# ---- LRP: Captum's tensor hooks on residual connections, custom sum modules, train-mode dropout ----
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.r, self.b, self.r2, self.c = nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.r(self.a(x))
+        return self.c(h + self.r2(self.b(h)))
+
+
+class Addition(nn.Module):
+    def forward(self, x1, x2):
+        return x1 + x2
+
+
+class Skip(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear, self.add = nn.Linear(2, 2, bias=False), Addition()
+        self.linear.weight.data.fill_(5)
+
+    def forward(self, x):
+        return self.add(self.linear(x), x)
+
+
+def test_lrp_on_a_residual_connection_is_captums_through_compat():
+    torch.manual_seed(0)
+    model, x = Residual(), torch.randn(5, 4)
+    theirs = captum_attr.LRP(model).attribute(x, target=1).detach()
+    torch.testing.assert_close(compat.LRP(model).attribute(x, target=1), theirs, rtol=1e-5, atol=1e-6)
+    for layer in (model.a, model.b, [model.a, model.b]):
+        for to_input in (False, True):  # b's input is also the skip: Captum's hook sees both shares
+            ours = compat.LayerLRP(model, layer).attribute(x, target=1, attribute_to_layer_input=to_input)
+            ref = captum_attr.LayerLRP(model, layer).attribute(x, target=1, attribute_to_layer_input=to_input)
+            for o, t in zip(ours if isinstance(ours, list) else [ours], ref if isinstance(ref, list) else [ref]):
+                torch.testing.assert_close(o, t.detach(), rtol=1e-5, atol=1e-6)
+    native = pa.lrp(model)(x, target=1)  # the native splits relevance at the sum instead, and conserves it
+    assert not torch.allclose(native, theirs, rtol=1e-3, atol=1e-4)
+
+
+def test_lrp_with_a_two_input_sum_module_and_its_own_rule_is_captums():
+    from captum.attr._utils.lrp_rules import EpsilonRule as CaptumEpsilon
+
+    ours_model, theirs_model = Skip(), Skip()
+    ours_model.add.rule, theirs_model.add.rule = compat.EpsilonRule(), CaptumEpsilon()
+    x = torch.tensor([[2.0, 3.0]])
+    ours = compat.LRP(ours_model).attribute(x, target=1)
+    torch.testing.assert_close(ours, captum_attr.LRP(theirs_model).attribute(x, target=1).detach(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours, torch.tensor([[10.0, 18.0]]), rtol=1e-6, atol=1e-6)  # Captum's own expectation
+
+
+def test_lrp_passes_relevance_through_train_mode_dropout_once():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3, bias=False), nn.ReLU(), nn.Linear(3, 1, bias=False), nn.Dropout(p=0.01))
+    model.train()
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    torch.manual_seed(5)  # the dropout keeps the one output (p = 0.99) in every pass below
+    ixg = captum_attr.InputXGradient(model).attribute(x)
+    for ours in (compat.LRP(model).attribute(x), pa.lrp(model)(x)):
+        torch.testing.assert_close(ours, ixg.detach(), rtol=1e-5, atol=1e-6)  # relevance = x * grad on a ReLU net
+    assert CAPTUM_SEMANTICS["captum_hooks"] is True

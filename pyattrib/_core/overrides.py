@@ -51,6 +51,7 @@ OPS: dict[str, tuple[Callable[..., Any], ...]] = {
     "mish": (F.mish,),
     "softmax": (F.softmax, torch.softmax, Tensor.softmax),
     "max_pool": (F.max_pool1d, F.max_pool2d, F.max_pool3d),
+    "dropout": (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d),
 }
 _IN_PLACE = {torch.relu_, Tensor.relu_}
 _KIND = {fn: kind for kind, fns in OPS.items() for fn in fns}
@@ -351,6 +352,12 @@ class Rules(TorchFunctionMode):
         rule = self.rules.get(kind) if kind else None
         if rule is None or not isinstance(args[0], Tensor) or not args[0].requires_grad or not self._in_module(rule):
             return func(*args, **kwargs)
+        if kind == "dropout":
+            p, training = (args[1] if len(args) > 1 else kwargs.get("p", 0.5)), (
+                args[2] if len(args) > 2 else kwargs.get("training", True)
+            )
+            if not training or p == 0:
+                return func(*args, **kwargs)  # the input itself: nothing to override
         x = args[0]
         if kind == "max_pool":
             params = dict(zip(_POOL_ARGS, args[1:]), **kwargs)

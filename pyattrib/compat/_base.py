@@ -142,6 +142,7 @@ CAPTUM_SEMANTICS: dict[str, Any] = {
     "captum_nonlinearities": True,  # DeepLift: the rule only in the modules Captum hooks (ReLU, ELU, ...)
     "captum_draws": True,  # noise_tunnel: noise drawn chunk by chunk, reference indices from NumPy
     "flat_metric": True,  # DataLoaderAttribution: the metric's dimensions flattened into one
+    "captum_hooks": True,  # LRP: Captum's tensor hooks (input product over all relevance a tensor gets)
 }
 
 
