@@ -1,0 +1,182 @@
+"""Layer-wise relevance propagation (Bach et al., 2015) with rules per module type or instance.
+
+Relevance starts as the selected output ``R = f_t(x)`` and flows back layer by layer.
+A layer ``z = layer(x)`` with rule ``rho`` (a modified copy of the layer) passes
+
+.. math:: R_{in} = x \\odot \\Big(\\frac{\\partial \\rho(x)}{\\partial x}\\Big)^\\top
+          \\frac{R_{out}}{\\rho(x) + \\epsilon\\,\\mathrm{sign}(\\rho(x))}
+
+ReLU and tanh pass relevance unchanged (identity). Rules never touch the model's
+weights: modified weights are computed on the fly and used functionally. Modules are
+intercepted by swapping their ``forward`` for the duration of one call (restored in
+``finally``), so a module used twice gets its rule at both uses. ``F.linear`` and
+``F.conv1d/2d/3d`` called directly (a module holding its own parameters) get the rule of
+their module type, through a TorchFunctionMode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .._core.attributor import Attributor
+from .._core.call import Call, prepare
+from .._core.capture import Layers
+from .._core.errors import ArgumentError, check_batch_size
+from .._core.kernel import Chunk, accumulate, gradients
+from .._core.state import evaluating
+from ..layer import LayerLike
+from .propagation import batchnorm_pairs, relevance_rules
+from .rules import DEFAULT_RULES, PASSED, Rule, RuleMap, alpha1_beta0, epsilon, gamma, identity, z_plus
+
+__all__ = ["Rule", "RuleMap", "DEFAULT_RULES", "PASSED", "epsilon", "gamma", "alpha1_beta0", "z_plus", "identity",
+           "relevance_rules", "lrp", "layer_lrp"]  # fmt: skip
+
+
+def _eager(attribute: Callable[..., Any]) -> Callable[..., Any]:
+    """``attribute`` kept out of torch.compile's graphs: the rules swap the modules' ``forward``
+    for the duration of a call, which dynamo's traced module calls would not see (they would
+    give the plain gradient). Compiled, LRP breaks the graph and runs eagerly; with
+    ``fullgraph=True`` dynamo refuses it."""
+    return torch.compiler.disable(attribute)
+
+
+def _scaled(model: nn.Module) -> Callable[..., Tensor]:
+    """``f * stopgrad(f)``: its gradient at the output is ``f`` itself, the starting relevance."""
+
+    def run(*args: Any) -> Tensor:
+        out = model(*args)
+        return out * out.detach()
+
+    run.__wrapped_module__ = model  # type: ignore[attr-defined]
+    return run
+
+
+def _lost_relevance(model: nn.Module, call: Call, relevance: Sequence[Tensor]) -> Tensor:
+    """``f_t(x) - sum(R)`` per example: the relevance lost (or created) on the way back."""
+    with torch.no_grad():
+        out = call.target.select(model(*call.inputs, *call.args.values))
+    return out - sum(r.reshape(call.n, -1).sum(1) for r in relevance)
+
+
+def lrp(
+    model: nn.Module,
+    *,
+    rules: RuleMap | None = None,
+    fold_batchnorm: bool = False,
+    batch_size: int | None = None,
+    return_delta: bool = False,
+    split_sums: bool = True,
+    captum_hooks: bool = False,
+) -> Attributor:
+    r"""Layer-wise relevance propagation.
+
+    ``rules`` maps module types or module instances to rules (:func:`epsilon`,
+    :func:`gamma`, :func:`alpha1_beta0`, :func:`z_plus`, :func:`identity`); instances win
+    over types, types over the default (epsilon for linear, conv, pooling and batch norm
+    layers). ``fold_batchnorm=True`` treats a linear/conv layer followed directly by a batch
+    norm as one layer with the norm folded into its weights (the usual canonization), so
+    the layer's rule sees the normalised output; the weights are folded on the fly, never
+    written. ``return_delta`` gives ``f_t(x) - sum(R)`` per example, as Captum does (0 when
+    relevance is conserved).
+
+    Every leaf module needs a rule, or must pass relevance as is (ReLU, tanh, dropout,
+    identity, flatten): others (ReLU6, SiLU, LayerNorm, ...) raise an error that names them,
+    as Captum does; give their types a rule in ``rules``. In-place activations work.
+    ``split_sums=True`` (the default) splits relevance at the sum of two tensors that both
+    carry it (residual connections) in proportion to the summands, so it is conserved
+    there. ``split_sums=False`` passes the plain gradient, which hands all of it to both
+    branches; Captum 0.9 conserves at neither (tests/test_architectures.py).
+
+    ``captum_hooks=True`` propagates as Captum 0.9's tensor hooks do (what
+    :mod:`pyattrib.compat` switches on): the multiplication by a layer's input is applied to
+    *all* the relevance its input tensor receives, a skip connection's share included, once per
+    tensor (by the first layer that reads it); only ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout``
+    modules pass relevance as is (functional calls take their plain gradient); sums and
+    functional layers are differentiated plainly (``split_sums`` does not apply).
+    Call as ``(inputs, *, target=None, additional_forward_args=None)``.
+    """
+    check_batch_size(batch_size)
+    rules = dict(rules or {})
+    f = _scaled(model)
+
+    def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="lrp")
+        with evaluating(model):
+            folded = batchnorm_pairs(model, call.inputs, call.args) if fold_batchnorm else None
+
+        def contribution(c: Chunk) -> tuple[Tensor, ...]:
+            with relevance_rules(model, rules, folded, split_sums, captum_hooks):
+                return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.index)
+
+        with evaluating(model):
+            relevance = accumulate(contribution, 1, call.n, call.chunk(batch_size), call.device)
+            result = call.restore(relevance)
+            if return_delta:
+                return result, _lost_relevance(model, call, relevance)
+        return result
+
+    return Attributor(
+        _eager(attribute), model, per_example=("target", "additional_forward_args"), returns_delta=return_delta,
+        name="lrp",
+    )  # fmt: skip
+
+
+def layer_lrp(
+    model: nn.Module, layer: LayerLike, *, rules: RuleMap | None = None, attribute_to_layer_input: bool = False,
+    return_delta: bool = False, split_sums: bool = True, captum_hooks: bool = False,
+) -> Attributor:  # fmt: skip
+    """Relevance arriving at a layer's output (or input): :func:`lrp` stopped at ``layer``.
+    Call as ``(inputs, *, target=None, additional_forward_args=None)``."""
+    rules = dict(rules or {})
+    layers = Layers(model, layer, attribute_to_layer_input)
+    scaled = Layers(_scaled(model), layer, attribute_to_layer_input)
+    scaled.names = layers.names
+
+    def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method="layer_lrp", differentiable=False)
+        if captum_hooks and attribute_to_layer_input:
+            values, relevance = _hooked_inputs(model, layers, rules, call)
+        else:
+            with evaluating(model), relevance_rules(model, rules, split_sums=split_sums, captum_hooks=captum_hooks):
+                values, relevance = scaled.gradients(
+                    lambda o: call.target.select(o), call.inputs, call.args.values, call.n
+                )
+        result = layers.result(values, relevance)
+        if return_delta:
+            return result, _lost_relevance(model, call, relevance)
+        return result
+
+    return Attributor(
+        _eager(attribute),
+        model,
+        per_example=("target", "additional_forward_args"),
+        returns_delta=return_delta,
+        name="layer_lrp",
+    )
+
+
+def _hooked_inputs(model: nn.Module, layers: Layers, rules: RuleMap, call: Call) -> tuple[list[Any], list[Tensor]]:
+    """Captum's relevance at layers' inputs (``captum_hooks``): what each layer's input hook
+    handed on, i.e. all the relevance its input tensor received (a skip connection's share too)."""
+    record: dict[nn.Module, dict[int, Tensor]] = {}
+    with evaluating(model):
+        values = layers.capture(call.inputs, call.args.values, call.n)
+        with relevance_rules(model, rules, captum_hooks=True, record=record), torch.enable_grad():
+            xs = tuple(x.detach().requires_grad_() if x.is_floating_point() else x for x in call.inputs)
+            total = call.target.select(_scaled(model)(*xs, *call.args.values)).sum()
+            torch.autograd.grad(total, [x for x in xs if x.requires_grad], allow_unused=True)
+    relevance = []
+    for name, module, value in zip(layers.names, layers.modules, values):
+        got = [r.detach() for _, r in sorted(record.get(module, {}).items())]
+        if len(got) != len(value.leaves):
+            raise ArgumentError(
+                f"layer {name!r}: with captum_hooks, relevance at a layer's input is what its input hook saw, and "
+                "this layer hooked none of its inputs (it has no rule, or an earlier layer hooked the same tensor); "
+                "attribute to the layer's output instead"
+            )
+        relevance += got
+    return values, relevance

@@ -1,0 +1,270 @@
+"""Applying rules: the relevance Function, functional layers, split sums, batch-norm folding, and
+:func:`relevance_rules`, the context in which a model's layers propagate relevance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from .._core.capture import Layers
+from .._core.errors import ArgumentError
+from .._core.inputs import ForwardArgs
+from .._core.overrides import Rules, apply, only_in_modules, output_only
+from .captum import captum_layer
+from .rules import DEFAULT_RULES, PASSED, Rule, RuleMap, identity
+
+
+class _Relevance(torch.autograd.Function):
+    """``y = forward(x)``; backward turns output relevance into input relevance by ``rule``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        x: Tensor, forward: Callable[[Tensor], Tensor], modified: Callable[[Tensor], Tensor], rule: Rule
+    ) -> Tensor:
+        with torch._C.DisableTorchFunction():  # the layer's own F.linear/F.conv is not intercepted again
+            return forward(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        x, _, modified, rule = inputs
+        ctx.save_for_backward(x)
+        ctx.modified, ctx.rule = modified, rule
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor | None, None, None, None]:
+        if ctx.rule.identity:
+            return relevance, None, None, None
+        (x,) = ctx.saved_tensors
+        with torch._C.DisableTorchFunction():
+            z, vjp = torch.func.vjp(ctx.modified, x)
+            sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+            (c,) = vjp(relevance / (z + sign * ctx.rule.eps))
+        return x * c, None, None, None
+
+
+def _modified(
+    module: nn.Module, forward: Callable[..., Tensor], rule: Rule, folded: tuple[Tensor, Tensor] | None = None
+) -> Callable[[Tensor], Tensor]:
+    """The layer with the rule's parameters, computed functionally (weights never change).
+    ``folded`` replaces the layer's own (weight, bias), e.g. with a batch norm folded in."""
+    if rule.weight is None and rule.bias is None and folded is None:
+        return forward
+    weight, bias = folded if folded is not None else (getattr(module, "weight", None), getattr(module, "bias", None))
+    if weight is None:
+        raise TypeError(f"rule {rule.name!r} modifies weights, but {type(module).__name__} has none")
+    w = rule.weight(weight) if rule.weight else weight
+    b = rule.bias(bias) if (rule.bias and bias is not None) else bias
+    if isinstance(module, nn.Linear):
+        return lambda t: F.linear(t, w, b)
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return lambda t: module._conv_forward(t, w, b)
+    raise TypeError(f"rule {rule.name!r} supports Linear and Conv layers, not {type(module).__name__}")
+
+
+class _FunctionalLayers(TorchFunctionMode):
+    """LRP for ``F.linear`` / ``F.conv1d/2d/3d`` called directly (a module holding its own
+    parameters, or a plain function): the rule given for the matching module type, else the
+    default. Calls inside a module that has its own rule are not intercepted twice."""
+
+    TYPES: dict[Callable[..., Any], type] = {
+        F.linear: nn.Linear, F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.conv3d: nn.Conv3d,
+    }  # fmt: skip
+
+    def __init__(self, by_type: Mapping[type, Rule]) -> None:
+        super().__init__()
+        self.by_type = by_type
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = dict(kwargs or {})
+        kind = self.TYPES.get(func)
+        rule = (self.by_type.get(kind) or DEFAULT_RULES.get(kind)) if kind else None
+        if rule is None or not isinstance(args[0], Tensor) or not args[0].requires_grad:
+            return func(*args, **kwargs)
+        x, rest = args[0], list(args[1:])
+        weight = rest.pop(0) if rest else kwargs.pop("weight")
+        bias = rest.pop(0) if rest else kwargs.pop("bias", None)
+        w = rule.weight(weight) if rule.weight else weight
+        b = rule.bias(bias) if (rule.bias and bias is not None) else bias
+        layer = lambda t: func(t, weight, bias, *rest, **kwargs)  # noqa: E731
+        modified = lambda t: func(t, w, b, *rest, **kwargs)  # noqa: E731
+        return apply(_Relevance, x, layer, modified, rule)
+
+
+@output_only
+def _pass(x: Tensor | None, y: Tensor, grad_out: Tensor, ordinary: Callable[[], Tensor]) -> Tensor:
+    return grad_out
+
+
+class _Sum(torch.autograd.Function):
+    """``z = a + b`` whose backward splits relevance ``R`` as ``R_a = a R / (z + eps sign z)``,
+    ``R_b = b R / (z + eps sign z)``: LRP-epsilon for a sum, so a residual connection conserves
+    relevance instead of handing all of it to both branches (the plain gradient)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(a: Tensor, b: Tensor) -> Tensor:
+        return a + b
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        a, b = inputs
+        ctx.save_for_backward(a, b, output)
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor, Tensor]:
+        a, b, z = ctx.saved_tensors
+        share = relevance / (z + torch.where(z >= 0, 1e-9, -1e-9))
+        return _reduce(a * share, a.shape), _reduce(b * share, b.shape)
+
+
+def _reduce(t: Tensor, shape: torch.Size) -> Tensor:
+    """Sum a broadcast result back to ``shape``."""
+    while t.dim() > len(shape):
+        t = t.sum(0)
+    dims = tuple(d for d, (m, n) in enumerate(zip(t.shape, shape)) if n == 1 and m != 1)
+    return t.sum(dims, keepdim=True) if dims else t
+
+
+class _SplitSums(TorchFunctionMode):
+    """Routes ``a + b`` (and ``+=``, ``torch.add``) of two relevance-carrying float tensors through :class:`_Sum`."""
+
+    ADD = {torch.add, Tensor.add, Tensor.__add__, Tensor.__radd__}
+    IN_PLACE = {Tensor.__iadd__, Tensor.add_}
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        in_place = func in self.IN_PLACE
+        if (func in self.ADD or in_place) and len(args) == 2 and not kwargs:
+            a, b = args
+            if isinstance(a, Tensor) and isinstance(b, Tensor) and a.requires_grad and b.requires_grad:
+                if in_place:
+                    return a.copy_(apply(_Sum, a.clone(), b))
+                return apply(_Sum, a, b)
+        return func(*args, **kwargs)
+
+
+FOLDABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+Folding = dict[nn.Module, "tuple[Tensor, Tensor] | None"]
+
+
+def batchnorm_pairs(model: nn.Module, inputs: tuple, args: ForwardArgs) -> Folding:
+    """Linear/conv layers whose output feeds straight into a batch norm (found by running
+    one example), mapped to the weights and bias of the two folded into one layer,
+    ``W' = W s``, ``b' = (b - mean) s + beta`` with ``s = gamma / sqrt(var + eps)``; each
+    such batch norm is mapped to None."""
+    layers = [m for m in model.modules() if isinstance(m, FOLDABLE)]
+    norms = [m for m in model.modules() if isinstance(m, NORMS)]
+    if not layers or not norms:
+        return {}
+    outputs: dict[int, nn.Module] = {}
+    pairs: Folding = {}
+
+    def seen_output(j: int, value: Any) -> None:
+        outputs[id(value)] = layers[j]
+
+    def seen_input(j: int, value: Any) -> None:
+        layer = outputs.get(id(value))
+        if layer is not None:
+            pairs[layer] = _fold(layer, norms[j])
+            pairs[norms[j]] = None
+
+    with (
+        torch.no_grad(),
+        Layers(model, layers, False).hooked(seen_output),
+        Layers(model, norms, True).hooked(seen_input),
+    ):
+        model(*(x[:1] for x in inputs), *args.rows(torch.zeros(1, dtype=torch.long, device=inputs[0].device)))
+    return pairs
+
+
+def _fold(layer: nn.Module, norm: nn.Module) -> tuple[Tensor, Tensor]:
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    bias = layer.bias if layer.bias is not None else torch.zeros_like(norm.running_mean)
+    weight = layer.weight * scale.reshape(-1, *[1] * (layer.weight.dim() - 1))
+    return weight, (bias - norm.running_mean) * scale + norm.bias
+
+
+@contextmanager
+def relevance_rules(
+    model: nn.Module, rules: RuleMap, folded: Folding | None = None, split_sums: bool = True,
+    captum_hooks: bool = False, record: dict[nn.Module, dict[int, Tensor]] | None = None,
+) -> Iterator[None]:  # fmt: skip
+    """Within the context, ``model``'s layers propagate relevance by their rules. Layers in
+    ``folded`` distribute relevance with their batch norm folded in; that norm passes it on.
+    A leaf module with no rule (and not one that passes relevance as is) is refused, naming it.
+    With ``split_sums``, the sum of two tensors that both carry relevance (a residual
+    connection) splits it in proportion to the summands (:class:`_Sum`)."""
+    by_instance = {id(k): v for k, v in rules.items() if isinstance(k, nn.Module)}
+    by_type = {k: v for k, v in rules.items() if isinstance(k, type)}
+    folded = folded or {}
+    swapped: list[tuple[nn.Module, Any]] = []
+
+    hooked: dict[int, Tensor] = {}  # captum_hooks: tensors whose input hook is set, this pass
+
+    def wrap(module: nn.Module, rule: Rule) -> None:
+        forward = module.forward
+        modified = _modified(module, forward, rule, folded.get(module))
+        swapped.append((module, module.__dict__.get("forward")))
+        copy = bool(getattr(module, "inplace", False))  # an in-place module writes on a copy of its input
+
+        def run(x: Tensor, *rest: Any, **kw: Any) -> Tensor:
+            return apply(_Relevance, x, lambda t: forward(t.clone() if copy else t, *rest, **kw), modified, rule)
+
+        if captum_hooks:
+            run = captum_layer(
+                forward, modified, rule, hooked, (record if record is not None else {}).setdefault(module, {})
+            )
+        module.forward = run
+
+    chosen: list[tuple[nn.Module, Rule]] = []
+    missing, inside_ruled = [], set()
+    for name, m in model.named_modules():
+        if id(m) in inside_ruled:
+            continue
+        rule = by_instance.get(id(m)) or next((r for t, r in by_type.items() if isinstance(m, t)), None)
+        rule = rule or DEFAULT_RULES.get(type(m))
+        if m in folded and folded[m] is None:  # a batch norm folded into its layer
+            rule = identity()
+        if rule is not None:
+            chosen.append((m, rule))
+            inside_ruled.update(id(c) for c in m.modules() if c is not m)  # run inside the rule's layer
+        elif not any(True for _ in m.children()) and not isinstance(m, PASSED):
+            missing.append((f"{name or 'model'} ({type(m).__name__})", type(m).__name__))
+    if missing:
+        raise ArgumentError(
+            f"lrp has no rule for {len(missing)} module(s): {', '.join(label for label, _ in missing[:8])}"
+            f"{', ...' if len(missing) > 8 else ''}. Give each type a rule, e.g. "
+            f"rules={{nn.{missing[0][1]}: pa.lrp_rules.identity()}} for an activation, "
+            "or pa.lrp_rules.epsilon() for a layer with weights"
+        )
+    with ExitStack() as stack:
+        try:
+            for m, rule in chosen:
+                wrap(m, rule)
+            if captum_hooks:  # Captum's module hooks: only these modules pass relevance as is
+                passed = {"relu": nn.ReLU, "tanh": nn.Tanh, "dropout": nn.Dropout}
+                stack.enter_context(Rules({op: only_in_modules(_pass, t) for op, t in passed.items()}))
+            else:
+                stack.enter_context(Rules({"relu": _pass, "tanh": _pass, "dropout": _pass}))
+                stack.enter_context(_FunctionalLayers(by_type))
+                if split_sums:
+                    stack.enter_context(_SplitSums())
+            yield
+        finally:
+            for m, before in reversed(swapped):
+                if before is None:
+                    m.__dict__.pop("forward", None)
+                else:
+                    m.forward = before
