@@ -287,3 +287,79 @@ def test_lrp_passes_relevance_through_train_mode_dropout_once():
     for ours in (compat.LRP(model).attribute(x), pa.lrp(model)(x)):
         torch.testing.assert_close(ours, ixg.detach(), rtol=1e-5, atol=1e-6)  # relevance = x * grad on a ReLU net
     assert CAPTUM_SEMANTICS["captum_hooks"] is True
+
+
+# ---- exceptions: what Captum's users catch, compat raises (pyattrib's ArgumentError is also that type) ----
+
+
+def _mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3))
+
+
+X4 = torch.randn(2, 4, generator=torch.Generator().manual_seed(1))
+BAD_CALLS = {
+    "target out of range": lambda lib: lib.Saliency(_mlp()).attribute(X4, target=3),
+    "unknown quadrature": lambda lib: lib.IntegratedGradients(_mlp()).attribute(X4, target=0, method="bogus"),
+    "unknown noise tunnel type": lambda lib: lib.NoiseTunnel(lib.Saliency(_mlp())).attribute(X4, nt_type="bogus", target=0),
+    "occlusion window of the wrong rank": lambda lib: lib.Occlusion(_mlp()).attribute(X4, sliding_window_shapes=(1, 1), target=0),
+    "baselines of the wrong shape": lambda lib: lib.IntegratedGradients(_mlp()).attribute(X4, torch.zeros(2, 3), target=0),
+    "gradient shap baselines of the wrong width": lambda lib: lib.GradientShap(_mlp()).attribute(X4, torch.zeros(3, 5), target=0),
+    "lrp without a rule": lambda lib: lib.LRP(nn.Sequential(nn.Linear(4, 3), nn.GELU())).attribute(X4, target=0),
+    "attack added twice": lambda lib: _twice(lib),
+    "llm result of the wrong shape": lambda lib: lib.LLMAttributionResult(seq_attr=torch.zeros(2, 2), token_attr=None,
+                                                                          input_tokens=["a", "b"], output_tokens=["c"]),
+}  # fmt: skip
+
+
+def _twice(lib):
+    from captum import robust
+
+    module = compat if lib is compat else robust
+    comparator = module.AttackComparator(_mlp(), metric=lambda out: out.sum())
+    comparator.add_attack(module.FGSM(_mlp()), name="fgsm")
+    comparator.add_attack(module.FGSM(_mlp()), name="fgsm")
+
+
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+def test_errors_have_the_types_captum_users_catch(case):
+    with pytest.raises(Exception) as theirs:  # noqa: B017 (any type: Captum's is the reference)
+        BAD_CALLS[case](captum_attr)
+    with pytest.raises(type(theirs.value)):
+        BAD_CALLS[case](compat)
+
+
+# ---- TCAV: Captum's CAV files, Concept's repr, the default classifier object ----
+
+
+def _concept_sets(lib):
+    from torch.utils.data import DataLoader
+
+    g = torch.Generator().manual_seed(3)
+    striped, plain = torch.randn(12, 4, generator=g) + 2.0, torch.randn(12, 4, generator=g)
+    return [[lib.Concept(0, "striped", DataLoader(striped, batch_size=6)), lib.Concept(1, "plain", DataLoader(plain, batch_size=6))]]
+
+
+@pytest.mark.filterwarnings("ignore:numpy.core is deprecated:DeprecationWarning")  # inside Captum's CAV.load
+def test_a_cav_captum_saved_is_reused_and_ours_is_captums_format(tmp_path):
+    from captum import concept as captum_concept
+
+    model = _mlp()
+    theirs = captum_concept.TCAV(model, ["0"], save_path=str(tmp_path / "a"))
+    saved = theirs.compute_cavs(_concept_sets(captum_concept))
+    ours = compat.TCAV(model, ["0"], save_path=str(tmp_path / "a")).compute_cavs(_concept_sets(compat))
+    w_theirs = saved["0-1"]["0"].stats["weights"]
+    torch.testing.assert_close(torch.as_tensor(ours["0-1"]["0"].stats["weights"]), torch.as_tensor(w_theirs),
+                               rtol=0, atol=0)  # loaded, not retrained (our ridge fit gives other weights)  # fmt: skip
+    compat.TCAV(model, ["0"], save_path=str(tmp_path / "b")).compute_cavs(_concept_sets(compat))
+    loaded = captum_concept.CAV.load(str(tmp_path / "b"), "default_model_id", _concept_sets(captum_concept)[0], "0")
+    assert loaded is not None and loaded.layer == "0" and [c.name for c in loaded.concepts] == ["striped", "plain"]
+
+
+def test_concept_repr_and_default_classifier_are_captums():
+    from captum import concept as captum_concept
+
+    assert repr(compat.Concept(3, "stripes")) == repr(captum_concept.Concept(3, "stripes", None)) == "Concept(3, 'stripes')"
+    tcav = compat.TCAV(_mlp(), ["0"])
+    assert isinstance(tcav.classifier, compat.Classifier) and tcav.classifier is tcav.classifier
+    assert pa.concepts.tcav(_mlp(), ["0"]).classifier is None  # the native: the batched ridge fit

@@ -14,8 +14,21 @@ class ArgumentError(ValueError, AssertionError):
     """A bad argument: the message names it and says how to fix it.
 
     A ``ValueError``; also an ``AssertionError``, the type Captum raises for bad arguments,
-    so code (and tests) written against Captum catch it too.
+    so code (and tests) written against Captum catch it too. Where Captum raises another type
+    for the same mistake, ``ArgumentError.also(RuntimeError)`` is an ``ArgumentError`` that is
+    that type as well.
     """
+
+    @classmethod
+    def also(cls, *types: type[Exception]) -> type[ArgumentError]:
+        """An ``ArgumentError`` subclass that is also each of ``types`` (one class per set)."""
+        return _also(types)
+
+
+@functools.cache
+def _also(types: tuple[type[Exception], ...]) -> type[ArgumentError]:
+    name = "ArgumentError" + "".join(t.__name__ for t in types)
+    return type(name, (ArgumentError, *types), {"__module__": __name__, "__doc__": ArgumentError.__doc__})
 
 
 def check_count(name: str, value: Any, minimum: int = 1) -> int:

@@ -61,6 +61,18 @@ class TCAV(concepts.TCAV):
         )  # fmt: skip
         self._kwargs: dict[str, Any] = {}
 
+    @property
+    def classifier(self) -> Classifier:
+        """Captum's ``tcav.classifier``: the classifier given, else a :class:`DefaultClassifier`
+        standing for the batched ridge fit the CAVs get (the same maths, all sets at once)."""
+        if self._classifier is None:
+            return self.__dict__.setdefault("_default_classifier", DefaultClassifier())
+        return self._classifier
+
+    @classifier.setter
+    def classifier(self, value: Classifier | None) -> None:
+        self._classifier = value
+
     def _per_layer(self, model: nn.Module, modules: list[nn.Module]) -> Any:
         method, to_input = self._captum_method, self.to_input
 

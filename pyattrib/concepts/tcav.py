@@ -42,6 +42,9 @@ class Concept:
     def identifier(self) -> str:
         return f"{self.name}-{self.id}"
 
+    def __repr__(self) -> str:
+        return f"Concept({self.id!r}, {self.name!r})"  # Captum's
+
 
 @dataclass
 class CAV:
@@ -58,24 +61,27 @@ def concepts_key(concepts: Sequence[Concept]) -> str:
 
 
 def cav_file(save_path: str, model_id: str, key: str, layer: str) -> str:
-    return os.path.join(save_path, model_id, f"{key}-{layer}.pt")
+    """``save_path/model_id/<concept ids>-<layer>.pkl``: Captum's name for a saved CAV."""
+    return os.path.join(save_path, model_id, f"{key}-{layer}.pkl")
 
 
 def save_cav(cav: CAV, save_path: str, model_id: str) -> None:
-    """Write ``cav`` to ``save_path/model_id/<concept ids>-<layer>.pt``."""
+    """Write ``cav`` where and as Captum does (``torch.save`` of ``concept_ids``,
+    ``concept_names``, ``layer``, ``stats``), so either library reuses the other's CAVs."""
     os.makedirs(os.path.join(save_path, model_id), exist_ok=True)
-    names = [(c.id, c.name) for c in cav.concepts]
-    torch.save({"concepts": names, "layer": cav.layer, "stats": cav.stats},
-               cav_file(save_path, model_id, concepts_key(cav.concepts), cav.layer))  # fmt: skip
+    saved = {"concept_ids": [c.id for c in cav.concepts], "concept_names": [c.name for c in cav.concepts],
+             "layer": cav.layer, "stats": cav.stats}  # fmt: skip
+    torch.save(saved, cav_file(save_path, model_id, concepts_key(cav.concepts), cav.layer))
 
 
 def load_cav(save_path: str, model_id: str, key: str, layer: str) -> CAV | None:
-    """The CAV saved by :func:`save_cav`, or None."""
+    """The CAV saved by :func:`save_cav` or by Captum, or None."""
     path = cav_file(save_path, model_id, key, layer)
     if not os.path.exists(path):
         return None
     saved = torch.load(path, weights_only=False)
-    return CAV([Concept(i, n) for i, n in saved["concepts"]], saved["layer"], saved["stats"])
+    concepts = [Concept(i, n) for i, n in zip(saved["concept_ids"], saved["concept_names"])]
+    return CAV(concepts, saved["layer"], saved["stats"])
 
 
 LayerAttr = Callable[[nn.Module, list[nn.Module]], Callable[..., Any]]
@@ -96,7 +102,7 @@ class TCAV(ConceptInterpreter):
       :class:`Classifier` fitted set by set (Captum's protocol).
     - ``layer_attr_method(model, modules) -> attributor``: the layer gradients; default
       ``layer_gradient_x_activation(..., multiply_by_inputs=False)``.
-    - ``save_path``: where CAVs are saved and loaded (``save_path/model_id/<set>-<layer>.pt``)
+    - ``save_path``: where CAVs are saved and loaded (``save_path/model_id/<set>-<layer>.pkl``, Captum's files: either library reuses the other's CAVs)
       and concept activations written (``save_path/av/model_id/<concept>/<layer>/<batch>.pt``,
       Captum's layout; they are not read back). None keeps everything in memory.
     - ``seed``: the held-out split. ``batch_size``: input rows per gradient pass in ``interpret``.
@@ -122,7 +128,7 @@ class TCAV(ConceptInterpreter):
         if not model_id:
             raise ArgumentError("model_id must be a non-empty name")
         super().__init__(model)
-        self.classifier, self.model_id, self.save_path = classifier, model_id, save_path
+        self._classifier, self.model_id, self.save_path = classifier, model_id, save_path
         self.to_input, self.test_split, self.regularisation = attribute_to_layer_input, test_split, regularisation
         self.seed, self.batch_size, self.classifier_kwargs = seed, batch_size, dict(classifier_kwargs or {})
         given = [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
@@ -176,6 +182,15 @@ class TCAV(ConceptInterpreter):
             self.generate_activation(self.layers, concept)
 
     # CAVs --------------------------------------------------------------------------------
+    @property
+    def classifier(self) -> Classifier | None:
+        """The classifier CAVs are fitted with; None: the batched ridge fit of :func:`fit_cavs`."""
+        return self._classifier
+
+    @classifier.setter
+    def classifier(self, value: Classifier | None) -> None:
+        self._classifier = value
+
     def compute_cavs(self, experimental_sets: Sequence[Sequence[Concept]], force_train: bool = False) -> dict:
         """Fit (or load) the CAV of every experimental set at every layer."""
         by_id: dict[int, Concept] = {c.id: c for c in self.concepts}
@@ -197,7 +212,7 @@ class TCAV(ConceptInterpreter):
                     self.cavs.setdefault(key, {})[layer] = loaded
                 elif force_train or layer not in self.cavs.get(key, {}):
                     todo.append(list(concepts))
-            if self.classifier is None:
+            if self._classifier is None:
                 self._fit_batched(todo, layer)
             else:
                 for concepts in todo:
@@ -223,10 +238,10 @@ class TCAV(ConceptInterpreter):
 
         xs = [self.activations(c, layer) for c in concepts]
         labels = torch.cat([torch.full((len(x),), c.id, device=x.device) for x, c in zip(xs, concepts)])
-        assert self.classifier is not None
+        assert self._classifier is not None
         loader = DataLoader(TensorDataset(torch.cat(xs), labels), batch_size=64)
-        stats = self.classifier.train_and_eval(loader, **self.classifier_kwargs) or {}
-        weights, classes = self.classifier.weights(), self.classifier.classes()
+        stats = self._classifier.train_and_eval(loader, **self.classifier_kwargs) or {}
+        weights, classes = self._classifier.weights(), self._classifier.classes()
         if weights is None or len(weights) == 0 or classes is None or len(classes) == 0:
             raise ArgumentError("the classifier returned no weights or classes; train_and_eval must fit it")
         classes = classes.tolist() if hasattr(classes, "tolist") else list(classes)

@@ -64,7 +64,7 @@ class AttackComparator:
     ) -> None:
         name = name or type(attack).__name__
         if name in self.attacks:
-            raise ArgumentError(f"an attack named {name!r} is already added; pass another name=")
+            raise ArgumentError.also(RuntimeError)(f"an attack named {name!r} is already added; pass another name=")
         check_count("num_attempts", num_attempts)
         self.attacks[name] = Attack(
             attack, name, num_attempts, apply_before_preproc, dict(attack_kwargs or {}),

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._core.errors import ArgumentError
+
 
 @dataclass
 class LLMAttributionResult:
@@ -32,14 +34,14 @@ class LLMAttributionResult:
     def __post_init__(self) -> None:
         self.seq_attr = torch.as_tensor(self.seq_attr)
         if self.seq_attr.shape != (len(self.input_tokens),):
-            raise ValueError(
+            raise ArgumentError(
                 f"seq_attr must be ({len(self.input_tokens)},), one per input token; got {tuple(self.seq_attr.shape)}"
             )
         if self.token_attr is not None:
             self.token_attr = torch.as_tensor(self.token_attr)
             expected = (len(self.output_tokens), len(self.input_tokens))
             if tuple(self.token_attr.shape) != expected:
-                raise ValueError(
+                raise ArgumentError(
                     f"token_attr must be {expected} (output x input tokens); got {tuple(self.token_attr.shape)}"
                 )
         if self.output_probs is not None:
