@@ -102,8 +102,9 @@ class TCAV(ConceptInterpreter):
       :class:`Classifier` fitted set by set (Captum's protocol).
     - ``layer_attr_method(model, modules) -> attributor``: the layer gradients; default
       ``layer_gradient_x_activation(..., multiply_by_inputs=False)``.
-    - ``save_path``: where CAVs are saved and loaded (``save_path/model_id/<set>-<layer>.pkl``, Captum's files: either library reuses the other's CAVs)
-      and concept activations written (``save_path/av/model_id/<concept>/<layer>/<batch>.pt``,
+    - ``save_path``: where CAVs are saved and loaded (``save_path/model_id/<set>-<layer>.pkl``,
+      Captum's files: either library reuses the other's CAVs) and concept activations written
+      (``save_path/av/model_id/<concept>/<layer>/<batch>.pt``,
       Captum's layout; they are not read back). None keeps everything in memory.
     - ``seed``: the held-out split. ``batch_size``: input rows per gradient pass in ``interpret``.
     - ``classifier_kwargs``: passed to a custom classifier's ``train_and_eval``.
