@@ -52,7 +52,7 @@ CAPTUM_NONLINEAR: dict[str, tuple[type, ...]] = {
 
 
 def deep_lift_rules(
-    eps: float, captum_softmax: bool = False, captum_nonlinearities: bool = False
+    eps: float, captum_softmax: bool = False, captum_nonlinearities: bool = False, unhooked: tuple[nn.Module, ...] = ()
 ) -> dict[str, Callable[..., Tensor]]:
     """The DeepLift rescale rule for every elementwise nonlinearity, plus softmax (per
     example, or centred over the whole tensor as Captum with ``captum_softmax``) and max pooling.
@@ -60,12 +60,13 @@ def deep_lift_rules(
     ``captum_nonlinearities``: Captum's rule set instead, the rule only where the call comes
     from one of the modules Captum hooks (:data:`CAPTUM_NONLINEAR`); every other nonlinearity
     (ReLU6, Hardswish, SiLU, GELU, and functional calls such as GPT-2's ``torch.tanh``) is
-    differentiated plainly, as if linear in the multipliers."""
+    differentiated plainly, as if linear in the multipliers; so are the ``unhooked`` modules
+    (Captum's LayerDeepLift at a nonlinearity's input does not apply that layer's own rule)."""
     rules: dict[str, Callable[..., Tensor]] = {op: rescale(eps) for op in ELEMENTWISE}
     rules["softmax"] = rescale_softmax(eps, whole_tensor=captum_softmax)
     rules["max_pool"] = rescale_max_pool(eps)
     if captum_nonlinearities:
-        rules = {op: only_in_modules(rules[op], *types) for op, types in CAPTUM_NONLINEAR.items()}
+        rules = {op: only_in_modules(rules[op], *types, excluded=unhooked) for op, types in CAPTUM_NONLINEAR.items()}
     return rules
 
 
@@ -102,7 +103,9 @@ def _paired(
     overridden model on ``[inputs; references]`` (the rules read the two halves) and
     differentiates the sum of the selected outputs of both halves, as Captum does.
     """
-    rules, handoff = deep_lift_rules(eps, captum_softmax, captum_nonlinearities), deep_lift_handoff(exact_max_pool)
+    unhooked = tuple(layers.modules) if layers is not None and layers.to_input else ()
+    rules = deep_lift_rules(eps, captum_softmax, captum_nonlinearities, unhooked)
+    handoff = deep_lift_handoff(exact_max_pool)
     f = overridden(model, rules, handoff)
     templates: list[Any] = []
 

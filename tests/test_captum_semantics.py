@@ -363,3 +363,14 @@ def test_concept_repr_and_default_classifier_are_captums():
     tcav = compat.TCAV(_mlp(), ["0"])
     assert isinstance(tcav.classifier, compat.Classifier) and tcav.classifier is tcav.classifier
     assert pa.concepts.tcav(_mlp(), ["0"]).classifier is None  # the native: the batched ridge fit
+
+
+@pytest.mark.parametrize("at", [1, 3])
+def test_layer_deep_lift_at_a_nonlinearitys_input_skips_its_rule_as_captum(at):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.Sigmoid(), nn.Linear(6, 3)).double()
+    x, b = torch.randn(5, 4, dtype=torch.float64), 0.1 * torch.randn(5, 4, dtype=torch.float64)
+    for name, refs in (("LayerDeepLift", b), ("LayerDeepLiftShap", torch.cat([b, -b]))):
+        ours = getattr(compat, name)(model, model[at]).attribute(x, refs, target=1, attribute_to_layer_input=True)
+        theirs = getattr(captum_attr, name)(model, model[at]).attribute(x, refs, target=1, attribute_to_layer_input=True)
+        torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-10)

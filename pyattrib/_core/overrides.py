@@ -332,7 +332,10 @@ class Rules(TorchFunctionMode):
         """Whether ``rule`` applies here: it is not limited to modules, or the module whose
         forward makes this call is of one of its types (exactly, as Captum's ``type(m) in``)."""
         types = getattr(rule, "modules", None)
-        return types is None or (bool(self.running) and type(self.running[-1]) in types)  # type: ignore[arg-type]
+        if types is None:
+            return True
+        here = self.running[-1] if self.running else None  # type: ignore[index]
+        return here is not None and type(here) in types and id(here) not in rule.excluded
 
     def _links(self, x: Tensor, kind: str) -> Links:
         """Links for an op of ``kind`` applied to ``x``: handed back to the op that made ``x``
@@ -527,15 +530,17 @@ def rescale_max_pool(eps: float) -> Callable[..., Tensor]:
     return rule
 
 
-def only_in_modules(rule: Any, *types: type) -> Any:
+def only_in_modules(rule: Any, *types: type, excluded: tuple[Any, ...] = ()) -> Any:
     """``rule`` applied only to calls made by the forward of a module of exactly one of ``types``
-    (what module hooks reach, as Captum's DeepLift does); elsewhere the op's ordinary gradient."""
+    (what module hooks reach, as Captum's DeepLift does), other than the ``excluded`` instances;
+    elsewhere the op's ordinary gradient."""
 
     def limited(*args: Any, **kwargs: Any) -> Any:
         return rule(*args, **kwargs)
 
     limited.__dict__.update(rule.__dict__)
     limited.modules = types  # type: ignore[attr-defined]
+    limited.excluded = frozenset(map(id, excluded))  # type: ignore[attr-defined]
     return limited
 
 
