@@ -374,3 +374,17 @@ def test_layer_deep_lift_at_a_nonlinearitys_input_skips_its_rule_as_captum(at):
         ours = getattr(compat, name)(model, model[at]).attribute(x, refs, target=1, attribute_to_layer_input=True)
         theirs = getattr(captum_attr, name)(model, model[at]).attribute(x, refs, target=1, attribute_to_layer_input=True)
         torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("name, kwargs", [("FeatureAblation", {}), ("FeaturePermutation", {}),
+                                          ("Occlusion", {"sliding_window_shapes": (1,)})])  # fmt: skip
+@pytest.mark.parametrize("k", [1, 2])
+def test_feature_ablation_family_lays_out_one_row_per_output_value_as_captum(name, kwargs, k):
+    torch.manual_seed(0)
+    model, x = nn.Linear(4, k), torch.randn(3, 4)
+    torch.manual_seed(1)
+    theirs = getattr(captum_attr, name)(model).attribute(x, **kwargs)
+    torch.manual_seed(1)
+    ours = getattr(compat, name)(model).attribute(x, **kwargs)
+    assert ours.shape == theirs.shape == (3 * k, 4)  # the native keeps (3, k, 4)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)

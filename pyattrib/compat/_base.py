@@ -70,6 +70,9 @@ class Attribution:
     _multiply_by_inputs: bool = False
     #: whether ``attribute`` accepts ``return_convergence_delta``.
     _has_delta: bool = False
+    #: Captum's FeatureAblation family lays attributions out as ``(N * K, *input.shape[1:])``
+    #: for ``K`` output values per example (see :func:`flat_outputs`).
+    _flat_outputs: bool = False
 
     def __init__(self, forward_func: Callable[..., Any]) -> None:
         self.forward_func = forward_func
@@ -131,7 +134,8 @@ class Attribution:
             data = {**data, "target": captum_target(data["target"], inputs)}
         if _planning.get():
             return Plan(attributor, inputs, data)
-        return attributor(inputs, **data)
+        result = attributor(inputs, **data)
+        return flat_outputs(result, inputs) if self._flat_outputs else result
 
 
 #: Every place where Captum's semantics differ from pyattrib's native default, as the named
@@ -144,6 +148,15 @@ CAPTUM_SEMANTICS: dict[str, Any] = {
     "flat_metric": True,  # DataLoaderAttribution: the metric's dimensions flattened into one
     "captum_hooks": True,  # LRP: Captum's tensor hooks (input product over all relevance a tensor gets)
 }
+
+
+def flat_outputs(attributions: Any, inputs: Any) -> Any:
+    """Captum's shapes for FeatureAblation, FeaturePermutation and Occlusion: one row per output
+    value, ``(N * K, *input.shape[1:])`` (``(N, ...)`` for one value per example, ``(K, ...)``
+    for a whole-batch output), where pyattrib keeps ``(N, *output_shape, *input.shape[1:])``."""
+    if isinstance(attributions, tuple) and isinstance(inputs, (tuple, list)):
+        return tuple(a.reshape(-1, *x.shape[1:]) for a, x in zip(attributions, inputs))
+    return attributions.reshape(-1, *inputs.shape[1:])
 
 
 def captum_target(target: Any, inputs: Any) -> Any:

@@ -230,7 +230,10 @@ class LRP(GradientAttribution):
 
 
 class FeatureAblation(PerturbationAttribution):
-    """Captum's ``FeatureAblation`` over :func:`pyattrib.feature_ablation`."""
+    """Captum's ``FeatureAblation`` over :func:`pyattrib.feature_ablation` (Captum's layout:
+    one attribution row per output value, :func:`~pyattrib.compat._base.flat_outputs`)."""
+
+    _flat_outputs = True
 
     def attribute(
         self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
