@@ -10,12 +10,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
 from torch import Tensor
 
 from .capture import LayerValue
 from .errors import ArgumentError
 from .inputs import repeat_examples, restore
-from .state import model_of, submodules
+from .state import model_of, submodules, transformed
 
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args")
 
@@ -89,11 +90,19 @@ class Attributor:
             return self.fn(inputs, *args, **kwargs)
         self._check_names(kwargs)
         _check_dtype(self.forward, inputs)
+        eager = not transformed()
+        if eager:
+            _check_finite(inputs, "inputs", self.name)
+            if args or "baselines" in kwargs:
+                _check_finite(args[0] if args else kwargs["baselines"], "baselines", self.name)
         try:
-            return self.fn(inputs, *args, **kwargs)
+            result = self.fn(inputs, *args, **kwargs)
         except RuntimeError as error:  # the user's error, re-raised as is: a hint is added, nothing retried
             _hint_batch_dimension(error, inputs)
             raise
+        if eager:
+            _check_finite_result(result, inputs, self.name)
+        return result
 
     def _check_names(self, kwargs: dict[str, Any]) -> None:
         assert self.signature is not None
@@ -176,11 +185,18 @@ def _check_dtype(forward: Callable[..., Any], inputs: Any) -> None:
     """A model whose parameters are all of one float dtype, given float inputs of another."""
     module = model_of(forward)
     xs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    first = None if module is None else next((p for m in submodules(module) for p in m._parameters.values()
+                                              if p is not None and p.is_floating_point()), None)  # fmt: skip
+    devices = {x.device for x in xs if isinstance(x, torch.Tensor)}
+    if first is not None and devices and first.device not in devices:
+        (device,) = devices if len(devices) == 1 else (sorted(map(str, devices))[0],)
+        raise ArgumentError(
+            f"inputs are on {device} but the model's parameters are on {first.device}; "
+            f"move one to the other: inputs.to({str(first.device)!r}) or model.to({str(device)!r})"
+        )
     given = {x.dtype for x in xs if isinstance(x, torch.Tensor) and x.is_floating_point()}
     if module is None or not given:
         return
-    first = next((p for m in submodules(module) for p in m._parameters.values()
-                  if p is not None and p.is_floating_point()), None)  # fmt: skip
     if first is None or first.dtype in given:
         return  # one parameter matches: no mismatch to report (the full walk only on suspicion)
     held = {p.dtype for p in module.parameters() if p.is_floating_point()}
@@ -192,19 +208,64 @@ def _check_dtype(forward: Callable[..., Any], inputs: Any) -> None:
         )
 
 
+def _bad_rows(t: Tensor) -> list[int]:
+    """Rows (dimension 0) of ``t`` holding a NaN or an infinity."""
+    flat = t.detach().reshape(t.shape[0], -1) if t.dim() else t.detach().reshape(1, 1)
+    return torch.nonzero(~torch.isfinite(flat).all(1)).flatten().tolist()
+
+
+def _check_finite(inputs: Any, name: str, method: str) -> None:
+    """Inputs with NaN or inf have no meaningful attribution: say which examples."""
+    xs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    for j, x in enumerate(xs):
+        if isinstance(x, Tensor) and x.is_floating_point() and x.numel() and not bool(torch.isfinite(x).all()):
+            where = f"{name}[{j}]" if isinstance(inputs, (tuple, list)) else name
+            rows = _bad_rows(x)
+            raise ArgumentError(
+                f"{method}: {where} holds NaN or inf in examples {rows[:10]}{' ...' if len(rows) > 10 else ''}; "
+                "their attributions would be undefined: replace or drop those examples"
+            )
+
+
+def _check_finite_result(result: Any, inputs: Any, method: str) -> None:
+    """NaN or inf attributions (a model whose output or gradient is not finite at these inputs)
+    are refused with the examples named, instead of being returned."""
+    first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+    n = first.shape[0] if isinstance(first, Tensor) and first.dim() else None
+    for leaf in pytree.tree_leaves(result):
+        if not (isinstance(leaf, Tensor) and leaf.is_floating_point() and leaf.numel()):
+            continue
+        if bool(torch.isfinite(leaf).all()):
+            continue
+        rows = _bad_rows(leaf) if n is not None and leaf.dim() and leaf.shape[0] == n else []
+        where = f" of examples {rows[:10]}{' ...' if len(rows) > 10 else ''}" if rows else ""
+        raise ArgumentError(
+            f"{method}: the attributions{where} are NaN or inf: the model's output (or its gradient) is not finite "
+            "at these inputs; check the model on them (e.g. model(x).isfinite()), or drop those examples"
+        )
+
+
 def _hint_batch_dimension(error: RuntimeError, inputs: Any) -> None:
-    """Add a note on the batch dimension to a shape error raised by the model (once)."""
+    """Add the fix to a shape or dtype error raised by the model (once): the batch dimension, or
+    integer inputs to a float model."""
     text = str(error).lower()
     if getattr(error, "_pyattrib_hinted", False) or not hasattr(error, "add_note"):
         return
-    if not any(word in text for word in ("shape", "size", "channel", "dimension", "dim ")):
-        return
     xs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
-    shapes = ", ".join(str(tuple(x.shape)) for x in xs if isinstance(x, torch.Tensor))
     first = next((x for x in xs if isinstance(x, torch.Tensor)), None)
     if first is None or first.dim() == 0:
         return
-    hint = (
+    if "dtype" in text and not first.is_floating_point():
+        hint = (
+            f"pyattrib: inputs are {first.dtype}, and the model computes in floats; pass x.float(), or, for token "
+            "ids, attribute at the embedding's output (a layer method on the embedding layer)"
+        )
+    elif any(word in text for word in ("shape", "size", "channel", "dimension", "dim ")):
+        hint = ""
+    else:
+        return
+    shapes = ", ".join(str(tuple(x.shape)) for x in xs if isinstance(x, torch.Tensor))
+    hint = hint or (
         f"pyattrib: inputs have shape {shapes}; dimension 0 is read as the batch ({first.shape[0]} examples of "
         f"shape {tuple(first.shape[1:])}). If this is one example without a batch dimension, pass x.unsqueeze(0)."
     )
@@ -212,7 +273,8 @@ def _hint_batch_dimension(error: RuntimeError, inputs: Any) -> None:
     # last line of the traceback show it), and as a note for tools that read notes
     if error.args and isinstance(error.args[0], str):
         error.args = (f"{error.args[0]}\n{hint}", *error.args[1:])
-    error.add_note(hint)
+    else:
+        error.add_note(hint)
     error._pyattrib_hinted = True  # type: ignore[attr-defined]
 
 

@@ -29,6 +29,10 @@ def as_tuple(inputs: TensorOrTuple, name: str = "inputs") -> tuple[tuple[Tensor,
         if not isinstance(t, Tensor):
             where = f"{name}[{j}]" if was_tuple else name
             raise TypeError(f"{where} is a {type(t).__name__}; pass a torch.Tensor")
+    for j, t in enumerate(tup):
+        if t.dim() and t.shape[0] == 0:
+            where = f"{name}[{j}]" if was_tuple else name
+            raise ArgumentError(f"{where} is an empty batch (0 examples); pass at least one example")
     if was_tuple:
         n = tup[0].shape[0] if tup[0].dim() else None
         for j, t in enumerate(tup):
@@ -171,7 +175,9 @@ def _as_tensor(b: Any, x: Tensor) -> Tensor:
     if type(b).__module__ == "numpy":  # NumPy arrays and scalars
         b = torch.as_tensor(b)
     if not isinstance(b, (bool, int, float, Tensor, list)):
-        raise TypeError(f"a baseline of type {type(b).__name__} is not supported; use None, a number or a tensor")
+        raise TypeError(
+            f"baselines: a baseline of type {type(b).__name__} is not supported; use None, a number or a tensor"
+        )
     t = b.to(x.device) if isinstance(b, Tensor) else torch.tensor(b, device=x.device)  # lists: nested numbers
     if t.is_floating_point() and not x.is_floating_point() and not torch.equal(t, t.round()):
         return t

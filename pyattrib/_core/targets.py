@@ -121,7 +121,7 @@ class Target:
             for d, t in enumerate(self.fixed):
                 size = output.shape[1 + d] if d + 1 < output.dim() else 0
                 if isinstance(t, int) and not -size <= t < size:
-                    raise IndexError(
+                    raise ArgumentError.also(IndexError)(
                         f"{self.name} {self.fixed if len(self.fixed) > 1 else t} is out of "
                         f"range for model output of shape {_shape(output)}; valid "
                         f"indices along dimension {1 + d} are 0..{size - 1}"
@@ -186,7 +186,7 @@ class Target:
         bad = (idx >= sizes) | (idx < -sizes)
         if bool(bad.any()):
             row = int(bad.any(1).nonzero()[0])
-            raise IndexError(
+            raise ArgumentError.also(IndexError)(
                 f"{self.name} for example {row} is {idx[row].tolist()}, out of range for "
                 f"model output of shape {_shape(output)}"
             )

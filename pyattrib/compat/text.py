@@ -31,6 +31,7 @@ def _as_transform(attr_method: Attribution, *extra: Any) -> Callable[..., Any]:
     def transform(f: Callable[..., Any], *_: Any, **options: Any) -> Callable[..., Any]:
         method = copy.copy(attr_method)
         method.forward_func, method._transforms = f, {}
+        method._flat_outputs = False  # the native layout: llm_attribution reads (prompts, tokens, features)
 
         def attributor(inputs: Any, *args: Any, **call: Any) -> Any:
             return method.attribute(inputs, *args, **call)
