@@ -140,5 +140,5 @@ def test_compat_classes_with_broken_arguments(name, data):
 def test_report_counts():
     """Run last in the file: the number of distinct cases and error paths (PYATTRIB_REPORT=1 prints them)."""
     if os.environ.get("PYATTRIB_REPORT"):
-        print(f"\\nhostile inputs: {len(SEEN['cases'])} distinct cases, {len(SEEN['errors'])} distinct error messages")
+        print(f"\nhostile inputs: {len(SEEN['cases'])} distinct cases, {len(SEEN['errors'])} distinct error messages")
     assert np.isfinite(len(SEEN["cases"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import sys
@@ -19,6 +20,8 @@ from .inputs import repeat_examples, restore
 from .state import model_of, submodules, transformed
 
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args")
+# set while a wrapper calls its inner attributor on copies of the batch (finiteness is checked outside)
+_NESTED: contextvars.ContextVar[bool] = contextvars.ContextVar("nested", default=False)
 
 # Captum's argument names, and where their pyattrib equivalent goes
 CAPTUM_NAMES = {
@@ -90,7 +93,7 @@ class Attributor:
             return self.fn(inputs, *args, **kwargs)
         self._check_names(kwargs)
         _check_dtype(self.forward, inputs)
-        eager = not transformed()
+        eager = not transformed() and not _NESTED.get()  # a wrapper checks its own call, with the examples' rows
         if eager:
             _check_finite(inputs, "inputs", self.name)
             if args or "baselines" in kwargs:
@@ -310,7 +313,11 @@ def call_on_copies(
     per_example = getattr(attributor, "per_example", PER_EXAMPLE)
     expanded = {k: repeat_examples(v, n, times) if k in per_example else v for k, v in kwargs.items()}
     expanded.update(per_copy or {})
-    out = attributor(restore(copies, was_tuple), **expanded)
+    token = _NESTED.set(True)
+    try:
+        out = attributor(restore(copies, was_tuple), **expanded)
+    finally:
+        _NESTED.reset(token)
     delta = None
     if getattr(attributor, "returns_delta", False):
         out, delta = out
