@@ -112,18 +112,12 @@ class Boom(nn.Module):
 
 
 def _checkpoints(tmp_path):
-    import os
+    from .test_influence import trained
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
     x, y = torch.randn(12, 4), torch.randint(0, 3, (12,))
-    opt, paths = torch.optim.SGD(model.parameters(), lr=0.1), []
-    for c in range(2):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-        paths.append(os.path.join(tmp_path, f"c{c}.pt"))
-        torch.save(model.state_dict(), paths[-1])
+    paths, _ = trained(model, x, y, tmp_path, n_checkpoints=2)
     return model, x, y, paths
 
 
