@@ -13,12 +13,32 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pyattrib as pa  # noqa: E402
 import pyattrib.compat as compat
 from pyattrib._core.errors import ArgumentError
 
 from .test_model_state import ATTRIBUTORS, NEEDS_REFS, assert_same, call_kwargs, prepared, snapshot
 
-PERTURBATION = {"feature_ablation", "occlusion", "shapley_value_sampling", "kernel_shap", "lime"}
+# the public transforms and wrappers test_model_state.py does not build
+EXTRA = {
+    "deconvolution": lambda m: pa.deconvolution(m),
+    "guided_gradcam": lambda m: pa.guided_gradcam(m, m.lin),
+    "layer_gradient_x_activation": lambda m: pa.layer_gradient_x_activation(m, m.bn),
+    "layer_deep_lift_shap": lambda m: pa.layer_deep_lift_shap(m, m.lin),
+    "layer_lrp": lambda m: pa.layer_lrp(m, m.out),
+    "neuron_deep_lift_shap": lambda m: pa.neuron_deep_lift_shap(m, m.bn),
+    "neuron_guided_backprop": lambda m: pa.neuron_guided_backprop(m, m.bn),
+    "feature_permutation": lambda m: pa.feature_permutation(m),
+    "layer_feature_permutation": lambda m: pa.layer_feature_permutation(m, m.bn),
+    "shapley_values": lambda m: pa.shapley_values(m),
+    "noise_tunnel": lambda m: pa.noise_tunnel(pa.saliency(m), kind="smoothgrad", n_samples=2),
+    "smoothgrad_sq": lambda m: pa.smoothgrad_sq(pa.saliency(m), n_samples=2),
+    "vargrad": lambda m: pa.vargrad(pa.input_x_gradient(m), n_samples=2),
+}  # fmt: skip
+ATTRIBUTORS = {**ATTRIBUTORS, **EXTRA}
+NEEDS_REFS = (*NEEDS_REFS, "layer_deep_lift_shap", "neuron_deep_lift_shap")
+PERTURBATION = {"feature_ablation", "occlusion", "shapley_value_sampling", "kernel_shap", "lime", "feature_permutation",
+                "shapley_values"}  # fmt: skip
 TARGETED = {n for n in ATTRIBUTORS if "target" in call_kwargs(n)}
 SEEN: dict[str, set[str]] = {"cases": set(), "errors": set()}
 
@@ -72,7 +92,10 @@ def applies(name: str, argument: str) -> bool:
         return name not in ("saliency", "multi_target", "layer_activation", "layer_gradcam", "guided_backprop",
                             "neuron_gradient", "neuron_deconvolution", "input_x_gradient", "lrp", "lime",
                             "kernel_shap", "shapley_value_sampling", "occlusion", "layer_feature_ablation",
-                            "neuron_feature_ablation", "feature_ablation")  # fmt: skip
+                            "neuron_feature_ablation", "feature_ablation", "deconvolution", "guided_gradcam",
+                            "layer_gradient_x_activation", "layer_lrp", "neuron_guided_backprop",
+                            "feature_permutation", "layer_feature_permutation", "shapley_values", "noise_tunnel",
+                            "smoothgrad_sq", "vargrad")  # fmt: skip
     return True
 
 
