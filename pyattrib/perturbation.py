@@ -111,7 +111,7 @@ def feature_permutation(
     batch, :math:`\phi_g = f(x) - f(x_{g \leftarrow \pi(x)_g})`.
 
     ``perm_func(x, group_mask) -> x_permuted`` replaces the default (a random permutation of
-    the batch per group, drawn from ``generator``). Needs a batch of at least 2. Call as
+    the batch per group, drawn from ``generator``), which needs a batch of at least 2. Call as
     ``(inputs, *, target=None, additional_forward_args=None, feature_mask=None, generator=None)``.
     """
     check_batch_size(batch_size)
@@ -119,8 +119,10 @@ def feature_permutation(
     def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None, feature_mask: Any = None,
                   generator: torch.Generator | None = None) -> Any:  # fmt: skip
         call = prepare(inputs, target, additional_forward_args, method="feature_permutation", differentiable=False)
-        if call.n < 2:
-            raise ArgumentError("feature_permutation needs a batch of at least 2 examples to permute across")
+        if call.n < 2 and perm_func is None:
+            raise ArgumentError(
+                "feature_permutation needs a batch of at least 2 examples to permute across (or a perm_func)"
+            )
         mask = FeatureMask(feature_mask, call)
         if perm_func is None:
             perms = torch.stack([random_permutation(call.n, call.device, generator) for _ in range(mask.n_features)])

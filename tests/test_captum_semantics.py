@@ -382,3 +382,26 @@ def test_feature_ablation_family_lays_out_one_row_per_output_value_as_captum(nam
     ours = getattr(compat, name)(model).attribute(x, **kwargs)
     assert ours.shape == theirs.shape == (3 * k, 4)  # the native keeps (3, k, 4)
     torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+# ---- Captum's sparse features: a tuple whose tensors do not share a first dimension ----
+
+
+@pytest.mark.parametrize("sparse", [torch.tensor([1, 7, 2, 4, 5, 3, 6]), torch.tensor([])], ids=["list", "empty"])
+def test_sparse_features_through_feature_ablation_and_permutation_are_captums(sparse):
+    from captum.testing.helpers.basic_models import BasicModelWithSparseInputs
+
+    model = BasicModelWithSparseInputs()
+    dense = torch.tensor([[1.0, -2.0, 3.0], [2.0, -1.0, 3.0]])
+    ours = compat.FeatureAblation(model).attribute((dense, sparse))
+    theirs = captum_attr.FeatureAblation(model).attribute((dense, sparse))
+    for o, t in zip(ours, theirs):
+        assert o.shape == t.shape
+        torch.testing.assert_close(o, t, rtol=1e-6, atol=1e-6)
+    for seed in range(3):  # the same draws as Captum's, permutation by permutation
+        torch.manual_seed(seed)
+        theirs = captum_attr.FeaturePermutation(model).attribute((dense, sparse))
+        torch.manual_seed(seed)
+        ours = compat.FeaturePermutation(model).attribute((dense, sparse))
+        for o, t in zip(ours, theirs):
+            torch.testing.assert_close(o, t, rtol=1e-6, atol=1e-6)

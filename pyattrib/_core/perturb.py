@@ -253,7 +253,7 @@ class FeatureMask:
                 start += m.numel()
             ids = out
         self.ids = ids
-        self.n_features = int(max(int(m.max()) for m in ids)) + 1 if ids else 0
+        self.n_features = max((int(m.max()) + 1 for m in ids if m.numel()), default=0)  # an empty input: none
 
     def rows(self, j: int, i: Tensor) -> Tensor:
         """Feature ids of input ``j`` for examples ``i`` (shape ``(M, *shape)``)."""

@@ -18,6 +18,7 @@ from ._base import (
     per_eval,
     planned,
 )
+from .sparse import is_sparse, rows_permuted, sparse_attribute
 
 
 class Saliency(GradientAttribution):
@@ -240,6 +241,11 @@ class FeatureAblation(PerturbationAttribution):
         feature_mask: Any = None, perturbations_per_eval: int = 1, show_progress: bool = False, **kwargs: Any,
     ) -> Any:  # fmt: skip
         config = {"batch_size": per_eval(perturbations_per_eval, inputs), "show_progress": show_progress}
+        if is_sparse(inputs):
+            return sparse_attribute(
+                pa.feature_ablation, self.forward_func, config, inputs, baselines, feature_mask,
+                target=target, additional_forward_args=additional_forward_args,
+            )  # fmt: skip
         return self._run(
             pa.feature_ablation, config, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,
@@ -261,6 +267,12 @@ class FeaturePermutation(FeatureAblation):
             "perm_func": self.perm_func, "batch_size": per_eval(perturbations_per_eval, inputs),
             "show_progress": show_progress,
         }  # fmt: skip
+        if is_sparse(inputs):
+            config["perm_func"] = self.perm_func or rows_permuted
+            return sparse_attribute(
+                pa.feature_permutation, self.forward_func, config, inputs, None, feature_mask,
+                target=target, additional_forward_args=additional_forward_args,
+            )  # fmt: skip
         return self._run(
             pa.feature_permutation, config, inputs, target=target,
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,
