@@ -12,4 +12,4 @@ python -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet torch==2.13.0
 "$VENV/bin/python" -m pip install --quiet torch==2.13.0 captum==0.9.0 torch_geometric==2.8.1 pnpxai==0.1.4 pytest
 "$VENV/bin/python" -m pip install --quiet --no-deps -e .
-echo "$VENV/bin/python"
+cd "$VENV" && echo "$(pwd)/bin/python"   # an absolute path: the suites run from their own folders
