@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._core.errors import ArgumentError
+
 
 class TokenReferenceBase:
     """Reference token ids: ``reference_token_idx`` (e.g. the pad id) at every position.
@@ -41,7 +43,7 @@ class InterpretableEmbeddingBase(nn.Module):
         if inputs:
             return inputs[0]
         if not kwargs:
-            raise ValueError("no embeddings were passed to the interpretable embedding layer")
+            raise ArgumentError("no embeddings were passed to the interpretable embedding layer")  # Captum asserts
         return next(iter(kwargs.values()))
 
     def indices_to_embeddings(self, *input: Any, **kwargs: Any) -> Tensor:
