@@ -113,6 +113,55 @@ def mobilenet_v2(seed: int = 0) -> nn.Module:
     return _realistic_batchnorm(MobileNetV2())
 
 
+class HardSqueezeExcitation(nn.Module):
+    """MobileNetV3's squeeze-excitation: ReLU inside, a hard-sigmoid gate."""
+
+    def __init__(self, c: int, squeeze: int) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Conv2d(c, squeeze, 1), nn.Conv2d(squeeze, c, 1)
+        self.act, self.gate = nn.ReLU(inplace=True), nn.Hardsigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.fc2(self.act(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+
+
+class V3Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        self.block = nn.Sequential(
+            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.Hardswish(),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+            nn.Hardswish(), HardSqueezeExcitation(hidden, max(1, hidden // 4)),
+            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        )  # fmt: skip
+
+    def forward(self, x):
+        return x + self.block(x) if self.use_res else self.block(x)
+
+
+class MobileNetV3(nn.Module):
+    """MobileNetV3's layout at small width: hard-swish blocks with hard-sigmoid squeeze-excitation."""
+
+    def __init__(self, n_classes: int = 10) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish()),
+            V3Block(16, 16, 1, 2), V3Block(16, 24, 2, 3), V3Block(24, 24, 1, 3),
+            nn.Sequential(nn.Conv2d(24, 48, 1, bias=False), nn.BatchNorm2d(48), nn.Hardswish()),
+        )  # fmt: skip
+        self.classifier = nn.Sequential(nn.Linear(48, 64), nn.Hardswish(), nn.Dropout(0.2), nn.Linear(64, n_classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+def mobilenet_v3(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return _realistic_batchnorm(MobileNetV3())
+
+
 class SqueezeExcitation(nn.Module):
     def __init__(self, c: int, squeeze: int) -> None:
         super().__init__()

@@ -341,14 +341,15 @@ def test_none_leaves_in_layer_values_pass_through():
 
 # ---- compat is Captum where the native DeepLift deliberately differs (captum_nonlinearities) ----
 
-DEEP_LIFT_VISION = ["mobilenet_v2", "efficientnet_b0", "vit"]  # ResNet-18: Captum raises (in-place ReLU reused)
+# ResNet-18: Captum raises (an in-place ReLU reused); MobileNetV3: hard-swish and a hard-sigmoid gate
+DEEP_LIFT_VISION = {**{n: A.VISION[n] for n in ("mobilenet_v2", "efficientnet_b0", "vit")}, "mobilenet_v3": A.mobilenet_v3}
 
 
-@pytest.mark.parametrize("name", DEEP_LIFT_VISION)
+@pytest.mark.parametrize("name", list(DEEP_LIFT_VISION))
 def test_compat_deep_lift_is_captum_on_relu6_hardswish_silu_gelu_models(name):
     import pyattrib.compat as P
 
-    m = A.VISION[name]()
+    m = DEEP_LIFT_VISION[name]()
     layer = first_block(name, m)
     assert rel(P.DeepLift(m).attribute(X, B, target=T), C.DeepLift(m).attribute(X, B, target=T)) < 1e-4
     ours = P.LayerDeepLift(m, layer).attribute(X, B, target=T)
