@@ -301,6 +301,8 @@ BAD_CALLS = {
     "gradient shap baselines of the wrong width": lambda lib: lib.GradientShap(_mlp()).attribute(X4, torch.zeros(3, 5), target=0),
     "lrp without a rule": lambda lib: lib.LRP(nn.Sequential(nn.Linear(4, 3), nn.GELU())).attribute(X4, target=0),
     "attack added twice": lambda lib: _twice(lib),
+    "perturbations_per_eval not an int": lambda lib: lib.FeatureAblation(_mlp()).attribute(X4, target=0, perturbations_per_eval=1.5),
+    "llm attribution of an unsupported method": lambda lib: lib.LLMAttribution(lib.Saliency(_mlp()), None),
     "llm result of the wrong shape": lambda lib: lib.LLMAttributionResult(seq_attr=torch.zeros(2, 2), token_attr=None,
                                                                           input_tokens=["a", "b"], output_tokens=["c"]),
 }  # fmt: skip

@@ -55,7 +55,9 @@ def captum_method(method: str) -> str:
 def per_eval(perturbations_per_eval: int, inputs: Any) -> int:
     """Captum's ``perturbations_per_eval`` (copies of the batch per forward) as rows."""
     if isinstance(perturbations_per_eval, bool) or not isinstance(perturbations_per_eval, int):
-        raise TypeError(f"perturbations_per_eval must be a positive int, got {perturbations_per_eval!r}")
+        raise ArgumentError.also(TypeError)(  # Captum asserts
+            f"perturbations_per_eval must be a positive int, got {perturbations_per_eval!r}"
+        )
     if perturbations_per_eval < 1:
         raise AssertionError("Perturbations per evaluation must be an integer and at least 1.")
     first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs

@@ -45,7 +45,9 @@ def _as_transform(attr_method: Attribution, *extra: Any) -> Callable[..., Any]:
 def _check(attr_method: Any, supported: tuple[type, ...], who: str) -> None:
     if not isinstance(attr_method, supported):
         names = ", ".join(c.__name__ for c in supported)
-        raise TypeError(f"{who} wraps one of {names} (from pyattrib.compat); got {type(attr_method).__name__}")
+        raise ArgumentError.also(TypeError)(  # Captum asserts
+            f"{who} wraps one of {names} (from pyattrib.compat); got {type(attr_method).__name__}"
+        )
 
 
 class LLMAttribution(Attribution):
