@@ -313,11 +313,14 @@ def call_on_copies(
     per_example = getattr(attributor, "per_example", PER_EXAMPLE)
     expanded = {k: repeat_examples(v, n, times) if k in per_example else v for k, v in kwargs.items()}
     expanded.update(per_copy or {})
-    token = _NESTED.set(True)
-    try:
+    if torch.compiler.is_compiling():  # no checks run under compile, and dynamo cannot trace ContextVar.set
         out = attributor(restore(copies, was_tuple), **expanded)
-    finally:
-        _NESTED.reset(token)
+    else:
+        token = _NESTED.set(True)
+        try:
+            out = attributor(restore(copies, was_tuple), **expanded)
+        finally:
+            _NESTED.reset(token)
     delta = None
     if getattr(attributor, "returns_delta", False):
         out, delta = out
