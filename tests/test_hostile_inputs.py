@@ -165,3 +165,32 @@ def test_report_counts():
     if os.environ.get("PYATTRIB_REPORT"):
         print(f"\nhostile inputs: {len(SEEN['cases'])} distinct cases, {len(SEEN['errors'])} distinct error messages")
     assert np.isfinite(len(SEEN["cases"]))
+
+
+@pytest.mark.slow
+def test_every_corruption_of_every_transform():
+    """The exhaustive version of the property above: every (transform, argument, corruption)."""
+    failures, total = [], 0
+    for name in ATTRIBUTORS:
+        for argument, hows in CORRUPTIONS.items():
+            if not applies(name, argument):
+                continue
+            for how in hows:
+                total += 1
+                model = prepared(False)
+                before = snapshot(model)
+                args = (torch.randn(3, 4),) if name in NEEDS_REFS else ()
+                x, args, kwargs = broken(argument, how, torch.randn(5, 4), call_kwargs(name), args)
+                try:
+                    out = ATTRIBUTORS[name](model)(x, *args, **kwargs)
+                    leaves = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
+                    if not all(torch.isfinite(t).all() for t in leaves if t.is_floating_point()):
+                        failures.append((name, argument, how, "non-finite result"))
+                except RuntimeError as error:
+                    if "pyattrib: inputs" not in str(error):
+                        failures.append((name, argument, how, str(error)[:80]))
+                except (ArgumentError, TypeError) as error:
+                    if argument not in str(error) and not (argument == "target" and "neuron_selector" in str(error)):
+                        failures.append((name, argument, how, str(error)[:80]))
+                assert_same(before, snapshot(model))
+    assert total > 800 and not failures, failures[:10]
