@@ -19,10 +19,9 @@ Paired rules (DeepLift) read the batch as two halves: inputs, then their referen
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,10 +29,14 @@ from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 from .errors import ArgumentError
-from .state import transformed
+from .pairs import Difference, Rule, _difference, _traced, reads_difference, unpool
+from .rules import deconvolution, guided, only_in_modules, output_only, rescale, rescale_max_pool, rescale_softmax
 
-Ordinary = Callable[[], Tensor]
-Rule = Callable[[Tensor, Tensor, Tensor, Ordinary], Tensor]
+__all__ = [  # the mechanism, and the rules methods import from here
+    "OPS", "Links", "Rules", "active", "apply", "overridden", "unpool", "deconvolution", "guided", "only_in_modules",
+    "output_only", "reads_difference", "rescale", "rescale_max_pool", "rescale_softmax",
+]  # fmt: skip
+from .state import transformed
 
 # every callable a model may use for an op, by op kind
 OPS: dict[str, tuple[Callable[..., Any], ...]] = {
@@ -219,15 +222,6 @@ class _MaxPool(torch.autograd.Function):
         x, y, idx = ctx.saved_tensors
         rule = lambda x, y, g, ordinary: ctx.rule(x, y, g, ordinary, idx)  # noqa: E731
         return ctx.links.backward(rule, x, y, grad_out, lambda g: unpool(g, idx, x.shape)), None, None, None, None
-
-
-def unpool(values: Tensor, idx: Tensor, shape: torch.Size, *more: tuple[Tensor, Tensor]) -> Tensor:
-    """Scatter-add pooled ``values`` back to the input positions ``idx`` came from (and
-    each further ``(values, idx)`` pair into the same buffer)."""
-    flat = values.new_zeros(shape[0], shape[1], math.prod(shape[2:]))
-    for v, i in ((values, idx), *more):
-        flat.scatter_add_(2, i.flatten(2), v.flatten(2))
-    return flat.view(shape)
 
 
 class Links:
@@ -418,147 +412,3 @@ def active(rules: dict[str, Callable[..., Tensor]], handoff: frozenset[str] = fr
     """The rules as a plain context, for code that runs the model itself (layer capture)."""
     with Rules(rules, handoff):
         yield
-
-
-# -- rules -------------------------------------------------------------------------
-
-
-def _wide(t: Tensor) -> Tensor:
-    """At least float32: rules divide small differences, which fp16/bf16 cannot hold."""
-    return t.to(torch.promote_types(t.dtype, torch.float32))
-
-
-def _traced(t: Tensor) -> bool:
-    """Under torch.compile or a torch.func transform, where branching on values is not allowed."""
-    return torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(t)
-
-
-def _near(dx: Tensor, eps: float) -> Tensor | None:
-    """The mask ``|dx| < eps``, or None when no entry is that small. Eager mode checks with
-    one reduction first: boolean masks are slow on CPU and usually all False."""
-    size = dx.abs()
-    if not _traced(dx) and not bool(size.amin() < eps):
-        return None
-    return size < eps
-
-
-def _pairs(t: Tensor) -> Tensor:
-    """``(2n, ...) -> (2, n, ...)``: the input and reference halves, stacked."""
-    return _wide(t).unflatten(0, (2, -1))
-
-
-class Difference(NamedTuple):
-    """What a rule marked :func:`reads_difference` gets as ``x`` where the op's ordinary
-    gradient needs only its output: ``x[:n] - x[n:]``, kept in place of ``x``."""
-
-    value: Tensor
-
-
-def reads_difference(rule: Rule) -> Rule:
-    """Mark a rule that reads the op's input only as :func:`_difference` of its pairs."""
-    rule.reads_input = "difference"  # type: ignore[attr-defined]
-    return rule
-
-
-def _difference(t: Tensor | Difference) -> Tensor:
-    """``t[:n] - t[n:]``: the change from reference to input, per pair."""
-    if isinstance(t, Difference):
-        return t.value
-    a, b = _pairs(t)
-    return a - b
-
-
-def _rescaled(
-    numerator: Tensor, dx: Tensor, eps: float, ordinary: Ordinary, dtype: torch.dtype, grad: Tensor | None = None
-) -> Tensor:
-    """``numerator / dx`` (times ``grad``, (2, n, ...), when given) for both halves, the
-    ordinary gradient where ``|dx| < eps``. ``numerator`` is (2, n, ...) or one (n, ...)
-    for both halves: dividing the one before multiplying by both halves saves a pass."""
-    near = _near(dx, eps)
-    value = numerator / (dx if near is None else torch.where(near, 1.0, dx))
-    if grad is not None:
-        value = grad * value
-    if near is not None:
-        value = torch.where(near, _pairs(ordinary()), value)
-    if value.dim() == dx.dim():
-        value = torch.stack([value, value])
-    return value.flatten(0, 1).to(dtype)
-
-
-def rescale(eps: float) -> Rule:
-    """DeepLift's rescale rule: multiplier ``(y - y') / (x - x')``, the gradient where
-    ``|x - x'| < eps``. Computed in at least float32, so fp16/bf16 give finite results."""
-
-    @reads_difference
-    def rule(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
-        return _rescaled(_difference(y), _difference(x), eps, ordinary, grad_out.dtype, grad=_pairs(grad_out))
-
-    return rule
-
-
-def rescale_softmax(eps: float, whole_tensor: bool = False) -> Callable[[int | None], Rule]:
-    """DeepLift for an ``nn.Softmax`` module over ``dim``: rescale, then centre the
-    multipliers of each softmax vector (softmax ignores a shift of its inputs, so the
-    shared part of the multipliers carries no contribution). Each example is centred on
-    its own, so examples do not interact. ``whole_tensor=True`` centres by the mean over
-    the whole evaluated tensor, every example and reference included: Captum's handling,
-    which couples the examples of a batch."""
-    base = rescale(eps)
-
-    def bind(dim: int | None) -> Rule:
-        def rule(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
-            g = _wide(base(x, y, grad_out, ordinary))
-            centre = g.mean() if whole_tensor or dim is None else g.mean(dim, keepdim=True)
-            return (g - centre).to(grad_out.dtype)
-
-        return rule
-
-    return bind
-
-
-def rescale_max_pool(eps: float) -> Callable[..., Tensor]:
-    """DeepLift for max pooling (as Captum): the change of the pooled maximum, routed to
-    the winning positions of input and reference, divided by the input change."""
-
-    def rule(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary, idx: Tensor) -> Tensor:
-        change = _difference(y)  # input half gains max(change, 0), the reference loses min(change, 0)
-        g, (i, i_ref) = _pairs(grad_out), idx.unflatten(0, (2, -1))
-        half = (x.shape[0] // 2, *x.shape[1:])
-        routed = unpool(g[0] * change.clamp(min=0), i, half, (g[1] * change.clamp(max=0), i_ref))
-        return _rescaled(routed, _difference(x), eps, ordinary, grad_out.dtype)
-
-    return rule
-
-
-def only_in_modules(rule: Any, *types: type, excluded: tuple[Any, ...] = ()) -> Any:
-    """``rule`` applied only to calls made by the forward of a module of exactly one of ``types``
-    (what module hooks reach, as Captum's DeepLift does), other than the ``excluded`` instances;
-    elsewhere the op's ordinary gradient."""
-
-    def limited(*args: Any, **kwargs: Any) -> Any:
-        return rule(*args, **kwargs)
-
-    limited.__dict__.update(rule.__dict__)
-    limited.modules = types  # type: ignore[attr-defined]
-    limited.excluded = frozenset(map(id, excluded))  # type: ignore[attr-defined]
-    return limited
-
-
-def output_only(rule: Rule) -> Rule:
-    """Mark a rule that never reads the op's input ``x`` (it gets None): the input is then
-    not kept for the backward."""
-    rule.reads_input = False  # type: ignore[attr-defined]
-    return rule
-
-
-@output_only
-def guided(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
-    """Guided backpropagation (Springenberg et al.): only positive gradients pass a ReLU
-    that was active, ``relu(grad_out) * 1[y > 0]``."""
-    return torch.ops.aten.threshold_backward(grad_out, y, 0).clamp_(min=0)  # in place on our own result
-
-
-@output_only
-def deconvolution(x: Tensor, y: Tensor, grad_out: Tensor, ordinary: Ordinary) -> Tensor:
-    """Deconvolution (Zeiler & Fergus): a ReLU passes positive gradients, whatever its input."""
-    return F.relu(grad_out)
