@@ -4,6 +4,8 @@ A method is a transform: ``pa.integrated_gradients(model, n_steps=64)`` returns 
 attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x``.
 """
 
+import inspect
+
 from . import concepts, data, influence, metrics, modules, robust, text
 from . import lrp as lrp_rules
 from ._core.attributor import Attributor, checked_transform
@@ -62,18 +64,6 @@ from .wrappers import multi_target
 
 __version__ = "0.1.0"
 
-# Captum's names at transform time (internal_batch_size=, nt_type=, ...) get a message saying where they go
-for _name in (
-    "deconvolution deep_lift deep_lift_shap guided_backprop guided_gradcam layer_deep_lift layer_deep_lift_shap "
-    "neuron_deconvolution neuron_deep_lift neuron_deep_lift_shap neuron_guided_backprop gradient_shap "
-    "input_x_gradient integrated_gradients saliency internal_influence layer_activation layer_conductance "
-    "layer_gradcam layer_gradient_shap layer_gradient_x_activation layer_integrated_gradients kernel_shap lime "
-    "layer_lrp lrp neuron_conductance neuron_gradient neuron_gradient_shap neuron_integrated_gradients "
-    "noise_tunnel smoothgrad smoothgrad_sq vargrad feature_ablation feature_permutation layer_feature_ablation "
-    "layer_feature_permutation neuron_feature_ablation occlusion shapley_value_sampling shapley_values multi_target"
-).split():
-    globals()[_name] = checked_transform(globals()[_name])
-del _name
 
 __all__ = [
     "text",
@@ -143,3 +133,9 @@ def __getattr__(name: str):
 
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'pyattrib' has no attribute {name!r}")
+
+# Captum's names at transform time (internal_batch_size=, nt_type=, ...) get a message saying where they go
+for _name in __all__:
+    if inspect.isfunction(globals()[_name]):
+        globals()[_name] = checked_transform(globals()[_name])
+del _name

@@ -96,10 +96,10 @@ def noise_tunnel(
             rows = (
                 torch.arange(n, device=xs[0].device)[:, None] * s + torch.arange(s0, s0 + c, device=xs[0].device)
             ).reshape(-1)
-            noisy = tuple(_noisy(x, e, s, s0, c) for x, e in zip(xs, noise))
-            drawn_rows = {}
             if captum_draws:
                 noisy, drawn_rows = draws.chunk(c, per_chunk, was_tuple)
+            else:
+                noisy, drawn_rows = tuple(_noisy(x, e, s, s0, c) for x, e in zip(xs, noise)), {}
             if drawn is not None:
                 drawn_rows["baselines"] = restore([d.index_select(0, rows) for d in drawn], was_tuple)
             parts, structure, delta = call_on_copies(attributor, noisy, was_tuple, kwargs, n, c, per_copy=drawn_rows)

@@ -92,7 +92,7 @@ class Attributor:
         if torch.compiler.is_compiling():
             return self.fn(inputs, *args, **kwargs)
         self._check_names(kwargs)
-        _check_dtype(self.forward, inputs)
+        _check_placement(self.forward, inputs)
         eager = not transformed() and not _NESTED.get()  # a wrapper checks its own call, with the examples' rows
         if eager:
             _check_finite(inputs, "inputs", self.name)
@@ -162,7 +162,7 @@ def checked_transform(fn: Callable[..., Any]) -> Callable[..., Any]:
     """A public transform whose unknown keyword arguments are named with where they go (Captum's
     names, call-time data given at transform time), checked before the transform runs."""
     sig = inspect.signature(fn)
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+    if getattr(fn, "checked", False) or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return fn
 
     @functools.wraps(fn)
@@ -172,6 +172,7 @@ def checked_transform(fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise TypeError(_misplaced(fn.__name__, key, f"the transform is {fn.__name__}{sig}", at_call=False))
         return fn(*args, **kwargs)
 
+    transform.checked = True  # type: ignore[attr-defined]
     return transform
 
 
@@ -184,8 +185,9 @@ def _edited(sig: inspect.Signature, edits: Mapping[str, inspect.Parameter | None
     return sig.replace(parameters=params)
 
 
-def _check_dtype(forward: Callable[..., Any], inputs: Any) -> None:
-    """A model whose parameters are all of one float dtype, given float inputs of another."""
+def _check_placement(forward: Callable[..., Any], inputs: Any) -> None:
+    """Inputs on another device than the model's parameters, or float inputs of another dtype
+    than a model whose parameters are all of one float dtype."""
     module = model_of(forward)
     xs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
     first = None if module is None else next((p for m in submodules(module) for p in m._parameters.values()
@@ -211,10 +213,11 @@ def _check_dtype(forward: Callable[..., Any], inputs: Any) -> None:
         )
 
 
-def _bad_rows(t: Tensor) -> list[int]:
-    """Rows (dimension 0) of ``t`` holding a NaN or an infinity."""
+def _bad_rows(t: Tensor) -> str:
+    """The rows (dimension 0) of ``t`` holding a NaN or an infinity, as a message lists them."""
     flat = t.detach().reshape(t.shape[0], -1) if t.dim() else t.detach().reshape(1, 1)
-    return torch.nonzero(~torch.isfinite(flat).all(1)).flatten().tolist()
+    rows = torch.nonzero(~torch.isfinite(flat).all(1)).flatten().tolist()
+    return f"{rows[:10]}{' ...' if len(rows) > 10 else ''}"
 
 
 def _check_finite(inputs: Any, name: str, method: str) -> None:
@@ -223,9 +226,8 @@ def _check_finite(inputs: Any, name: str, method: str) -> None:
     for j, x in enumerate(xs):
         if isinstance(x, Tensor) and x.is_floating_point() and x.numel() and not bool(torch.isfinite(x).all()):
             where = f"{name}[{j}]" if isinstance(inputs, (tuple, list)) else name
-            rows = _bad_rows(x)
             raise ArgumentError(
-                f"{method}: {where} holds NaN or inf in examples {rows[:10]}{' ...' if len(rows) > 10 else ''}; "
+                f"{method}: {where} holds NaN or inf in examples {_bad_rows(x)}; "
                 "their attributions would be undefined: replace or drop those examples"
             )
 
@@ -240,8 +242,7 @@ def _check_finite_result(result: Any, inputs: Any, method: str) -> None:
             continue
         if bool(torch.isfinite(leaf).all()):
             continue
-        rows = _bad_rows(leaf) if n is not None and leaf.dim() and leaf.shape[0] == n else []
-        where = f" of examples {rows[:10]}{' ...' if len(rows) > 10 else ''}" if rows else ""
+        where = f" of examples {_bad_rows(leaf)}" if n is not None and leaf.dim() and leaf.shape[0] == n else ""
         raise ArgumentError(
             f"{method}: the attributions{where} are NaN or inf: the model's output (or its gradient) is not finite "
             "at these inputs; check the model on them (e.g. model(x).isfinite()), or drop those examples"

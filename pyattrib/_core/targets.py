@@ -61,11 +61,12 @@ class Target:
         fn: Callable[[Tensor], Tensor] | None = None,
         name: str = "target",
         n: int | None = None,
+        by_row: OutputRows | None = None,
     ) -> None:
         self.fixed, self.per_example, self.fn, self.name, self.n = fixed, per_example, fn, name, n
         self._checked: torch.Size | None = None
-        self.by_row: OutputRows | None = None  # see OutputRows
-        self.row_target: Target | None = None
+        self.by_row = by_row  # see OutputRows
+        self._read: dict[int | None, Target] = {}  # by_row's target, per number of output rows (None: per example)
 
     @property
     def selects(self) -> bool:
@@ -147,16 +148,16 @@ class Target:
         out = model_output(output)
         rows = rows if rows is not None else out.shape[0]
         if out.dim() > 0 and out.shape[0] == rows and self.by_row.only_where_needed:
-            if self.row_target is None or self.row_target.n != self.n:
-                self.row_target = as_target(self.by_row.rows, self.n or rows, out.device, self.name)
-            return self.row_target.select(out, index)
+            if None not in self._read:
+                self._read[None] = as_target(self.by_row.rows, self.n or rows, out.device, self.name)
+            return self._read[None].select(out, index)
         if out.dim() == 0 or out.shape[0] % rows:
             raise ArgumentError(
                 f"{self.name}: the model returned {tuple(out.shape)} for {rows} input rows; with output_rows each "
                 "input row must give the same number of output rows"
             )
         k = out.shape[0] // rows
-        if self.row_target is None or self.row_target.n != out.shape[0]:
+        if out.shape[0] not in self._read:
             if isinstance(self.by_row.rows, (Tensor, list)) and len(self.by_row.rows) not in (1, k):
                 raise ArgumentError(
                     f"{self.name} has {len(self.by_row.rows)} entries but each input row gives {k} output rows; "
@@ -167,8 +168,8 @@ class Target:
                 tiled = tiled.repeat(rows, *([1] * (tiled.dim() - 1)))  # Captum's expansion: tiled per input row
             elif isinstance(tiled, list) and len(tiled) > 1:
                 tiled = tiled * rows
-            self.row_target = as_target(tiled, out.shape[0], out.device, self.name)
-        return self.row_target.select(out, None).reshape(rows, k).sum(1)
+            self._read[out.shape[0]] = as_target(tiled, out.shape[0], out.device, self.name)
+        return self._read[out.shape[0]].select(out, None).reshape(rows, k).sum(1)
 
     def _check_arity(self, output: Tensor, k: int) -> None:
         if k != output.dim() - 1:
@@ -198,9 +199,7 @@ def as_target(target: Any, n: int, device: torch.device, name: str = "target") -
     if isinstance(target, Target):
         return target
     if isinstance(target, OutputRows):
-        made = Target(name=name, n=n)
-        made.by_row = target
-        return made
+        return Target(name=name, n=n, by_row=target)
     target = _from_numpy(target)
     if target is None:
         return Target(name=name, n=n)

@@ -24,11 +24,12 @@ from torch import Tensor, nn
 
 from .._core.attributor import Attributor
 from .._core.call import Call, prepare
-from .._core.capture import Layers
+from .._core.capture import Layers, LayerValue
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.kernel import Chunk, accumulate, gradients
 from .._core.state import evaluating
 from ..layer import LayerLike
+from .captum import VALUE
 from .propagation import batchnorm_pairs, relevance_rules
 from .rules import DEFAULT_RULES, PASSED, Rule, RuleMap, alpha1_beta0, epsilon, gamma, identity, z_plus
 
@@ -162,17 +163,19 @@ def layer_lrp(
 def _hooked_inputs(model: nn.Module, layers: Layers, rules: RuleMap, call: Call) -> tuple[list[Any], list[Tensor]]:
     """Captum's relevance at layers' inputs (``captum_hooks``): what each layer's input hook
     handed on, i.e. all the relevance its input tensor received (a skip connection's share too)."""
-    record: dict[nn.Module, dict[int, Tensor]] = {}
-    with evaluating(model):
-        values = layers.capture(call.inputs, call.args.values, call.n)
-        with relevance_rules(model, rules, captum_hooks=True, record=record), torch.enable_grad():
-            xs = tuple(x.detach().requires_grad_() if x.is_floating_point() else x for x in call.inputs)
-            total = call.target.select(_scaled(model)(*xs, *call.args.values)).sum()
-            torch.autograd.grad(total, [x for x in xs if x.requires_grad], allow_unused=True)
-    relevance = []
-    for name, module, value in zip(layers.names, layers.modules, values):
-        got = [r.detach() for _, r in sorted(record.get(module, {}).items())]
-        if len(got) != len(value.leaves):
+    record: dict[nn.Module, dict[int, Any]] = {}
+    with evaluating(model), relevance_rules(model, rules, captum_hooks=True, record=record), torch.enable_grad():
+        xs = tuple(x.detach().requires_grad_() if x.is_floating_point() else x for x in call.inputs)
+        total = call.target.select(_scaled(model)(*xs, *call.args.values)).sum()
+        torch.autograd.grad(total, [x for x in xs if x.requires_grad], allow_unused=True)
+    values, relevance = [], []
+    for name, module in zip(layers.names, layers.modules):
+        seen = dict(record.get(module, {}))
+        if VALUE not in seen:
+            raise ArgumentError(f"layer {name!r} has no LRP rule, so Captum's hooks never see its input; give it one")
+        values.append(LayerValue.of(seen.pop(VALUE), call.n, name))
+        got = [r.detach() for _, r in sorted(seen.items())]
+        if len(got) != len(values[-1].leaves):
             raise ArgumentError(
                 f"layer {name!r}: with captum_hooks, relevance at a layer's input is what its input hook saw, and "
                 "this layer hooked none of its inputs (it has no rule, or an earlier layer hooked the same tensor); "

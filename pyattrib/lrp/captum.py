@@ -11,6 +11,8 @@ from torch import Tensor
 
 from .rules import Rule
 
+VALUE = -1  # the key of a layer's input value in a captum_layer record
+
 
 class _CaptumLayer(torch.autograd.Function):
     """A ruled layer as Captum's hooks see it (``captum_hooks``): the backward divides the total
@@ -49,14 +51,16 @@ def captum_layer(
     modified: Callable[..., Tensor],
     rule: Rule,
     hooked: dict[int, Tensor],
-    record: dict[int, Tensor],
+    record: dict[int, Any],
 ) -> Callable[..., Tensor]:
     """``forward`` with Captum's hooks (see ``captum_hooks`` in :func:`lrp`): each float input
     that no layer has hooked yet in this pass gets the input hook (multiply all its relevance by
     its value; an identity rule hands on its output relevance instead). What a hook hands on is
-    kept in ``record`` by input position: Captum's relevance at the layer's input."""
+    kept in ``record`` by input position (Captum's relevance at the layer's input), and the
+    layer's input itself under ``VALUE``."""
 
     def run(*args: Any, **kw: Any) -> Tensor:
+        record[VALUE] = args[0] if len(args) == 1 else args  # as Layers reads a layer's input
         at = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.is_floating_point()]
         seen: list[Tensor] = []
 
