@@ -93,17 +93,20 @@ class Attributor:
             return self.fn(inputs, *args, **kwargs)
         self._check_names(kwargs)
         _check_placement(self.forward, inputs)
-        eager = not transformed() and not _NESTED.get()  # a wrapper checks its own call, with the examples' rows
-        if eager:
-            _check_finite(inputs, "inputs", self.name)
-            if args or "baselines" in kwargs:
-                _check_finite(args[0] if args else kwargs["baselines"], "baselines", self.name)
+        # one synchronisation before (inputs, baselines) and one after (attributions); only what is not
+        # finite is diagnosed. A wrapper checks its own call, with the examples' rows.
+        checked = not transformed() and not _NESTED.get()
+        if checked:
+            baselines = args[0] if args else kwargs.get("baselines")
+            if not _all_finite(inputs, baselines):
+                _check_finite(inputs, "inputs", self.name)
+                _check_finite(baselines, "baselines", self.name)
         try:
             result = self.fn(inputs, *args, **kwargs)
         except RuntimeError as error:  # the user's error, re-raised as is: a hint is added, nothing retried
             _hint_batch_dimension(error, inputs)
             raise
-        if eager:
+        if checked and not _all_finite(result):
             _check_finite_result(result, inputs, self.name)
         return result
 
@@ -218,6 +221,18 @@ def _bad_rows(t: Tensor) -> str:
     flat = t.detach().reshape(t.shape[0], -1) if t.dim() else t.detach().reshape(1, 1)
     rows = torch.nonzero(~torch.isfinite(flat).all(1)).flatten().tolist()
     return f"{rows[:10]}{' ...' if len(rows) > 10 else ''}"
+
+
+def _all_finite(*values: Any) -> bool:
+    """Whether every floating-point tensor in ``values`` is (very likely) finite, with one host
+    synchronisation: a NaN or inf anywhere makes the sum of sums non-finite. A sum that only
+    overflows sends the caller to the exact, per-tensor checks, which then find nothing."""
+    total = None
+    for t in pytree.tree_leaves(values):
+        if isinstance(t, Tensor) and t.is_floating_point() and t.numel():
+            part = t.detach().sum()
+            total = part if total is None else total + part.to(total.device)
+    return total is None or bool(torch.isfinite(total))
 
 
 def _check_finite(inputs: Any, name: str, method: str) -> None:
