@@ -1,4 +1,5 @@
-"""Right for the right reasons: an attribution penalty inside a compiled training loop.
+"""Right for the right reasons: an attribution penalty inside a compiled training loop
+===================================================================================
 
 Ross et al. (2017) train with a loss that penalises input gradients on features known
 to be irrelevant. Here the data is scikit-learn's breast_cancer set plus one *decoy*

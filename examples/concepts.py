@@ -1,4 +1,5 @@
-"""Concepts and feature selection: TCAV on the digits CNN, stochastic gates on breast_cancer.
+"""Concepts and feature selection: TCAV on the digits CNN, stochastic gates on breast_cancer
+=========================================================================================
 
 Part 1 trains the digits CNN of ``digits.py`` and asks, with TCAV, whether "closed loops"
 (examples of 0, 6, 8, 9) push the model towards the class 8 more than random sets of digits
@@ -27,10 +28,11 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 import pyattrib as pa  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the digits CNN of digits.py
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # gallery: cwd
+sys.path.insert(0, HERE)  # the digits CNN of digits.py
 from digits import train  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+OUT = os.path.join(HERE, "out")
 LAYERS = {"2": "conv2", "6": "fc1"}
 
 

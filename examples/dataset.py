@@ -1,4 +1,5 @@
-"""Attribute a whole dataset: integrated gradients for every digits test image, per class.
+"""Attribute a whole dataset: integrated gradients for every digits test image, per class
+======================================================================================
 
 Trains the digits CNN of ``digits.py`` (seconds), runs ``pa.data.attribute_dataset`` over a
 DataLoader of the test set, keeps every attribution in memory-mapped shards under
@@ -27,10 +28,11 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 import pyattrib as pa  # noqa: E402
 from pyattrib.data import ClassSummarizer, Count, Mean, attribute_dataset, load_attributions  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the digits CNN of digits.py
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # gallery: cwd
+sys.path.insert(0, HERE)  # the digits CNN of digits.py
 from digits import train  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+OUT = os.path.join(HERE, "out")
 
 
 def main() -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""Main demo: train a small CNN on scikit-learn's digits, then explain its predictions.
+"""Main demo: train a small CNN on scikit-learn's digits, then explain its predictions
+===================================================================================
 
 Trains in a few seconds on a CPU, downloads nothing, and writes
 ``examples/out/digits_attributions.png``: test images with their saliency,
@@ -19,7 +20,8 @@ from torch import nn
 import pyattrib as pa
 from pyattrib import viz
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # gallery: cwd
+OUT = os.path.join(HERE, "out")
 
 
 def make_cnn() -> nn.Module:

@@ -1,4 +1,5 @@
-"""Which explanation of the digits CNN is best? Five methods, five metrics, one table.
+"""Which explanation of the digits CNN is best? Five methods, five metrics, one table
+==================================================================================
 
 Trains the digits CNN of ``digits.py`` (seconds, nothing downloaded), explains 64 test
 images with saliency, integrated gradients, smoothgrad(IG), DeepLift and occlusion, and
@@ -29,10 +30,11 @@ from torch import nn  # noqa: E402
 
 import pyattrib as pa  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the digits CNN of digits.py
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # gallery: cwd
+sys.path.insert(0, HERE)  # the digits CNN of digits.py
 from digits import train  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+OUT = os.path.join(HERE, "out")
 
 METHODS = {
     "saliency": lambda m: pa.saliency(m),

@@ -1,4 +1,5 @@
-"""Find mislabelled training examples with TracIn self-influence.
+"""Find mislabelled training examples with TracIn self-influence
+=============================================================
 
 Flips the labels of 5% of the digits training set, trains the digits CNN of ``digits.py``
 (saving 3 checkpoints), and ranks the training examples by TracInCP self-influence: the
@@ -23,10 +24,11 @@ from torch.utils.data import TensorDataset  # noqa: E402
 
 import pyattrib as pa  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the digits CNN of digits.py
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # gallery: cwd
+sys.path.insert(0, HERE)  # the digits CNN of digits.py
 from digits import make_cnn  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+OUT = os.path.join(HERE, "out")
 
 
 def main(epochs: int = 12, flip_share: float = 0.05) -> dict[str, float]:

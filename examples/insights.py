@@ -1,4 +1,5 @@
-"""Insights: browse the digits CNN's test predictions with four attribution methods.
+"""Insights: browse the digits CNN's test predictions with four attribution methods
+================================================================================
 
 Trains the digits CNN of ``examples/digits.py`` (seconds, nothing downloaded), then writes
 ``examples/out/insights_report.html``: one self-contained page (open it from disk, no network)
@@ -16,12 +17,14 @@ import os
 import pyattrib as pa
 from pyattrib import insights
 
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # gallery: cwd
+
 try:
     from digits import OUT, train
 except ImportError:  # loaded by path (tests)
     import importlib.util
 
-    _spec = importlib.util.spec_from_file_location("digits", os.path.join(os.path.dirname(__file__), "digits.py"))
+    _spec = importlib.util.spec_from_file_location("digits", os.path.join(HERE, "digits.py"))
     _digits = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(_digits)
     OUT, train = _digits.OUT, _digits.train
@@ -57,7 +60,7 @@ def main(n_examples: int = 120, serve: bool = False, out: str | None = None) -> 
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Insights report of the digits CNN")
     parser.add_argument("--serve", action="store_true", help="serve the page with live attribution")
     parser.add_argument("--examples", type=int, default=120)
     args = parser.parse_args()

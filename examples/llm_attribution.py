@@ -1,4 +1,5 @@
-"""Which words of a prompt made a small language model answer as it did.
+"""Which words of a prompt made a small language model answer as it did
+====================================================================
 
 A 2-layer GPT-2 (d=64) learns a tiny world of facts in a few seconds on CPU: each country
 has a capital and a language, stated as "the capital of france is paris ." and "in france
@@ -23,7 +24,8 @@ import torch
 import pyattrib as pa
 from pyattrib import text
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # gallery: cwd
+OUT = os.path.join(HERE, "out")
 FACTS = {  # country: (capital, language)
     "france": ("paris", "french"), "spain": ("madrid", "spanish"), "italy": ("rome", "italian"),
     "germany": ("berlin", "german"), "japan": ("tokyo", "japanese"), "china": ("beijing", "chinese"),

@@ -1,7 +1,8 @@
-"""Captum's README toy model, attributed with pyattrib: same numbers, fewer lines.
+"""Captum's README toy model, attributed with pyattrib: same numbers, fewer lines
+==============================================================================
 
 Expected integrated gradients (target 0, zero baseline):
-    [[-0.5922, -1.5497, -1.0067], [0.0, -0.2219, -5.1991]]  with |delta| < 1e-4
+    [[-0.5922, -1.5497, -1.0067], [0.0, -0.2219, -5.1991]]  with ``|delta| < 1e-4``
 """
 
 import torch

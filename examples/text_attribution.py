@@ -1,4 +1,5 @@
-"""Per-token attributions for a tiny sentiment classifier, with layer integrated gradients.
+"""Per-token attributions for a tiny sentiment classifier, with layer integrated gradients
+=======================================================================================
 
 The data is generated: sentences over a vocabulary of neutral words plus a few
 "positive" and "negative" words; the label says which kind is more frequent. A small
@@ -18,7 +19,8 @@ from torch import nn
 import pyattrib as pa
 from pyattrib import viz
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # gallery: cwd
+OUT = os.path.join(HERE, "out")
 PAD, CLS = 0, 1
 POSITIVE = ["good", "great", "love", "excellent", "fun"]
 NEGATIVE = ["bad", "awful", "hate", "boring", "poor"]

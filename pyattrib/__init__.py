@@ -9,7 +9,8 @@ import inspect
 from . import concepts, data, influence, metrics, modules, robust, text
 from . import lrp as lrp_rules
 from ._core.attributor import Attributor, checked_transform
-from ._core.targets import output_rows
+from ._core.inputs import BaselineLike, TensorOrTuple
+from ._core.targets import OutputRows, TargetLike, output_rows
 from .backprop import (
     deconvolution,
     deep_lift,
@@ -68,6 +69,10 @@ __version__ = "0.1.0"
 __all__ = [
     "text",
     "Attributor",
+    "TargetLike",
+    "BaselineLike",
+    "TensorOrTuple",
+    "OutputRows",
     "lrp_rules",
     "concepts",
     "data",
@@ -133,6 +138,7 @@ def __getattr__(name: str):
 
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'pyattrib' has no attribute {name!r}")
+
 
 # Captum's names at transform time (internal_batch_size=, nt_type=, ...) get a message saying where they go
 for _name in __all__:

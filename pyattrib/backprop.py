@@ -20,6 +20,7 @@ from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.capture import Layers
 from ._core.errors import ArgumentError, check_batch_size
+from ._core.inputs import BaselineLike
 from ._core.kernel import Chunk, accumulate, example_major, gradients, outputs, rows_of
 from ._core.overrides import (
     active,
@@ -32,6 +33,7 @@ from ._core.overrides import (
 )
 from ._core.overrides import deconvolution as deconv_rule
 from ._core.state import evaluating
+from ._core.targets import TargetLike
 from .gradient import saliency
 from .layer import LayerLike, interpolate, layer_gradcam
 from .neuron import on_neuron, truncate
@@ -183,7 +185,7 @@ def _deep_lift(
     layers = Layers(model, layer, attribute_to_layer_input) if layer is not None else None
 
     def attribute(
-        inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+        inputs: Any, baselines: BaselineLike = None, *, target: TargetLike = None, additional_forward_args: Any = None
     ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method=name, differentiable=layers is None)
         if distribution:
@@ -242,7 +244,7 @@ def deep_lift(
     is not zero. ``exact_max_pool=True`` passes DeepLift multipliers through the pool as
     the chain rule says, and attributions sum to ``f(x) - f(x')``.
     ``captum_softmax`` and ``captum_nonlinearities`` give Captum's semantics (see
-    :func:`deep_lift_rules`; ``pyattrib.compat`` switches both on).
+    ``deep_lift_rules``; ``pyattrib.compat`` switches both on).
     ``custom_attribution_func(multipliers, inputs, baselines)`` replaces the final product. Call as
     ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
     """
@@ -410,7 +412,7 @@ def guided_gradcam(
     gb = guided_backprop(model)
     cam = layer_gradcam(model, layer, relu_attributions=True, attribute_to_layer_input=attribute_to_layer_input)
 
-    def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+    def attribute(inputs: Any, *, target: TargetLike = None, additional_forward_args: Any = None) -> Any:
         kw = {"target": target, "additional_forward_args": additional_forward_args}
         grads, heat = gb(inputs, **kw), cam(inputs, **kw)
         if not isinstance(heat, Tensor):

@@ -16,7 +16,7 @@ from ._core import random
 from ._core.attributor import Attributor
 from ._core.call import Call, completeness_delta, output_ends, prepare
 from ._core.errors import ArgumentError, check_batch_size, check_count
-from ._core.inputs import TensorOrTuple, as_tuple
+from ._core.inputs import BaselineLike, TensorOrTuple, as_tuple
 from ._core.kernel import (
     Chunk,
     accumulate,
@@ -29,6 +29,7 @@ from ._core.kernel import (
 )
 from ._core.quadrature import path_rule
 from ._core.state import evaluating
+from ._core.targets import TargetLike
 
 Forward = Callable[..., Any]
 Stdevs = float | tuple[float, ...]
@@ -50,7 +51,9 @@ def saliency(f: Forward, *, abs: bool = True, batch_size: int | None = None, cre
     """
     check_batch_size(batch_size)
 
-    def attribute(inputs: TensorOrTuple, *, target: Any = None, additional_forward_args: Any = None) -> TensorOrTuple:
+    def attribute(
+        inputs: TensorOrTuple, *, target: TargetLike = None, additional_forward_args: Any = None
+    ) -> TensorOrTuple:
         call = prepare(inputs, target, additional_forward_args, method="saliency")
         with evaluating(f, create_graph):
             grads = _grad_at_inputs(f, call, batch_size)
@@ -66,7 +69,9 @@ def input_x_gradient(f: Forward, *, batch_size: int | None = None, create_graph:
     """
     check_batch_size(batch_size)
 
-    def attribute(inputs: TensorOrTuple, *, target: Any = None, additional_forward_args: Any = None) -> TensorOrTuple:
+    def attribute(
+        inputs: TensorOrTuple, *, target: TargetLike = None, additional_forward_args: Any = None
+    ) -> TensorOrTuple:
         call = prepare(inputs, target, additional_forward_args, method="input_x_gradient")
         with evaluating(f, create_graph):
             grads = _grad_at_inputs(f, call, batch_size)
@@ -92,7 +97,7 @@ def integrated_gradients(
               \approx (x_i - x'_i) \sum_k w_k\, \partial_i f(x' + \alpha_k (x - x'))
 
     with quadrature nodes/weights ``(alpha_k, w_k)`` from ``method`` (see
-    :mod:`pyattrib._core.quadrature`). ``multiply_by_inputs=False`` drops the
+    ``pyattrib/_core/quadrature.py``). ``multiply_by_inputs=False`` drops the
     ``(x - x')`` factor ("local" attribution). Completeness: ``sum_i phi_i = f(x) - f(x')``
     up to the quadrature error, which ``return_delta=True`` reports per example.
 
@@ -101,7 +106,7 @@ def integrated_gradients(
     node (the forward pass of its gradient), so the error of each interval between nodes is
     measured, not estimated: intervals with the largest errors are halved (isolating the
     jumps of ReLU networks), and on smooth integrands Fejer's second rule is refined level by
-    level (see :class:`pyattrib._core.quadrature.DyadicGrid`). Only examples not yet converged
+    level (see ``DyadicGrid`` in ``pyattrib/_core/quadrature.py``). Only examples not yet converged
     are refined, and no node is evaluated twice.
 
     ``batch_size`` bounds the rows (path points x examples) per model evaluation.
@@ -111,7 +116,11 @@ def integrated_gradients(
     rule = path_rule(n_steps, method, tolerance)
 
     def attribute(
-        inputs: TensorOrTuple, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+        inputs: TensorOrTuple,
+        baselines: BaselineLike = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
     ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="integrated_gradients")
         base = call.baselines(baselines)
@@ -171,9 +180,9 @@ def gradient_shap(
 
     def attribute(
         inputs: TensorOrTuple,
-        baselines: Any = None,
+        baselines: BaselineLike = None,
         *,
-        target: Any = None,
+        target: TargetLike = None,
         additional_forward_args: Any = None,
         generator: torch.Generator | None = None,
     ) -> Any:
@@ -284,10 +293,10 @@ def per_input_stdevs(stdevs: Stdevs, n_inputs: int) -> tuple[float, ...]:
 def convergence_delta(
     f: Forward,
     inputs: TensorOrTuple,
-    baselines: Any,
+    baselines: BaselineLike,
     attributions: TensorOrTuple,
     *,
-    target: Any = None,
+    target: TargetLike = None,
     additional_forward_args: Any = None,
 ) -> Tensor:
     """Completeness error per example: ``sum(attributions) - (f(inputs) - f(baselines))``."""

@@ -21,10 +21,11 @@ from ._core.attributor import Attributor
 from ._core.call import Call, completeness_delta, output_ends, prepare
 from ._core.capture import Layers, LayerValue, split
 from ._core.errors import ArgumentError, check_batch_size, check_count
-from ._core.inputs import ForwardArgs, TensorOrTuple
+from ._core.inputs import BaselineLike, ForwardArgs, TensorOrTuple
 from ._core.kernel import Chunk, accumulate, gradients, integrate_path, path_integral, path_points
 from ._core.quadrature import path_rule, quadrature
 from ._core.state import evaluating
+from ._core.targets import TargetLike
 from .gradient import ShapDraws, Stdevs
 
 LayerLike = nn.Module | Sequence[nn.Module]
@@ -65,7 +66,7 @@ def layer_gradient_x_activation(
 
     layers = Layers(model, layer, attribute_to_layer_input)
 
-    def attribute(inputs: TensorOrTuple, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+    def attribute(inputs: TensorOrTuple, *, target: TargetLike = None, additional_forward_args: Any = None) -> Any:
         call = prepare(
             inputs, target, additional_forward_args, method="layer_gradient_x_activation", differentiable=False
         )
@@ -109,7 +110,11 @@ def layer_integrated_gradients(
     layers = Layers(model, layer, attribute_to_layer_input)
 
     def attribute(
-        inputs: TensorOrTuple, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+        inputs: TensorOrTuple,
+        baselines: BaselineLike = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
     ) -> Any:
         call = prepare(
             inputs, target, additional_forward_args, method="layer_integrated_gradients", differentiable=False
@@ -162,7 +167,11 @@ def layer_conductance(
     layers = Layers(model, layer, attribute_to_layer_input)
 
     def attribute(
-        inputs: TensorOrTuple, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+        inputs: TensorOrTuple,
+        baselines: BaselineLike = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
     ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="layer_conductance")
         base = call.baselines(baselines)
@@ -213,7 +222,11 @@ def internal_influence(
     layers = Layers(model, layer, attribute_to_layer_input)
 
     def attribute(
-        inputs: TensorOrTuple, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+        inputs: TensorOrTuple,
+        baselines: BaselineLike = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
     ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="internal_influence")
         base = call.baselines(baselines)
@@ -253,7 +266,7 @@ def layer_gradcam(
 
     layers = Layers(model, layer, attribute_to_layer_input)
 
-    def attribute(inputs: TensorOrTuple, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+    def attribute(inputs: TensorOrTuple, *, target: TargetLike = None, additional_forward_args: Any = None) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="layer_gradcam", differentiable=False)
         with evaluating(model):
             values, grads = layers.gradients(_select(call, None), call.inputs, call.args.values, call.n)
@@ -299,9 +312,9 @@ def layer_gradient_shap(
 
     def attribute(
         inputs: TensorOrTuple,
-        baselines: Any = None,
+        baselines: BaselineLike = None,
         *,
-        target: Any = None,
+        target: TargetLike = None,
         additional_forward_args: Any = None,
         generator: torch.Generator | None = None,
     ) -> Any:

@@ -24,8 +24,10 @@ from ._core import random
 from ._core.attributor import Attributor
 from ._core.call import Call
 from ._core.errors import ArgumentError, check_batch_size, check_count
+from ._core.inputs import BaselineLike
 from ._core.perturb import FeatureMask, evaluate, prepare_perturbation
 from ._core.state import evaluating
+from ._core.targets import TargetLike
 from .shapley import coalition_rows
 
 Forward = Callable[..., Any]
@@ -119,7 +121,7 @@ def lime(
     ``interpretable_model``: a scikit-learn regressor with ``fit(X, y, sample_weight)`` and
     ``coef_`` (default ``Lasso(alpha=0.01)``), cloned per example; or ``"linear"`` for plain
     weighted least squares solved for the whole batch in torch. ``similarity_func(original,
-    perturbed, z) -> (M,)`` weights a batch of rows (default :func:`cosine_similarity_kernel`).
+    perturbed, z) -> (M,)`` weights a batch of rows (default ``cosine_similarity_kernel``).
     ``perturb_func(n_examples, n_samples, n_features, generator, device) -> (N, S, F)`` binary
     samples (default Bernoulli(1/2)). With ``return_input_shape=False`` the result is the
     ``(N, F)`` coefficients. Call as ``(inputs, baselines=None, *, target=None,
@@ -128,8 +130,15 @@ def lime(
     check_batch_size(batch_size)
     similarity = similarity_func or cosine_similarity_kernel()
 
-    def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
-                  feature_mask: Any = None, generator: torch.Generator | None = None) -> Any:  # fmt: skip
+    def attribute(
+        inputs: Any,
+        baselines: BaselineLike = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+        generator: torch.Generator | None = None,
+    ) -> Any:
         call, base, mask = prepare_perturbation(
             inputs, baselines, target, additional_forward_args, feature_mask, "lime"
         )
@@ -181,8 +190,15 @@ def kernel_shap(
     check_batch_size(batch_size)
     check_count("n_samples", n_samples, minimum=3)
 
-    def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
-                  feature_mask: Any = None, generator: torch.Generator | None = None) -> Any:  # fmt: skip
+    def attribute(
+        inputs: Any,
+        baselines: BaselineLike = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+        generator: torch.Generator | None = None,
+    ) -> Any:
         call, base, mask = prepare_perturbation(
             inputs, baselines, target, additional_forward_args, feature_mask, "kernel_shap"
         )

@@ -20,11 +20,11 @@ from ._core.attributor import Attributor, bind_baselines
 from ._core.call import prepare
 from ._core.capture import Layers
 from ._core.errors import check_batch_size
-from ._core.inputs import as_tuple
+from ._core.inputs import BaselineLike, as_tuple
 from ._core.kernel import Chunk, path_integral
 from ._core.quadrature import quadrature
 from ._core.state import evaluating
-from ._core.targets import as_target
+from ._core.targets import TargetLike, as_target
 from .gradient import Stdevs, gradient_shap, integrated_gradients, saliency
 from .layer import LayerLike
 
@@ -149,10 +149,10 @@ def neuron_conductance(
 
     def attribute(
         inputs: Any,
-        baselines: Any = None,
+        baselines: BaselineLike = None,
         *,
         neuron_selector: Any,
-        target: Any = None,
+        target: TargetLike = None,
         additional_forward_args: Any = None,
     ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="neuron_conductance")

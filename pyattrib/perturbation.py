@@ -21,6 +21,7 @@ from torch import Tensor
 from ._core.attributor import Attributor
 from ._core.call import Call, prepare
 from ._core.errors import ArgumentError, check_batch_size
+from ._core.inputs import BaselineLike
 from ._core.kernel import along_rows
 from ._core.perturb import (
     FeatureMask,
@@ -32,13 +33,21 @@ from ._core.perturb import (
     squeeze_outputs,
 )
 from ._core.state import evaluating
+from ._core.targets import TargetLike
 
 Forward = Callable[..., Any]
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
 
 
-def _ablate(f: Forward, call: Call, mask: FeatureMask, replace: Callable[[int, Tensor, Tensor, Tensor], Tensor],
-            batch_size: int | None, show_progress: bool, desc: str) -> tuple[Tensor, ...]:  # fmt: skip
+def _ablate(
+    f: Forward,
+    call: Call,
+    mask: FeatureMask,
+    replace: Callable[[int, Tensor, Tensor, Tensor], Tensor],
+    batch_size: int | None,
+    show_progress: bool,
+    desc: str,
+) -> tuple[Tensor, ...]:
     """Attribution ``f(x) - f(x with feature p replaced)`` spread over feature ``p``'s elements.
 
     ``replace(j, rows_of_input_j, selected, p)`` gives the replaced values of input ``j``.
@@ -72,8 +81,14 @@ def feature_ablation(f: Forward, *, batch_size: int | None = None, show_progress
     """
     check_batch_size(batch_size)
 
-    def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
-                  feature_mask: Any = None) -> Any:  # fmt: skip
+    def attribute(
+        inputs: Any,
+        baselines: BaselineLike = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+    ) -> Any:
         call, base, mask = prepare_perturbation(
             inputs, baselines, target, additional_forward_args, feature_mask, "feature_ablation"
         )
@@ -116,8 +131,14 @@ def feature_permutation(
     """
     check_batch_size(batch_size)
 
-    def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None, feature_mask: Any = None,
-                  generator: torch.Generator | None = None) -> Any:  # fmt: skip
+    def attribute(
+        inputs: Any,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+        generator: torch.Generator | None = None,
+    ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="feature_permutation", differentiable=False)
         if call.n < 2 and perm_func is None:
             raise ArgumentError(
@@ -171,7 +192,7 @@ def occlusion(
     check_batch_size(batch_size)
 
     def attribute(
-        inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None
+        inputs: Any, baselines: BaselineLike = None, *, target: TargetLike = None, additional_forward_args: Any = None
     ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="occlusion", differentiable=False)
         base = call.baselines(baselines)
@@ -194,8 +215,9 @@ def occlusion(
 
         with evaluating(f):
             reference = reference_outputs(f, call, call.inputs)
-            out = evaluate(f, call, build, offsets[-1], batch_size, show_progress, "Occlusion attribution",
-                           whole=reference.whole)  # fmt: skip
+            out = evaluate(
+                f, call, build, offsets[-1], batch_size, show_progress, "Occlusion attribution", whole=reference.whole
+            )
         diff = (reference.values[None] - out.values).permute(1, 2, 0)  # (N, K, W); N = 1 for a whole-batch output
         n = diff.shape[0]
         attrs = []
@@ -221,9 +243,11 @@ def _windows(call: Call, shapes: Any, strides: Any) -> list[Windows]:
     # one input: a window shape and a stride; several: one of each per input
     nested = isinstance(shapes, (tuple, list)) and len(shapes) > 0 and isinstance(shapes[0], (tuple, list))
     per_input_shapes = list(shapes) if nested or k > 1 else [shapes]
-    per_input_strides = [1 if strides is None else strides] if k == 1 else (
-        [1 if strides is None else strides] * k if strides is None or isinstance(strides, int) else list(strides)
-    )  # fmt: skip
+    per_input_strides = (
+        [1 if strides is None else strides]
+        if k == 1
+        else ([1 if strides is None else strides] * k if strides is None or isinstance(strides, int) else list(strides))
+    )
     if len(per_input_shapes) != k:
         raise ArgumentError(
             f"sliding_window_shapes has {len(per_input_shapes)} entries but inputs has {k} tensors; "
@@ -302,8 +326,15 @@ def _on_layer(
 
     layers = Layers(model, layer, to_input)
 
-    def attribute(inputs: Any, layer_baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
-                  layer_mask: Any = None, **kwargs: Any) -> Any:  # fmt: skip
+    def attribute(
+        inputs: Any,
+        layer_baselines: Any = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        layer_mask: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         call = prepare(inputs, target, additional_forward_args, method=name, differentiable=False)
         with evaluating(model):
             values = layers.capture(call.inputs, call.args.values, call.n)
@@ -314,9 +345,13 @@ def _on_layer(
                 return layers.splice(values, a[k : k + n_in], a[k + n_in :])(*a[:k])
 
             attrs = make_inner(spliced)(
-                leaves, layer_baselines, target=call.target, feature_mask=layer_mask,
-                additional_forward_args=(*call.inputs, *call.args.values), **kwargs,
-            )  # fmt: skip
+                leaves,
+                layer_baselines,
+                target=call.target,
+                feature_mask=layer_mask,
+                additional_forward_args=(*call.inputs, *call.args.values),
+                **kwargs,
+            )
         return layers.result(values, attrs)
 
     return Attributor(
@@ -324,20 +359,37 @@ def _on_layer(
     )
 
 
-def layer_feature_ablation(model: Any, layer: Any, *, batch_size: int | None = None, show_progress: bool = False,
-                           attribute_to_layer_input: bool = False) -> Attributor:  # fmt: skip
+def layer_feature_ablation(
+    model: Any,
+    layer: Any,
+    *,
+    batch_size: int | None = None,
+    show_progress: bool = False,
+    attribute_to_layer_input: bool = False,
+) -> Attributor:
     """Feature ablation of a layer's units: each group of ``layer_mask`` (default: every
     unit) is replaced by ``layer_baselines`` (default 0) in the layer's value and the output
     change recorded. Call as ``(inputs, layer_baselines=None, *, target=None,
     additional_forward_args=None, layer_mask=None)``."""
     check_batch_size(batch_size)
-    return _on_layer(lambda g: feature_ablation(g, batch_size=batch_size, show_progress=show_progress),
-                     model, layer, attribute_to_layer_input, "layer_feature_ablation")  # fmt: skip
+    return _on_layer(
+        lambda g: feature_ablation(g, batch_size=batch_size, show_progress=show_progress),
+        model,
+        layer,
+        attribute_to_layer_input,
+        "layer_feature_ablation",
+    )
 
 
-def layer_feature_permutation(model: Any, layer: Any, *, perm_func: Callable[[Tensor, Tensor], Tensor] | None = None,
-                              batch_size: int | None = None, show_progress: bool = False,
-                              attribute_to_layer_input: bool = False) -> Attributor:  # fmt: skip
+def layer_feature_permutation(
+    model: Any,
+    layer: Any,
+    *,
+    perm_func: Callable[[Tensor, Tensor], Tensor] | None = None,
+    batch_size: int | None = None,
+    show_progress: bool = False,
+    attribute_to_layer_input: bool = False,
+) -> Attributor:
     """Permutation importance of a layer's unit groups (see :func:`feature_permutation`).
     Call as ``(inputs, *, target=None, additional_forward_args=None, layer_mask=None, generator=None)``."""
     check_batch_size(batch_size)
@@ -347,8 +399,7 @@ def layer_feature_permutation(model: Any, layer: Any, *, perm_func: Callable[[Te
             feature_permutation(g, perm_func=perm_func, batch_size=batch_size, show_progress=show_progress)
         )
 
-    inner = _on_layer(make,
-                      model, layer, attribute_to_layer_input, "layer_feature_permutation")  # fmt: skip
+    inner = _on_layer(make, model, layer, attribute_to_layer_input, "layer_feature_permutation")
     return inner.with_fn(inner.fn, random=True)
 
 
@@ -356,8 +407,14 @@ def _drop_baselines(attributor: Attributor) -> Attributor:
     return attributor.with_fn(lambda inputs, baselines=None, **kw: attributor(inputs, **kw), {"baselines": None})
 
 
-def neuron_feature_ablation(model: Any, layer: Any, *, batch_size: int | None = None, show_progress: bool = False,
-                            attribute_to_neuron_input: bool = False) -> Attributor:  # fmt: skip
+def neuron_feature_ablation(
+    model: Any,
+    layer: Any,
+    *,
+    batch_size: int | None = None,
+    show_progress: bool = False,
+    attribute_to_neuron_input: bool = False,
+) -> Attributor:
     """Feature ablation of the inputs, measured on the selected neuron. Call as
     ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None, feature_mask=None)``."""
     from .neuron import on_neuron, truncate

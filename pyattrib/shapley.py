@@ -22,8 +22,10 @@ from torch import Tensor
 from ._core.attributor import Attributor
 from ._core.call import Call
 from ._core.errors import ArgumentError, check_batch_size, check_count
+from ._core.inputs import BaselineLike
 from ._core.perturb import FeatureMask, evaluate, example_rows, prepare_perturbation, shared_mask, squeeze_outputs
 from ._core.state import evaluating
+from ._core.targets import TargetLike
 
 Forward = Callable[..., Any]
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
@@ -109,8 +111,15 @@ def shapley_value_sampling(
     check_batch_size(batch_size)
     check_count("n_samples", n_samples)
 
-    def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
-                  feature_mask: Any = None, generator: torch.Generator | None = None) -> Any:  # fmt: skip
+    def attribute(
+        inputs: Any,
+        baselines: BaselineLike = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+        generator: torch.Generator | None = None,
+    ) -> Any:
         call, base, mask = prepare_perturbation(
             inputs, baselines, target, additional_forward_args, feature_mask, "shapley_value_sampling"
         )
@@ -160,8 +169,14 @@ def shapley_values(
     """
     check_batch_size(batch_size)
 
-    def attribute(inputs: Any, baselines: Any = None, *, target: Any = None, additional_forward_args: Any = None,
-                  feature_mask: Any = None) -> Any:  # fmt: skip
+    def attribute(
+        inputs: Any,
+        baselines: BaselineLike = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+    ) -> Any:
         call, base, mask = prepare_perturbation(
             inputs, baselines, target, additional_forward_args, feature_mask, "shapley_values"
         )
@@ -194,8 +209,9 @@ def shapley_values(
         size = ((subsets[:, None] & bit) > 0).sum(1)
         weight = torch.tensor(
             [math.factorial(k) * math.factorial(n_f - k - 1) / math.factorial(n_f) for k in range(n_f)],
-            dtype=v.dtype, device=call.device,
-        )  # fmt: skip
+            dtype=v.dtype,
+            device=call.device,
+        )
         phi = []
         for g in range(n_f):
             without = subsets[(subsets & bit[g]) == 0]

@@ -157,7 +157,7 @@ def check_implementation_invariance(
 
 
 class SymmetricMLP(nn.Module):
-    """``h(x) = v . tanh(W x)`` with the columns of ``W`` for features ``i`` and ``j`` tied,
+    """``h(x) = v · tanh(W x)`` with the columns of ``W`` for features ``i`` and ``j`` tied,
     so ``h`` is symmetric in those two features."""
 
     def __init__(self, weight: Tensor, v: Tensor, i: int, j: int) -> None:

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from .budget import FORWARD_BUDGET, GRADIENT_BUDGET, rows_per_chunk
 from .inputs import (
+    BaselineLike,
     ForwardArgs,
     TensorOrTuple,
     as_tuple,
@@ -19,7 +20,7 @@ from .inputs import (
     require_float,
     restore,
 )
-from .targets import Target, as_target
+from .targets import Target, TargetLike, as_target
 
 
 @dataclass
@@ -45,16 +46,16 @@ class Call:
     def restore(self, values: tuple[Tensor, ...] | list[Tensor]) -> TensorOrTuple:
         return restore(values, self.was_tuple)
 
-    def baselines(self, baselines: Any) -> tuple[Tensor, ...]:
+    def baselines(self, baselines: BaselineLike) -> tuple[Tensor, ...]:
         return per_example_baselines(baselines, self.inputs, self.was_tuple)
 
-    def references(self, baselines: Any) -> tuple[Tensor, ...]:
+    def references(self, baselines: BaselineLike) -> tuple[Tensor, ...]:
         return distribution_baselines(baselines, self.inputs, self.was_tuple)
 
 
 def prepare(
     inputs: TensorOrTuple,
-    target: Any = None,
+    target: TargetLike = None,
     additional_forward_args: Any = None,
     *,
     method: str,

@@ -350,8 +350,9 @@ class Rules(TorchFunctionMode):
         if rule is None or not isinstance(args[0], Tensor) or not args[0].requires_grad or not self._in_module(rule):
             return func(*args, **kwargs)
         if kind == "dropout":
-            p, training = (args[1] if len(args) > 1 else kwargs.get("p", 0.5)), (
-                args[2] if len(args) > 2 else kwargs.get("training", True)
+            p, training = (
+                (args[1] if len(args) > 1 else kwargs.get("p", 0.5)),
+                (args[2] if len(args) > 2 else kwargs.get("training", True)),
             )
             if not training or p == 0:
                 return func(*args, **kwargs)  # the input itself: nothing to override

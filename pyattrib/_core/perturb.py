@@ -19,9 +19,10 @@ from torch import Tensor
 
 from .call import Call
 from .errors import ArgumentError
+from .inputs import BaselineLike
 from .layout import feeder
 from .state import transformed
-from .targets import Target, model_output
+from .targets import Target, TargetLike, model_output
 
 Build = Callable[[Tensor, Tensor], tuple[Tensor, ...]]
 Reduce = Callable[[int, int, Tensor], None]
@@ -295,7 +296,12 @@ def shared_mask(mask: FeatureMask, whole: bool) -> None:
 
 
 def prepare_perturbation(
-    inputs: Any, baselines: Any, target: Any, additional_forward_args: Any, feature_mask: Any, method: str
+    inputs: Any,
+    baselines: BaselineLike,
+    target: TargetLike,
+    additional_forward_args: Any,
+    feature_mask: Any,
+    method: str,
 ) -> tuple[Call, tuple[Tensor, ...], FeatureMask]:
     """The normalised call, baselines and feature groups every perturbation method starts from."""
     from .call import prepare

@@ -46,7 +46,7 @@ class OutputRows:
 
 def output_rows(rows: Any = None) -> OutputRows:
     """``target=pa.output_rows(targets)``: a target per *output row*, for models whose output
-    rows are not the input's examples (see :class:`OutputRows`); the selected values of each
+    rows are not the input's examples (see ``OutputRows``); the selected values of each
     input row's output rows are summed. Without it, such an output is an error naming it."""
     return OutputRows(rows)
 
@@ -143,7 +143,7 @@ class Target:
         return output.reshape(m, -1).gather(1, flat).squeeze(1)
 
     def _select_by_row(self, output: Any, rows: int | None, index: Tensor | None) -> Tensor:
-        """:class:`OutputRows`: each input row's ``K`` output rows, selected per row and summed."""
+        """``OutputRows``: each input row's ``K`` output rows, selected per row and summed."""
         assert self.by_row is not None
         out = model_output(output)
         rows = rows if rows is not None else out.shape[0]

@@ -181,7 +181,7 @@ def _options(transform: Callable[..., Any]) -> frozenset[str]:
 
 
 class GradientAttribution(Attribution):
-    """Captum's ``GradientAttribution``: adds :meth:`compute_convergence_delta`."""
+    """Captum's ``GradientAttribution``: adds ``compute_convergence_delta``."""
 
     def compute_convergence_delta(
         self,
@@ -233,7 +233,7 @@ class InternalAttribution(Attribution):
 
 
 class LayerAttribution(InternalAttribution):
-    """Captum's ``LayerAttribution``, with :meth:`interpolate`."""
+    """Captum's ``LayerAttribution``, with ``interpolate``."""
 
     @staticmethod
     def interpolate(

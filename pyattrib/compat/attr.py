@@ -207,7 +207,7 @@ class GuidedGradCam(GradientAttribution):
 
 class LRP(GradientAttribution):
     """Captum's ``LRP`` over :func:`pyattrib.lrp`; rules come from each module's ``rule``
-    attribute (:mod:`pyattrib.compat.lrp_rules`), as in Captum."""
+    attribute (``pyattrib.compat.lrp_rules``), as in Captum."""
 
     _has_delta = True
 
@@ -232,7 +232,7 @@ class LRP(GradientAttribution):
 
 class FeatureAblation(PerturbationAttribution):
     """Captum's ``FeatureAblation`` over :func:`pyattrib.feature_ablation` (Captum's layout:
-    one attribution row per output value, :func:`~pyattrib.compat._base.flat_outputs`)."""
+    one attribution row per output value, ``flat_outputs``)."""
 
     _flat_outputs = True
 

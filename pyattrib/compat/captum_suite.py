@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broken", action="store_true", help="substitute twins that raise (a check of the runner)")
     parser.add_argument("--min-score", type=float, default=0.0)
     parser.add_argument("--list-missing", action="store_true", help="print each test that passes on Captum only")
+    parser.add_argument("--record", type=Path, help="also write the score table to this file")
     args = parser.parse_args(argv)
     root = args.path.resolve()
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,16 +122,23 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             results[m] = json.loads(path.read_text())
     table, missing = score(results["captum"], results["compat"], args.folders)
-    print(f"{'folder':<22}{'baseline passed':>17}{'compat passed':>15}{'score':>8}")
+    lines = [f"{'folder':<22}{'baseline passed':>17}{'compat passed':>15}{'score':>8}"]
     low = False
     for folder in sorted(table):
         base, ok = table[folder]
         frac = ok / base if base else 1.0
         low |= frac < args.min_score
-        print(f"{folder:<22}{base:>17}{ok:>15}{frac:>8.1%}")
+        lines.append(f"{folder:<22}{base:>17}{ok:>15}{frac:>8.1%}")
     total_base = sum(b for b, _ in table.values())
     total_ok = sum(o for _, o in table.values())
-    print(f"{'all':<22}{total_base:>17}{total_ok:>15}{(total_ok / max(total_base, 1)):>8.1%}")
+    lines.append(f"{'all':<22}{total_base:>17}{total_ok:>15}{(total_ok / max(total_base, 1)):>8.1%}")
+    print("\n".join(lines))
+    if args.record:
+        import captum
+        import torch
+
+        header = f"torch {torch.__version__}, captum {captum.__version__}, CPU; Captum's tests through pyattrib.compat"
+        args.record.write_text("\n".join([header, *lines]) + "\n")
     print("not scored: " + "; ".join(f"{k} ({v})" for k, v in {**OTHER_FAMILIES, **PRIVATE_HELPERS}.items())
           + "; tests of private helpers: " + ", ".join(t.split("::")[-1] for t in PRIVATE_TESTS))  # fmt: skip
     if args.list_missing:

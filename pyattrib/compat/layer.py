@@ -249,7 +249,7 @@ class LayerFeaturePermutation(LayerFeatureAblation):
 
 
 class LayerLRP(LayerAttribution, GradientAttribution):
-    """Captum's ``LayerLRP`` over :func:`pyattrib.layer_lrp`; rules from each module's ``rule``."""
+    """Captum's ``LayerLRP`` over :func:`pyattrib.lrp.layer_lrp`; rules from each module's ``rule``."""
 
     _has_delta = True
 

@@ -9,14 +9,14 @@ from pyattrib import lrp_rules as rules
 
 
 class PropagationRule:
-    """Base class of Captum's rules; :meth:`to_rule` gives pyattrib's rule."""
+    """Base class of Captum's rules; ``to_rule`` gives pyattrib's rule."""
 
     def to_rule(self) -> rules.Rule:
         return rules.epsilon()
 
 
 class EpsilonRule(PropagationRule):
-    """LRP-epsilon (:func:`pyattrib.lrp_rules.epsilon`)."""
+    """LRP-epsilon (:func:`pyattrib.lrp.epsilon`)."""
 
     def __init__(self, epsilon: float = 1e-9) -> None:
         self.STABILITY_FACTOR = epsilon
@@ -26,7 +26,7 @@ class EpsilonRule(PropagationRule):
 
 
 class GammaRule(PropagationRule):
-    """LRP-gamma (:func:`pyattrib.lrp_rules.gamma`)."""
+    """LRP-gamma (:func:`pyattrib.lrp.gamma`)."""
 
     def __init__(self, gamma: float = 0.25, set_bias_to_zero: bool = False) -> None:
         self.gamma, self.set_bias_to_zero = gamma, set_bias_to_zero
@@ -36,7 +36,7 @@ class GammaRule(PropagationRule):
 
 
 class Alpha1_Beta0_Rule(PropagationRule):  # noqa: N801 (Captum's name)
-    """LRP-alpha1-beta0 (:func:`pyattrib.lrp_rules.alpha1_beta0`)."""
+    """LRP-alpha1-beta0 (:func:`pyattrib.lrp.alpha1_beta0`)."""
 
     def __init__(self, set_bias_to_zero: bool = False) -> None:
         self.set_bias_to_zero = set_bias_to_zero
@@ -46,7 +46,7 @@ class Alpha1_Beta0_Rule(PropagationRule):  # noqa: N801 (Captum's name)
 
 
 class IdentityRule(EpsilonRule):
-    """Pass relevance through unchanged (:func:`pyattrib.lrp_rules.identity`)."""
+    """Pass relevance through unchanged (:func:`pyattrib.lrp.identity`)."""
 
     def to_rule(self) -> rules.Rule:
         return rules.identity()

@@ -1,9 +1,9 @@
 """Concept-based interpretability: TCAV with batched CAV fitting and a significance test."""
 
-from .classifier import Classifier, RidgeClassifier, fit_cavs
+from .classifier import Classifier, ConceptStats, RidgeClassifier, fit_cavs
 from .tcav import CAV, TCAV, Concept, ConceptInterpreter, concepts_key, load_cav, save_cav, tcav
 
 __all__ = [
     "Concept", "CAV", "TCAV", "tcav", "ConceptInterpreter", "Classifier", "RidgeClassifier", "fit_cavs",
-    "concepts_key", "save_cav", "load_cav",
+    "ConceptStats",    "concepts_key", "save_cav", "load_cav",
 ]  # fmt: skip

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from .._core.errors import ArgumentError
 from .._core.inputs import as_tuple, restore, select_examples
+from .._core.targets import TargetLike
 from ..layer import layer_activation, layer_gradient_x_activation
 from .classifier import Classifier, ConceptStats, fit_cavs
 
@@ -257,7 +258,9 @@ class TCAV(ConceptInterpreter):
         return None if self.save_path is None else load_cav(self.save_path, self.model_id, key, layer)
 
     # scores ------------------------------------------------------------------------------
-    def layer_gradients(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> list[Tensor]:
+    def layer_gradients(
+        self, inputs: Any, target: TargetLike = None, additional_forward_args: Any = None
+    ) -> list[Tensor]:
         """``(N, D)`` gradients of the target output at every layer, from one backward pass."""
         attribute = self.layer_attr(self.model, self.modules)
         xs, was_tuple = as_tuple(inputs)
@@ -273,7 +276,7 @@ class TCAV(ConceptInterpreter):
                 parts[j].append(_flat(value).detach())
         return [torch.cat(p) for p in parts]
 
-    def interpret(self, inputs: Any, experimental_sets: Sequence[Sequence[Concept]], target: Any = None,
+    def interpret(self, inputs: Any, experimental_sets: Sequence[Sequence[Concept]], target: TargetLike = None,
                   additional_forward_args: Any = None) -> dict[str, dict[str, dict[str, Tensor]]]:  # fmt: skip
         """``{set key: {layer: {"sign_count": (K,), "magnitude": (K,)}}}``, concepts in set order."""
         self.compute_cavs(experimental_sets)
@@ -300,7 +303,7 @@ class TCAV(ConceptInterpreter):
         return scores
 
     def significance(
-        self, inputs: Any, concept: Concept, random_concepts: Sequence[Concept], target: Any = None,
+        self, inputs: Any, concept: Concept, random_concepts: Sequence[Concept], target: TargetLike = None,
         additional_forward_args: Any = None, alpha: float = 0.05,
     ) -> dict[str, dict[str, Any]]:  # fmt: skip
         """Is the concept's TCAV score different from chance? Per layer, a two-sided Welch t-test

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from .._core.budget import FORWARD_BUDGET, rows_per_chunk
 from .._core.errors import ArgumentError, check_batch_size
+from .._core.inputs import BaselineLike
 from .._core.layout import feeder
 from .._core.perturb import element_ids
 from .._core.state import evaluating
@@ -61,7 +62,7 @@ def dataloader_attribution(
         raise ArgumentError(f"perturbations_per_pass must be None or a positive int, got {perturbations_per_pass}")
     fold = reduce or concat_outputs
 
-    def attribute(loader: Any, baselines: Any = None, *, input_roles: Sequence[int] | None = None,
+    def attribute(loader: Any, baselines: BaselineLike = None, *, input_roles: Sequence[int] | None = None,
                   feature_mask: Any = None, return_input_shape: bool = True) -> Any:  # fmt: skip
         first_batch = next(iter(loader))
         was_tuple, first = isinstance(first_batch, (tuple, list)), _as_inputs(first_batch)
@@ -144,7 +145,7 @@ def _masks(feature_mask: Any, xs: list[Tensor]) -> tuple[list[Tensor], int]:
     return masks, int(max(int(m.max()) for m in masks)) + 1
 
 
-def _baselines(baselines: Any, xs: list[Tensor]) -> list[Any]:
+def _baselines(baselines: BaselineLike, xs: list[Tensor]) -> list[Any]:
     given = list(baselines) if isinstance(baselines, (tuple, list)) else [baselines] * len(xs)
     if len(given) != len(xs):
         raise ArgumentError(f"baselines has {len(given)} entries for {len(xs)} attributed inputs; give one each")

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .._core.errors import ArgumentError
 from .._core.inputs import as_tuple, batch_rows
+from .._core.targets import TargetLike
 from .summary import Summarizer
 
 LABEL_KEYS = ("labels", "label", "target", "targets", "y")
@@ -83,7 +84,7 @@ def attribute_dataset(
     attributor: Callable[..., Any],
     loader: Any,
     *,
-    target: Any = "batch",
+    target: TargetLike = "batch",
     split: Callable[[Any], tuple[Any, Any]] = split_batch,
     summarize: Summarizer | None = None,
     out: str | None = None,

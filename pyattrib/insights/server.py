@@ -227,7 +227,7 @@ def serve(
     DNS-rebinding page names its own); with ``host="0.0.0.0"`` any Host is accepted and the
     token is what protects. A POST whose ``Origin`` is not the page's own is refused (a web
     page open in the browser cannot drive the server). Options are bounded by ``limits``
-    (defaults :data:`LIMITS`: 512 steps or samples, batch size 4096, 256 examples a request)
+    (defaults ``LIMITS``: 512 steps or samples, batch size 4096, 256 examples a request)
     with a 400 naming the limit; malformed requests get a 4xx JSON error. Requests are served
     on threads, each connection dropped after 30 s of silence; model calls run one at a time.
     """

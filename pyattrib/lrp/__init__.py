@@ -28,6 +28,7 @@ from .._core.capture import Layers, LayerValue
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.kernel import Chunk, accumulate, gradients
 from .._core.state import evaluating
+from .._core.targets import TargetLike
 from ..layer import LayerLike
 from .captum import VALUE
 from .propagation import batchnorm_pairs, relevance_rules
@@ -104,7 +105,7 @@ def lrp(
     rules = dict(rules or {})
     f = _scaled(model)
 
-    def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+    def attribute(inputs: Any, *, target: TargetLike = None, additional_forward_args: Any = None) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="lrp")
         with evaluating(model):
             folded = batchnorm_pairs(model, call.inputs, call.args) if fold_batchnorm else None
@@ -137,7 +138,7 @@ def layer_lrp(
     scaled = Layers(_scaled(model), layer, attribute_to_layer_input)
     scaled.names = layers.names
 
-    def attribute(inputs: Any, *, target: Any = None, additional_forward_args: Any = None) -> Any:
+    def attribute(inputs: Any, *, target: TargetLike = None, additional_forward_args: Any = None) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="layer_lrp", differentiable=False)
         if captum_hooks and attribute_to_layer_input:
             values, relevance = _hooked_inputs(model, layers, rules, call)

@@ -135,7 +135,7 @@ def _reduce(t: Tensor, shape: torch.Size) -> Tensor:
 
 
 class _SplitSums(TorchFunctionMode):
-    """Routes ``a + b`` (and ``+=``, ``torch.add``) of two relevance-carrying float tensors through :class:`_Sum`."""
+    """Routes ``a + b`` (and ``+=``, ``torch.add``) of two relevance-carrying float tensors through ``_Sum``."""
 
     ADD = {torch.add, Tensor.add, Tensor.__add__, Tensor.__radd__}
     IN_PLACE = {Tensor.__iadd__, Tensor.add_}
@@ -205,7 +205,7 @@ def relevance_rules(
     ``folded`` distribute relevance with their batch norm folded in; that norm passes it on.
     A leaf module with no rule (and not one that passes relevance as is) is refused, naming it.
     With ``split_sums``, the sum of two tensors that both carry relevance (a residual
-    connection) splits it in proportion to the summands (:class:`_Sum`)."""
+    connection) splits it in proportion to the summands (``_Sum``)."""
     by_instance = {id(k): v for k, v in rules.items() if isinstance(k, nn.Module)}
     by_type = {k: v for k, v in rules.items() if isinstance(k, type)}
     folded = folded or {}

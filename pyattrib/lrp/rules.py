@@ -54,7 +54,10 @@ def identity() -> Rule:
     return Rule("identity", identity=True)
 
 
+#: Rules by module type or by module instance (an instance overrides its type).
 RuleMap = Mapping[type | nn.Module, Rule]
+#: The rule of each module type when ``rules=`` names none (Captum's defaults): epsilon for layers
+#: with weights, pooling and batch norm.
 DEFAULT_RULES: dict[type, Rule] = {
     nn.Linear: epsilon(),
     nn.Conv1d: epsilon(),
@@ -72,6 +75,7 @@ DEFAULT_RULES: dict[type, Rule] = {
 
 # modules that pass relevance as is: ReLU and tanh (relevance is distributed at the
 # layers around them), and modules that do nothing in eval mode or only reshape
+#: Module types whose relevance passes through unchanged (activations, dropout, reshaping).
 PASSED = (
     nn.ReLU, nn.Tanh, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity, nn.Flatten, nn.Unflatten,
     nn.ParameterDict, nn.ParameterList,

@@ -15,9 +15,10 @@ import torch
 from torch import Tensor
 
 from .._core.errors import ArgumentError, check_batch_size, check_count
-from .._core.inputs import TensorOrTuple, matching_attributions
+from .._core.inputs import BaselineLike, TensorOrTuple, matching_attributions
 from .._core.perturb import FeatureMask, evaluate, example_rows, prepare_perturbation
 from .._core.state import evaluating
+from .._core.targets import TargetLike
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,9 @@ def _curve(f: Callable[..., Any], n_steps: int, batch_size: int | None, show_pro
     def measure(
         inputs: TensorOrTuple,
         attributions: TensorOrTuple,
-        baselines: Any = None,
+        baselines: BaselineLike = None,
         *,
-        target: Any = None,
+        target: TargetLike = None,
         additional_forward_args: Any = None,
         feature_mask: Any = None,
     ) -> Curve:

@@ -10,10 +10,11 @@ from torch import Tensor
 
 from .._core.call import prepare
 from .._core.errors import ArgumentError, check_batch_size, check_count
-from .._core.inputs import TensorOrTuple, as_tuple, matching_attributions, restore
+from .._core.inputs import BaselineLike, TensorOrTuple, as_tuple, matching_attributions, restore
 from .._core.kernel import outputs
 from .._core.layout import feeder
 from .._core.state import evaluating
+from .._core.targets import TargetLike
 
 PerturbFunc = Callable[..., Any]
 
@@ -26,7 +27,7 @@ def infidelity(
     batch_size: int | None = None,
     normalize: bool = False,
 ) -> Callable[..., Tensor]:
-    r"""Infidelity of attributions: how badly ``perturbation . attribution`` predicts the output drop.
+    r"""Infidelity of attributions: how badly ``perturbation · attribution`` predicts the output drop.
 
     .. math::
         \mathrm{INFD}(\Phi, f, x) = \mathbb{E}_{I \sim \mu_I}\big[(I^\top \Phi(f, x) - (f(x) - f(x - I)))^2\big]
@@ -53,9 +54,9 @@ def infidelity(
     def measure(
         inputs: TensorOrTuple,
         attributions: TensorOrTuple,
-        baselines: Any = None,
+        baselines: BaselineLike = None,
         *,
-        target: Any = None,
+        target: TargetLike = None,
         additional_forward_args: Any = None,
     ) -> Tensor:
         call = prepare(inputs, target, additional_forward_args, method="infidelity", differentiable=False)
@@ -131,7 +132,9 @@ def perturbations_from(
     Captum's ``infidelity_perturb_func_decorator``.
     """
 
-    def perturb_func(inputs: TensorOrTuple, baselines: Any = None) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    def perturb_func(
+        inputs: TensorOrTuple, baselines: BaselineLike = None
+    ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
         given = perturb_inputs(inputs) if baselines is None else perturb_inputs(inputs, baselines)
         perturbed = as_tuple(given, "perturbed inputs")[0]
         xs = as_tuple(inputs)[0]

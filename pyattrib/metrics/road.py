@@ -23,6 +23,7 @@ from .._core.errors import ArgumentError, check_batch_size
 from .._core.inputs import matching_attributions
 from .._core.perturb import evaluate
 from .._core.state import evaluating
+from .._core.targets import TargetLike
 from .curves import Curve, descending_ranks
 
 ORDERS = ("morf", "lerf")
@@ -89,7 +90,7 @@ def road(
     check_batch_size(batch_size)
 
     def measure(
-        inputs: Tensor, attributions: Tensor, *, target: Any = None, additional_forward_args: Any = None,
+        inputs: Tensor, attributions: Tensor, *, target: TargetLike = None, additional_forward_args: Any = None,
         generator: torch.Generator | None = None,
     ) -> Curve:  # fmt: skip
         call = prepare(inputs, target, additional_forward_args, method="road")

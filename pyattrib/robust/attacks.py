@@ -22,6 +22,7 @@ from .._core.inputs import TensorOrTuple
 from .._core.kernel import along_rows, gradient_of_sum
 from .._core.layout import feeder
 from .._core.state import evaluating
+from .._core.targets import TargetLike
 
 LossFn = Callable[[Tensor, Any], Tensor]
 NORMS = ("Linf", "L2")
@@ -51,7 +52,7 @@ def fgsm(
     step = _step(model, loss_fn, targeted)
 
     def attack(
-        inputs: TensorOrTuple, epsilon: float, *, target: Any = None, additional_forward_args: Any = None,
+        inputs: TensorOrTuple, epsilon: float, *, target: TargetLike = None, additional_forward_args: Any = None,
         mask: TensorOrTuple | None = None,
     ) -> TensorOrTuple:  # fmt: skip
         call = prepare(inputs, target, additional_forward_args, method="fgsm")
@@ -93,7 +94,7 @@ def pgd(
     step = _step(model, loss_fn, targeted)
 
     def attack(
-        inputs: TensorOrTuple, radius: float, *, target: Any = None, additional_forward_args: Any = None,
+        inputs: TensorOrTuple, radius: float, *, target: TargetLike = None, additional_forward_args: Any = None,
         mask: TensorOrTuple | None = None, generator: torch.Generator | None = None,
     ) -> TensorOrTuple:  # fmt: skip
         call = prepare(inputs, target, additional_forward_args, method="pgd")
@@ -122,7 +123,7 @@ def _step(model: Callable[..., Any], loss_fn: LossFn | None, targeted: bool):
     sign = -1.0 if targeted else 1.0
 
     def step(
-        call: Call, xs: tuple[Tensor, ...], epsilon: float, masks: tuple[Any, ...], target: Any
+        call: Call, xs: tuple[Tensor, ...], epsilon: float, masks: tuple[Any, ...], target: TargetLike
     ) -> tuple[Tensor, ...]:
         grads = gradient_of_sum(lambda *rows: loss(model, loss_fn, call, rows, target), xs)
         return tuple(
@@ -134,7 +135,7 @@ def _step(model: Callable[..., Any], loss_fn: LossFn | None, targeted: bool):
 
 
 def loss(
-    model: Callable[..., Any], loss_fn: LossFn | None, call: Call, rows: tuple[Tensor, ...], target: Any
+    model: Callable[..., Any], loss_fn: LossFn | None, call: Call, rows: tuple[Tensor, ...], target: TargetLike
 ) -> Tensor:
     """The summed loss of the batch: ``loss_fn(outputs, target)``, or ``-log`` of the target's output."""
     out = feeder(model, rows, backward=True)(*rows, *call.args.values)

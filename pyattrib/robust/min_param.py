@@ -11,6 +11,7 @@ from torch import Tensor
 
 from .._core.errors import ArgumentError, check_count
 from .._core.inputs import as_args, as_tuple, restore, select_examples
+from .._core.targets import TargetLike
 from .batches import forward_parts
 
 MODES = ("linear", "binary")
@@ -25,7 +26,7 @@ class MinParam:
     params: Tensor
 
 
-def argmax_correct(model_out: Tensor, target: Any) -> Tensor:
+def argmax_correct(model_out: Tensor, target: TargetLike) -> Tensor:
     """Per example: the top output is the target."""
     if not isinstance(model_out, Tensor) or model_out.dim() != 2:
         raise ArgumentError("the default correct_fn needs a 2-D model output (N, classes); pass correct_fn=")
@@ -48,7 +49,7 @@ def min_param_perturbation(
     per_example: bool = True,
     batch_size: int | None = None,
 ) -> Callable[..., Any]:
-    """Search ``arg_min, arg_min + arg_step, ... < arg_max`` for the smallest value of the
+    """Search ``arg_min, arg_min + arg_step, …, < arg_max`` for the smallest value of the
     attack's ``arg_name`` at which the model stops being correct.
 
     ``mode="linear"`` tries the values in order; ``"binary"`` bisects (assuming that a larger
@@ -92,7 +93,7 @@ def min_param_perturbation(
                 pairs.append((attacked, attacked))
         return pairs
 
-    def broken(pairs: list[tuple[Any, Any]], args: tuple, target: Any, extra: dict) -> tuple[Tensor, list[Any]]:
+    def broken(pairs: list[tuple[Any, Any]], args: tuple, target: TargetLike, extra: dict) -> tuple[Tensor, list[Any]]:
         """Per attempt, which units it broke: ``(attempts, units)`` bools."""
         rows = []
         for start in range(0, len(pairs), per_forward):
@@ -140,7 +141,7 @@ def min_param_perturbation(
         return hi, kept
 
     def evaluate(
-        inputs: Any, *, target: Any = None, additional_forward_args: Any = None,
+        inputs: Any, *, target: TargetLike = None, additional_forward_args: Any = None,
         attack_kwargs: dict[str, Any] | None = None, correct_fn_kwargs: dict[str, Any] | None = None,
     ) -> Any:  # fmt: skip
         kwargs, extra, args = dict(attack_kwargs or {}), dict(correct_fn_kwargs or {}), as_args(additional_forward_args)

@@ -20,7 +20,7 @@ def feature_attr(
     figsize: tuple[float, float] = (10, 5),
     ax: Any = None,
 ):
-    """Grouped bars: each method's share of mean |attribution| per feature; returns ``(figure, axes)``.
+    """Grouped bars: each method's share of mean ``|attribution|`` per feature; returns ``(figure, axes)``.
 
     ``attributions`` maps a method name to (N, F) attributions (or one (F,) row). For each
     method the bar of feature ``j`` is ``mean_n |a_nj| / sum_k mean_n |a_nk|`` (stated on the

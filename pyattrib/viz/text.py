@@ -1,6 +1,6 @@
 """Token attributions as self-contained HTML and as matplotlib figures.
 
-Every row of a call shares one scale ``t`` (by default the largest |score| over all rows),
+Every row of a call shares one scale ``t`` (by default the largest ``|score|`` over all rows),
 so a token's colour means the same thing in every sentence: a score ``s`` is drawn at
 ``v = clip(s / t, -1, 1)``, green for ``v > 0`` (lightness ``100 - 50 v``%) and red for
 ``v < 0`` (lightness ``100 - 40 |v|``%), white at 0. With ``scale=1`` these are Captum's
@@ -116,7 +116,7 @@ def text_attr(
 
     ``tokens`` is a list of strings (one sentence) or a list of such lists; ``scores`` a 1-D
     tensor/array per sentence. ``labels`` puts a caption before each row (e.g. the true and
-    predicted class). All rows share one colour scale (``scale``, default the largest |score|);
+    predicted class). All rows share one colour scale (``scale``, default the largest ``|score|``);
     the key states it. The page has no scripts, fonts or links to load.
     """
     token_rows, score_rows = rows_of(tokens, scores)
