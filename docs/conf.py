@@ -45,7 +45,7 @@ extensions = [
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "node_modules", "**/README.md", "gallery/*.ipynb", "gallery/*.py", "gallery/*.zip"]
+exclude_patterns = ["_build", "node_modules", "sg_execution_times.rst", "**/README.md", "gallery/*.ipynb", "gallery/*.py", "gallery/*.zip"]
 templates_path = ["_templates"]
 root_doc = "index"
 default_role = "literal"  # `x` in a docstring is code, as in Markdown
@@ -96,6 +96,7 @@ sphinx_gallery_conf = {
     "run_stale_examples": False,
     "abort_on_example_error": True,
     "show_memory": False,
+    "write_computation_times": False,  # its page loads jQuery and DataTables from a CDN
     "plot_gallery": "True",
 }
 

@@ -247,6 +247,36 @@ def deep_lift(
     ``deep_lift_rules``; ``pyattrib.compat`` switches both on).
     ``custom_attribution_func(multipliers, inputs, baselines)`` replaces the final product. Call as
     ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        eps: Denominators smaller than this are treated as zero (the multiplier falls back to the
+            gradient).
+        custom_attribution_func: Combines multipliers, inputs and baselines into attributions (Captum's
+            hook); ``None`` gives multiplier x (input - baseline).
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
+        exact_max_pool: Propagate through max pooling with the exact rescale rule, which conserves
+            relevance; ``False`` follows Captum.
+        captum_softmax: Captum's treatment of a final softmax (compat sets it); leave ``False``.
+        captum_nonlinearities: Apply the rules only to the nonlinear modules Captum hooks (compat sets
+            it); leave ``False``.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None,
+        additional_forward_args=None)``; it returns attributions shaped like ``inputs``, or
+        ``(attributions, delta)`` with ``return_delta=True``.
+
+    References:
+        - Shrikumar, Greenside and Kundaje, "Learning Important Features Through Propagating Activation
+          Differences", ICML 2017. https://arxiv.org/abs/1704.02685
+
+    Example:
+        >>> pa.deep_lift(model)(x, baselines, target=y).shape
+        torch.Size([4, 8])
     """
     return _deep_lift(
         model, distribution=False, layer=None, multiply_by_inputs=multiply_by_inputs, eps=eps,
@@ -278,6 +308,39 @@ def deep_lift_shap(
     mean pair delta ``sum(phi) - mean_j (f(x) - f(x'_j))``, or with ``delta_per_sample=True``
     the ``N * R`` pair deltas (row ``i * R + j``), as Captum. Call as
     ``(inputs, baselines, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        eps: Denominators smaller than this are treated as zero (the multiplier falls back to the
+            gradient).
+        custom_attribution_func: Combines multipliers, inputs and baselines into attributions (Captum's
+            hook); ``None`` gives multiplier x (input - baseline).
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
+        exact_max_pool: Propagate through max pooling with the exact rescale rule, which conserves
+            relevance; ``False`` follows Captum.
+        delta_per_sample: Report Captum's delta per random sample instead of one per example.
+        captum_softmax: Captum's treatment of a final softmax (compat sets it); leave ``False``.
+        captum_nonlinearities: Apply the rules only to the nonlinear modules Captum hooks (compat sets
+            it); leave ``False``.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines, *, target=None, additional_forward_args=None)``; it
+        returns attributions shaped like ``inputs``, or ``(attributions, delta)`` with
+        ``return_delta=True``.
+
+    References:
+        - Shrikumar, Greenside and Kundaje, "Learning Important Features Through Propagating Activation
+          Differences", ICML 2017. https://arxiv.org/abs/1704.02685
+        - Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
+          https://arxiv.org/abs/1705.07874
+
+    Example:
+        >>> pa.deep_lift_shap(model)(x, torch.randn(5, 8), target=y).shape
+        torch.Size([4, 8])
     """
     return _deep_lift(
         model, distribution=True, layer=None, multiply_by_inputs=multiply_by_inputs, eps=eps,
@@ -304,7 +367,41 @@ def layer_deep_lift(
 ) -> Attributor:
     r"""DeepLift at a layer: :math:`\phi_j = (a_j(x) - a_j(x'))\, m_j` with the DeepLift
     multipliers ``m`` at the layer's activations ``a``. Call as
-    ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``."""
+    ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        eps: Denominators smaller than this are treated as zero (the multiplier falls back to the
+            gradient).
+        custom_attribution_func: Combines multipliers, inputs and baselines into attributions (Captum's
+            hook); ``None`` gives multiplier x (input - baseline).
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+        exact_max_pool: Propagate through max pooling with the exact rescale rule, which conserves
+            relevance; ``False`` follows Captum.
+        captum_softmax: Captum's treatment of a final softmax (compat sets it); leave ``False``.
+        captum_nonlinearities: Apply the rules only to the nonlinear modules Captum hooks (compat sets
+            it); leave ``False``.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None,
+        additional_forward_args=None)``; it returns attributions shaped like the layer's output (or
+        input), or ``(attributions, delta)`` with ``return_delta=True``.
+
+    References:
+        - Shrikumar, Greenside and Kundaje, "Learning Important Features Through Propagating Activation
+          Differences", ICML 2017. https://arxiv.org/abs/1704.02685
+
+    Example:
+        >>> pa.layer_deep_lift(model, layer)(x, baselines, target=y).shape
+        torch.Size([4, 16])
+    """
     return _deep_lift(
         model, distribution=False, layer=layer, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
@@ -329,7 +426,44 @@ def layer_deep_lift_shap(
     captum_nonlinearities: bool = False,
 ) -> Attributor:
     """:func:`layer_deep_lift` averaged over reference samples (see :func:`deep_lift_shap`).
-    Call as ``(inputs, baselines, *, target=None, additional_forward_args=None)``."""
+    Call as ``(inputs, baselines, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        eps: Denominators smaller than this are treated as zero (the multiplier falls back to the
+            gradient).
+        custom_attribution_func: Combines multipliers, inputs and baselines into attributions (Captum's
+            hook); ``None`` gives multiplier x (input - baseline).
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+        exact_max_pool: Propagate through max pooling with the exact rescale rule, which conserves
+            relevance; ``False`` follows Captum.
+        delta_per_sample: Report Captum's delta per random sample instead of one per example.
+        captum_softmax: Captum's treatment of a final softmax (compat sets it); leave ``False``.
+        captum_nonlinearities: Apply the rules only to the nonlinear modules Captum hooks (compat sets
+            it); leave ``False``.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines, *, target=None, additional_forward_args=None)``; it
+        returns attributions shaped like the layer's output (or input), or ``(attributions, delta)``
+        with ``return_delta=True``.
+
+    References:
+        - Shrikumar, Greenside and Kundaje, "Learning Important Features Through Propagating Activation
+          Differences", ICML 2017. https://arxiv.org/abs/1704.02685
+        - Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
+          https://arxiv.org/abs/1705.07874
+
+    Example:
+        >>> pa.layer_deep_lift_shap(model, layer)(x, torch.randn(5, 8), target=y).shape
+        torch.Size([4, 16])
+    """
     return _deep_lift(
         model, distribution=True, layer=layer, multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, return_delta=return_delta,
@@ -346,7 +480,39 @@ def neuron_deep_lift(
     captum_nonlinearities: bool = False,
 ) -> Attributor:  # fmt: skip
     """DeepLift of the selected neuron with respect to the inputs: :func:`deep_lift` of the
-    truncated model. Call as ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None)``."""
+    truncated model. Call as ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        eps: Denominators smaller than this are treated as zero (the multiplier falls back to the
+            gradient).
+        custom_attribution_func: Combines multipliers, inputs and baselines into attributions (Captum's
+            hook); ``None`` gives multiplier x (input - baseline).
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        attribute_to_neuron_input: Select the neuron from the layer's input instead of its output.
+        exact_max_pool: Propagate through max pooling with the exact rescale rule, which conserves
+            relevance; ``False`` follows Captum.
+        captum_softmax: Captum's treatment of a final softmax (compat sets it); leave ``False``.
+        captum_nonlinearities: Apply the rules only to the nonlinear modules Captum hooks (compat sets
+            it); leave ``False``.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, neuron_selector,
+        additional_forward_args=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Shrikumar, Greenside and Kundaje, "Learning Important Features Through Propagating Activation
+          Differences", ICML 2017. https://arxiv.org/abs/1704.02685
+
+    Example:
+        >>> pa.neuron_deep_lift(model, layer)(x, baselines, neuron_selector=3).shape
+        torch.Size([4, 8])
+    """
     inner = deep_lift(
         truncate(model, layer, attribute_to_neuron_input), multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, exact_max_pool=exact_max_pool,
@@ -362,7 +528,41 @@ def neuron_deep_lift_shap(
     captum_nonlinearities: bool = False,
 ) -> Attributor:  # fmt: skip
     """DeepLiftSHAP of the selected neuron: :func:`deep_lift_shap` of the truncated model.
-    Call as ``(inputs, baselines, *, neuron_selector, additional_forward_args=None)``."""
+    Call as ``(inputs, baselines, *, neuron_selector, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        eps: Denominators smaller than this are treated as zero (the multiplier falls back to the
+            gradient).
+        custom_attribution_func: Combines multipliers, inputs and baselines into attributions (Captum's
+            hook); ``None`` gives multiplier x (input - baseline).
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        attribute_to_neuron_input: Select the neuron from the layer's input instead of its output.
+        exact_max_pool: Propagate through max pooling with the exact rescale rule, which conserves
+            relevance; ``False`` follows Captum.
+        captum_softmax: Captum's treatment of a final softmax (compat sets it); leave ``False``.
+        captum_nonlinearities: Apply the rules only to the nonlinear modules Captum hooks (compat sets
+            it); leave ``False``.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines, *, neuron_selector,
+        additional_forward_args=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Shrikumar, Greenside and Kundaje, "Learning Important Features Through Propagating Activation
+          Differences", ICML 2017. https://arxiv.org/abs/1704.02685
+        - Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
+          https://arxiv.org/abs/1705.07874
+
+    Example:
+        >>> pa.neuron_deep_lift_shap(model, layer)(x, torch.randn(5, 8), neuron_selector=3).shape
+        torch.Size([4, 8])
+    """
     inner = deep_lift_shap(
         truncate(model, layer, attribute_to_neuron_input), multiply_by_inputs=multiply_by_inputs, eps=eps,
         custom_attribution_func=custom_attribution_func, batch_size=batch_size, exact_max_pool=exact_max_pool,
@@ -375,7 +575,25 @@ def guided_backprop(model: nn.Module, *, batch_size: int | None = None) -> Attri
     r"""Guided backpropagation (Springenberg et al., 2015): the input gradient where every
     ReLU passes only positive gradients, and only where it was active:
     :math:`g_{in} = \mathrm{ReLU}(g_{out}) \cdot 1[x > 0]`. Call as
-    ``(inputs, *, target=None, additional_forward_args=None)``."""
+    ``(inputs, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
+        attributions shaped like ``inputs``.
+
+    References:
+        - Springenberg, Dosovitskiy, Brox and Riedmiller, "Striving for Simplicity: The All
+          Convolutional Net", 2014. https://arxiv.org/abs/1412.6806
+
+    Example:
+        >>> pa.guided_backprop(cnn)(images, target=0).shape
+        torch.Size([2, 3, 8, 8])
+    """
     inner = saliency(overridden(model, {"relu": guided}), abs=False, batch_size=batch_size)
     return inner.with_fn(inner.fn, forward=model, name="guided_backprop")
 
@@ -383,7 +601,25 @@ def guided_backprop(model: nn.Module, *, batch_size: int | None = None) -> Attri
 def deconvolution(model: nn.Module, *, batch_size: int | None = None) -> Attributor:
     r"""Deconvolution (Zeiler & Fergus, 2014): the input "gradient" where every ReLU passes
     :math:`\mathrm{ReLU}(g_{out})` regardless of its input. Call as
-    ``(inputs, *, target=None, additional_forward_args=None)``."""
+    ``(inputs, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
+        attributions shaped like ``inputs``.
+
+    References:
+        - Zeiler and Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014.
+          https://arxiv.org/abs/1311.2901
+
+    Example:
+        >>> pa.deconvolution(cnn)(images, target=0).shape
+        torch.Size([2, 3, 8, 8])
+    """
     inner = saliency(overridden(model, {"relu": deconv_rule}), abs=False, batch_size=batch_size)
     return inner.with_fn(inner.fn, forward=model, name="deconvolution")
 
@@ -391,14 +627,52 @@ def deconvolution(model: nn.Module, *, batch_size: int | None = None) -> Attribu
 def neuron_guided_backprop(
     model: nn.Module, layer: LayerLike, *, attribute_to_neuron_input: bool = False
 ) -> Attributor:
-    """Guided backpropagation of the selected neuron. Call as ``(inputs, *, neuron_selector, ...)``."""
+    """Guided backpropagation of the selected neuron. Call as ``(inputs, *, neuron_selector, ...)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        attribute_to_neuron_input: Select the neuron from the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, neuron_selector, ...)``; it returns attributions shaped
+        like ``inputs``.
+
+    References:
+        - Springenberg, Dosovitskiy, Brox and Riedmiller, "Striving for Simplicity: The All
+          Convolutional Net", 2014. https://arxiv.org/abs/1412.6806
+
+    Example:
+        >>> pa.neuron_guided_backprop(cnn, conv)(images, neuron_selector=(0, 4, 4)).shape
+        torch.Size([2, 3, 8, 8])
+    """
     return on_neuron(
         guided_backprop(truncate(model, layer, attribute_to_neuron_input)), model, "neuron_guided_backprop"
     )
 
 
 def neuron_deconvolution(model: nn.Module, layer: LayerLike, *, attribute_to_neuron_input: bool = False) -> Attributor:
-    """Deconvolution of the selected neuron. Call as ``(inputs, *, neuron_selector, ...)``."""
+    """Deconvolution of the selected neuron. Call as ``(inputs, *, neuron_selector, ...)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        attribute_to_neuron_input: Select the neuron from the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, neuron_selector, ...)``; it returns attributions shaped
+        like ``inputs``.
+
+    References:
+        - Zeiler and Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014.
+          https://arxiv.org/abs/1311.2901
+
+    Example:
+        >>> pa.neuron_deconvolution(cnn, conv)(images, neuron_selector=(0, 4, 4)).shape
+        torch.Size([2, 3, 8, 8])
+    """
     return on_neuron(deconvolution(truncate(model, layer, attribute_to_neuron_input)), model, "neuron_deconvolution")
 
 
@@ -408,7 +682,30 @@ def guided_gradcam(
     r"""Guided Grad-CAM (Selvaraju et al., 2017): guided backpropagation times the Grad-CAM
     map of ``layer`` (with ReLU) upsampled to each input's spatial size,
     :math:`\phi = \mathrm{GB}(x) \odot \mathrm{up}(L_{\text{Grad-CAM}})`. Call as
-    ``(inputs, *, target=None, additional_forward_args=None)``."""
+    ``(inputs, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        interpolate_mode: How the Grad-CAM map is upsampled to the input
+            (``torch.nn.functional.interpolate``'s mode).
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
+        attributions shaped like ``inputs``.
+
+    References:
+        - Selvaraju, Cogswell, Das, Vedantam, Parikh and Batra, "Grad-CAM: Visual Explanations from Deep
+          Networks via Gradient-based Localization", ICCV 2017. https://arxiv.org/abs/1610.02391
+        - Springenberg, Dosovitskiy, Brox and Riedmiller, "Striving for Simplicity: The All
+          Convolutional Net", 2014. https://arxiv.org/abs/1412.6806
+
+    Example:
+        >>> pa.guided_gradcam(cnn, conv)(images, target=0).shape
+        torch.Size([2, 3, 8, 8])
+    """
     gb = guided_backprop(model)
     cam = layer_gradcam(model, layer, relu_attributions=True, attribute_to_layer_input=attribute_to_layer_input)
 

@@ -48,6 +48,27 @@ def saliency(f: Forward, *, abs: bool = True, batch_size: int | None = None, cre
     .. math:: \phi_i(x) = \partial f(x) / \partial x_i \quad (\text{or } |\cdot| \text{ with } abs=True)
 
     Call as ``(inputs, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        abs: Return the absolute value of the gradient.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        create_graph: Keep the graph so that attributions can be differentiated again (for attributions
+            in a training loss).
+
+    Returns:
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
+        attributions shaped like ``inputs``.
+
+    References:
+        - Simonyan, Vedaldi and Zisserman, "Deep Inside Convolutional Networks: Visualising Image
+          Classification Models and Saliency Maps", 2013. https://arxiv.org/abs/1312.6034
+
+    Example:
+        >>> pa.saliency(model)(x, target=y).shape
+        torch.Size([4, 8])
     """
     check_batch_size(batch_size)
 
@@ -66,6 +87,26 @@ def input_x_gradient(f: Forward, *, batch_size: int | None = None, create_graph:
     r"""Input x Gradient (Shrikumar et al., 2016): :math:`\phi_i(x) = x_i\,\partial f(x)/\partial x_i`.
 
     Call as ``(inputs, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        create_graph: Keep the graph so that attributions can be differentiated again (for attributions
+            in a training loss).
+
+    Returns:
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
+        attributions shaped like ``inputs``.
+
+    References:
+        - Shrikumar, Greenside, Shcherbina and Kundaje, "Not Just a Black Box: Learning Important
+          Features Through Propagating Activation Differences", 2016. https://arxiv.org/abs/1605.01713
+
+    Example:
+        >>> pa.input_x_gradient(model)(x, target=y).shape
+        torch.Size([4, 8])
     """
     check_batch_size(batch_size)
 
@@ -111,6 +152,38 @@ def integrated_gradients(
 
     ``batch_size`` bounds the rows (path points x examples) per model evaluation.
     Call as ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        n_steps: Quadrature nodes along the path, or ``"auto"`` to integrate each example to
+            ``tolerance``.
+        method: The quadrature rule: ``"gausslegendre"``, ``"riemann_trapezoid"``, ``"riemann_left"``,
+            ``"riemann_right"``, ``"riemann_middle"``.
+        tolerance: With ``n_steps="auto"``: the largest completeness error allowed per example (default
+            1e-3).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
+        create_graph: Keep the graph so that attributions can be differentiated again (for attributions
+            in a training loss).
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None,
+        additional_forward_args=None)``; it returns attributions shaped like ``inputs``, or
+        ``(attributions, delta)`` with ``return_delta=True``.
+
+    References:
+        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+          https://arxiv.org/abs/1703.01365
+
+    Example:
+        >>> ig = pa.integrated_gradients(model, n_steps="auto", tolerance=1e-4, return_delta=True)
+        >>> attr, delta = ig(x, baselines=0.0, target=y)
+        >>> attr.shape, bool(delta.abs().max() <= 1e-4)
+        (torch.Size([4, 8]), True)
     """
     check_batch_size(batch_size)
     rule = path_rule(n_steps, method, tolerance)
@@ -174,6 +247,37 @@ def gradient_shap(
     (row ``i * n_samples + s``), as Captum does. ``captum_rng=True`` draws as Captum does (torch's
     and NumPy's global generators, in Captum's order; ``generator`` is then ignored), so a
     seeded run gives Captum's numbers.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        n_samples: The number of random samples per example.
+        stdevs: Standard deviation of the Gaussian noise added to the inputs (one per input tensor, or
+            one for all).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
+        delta_per_sample: Report Captum's delta per random sample instead of one per example.
+        captum_rng: Draw the random samples in Captum's order from the global generator (compat sets
+            it).
+        create_graph: Keep the graph so that attributions can be differentiated again (for attributions
+            in a training loss).
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines, *, target=None, additional_forward_args=None,
+        generator=None)``; it returns attributions shaped like ``inputs``, or ``(attributions, delta)``
+        with ``return_delta=True``.
+
+    References:
+        - Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
+          https://arxiv.org/abs/1705.07874
+
+    Example:
+        >>> gs = pa.gradient_shap(model, n_samples=8, stdevs=0.1)
+        >>> gs(x, torch.randn(10, 8), target=y, generator=generator).shape
+        torch.Size([4, 8])
     """
     check_batch_size(batch_size)
     check_count("n_samples", n_samples)
@@ -299,7 +403,29 @@ def convergence_delta(
     target: TargetLike = None,
     additional_forward_args: Any = None,
 ) -> Tensor:
-    """Completeness error per example: ``sum(attributions) - (f(inputs) - f(baselines))``."""
+    """Completeness error per example: ``sum(attributions) - (f(inputs) - f(baselines))``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        inputs: The inputs: a tensor or a tuple of tensors sharing the batch dimension.
+        baselines: The reference inputs (see :data:`pyattrib.BaselineLike`).
+        attributions: Attributions shaped like the inputs.
+        target: The output to explain (see :data:`pyattrib.TargetLike`).
+        additional_forward_args: Further arguments of the model, passed after the inputs.
+
+    Returns:
+        Tensor: ``sum(attributions) - (f(x) - f(x'))`` per example, shape ``(N,)``.
+
+    References:
+        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+          https://arxiv.org/abs/1703.01365
+
+    Example:
+        >>> attr = pa.integrated_gradients(model)(x, target=y)
+        >>> pa.convergence_delta(model, x, None, attr, target=y).shape
+        torch.Size([4])
+    """
     call = prepare(inputs, target, additional_forward_args, method="convergence_delta", differentiable=False)
     attrs, _ = as_tuple(attributions, "attributions")
     if len(attrs) != len(call.inputs):

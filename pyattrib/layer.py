@@ -41,7 +41,22 @@ def _leaves(values: list[LayerValue]) -> list[Tensor]:
 
 
 def layer_activation(model: nn.Module, layer: LayerLike, *, attribute_to_layer_input: bool = False) -> Attributor:
-    """The layer's value itself (its output, or input). Call as ``(inputs, *, additional_forward_args=None)``."""
+    """The layer's value itself (its output, or input). Call as ``(inputs, *, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, additional_forward_args=None)``; it returns attributions
+        shaped like the layer's output (or input).
+
+    Example:
+        >>> pa.layer_activation(model, layer)(x).shape
+        torch.Size([4, 16])
+    """
 
     layers = Layers(model, layer, attribute_to_layer_input)
 
@@ -62,6 +77,26 @@ def layer_gradient_x_activation(
 
     Call as ``(inputs, *, target=None, additional_forward_args=None)``; integer inputs (token
     ids) are fine, gradients start at the layer.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
+        attributions shaped like the layer's output (or input).
+
+    References:
+        - Shrikumar, Greenside, Shcherbina and Kundaje, "Not Just a Black Box: Learning Important
+          Features Through Propagating Activation Differences", 2016. https://arxiv.org/abs/1605.01713
+
+    Example:
+        >>> pa.layer_gradient_x_activation(model, layer)(x, target=y).shape
+        torch.Size([4, 16])
     """
 
     layers = Layers(model, layer, attribute_to_layer_input)
@@ -103,6 +138,36 @@ def layer_integrated_gradients(
     ``n_steps="auto"`` with ``tolerance`` integrates each example to ``|delta| <= tolerance``
     (see :func:`pyattrib.integrated_gradients`).
     Call as ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        n_steps: Quadrature nodes along the path, or ``"auto"`` to integrate each example to
+            ``tolerance``.
+        method: The quadrature rule: ``"gausslegendre"``, ``"riemann_trapezoid"``, ``"riemann_left"``,
+            ``"riemann_right"``, ``"riemann_middle"``.
+        tolerance: With ``n_steps="auto"``: the largest completeness error allowed per example (default
+            1e-3).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None,
+        additional_forward_args=None)``; it returns attributions shaped like the layer's output (or
+        input), or ``(attributions, delta)`` with ``return_delta=True``.
+
+    References:
+        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+          https://arxiv.org/abs/1703.01365
+
+    Example:
+        >>> pa.layer_integrated_gradients(model, layer)(x, target=y).shape
+        torch.Size([4, 16])
     """
     check_batch_size(batch_size)
     rule = path_rule(n_steps, method, tolerance)
@@ -160,6 +225,32 @@ def layer_conductance(
     of ``batch_size`` rows share one path point with their neighbour; a chunk's last point
     is only read up to the layer, never run through the rest of the model. Call as
     ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        n_steps: Quadrature nodes along the path, or ``"auto"`` to integrate each example to
+            ``tolerance``.
+        method: The quadrature rule: ``"gausslegendre"``, ``"riemann_trapezoid"``, ``"riemann_left"``,
+            ``"riemann_right"``, ``"riemann_middle"``.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None,
+        additional_forward_args=None)``; it returns attributions shaped like the layer's output (or
+        input), or ``(attributions, delta)`` with ``return_delta=True``.
+
+    References:
+        - Dhamdhere, Sundararajan and Yan, "How Important Is a Neuron?", ICLR 2019.
+          https://arxiv.org/abs/1805.12233
+
+    Example:
+        >>> pa.layer_conductance(model, layer)(x, target=y).shape
+        torch.Size([4, 16])
     """
     check_batch_size(batch_size)
     nodes, _ = quadrature(method, n_steps + 1)
@@ -215,6 +306,31 @@ def internal_influence(
     .. math:: \mathrm{II}_j = \int_0^1 \frac{\partial f}{\partial a_j}(x' + \alpha (x - x'))\, d\alpha .
 
     Call as ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        n_steps: Quadrature nodes along the path, or ``"auto"`` to integrate each example to
+            ``tolerance``.
+        method: The quadrature rule: ``"gausslegendre"``, ``"riemann_trapezoid"``, ``"riemann_left"``,
+            ``"riemann_right"``, ``"riemann_middle"``.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None,
+        additional_forward_args=None)``; it returns attributions shaped like the layer's output (or
+        input).
+
+    References:
+        - Leino, Sen, Datta, Fredrikson and Li, "Influence-Directed Explanations for Deep Convolutional
+          Networks", ITC 2018. https://arxiv.org/abs/1802.03788
+
+    Example:
+        >>> pa.internal_influence(model, layer)(x, target=y).shape
+        torch.Size([4, 16])
     """
     check_batch_size(batch_size)
     nodes, weights = quadrature(method, n_steps)
@@ -262,6 +378,26 @@ def layer_gradcam(
     The ReLU is applied with ``relu_attributions=True``; ``attr_dim_summation=False`` keeps the
     channel dimension. Upsample to the input with :func:`interpolate`. Call as
     ``(inputs, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        relu_attributions: Apply a ReLU to the map (Grad-CAM's positive evidence).
+        attr_dim_summation: Sum the map over the channel dimension.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
+        attributions shaped like the layer's output (or input).
+
+    References:
+        - Selvaraju, Cogswell, Das, Vedantam, Parikh and Batra, "Grad-CAM: Visual Explanations from Deep
+          Networks via Gradient-based Localization", ICCV 2017. https://arxiv.org/abs/1610.02391
+
+    Example:
+        >>> pa.layer_gradcam(cnn, conv)(images, target=0).shape
+        torch.Size([2, 1, 8, 8])
     """
 
     layers = Layers(model, layer, attribute_to_layer_input)
@@ -304,6 +440,36 @@ def layer_gradient_shap(
     ``return_delta`` gives per example ``sum(phi) - mean_s (f(x + eps_s) - f(x'_s))``, or with
     ``delta_per_sample=True`` one delta per sample (row ``i * n_samples + s``), as Captum.
     ``captum_rng=True`` draws as Captum does (see :func:`pyattrib.gradient_shap`).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        n_samples: The number of random samples per example.
+        stdevs: Standard deviation of the Gaussian noise added to the inputs (one per input tensor, or
+            one for all).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
+        delta_per_sample: Report Captum's delta per random sample instead of one per example.
+        captum_rng: Draw the random samples in Captum's order from the global generator (compat sets
+            it).
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines, *, target=None, additional_forward_args=None,
+        generator=None)``; it returns attributions shaped like the layer's output (or input), or
+        ``(attributions, delta)`` with ``return_delta=True``.
+
+    References:
+        - Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
+          https://arxiv.org/abs/1705.07874
+
+    Example:
+        >>> pa.layer_gradient_shap(model, layer)(x, torch.randn(5, 8), target=y, generator=generator).shape
+        torch.Size([4, 16])
     """
     check_batch_size(batch_size)
     check_count("n_samples", n_samples)
@@ -349,7 +515,21 @@ def layer_gradient_shap(
 
 def interpolate(attributions: Tensor, size: int | Sequence[int], mode: str = "nearest") -> Tensor:
     """Upsample layer attributions (e.g. a Grad-CAM map ``(N, 1, h, w)``) to ``size``
-    with :func:`torch.nn.functional.interpolate`; ``mode`` is ``nearest``, ``bilinear``, ..."""
+    with :func:`torch.nn.functional.interpolate`; ``mode`` is ``nearest``, ``bilinear``, ...
+
+    Args:
+        attributions: Attributions shaped like the inputs.
+        size: The target spatial size.
+        mode: ``torch.nn.functional.interpolate``'s mode.
+
+    Returns:
+        Tensor: the attributions resized to ``size`` (batch and channel dimensions kept).
+
+    Example:
+        >>> cam = pa.layer_gradcam(cnn, conv)(images, target=0)
+        >>> pa.interpolate(cam, (16, 16)).shape
+        torch.Size([2, 1, 16, 16])
+    """
     if not isinstance(attributions, Tensor) or attributions.dim() < 3:
         raise ArgumentError("attributions must be a tensor (N, C, *spatial) with at least one spatial dimension")
     return F.interpolate(attributions, size=size, mode=mode)
@@ -358,7 +538,22 @@ def interpolate(attributions: Tensor, size: int | Sequence[int], mode: str = "ne
 def token_reference(input_ids: Tensor, reference_id: int, keep: Sequence[int] = ()) -> Tensor:
     """Reference token ids for layer IG on text: ``reference_id`` (e.g. the pad id) at every
     position, except where ``input_ids`` holds one of the ``keep`` ids (e.g. CLS, SEP),
-    which stay as they are."""
+    which stay as they are.
+
+    Args:
+        input_ids: Token ids, shape ``(N, T)``.
+        reference_id: The id of the reference token (e.g. the padding token).
+        keep: Token ids kept in the reference (e.g. ``[CLS]`` and ``[SEP]``).
+
+    Returns:
+        Tensor: reference ids shaped like ``input_ids``: ``reference_id`` everywhere except the kept
+        tokens.
+
+    Example:
+        >>> ids = torch.tensor([[101, 7592, 2088, 102]])
+        >>> pa.token_reference(ids, reference_id=0, keep=[101, 102])
+        tensor([[101,   0,   0, 102]])
+    """
     if input_ids.is_floating_point():
         raise TypeError("input_ids must be integer token ids")
     kept = torch.isin(input_ids, torch.tensor(list(keep), dtype=input_ids.dtype, device=input_ids.device))

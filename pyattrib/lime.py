@@ -126,6 +126,34 @@ def lime(
     samples (default Bernoulli(1/2)). With ``return_input_shape=False`` the result is the
     ``(N, F)`` coefficients. Call as ``(inputs, baselines=None, *, target=None,
     additional_forward_args=None, feature_mask=None, generator=None)``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        interpretable_model: The surrogate fitted to the perturbed samples; default a weighted linear
+            (ridge) regression.
+        similarity_func: Weights a batch of samples, ``(inputs, perturbed, z) -> (M,)``; default an
+            exponential cosine kernel.
+        perturb_func: Draws the interpretable samples ``z``; default uniform random subsets of the
+            feature groups.
+        n_samples: The number of random samples per example.
+        return_input_shape: Return attributions shaped like the inputs (``False``: one value per feature
+            group).
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        show_progress: Show a progress bar over the model evaluations.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None, additional_forward_args=None,
+        feature_mask=None, generator=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Ribeiro, Singh and Guestrin, "\"Why Should I Trust You?\": Explaining the Predictions of Any
+          Classifier", KDD 2016. https://arxiv.org/abs/1602.04938
+
+    Example:
+        >>> pa.lime(model, n_samples=50)(x, target=y, generator=generator).shape
+        torch.Size([4, 8])
     """
     check_batch_size(batch_size)
     similarity = similarity_func or cosine_similarity_kernel()
@@ -186,6 +214,28 @@ def kernel_shap(
     at most ``batch_size`` rows and solves all examples' regressions together. Exact on
     models that are linear in the feature groups. Call as ``(inputs, baselines=None, *,
     target=None, additional_forward_args=None, feature_mask=None, generator=None)``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        n_samples: The number of random samples per example.
+        return_input_shape: Return attributions shaped like the inputs (``False``: one value per feature
+            group).
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        show_progress: Show a progress bar over the model evaluations.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None, additional_forward_args=None,
+        feature_mask=None, generator=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
+          https://arxiv.org/abs/1705.07874
+
+    Example:
+        >>> pa.kernel_shap(model, n_samples=50)(x, target=y, generator=generator).shape
+        torch.Size([4, 8])
     """
     check_batch_size(batch_size)
     check_count("n_samples", n_samples, minimum=3)

@@ -36,6 +36,20 @@ def truncate(model: nn.Module, layer: LayerLike, attribute_to_neuron_input: bool
 
     The forward pass stops as soon as the layer has run (eager mode), so the rest of the
     network costs nothing.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        attribute_to_neuron_input: Select the neuron from the layer's input instead of its output.
+
+    Returns:
+        A function ``inputs -> the layer's output (or input)``, for neuron methods and your own
+        transforms.
+
+    Example:
+        >>> pa.truncate(model, layer)(x).shape
+        torch.Size([4, 16])
     """
     layers = Layers(model, layer, attribute_to_neuron_input)
 
@@ -66,6 +80,24 @@ def neuron_gradient(model: nn.Module, layer: LayerLike, *, attribute_to_neuron_i
     r""":math:`\partial a_j(x) / \partial x`: the input gradient of the selected neuron.
 
     Call as ``(inputs, *, neuron_selector, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        attribute_to_neuron_input: Select the neuron from the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, neuron_selector, additional_forward_args=None)``; it
+        returns attributions shaped like ``inputs``.
+
+    References:
+        - Simonyan, Vedaldi and Zisserman, "Deep Inside Convolutional Networks: Visualising Image
+          Classification Models and Saliency Maps", 2013. https://arxiv.org/abs/1312.6034
+
+    Example:
+        >>> pa.neuron_gradient(model, layer)(x, neuron_selector=3).shape
+        torch.Size([4, 8])
     """
     inner = saliency(truncate(model, layer, attribute_to_neuron_input), abs=False)
     return on_neuron(inner, model, "neuron_gradient")
@@ -86,6 +118,32 @@ def neuron_integrated_gradients(
     .. math:: \phi_i = (x_i - x'_i) \int_0^1 \partial_i a_j(x' + \alpha (x - x'))\, d\alpha .
 
     Call as ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        n_steps: Quadrature nodes along the path, or ``"auto"`` to integrate each example to
+            ``tolerance``.
+        method: The quadrature rule: ``"gausslegendre"``, ``"riemann_trapezoid"``, ``"riemann_left"``,
+            ``"riemann_right"``, ``"riemann_middle"``.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        attribute_to_neuron_input: Select the neuron from the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, neuron_selector,
+        additional_forward_args=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+          https://arxiv.org/abs/1703.01365
+
+    Example:
+        >>> pa.neuron_integrated_gradients(model, layer)(x, neuron_selector=3).shape
+        torch.Size([4, 8])
     """
     inner = integrated_gradients(
         truncate(model, layer, attribute_to_neuron_input),
@@ -111,6 +169,33 @@ def neuron_gradient_shap(
     """GradientSHAP of the selected neuron (see :func:`pyattrib.gradient_shap`).
 
     Call as ``(inputs, baselines, *, neuron_selector, additional_forward_args=None, generator=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        n_samples: The number of random samples per example.
+        stdevs: Standard deviation of the Gaussian noise added to the inputs (one per input tensor, or
+            one for all).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        attribute_to_neuron_input: Select the neuron from the layer's input instead of its output.
+        captum_rng: Draw the random samples in Captum's order from the global generator (compat sets
+            it).
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines, *, neuron_selector, additional_forward_args=None,
+        generator=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
+          https://arxiv.org/abs/1705.07874
+
+    Example:
+        >>> pa.neuron_gradient_shap(model, layer)(x, torch.randn(5, 8), neuron_selector=3, generator=generator).shape
+        torch.Size([4, 8])
     """
     inner = gradient_shap(
         truncate(model, layer, attribute_to_neuron_input),
@@ -142,6 +227,34 @@ def neuron_conductance(
     selector is applied to the layer gradient, as in Captum). The default quadrature is
     the trapezoid rule, whose weights here sum to 1 (Captum's sum to ``(n-1)/n``). Call as
     ``(inputs, baselines=None, *, neuron_selector, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        n_steps: Quadrature nodes along the path, or ``"auto"`` to integrate each example to
+            ``tolerance``.
+        method: The quadrature rule: ``"gausslegendre"``, ``"riemann_trapezoid"``, ``"riemann_left"``,
+            ``"riemann_right"``, ``"riemann_middle"``.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        attribute_to_neuron_input: Select the neuron from the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, neuron_selector, target=None,
+        additional_forward_args=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Dhamdhere, Sundararajan and Yan, "How Important Is a Neuron?", ICLR 2019.
+          https://arxiv.org/abs/1805.12233
+        - Shrikumar, Su and Kundaje, "Computationally Efficient Measures of Internal Neuron Importance",
+          2018. https://arxiv.org/abs/1807.09946
+
+    Example:
+        >>> pa.neuron_conductance(model, layer)(x, neuron_selector=3, target=y).shape
+        torch.Size([4, 8])
     """
     check_batch_size(batch_size)
     nodes, weights = quadrature(method, n_steps)

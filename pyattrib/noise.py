@@ -59,6 +59,36 @@ def noise_tunnel(
     noise, a std of 0 included), and reference indices from NumPy's global generator, one draw
     per input for a full chunk, reused by every full chunk, and one for the last partial chunk.
     Results then depend on ``batch_size``, as Captum's do on ``nt_samples_batch_size``.
+
+    Args:
+        attributor: The attributor to wrap; the result has the same call signature.
+        kind: ``"smoothgrad"`` (mean), ``"smoothgrad_sq"`` (mean of squares) or ``"vargrad"`` (variance)
+            over the noisy samples.
+        n_samples: The number of random samples per example.
+        stdevs: Standard deviation of the Gaussian noise added to the inputs (one per input tensor, or
+            one for all).
+        draw_baseline_from_distrib: Draw each sample's baseline from the given baselines (for
+            distribution methods).
+        batch_size: The most rows (noisy samples x examples) per call of the wrapped attributor.
+        delta_per_sample: Report Captum's delta per random sample instead of one per example.
+        captum_draws: Draw the noise in Captum's order from the global generator (compat sets it).
+
+    Returns:
+        Attributor: the wrapped attributor's call signature plus ``generator=`` for the noise;
+        attributions shaped like the wrapped attributor's.
+
+    References:
+        - Smilkov, Thorat, Kim, Viégas and Wattenberg, "SmoothGrad: removing noise by adding noise",
+          2017. https://arxiv.org/abs/1706.03825
+        - Hooker, Erhan, Kindermans and Kim, "A Benchmark for Interpretability Methods in Deep Neural
+          Networks", NeurIPS 2019. https://arxiv.org/abs/1806.10758
+        - Adebayo, Gilmer, Goodfellow and Kim, "Local Explanation Methods for Deep Neural Networks Lack
+          Sensitivity to Parameter Values", 2018. https://arxiv.org/abs/1810.03307
+
+    Example:
+        >>> sg = pa.noise_tunnel(pa.saliency(model), kind="vargrad", n_samples=4, stdevs=0.1)
+        >>> sg(x, target=y, generator=generator).shape
+        torch.Size([4, 8])
     """
     if kind not in KINDS:
         raise ArgumentError(f"unknown noise tunnel kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -127,17 +157,82 @@ def noise_tunnel(
 
 
 def smoothgrad(attributor: Attributor, *, n_samples: int = 5, stdevs: Stdevs = 1.0, **kwargs: Any) -> Attributor:
-    """``noise_tunnel(attributor, kind="smoothgrad", ...)``: the mean over noisy inputs."""
+    """``noise_tunnel(attributor, kind="smoothgrad", ...)``: the mean over noisy inputs.
+
+    Args:
+        attributor: The attributor to wrap; the result has the same call signature.
+        n_samples: The number of random samples per example.
+        stdevs: Standard deviation of the Gaussian noise added to the inputs (one per input tensor, or
+            one for all).
+        **kwargs: Further configuration of :func:`pyattrib.noise_tunnel`
+            (``draw_baseline_from_distrib``, ``batch_size``).
+
+    Returns:
+        Attributor: the wrapped attributor's call signature plus ``generator=`` for the noise;
+        attributions shaped like the wrapped attributor's.
+
+    References:
+        - Smilkov, Thorat, Kim, Viégas and Wattenberg, "SmoothGrad: removing noise by adding noise",
+          2017. https://arxiv.org/abs/1706.03825
+
+    Example:
+        >>> pa.smoothgrad(pa.integrated_gradients(model), n_samples=4, stdevs=0.1)(x, target=y).shape
+        torch.Size([4, 8])
+    """
     return noise_tunnel(attributor, kind="smoothgrad", n_samples=n_samples, stdevs=stdevs, **kwargs)
 
 
 def smoothgrad_sq(attributor: Attributor, *, n_samples: int = 5, stdevs: Stdevs = 1.0, **kwargs: Any) -> Attributor:
-    """``noise_tunnel(attributor, kind="smoothgrad_sq", ...)``: the mean of squares."""
+    r"""``noise_tunnel(attributor, kind="smoothgrad_sq", ...)``: the mean of squares.
+
+    .. math:: \phi^{sq}(x) = \frac{1}{n} \sum_{k=1}^{n} \phi(x + \epsilon_k)^2, \quad \epsilon_k \sim \mathcal{N}(0, \sigma^2)
+
+    Args:
+        attributor: The attributor to wrap; the result has the same call signature.
+        n_samples: The number of random samples per example.
+        stdevs: Standard deviation of the Gaussian noise added to the inputs (one per input tensor, or
+            one for all).
+        **kwargs: Further configuration of :func:`pyattrib.noise_tunnel`
+            (``draw_baseline_from_distrib``, ``batch_size``).
+
+    Returns:
+        Attributor: the wrapped attributor's call signature plus ``generator=`` for the noise;
+        attributions shaped like the wrapped attributor's.
+
+    References:
+        - Hooker, Erhan, Kindermans and Kim, "A Benchmark for Interpretability Methods in Deep Neural
+          Networks", NeurIPS 2019. https://arxiv.org/abs/1806.10758
+
+    Example:
+        >>> pa.smoothgrad_sq(pa.saliency(model), n_samples=4, stdevs=0.1)(x, target=y).shape
+        torch.Size([4, 8])
+    """
     return noise_tunnel(attributor, kind="smoothgrad_sq", n_samples=n_samples, stdevs=stdevs, **kwargs)
 
 
 def vargrad(attributor: Attributor, *, n_samples: int = 5, stdevs: Stdevs = 1.0, **kwargs: Any) -> Attributor:
-    """``noise_tunnel(attributor, kind="vargrad", ...)``: the variance over noisy inputs."""
+    """``noise_tunnel(attributor, kind="vargrad", ...)``: the variance over noisy inputs.
+
+    Args:
+        attributor: The attributor to wrap; the result has the same call signature.
+        n_samples: The number of random samples per example.
+        stdevs: Standard deviation of the Gaussian noise added to the inputs (one per input tensor, or
+            one for all).
+        **kwargs: Further configuration of :func:`pyattrib.noise_tunnel`
+            (``draw_baseline_from_distrib``, ``batch_size``).
+
+    Returns:
+        Attributor: the wrapped attributor's call signature plus ``generator=`` for the noise;
+        attributions shaped like the wrapped attributor's.
+
+    References:
+        - Adebayo, Gilmer, Goodfellow and Kim, "Local Explanation Methods for Deep Neural Networks Lack
+          Sensitivity to Parameter Values", 2018. https://arxiv.org/abs/1810.03307
+
+    Example:
+        >>> pa.vargrad(pa.saliency(model), n_samples=4, stdevs=0.1)(x, target=y).shape
+        torch.Size([4, 8])
+    """
     return noise_tunnel(attributor, kind="vargrad", n_samples=n_samples, stdevs=stdevs, **kwargs)
 
 

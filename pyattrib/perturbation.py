@@ -78,6 +78,25 @@ def feature_ablation(f: Forward, *, batch_size: int | None = None, show_progress
     batched forwards of at most ``batch_size`` rows (Captum: one group per forward by
     default). Call as ``(inputs, baselines=None, *, target=None, additional_forward_args=None,
     feature_mask=None)``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        show_progress: Show a progress bar over the model evaluations.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None, additional_forward_args=None,
+        feature_mask=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Zeiler and Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014.
+          https://arxiv.org/abs/1311.2901
+
+    Example:
+        >>> pa.feature_ablation(model)(x, target=y).shape
+        torch.Size([4, 8])
     """
     check_batch_size(batch_size)
 
@@ -128,6 +147,28 @@ def feature_permutation(
     ``perm_func(x, group_mask) -> x_permuted`` replaces the default (a random permutation of
     the batch per group, drawn from ``generator``), which needs a batch of at least 2. Call as
     ``(inputs, *, target=None, additional_forward_args=None, feature_mask=None, generator=None)``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        perm_func: Permutes one feature across the batch, ``(x, feature_mask) -> x``; default a random
+            permutation from the call's generator.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        show_progress: Show a progress bar over the model evaluations.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None,
+        feature_mask=None, generator=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Fisher, Rudin and Dominici, "All Models are Wrong, but Many are Useful: Learning a Variable's
+          Importance by Studying an Entire Class of Prediction Models Simultaneously", JMLR 2019.
+          https://arxiv.org/abs/1801.01489
+
+    Example:
+        >>> pa.feature_permutation(model)(x, target=y, generator=generator).shape
+        torch.Size([4, 8])
     """
     check_batch_size(batch_size)
 
@@ -188,6 +229,29 @@ def occlusion(
     (default 1). Every window of every input is one perturbation; all of them go through
     the model in batches of at most ``batch_size`` rows. Call as
     ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        sliding_window_shapes: The shape of the occluding window, per input tensor (without the batch
+            dimension).
+        strides: The window's step per dimension (an int, a tuple, or one per input tensor); default 1.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        show_progress: Show a progress bar over the model evaluations.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None,
+        additional_forward_args=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Zeiler and Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014.
+          https://arxiv.org/abs/1311.2901
+
+    Example:
+        >>> occ = pa.occlusion(cnn, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2))
+        >>> occ(images, target=0).shape
+        torch.Size([2, 3, 8, 8])
     """
     check_batch_size(batch_size)
 
@@ -370,7 +434,30 @@ def layer_feature_ablation(
     """Feature ablation of a layer's units: each group of ``layer_mask`` (default: every
     unit) is replaced by ``layer_baselines`` (default 0) in the layer's value and the output
     change recorded. Call as ``(inputs, layer_baselines=None, *, target=None,
-    additional_forward_args=None, layer_mask=None)``."""
+    additional_forward_args=None, layer_mask=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        show_progress: Show a progress bar over the model evaluations.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, layer_baselines=None, *, target=None,
+        additional_forward_args=None, layer_mask=None)``; it returns attributions shaped like the
+        layer's output (or input).
+
+    References:
+        - Zeiler and Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014.
+          https://arxiv.org/abs/1311.2901
+
+    Example:
+        >>> pa.layer_feature_ablation(model, layer)(x, target=y).shape
+        torch.Size([4, 16])
+    """
     check_batch_size(batch_size)
     return _on_layer(
         lambda g: feature_ablation(g, batch_size=batch_size, show_progress=show_progress),
@@ -391,7 +478,32 @@ def layer_feature_permutation(
     attribute_to_layer_input: bool = False,
 ) -> Attributor:
     """Permutation importance of a layer's unit groups (see :func:`feature_permutation`).
-    Call as ``(inputs, *, target=None, additional_forward_args=None, layer_mask=None, generator=None)``."""
+    Call as ``(inputs, *, target=None, additional_forward_args=None, layer_mask=None, generator=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        perm_func: Permutes one feature across the batch, ``(x, feature_mask) -> x``; default a random
+            permutation from the call's generator.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        show_progress: Show a progress bar over the model evaluations.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None, layer_mask=None,
+        generator=None)``; it returns attributions shaped like the layer's output (or input).
+
+    References:
+        - Fisher, Rudin and Dominici, "All Models are Wrong, but Many are Useful: Learning a Variable's
+          Importance by Studying an Entire Class of Prediction Models Simultaneously", JMLR 2019.
+          https://arxiv.org/abs/1801.01489
+
+    Example:
+        >>> pa.layer_feature_permutation(model, layer)(x, target=y, generator=generator).shape
+        torch.Size([4, 16])
+    """
     check_batch_size(batch_size)
 
     def make(g: Forward) -> Attributor:
@@ -416,7 +528,30 @@ def neuron_feature_ablation(
     attribute_to_neuron_input: bool = False,
 ) -> Attributor:
     """Feature ablation of the inputs, measured on the selected neuron. Call as
-    ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None, feature_mask=None)``."""
+    ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None, feature_mask=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        show_progress: Show a progress bar over the model evaluations.
+        attribute_to_neuron_input: Select the neuron from the layer's input instead of its output.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, neuron_selector,
+        additional_forward_args=None, feature_mask=None)``; it returns attributions shaped like
+        ``inputs``.
+
+    References:
+        - Zeiler and Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014.
+          https://arxiv.org/abs/1311.2901
+
+    Example:
+        >>> pa.neuron_feature_ablation(model, layer)(x, neuron_selector=3).shape
+        torch.Size([4, 8])
+    """
     from .neuron import on_neuron, truncate
 
     inner = feature_ablation(

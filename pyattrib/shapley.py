@@ -107,6 +107,30 @@ def shapley_value_sampling(
     the ``n_samples * (F - 1)`` others, for all examples, are evaluated in batches of at
     most ``batch_size`` rows. Call as ``(inputs, baselines=None, *, target=None,
     additional_forward_args=None, feature_mask=None, generator=None)``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        n_samples: The number of random samples per example.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        show_progress: Show a progress bar over the model evaluations.
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None, additional_forward_args=None,
+        feature_mask=None, generator=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Castro, Gómez and Tejada, "Polynomial calculation of the Shapley value based on sampling",
+          Computers & Operations Research 2009. https://doi.org/10.1016/j.cor.2008.04.004
+        - Štrumbelj and Kononenko, "Explaining prediction models and individual predictions with feature
+          contributions", Knowledge and Information Systems 2014.
+          https://doi.org/10.1007/s10115-013-0679-x
+
+    Example:
+        >>> svs = pa.shapley_value_sampling(model, n_samples=4)
+        >>> svs(x, target=y, generator=generator).shape
+        torch.Size([4, 8])
     """
     check_batch_size(batch_size)
     check_count("n_samples", n_samples)
@@ -166,6 +190,29 @@ def shapley_values(
     The cost doubles with every group: past ``max_features`` groups it raises and points to
     :func:`shapley_value_sampling` or a coarser ``feature_mask``. Call as
     ``(inputs, baselines=None, *, target=None, additional_forward_args=None, feature_mask=None)``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        show_progress: Show a progress bar over the model evaluations.
+        max_features: Refuse more feature groups than this (the cost is ``2^F`` evaluations).
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None, additional_forward_args=None,
+        feature_mask=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Shapley, "A Value for n-Person Games", Contributions to the Theory of Games II, 1953.
+          https://doi.org/10.1515/9781400881970-018
+        - Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
+          https://arxiv.org/abs/1705.07874
+
+    Example:
+        >>> groups = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]])
+        >>> pa.shapley_values(model)(x, target=y, feature_mask=groups).shape
+        torch.Size([4, 8])
     """
     check_batch_size(batch_size)
 

@@ -31,6 +31,20 @@ def multi_target(
 
     Each selector is an int or a tuple of ints (a 1-D tensor of ints, or a 2-D tensor of
     index tuples, works too). Per-example selectors are not accepted here.
+
+    Args:
+        attributor: The attributor to wrap; the result has the same call signature.
+        targets: The targets to explain, one attribution per target (a list, or a tensor of shape
+            ``(T,)`` or ``(N, T)``).
+        argname: The call argument that takes the targets: ``"target"`` or ``"neuron_selector"``.
+
+    Returns:
+        Attributor: the wrapped attributor's call without the target argument; attributions gain a
+        target dimension after the batch, ``(N, T, ...)``.
+
+    Example:
+        >>> pa.multi_target(pa.saliency(model), [0, 2])(x).shape
+        torch.Size([4, 2, 8])
     """
     if not isinstance(attributor, Attributor):
         raise TypeError("multi_target wraps a pyattrib attributor, e.g. pa.integrated_gradients(model)")

@@ -47,7 +47,19 @@ class OutputRows:
 def output_rows(rows: Any = None) -> OutputRows:
     """``target=pa.output_rows(targets)``: a target per *output row*, for models whose output
     rows are not the input's examples (see ``OutputRows``); the selected values of each
-    input row's output rows are summed. Without it, such an output is an error naming it."""
+    input row's output rows are summed. Without it, such an output is an error naming it.
+
+    Args:
+        rows: One target per output row: an int, a tuple, a list or tensor of them, or a callable.
+
+    Returns:
+        A target (pass it as ``target=``) that selects one value per output row and sums each input
+        row's selected values.
+
+    Example:
+        >>> pa.saliency(model)(x, target=pa.output_rows(0)).shape
+        torch.Size([4, 8])
+    """
     return OutputRows(rows)
 
 

@@ -100,6 +100,34 @@ def lrp(
     modules pass relevance as is (functional calls take their plain gradient); sums and
     functional layers are differentiated plainly (``split_sums`` does not apply).
     Call as ``(inputs, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        rules: The LRP rule per module type or instance (see :mod:`pyattrib.lrp`); unset types get
+            :data:`pyattrib.lrp.rules.DEFAULT_RULES`.
+        fold_batchnorm: Fold each BatchNorm into the preceding convolution or linear layer before
+            propagating.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
+        split_sums: Split relevance at residual additions in proportion to the summands.
+        captum_hooks: Reproduce Captum's hook placement (compat sets it); leave ``False``.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
+        attributions shaped like ``inputs``, or ``(attributions, delta)`` with ``return_delta=True``.
+
+    References:
+        - Bach, Binder, Montavon, Klauschen, Müller and Samek, "On Pixel-Wise Explanations for Non-
+          Linear Classifier Decisions by Layer-Wise Relevance Propagation", PLOS ONE 2015.
+          https://doi.org/10.1371/journal.pone.0130140
+        - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
+          Overview", 2019. https://doi.org/10.1007/978-3-030-28954-6_10
+
+    Example:
+        >>> attr, delta = pa.lrp(model, return_delta=True)(x, target=y)
+        >>> attr.shape, delta.shape
+        (torch.Size([4, 8]), torch.Size([4]))
     """
     check_batch_size(batch_size)
     rules = dict(rules or {})
@@ -132,7 +160,35 @@ def layer_lrp(
     return_delta: bool = False, split_sums: bool = True, captum_hooks: bool = False,
 ) -> Attributor:  # fmt: skip
     """Relevance arriving at a layer's output (or input): :func:`lrp` stopped at ``layer``.
-    Call as ``(inputs, *, target=None, additional_forward_args=None)``."""
+    Call as ``(inputs, *, target=None, additional_forward_args=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        rules: The LRP rule per module type or instance (see :mod:`pyattrib.lrp`); unset types get
+            :data:`pyattrib.lrp.rules.DEFAULT_RULES`.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+        return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
+        split_sums: Split relevance at residual additions in proportion to the summands.
+        captum_hooks: Reproduce Captum's hook placement (compat sets it); leave ``False``.
+
+    Returns:
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
+        attributions shaped like the layer's output (or input), or ``(attributions, delta)`` with
+        ``return_delta=True``.
+
+    References:
+        - Bach, Binder, Montavon, Klauschen, Müller and Samek, "On Pixel-Wise Explanations for Non-
+          Linear Classifier Decisions by Layer-Wise Relevance Propagation", PLOS ONE 2015.
+          https://doi.org/10.1371/journal.pone.0130140
+        - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
+          Overview", 2019. https://doi.org/10.1007/978-3-030-28954-6_10
+
+    Example:
+        >>> pa.layer_lrp(model, layer)(x, target=y).shape
+        torch.Size([4, 16])
+    """
     rules = dict(rules or {})
     layers = Layers(model, layer, attribute_to_layer_input)
     scaled = Layers(_scaled(model), layer, attribute_to_layer_input)

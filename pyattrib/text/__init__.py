@@ -1,8 +1,10 @@
 """Text and LLM attribution: interpretable inputs, perturbation and gradient attribution of answers.
 
->>> llm = pa.text.llm_attribution(model, tokenizer, pa.feature_ablation)
->>> result = llm(pa.text.TextTemplateInput("{} lives in {}", ["Dave", "Paris"]), target="and works")
->>> result.seq_attr, result.token_attr, result.plot_token_attr()
+.. code-block:: python
+
+    llm = pa.text.llm_attribution(model, tokenizer, pa.feature_ablation)
+    result = llm(pa.text.TextTemplateInput("{} lives in {}", ["Dave", "Paris"]), target="and works")
+    result.seq_attr, result.token_attr, result.plot_token_attr()
 """
 
 from .embeddings import EmbeddingInput, embedding_input

@@ -55,9 +55,11 @@ class EmbeddingInput:
 def embedding_input(model: nn.Module, layer: nn.Module | None = None) -> EmbeddingInput:
     """The model as a function of its token embeddings: attribute with any input method.
 
-    >>> f = pa.text.embedding_input(model)                  # layer: model.get_input_embeddings()
-    >>> emb, ref = f.embed(ids), f.embed(reference_ids)
-    >>> pa.integrated_gradients(f)(emb, ref, target=1, additional_forward_args=(ids,))
+    .. code-block:: python
+
+        f = pa.text.embedding_input(model)                  # layer: model.get_input_embeddings()
+        emb, ref = f.embed(ids), f.embed(reference_ids)
+        pa.integrated_gradients(f)(emb, ref, target=1, additional_forward_args=(ids,))
 
     ``f(embeddings, *model_inputs)`` runs ``model(*model_inputs)`` with ``layer``'s output
     replaced by ``embeddings`` (the ids still go in, for whatever else the model reads from
