@@ -45,7 +45,15 @@ extensions = [
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "node_modules", "sg_execution_times.rst", "**/README.md", "gallery/*.ipynb", "gallery/*.py", "gallery/*.zip"]
+exclude_patterns = [
+    "_build",
+    "node_modules",
+    "sg_execution_times.rst",
+    "**/README.md",
+    "gallery/*.ipynb",
+    "gallery/*.py",
+    "gallery/*.zip",
+]
 templates_path = ["_templates"]
 root_doc = "index"
 default_role = "literal"  # `x` in a docstring is code, as in Markdown
@@ -115,6 +123,7 @@ html_static_path = ["_static", str(_MATHJAX)]
 html_css_files = ["pyattrib.css"]
 html_theme_options = {"navigation_with_keys": True}
 html_show_sourcelink = False
+html_show_search_summary = False  # summaries are fetched per page, which a page opened from disk may not do
 html_copy_source = False
 myst_heading_anchors = 3
 myst_enable_extensions = ["dollarmath", "colon_fence"]

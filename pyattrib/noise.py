@@ -185,7 +185,7 @@ def smoothgrad(attributor: Attributor, *, n_samples: int = 5, stdevs: Stdevs = 1
 def smoothgrad_sq(attributor: Attributor, *, n_samples: int = 5, stdevs: Stdevs = 1.0, **kwargs: Any) -> Attributor:
     r"""``noise_tunnel(attributor, kind="smoothgrad_sq", ...)``: the mean of squares.
 
-    .. math:: \phi^{sq}(x) = \frac{1}{n} \sum_{k=1}^{n} \phi(x + \epsilon_k)^2, \quad \epsilon_k \sim \mathcal{N}(0, \sigma^2)
+    .. math:: \phi^{sq}(x) = \frac{1}{n} \sum_{k=1}^{n} \phi(x + \epsilon_k)^2,\ \epsilon_k \sim N(0, \sigma^2)
 
     Args:
         attributor: The attributor to wrap; the result has the same call signature.
