@@ -97,7 +97,7 @@ def write_api_pages(folder: Path) -> None:
         if package == "pyattrib":
             lines += ["", "Types", "-----", ""]
             for name, text in TYPES.items():
-                lines += [f".. py:data:: pyattrib.{name}", "", f"   {text}", ""]
+                lines += [f".. py:data:: {name}", "", f"   {text}", ""]
         shared = sorted(set(getattr(importlib.import_module(package), "__all__", [])) - set(public_names(package)))
         shared = [n for n in shared if not isinstance(getattr(importlib.import_module(package), n), type(sys))]
         shared = [n for n in shared if n not in TYPES and n not in dict(constants(package))]

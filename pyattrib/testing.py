@@ -50,7 +50,25 @@ def check_completeness(
     atol: float = 1e-4,
     rtol: float = 1e-3,
 ) -> float:
-    """``|sum phi - (f(x) - f(x'))| <= atol + rtol * |f(x) - f(x')|`` for every example."""
+    """``|sum phi - (f(x) - f(x'))| <= atol + rtol * |f(x) - f(x')|`` for every example.
+
+    Args:
+        transform: The transform under test, called as ``transform(f)`` to build an attributor.
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        x: The inputs, ``(N, D)``.
+        baseline: The baseline, shaped like ``x`` or one example.
+        target: The output to explain (see :data:`pyattrib.TargetLike`).
+        atol: Absolute tolerance of the comparison.
+        rtol: Relative tolerance of the comparison.
+
+    Returns:
+        float: the largest deviation found; raises ``AssertionError`` beyond the tolerance.
+
+    References:
+        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+          https://arxiv.org/abs/1703.01365
+    """
     with torch.no_grad():
         gap = _selected(f, x, target) - _selected(f, baseline, target)
     err = (_total(transform(f)(x, baseline, target=target)) - gap).abs()
@@ -69,7 +87,25 @@ def check_sensitivity(
     tol: float = 1e-6,
 ) -> float:
     """Inputs that differ from the baseline only at ``feature`` and change the output
-    must give that feature non-zero attribution (checked where the output changed)."""
+    must give that feature non-zero attribution (checked where the output changed).
+
+    Args:
+        transform: The transform under test, called as ``transform(f)`` to build an attributor.
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        x: The inputs, ``(N, D)``.
+        baseline: The baseline, shaped like ``x`` or one example.
+        feature: The index of the feature checked.
+        target: The output to explain (see :data:`pyattrib.TargetLike`).
+        tol: Tolerance of the check.
+
+    Returns:
+        float: the largest deviation found; raises ``AssertionError`` beyond the tolerance.
+
+    References:
+        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+          https://arxiv.org/abs/1703.01365
+    """
     x_one = baseline.clone()
     x_one[:, feature] = x[:, feature]
     with torch.no_grad():
@@ -88,7 +124,25 @@ def check_dummy(
     target: int | None = None,
     atol: float = 1e-6,
 ) -> float:
-    """A feature that ``f`` ignores gets zero attribution."""
+    """A feature that ``f`` ignores gets zero attribution.
+
+    Args:
+        transform: The transform under test, called as ``transform(f)`` to build an attributor.
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        x: The inputs, ``(N, D)``.
+        baseline: The baseline, shaped like ``x`` or one example.
+        feature: The index of the feature checked.
+        target: The output to explain (see :data:`pyattrib.TargetLike`).
+        atol: Absolute tolerance of the comparison.
+
+    Returns:
+        float: the largest deviation found; raises ``AssertionError`` beyond the tolerance.
+
+    References:
+        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+          https://arxiv.org/abs/1703.01365
+    """
     attr = transform(f)(x, baseline, target=target)[:, feature]
     err = float(attr.abs().max())
     assert err <= atol, f"dummy feature {feature} got attribution {err:.3g}"
@@ -105,7 +159,26 @@ def check_linearity(
     baseline: Tensor,
     atol: float = 1e-5,
 ) -> float:
-    """``phi[a f + b g] = a phi[f] + b phi[g]`` for scalar-output ``f`` and ``g``."""
+    """``phi[a f + b g] = a phi[f] + b phi[g]`` for scalar-output ``f`` and ``g``.
+
+    Args:
+        transform: The transform under test, called as ``transform(f)`` to build an attributor.
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        g: A second scalar-output function.
+        a: The weight of ``f``.
+        b: The weight of ``g``.
+        x: The inputs, ``(N, D)``.
+        baseline: The baseline, shaped like ``x`` or one example.
+        atol: Absolute tolerance of the comparison.
+
+    Returns:
+        float: the largest deviation found; raises ``AssertionError`` beyond the tolerance.
+
+    References:
+        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+          https://arxiv.org/abs/1703.01365
+    """
 
     def combo(z: Tensor) -> Tensor:
         return a * f(z) + b * g(z)
@@ -128,7 +201,26 @@ def check_symmetry(
     atol: float = 1e-5,
 ) -> float:
     """If ``f`` is symmetric in features ``i`` and ``j`` and ``x_i = x_j``, ``x'_i = x'_j``,
-    then ``phi_i = phi_j``."""
+    then ``phi_i = phi_j``.
+
+    Args:
+        transform: The transform under test, called as ``transform(f)`` to build an attributor.
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        x: The inputs, ``(N, D)``.
+        baseline: The baseline, shaped like ``x`` or one example.
+        i: A feature index.
+        j: Another feature index, symmetric to ``i`` in ``f``.
+        target: The output to explain (see :data:`pyattrib.TargetLike`).
+        atol: Absolute tolerance of the comparison.
+
+    Returns:
+        float: the largest deviation found; raises ``AssertionError`` beyond the tolerance.
+
+    References:
+        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+          https://arxiv.org/abs/1703.01365
+    """
     x, baseline = x.clone(), baseline.clone()
     x[:, j] = x[:, i]
     baseline[:, j] = baseline[:, i]
@@ -147,7 +239,25 @@ def check_implementation_invariance(
     target: int | None = None,
     atol: float = 1e-5,
 ) -> float:
-    """Two functionally equal models get equal attributions."""
+    """Two functionally equal models get equal attributions.
+
+    Args:
+        transform: The transform under test, called as ``transform(f)`` to build an attributor.
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        g: A function equal to ``f`` with another implementation.
+        x: The inputs, ``(N, D)``.
+        baseline: The baseline, shaped like ``x`` or one example.
+        target: The output to explain (see :data:`pyattrib.TargetLike`).
+        atol: Absolute tolerance of the comparison.
+
+    Returns:
+        float: the largest deviation found; raises ``AssertionError`` beyond the tolerance.
+
+    References:
+        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+          https://arxiv.org/abs/1703.01365
+    """
     with torch.no_grad():
         assert torch.allclose(f(x), g(x), atol=1e-6), "the two models do not compute the same function"
     a, b = transform(f)(x, baseline, target=target), transform(g)(x, baseline, target=target)
@@ -158,7 +268,14 @@ def check_implementation_invariance(
 
 class SymmetricMLP(nn.Module):
     """``h(x) = v · tanh(W x)`` with the columns of ``W`` for features ``i`` and ``j`` tied,
-    so ``h`` is symmetric in those two features."""
+    so ``h`` is symmetric in those two features.
+
+    Args:
+        weight: ``W``, shape ``(H, D)``.
+        v: ``v``, shape ``(H,)``.
+        i: A feature index.
+        j: The feature tied to ``i``.
+    """
 
     def __init__(self, weight: Tensor, v: Tensor, i: int, j: int) -> None:
         super().__init__()
@@ -172,7 +289,14 @@ class SymmetricMLP(nn.Module):
 
 def reparametrised(model: nn.Sequential) -> nn.Sequential:
     """The same function with the hidden units of each layer permuted: a different
-    implementation for implementation-invariance checks (Linear/activation stacks)."""
+    implementation for implementation-invariance checks (Linear/activation stacks).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+
+    Returns:
+        nn.Sequential: the same function with permuted hidden units.
+    """
     layers = [m for m in model]
     linears = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear)]
     new = nn.Sequential(*[_copy(m) for m in layers])
@@ -198,7 +322,17 @@ def mlps(
     max_hidden: int = 6,
     activations: tuple[type[nn.Module], ...] = (nn.Tanh, nn.Sigmoid, nn.Softplus),
 ) -> Any:
-    """Random small ``Linear -> act -> Linear`` stacks in float64, eval mode."""
+    """Random small ``Linear -> act -> Linear`` stacks in float64, eval mode.
+
+    Args:
+        d_in: Input features.
+        d_out: Outputs.
+        max_hidden: The most hidden units.
+        activations: The activations drawn from.
+
+    Returns:
+        A hypothesis strategy of models.
+    """
     from hypothesis import strategies as st
 
     @st.composite
@@ -213,7 +347,16 @@ def mlps(
 
 
 def batches(n_features: int, max_batch: int = 4, scale: float = 2.0) -> Any:
-    """Random float64 batches of shape ``(N, n_features)`` with bounded entries."""
+    """Random float64 batches of shape ``(N, n_features)`` with bounded entries.
+
+    Args:
+        n_features: Features per example.
+        max_batch: The largest batch.
+        scale: Values lie in ``[-scale, scale]``.
+
+    Returns:
+        A hypothesis strategy of float64 ``(N, n_features)`` tensors.
+    """
     from hypothesis import strategies as st
     from hypothesis.extra.numpy import arrays
 

@@ -67,6 +67,34 @@ def test_public_functions_document_args_returns_references_and_an_example(name):
         assert re.search(r"https://(arxiv\.org|doi\.org)/\S+", doc.split("References:", 1)[1]), name
 
 
+SUBPACKAGE_NAMES = [
+    (package, name)
+    for package in pages.PACKAGES
+    if package != "pyattrib"
+    for name in pages.public_names(package)
+]
+
+
+def _parameters(obj) -> set[str]:
+    try:
+        return {p for p in inspect.signature(obj).parameters if p not in ("self", "cls")}
+    except (TypeError, ValueError):
+        return set()
+
+
+@pytest.mark.parametrize(("package", "name"), SUBPACKAGE_NAMES, ids=[f"{p}.{n}" for p, n in SUBPACKAGE_NAMES])
+def test_subpackage_names_document_every_argument_and_what_they_return(package, name):
+    obj = getattr(importlib.import_module(package), name)
+    doc = inspect.getdoc(obj) or ""
+    params = _parameters(obj)
+    if params:
+        assert "Args:" in _sections(obj), f"{package}.{name} has no Args section"
+        args = re.split(r"^(?:Returns|References|Example):$", doc.split("Args:", 1)[1], flags=re.M)[0]
+        assert set(re.findall(r"^\s{4}\**(\w+):", args, re.M)) == params, f"{package}.{name}"
+    if not inspect.isclass(obj):
+        assert "Returns:" in _sections(obj), f"{package}.{name} has no Returns section"
+
+
 def test_method_docstrings_state_their_formula_or_rule():
     # every attribution method says what it computes: a formula (math) or the rule in words
     lacking = [n for n in TRANSFORMS if n not in HELPERS and len((inspect.getdoc(getattr(pa, n)) or "").split("Args:")[0]) < 80]

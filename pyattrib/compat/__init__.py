@@ -163,7 +163,11 @@ _CAPTUM_HOMES = {
 
 
 def captum_twins() -> dict[str, tuple[Any, Any]]:
-    """``{name: (Captum's object, compat's twin)}`` for every object compat covers (imports Captum)."""
+    """``{name: (Captum's object, compat's twin)}`` for every object compat covers (imports Captum).
+
+    Returns:
+        dict: ``{name: (Captum's object, compat's twin)}``.
+    """
     import importlib
 
     twins = {}

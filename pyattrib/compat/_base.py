@@ -66,7 +66,11 @@ def per_eval(perturbations_per_eval: int, inputs: Any) -> int:
 
 
 class Attribution:
-    """Captum's ``Attribution``: holds ``forward_func``; subclasses define ``attribute``."""
+    """Captum's ``Attribution``: holds ``forward_func``; subclasses define ``attribute``.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+    """
 
     #: Captum's ``multiplies_by_inputs``; classes with the constructor flag set it per instance.
     _multiply_by_inputs: bool = False
@@ -181,7 +185,11 @@ def _options(transform: Callable[..., Any]) -> frozenset[str]:
 
 
 class GradientAttribution(Attribution):
-    """Captum's ``GradientAttribution``: adds ``compute_convergence_delta``."""
+    """Captum's ``GradientAttribution``: adds ``compute_convergence_delta``.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+    """
 
     def compute_convergence_delta(
         self,
@@ -199,7 +207,11 @@ class GradientAttribution(Attribution):
 
 
 class PerturbationAttribution(Attribution):
-    """Captum's ``PerturbationAttribution``."""
+    """Captum's ``PerturbationAttribution``.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+    """
 
     _multiply_by_inputs = True
     _has_future = True
@@ -219,7 +231,13 @@ def _waiting(forward: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class InternalAttribution(Attribution):
-    """Captum's ``InternalAttribution``: a forward function and one of its layers."""
+    """Captum's ``InternalAttribution``: a forward function and one of its layers.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     def __init__(
         self, forward_func: Callable[..., Any], layer: nn.Module | list[nn.Module], device_ids: Any = None
@@ -233,7 +251,13 @@ class InternalAttribution(Attribution):
 
 
 class LayerAttribution(InternalAttribution):
-    """Captum's ``LayerAttribution``, with ``interpolate``."""
+    """Captum's ``LayerAttribution``, with ``interpolate``.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     @staticmethod
     def interpolate(
@@ -244,7 +268,13 @@ class LayerAttribution(InternalAttribution):
 
 
 class NeuronAttribution(InternalAttribution):
-    """Captum's ``NeuronAttribution``."""
+    """Captum's ``NeuronAttribution``.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
 
 def device_of(inputs: Any) -> torch.device:

@@ -22,7 +22,11 @@ from .sparse import is_sparse, rows_permuted, sparse_attribute
 
 
 class Saliency(GradientAttribution):
-    """Captum's ``Saliency`` over :func:`pyattrib.saliency`."""
+    """Captum's ``Saliency`` over :func:`pyattrib.saliency`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+    """
 
     def attribute(self, inputs: Any, target: Any = None, abs: bool = True, additional_forward_args: Any = None) -> Any:
         return self._run(
@@ -31,7 +35,11 @@ class Saliency(GradientAttribution):
 
 
 class InputXGradient(GradientAttribution):
-    """Captum's ``InputXGradient`` over :func:`pyattrib.input_x_gradient`."""
+    """Captum's ``InputXGradient`` over :func:`pyattrib.input_x_gradient`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+    """
 
     _multiply_by_inputs = True
 
@@ -42,7 +50,19 @@ class InputXGradient(GradientAttribution):
 
 
 class IntegratedGradients(GradientAttribution):
-    """Captum's ``IntegratedGradients`` over :func:`pyattrib.integrated_gradients`."""
+    """Captum's ``IntegratedGradients`` over :func:`pyattrib.integrated_gradients`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+
+    Example:
+        >>> from pyattrib.compat import IntegratedGradients
+        >>> attr, delta = IntegratedGradients(model).attribute(x, target=y, return_convergence_delta=True)
+        >>> attr.shape, delta.shape
+        (torch.Size([4, 8]), torch.Size([4]))
+    """
 
     _has_delta = True
 
@@ -66,7 +86,13 @@ class IntegratedGradients(GradientAttribution):
 
 
 class GradientShap(GradientAttribution):
-    """Captum's ``GradientShap`` over :func:`pyattrib.gradient_shap` (one delta per sample)."""
+    """Captum's ``GradientShap`` over :func:`pyattrib.gradient_shap` (one delta per sample).
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+    """
 
     _has_delta = True
 
@@ -90,7 +116,11 @@ class GradientShap(GradientAttribution):
 
 
 class NoiseTunnel(Attribution):
-    """Captum's ``NoiseTunnel`` over :func:`pyattrib.noise_tunnel`: wraps any compat instance."""
+    """Captum's ``NoiseTunnel`` over :func:`pyattrib.noise_tunnel`: wraps any compat instance.
+
+    Args:
+        attribution_method: The compat attribution to smooth (any compat instance).
+    """
 
     def __init__(self, attribution_method: Attribution) -> None:
         if not isinstance(attribution_method, Attribution):
@@ -123,7 +153,14 @@ class NoiseTunnel(Attribution):
 
 
 class DeepLift(GradientAttribution):
-    """Captum's ``DeepLift`` over :func:`pyattrib.deep_lift`."""
+    """Captum's ``DeepLift`` over :func:`pyattrib.deep_lift`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        eps: Denominators smaller than this are treated as zero.
+    """
 
     _has_delta = True
 
@@ -147,7 +184,13 @@ class DeepLift(GradientAttribution):
 
 
 class DeepLiftShap(DeepLift):
-    """Captum's ``DeepLiftShap`` over :func:`pyattrib.deep_lift_shap` (one delta per pair)."""
+    """Captum's ``DeepLiftShap`` over :func:`pyattrib.deep_lift_shap` (one delta per pair).
+
+    Args:
+        model: The model (an ``nn.Module``).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+    """
 
     def __init__(self, model: nn.Module, multiply_by_inputs: bool = True) -> None:
         super().__init__(model, multiply_by_inputs)
@@ -167,7 +210,11 @@ class DeepLiftShap(DeepLift):
 
 
 class GuidedBackprop(GradientAttribution):
-    """Captum's ``GuidedBackprop`` over :func:`pyattrib.guided_backprop`."""
+    """Captum's ``GuidedBackprop`` over :func:`pyattrib.guided_backprop`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+    """
 
     _transform = staticmethod(pa.guided_backprop)
 
@@ -180,13 +227,23 @@ class GuidedBackprop(GradientAttribution):
 
 
 class Deconvolution(GuidedBackprop):
-    """Captum's ``Deconvolution`` over :func:`pyattrib.deconvolution`."""
+    """Captum's ``Deconvolution`` over :func:`pyattrib.deconvolution`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+    """
 
     _transform = staticmethod(pa.deconvolution)
 
 
 class GuidedGradCam(GradientAttribution):
-    """Captum's ``GuidedGradCam`` over :func:`pyattrib.guided_gradcam`."""
+    """Captum's ``GuidedGradCam`` over :func:`pyattrib.guided_gradcam`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     def __init__(self, model: nn.Module, layer: nn.Module, device_ids: Any = None) -> None:
         super().__init__(model)
@@ -207,7 +264,11 @@ class GuidedGradCam(GradientAttribution):
 
 class LRP(GradientAttribution):
     """Captum's ``LRP`` over :func:`pyattrib.lrp`; rules come from each module's ``rule``
-    attribute (``pyattrib.compat.lrp_rules``), as in Captum."""
+    attribute (``pyattrib.compat.lrp_rules``), as in Captum.
+
+    Args:
+        model: The model (an ``nn.Module``).
+    """
 
     _has_delta = True
 
@@ -232,7 +293,11 @@ class LRP(GradientAttribution):
 
 class FeatureAblation(PerturbationAttribution):
     """Captum's ``FeatureAblation`` over :func:`pyattrib.feature_ablation` (Captum's layout:
-    one attribution row per output value, ``flat_outputs``)."""
+    one attribution row per output value, ``flat_outputs``).
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+    """
 
     _flat_outputs = True
 
@@ -253,7 +318,13 @@ class FeatureAblation(PerturbationAttribution):
 
 
 class FeaturePermutation(FeatureAblation):
-    """Captum's ``FeaturePermutation`` over :func:`pyattrib.feature_permutation`."""
+    """Captum's ``FeaturePermutation`` over :func:`pyattrib.feature_permutation`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        perm_func: Permutes one feature across the batch, ``(x, feature_mask) -> x``; default a random
+            permutation.
+    """
 
     def __init__(self, forward_func: Callable[..., Any], perm_func: Callable[[Tensor, Tensor], Tensor] | None = None):
         super().__init__(forward_func)
@@ -280,7 +351,11 @@ class FeaturePermutation(FeatureAblation):
 
 
 class Occlusion(FeatureAblation):
-    """Captum's ``Occlusion`` over :func:`pyattrib.occlusion`."""
+    """Captum's ``Occlusion`` over :func:`pyattrib.occlusion`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+    """
 
     _has_future = False
 
@@ -300,7 +375,11 @@ class Occlusion(FeatureAblation):
 
 
 class ShapleyValueSampling(PerturbationAttribution):
-    """Captum's ``ShapleyValueSampling`` over :func:`pyattrib.shapley_value_sampling`."""
+    """Captum's ``ShapleyValueSampling`` over :func:`pyattrib.shapley_value_sampling`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+    """
 
     def attribute(
         self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
@@ -317,7 +396,11 @@ class ShapleyValueSampling(PerturbationAttribution):
 
 
 class ShapleyValues(PerturbationAttribution):
-    """Captum's ``ShapleyValues`` over :func:`pyattrib.shapley_values`."""
+    """Captum's ``ShapleyValues`` over :func:`pyattrib.shapley_values`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+    """
 
     def attribute(
         self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,

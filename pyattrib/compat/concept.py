@@ -16,7 +16,15 @@ __all__ = ["TCAV", "Concept", "Classifier", "CAV", "DefaultClassifier", "Concept
 
 class CAV(concepts.CAV):
     """Captum's ``CAV``: concepts, layer and stats, with ``save()`` / ``CAV.load(...)`` in
-    pyattrib's file format."""
+    pyattrib's file format.
+
+    Args:
+        concepts: The concepts.
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        stats: The CAV's weights, classes and accuracies.
+        save_path: Where CAVs are stored.
+        model_id: Names the model in saved files.
+    """
 
     def __init__(self, concepts: list[Concept], layer: str, stats: dict | None = None, save_path: str = "./cav/",
                  model_id: str = "default_model_id") -> None:  # fmt: skip
@@ -33,7 +41,8 @@ class CAV(concepts.CAV):
 
 class DefaultClassifier(RidgeClassifier):
     """Captum's default TCAV classifier's place: pyattrib's ridge classifier (Captum uses a
-    scikit-learn-style SGD classifier; the CAV directions agree in distribution)."""
+    scikit-learn-style SGD classifier; the CAV directions agree in distribution).
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,6 +56,17 @@ class TCAV(concepts.TCAV):
     the CAVs (Captum: scikit-learn-style SGD, so CAVs differ in value, not in meaning). CAVs are
     saved under ``save_path`` in pyattrib's format; activations stay in memory. ``processes``
     is accepted and unused: all sets are fitted in one batched solve.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        layers: The layers (module names).
+        model_id: Names the model in saved files.
+        classifier: The CAV classifier (Captum's ``Classifier`` protocol); default
+            :class:`DefaultClassifier`.
+        layer_attr_method: The layer attribution used for the scores; default layer gradients.
+        attribute_to_layer_input: Score the layers' inputs instead of their outputs.
+        save_path: Where CAVs are stored.
+        **classifier_kwargs: Keyword arguments of the classifier's ``train_and_eval``.
     """
 
     def __init__(self, model: nn.Module, layers: str | Sequence[str], model_id: str = "default_model_id",

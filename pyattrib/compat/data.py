@@ -18,7 +18,12 @@ class InputRole:
 
 
 class DataLoaderAttribution(Attribution):
-    """Captum's ``DataLoaderAttribution``: dataset-level ablation of a ``FeatureAblation``'s model."""
+    """Captum's ``DataLoaderAttribution``: dataset-level ablation of a ``FeatureAblation``'s model.
+
+    Args:
+        attr_method: The compat attribution it runs (e.g. a ``FeatureAblation`` or
+            ``LayerIntegratedGradients`` instance).
+    """
 
     def __init__(self, attr_method: Any) -> None:
         from .attr import FeatureAblation

@@ -11,9 +11,8 @@ import glob
 import os
 import re
 import warnings
-from collections import namedtuple
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +22,17 @@ from .. import influence as native
 from .._core.errors import ArgumentError
 from ..influence.tracin import as_dataset, train_chunks
 
-KMostInfluentialResults = namedtuple("KMostInfluentialResults", ["indices", "influence_scores"])
+
+class KMostInfluentialResults(NamedTuple):
+    """Captum's result of ``k_most_influential``: the top ``k`` training examples per test example.
+
+    Args:
+        indices: ``(N, k)`` training indices.
+        influence_scores: ``(N, k)`` their scores.
+    """
+
+    indices: Tensor
+    influence_scores: Tensor
 
 
 def _load_flexible_state_dict(model: nn.Module, path: str) -> float:
@@ -143,7 +152,20 @@ class _Influence:
 
 class TracInCP(_Influence):
     """Captum's ``TracInCP`` over :func:`pyattrib.influence.tracin_cp` (per-example gradients
-    from ``torch.func``, whatever ``sample_wise_grads_per_batch`` says: both give Captum's numbers)."""
+    from ``torch.func``, whatever ``sample_wise_grads_per_batch`` says: both give Captum's numbers).
+
+    Args:
+        model: The model (an ``nn.Module``).
+        train_dataset: The training examples (a ``Dataset`` or ``DataLoader``).
+        checkpoints: Checkpoint paths (or a folder of them).
+        checkpoints_load_func: Loads a checkpoint into the model and returns its learning rate.
+        layers: The layers (module names).
+        loss_fn: The loss (a torch loss module or function).
+        batch_size: Examples per batch.
+        test_loss_fn: The loss of test examples (default ``loss_fn``).
+        sample_wise_grads_per_batch: Captum's per-batch gradient hooks; accepted (pyattrib always
+            computes per-example gradients with ``torch.func``).
+    """
 
     _rate_power = 1.0  # Captum's TracInCP.compute_intermediate_quantities: learning_rate * gradients
 
@@ -170,7 +192,19 @@ class TracInCP(_Influence):
 
 
 class TracInCPFast(TracInCP):
-    """Captum's ``TracInCPFast`` over :func:`pyattrib.influence.tracin_cp_fast`."""
+    """Captum's ``TracInCPFast`` over :func:`pyattrib.influence.tracin_cp_fast`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        final_fc_layer: The final fully connected layer (module or name).
+        train_dataset: The training examples (a ``Dataset`` or ``DataLoader``).
+        checkpoints: Checkpoint paths (or a folder of them).
+        checkpoints_load_func: Loads a checkpoint into the model and returns its learning rate.
+        loss_fn: The loss (a torch loss module or function).
+        batch_size: Examples per batch.
+        test_loss_fn: The loss of test examples (default ``loss_fn``).
+        vectorize: Captum's flag; accepted (pyattrib always vectorises).
+    """
 
     _rate_power = 0.5
 
@@ -191,7 +225,22 @@ class TracInCPFast(TracInCP):
 
 class TracInCPFastRandProj(TracInCPFast):
     """Captum's ``TracInCPFastRandProj`` over :func:`pyattrib.influence.tracin_cp_fast_rand_proj`
-    (exact top-k in torch instead of an approximate nearest-neighbour index)."""
+    (exact top-k in torch instead of an approximate nearest-neighbour index).
+
+    Args:
+        model: The model (an ``nn.Module``).
+        final_fc_layer: The final fully connected layer (module or name).
+        train_dataset: The training examples (a ``Dataset`` or ``DataLoader``).
+        checkpoints: Checkpoint paths (or a folder of them).
+        checkpoints_load_func: Loads a checkpoint into the model and returns its learning rate.
+        loss_fn: The loss (a torch loss module or function).
+        batch_size: Examples per batch.
+        test_loss_fn: The loss of test examples (default ``loss_fn``).
+        vectorize: Captum's flag; accepted (pyattrib always vectorises).
+        nearest_neighbors: Captum's approximate-neighbour index; accepted (pyattrib's top-k is exact).
+        projection_dim: Dimension of the random projection.
+        seed: Seed of the random draws.
+    """
 
     def __init__(
         self, model: nn.Module, final_fc_layer: nn.Module | str, train_dataset: Any, checkpoints: Any,
@@ -259,13 +308,56 @@ class _InfluenceFunction(_Influence):
 
 
 class NaiveInfluenceFunction(_InfluenceFunction):
-    """Captum's ``NaiveInfluenceFunction`` over :func:`pyattrib.influence.naive_influence_function`."""
+    """Captum's ``NaiveInfluenceFunction`` over :func:`pyattrib.influence.naive_influence_function`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        train_dataset: The training examples (a ``Dataset`` or ``DataLoader``).
+        checkpoint: The checkpoint path.
+        checkpoints_load_func: Loads a checkpoint into the model and returns its learning rate.
+        layers: The layers (module names).
+        loss_fn: The loss (a torch loss module or function).
+        batch_size: Examples per batch.
+        hessian_dataset: The examples whose loss defines the Hessian.
+        test_loss_fn: The loss of test examples (default ``loss_fn``).
+        sample_wise_grads_per_batch: Captum's per-batch gradient hooks; accepted (pyattrib always
+            computes per-example gradients with ``torch.func``).
+        projection_dim: Dimension of the random projection.
+        seed: Seed of the random draws.
+        hessian_reg: Damping added to the Hessian's diagonal.
+        hessian_inverse_tol: Eigenvalues below this are dropped.
+        projection_on_cpu: Captum's flag; accepted (the projection stays on the inputs' device).
+        show_progress: Show progress bars.
+        **solver: How the Hessian is inverted: ``"eig"`` or ``"linalg"``.
+    """
 
     _make = staticmethod(native.naive_influence_function)
 
 
 class ArnoldiInfluenceFunction(_InfluenceFunction):
-    """Captum's ``ArnoldiInfluenceFunction`` over :func:`pyattrib.influence.arnoldi_influence_function`."""
+    """Captum's ``ArnoldiInfluenceFunction`` over :func:`pyattrib.influence.arnoldi_influence_function`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        train_dataset: The training examples (a ``Dataset`` or ``DataLoader``).
+        checkpoint: The checkpoint path.
+        checkpoints_load_func: Loads a checkpoint into the model and returns its learning rate.
+        layers: The layers (module names).
+        loss_fn: The loss (a torch loss module or function).
+        batch_size: Examples per batch.
+        hessian_dataset: The examples whose loss defines the Hessian.
+        test_loss_fn: The loss of test examples (default ``loss_fn``).
+        sample_wise_grads_per_batch: Captum's per-batch gradient hooks; accepted (pyattrib always
+            computes per-example gradients with ``torch.func``).
+        projection_dim: Dimension of the random projection.
+        seed: Seed of the random draws.
+        arnoldi_dim: Steps of Arnoldi iteration.
+        arnoldi_tol: Tolerance ending an invariant Krylov subspace.
+        hessian_reg: Damping added to the Hessian's diagonal.
+        hessian_inverse_tol: Eigenvalues below this are dropped.
+        projection_on_cpu: Captum's flag; accepted (the projection stays on the inputs' device).
+        show_progress: Show progress bars.
+    """
 
     _make = staticmethod(native.arnoldi_influence_function)
     _seeded = True
@@ -286,13 +378,30 @@ class ArnoldiInfluenceFunction(_InfluenceFunction):
 
 
 def euclidean_distance(test: Tensor, train: Tensor) -> Tensor:
-    """``(N_test, N_train)`` euclidean distances of the flattened rows."""
+    """``(N_test, N_train)`` euclidean distances of the flattened rows.
+
+    Args:
+        test: Test activations.
+        train: Training activations.
+
+    Returns:
+        Tensor: ``(N_test, N_train)`` distances.
+    """
     return native.euclidean_distance(test, train)
 
 
 def cosine_similarity(test: Tensor, train: Tensor, replace_nan: int = 0) -> Tensor:
     """``(N_test, N_train)`` cosine similarities of the flattened rows; every entry of an all-zero
-    row is set to ``replace_nan`` before the product (Captum's rule, which makes them findable)."""
+    row is set to ``replace_nan`` before the product (Captum's rule, which makes them findable).
+
+    Args:
+        test: Test activations.
+        train: Training activations.
+        replace_nan: The value of entries with an all-zero row.
+
+    Returns:
+        Tensor: ``(N_test, N_train)`` similarities.
+    """
     test, train = test.reshape(len(test), -1), train.reshape(len(train), -1)
     fill = torch.tensor(float(replace_nan), dtype=test.dtype)
     t_norm, r_norm = test.norm(dim=1, keepdim=True), train.norm(dim=1, keepdim=True)
@@ -304,7 +413,20 @@ def cosine_similarity(test: Tensor, train: Tensor, replace_nan: int = 0) -> Tens
 class SimilarityInfluence:
     """Captum's ``SimilarityInfluence`` over :class:`pyattrib.influence.SimilarityInfluence`.
     Activations are recomputed chunk by chunk and never written: ``activation_dir``, ``model_id``
-    and ``load_src_from_disk`` are accepted for Captum's signature only."""
+    and ``load_src_from_disk`` are accepted for Captum's signature only.
+
+    Args:
+        module: The model.
+        layers: The layers (module names).
+        influence_src_dataset: The training examples.
+        activation_dir: Captum's activation folder; accepted and unused (activations stay in memory).
+        model_id: Names the model in saved files.
+        similarity_metric: ``cosine_similarity``, ``euclidean_distance`` or a function ``(test, train)
+            -> scores``.
+        similarity_direction: ``"max"`` (larger is closer) or ``"min"``.
+        batch_size: Examples per batch.
+        **kwargs: Passed on to the explanation function (or the native class).
+    """
 
     def __init__(
         self, module: nn.Module, layers: str | list[str], influence_src_dataset: Any, activation_dir: str,

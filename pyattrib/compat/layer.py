@@ -13,7 +13,13 @@ from ._base import GradientAttribution, LayerAttribution, captum_method, per_eva
 
 
 class LayerActivation(LayerAttribution):
-    """Captum's ``LayerActivation`` over :func:`pyattrib.layer_activation`."""
+    """Captum's ``LayerActivation`` over :func:`pyattrib.layer_activation`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     _multiply_by_inputs = True
 
@@ -27,7 +33,17 @@ class LayerActivation(LayerAttribution):
 
 
 class LayerGradientXActivation(LayerAttribution, GradientAttribution):
-    """Captum's ``LayerGradientXActivation`` over :func:`pyattrib.layer_gradient_x_activation`."""
+    """Captum's ``LayerGradientXActivation`` over :func:`pyattrib.layer_gradient_x_activation`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+        memory_efficient: Captum's flag; accepted and unused (pyattrib's layer gradients are always
+            taken in one pass).
+    """
 
     def __init__(
         self, forward_func: Callable[..., Any], layer: Any, device_ids: Any = None, multiply_by_inputs: bool = True,
@@ -48,7 +64,13 @@ class LayerGradientXActivation(LayerAttribution, GradientAttribution):
 
 
 class LayerGradCam(LayerAttribution, GradientAttribution):
-    """Captum's ``LayerGradCam`` over :func:`pyattrib.layer_gradcam`."""
+    """Captum's ``LayerGradCam`` over :func:`pyattrib.layer_gradcam`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     def attribute(
         self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
@@ -65,7 +87,13 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
 
 
 class InternalInfluence(LayerAttribution, GradientAttribution):
-    """Captum's ``InternalInfluence`` over :func:`pyattrib.internal_influence`."""
+    """Captum's ``InternalInfluence`` over :func:`pyattrib.internal_influence`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     def attribute(
         self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
@@ -83,7 +111,13 @@ class InternalInfluence(LayerAttribution, GradientAttribution):
 
 
 class LayerConductance(LayerAttribution, GradientAttribution):
-    """Captum's ``LayerConductance`` over :func:`pyattrib.layer_conductance`."""
+    """Captum's ``LayerConductance`` over :func:`pyattrib.layer_conductance`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     _has_delta = True
 
@@ -106,7 +140,15 @@ class LayerConductance(LayerAttribution, GradientAttribution):
 
 
 class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
-    """Captum's ``LayerIntegratedGradients`` over :func:`pyattrib.layer_integrated_gradients`."""
+    """Captum's ``LayerIntegratedGradients`` over :func:`pyattrib.layer_integrated_gradients`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+    """
 
     _has_delta = True
 
@@ -134,7 +176,15 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
 
 
 class LayerGradientShap(LayerAttribution, GradientAttribution):
-    """Captum's ``LayerGradientShap`` over :func:`pyattrib.layer_gradient_shap` (one delta per sample)."""
+    """Captum's ``LayerGradientShap`` over :func:`pyattrib.layer_gradient_shap` (one delta per sample).
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+    """
 
     _has_delta = True
 
@@ -165,7 +215,14 @@ class LayerGradientShap(LayerAttribution, GradientAttribution):
 
 
 class LayerDeepLift(LayerAttribution, GradientAttribution):
-    """Captum's ``LayerDeepLift`` over :func:`pyattrib.layer_deep_lift`."""
+    """Captum's ``LayerDeepLift`` over :func:`pyattrib.layer_deep_lift`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+    """
 
     _has_delta = True
 
@@ -190,7 +247,14 @@ class LayerDeepLift(LayerAttribution, GradientAttribution):
 
 
 class LayerDeepLiftShap(LayerDeepLift):
-    """Captum's ``LayerDeepLiftShap`` over :func:`pyattrib.layer_deep_lift_shap` (one delta per pair)."""
+    """Captum's ``LayerDeepLiftShap`` over :func:`pyattrib.layer_deep_lift_shap` (one delta per pair).
+
+    Args:
+        model: The model (an ``nn.Module``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+    """
 
     def attribute(
         self, inputs: Any, baselines: Any, target: Any = None, additional_forward_args: Any = None,
@@ -209,7 +273,13 @@ class LayerDeepLiftShap(LayerDeepLift):
 
 
 class LayerFeatureAblation(LayerAttribution):
-    """Captum's ``LayerFeatureAblation`` over :func:`pyattrib.layer_feature_ablation`."""
+    """Captum's ``LayerFeatureAblation`` over :func:`pyattrib.layer_feature_ablation`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     _multiply_by_inputs = True
 
@@ -228,7 +298,15 @@ class LayerFeatureAblation(LayerAttribution):
 
 
 class LayerFeaturePermutation(LayerFeatureAblation):
-    """Captum's ``LayerFeaturePermutation`` over :func:`pyattrib.layer_feature_permutation`."""
+    """Captum's ``LayerFeaturePermutation`` over :func:`pyattrib.layer_feature_permutation`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+        perm_func: Permutes one feature across the batch, ``(x, feature_mask) -> x``; default a random
+            permutation.
+    """
 
     def __init__(
         self, forward_func: Callable[..., Any], layer: nn.Module, device_ids: Any = None,
@@ -249,7 +327,12 @@ class LayerFeaturePermutation(LayerFeatureAblation):
 
 
 class LayerLRP(LayerAttribution, GradientAttribution):
-    """Captum's ``LayerLRP`` over :func:`pyattrib.lrp.layer_lrp`; rules from each module's ``rule``."""
+    """Captum's ``LayerLRP`` over :func:`pyattrib.lrp.layer_lrp`; rules from each module's ``rule``.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+    """
 
     _has_delta = True
 

@@ -93,7 +93,20 @@ def from_binary_sample(sample: Tensor, original: Any, **kwargs: Any) -> Any:
 
 
 class LimeBase(PerturbationAttribution):
-    """Captum's ``LimeBase``: fit ``interpretable_model`` to samples drawn by ``perturb_func``."""
+    """Captum's ``LimeBase``: fit ``interpretable_model`` to samples drawn by ``perturb_func``.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        interpretable_model: The surrogate model fitted to the samples (Captum's ``Model`` protocol);
+            default a linear regression.
+        similarity_func: Captum's per-sample similarity, ``(original, perturbed, interpretable sample,
+            **kwargs) -> weight``.
+        perturb_func: Captum's sampler: a function or generator of perturbed samples.
+        perturb_interpretable_space: ``perturb_func`` returns interpretable samples (else samples in
+            input space).
+        from_interp_rep_transform: Maps an interpretable sample to the model's input space.
+        to_interp_rep_transform: Maps an input-space sample to the interpretable space.
+    """
 
     _multiply_by_inputs = False
 
@@ -222,7 +235,16 @@ def _progress(show: bool, total: int, desc: str) -> Any:
 class Lime(LimeBase):
     """Captum's ``Lime``: binary samples over feature groups (``feature_mask``), the other
     groups at ``baselines``; one surrogate per example when the model returns one output per
-    example, one for the whole batch when it returns a scalar."""
+    example, one for the whole batch when it returns a scalar.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        interpretable_model: The surrogate model fitted to the samples (Captum's ``Model`` protocol);
+            default a linear regression.
+        similarity_func: Captum's per-sample similarity, ``(original, perturbed, interpretable sample,
+            **kwargs) -> weight``.
+        perturb_func: Captum's sampler: a function or generator of perturbed samples.
+    """
 
     def __init__(
         self,
@@ -306,7 +328,11 @@ class Lime(LimeBase):
 class KernelShap(Lime):
     """Captum's ``KernelShap``: Lime with the Shapley kernel. Coalition sizes ``k`` are drawn
     with ``p(k) ~ (F-1) / (k (F-k))`` and a uniform coalition of that size, after the full
-    and the empty coalition, which get weight ``inf_weight``; a weighted linear regression."""
+    and the empty coalition, which get weight ``inf_weight``; a weighted linear regression.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+    """
 
     inf_weight = 1000000.0
 

@@ -16,7 +16,11 @@ class PropagationRule:
 
 
 class EpsilonRule(PropagationRule):
-    """LRP-epsilon (:func:`pyattrib.lrp.epsilon`)."""
+    """LRP-epsilon (:func:`pyattrib.lrp.epsilon`).
+
+    Args:
+        epsilon: The rule's stabiliser.
+    """
 
     def __init__(self, epsilon: float = 1e-9) -> None:
         self.STABILITY_FACTOR = epsilon
@@ -26,7 +30,12 @@ class EpsilonRule(PropagationRule):
 
 
 class GammaRule(PropagationRule):
-    """LRP-gamma (:func:`pyattrib.lrp.gamma`)."""
+    """LRP-gamma (:func:`pyattrib.lrp.gamma`).
+
+    Args:
+        gamma: Weight of the positive part added to the weights.
+        set_bias_to_zero: Distribute with the bias set to zero.
+    """
 
     def __init__(self, gamma: float = 0.25, set_bias_to_zero: bool = False) -> None:
         self.gamma, self.set_bias_to_zero = gamma, set_bias_to_zero
@@ -36,7 +45,11 @@ class GammaRule(PropagationRule):
 
 
 class Alpha1_Beta0_Rule(PropagationRule):  # noqa: N801 (Captum's name)
-    """LRP-alpha1-beta0 (:func:`pyattrib.lrp.alpha1_beta0`)."""
+    """LRP-alpha1-beta0 (:func:`pyattrib.lrp.alpha1_beta0`).
+
+    Args:
+        set_bias_to_zero: Distribute with the bias set to zero.
+    """
 
     def __init__(self, set_bias_to_zero: bool = False) -> None:
         self.set_bias_to_zero = set_bias_to_zero
@@ -46,7 +59,11 @@ class Alpha1_Beta0_Rule(PropagationRule):  # noqa: N801 (Captum's name)
 
 
 class IdentityRule(EpsilonRule):
-    """Pass relevance through unchanged (:func:`pyattrib.lrp.identity`)."""
+    """Pass relevance through unchanged (:func:`pyattrib.lrp.identity`).
+
+    Args:
+        epsilon: The rule's stabiliser.
+    """
 
     def to_rule(self) -> rules.Rule:
         return rules.identity()

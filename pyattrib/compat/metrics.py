@@ -25,7 +25,23 @@ def infidelity(
     normalize: bool = False,
 ) -> Tensor:
     """Captum's ``infidelity``: :func:`pyattrib.metrics.infidelity`, all samples in one forward
-    unless ``max_examples_per_batch`` is given."""
+    unless ``max_examples_per_batch`` is given.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        perturb_func: Captum's sampler: a function or generator of perturbed samples.
+        inputs: The inputs.
+        attributions: The attributions of ``inputs``.
+        baselines: The baselines.
+        additional_forward_args: Further arguments of the model.
+        target: The output explained.
+        n_perturb_samples: Perturbations per example.
+        max_examples_per_batch: Captum's chunking knob: examples per forward pass.
+        normalize: Rescale the attributions by the optimal factor first.
+
+    Returns:
+        Tensor: one score per example.
+    """
     n = as_tuple(inputs)[0][0].shape[0]
     rows = max_examples_per_batch if max_examples_per_batch is not None else n * n_perturb_samples
     measure = metrics.infidelity(
@@ -35,13 +51,30 @@ def infidelity(
 
 
 def infidelity_perturb_func_decorator(multiply_by_inputs: bool = True) -> Callable[[Callable], Callable]:
-    """Captum's decorator: :func:`pyattrib.metrics.perturbations_from`."""
+    """Captum's decorator: :func:`pyattrib.metrics.perturbations_from`.
+
+    Args:
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+
+    Returns:
+        A decorator turning ``perturb(inputs[, baselines]) -> perturbed`` into an infidelity
+        perturbation function.
+    """
     return lambda perturb_func: metrics.perturbations_from(perturb_func, multiply_by_inputs)
 
 
 def default_perturb_func(inputs: TensorOrTuple, perturb_radius: float = 0.02) -> tuple[Tensor, ...]:
     """Captum's default for sensitivity_max: uniform noise in ``[-r, r]``, drawn from the global
-    generator as float32 on the CPU (Captum's draws), then moved to the inputs' device."""
+    generator as float32 on the CPU (Captum's draws), then moved to the inputs' device.
+
+    Args:
+        inputs: The inputs.
+        perturb_radius: Radius of the uniform noise.
+
+    Returns:
+        The perturbed inputs.
+    """
     xs, _ = as_tuple(inputs)
     return tuple(x + torch.empty(x.shape).uniform_(-perturb_radius, perturb_radius).to(x.device) for x in xs)
 
@@ -56,7 +89,21 @@ def sensitivity_max(
     max_examples_per_batch: int | None = None,
     **kwargs: Any,
 ) -> Tensor:
-    """Captum's ``sensitivity_max``: :func:`pyattrib.metrics.sensitivity_max`."""
+    """Captum's ``sensitivity_max``: :func:`pyattrib.metrics.sensitivity_max`.
+
+    Args:
+        explanation_func: The explanation function (e.g. a compat instance's ``attribute``).
+        inputs: The inputs.
+        perturb_func: Captum's sampler: a function or generator of perturbed samples.
+        perturb_radius: Radius of the uniform noise.
+        n_perturb_samples: Perturbations per example.
+        norm_ord: The norm of the difference of explanations.
+        max_examples_per_batch: Captum's chunking knob: examples per forward pass.
+        **kwargs: Passed on to the explanation function (or the native class).
+
+    Returns:
+        Tensor: one score per example.
+    """
     measure = metrics.sensitivity_max(
         explanation_func, perturb_func=perturb_func, perturb_radius=perturb_radius,
         n_perturb_samples=n_perturb_samples, norm_ord=norm_ord, batch_size=max_examples_per_batch,

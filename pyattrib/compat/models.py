@@ -15,6 +15,9 @@ class TokenReferenceBase:
     """Reference token ids: ``reference_token_idx`` (e.g. the pad id) at every position.
 
     :func:`pyattrib.token_reference` is the native form, which can keep special tokens.
+
+    Args:
+        reference_token_idx: The reference token's id (e.g. the padding id).
     """
 
     def __init__(self, reference_token_idx: int = 0) -> None:
@@ -29,6 +32,10 @@ class InterpretableEmbeddingBase(nn.Module):
     model that takes token ids can be attributed with respect to its embeddings.
     ``indices_to_embeddings`` runs the original layer. The native API needs no patching:
     attribute at the embedding with a layer method (e.g. :func:`pyattrib.layer_integrated_gradients`).
+
+    Args:
+        embedding: The embedding layer stood in for.
+        full_name: Its name in the model (``model.<full_name>``).
     """
 
     def __init__(self, embedding: nn.Module, full_name: str) -> None:
@@ -63,7 +70,15 @@ def configure_interpretable_embedding_layer(
     model: nn.Module, embedding_layer_name: str = "embedding"
 ) -> InterpretableEmbeddingBase:
     """Replace ``model.<embedding_layer_name>`` by an :class:`InterpretableEmbeddingBase`
-    (undo with :func:`remove_interpretable_embedding_layer`)."""
+    (undo with :func:`remove_interpretable_embedding_layer`).
+
+    Args:
+        model: The model (an ``nn.Module``).
+        embedding_layer_name: The embedding layer's name in the model.
+
+    Returns:
+        InterpretableEmbeddingBase: the stand-in now in the model.
+    """
     parent, last = _parent(model, embedding_layer_name)
     embedding = getattr(parent, last)
     assert not isinstance(embedding, InterpretableEmbeddingBase), (
@@ -80,6 +95,15 @@ def configure_interpretable_embedding_layer(
 
 
 def remove_interpretable_embedding_layer(model: nn.Module, interpretable_emb: InterpretableEmbeddingBase) -> None:
-    """Put the original embedding layer back."""
+    """Put the original embedding layer back.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        interpretable_emb: The :class:`InterpretableEmbeddingBase` that
+            :func:`configure_interpretable_embedding_layer` returned.
+
+    Returns:
+        None.
+    """
     parent, last = _parent(model, interpretable_emb.full_name)
     setattr(parent, last, interpretable_emb.embedding)

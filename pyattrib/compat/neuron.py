@@ -13,7 +13,13 @@ from ._base import GradientAttribution, NeuronAttribution, captum_method, per_ev
 
 
 class NeuronGradient(NeuronAttribution, GradientAttribution):
-    """Captum's ``NeuronGradient`` over :func:`pyattrib.neuron_gradient`."""
+    """Captum's ``NeuronGradient`` over :func:`pyattrib.neuron_gradient`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     _transform = staticmethod(pa.neuron_gradient)
 
@@ -28,7 +34,15 @@ class NeuronGradient(NeuronAttribution, GradientAttribution):
 
 
 class NeuronIntegratedGradients(NeuronAttribution, GradientAttribution):
-    """Captum's ``NeuronIntegratedGradients`` over :func:`pyattrib.neuron_integrated_gradients`."""
+    """Captum's ``NeuronIntegratedGradients`` over :func:`pyattrib.neuron_integrated_gradients`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+    """
 
     def __init__(
         self, forward_func: Callable[..., Any], layer: nn.Module, device_ids: Any = None,
@@ -53,7 +67,15 @@ class NeuronIntegratedGradients(NeuronAttribution, GradientAttribution):
 
 
 class NeuronConductance(NeuronIntegratedGradients):
-    """Captum's ``NeuronConductance`` over :func:`pyattrib.neuron_conductance`."""
+    """Captum's ``NeuronConductance`` over :func:`pyattrib.neuron_conductance`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+    """
 
     def attribute(  # type: ignore[override]
         self, inputs: Any, neuron_selector: Any, baselines: Any = None, target: Any = None,
@@ -72,7 +94,15 @@ class NeuronConductance(NeuronIntegratedGradients):
 
 
 class NeuronGradientShap(NeuronIntegratedGradients):
-    """Captum's ``NeuronGradientShap`` over :func:`pyattrib.neuron_gradient_shap`."""
+    """Captum's ``NeuronGradientShap`` over :func:`pyattrib.neuron_gradient_shap`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+    """
 
     def attribute(  # type: ignore[override]
         self, inputs: Any, neuron_selector: Any, baselines: Any, n_samples: int = 5, stdevs: float = 0.0,
@@ -89,7 +119,14 @@ class NeuronGradientShap(NeuronIntegratedGradients):
 
 
 class NeuronDeepLift(NeuronAttribution, GradientAttribution):
-    """Captum's ``NeuronDeepLift`` over :func:`pyattrib.neuron_deep_lift`."""
+    """Captum's ``NeuronDeepLift`` over :func:`pyattrib.neuron_deep_lift`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+    """
 
     def __init__(self, model: nn.Module, layer: nn.Module, multiply_by_inputs: bool = True) -> None:
         super().__init__(model, layer)
@@ -113,13 +150,26 @@ class NeuronDeepLift(NeuronAttribution, GradientAttribution):
 
 
 class NeuronDeepLiftShap(NeuronDeepLift):
-    """Captum's ``NeuronDeepLiftShap`` over :func:`pyattrib.neuron_deep_lift_shap`."""
+    """Captum's ``NeuronDeepLiftShap`` over :func:`pyattrib.neuron_deep_lift_shap`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
+            attribution.
+    """
 
     _transform = staticmethod(pa.neuron_deep_lift_shap)
 
 
 class NeuronGuidedBackprop(NeuronAttribution, GradientAttribution):
-    """Captum's ``NeuronGuidedBackprop`` over :func:`pyattrib.neuron_guided_backprop`."""
+    """Captum's ``NeuronGuidedBackprop`` over :func:`pyattrib.neuron_guided_backprop`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     _transform = staticmethod(pa.neuron_guided_backprop)
 
@@ -131,13 +181,25 @@ class NeuronGuidedBackprop(NeuronAttribution, GradientAttribution):
 
 
 class NeuronDeconvolution(NeuronGuidedBackprop):
-    """Captum's ``NeuronDeconvolution`` over :func:`pyattrib.neuron_deconvolution`."""
+    """Captum's ``NeuronDeconvolution`` over :func:`pyattrib.neuron_deconvolution`.
+
+    Args:
+        model: The model (an ``nn.Module``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     _transform = staticmethod(pa.neuron_deconvolution)
 
 
 class NeuronFeatureAblation(NeuronAttribution):
-    """Captum's ``NeuronFeatureAblation`` over :func:`pyattrib.neuron_feature_ablation`."""
+    """Captum's ``NeuronFeatureAblation`` over :func:`pyattrib.neuron_feature_ablation`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        layer: The layer (module) explained, or a list of them where Captum takes one.
+        device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+    """
 
     _multiply_by_inputs = True
 

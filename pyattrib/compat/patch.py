@@ -71,7 +71,11 @@ def patch_captum() -> int:
     """Hand compat's classes to every user of Captum in this process (see the module doc).
 
     Idempotent; returns how many names now point at compat's twins (or, without Captum
-    installed, how many compat objects the stand-in ``captum`` modules hold)."""
+    installed, how many compat objects the stand-in ``captum`` modules hold).
+
+    Returns:
+        None.
+    """
     if _swapped or _made:
         return len(_swapped) or len(_made)
     from . import _CAPTUM_HOMES, captum_twins
@@ -84,7 +88,11 @@ def patch_captum() -> int:
 
 
 def unpatch_captum() -> None:
-    """Undo :func:`patch_captum`: every swapped name holds Captum's object again."""
+    """Undo :func:`patch_captum`: every swapped name holds Captum's object again.
+
+    Returns:
+        None.
+    """
     for module, attr, value in reversed(_swapped):
         setattr(module, attr, value)
     _swapped.clear()

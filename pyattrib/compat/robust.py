@@ -33,7 +33,15 @@ class _GradientAttack(Perturbation):
 
 
 class FGSM(_GradientAttack):
-    """Captum's ``FGSM``: :func:`pyattrib.robust.fgsm`."""
+    """Captum's ``FGSM``: :func:`pyattrib.robust.fgsm`.
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        loss_func: ``loss_func(outputs, target)``; default Captum's negative log-likelihood of
+            probabilities.
+        lower_bound: Smallest value an input element may take.
+        upper_bound: Largest value an input element may take.
+    """
 
     zero_thresh = robust.attacks.ZERO_GRADIENT
 
@@ -48,7 +56,15 @@ class FGSM(_GradientAttack):
 
 class PGD(_GradientAttack):
     """Captum's ``PGD``: :func:`pyattrib.robust.pgd` (its L2 random start draws one radius per
-    example, where Captum's broadcasts the radii against the last input dimension)."""
+    example, where Captum's broadcasts the radii against the last input dimension).
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        loss_func: ``loss_func(outputs, target)``; default Captum's negative log-likelihood of
+            probabilities.
+        lower_bound: Smallest value an input element may take.
+        upper_bound: Largest value an input element may take.
+    """
 
     def perturb(self, inputs: Any, radius: float, step_size: float, step_num: int, target: Any,
                 additional_forward_args: Any = None, targeted: bool = False, random_start: bool = False,
@@ -62,7 +78,13 @@ class PGD(_GradientAttack):
 
 class AttackComparator(robust.AttackComparator):
     """Captum's ``AttackComparator``: ``perturbations_per_eval`` is the number of versions of
-    the batch per forward (one by default)."""
+    the batch per forward (one by default).
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        metric: ``metric(model_out, **kwargs)``: what is compared.
+        preproc_fn: Applied to the inputs before the model.
+    """
 
     def __init__(
         self, forward_func: Callable[..., Any], metric: Callable[..., Any], preproc_fn: Callable | None = None
@@ -77,7 +99,21 @@ class AttackComparator(robust.AttackComparator):
 
 class MinParamPerturbation:
     """Captum's ``MinParamPerturbation``: :func:`pyattrib.robust.min_param_perturbation` with
-    the batch as one unit (``correct_fn`` judges the whole batch)."""
+    the batch as one unit (``correct_fn`` judges the whole batch).
+
+    Args:
+        forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+        attack: The attack (e.g. an ``FGSM`` instance or any callable).
+        arg_name: The attack's argument searched over.
+        arg_min: The first value tried.
+        arg_max: Values stay below this.
+        arg_step: The step between values.
+        mode: ``"linear"`` or ``"binary"`` search.
+        num_attempts: Attacks tried per value.
+        preproc_fn: Applied to the inputs before the model.
+        apply_before_preproc: Attack before ``preproc_fn``.
+        correct_fn: Says which examples are correct; default the arg-max is the target.
+    """
 
     def __init__(self, forward_func: Callable[..., Any], attack: Callable[..., Any], arg_name: str,
                  arg_min: float, arg_max: float, arg_step: float, mode: str = "linear", num_attempts: int = 1,

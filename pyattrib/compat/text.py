@@ -51,7 +51,14 @@ def _check(attr_method: Any, supported: tuple[type, ...], who: str) -> None:
 
 
 class LLMAttribution(Attribution):
-    """Captum's ``LLMAttribution`` over :func:`pyattrib.text.llm_attribution`."""
+    """Captum's ``LLMAttribution`` over :func:`pyattrib.text.llm_attribution`.
+
+    Args:
+        attr_method: The compat attribution it runs (e.g. a ``FeatureAblation`` or
+            ``LayerIntegratedGradients`` instance).
+        tokenizer: A Hugging Face tokenizer of the model.
+        attr_target: ``"log_prob"`` or ``"prob"``: what is attributed.
+    """
 
     SUPPORTED_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues, Lime, KernelShap)
     SUPPORTED_PER_TOKEN_ATTR_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues)
@@ -96,7 +103,15 @@ class _PlaceholderModel:
 
 
 class RemoteLLMAttribution(LLMAttribution):
-    """Captum's ``RemoteLLMAttribution`` over :func:`pyattrib.text.remote_llm_attribution`."""
+    """Captum's ``RemoteLLMAttribution`` over :func:`pyattrib.text.remote_llm_attribution`.
+
+    Args:
+        attr_method: The compat attribution it runs (e.g. a ``FeatureAblation`` or
+            ``LayerIntegratedGradients`` instance).
+        tokenizer: A Hugging Face tokenizer of the model.
+        provider: A :class:`~pyattrib.text.RemoteLLMProvider` (e.g. :class:`~pyattrib.text.VLLMProvider`).
+        attr_target: ``"log_prob"`` or ``"prob"``: what is attributed.
+    """
 
     placeholder_model = _PlaceholderModel()
 
@@ -116,7 +131,13 @@ class RemoteLLMAttribution(LLMAttribution):
 
 
 class LLMGradientAttribution(Attribution):
-    """Captum's ``LLMGradientAttribution`` over :func:`pyattrib.text.llm_gradient_attribution`."""
+    """Captum's ``LLMGradientAttribution`` over :func:`pyattrib.text.llm_gradient_attribution`.
+
+    Args:
+        attr_method: The compat attribution it runs (e.g. a ``FeatureAblation`` or
+            ``LayerIntegratedGradients`` instance).
+        tokenizer: A Hugging Face tokenizer of the model.
+    """
 
     SUPPORTED_METHODS = (LayerIntegratedGradients, LayerGradientShap, LayerGradientXActivation)
     SUPPORTED_INPUTS = (TextTokenInput,)

@@ -31,7 +31,8 @@ FIT_BUDGET = 2**20
 
 class Classifier(ABC):
     """Captum's classifier protocol: fit on ``(activations, concept id)`` batches, then give
-    one weight row per class and the class order."""
+    one weight row per class and the class order.
+    """
 
     @abstractmethod
     def train_and_eval(self, dataloader: Any, **kwargs: Any) -> dict | None: ...
@@ -46,7 +47,13 @@ class Classifier(ABC):
 @dataclass
 class ConceptStats:
     """One concept's training rows (float64) and held-out rows; the primal statistics
-    (``gram``, ``total``) are computed once, on first use."""
+    (``gram``, ``total``) are computed once, on first use.
+
+    Args:
+        train: Training activations, ``(M, D)``.
+        test: Test activations, ``(N, D)``.
+        _padded_gram: Internal cache; leave ``None``.
+    """
 
     train: Tensor  # (n_train, D)
     test: Tensor  # (n_test, D)
@@ -78,6 +85,18 @@ def fit_cavs(sets: Sequence[Sequence[ConceptStats]], regularisation: float) -> t
     (so it follows the layer's scale). With more features than rows the same ridge solution
     comes from the dual (kernel) form, an ``(n, n)`` system per set instead of ``(D, D)``.
     Sets are solved together in batches of about ``FIT_BUDGET`` stacked elements.
+
+    Args:
+        sets: ``S`` experimental sets, each ``K`` concepts' statistics (:class:`ConceptStats`).
+        regularisation: The ridge penalty of the CAV classifier.
+
+    Returns:
+        tuple[Tensor, Tensor]: the weights ``(S, K, D)`` and the held-out accuracies ``(S,)``.
+
+    References:
+        - Kim, Wattenberg, Gilmer, Cai, Wexler, Viégas and Sayres, "Interpretability Beyond Feature
+          Attribution: Quantitative Testing with Concept Activation Vectors (TCAV)", ICML 2018.
+          https://arxiv.org/abs/1711.11279
     """
     d = sets[0][0].train.shape[1]
     rows = max(sum(len(c.train) for c in concepts) for concepts in sets)
@@ -145,7 +164,13 @@ def _dual(sets: Sequence[Sequence[ConceptStats]], regularisation: float) -> tupl
 class RidgeClassifier(Classifier):
     """:func:`fit_cavs` behind the :class:`Classifier` protocol (one set at a time): the
     classes are the distinct labels in order of appearance; ``test_split_ratio`` of each
-    class's rows is held out for ``accs``."""
+    class's rows is held out for ``accs``.
+
+    Args:
+        regularisation: The ridge penalty of the CAV classifier.
+        seed: Seed of the generator built for the draws (a convenience: the same seed gives the same
+            draws).
+    """
 
     def __init__(self, regularisation: float = 1e-2, seed: int = 0) -> None:
         self.regularisation, self.seed = regularisation, seed

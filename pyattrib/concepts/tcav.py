@@ -33,7 +33,13 @@ from .classifier import Classifier, ConceptStats, fit_cavs
 
 @dataclass(eq=False)
 class Concept:
-    """A named set of examples: ``data_iter`` yields batches (tensors or tuples of tensors)."""
+    """A named set of examples: ``data_iter`` yields batches (tensors or tuples of tensors).
+
+    Args:
+        id: A unique integer id.
+        name: The concept's name.
+        data_iter: Yields the concept's batches (tensors or tuples of tensors).
+    """
 
     id: int
     name: str
@@ -50,7 +56,14 @@ class Concept:
 @dataclass
 class CAV:
     """The CAV of one experimental set at one layer: ``stats["weights"]`` (one row per concept),
-    ``stats["classes"]`` (concept ids, in row order) and ``stats["accs"]`` (held-out accuracy)."""
+    ``stats["classes"]`` (concept ids, in row order) and ``stats["accs"]`` (held-out accuracy).
+
+    Args:
+        concepts: The concepts of the experimental set.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+        stats: ``weights``, ``classes`` and ``accs`` (see above).
+    """
 
     concepts: list[Concept]
     layer: str
@@ -58,6 +71,18 @@ class CAV:
 
 
 def concepts_key(concepts: Sequence[Concept]) -> str:
+    """The key of an experimental set, as Captum names its CAV files: the concept ids joined by ``-``.
+
+    Args:
+        concepts: The concepts of the set.
+
+    Returns:
+        str: e.g. ``"0-1"``.
+
+    Example:
+        >>> pa.concepts.concepts_key([pa.concepts.Concept(0, "stripes"), pa.concepts.Concept(1, "random")])
+        '0-1'
+    """
     return "-".join(str(c.id) for c in concepts)
 
 
@@ -68,7 +93,16 @@ def cav_file(save_path: str, model_id: str, key: str, layer: str) -> str:
 
 def save_cav(cav: CAV, save_path: str, model_id: str) -> None:
     """Write ``cav`` where and as Captum does (``torch.save`` of ``concept_ids``,
-    ``concept_names``, ``layer``, ``stats``), so either library reuses the other's CAVs."""
+    ``concept_names``, ``layer``, ``stats``), so either library reuses the other's CAVs.
+
+    Args:
+        cav: The CAV to write.
+        save_path: The folder of CAV files.
+        model_id: Names the model in the file names.
+
+    Returns:
+        None.
+    """
     os.makedirs(os.path.join(save_path, model_id), exist_ok=True)
     saved = {"concept_ids": [c.id for c in cav.concepts], "concept_names": [c.name for c in cav.concepts],
              "layer": cav.layer, "stats": cav.stats}  # fmt: skip
@@ -76,7 +110,18 @@ def save_cav(cav: CAV, save_path: str, model_id: str) -> None:
 
 
 def load_cav(save_path: str, model_id: str, key: str, layer: str) -> CAV | None:
-    """The CAV saved by :func:`save_cav` or by Captum, or None."""
+    """The CAV saved by :func:`save_cav` or by Captum, or None.
+
+    Args:
+        save_path: The folder of CAV files.
+        model_id: Names the model in the file names.
+        key: The experimental set's key (:func:`concepts_key`).
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+
+    Returns:
+        CAV | None: the saved CAV, or None if there is none.
+    """
     path = cav_file(save_path, model_id, key, layer)
     if not os.path.exists(path):
         return None
@@ -89,7 +134,11 @@ LayerAttr = Callable[[nn.Module, list[nn.Module]], Callable[..., Any]]
 
 
 class ConceptInterpreter:
-    """The base of concept-based interpreters: holds the model."""
+    """The base of concept-based interpreters: holds the model.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -109,6 +158,32 @@ class TCAV(ConceptInterpreter):
       Captum's layout; they are not read back). None keeps everything in memory.
     - ``seed``: the held-out split. ``batch_size``: input rows per gradient pass in ``interpret``.
     - ``classifier_kwargs``: passed to a custom classifier's ``train_and_eval``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layers: The layers (modules, or their names in ``model.named_modules()``).
+        classifier: None for the batched ridge classifier of :func:`fit_cavs` (``regularisation`` scales
+            its ridge; ``test_split`` of each concept's rows is held out for ``accs``), or a
+            :class:`Classifier` fitted set by set (Captum's protocol).
+        layer_attr_method: The layer method whose attributions score the concepts; default the layer
+            gradients.
+        attribute_to_layer_input: Explain the layer's input instead of its output.
+        save_path: Where CAVs are saved and loaded (``save_path/model_id/<set>-<layer>.pkl``, Captum's
+            files: either library reuses the other's CAVs) and concept activations written
+            (``save_path/av/model_id/<concept>/<layer>/<batch>.pt``, Captum's layout; they are not read
+            back). None keeps everything in memory.
+        model_id: Names the model in the saved CAV files.
+        test_split: The share of each concept's examples held out to score its CAV.
+        regularisation: The ridge penalty of the CAV classifier.
+        seed: The held-out split. ``batch_size``: input rows per gradient pass in ``interpret``.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        classifier_kwargs: Passed to a custom classifier's ``train_and_eval``.
+
+    References:
+        - Kim, Wattenberg, Gilmer, Cai, Wexler, Viégas and Sayres, "Interpretability Beyond Feature
+          Attribution: Quantitative Testing with Concept Activation Vectors (TCAV)", ICML 2018.
+          https://arxiv.org/abs/1711.11279
     """
 
     def __init__(
@@ -351,5 +426,19 @@ def _leaves(value: Any) -> list[Tensor]:
 
 
 def tcav(model: nn.Module, layers: str | nn.Module | Sequence[str | nn.Module], **options: Any) -> TCAV:
-    """A :class:`TCAV` interpreter of ``model`` at ``layers`` (see its options)."""
+    """A :class:`TCAV` interpreter of ``model`` at ``layers`` (see its options).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layers: The layers (modules, or their names in ``model.named_modules()``).
+        **options: Keyword configuration of the class it builds (see there).
+
+    Returns:
+        TCAV: call ``interpret(inputs, experimental_sets, target=...)`` for the scores.
+
+    References:
+        - Kim, Wattenberg, Gilmer, Cai, Wexler, Viégas and Sayres, "Interpretability Beyond Feature
+          Attribution: Quantitative Testing with Concept Activation Vectors (TCAV)", ICML 2018.
+          https://arxiv.org/abs/1711.11279
+    """
     return TCAV(model, layers, **options)

@@ -56,6 +56,23 @@ def dataloader_attribution(
     shapes, the unperturbed pass, then the passes of ablations); within a pass all ablations of
     a batch go through the model together, ``batch_size`` rows at a time. The default
     ``perturbations_per_pass=None`` ablates every group in one pass (Captum: one per pass).
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        reduce: ``reduce(accum, output, inputs) -> accum`` folds the model's outputs over the batches.
+        to_metric: ``to_metric(accum)`` makes the metric tensor.
+        perturbations_per_pass: Feature groups ablated per pass over the loader (``None``: all in one
+            pass).
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        show_progress: Show a progress bar over the model evaluations.
+        flat_metric: Flatten the metric's dimensions into one, as Captum's ``DataLoaderAttribution``
+            does.
+
+    Returns:
+        A function ``(loader, baselines=None, *, input_roles=None, feature_mask=None,
+        return_input_shape=True) -> attributions``.
     """
     check_batch_size(batch_size)
     if perturbations_per_pass is not None and perturbations_per_pass < 1:

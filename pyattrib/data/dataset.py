@@ -26,7 +26,19 @@ def split_batch(batch: Any) -> tuple[Any, Any]:
     """``(inputs, labels)`` of a batch: a tensor is all inputs; a tuple or list is
     ``(inputs..., labels)`` (one input: ``(x, y)``); a dict gives its first input key
     (``inputs``, ``input``, ``x``, ``pixel_values``, ``input_ids``) and label key (``labels``,
-    ``label``, ``target``, ``targets``, ``y``)."""
+    ``label``, ``target``, ``targets``, ``y``).
+
+    Args:
+        batch: A batch as a DataLoader yields it.
+
+    Returns:
+        tuple: ``(inputs, labels)`` (``labels`` None when the batch has none).
+
+    Example:
+        >>> inputs, labels = pa.data.split_batch((x, y))
+        >>> labels.tolist()
+        [0, 1, 2, 0]
+    """
     if isinstance(batch, Tensor):
         return batch, None
     if isinstance(batch, dict):
@@ -68,7 +80,13 @@ def _batches(loader: Any) -> Iterator[tuple[int, list[int], Callable[[], Any]]]:
 @dataclass
 class DatasetAttribution:
     """What :func:`attribute_dataset` did: ``n_examples`` attributed (by this process),
-    ``summary`` (merged over all processes), and ``out`` (the shard folder, or None)."""
+    ``summary`` (merged over all processes), and ``out`` (the shard folder, or None).
+
+    Args:
+        n_examples: Examples attributed by this process.
+        summary: The summary, merged over all processes.
+        out: The shard folder, or None.
+    """
 
     n_examples: int
     summary: Summarizer | None
@@ -112,6 +130,33 @@ def attribute_dataset(
       and the summaries of all ranks are merged (every rank gets the merged one). A random
       attributor gets a generator seeded with ``(seed, b)`` for batch ``b``, so the results do
       not depend on the number of processes.
+
+    Args:
+        attributor: The attributor run on every batch.
+        loader: The batches (a DataLoader or any iterable).
+        target: ``"batch"`` uses the labels; or any target (an int, None, a callable ``batch ->
+            target``).
+        split: ``split(batch) -> (inputs, labels)``; default :func:`split_batch`.
+        summarize: A :class:`Summarizer` or :class:`ClassSummarizer` fed with the attributions.
+        out: A folder of shards, one per batch: ``attr<j>-<batch>.npy`` per input tensor and
+            ``ids-<batch>.npy`` (the dataset indices of its examples), written atomically, the ids last;
+            ``index.json`` lists them. :func:`load_attributions` reads them memory-mapped. A rerun skips
+            the batches whose shards exist (their attributions are read back for the summary), so an
+            interrupted run loses and duplicates nothing.
+        seed: Seeds the generator of a random attributor: ``(seed, b)`` for batch ``b``.
+        device: Where each batch's tensors go before the call (e.g. ``f"cuda:{local_rank}"`` for one GPU
+            per process); attributions are stored and summarised from there.
+        show_progress: Show a progress bar over the model evaluations.
+        **attributor_kwargs: Passed to every call of the attributor (e.g. ``baselines``).
+
+    Returns:
+        DatasetAttribution: the number of examples attributed, the summary and the shard folder.
+
+    Example:
+        >>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=2)
+        >>> run = pa.data.attribute_dataset(pa.saliency(model), loader, show_progress=False)
+        >>> run.n_examples
+        4
     """
     rank, world = _world()
     if out is not None:
@@ -236,7 +281,11 @@ class StoredAttributions:
 
     ``ids`` (all dataset indices, in shard order), ``len()``, ``get(example_ids)`` (one array
     per input tensor, rows in the order asked), and ``array(j)`` (input ``j`` of every example,
-    concatenated: this one loads them all)."""
+    concatenated: this one loads them all).
+
+    Args:
+        out: A folder for the attribution shards (``None``: keep nothing on disk).
+    """
 
     def __init__(self, out: str) -> None:
         with open(os.path.join(out, "index.json")) as fh:
@@ -261,7 +310,14 @@ class StoredAttributions:
 
 
 def load_attributions(out: str) -> StoredAttributions:
-    """Open the shards that :func:`attribute_dataset` wrote to ``out``."""
+    """Open the shards that :func:`attribute_dataset` wrote to ``out``.
+
+    Args:
+        out: A folder for the attribution shards (``None``: keep nothing on disk).
+
+    Returns:
+        StoredAttributions: the shards, read memory-mapped.
+    """
     if not os.path.exists(os.path.join(out, "index.json")):
         raise ArgumentError(f"{out} has no index.json: run attribute_dataset(..., out={out!r}) to the end first")
     return StoredAttributions(out)

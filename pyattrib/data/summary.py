@@ -24,7 +24,12 @@ Value = Tensor | int | float | None
 
 
 class Stat(ABC):
-    """A statistic read from the running state of one tensor."""
+    """A statistic read from the running state of one tensor.
+
+    Args:
+        name: The statistic's name (its key in the summary).
+        **params: The parameters of the parameterised statistic.
+    """
 
     def __init__(self, name: str | None = None, **params: Any) -> None:
         self.params = params
@@ -49,23 +54,50 @@ class Stat(ABC):
 
 
 class Count(Stat):
+    """The number of values seen, :math:`n`.
+
+    Args:
+        name: The statistic's name (its key in the summary); default ``"count"``.
+        **params: Parameters of the statistic (none for this one).
+    """
+
     def get(self, state: _State) -> Value:
         return state.n or None
 
 
 class Mean(Stat):
+    """The running mean, :math:`\\bar x_n` (Welford's update).
+
+    Args:
+        name: The statistic's name (its key in the summary); default ``"mean"``.
+        **params: Parameters of the statistic (none for this one).
+    """
+
     def get(self, state: _State) -> Value:
         return state.mean
 
 
 class MSE(Stat):
-    """The running sum of squared deviations from the mean, :math:`M_n` (Captum's name)."""
+    """The running sum of squared deviations from the mean, :math:`M_n` (Captum's name).
+
+    Args:
+        name: The statistic's name (its key in the summary).
+        **params: The parameters of the parameterised statistic.
+    """
 
     def get(self, state: _State) -> Value:
         return state.m2
 
 
 class Var(Stat):
+    """The running variance, :math:`M_n / (n - \\text{order})`.
+
+    Args:
+        name: The statistic's name (its key in the summary); default ``"variance"`` (order 0) or
+            ``"sample_variance"`` (order 1).
+        order: Degrees of freedom removed from the count (0: population variance, 1: sample variance).
+    """
+
     def __init__(self, name: str | None = None, order: int = 0) -> None:
         default = {0: "variance", 1: "sample_variance"}.get(order, f"variance({order})")
         super().__init__(name=name or default, order=order)
@@ -80,6 +112,14 @@ class Var(Stat):
 
 
 class StdDev(Stat):
+    """The running standard deviation, :math:`\\sqrt{M_n / (n - \\text{order})}`.
+
+    Args:
+        name: The statistic's name (its key in the summary); default ``"std_dev"`` (order 0) or
+            ``"sample_std_dev"`` (order 1).
+        order: Degrees of freedom removed from the count (0: population, 1: sample).
+    """
+
     def __init__(self, name: str | None = None, order: int = 0) -> None:
         default = {0: "std_dev", 1: "sample_std_dev"}.get(order, f"std_dev({order})")
         super().__init__(name=name or default, order=order)
@@ -104,6 +144,13 @@ class _Fold(Stat):
 
 
 class Min(_Fold):
+    """The running element-wise minimum: ``result = min_fn(result, x)``.
+
+    Args:
+        name: The statistic's name (its key in the summary); default ``"min"``.
+        min_fn: The fold, ``(running, x) -> running``.
+    """
+
     default = staticmethod(torch.min)
 
     def __init__(self, name: str | None = None, min_fn: Callable[[Tensor, Tensor], Tensor] = torch.min) -> None:
@@ -111,6 +158,13 @@ class Min(_Fold):
 
 
 class Max(_Fold):
+    """The running element-wise maximum: ``result = max_fn(result, x)``.
+
+    Args:
+        name: The statistic's name (its key in the summary); default ``"max"``.
+        max_fn: The fold, ``(running, x) -> running``.
+    """
+
     default = staticmethod(torch.max)
 
     def __init__(self, name: str | None = None, max_fn: Callable[[Tensor, Tensor], Tensor] = torch.max) -> None:
@@ -118,12 +172,23 @@ class Max(_Fold):
 
 
 class Sum(_Fold):
+    """The running sum: ``result = add_fn(result, x)``.
+
+    Args:
+        name: The statistic's name (its key in the summary); default ``"sum"``.
+        add_fn: The fold, ``(running, x) -> running``.
+    """
+
     def __init__(self, name: str | None = None, add_fn: Callable[[Tensor, Tensor], Tensor] = torch.add) -> None:
         super().__init__(name, add_fn)
 
 
 def CommonStats() -> list[Stat]:  # noqa: N802 (Captum's name)
-    """Mean, sample variance, sample standard deviation, min and max."""
+    """Mean, sample variance, sample standard deviation, min and max.
+
+    Returns:
+        list[Stat]: ``[Mean(), Var(order=1), StdDev(order=1), Min(), Max()]``.
+    """
     return [Mean(), Var(order=1), StdDev(order=1), Min(), Max()]
 
 
@@ -195,6 +260,16 @@ class Summarizer:
 
     ``update(x)`` adds one value; ``summary`` is ``{stat.name: value}`` (a list of such dicts,
     one per tensor, when the updates are tuples). Numbers are taken as float tensors.
+
+    Args:
+        stats: The statistics to keep (e.g. ``[Mean(), Var()]`` or :func:`CommonStats`).
+
+    Example:
+        >>> summary = pa.data.Summarizer([pa.data.Mean(), pa.data.Max()])
+        >>> summary.update(torch.tensor([1.0, 3.0]))
+        >>> summary.update(torch.tensor([3.0, 5.0]))
+        >>> summary.summary
+        {'mean': tensor([2., 4.]), 'max': tensor([3., 5.])}
     """
 
     def __init__(self, stats: Sequence[Stat]) -> None:
@@ -252,6 +327,9 @@ class ClassSummarizer(Summarizer):
     for the batch or one per example (list or tensor). Each example is one update of the
     overall summary and of its label's; ``class_summaries`` is ``{label: summary}``. Without
     labels, ``x`` is one value, as in :class:`Summarizer`.
+
+    Args:
+        stats: The statistics to keep (e.g. ``[Mean(), Var()]`` or :func:`CommonStats`).
     """
 
     def __init__(self, stats: Sequence[Stat]) -> None:

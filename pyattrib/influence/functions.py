@@ -52,7 +52,19 @@ def top_eigen(h: Tensor, k: int | None, reg: float, tol: float) -> tuple[Tensor,
 class InfluenceFunction(TracInCP, ABC):
     """Influence-function scores of ``train_data`` (see the module docstring); the methods are
     :class:`TracInCP`'s (``influence``, ``self_influence``, ``k_most_influential``) with the
-    per-example gradients replaced by their embeddings ``embed(inputs, labels)``."""
+    per-example gradients replaced by their embeddings ``embed(inputs, labels)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        hessian_data: The examples whose summed loss defines the Hessian; default the training set.
+        projection_dim: Project gradients to this dimension with a random matrix (``None``: no
+            projection).
+        hessian_reg: Added to the Hessian's diagonal (damping).
+        hessian_inverse_tol: Eigenvalues below this are dropped when inverting the Hessian.
+        **options: Keyword configuration of the class it builds (see there).
+    """
 
     def __init__(
         self,
@@ -116,7 +128,23 @@ class InfluenceFunction(TracInCP, ABC):
 class NaiveInfluenceFunction(InfluenceFunction):
     """Influence functions from the explicit Hessian (``torch.func.hessian``), summed over
     ``hessian_data`` in chunks of ``batch_size``. For models of at most 20,000 parameters (use
-    ``layers=`` or :class:`ArnoldiInfluenceFunction` beyond)."""
+    ``layers=`` or :class:`ArnoldiInfluenceFunction` beyond).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        hessian_data: The examples whose summed loss defines the Hessian; default the training set.
+        projection_dim: Project gradients to this dimension with a random matrix (``None``: no
+            projection).
+        hessian_reg: Added to the Hessian's diagonal (damping).
+        hessian_inverse_tol: Eigenvalues below this are dropped when inverting the Hessian.
+        **options: Keyword configuration of the class it builds (see there).
+
+    References:
+        - Koh and Liang, "Understanding Black-box Predictions via Influence Functions", ICML 2017.
+          https://arxiv.org/abs/1703.04730
+    """
 
     def _eigenpairs(self) -> tuple[Tensor, Tensor]:
         theta, total_loss = self._flat()
@@ -141,7 +169,25 @@ class ArnoldiInfluenceFunction(InfluenceFunction):
     ``projection_dim`` directions, else it goes on from a fresh random direction orthogonal to
     it (a Hessian such as ``2 I`` has a one-dimensional Krylov space from any start). The top
     eigenpairs of the Hessian restricted to the space stand in for the Hessian's (``H`` is never
-    formed)."""
+    formed).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        arnoldi_dim: Steps of Arnoldi iteration.
+        arnoldi_tol: Below this norm the next Krylov vector ends an invariant subspace.
+        seed: Seed of the starting vectors.
+        hessian_reg: Added to the Hessian's diagonal (damping).
+        hessian_inverse_tol: Eigenvalues below this are dropped when inverting the Hessian.
+        **options: Keyword configuration of the class it builds (see there).
+
+    References:
+        - Koh and Liang, "Understanding Black-box Predictions via Influence Functions", ICML 2017.
+          https://arxiv.org/abs/1703.04730
+        - Schioppa, Zablotskaia, Vilar and Sokolov, "Scaling Up Influence Functions", AAAI 2022.
+          https://arxiv.org/abs/2112.03052
+    """
 
     def __init__(
         self,
@@ -218,12 +264,42 @@ def orthogonalise(w: Tensor, basis: list[Tensor]) -> tuple[Tensor, Tensor]:
 def naive_influence_function(model: nn.Module, train_data: Any, **options: Any) -> NaiveInfluenceFunction:
     """A :class:`NaiveInfluenceFunction` over ``train_data``: options ``hessian_data``,
     ``projection_dim`` (50), ``hessian_reg`` (1e-6), ``hessian_inverse_tol`` (1e-5) and
-    :class:`pyattrib.influence.TracInCP`'s ``loss_fn``, ``test_loss_fn``, ``layers``, ``batch_size``."""
+    :class:`pyattrib.influence.TracInCP`'s ``loss_fn``, ``test_loss_fn``, ``layers``, ``batch_size``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        **options: Keyword configuration of the class it builds (see there).
+
+    Returns:
+        NaiveInfluenceFunction.
+
+    References:
+        - Koh and Liang, "Understanding Black-box Predictions via Influence Functions", ICML 2017.
+          https://arxiv.org/abs/1703.04730
+    """
     return NaiveInfluenceFunction(model, train_data, **options)
 
 
 def arnoldi_influence_function(model: nn.Module, train_data: Any, **options: Any) -> ArnoldiInfluenceFunction:
     """An :class:`ArnoldiInfluenceFunction` over ``train_data``: options ``arnoldi_dim`` (200),
     ``arnoldi_tol`` (0.1), ``seed``, ``projection_dim`` (50), ``hessian_reg`` (1e-3),
-    ``hessian_inverse_tol`` (1e-4), ``hessian_data`` and :class:`TracInCP`'s options."""
+    ``hessian_inverse_tol`` (1e-4), ``hessian_data`` and :class:`TracInCP`'s options.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        **options: Keyword configuration of the class it builds (see there).
+
+    Returns:
+        ArnoldiInfluenceFunction.
+
+    References:
+        - Koh and Liang, "Understanding Black-box Predictions via Influence Functions", ICML 2017.
+          https://arxiv.org/abs/1703.04730
+        - Schioppa, Zablotskaia, Vilar and Sokolov, "Scaling Up Influence Functions", AAAI 2022.
+          https://arxiv.org/abs/2112.03052
+    """
     return ArnoldiInfluenceFunction(model, train_data, **options)

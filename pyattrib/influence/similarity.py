@@ -15,7 +15,20 @@ from .tracin import merge_top_k, train_chunks
 
 
 def cosine_similarity(test: Tensor, train: Tensor) -> Tensor:
-    """``(N_test, N_train)`` cosine similarities of flattened rows (0 for an all-zero row)."""
+    """``(N_test, N_train)`` cosine similarities of flattened rows (0 for an all-zero row).
+
+    Args:
+        test: Test activations, ``(N, D)``.
+        train: Training activations, ``(M, D)``.
+
+    Returns:
+        Tensor: ``(N, M)`` cosine similarities.
+
+    Example:
+        >>> pa.influence.cosine_similarity(torch.eye(2), torch.eye(2))
+        tensor([[1., 0.],
+                [0., 1.]])
+    """
     test, train = test.reshape(len(test), -1), train.reshape(len(train), -1)
     test = test / torch.where((n := test.norm(dim=1, keepdim=True)) == 0, torch.ones_like(n), n)
     train = train / torch.where((n := train.norm(dim=1, keepdim=True)) == 0, torch.ones_like(n), n)
@@ -23,7 +36,20 @@ def cosine_similarity(test: Tensor, train: Tensor) -> Tensor:
 
 
 def euclidean_distance(test: Tensor, train: Tensor) -> Tensor:
-    """``(N_test, N_train)`` euclidean distances of flattened rows."""
+    """``(N_test, N_train)`` euclidean distances of flattened rows.
+
+    Args:
+        test: Test activations, ``(N, D)``.
+        train: Training activations, ``(M, D)``.
+
+    Returns:
+        Tensor: ``(N, M)`` Euclidean distances.
+
+    Example:
+        >>> pa.influence.euclidean_distance(torch.eye(2), torch.eye(2))
+        tensor([[0.0000, 1.4142],
+                [1.4142, 0.0000]])
+    """
     return torch.cdist(test.reshape(len(test), -1)[None], train.reshape(len(train), -1)[None])[0]
 
 
@@ -37,7 +63,17 @@ class SimilarityInfluence:
     ``"max"`` or ``"min"``). Training activations are read with the capture combinator in
     chunks of ``batch_size`` and never all held at once: a running top-k is kept per layer.
     ``influence(inputs, top_k=1)`` returns ``{layer: (indices, scores)}``, each
-    ``(N_test, top_k)``."""
+    ``(N_test, top_k)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layers: The layers (modules, or their names in ``model.named_modules()``).
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        similarity: ``"cosine"``, ``"euclidean"`` or a function ``(test, train) -> (N, M)`` scores.
+        direction: With a callable ``similarity``: ``"max"`` (larger is closer) or ``"min"``.
+        batch_size: Training examples per chunk of activations.
+    """
 
     def __init__(self, model: nn.Module, layers: str | Sequence[str], train_data: Any, *,
                  similarity: str | Callable[[Tensor, Tensor], Tensor] = "cosine", direction: str | None = None,
@@ -71,5 +107,16 @@ class SimilarityInfluence:
 
 def similarity_influence(model: nn.Module, layers: str | Sequence[str], train_data: Any,
                          **options: Any) -> SimilarityInfluence:  # fmt: skip
-    """A :class:`SimilarityInfluence` (see its options)."""
+    """A :class:`SimilarityInfluence` (see its options).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layers: The layers (modules, or their names in ``model.named_modules()``).
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        **options: Keyword configuration of the class it builds (see there).
+
+    Returns:
+        SimilarityInfluence: ``influence(inputs, top_k)``.
+    """
     return SimilarityInfluence(model, layers, train_data, **options)

@@ -126,6 +126,22 @@ class TracInCP:
     training examples' :math:`\\sum_c \\eta_c \\lVert \\nabla L(z; \\theta_c) \\rVert^2`;
     ``k_most_influential(inputs, labels, k, proponents=True)`` the top ``k`` training indices
     and scores per test example (opponents: the most negative).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        checkpoints: The checkpoints: state dicts, paths of saved ones, or models.
+        learning_rates: One per checkpoint (default 1), :math:`\\eta_c`.
+        load: Reads a checkpoint path into a ``state_dict`` (default ``torch.load``).
+        loss_fn: The loss of one example, ``(outputs, labels)``; default cross-entropy.
+        test_loss_fn: The loss of the test examples (default ``loss_fn``).
+        layers: Module names whose parameters are used (default every parameter).
+        batch_size: Examples per per-sample-gradient chunk.
+
+    References:
+        - Pruthi, Liu, Kale and Sundararajan, "Estimating Training Data Influence by Tracing Gradient
+          Descent", NeurIPS 2020. https://arxiv.org/abs/2002.08484
     """
 
     def __init__(
@@ -334,7 +350,28 @@ class TracInCP:
 
 
 def tracin_cp(model: nn.Module, train_data: Any, checkpoints: Sequence[Checkpoint], **options: Any) -> TracInCP:
-    """A :class:`TracInCP` over ``train_data`` (see its options)."""
+    """A :class:`TracInCP` over ``train_data`` (see its options).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        checkpoints: The checkpoints: state dicts, paths of saved ones, or models.
+        **options: Keyword configuration of the class it builds (see there).
+
+    Returns:
+        TracInCP: ``influence``, ``self_influence`` and ``k_most_influential``.
+
+    References:
+        - Pruthi, Liu, Kale and Sundararajan, "Estimating Training Data Influence by Tracing Gradient
+          Descent", NeurIPS 2020. https://arxiv.org/abs/2002.08484
+
+    Example:
+        >>> train = torch.utils.data.TensorDataset(torch.randn(16, 8), torch.randint(0, 3, (16,)))
+        >>> tracin = pa.influence.tracin_cp(model, train, [model.state_dict()])
+        >>> tracin.influence(x, y).shape
+        torch.Size([4, 16])
+    """
     return TracInCP(model, train_data, checkpoints, **options)
 
 
@@ -348,6 +385,19 @@ class TracInCPFast(TracInCP):
     with no per-sample weight gradient ever formed (the bias is left out, as in Captum's
     TracInCPFast). ``final_fc_layer`` names the ``nn.Linear``; the other options are
     :class:`TracInCP`'s.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        final_fc_layer: The final ``nn.Linear`` layer, whose input and output gradient give the score in
+            closed form.
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        checkpoints: The checkpoints: state dicts, paths of saved ones, or models.
+        **options: Keyword configuration of the class it builds (see there).
+
+    References:
+        - Pruthi, Liu, Kale and Sundararajan, "Estimating Training Data Influence by Tracing Gradient
+          Descent", NeurIPS 2020. https://arxiv.org/abs/2002.08484
     """
 
     def __init__(self, model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint],
@@ -407,7 +457,24 @@ class TracInCPFast(TracInCP):
 
 def tracin_cp_fast(model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint],
                    **options: Any) -> TracInCPFast:  # fmt: skip
-    """A :class:`TracInCPFast` over ``train_data`` (see its options)."""
+    """A :class:`TracInCPFast` over ``train_data`` (see its options).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        final_fc_layer: The final ``nn.Linear`` layer, whose input and output gradient give the score in
+            closed form.
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        checkpoints: The checkpoints: state dicts, paths of saved ones, or models.
+        **options: Keyword configuration of the class it builds (see there).
+
+    Returns:
+        TracInCPFast.
+
+    References:
+        - Pruthi, Liu, Kale and Sundararajan, "Estimating Training Data Influence by Tracing Gradient
+          Descent", NeurIPS 2020. https://arxiv.org/abs/2002.08484
+    """
     return TracInCPFast(model, final_fc_layer, train_data, checkpoints, **options)
 
 
@@ -422,6 +489,23 @@ class TracInCPFastRandProj(TracInCPFast):
     (Johnson-Lindenstrauss) at a fraction of the size; without it the scores equal
     :class:`TracInCPFast`'s. The training embeddings are computed on the first query and
     kept; ``k_most_influential`` takes an exact top-k over them in chunks.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        final_fc_layer: The final ``nn.Linear`` layer, whose input and output gradient give the score in
+            closed form.
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        checkpoints: The checkpoints: state dicts, paths of saved ones, or models.
+        projection_dim: Project gradients to this dimension with a random matrix (``None``: no
+            projection).
+        seed: Seed of the generator built for the draws (a convenience: the same seed gives the same
+            draws).
+        **options: Keyword configuration of the class it builds (see there).
+
+    References:
+        - Pruthi, Liu, Kale and Sundararajan, "Estimating Training Data Influence by Tracing Gradient
+          Descent", NeurIPS 2020. https://arxiv.org/abs/2002.08484
     """
 
     def __init__(self, model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint], *,
@@ -492,5 +576,22 @@ class TracInCPFastRandProj(TracInCPFast):
 
 def tracin_cp_fast_rand_proj(model: nn.Module, final_fc_layer: str, train_data: Any,
                              checkpoints: Sequence[Checkpoint], **options: Any) -> TracInCPFastRandProj:  # fmt: skip
-    """A :class:`TracInCPFastRandProj` over ``train_data`` (see its options)."""
+    """A :class:`TracInCPFastRandProj` over ``train_data`` (see its options).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        final_fc_layer: The final ``nn.Linear`` layer, whose input and output gradient give the score in
+            closed form.
+        train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
+            tensors), the label last.
+        checkpoints: The checkpoints: state dicts, paths of saved ones, or models.
+        **options: Keyword configuration of the class it builds (see there).
+
+    Returns:
+        TracInCPFastRandProj.
+
+    References:
+        - Pruthi, Liu, Kale and Sundararajan, "Estimating Training Data Influence by Tracing Gradient
+          Descent", NeurIPS 2020. https://arxiv.org/abs/2002.08484
+    """
     return TracInCPFastRandProj(model, final_fc_layer, train_data, checkpoints, **options)

@@ -34,6 +34,11 @@ class Method:
 
     ``options`` are the transform's configuration (shown on the page, editable in the live
     page); ``call`` holds call-time arguments such as ``baselines``.
+
+    Args:
+        transform: A pyattrib transform, e.g. ``pa.integrated_gradients``.
+        options: The transform's configuration (editable on the live page).
+        call: Call-time arguments, such as ``baselines``.
     """
 
     transform: Callable[..., Any]
@@ -134,7 +139,22 @@ def png(pixels: np.ndarray) -> str:
 
 
 class Explorer:
-    """A model, some labelled examples and named methods; computes and renders what the page shows."""
+    """A model, some labelled examples and named methods; computes and renders what the page shows.
+
+    Args:
+        model: The model.
+        dataset: The examples: a sequence of ``(input, label)`` pairs, or a ``(inputs, labels)`` pair of
+            tensors.
+        methods: The attribution methods: a mapping from a display name to a transform or a ``Method``.
+        classes: The class names, by index.
+        kind: ``"image"``, ``"text"`` or ``"tabular"``; default inferred from the inputs.
+        tokens: Turns one example's token ids into strings (text).
+        feature_names: Names of tabular features.
+        target: ``"predicted"`` or ``"label"``: which class is explained.
+        sign: Which attributions to show: ``"all"``, ``"positive"``, ``"negative"`` or
+            ``"absolute_value"``.
+        limit: Show at most this many examples.
+    """
 
     def __init__(
         self,

@@ -62,6 +62,19 @@ def report(
     attributions are summed over the embedding) and tabular rows (``feature_names=``) work.
     The page inlines its data, CSS and JavaScript: it opens from disk, in Jupyter and as a CI
     artifact, with no network. Written to ``path`` when given.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        dataset: The examples: a sequence of ``(input, label)`` pairs, or a ``(inputs, labels)`` pair of
+            tensors.
+        methods: The attribution methods: a mapping from a display name to a transform or a ``Method``.
+        classes: The class names, by index.
+        path: Where to write the HTML file.
+        title: A title.
+        **options: Keyword configuration of the class it builds (see there).
+
+    Returns:
+        Report: the page; ``path`` holds the file when one was written.
     """
     explorer = Explorer(model, dataset, methods, classes, **options)
     result = Report(page(page_data(explorer, live=False), title))

@@ -48,7 +48,13 @@ class _ThreadedServer(ThreadingMixIn, WSGIServer):
 
 
 class Server:
-    """A running Insights server: ``url`` (with its token), ``token``, ``stop()``, ``wait()``; a context manager."""
+    """A running Insights server: ``url`` (with its token), ``token``, ``stop()``, ``wait()``; a context manager.
+
+    Args:
+        httpd: The running HTTP server.
+        host: The interface to listen on.
+        token: The secret the page must present; default a random one (printed in the URL).
+    """
 
     def __init__(self, httpd: WSGIServer, host: str, token: str) -> None:
         self._httpd = httpd
@@ -230,6 +236,24 @@ def serve(
     (defaults ``LIMITS``: 512 steps or samples, batch size 4096, 256 examples a request)
     with a 400 naming the limit; malformed requests get a 4xx JSON error. Requests are served
     on threads, each connection dropped after 30 s of silence; model calls run one at a time.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        dataset: The examples: a sequence of ``(input, label)`` pairs, or a ``(inputs, labels)`` pair of
+            tensors.
+        methods: The attribution methods: a mapping from a display name to a transform or a ``Method``.
+        classes: The class names, by index.
+        port: The port (0: any free port).
+        host: The interface to listen on.
+        title: A title.
+        token: The secret the page must present; default a random one (printed in the URL).
+        limits: Upper bounds of the options a request may set (defaults: ``LIMITS`` in
+            ``pyattrib/insights/server.py``).
+        allowed_hosts: Further Host header values accepted (a name the server is reached by).
+        **options: Keyword configuration of the class it builds (see there).
+
+    Returns:
+        Server: running in a background thread; ``url`` (with the token), ``stop()``.
     """
     if token is None:
         token = secrets.token_urlsafe(24)

@@ -205,7 +205,24 @@ def relevance_rules(
     ``folded`` distribute relevance with their batch norm folded in; that norm passes it on.
     A leaf module with no rule (and not one that passes relevance as is) is refused, naming it.
     With ``split_sums``, the sum of two tensors that both carry relevance (a residual
-    connection) splits it in proportion to the summands (``_Sum``)."""
+    connection) splits it in proportion to the summands (``_Sum``).
+
+    Args:
+        model: The model whose layers propagate relevance inside the context.
+        rules: The rule per module type or instance.
+        folded: Layers with a batch norm folded in (from ``fold_batchnorm``); ``None``: none.
+        split_sums: Split relevance at the sum of two relevance-carrying tensors in proportion to the
+            summands.
+        captum_hooks: Reproduce Captum's hook placement.
+        record: Filled with the relevance reaching each listed module (for ``layer_lrp``).
+
+    Returns:
+        A context manager; within it, a gradient of the model's output is its LRP relevance.
+
+    References:
+        - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
+          Overview", 2019. https://doi.org/10.1007/978-3-030-28954-6_10
+    """
     by_instance = {id(k): v for k, v in rules.items() if isinstance(k, nn.Module)}
     by_type = {k: v for k, v in rules.items() if isinstance(k, type)}
     folded = folded or {}

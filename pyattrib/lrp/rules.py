@@ -13,7 +13,24 @@ from torch import Tensor, nn
 @dataclass(frozen=True)
 class Rule:
     """An LRP rule: ``weight``/``bias`` map the layer's parameters to the ones relevance is
-    distributed with; ``eps`` stabilises the denominator; ``identity`` passes relevance."""
+    distributed with; ``eps`` stabilises the denominator; ``identity`` passes relevance.
+
+    Args:
+        name: The rule's name (shown in errors and reprs).
+        eps: Stabiliser of the denominator ``z + eps sign(z)``.
+        weight: Maps the layer's weight to the weight relevance is distributed with; default the weight
+            itself.
+        bias: Maps the layer's bias likewise; default the bias itself.
+        identity: Pass relevance through unchanged.
+
+    References:
+        - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
+          Overview", 2019. https://doi.org/10.1007/978-3-030-28954-6_10
+
+    Example:
+        >>> pa.lrp_rules.Rule("flat", weight=torch.ones_like).name
+        'flat'
+    """
 
     name: str
     eps: float = 1e-9
@@ -24,12 +41,47 @@ class Rule:
 
 def epsilon(eps: float = 1e-9) -> Rule:
     """LRP-epsilon: ``R_i = sum_j x_i w_ij R_j / (z_j + eps sign z_j)``. Conserves relevance
-    as ``eps -> 0`` on bias-free layers; larger ``eps`` absorbs weak, noisy contributions."""
+    as ``eps -> 0`` on bias-free layers; larger ``eps`` absorbs weak, noisy contributions.
+
+    Args:
+        eps: Stabiliser of the denominator; larger values absorb weak contributions.
+
+    Returns:
+        Rule: the epsilon rule.
+
+    References:
+        - Bach, Binder, Montavon, Klauschen, Müller and Samek, "On Pixel-Wise Explanations for Non-
+          Linear Classifier Decisions by Layer-Wise Relevance Propagation", PLOS ONE 2015.
+          https://doi.org/10.1371/journal.pone.0130140
+        - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
+          Overview", 2019. https://doi.org/10.1007/978-3-030-28954-6_10
+
+    Example:
+        >>> attr = pa.lrp(model, rules={nn.Linear: pa.lrp_rules.epsilon(0.01)})(x, target=y)
+        >>> attr.shape
+        torch.Size([4, 8])
+    """
     return Rule("epsilon", eps=eps)
 
 
 def gamma(gamma: float = 0.25, zero_bias: bool = False) -> Rule:
-    """LRP-gamma: distribute with ``w + gamma * max(w, 0)``, favouring positive contributions."""
+    """LRP-gamma: distribute with ``w + gamma * max(w, 0)``, favouring positive contributions.
+
+    Args:
+        gamma: Weight of the positive part added to the weights.
+        zero_bias: Distribute with the bias set to zero.
+
+    Returns:
+        Rule: the gamma rule.
+
+    References:
+        - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
+          Overview", 2019. https://doi.org/10.1007/978-3-030-28954-6_10
+
+    Example:
+        >>> pa.lrp(model, rules={nn.Linear: pa.lrp_rules.gamma(0.25)})(x, target=y).shape
+        torch.Size([4, 8])
+    """
     return Rule(
         "gamma",
         weight=lambda w: w + gamma * w.clamp(min=0),
@@ -38,19 +90,61 @@ def gamma(gamma: float = 0.25, zero_bias: bool = False) -> Rule:
 
 
 def alpha1_beta0(zero_bias: bool = False) -> Rule:
-    """LRP-alpha1-beta0 (deep Taylor): distribute with the positive weights ``max(w, 0)`` only."""
+    """LRP-alpha1-beta0 (deep Taylor): distribute with the positive weights ``max(w, 0)`` only.
+
+    Args:
+        zero_bias: Distribute with the bias set to zero.
+
+    Returns:
+        Rule: the alpha1-beta0 rule.
+
+    References:
+        - Bach, Binder, Montavon, Klauschen, Müller and Samek, "On Pixel-Wise Explanations for Non-
+          Linear Classifier Decisions by Layer-Wise Relevance Propagation", PLOS ONE 2015.
+          https://doi.org/10.1371/journal.pone.0130140
+        - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
+          Overview", 2019. https://doi.org/10.1007/978-3-030-28954-6_10
+
+    Example:
+        >>> pa.lrp(model, rules={model[0]: pa.lrp_rules.alpha1_beta0()})(x, target=y).shape
+        torch.Size([4, 8])
+    """
     return Rule(
         "alpha1_beta0", weight=lambda w: w.clamp(min=0), bias=(lambda b: torch.zeros_like(b)) if zero_bias else None
     )
 
 
 def z_plus() -> Rule:
-    """LRP-z+: positive weights, no bias (alpha1-beta0 with the bias removed)."""
+    """LRP-z+: positive weights, no bias (alpha1-beta0 with the bias removed).
+
+    Returns:
+        Rule: the z+ rule.
+
+    References:
+        - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
+          Overview", 2019. https://doi.org/10.1007/978-3-030-28954-6_10
+
+    Example:
+        >>> pa.lrp(model, rules={model[0]: pa.lrp_rules.z_plus()})(x, target=y).shape
+        torch.Size([4, 8])
+    """
     return alpha1_beta0(zero_bias=True)
 
 
 def identity() -> Rule:
-    """Pass relevance through unchanged (layers whose input and output have one shape)."""
+    """Pass relevance through unchanged (layers whose input and output have one shape).
+
+    Returns:
+        Rule: the identity rule.
+
+    References:
+        - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
+          Overview", 2019. https://doi.org/10.1007/978-3-030-28954-6_10
+
+    Example:
+        >>> pa.lrp(model, rules={nn.ReLU: pa.lrp_rules.identity()})(x, target=y).shape
+        torch.Size([4, 8])
+    """
     return Rule("identity", identity=True)
 
 

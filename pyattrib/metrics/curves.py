@@ -28,6 +28,12 @@ class Curve:
     ``fractions`` (shape ``(S + 1,)``): the share of features removed (deletion) or inserted
     (insertion) at each step; ``scores`` (``(N, S + 1)``): the selected model output there;
     ``auc`` (``(N,)``): the area under ``scores`` over ``fractions`` (trapezoid rule).
+
+    Args:
+        fractions: ``(S + 1,)``: the share of features removed (deletion) or inserted (insertion) at
+            each step.
+        scores: ``(N, S + 1)``: the selected model output at each step.
+        auc: ``(N,)``: the area under ``scores`` over ``fractions`` (trapezoid rule).
     """
 
     fractions: Tensor
@@ -48,6 +54,27 @@ def deletion(
     additional_forward_args=None, feature_mask=None)``; pass a forward that ends in softmax
     to score probabilities. Rows are evaluated without autograd in chunks of at most
     ``batch_size``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        n_steps: The number of steps of the curve; step ``k`` changes the top ``round(k F / n_steps)``
+            of ``F`` features.
+        batch_size: The most rows per model evaluation.
+        show_progress: Show a progress bar over the model evaluations.
+
+    Returns:
+        A function ``(inputs, attributions, baselines=None, *, target=None,
+        additional_forward_args=None, feature_mask=None) -> Curve``.
+
+    References:
+        - Petsiuk, Das and Saenko, "RISE: Randomized Input Sampling for Explanation of Black-box
+          Models", BMVC 2018. https://arxiv.org/abs/1806.07421
+
+    Example:
+        >>> attr = pa.integrated_gradients(model)(x, target=y)
+        >>> pa.metrics.deletion(model, n_steps=4)(x, attr, target=y).scores.shape
+        torch.Size([4, 5])
     """
     return _curve(f, n_steps, batch_size, show_progress, insert=False)
 
@@ -57,6 +84,27 @@ def insertion(
 ) -> Callable[..., Curve]:
     """Insertion curve: start from the baseline and put back the most important features
     first. A faithful explanation makes it rise fast (high AUC). Arguments as :func:`deletion`.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        n_steps: The number of steps of the curve; step ``k`` changes the top ``round(k F / n_steps)``
+            of ``F`` features.
+        batch_size: The most rows per model evaluation.
+        show_progress: Show a progress bar over the model evaluations.
+
+    Returns:
+        A function ``(inputs, attributions, baselines=None, *, target=None,
+        additional_forward_args=None, feature_mask=None) -> Curve``.
+
+    References:
+        - Petsiuk, Das and Saenko, "RISE: Randomized Input Sampling for Explanation of Black-box
+          Models", BMVC 2018. https://arxiv.org/abs/1806.07421
+
+    Example:
+        >>> attr = pa.integrated_gradients(model)(x, target=y)
+        >>> pa.metrics.insertion(model, n_steps=4)(x, attr, target=y).auc.shape
+        torch.Size([4])
     """
     return _curve(f, n_steps, batch_size, show_progress, insert=True)
 

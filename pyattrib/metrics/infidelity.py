@@ -45,6 +45,32 @@ def infidelity(
     chunks of at most ``batch_size`` rows (whole samples of the batch; ``None``: pyattrib's
     budget rule). Call as ``(inputs, attributions, baselines=None, *, target=None,
     additional_forward_args=None)``; returns one score per example, shape ``(N,)``.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        perturb_func: ``perturb_func(inputs[, baselines]) -> (perturbations I, perturbed inputs x - I)``
+            (Captum's protocol; :func:`perturbations_from` builds one).
+        n_perturb_samples: Random perturbations drawn per example.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        normalize: First rescale the attributions by the optimal :math:`\beta`, making the score
+            invariant to their scale.
+
+    Returns:
+        A function ``(inputs, attributions, baselines=None, *, target=None,
+        additional_forward_args=None) -> Tensor`` of one score per example, shape
+        ``(N,)``.
+
+    References:
+        - Yeh, Hsieh, Suggala, Inouye and Ravikumar, "On the (In)fidelity and Sensitivity of
+          Explanations", NeurIPS 2019. https://arxiv.org/abs/1901.09392
+
+    Example:
+        >>> infd = pa.metrics.infidelity(model, pa.metrics.perturbations_from(lambda x: x + 0.1 * torch.randn_like(x)))
+        >>> attr = pa.integrated_gradients(model)(x, target=y)
+        >>> infd(x, attr, target=y).shape
+        torch.Size([4])
     """
     check_count("n_perturb_samples", n_perturb_samples)
     check_batch_size(batch_size)
@@ -130,6 +156,19 @@ def perturbations_from(
     global attributions, which already multiply by ``x - x'``) :math:`I = (x - \tilde x) /
     (x - x')` (``x'``: the baselines, 0 when none; 1 is used where the denominator is 0).
     Captum's ``infidelity_perturb_func_decorator``.
+
+    Args:
+        perturb_inputs: ``perturb_inputs(inputs[, baselines]) -> perturbed inputs``.
+        multiply_by_inputs: Divide the perturbation by ``x - x'`` (for global attributions, which
+            already multiply by it).
+
+    Returns:
+        A perturbation function ``(inputs[, baselines]) -> (perturbations, perturbed inputs)`` for
+        :func:`infidelity`.
+
+    References:
+        - Yeh, Hsieh, Suggala, Inouye and Ravikumar, "On the (In)fidelity and Sensitivity of
+          Explanations", NeurIPS 2019. https://arxiv.org/abs/1901.09392
     """
 
     def perturb_func(

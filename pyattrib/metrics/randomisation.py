@@ -18,7 +18,13 @@ from .._core.inputs import as_tuple
 class Randomisation:
     """``layers``: the names randomised, top first; ``correlation`` (``(L, N)``): the rank
     correlation between each example's attributions under the trained model and after
-    randomising every layer down to ``layers[l]`` (cascading)."""
+    randomising every layer down to ``layers[l]`` (cascading).
+
+    Args:
+        layers: The names randomised, top first.
+        correlation: ``(L, N)``: the rank correlation of each example's attributions under the trained
+            model and after randomising every layer down to ``layers[l]``.
+    """
 
     layers: list[str]
     correlation: Tensor
@@ -42,7 +48,19 @@ def ranks(values: Tensor) -> Tensor:
 
 def spearman(a: Tensor, b: Tensor) -> Tensor:
     """Spearman rank correlation per row of two ``(N, D)`` tensors (average ranks for ties;
-    0 where a row is constant)."""
+    0 where a row is constant).
+
+    Args:
+        a: ``(N, D)`` values.
+        b: ``(N, D)`` values.
+
+    Returns:
+        Tensor: the correlation per row, shape ``(N,)``.
+
+    Example:
+        >>> pa.metrics.spearman(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[1.0, 3.0, 2.0]]))
+        tensor([0.5000], dtype=torch.float64)
+    """
     ra, rb = ranks(a), ranks(b)
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
     return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-30)
@@ -69,6 +87,28 @@ def mprt(
     (``absolute``: absolute) attributions, per layer and example: a method that passes the
     sanity check drops towards 0 as more layers are randomised. Call as ``(inputs,
     *args, **attributor_kwargs)``.
+
+    Args:
+        model: The trained model (copied; never changed).
+        explain: ``explain(m)`` builds the attributor for a model ``m`` (e.g. ``lambda m:
+            pa.saliency(m)``).
+        layers: Module names, randomised in this order (default: every module with parameters, from the
+            output down).
+        absolute: Compare absolute attributions.
+        seed: Seed of the generator built for the draws (a convenience: the same seed gives the same
+            draws).
+
+    Returns:
+        A function ``(inputs, *args, **attributor_kwargs) -> Randomisation``.
+
+    References:
+        - Adebayo, Gilmer, Goodfellow and Kim, "Local Explanation Methods for Deep Neural Networks Lack
+          Sensitivity to Parameter Values", 2018. https://arxiv.org/abs/1810.03307
+
+    Example:
+        >>> check = pa.metrics.mprt(model, lambda m: pa.saliency(m))
+        >>> check(x, target=y).correlation.shape
+        torch.Size([2, 4])
     """
     named = dict(model.named_modules())
     if layers is None:

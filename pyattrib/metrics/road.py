@@ -34,7 +34,27 @@ def impute(images: Tensor, removed: Tensor, max_iter: int = 1000, tol: float = 1
     r"""Linear imputation of the ``removed`` pixels (bool, ``(B, 1 or C, H, W)``) of ``images``
     (``(B, C, H, W)``): the solution of :math:`d_p x_p - \sum_{q \in R} w_{pq} x_q =
     \sum_{q \notin R} w_{pq} x_q` for every removed pixel ``p`` (``d_p``: the weights of its
-    neighbours inside the image), by conjugate gradients on all planes at once."""
+    neighbours inside the image), by conjugate gradients on all planes at once.
+
+    Args:
+        images: ``(B, C, H, W)`` images.
+        removed: Bool ``(B, 1 or C, H, W)``: the pixels to impute.
+        max_iter: The most conjugate-gradient iterations.
+        tol: Stop when the residual's norm falls below this.
+
+    Returns:
+        Tensor: ``images`` with the removed pixels imputed.
+
+    References:
+        - Rong, Leemann, Borisov, Kasneci and Kasneci, "A Consistent and Efficient Evaluation Strategy
+          for Attribution Methods", ICML 2022. https://arxiv.org/abs/2202.00449
+
+    Example:
+        >>> removed = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+        >>> removed[:, :, 3:5, 3:5] = True
+        >>> pa.metrics.impute(images, removed).shape
+        torch.Size([2, 3, 8, 8])
+    """
     b, c, h, w = images.shape
     planes = images.reshape(b * c, 1, h, w)
     unknown = removed.expand(b, c, h, w).reshape(b * c, 1, h, w).to(images.dtype)
@@ -81,6 +101,27 @@ def road(
     generator=None)`` with ``inputs`` of shape ``(N, C, H, W)``; returns a :class:`Curve`
     (``fractions``: the percentages). Imputation and evaluation run in chunks of at most
     ``batch_size`` images.
+
+    Args:
+        f: The model or any function of the inputs (and ``additional_forward_args``) returning one
+            output row per example.
+        percentages: The shares of pixels removed, one curve point each.
+        order: ``"morf"`` (most relevant first) or ``"lerf"`` (least relevant first).
+        noise: Standard deviation of the Gaussian noise added to imputed pixels.
+        batch_size: The most images per imputation and evaluation.
+
+    Returns:
+        A function ``(inputs, attributions, *, target=None, additional_forward_args=None,
+        generator=None) -> Curve``.
+
+    References:
+        - Rong, Leemann, Borisov, Kasneci and Kasneci, "A Consistent and Efficient Evaluation Strategy
+          for Attribution Methods", ICML 2022. https://arxiv.org/abs/2202.00449
+
+    Example:
+        >>> attr = pa.saliency(cnn)(images, target=0)
+        >>> pa.metrics.road(cnn, percentages=(0.2, 0.5))(images, attr, target=0).scores.shape
+        torch.Size([2, 2])
     """
     if order not in ORDERS:
         raise ArgumentError(f"order must be 'morf' or 'lerf', got {order!r}")

@@ -43,6 +43,29 @@ def sensitivity_max(
     per-example arguments (target, baselines, ...) follow their example. Call as
     ``(inputs, *args, generator=None, **attributor_kwargs)``; returns shape ``(N,)``.
     Noise comes from ``generator``, which a random attributor receives too.
+
+    Args:
+        attributor: Any attributor, or a callable ``(inputs, **kwargs) -> attributions``.
+        perturb_func: ``perturb_func(inputs[, perturb_radius]) -> perturbed inputs`` (Captum's
+            protocol); default uniform noise in the ``perturb_radius`` ball.
+        perturb_radius: The radius ``r`` of the uniform noise (L-infinity ball).
+        n_perturb_samples: Random perturbations drawn per example.
+        norm_ord: The norm over an example's attribution elements (``"fro"``: the 2-norm).
+        batch_size: The most rows per call of the attributor (whole samples of the batch); ``None``: all
+            at once.
+
+    Returns:
+        A function ``(inputs, *args, generator=None, **attributor_kwargs) -> Tensor`` of one score per
+        example, shape ``(N,)``.
+
+    References:
+        - Yeh, Hsieh, Suggala, Inouye and Ravikumar, "On the (In)fidelity and Sensitivity of
+          Explanations", NeurIPS 2019. https://arxiv.org/abs/1901.09392
+
+    Example:
+        >>> sens = pa.metrics.sensitivity_max(pa.saliency(model), n_perturb_samples=4)
+        >>> sens(x, target=y, generator=generator).shape
+        torch.Size([4])
     """
     check_count("n_perturb_samples", n_perturb_samples)
     check_batch_size(batch_size)

@@ -32,7 +32,21 @@ REDUCTIONS = ("none", "mean", "sum")
 
 
 class StochasticGates(nn.Module, ABC):
-    """What every gate kind shares: masks, the forward pass and the L0 penalty."""
+    """What every gate kind shares: masks, the forward pass and the L0 penalty.
+
+    Args:
+        n_gates: The number of gates (features gated).
+        mask: Maps each input element to its gate (a tensor of gate indices shaped like one example);
+            default one gate per element.
+        reg_weight: Weight of the L0 regularisation.
+        reg_reduction: How the L0 term is reduced over gates: ``"sum"``, ``"mean"`` or ``"none"``.
+
+    References:
+        - Louizos, Welling and Kingma, "Learning Sparse Neural Networks through L0 Regularization", ICLR
+          2018. https://arxiv.org/abs/1712.01312
+        - Yamada, Lindenbaum, Negahban and Kluger, "Feature Selection using Stochastic Gates", ICML
+          2020. https://arxiv.org/abs/1810.04247
+    """
 
     mask: Tensor | None
 
@@ -99,7 +113,23 @@ def _check(ok: bool, message: str) -> None:
 
 
 class BinaryConcreteStochasticGates(StochasticGates):
-    """Hard concrete gates: ``temperature`` in (0, 1), stretch ``(lower_bound < 0, upper_bound > 1)``."""
+    """Hard concrete gates: ``temperature`` in (0, 1), stretch ``(lower_bound < 0, upper_bound > 1)``.
+
+    Args:
+        n_gates: The number of gates (features gated).
+        mask: Maps each input element to its gate (a tensor of gate indices shaped like one example);
+            default one gate per element.
+        reg_weight: Weight of the L0 regularisation.
+        temperature: Temperature of the binary concrete distribution (lower: closer to 0/1).
+        lower_bound: Smallest value an input element may take after the attack.
+        upper_bound: Largest value an input element may take after the attack.
+        eps: Keeps the concrete distribution's logits finite.
+        reg_reduction: How the L0 term is reduced over gates: ``"sum"``, ``"mean"`` or ``"none"``.
+
+    References:
+        - Louizos, Welling and Kingma, "Learning Sparse Neural Networks through L0 Regularization", ICLR
+          2018. https://arxiv.org/abs/1712.01312
+    """
 
     def __init__(self, n_gates: int, mask: Tensor | None = None, reg_weight: float = 1.0,
                  temperature: float = 2 / 3, lower_bound: float = -0.1, upper_bound: float = 1.1, eps: float = 1e-8,
@@ -139,7 +169,20 @@ class BinaryConcreteStochasticGates(StochasticGates):
 
 
 class GaussianStochasticGates(StochasticGates):
-    """Gaussian gates of standard deviation ``std`` around a learnt mean ``mu``."""
+    """Gaussian gates of standard deviation ``std`` around a learnt mean ``mu``.
+
+    Args:
+        n_gates: The number of gates (features gated).
+        mask: Maps each input element to its gate (a tensor of gate indices shaped like one example);
+            default one gate per element.
+        reg_weight: Weight of the L0 regularisation.
+        std: Standard deviation of the Gaussian gates' noise.
+        reg_reduction: How the L0 term is reduced over gates: ``"sum"``, ``"mean"`` or ``"none"``.
+
+    References:
+        - Yamada, Lindenbaum, Negahban and Kluger, "Feature Selection using Stochastic Gates", ICML
+          2020. https://arxiv.org/abs/1810.04247
+    """
 
     def __init__(self, n_gates: int, mask: Tensor | None = None, reg_weight: float = 1.0, std: float = 0.5,
                  reg_reduction: str = "sum") -> None:  # fmt: skip

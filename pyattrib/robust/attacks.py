@@ -48,6 +48,27 @@ def fgsm(
     ``loss_fn(outputs, target)`` returns one loss per example or a total; without it the loss
     is ``-log(output[target])`` (the model outputs probabilities). Call as ``(inputs,
     epsilon, *, target=None, additional_forward_args=None, mask=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        loss_fn: ``loss_fn(outputs, target)`` returning one loss per example or a total; default
+            ``-log(output[target])`` (the model outputs probabilities).
+        lower_bound: Smallest value an input element may take after the attack.
+        upper_bound: Largest value an input element may take after the attack.
+        targeted: Lower the loss of ``target`` (steer towards it) instead of raising it.
+
+    Returns:
+        A function ``(inputs, epsilon, *, target=None, additional_forward_args=None, mask=None) ->
+        perturbed inputs``.
+
+    References:
+        - Goodfellow, Shlens and Szegedy, "Explaining and Harnessing Adversarial Examples", ICLR 2015.
+          https://arxiv.org/abs/1412.6572
+
+    Example:
+        >>> attack = pa.robust.fgsm(model, loss_fn=torch.nn.functional.cross_entropy)
+        >>> attack(x, 0.1, target=y).shape
+        torch.Size([4, 8])
     """
     step = _step(model, loss_fn, targeted)
 
@@ -87,6 +108,31 @@ def pgd(
     the sign step in both, as in Captum). ``random_start=True`` starts from a uniform point
     of the ball (drawn from ``generator``), clipped to the bounds. Call as ``(inputs, radius,
     *, target=None, additional_forward_args=None, mask=None, generator=None)``.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        loss_fn: ``loss_fn(outputs, target)`` returning one loss per example or a total; default
+            ``-log(output[target])`` (the model outputs probabilities).
+        lower_bound: Smallest value an input element may take after the attack.
+        upper_bound: Largest value an input element may take after the attack.
+        norm: ``"Linf"`` (clamp each element of the step) or ``"L2"`` (rescale each example's step).
+        step_size: The size of each signed gradient step.
+        steps: The number of steps.
+        random_start: Start from a uniform point of the ball (drawn from the call's ``generator``).
+        targeted: Lower the loss of ``target`` (steer towards it) instead of raising it.
+
+    Returns:
+        A function ``(inputs, radius, *, target=None, additional_forward_args=None, mask=None,
+        generator=None) -> perturbed inputs``.
+
+    References:
+        - Madry, Makelov, Schmidt, Tsipras and Vladu, "Towards Deep Learning Models Resistant to
+          Adversarial Attacks", ICLR 2018. https://arxiv.org/abs/1706.06083
+
+    Example:
+        >>> attack = pa.robust.pgd(model, loss_fn=torch.nn.functional.cross_entropy, steps=5)
+        >>> attack(x, 0.1, target=y).shape
+        torch.Size([4, 8])
     """
     if norm not in NORMS:
         raise ArgumentError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")

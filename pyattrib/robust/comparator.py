@@ -45,6 +45,11 @@ class AttackComparator:
     clears it. ``preproc_fn`` maps inputs (e.g. text) to what the model takes; an attack runs
     before it (``apply_before_preproc=True``) or on its output. The model receives the
     (preprocessed) inputs as its first argument, as given.
+
+    Args:
+        model: The model.
+        metric: ``metric(model_out, **metric_kwargs)``: a tensor, a number or a (named) tuple of them.
+        preproc_fn: Applied to the inputs before the model (an attack may run before or after it).
     """
 
     def __init__(self, model: Callable[..., Any], metric: Callable[..., Any], preproc_fn: Callable | None = None):
@@ -144,5 +149,14 @@ def _batch_mean(value: Any) -> Any:
 def attack_comparator(
     model: Callable[..., Any], metric: Callable[..., Any], preproc_fn: Callable | None = None
 ) -> AttackComparator:
-    """An :class:`AttackComparator` of ``metric`` on ``model`` (add attacks, then evaluate)."""
+    """An :class:`AttackComparator` of ``metric`` on ``model`` (add attacks, then evaluate).
+
+    Args:
+        model: The model.
+        metric: ``metric(model_out, **metric_kwargs)``: a tensor, a number or a (named) tuple of them.
+        preproc_fn: Applied to the inputs before the model (an attack may run before or after it).
+
+    Returns:
+        AttackComparator: add attacks with ``add_attack``, then ``evaluate``.
+    """
     return AttackComparator(model, metric, preproc_fn)

@@ -20,14 +20,32 @@ MODES = ("linear", "binary")
 @dataclass(frozen=True)
 class MinParam:
     """Per example: ``params`` (shape ``(N,)``, NaN where no parameter in range broke it) and
-    ``perturbed`` (the inputs, each broken example replaced by its attack at that parameter)."""
+    ``perturbed`` (the inputs, each broken example replaced by its attack at that parameter).
+
+    Args:
+        perturbed: The inputs, each broken example replaced by its attack at that parameter.
+        params: ``(N,)``: the smallest breaking parameter per example (NaN where none in range broke
+            it).
+    """
 
     perturbed: Any
     params: Tensor
 
 
 def argmax_correct(model_out: Tensor, target: TargetLike) -> Tensor:
-    """Per example: the top output is the target."""
+    """Per example: the top output is the target.
+
+    Args:
+        model_out: The model's output, ``(N, C)``.
+        target: The output to explain (see :data:`pyattrib.TargetLike`).
+
+    Returns:
+        Tensor: a bool per example.
+
+    Example:
+        >>> pa.robust.argmax_correct(model(x), y).shape
+        torch.Size([4])
+    """
     if not isinstance(model_out, Tensor) or model_out.dim() != 2:
         raise ArgumentError("the default correct_fn needs a 2-D model output (N, classes); pass correct_fn=")
     return model_out.argmax(1) == torch.as_tensor(target, device=model_out.device)
@@ -67,6 +85,34 @@ def min_param_perturbation(
     batch is one unit (Captum's semantics: ``correct_fn`` returns one bool, inputs may be
     anything the attack and ``preproc_fn`` take) and the call returns ``(attacked inputs,
     value)`` or ``(None, None)``. ``batch_size``: attempts per forward (``None``: all).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        attack: The attack: a callable ``(inputs, **kwargs) -> perturbed`` (e.g. an :func:`fgsm`
+            attack).
+        arg_name: The attack's argument searched over (e.g. ``"epsilon"``).
+        arg_min: The first value tried.
+        arg_max: Values stay below this.
+        arg_step: The step between tried values.
+        mode: ``"linear"`` tries the values in order; ``"binary"`` bisects.
+        num_attempts: Attacks tried per value (a value breaks when any does).
+        preproc_fn: Applied to the inputs before the model (an attack may run before or after it).
+        apply_before_preproc: Attack the inputs before ``preproc_fn`` (else after).
+        correct_fn: ``correct_fn(model_out, target, **kwargs)`` says which examples are correct; default
+            :func:`argmax_correct`.
+        per_example: Search every example on its own (else Captum's batch-wide search).
+        batch_size: The most rows per model evaluation.
+
+    Returns:
+        A function ``(inputs, *, target=None, additional_forward_args=None, attack_kwargs=None,
+        correct_fn_kwargs=None) -> MinParam``.
+
+    Example:
+        >>> attack = pa.robust.fgsm(model, loss_fn=torch.nn.functional.cross_entropy)
+        >>> grid = dict(arg_name="epsilon", arg_min=0.0, arg_max=2.0, arg_step=0.5)
+        >>> search = pa.robust.min_param_perturbation(model, attack, **grid)
+        >>> search(x, target=y, attack_kwargs={"target": y}).params.shape
+        torch.Size([4])
     """
     if mode not in MODES:
         raise ArgumentError(f"mode must be 'linear' or 'binary', got {mode!r}")

@@ -27,7 +27,13 @@ def input_embeddings(model: nn.Module, layer: nn.Module | None) -> nn.Module:
 
 class EmbeddingInput:
     """``f(embeddings, *model_inputs)``: the model on ``model_inputs`` with ``layer``'s output
-    replaced by ``embeddings``; ``f.embed(*model_inputs)`` gives that output."""
+    replaced by ``embeddings``; ``f.embed(*model_inputs)`` gives that output.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+    """
 
     def __init__(self, model: nn.Module, layer: nn.Module | None = None) -> None:
         self.model, self.layer = model, input_embeddings(model, layer)
@@ -66,5 +72,14 @@ def embedding_input(model: nn.Module, layer: nn.Module | None = None) -> Embeddi
     them, such as positions); nothing of the model is patched beyond that call. Equal to
     ``pa.layer_integrated_gradients(model, layer)`` on the ids, and it also opens input-only
     methods (DeepLift, noise tunnels on embeddings, perturbations) to token models.
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        layer: The module whose output (or input) is explained, or a list of modules for several layers
+            at once.
+
+    Returns:
+        EmbeddingInput: ``f(embeddings, *model_inputs)``, with ``f.embed(*model_inputs)`` giving the
+        embeddings.
     """
     return EmbeddingInput(model, layer)

@@ -58,6 +58,10 @@ class ProductBaselines:
     ``baseline_values`` is a list of lists (one list of choices per feature) or a dict from a
     slot name to its choices; a tuple of names as key draws those slots jointly (its choices
     are tuples).
+
+    Args:
+        baseline_values: One list of choices per feature, or a dict from a slot name to its choices (a
+            tuple of names as key draws those slots jointly).
     """
 
     def __init__(self, baseline_values: list[list[Any]] | dict[Any, list[Any]]) -> None:
@@ -85,6 +89,19 @@ class TextTemplateInput(InterpretableInput):
     ``baselines`` replace removed slots (default ``""``; a list/dict like ``values``, or a
     callable such as :class:`ProductBaselines` drawn at each perturbation); ``mask`` groups
     slots that are removed together (equal ids, one attributed feature per id).
+
+    Args:
+        template: A format string with one slot per feature (``"{} lives in {}"``), or a function of the
+            values.
+        values: The features' values, a list (positional slots) or a dict (named slots).
+        baselines: What a removed slot becomes (default ``""``): a list or dict like ``values``, or a
+            callable such as :class:`ProductBaselines` drawn at each perturbation.
+        mask: Groups slots that are removed together (equal ids give one feature).
+
+    Example:
+        >>> inp = pa.text.TextTemplateInput("{} lives in {}", ["Dave", "Paris"])
+        >>> inp.to_model_input(torch.tensor([1, 0]))
+        'Dave lives in '
     """
 
     def __init__(
@@ -159,6 +176,13 @@ class TextTokenInput(InterpretableInput):
 
     A removed token becomes ``baselines`` (a token id, or a token string; default id 0).
     ``skip_tokens`` (ids or strings, e.g. a BOS token) stay in every prompt and are never features.
+
+    Args:
+        text: The prompt.
+        tokenizer: A Hugging Face tokenizer of the model.
+        baselines: What a removed token becomes: a token id or a token string (default id 0).
+        skip_tokens: Token ids or strings that stay in every prompt and are never features (e.g. a BOS
+            token).
     """
 
     def __init__(self, text: str, tokenizer: Any, baselines: int | str = 0, skip_tokens: Sequence[Any] | None = None):
@@ -220,6 +244,13 @@ class ImageMaskInput(InterpretableInput):
 
     A removed segment is painted ``baseline`` (an RGB triple); ``processor_fn`` turns the
     (perturbed) PIL image into the model input of a vision-language model.
+
+    Args:
+        image: The image (a PIL image).
+        mask: Segment ids per pixel.
+        mask_list: Boolean masks, one per segment (instead of ``mask``).
+        baseline: The RGB colour a removed segment is painted.
+        processor_fn: Turns the (perturbed) PIL image into the model's input.
     """
 
     def __init__(

@@ -228,6 +228,28 @@ def llm_attribution(
     list) or None to generate it with ``model.generate(**gen_args)``; ``call`` goes to the
     method (``generator=``, ``feature_mask=``...). Returns an :class:`LLMAttributionResult` (a
     list for a list of inputs).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        tokenizer: A Hugging Face tokenizer of the model.
+        method: A perturbation transform: ``pa.feature_ablation`` (default),
+            ``pa.shapley_value_sampling``, ``pa.shapley_values``, ``pa.lime`` or ``pa.kernel_shap``.
+        attr_target: ``"log_prob"`` (attribute the answer's log-probabilities) or ``"prob"`` (their
+            exps).
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        **options: Configuration of ``method`` (e.g. ``n_samples``).
+
+    Returns:
+        A function ``(inputs, target=None, *, gen_args=None, **call) -> LLMAttributionResult`` (a list
+        of them for a list of prompts): ``inputs`` an interpretable input or a list of them, ``target``
+        the answer (a string or token ids; ``None`` generates it with ``gen_args``).
+
+    References:
+        - Ribeiro, Singh and Guestrin, "\"Why Should I Trust You?\": Explaining the Predictions of Any
+          Classifier", KDD 2016. https://arxiv.org/abs/1602.04938
+        - Castro, Gómez and Tejada, "Polynomial calculation of the Shapley value based on sampling",
+          Computers & Operations Research 2009. https://doi.org/10.1016/j.cor.2008.04.004
     """
     forcing = TeacherForcing(model, _pad_id(tokenizer), batch_size)
 
@@ -257,6 +279,23 @@ def remote_llm_attribution(
     :class:`pyattrib.text.VLLMProvider`). Each perturbed prompt is sent as text (token inputs
     are decoded); the provider must return exactly one log-probability per answer token.
     Attributions are on ``device``.
+
+    Args:
+        provider: Has ``get_logprobs(prompt, target, tokenizer) -> list[float]`` (one per answer token)
+            and, to generate answers, ``generate(prompt, **gen_args) -> str`` (e.g.
+            :class:`VLLMProvider`).
+        tokenizer: A Hugging Face tokenizer of the model.
+        method: A perturbation transform: ``pa.feature_ablation`` (default),
+            ``pa.shapley_value_sampling``, ``pa.shapley_values``, ``pa.lime`` or ``pa.kernel_shap``.
+        attr_target: ``"log_prob"`` (attribute the answer's log-probabilities) or ``"prob"`` (their
+            exps).
+        device: Where the attributions are put.
+        **options: Configuration of ``method``.
+
+    Returns:
+        A function ``(inputs, target=None, *, gen_args=None, **call) -> LLMAttributionResult`` (a list
+        of them for a list of prompts): ``inputs`` an interpretable input or a list of them, ``target``
+        the answer (a string or token ids; ``None`` generates it with ``gen_args``).
     """
 
     def scorer(model_inputs: list[Any], answers: list[Tensor]) -> Tensor:
@@ -316,6 +355,25 @@ def llm_gradient_attribution(
     ``baselines`` id (skip tokens keep theirs); ``baselines`` given here are in the input's
     feature space, as Captum's: rows of 0/1 (0 = baseline token), several rows for
     ``layer_gradient_shap``'s distribution. Returns :class:`LLMAttributionResult` (or a list).
+
+    Args:
+        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+        tokenizer: A Hugging Face tokenizer of the model.
+        layer_method: ``pa.layer_integrated_gradients`` (default), ``pa.layer_gradient_shap`` or
+            ``pa.layer_gradient_x_activation``.
+        layer: The embedding layer; default ``model.get_input_embeddings()``.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
+        **options: Configuration of ``layer_method`` (e.g. ``n_steps``).
+
+    Returns:
+        A function ``(inputs, target=None, *, gen_args=None, **call) -> LLMAttributionResult`` (a list
+        of them for a list of prompts): ``inputs`` a ``TextTokenInput`` or a list of them, ``target``
+        the answer (a string or token ids; ``None`` generates it with ``gen_args``).
+
+    References:
+        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+          https://arxiv.org/abs/1703.01365
     """
     embeddings = input_embeddings(model, layer)
     forcing = TeacherForcing(model, _pad_id(tokenizer), None)

@@ -28,6 +28,10 @@ class VLLMProvider(RemoteLLMProvider):
     ``prompt_logprobs=0`` (vLLM returns the log-probability of every prompt token), of which
     the target's last tokens are kept. ``model_name=None`` takes the server's first model; the
     key is ``$OPENAI_API_KEY`` or ``"EMPTY"``.
+
+    Args:
+        api_url: The server's OpenAI-compatible address, e.g. ``http://localhost:8000/v1``.
+        model_name: The served model's name; ``None`` takes the server's first model.
     """
 
     def __init__(self, api_url: str, model_name: str | None = None) -> None:

@@ -22,6 +22,15 @@ class LLMAttributionResult:
       answer token (None for LIME and KernelSHAP, which fit the whole answer only);
     - ``input_tokens``: the feature names; ``output_tokens``: the answer's tokens;
     - ``output_probs``: optional per-token probabilities.
+
+    Args:
+        input_tokens: The feature names.
+        output_tokens: The answer's tokens.
+        seq_attr: ``(n_features,)``: each feature's attribution to the whole answer.
+        token_attr: ``(n_target_tokens, n_features)``: each feature's attribution to each answer token
+            (None for LIME and KernelSHAP).
+        output_probs: The answer tokens' probabilities under the unperturbed prompt.
+        inp: The interpretable input that was explained (for plotting its features).
     """
 
     input_tokens: list[str]

@@ -84,6 +84,26 @@ def image_attr(
     last two need a one-signed ``sign``. ``scale`` fixes the normaliser ``t`` (share it across
     figures to compare them); by default it is computed from ``outlier_perc``. Draws into
     ``ax`` when given, else into a new :class:`matplotlib.figure.Figure`; never calls ``show``.
+
+    Args:
+        attr: The attributions, one example: ``(C, H, W)`` or ``(H, W, C)``.
+        image: The image, one example, same layout as ``attr``.
+        method: ``"heat_map"``, ``"blended_heat_map"``, ``"original_image"``, ``"masked_image"`` or
+            ``"alpha_scaling"``.
+        sign: Which attributions to show: ``"all"``, ``"positive"``, ``"negative"`` or
+            ``"absolute_value"``.
+        outlier_perc: The share (in %) of the largest magnitudes clipped before scaling.
+        cmap: A matplotlib colour map; default chosen by ``sign``.
+        alpha_overlay: Opacity of the attribution over the image.
+        colorbar: Draw a colour bar.
+        title: A title.
+        ax: Draw into this matplotlib ``Axes`` instead of a new figure.
+        figsize: The figure size, in inches.
+        scale: The colour scale: attributions of this magnitude get the strongest colour; default the
+            largest magnitude.
+
+    Returns:
+        tuple: ``(figure, axes)``.
     """
     if method not in METHODS:
         raise ArgumentError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -158,6 +178,19 @@ def image_attr_multiple(
     """Several :func:`image_attr` views of one attribution in a row; returns ``(figure, axes list)``.
 
     Draws into ``figure`` when given (e.g. one made by pyplot), else into a new one.
+
+    Args:
+        attr: The attributions, one example: ``(C, H, W)`` or ``(H, W, C)``.
+        image: The image, one example, same layout as ``attr``.
+        methods: A ``method`` of :func:`image_attr` per panel.
+        signs: A ``sign`` per panel.
+        titles: A title per panel.
+        figsize: The figure size, in inches.
+        figure: Draw into this figure (else a new one).
+        **kwargs: Passed to :func:`image_attr`.
+
+    Returns:
+        tuple: ``(figure, axes)``.
     """
     if len(methods) != len(signs):
         raise ArgumentError(f"methods has {len(methods)} entries and signs {len(signs)}; give one sign per method")

@@ -25,7 +25,16 @@ SIGN_COLOURS = {"all": ("RdWhGn", -1.0, 1.0), "positive": ("Greens", 0.0, 1.0),
 
 @dataclass(frozen=True)
 class Normalised:
-    """Values in [-1, 1] and how they were obtained (for colour bar labels)."""
+    """Values in [-1, 1] and how they were obtained (for colour bar labels).
+
+    Args:
+        values: The attributions scaled to ``[-1, 1]`` (or ``[0, 1]``).
+        scale: The colour scale: attributions of this magnitude get the strongest colour; default the
+            largest magnitude.
+        sign: Which attributions to show: ``"all"``, ``"positive"``, ``"negative"`` or
+            ``"absolute_value"``.
+        outlier_perc: The share (in %) of the largest magnitudes clipped before scaling.
+    """
 
     values: np.ndarray
     scale: float
@@ -71,6 +80,21 @@ def normalise(attr: np.ndarray, sign: str = "absolute_value", outlier_perc: floa
     """``clip(s(attr) / t, -1, 1)`` as a :class:`Normalised` (see the module docstring).
 
     ``scale`` fixes ``t`` (e.g. one shared scale across several maps); ``None`` computes it.
+
+    Args:
+        attr: The attributions, one example: ``(C, H, W)`` or ``(H, W, C)``.
+        sign: Which attributions to show: ``"all"``, ``"positive"``, ``"negative"`` or
+            ``"absolute_value"``.
+        outlier_perc: The share (in %) of the largest magnitudes clipped before scaling.
+        scale: The colour scale: attributions of this magnitude get the strongest colour; default the
+            largest magnitude.
+
+    Returns:
+        Normalised: the scaled values, the scale used and the sign.
+
+    Example:
+        >>> pa.viz.normalise(torch.tensor([[0.5, -2.0]]).numpy(), sign="all", outlier_perc=0).values
+        array([[ 0.25, -1.  ]], dtype=float32)
     """
     check_sign(sign)
     kept = {"all": attr, "positive": np.maximum(attr, 0), "negative": np.minimum(attr, 0),

@@ -26,6 +26,17 @@ def feature_attr(
     method the bar of feature ``j`` is ``mean_n |a_nj| / sum_k mean_n |a_nk|`` (stated on the
     y axis), so methods with different units compare. Features are ordered by the first
     method; ``top`` keeps the largest.
+
+    Args:
+        attributions: Attributions shaped like the inputs.
+        feature_names: A name per feature; default ``f0, f1, ...``.
+        top: Show this many features, largest share first (``None``: all).
+        title: A title.
+        figsize: The figure size, in inches.
+        ax: Draw into this matplotlib ``Axes`` instead of a new figure.
+
+    Returns:
+        tuple: ``(figure, axes)``.
     """
     if not attributions:
         raise ArgumentError("attributions is empty; map at least one method name to its (N, F) attributions")

@@ -118,6 +118,23 @@ def text_attr(
     tensor/array per sentence. ``labels`` puts a caption before each row (e.g. the true and
     predicted class). All rows share one colour scale (``scale``, default the largest ``|score|``);
     the key states it. The page has no scripts, fonts or links to load.
+
+    Args:
+        tokens: The tokens (strings), one list per row.
+        scores: One score per token, per row.
+        labels: A label per row (e.g. ``"true: pos, predicted: neg"``).
+        scale: The colour scale: attributions of this magnitude get the strongest colour; default the
+            largest magnitude.
+        title: A title.
+        full_page: Return a whole HTML page (else a fragment to embed).
+
+    Returns:
+        HTML: the page; it shows itself in a notebook and ``str()`` gives its text.
+
+    Example:
+        >>> page = pa.viz.text_attr(["a", "good", "film"], torch.tensor([0.0, 0.9, -0.1]))
+        >>> "good" in str(page)
+        True
     """
     token_rows, score_rows = rows_of(tokens, scores)
     if labels is not None and len(labels) != len(token_rows):
@@ -150,7 +167,20 @@ def text_attr_figure(
     title: str | None = None,
     width: float = 8.0,
 ):
-    """The :func:`text_attr` picture as a matplotlib figure with a colour bar; returns ``(figure, axes)``."""
+    """The :func:`text_attr` picture as a matplotlib figure with a colour bar; returns ``(figure, axes)``.
+
+    Args:
+        tokens: The tokens (strings), one list per row.
+        scores: One score per token, per row.
+        labels: A label per row (e.g. ``"true: pos, predicted: neg"``).
+        scale: The colour scale: attributions of this magnitude get the strongest colour; default the
+            largest magnitude.
+        title: A title.
+        width: The figure's width, in inches.
+
+    Returns:
+        tuple: ``(figure, axes)``.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize

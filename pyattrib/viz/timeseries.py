@@ -39,6 +39,29 @@ def timeseries_attr(
     Normalisation as :func:`pyattrib.viz.image_attr` (the colour bar states it). Returns
     ``(figure, axes list)``; draws into ``axes`` (one per panel) when given; ``plot_kwargs`` go
     to ``Axes.plot``.
+
+    Args:
+        attr: Its attributions, same shape.
+        data: The series, ``(T, C)`` or ``(C, T)``.
+        x_values: The time axis; default ``0, 1, ...``.
+        method: ``"overlay_individual"``, ``"overlay_combined"`` or ``"colored_graph"``.
+        sign: Which attributions to show: ``"all"``, ``"positive"``, ``"negative"`` or
+            ``"absolute_value"``.
+        channel_labels: A label per channel.
+        channels_last: ``data`` is ``(T, C)`` (else ``(C, T)``).
+        outlier_perc: The share (in %) of the largest magnitudes clipped before scaling.
+        cmap: A matplotlib colour map; default chosen by ``sign``.
+        alpha_overlay: Opacity of the attribution over the image.
+        colorbar: Draw a colour bar.
+        title: A title.
+        figsize: The figure size, in inches.
+        scale: The colour scale: attributions of this magnitude get the strongest colour; default the
+            largest magnitude.
+        axes: Draw into these axes, one per panel.
+        **plot_kwargs: Passed to ``Axes.plot``.
+
+    Returns:
+        tuple: ``(figure, axes)``.
     """
     if method not in METHODS:
         raise ArgumentError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
