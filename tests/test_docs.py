@@ -93,6 +93,7 @@ def test_subpackage_names_document_every_argument_and_what_they_return(package, 
         assert set(re.findall(r"^\s{4}\**(\w+):", args, re.M)) == params, f"{package}.{name}"
     if not inspect.isclass(obj):
         assert "Returns:" in _sections(obj), f"{package}.{name} has no Returns section"
+    assert re.search(r"^\s*>>> ", doc, re.M), f"{package}.{name} has no example (the doctest builder runs them)"
 
 
 def test_method_docstrings_state_their_formula_or_rule():

@@ -64,6 +64,11 @@ class Attributor:
 
     ``inspect.signature``, ``help()`` and IDEs see the call's real signature and the
     transform's docstring.
+
+    Example:
+        >>> ig = pa.integrated_gradients(model)
+        >>> isinstance(ig, pa.Attributor), ig(x, target=y).shape
+        (True, torch.Size([4, 8]))
     """
 
     fn: Callable[..., Any]

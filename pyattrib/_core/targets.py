@@ -35,6 +35,17 @@ class OutputRows:
     ``only_where_needed=True`` (what :mod:`pyattrib.compat` passes, as Captum accepts both)
     reads ``rows`` as an ordinary per-example target whenever the output has one row per input
     row.
+
+    Args:
+        rows: ``rows`` holds one target per output row (an int, a tuple, a list of ``K`` of them, a
+            ``(K,)`` or ``(K, d)`` tensor) or None (each row holds one value).
+        only_where_needed: ``only_where_needed=True`` (what :mod:`pyattrib.compat` passes, as Captum
+            accepts both) reads ``rows`` as an ordinary per-example target whenever the output has one
+            row per input row.
+
+    Example:
+        >>> isinstance(pa.output_rows(0), pa.OutputRows)
+        True
     """
 
     def __init__(self, rows: Any = None, only_where_needed: bool = False) -> None:

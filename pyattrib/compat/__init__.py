@@ -167,6 +167,12 @@ def captum_twins() -> dict[str, tuple[Any, Any]]:
 
     Returns:
         dict: ``{name: (Captum's object, compat's twin)}``.
+
+    Example:
+        >>> from pyattrib.compat import captum_twins
+        >>> captum, twin = captum_twins()["IntegratedGradients"]
+        >>> twin.__module__
+        'pyattrib.compat.attr'
     """
     import importlib
 

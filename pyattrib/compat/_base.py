@@ -70,6 +70,11 @@ class Attribution:
 
     Args:
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+
+    Example:
+        >>> from pyattrib.compat import Attribution, Saliency
+        >>> isinstance(Saliency(model), Attribution)
+        True
     """
 
     #: Captum's ``multiplies_by_inputs``; classes with the constructor flag set it per instance.
@@ -189,6 +194,11 @@ class GradientAttribution(Attribution):
 
     Args:
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+
+    Example:
+        >>> from pyattrib.compat import GradientAttribution, Saliency
+        >>> isinstance(Saliency(model), GradientAttribution)
+        True
     """
 
     def compute_convergence_delta(
@@ -211,6 +221,11 @@ class PerturbationAttribution(Attribution):
 
     Args:
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+
+    Example:
+        >>> from pyattrib.compat import PerturbationAttribution, Saliency
+        >>> isinstance(Saliency(model), PerturbationAttribution)
+        False
     """
 
     _multiply_by_inputs = True
@@ -237,6 +252,11 @@ class InternalAttribution(Attribution):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import InternalAttribution, LayerConductance
+        >>> isinstance(LayerConductance(model, layer), InternalAttribution)
+        True
     """
 
     def __init__(
@@ -257,6 +277,12 @@ class LayerAttribution(InternalAttribution):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import LayerAttribution, LayerGradCam
+        >>> cam = LayerGradCam(cnn, conv).attribute(images, target=0)
+        >>> LayerAttribution.interpolate(cam, (16, 16)).shape
+        torch.Size([2, 1, 16, 16])
     """
 
     @staticmethod
@@ -274,6 +300,11 @@ class NeuronAttribution(InternalAttribution):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import NeuronAttribution, NeuronGradient
+        >>> isinstance(NeuronGradient(model, layer), NeuronAttribution)
+        True
     """
 
 

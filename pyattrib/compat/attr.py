@@ -26,6 +26,11 @@ class Saliency(GradientAttribution):
 
     Args:
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+
+    Example:
+        >>> from pyattrib.compat import Saliency
+        >>> Saliency(model).attribute(x, target=y).shape
+        torch.Size([4, 8])
     """
 
     def attribute(self, inputs: Any, target: Any = None, abs: bool = True, additional_forward_args: Any = None) -> Any:
@@ -39,6 +44,11 @@ class InputXGradient(GradientAttribution):
 
     Args:
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+
+    Example:
+        >>> from pyattrib.compat import InputXGradient
+        >>> InputXGradient(model).attribute(x, target=y).shape
+        torch.Size([4, 8])
     """
 
     _multiply_by_inputs = True
@@ -59,9 +69,8 @@ class IntegratedGradients(GradientAttribution):
 
     Example:
         >>> from pyattrib.compat import IntegratedGradients
-        >>> attr, delta = IntegratedGradients(model).attribute(x, target=y, return_convergence_delta=True)
-        >>> attr.shape, delta.shape
-        (torch.Size([4, 8]), torch.Size([4]))
+        >>> IntegratedGradients(model).attribute(x, target=y).shape
+        torch.Size([4, 8])
     """
 
     _has_delta = True
@@ -92,6 +101,11 @@ class GradientShap(GradientAttribution):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
+
+    Example:
+        >>> from pyattrib.compat import GradientShap
+        >>> GradientShap(model).attribute(x, torch.randn(5, 8), target=y).shape
+        torch.Size([4, 8])
     """
 
     _has_delta = True
@@ -120,6 +134,11 @@ class NoiseTunnel(Attribution):
 
     Args:
         attribution_method: The compat attribution to smooth (any compat instance).
+
+    Example:
+        >>> from pyattrib.compat import NoiseTunnel, Saliency
+        >>> NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=4, target=y).shape
+        torch.Size([4, 8])
     """
 
     def __init__(self, attribution_method: Attribution) -> None:
@@ -160,6 +179,11 @@ class DeepLift(GradientAttribution):
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
         eps: Denominators smaller than this are treated as zero.
+
+    Example:
+        >>> from pyattrib.compat import DeepLift
+        >>> DeepLift(model).attribute(x, target=y).shape
+        torch.Size([4, 8])
     """
 
     _has_delta = True
@@ -190,6 +214,11 @@ class DeepLiftShap(DeepLift):
         model: The model (an ``nn.Module``).
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
+
+    Example:
+        >>> from pyattrib.compat import DeepLiftShap
+        >>> DeepLiftShap(model).attribute(x, torch.randn(5, 8), target=y).shape
+        torch.Size([4, 8])
     """
 
     def __init__(self, model: nn.Module, multiply_by_inputs: bool = True) -> None:
@@ -214,6 +243,11 @@ class GuidedBackprop(GradientAttribution):
 
     Args:
         model: The model (an ``nn.Module``).
+
+    Example:
+        >>> from pyattrib.compat import GuidedBackprop
+        >>> GuidedBackprop(model).attribute(x, target=y).shape
+        torch.Size([4, 8])
     """
 
     _transform = staticmethod(pa.guided_backprop)
@@ -231,6 +265,11 @@ class Deconvolution(GuidedBackprop):
 
     Args:
         model: The model (an ``nn.Module``).
+
+    Example:
+        >>> from pyattrib.compat import Deconvolution
+        >>> Deconvolution(model).attribute(x, target=y).shape
+        torch.Size([4, 8])
     """
 
     _transform = staticmethod(pa.deconvolution)
@@ -243,6 +282,11 @@ class GuidedGradCam(GradientAttribution):
         model: The model (an ``nn.Module``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import GuidedGradCam
+        >>> GuidedGradCam(cnn, conv).attribute(images, target=0).shape
+        torch.Size([2, 3, 8, 8])
     """
 
     def __init__(self, model: nn.Module, layer: nn.Module, device_ids: Any = None) -> None:
@@ -268,6 +312,11 @@ class LRP(GradientAttribution):
 
     Args:
         model: The model (an ``nn.Module``).
+
+    Example:
+        >>> from pyattrib.compat import LRP
+        >>> LRP(model).attribute(x, target=y).shape
+        torch.Size([4, 8])
     """
 
     _has_delta = True
@@ -297,6 +346,11 @@ class FeatureAblation(PerturbationAttribution):
 
     Args:
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+
+    Example:
+        >>> from pyattrib.compat import FeatureAblation
+        >>> FeatureAblation(model).attribute(x, target=y).shape
+        torch.Size([4, 8])
     """
 
     _flat_outputs = True
@@ -324,6 +378,11 @@ class FeaturePermutation(FeatureAblation):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         perm_func: Permutes one feature across the batch, ``(x, feature_mask) -> x``; default a random
             permutation.
+
+    Example:
+        >>> from pyattrib.compat import FeaturePermutation
+        >>> FeaturePermutation(model).attribute(x, target=y).shape
+        torch.Size([4, 8])
     """
 
     def __init__(self, forward_func: Callable[..., Any], perm_func: Callable[[Tensor, Tensor], Tensor] | None = None):
@@ -355,6 +414,11 @@ class Occlusion(FeatureAblation):
 
     Args:
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+
+    Example:
+        >>> from pyattrib.compat import Occlusion
+        >>> Occlusion(cnn).attribute(images, sliding_window_shapes=(3, 4, 4), target=0).shape
+        torch.Size([2, 3, 8, 8])
     """
 
     _has_future = False
@@ -379,6 +443,11 @@ class ShapleyValueSampling(PerturbationAttribution):
 
     Args:
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+
+    Example:
+        >>> from pyattrib.compat import ShapleyValueSampling
+        >>> ShapleyValueSampling(model).attribute(x, target=y, n_samples=2).shape
+        torch.Size([4, 8])
     """
 
     def attribute(
@@ -400,6 +469,11 @@ class ShapleyValues(PerturbationAttribution):
 
     Args:
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+
+    Example:
+        >>> from pyattrib.compat import ShapleyValues
+        >>> ShapleyValues(model).attribute(x, target=y, feature_mask=torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]])).shape
+        torch.Size([4, 8])
     """
 
     def attribute(

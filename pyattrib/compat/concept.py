@@ -24,6 +24,12 @@ class CAV(concepts.CAV):
         stats: The CAV's weights, classes and accuracies.
         save_path: Where CAVs are stored.
         model_id: Names the model in saved files.
+
+    Example:
+        >>> from pyattrib.compat import CAV, Concept
+        >>> cav = CAV([Concept(0, "stripes"), Concept(1, "random")], "fc1")
+        >>> cav.layer
+        'fc1'
     """
 
     def __init__(self, concepts: list[Concept], layer: str, stats: dict | None = None, save_path: str = "./cav/",
@@ -42,6 +48,11 @@ class CAV(concepts.CAV):
 class DefaultClassifier(RidgeClassifier):
     """Captum's default TCAV classifier's place: pyattrib's ridge classifier (Captum uses a
     scikit-learn-style SGD classifier; the CAV directions agree in distribution).
+
+    Example:
+        >>> from pyattrib.compat import DefaultClassifier
+        >>> isinstance(DefaultClassifier(), pa.concepts.Classifier)
+        True
     """
 
     def __init__(self) -> None:
@@ -67,6 +78,11 @@ class TCAV(concepts.TCAV):
         attribute_to_layer_input: Score the layers' inputs instead of their outputs.
         save_path: Where CAVs are stored.
         **classifier_kwargs: Keyword arguments of the classifier's ``train_and_eval``.
+
+    Example:
+        >>> from pyattrib.compat import TCAV
+        >>> TCAV(model, ["0"]).layers
+        ['0']
     """
 
     def __init__(self, model: nn.Module, layers: str | Sequence[str], model_id: str = "default_model_id",

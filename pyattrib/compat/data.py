@@ -10,7 +10,13 @@ from ._base import CAPTUM_SEMANTICS, Attribution
 
 
 class InputRole:
-    """What each tensor of a batch is for: attributed, only passed to the model, or neither."""
+    """What each tensor of a batch is for: attributed, only passed to the model, or neither.
+
+    Example:
+        >>> from pyattrib.compat import InputRole
+        >>> InputRole.need_attr, InputRole.need_forward, InputRole.no_forward
+        (0, 1, 2)
+    """
 
     need_attr = data.dataloader.NEED_ATTR
     need_forward = data.dataloader.NEED_FORWARD
@@ -23,6 +29,13 @@ class DataLoaderAttribution(Attribution):
     Args:
         attr_method: The compat attribution it runs (e.g. a ``FeatureAblation`` or
             ``LayerIntegratedGradients`` instance).
+
+    Example:
+        >>> from pyattrib.compat import DataLoaderAttribution, FeatureAblation
+        >>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=2)
+        >>> attr = DataLoaderAttribution(FeatureAblation(lambda x: model(x).sum(0))).attribute(loader)
+        >>> [a.shape for a in attr]
+        [torch.Size([6, 8])]
     """
 
     def __init__(self, attr_method: Any) -> None:

@@ -29,6 +29,11 @@ class KMostInfluentialResults(NamedTuple):
     Args:
         indices: ``(N, k)`` training indices.
         influence_scores: ``(N, k)`` their scores.
+
+    Example:
+        >>> from pyattrib.compat import KMostInfluentialResults
+        >>> KMostInfluentialResults(torch.tensor([[3]]), torch.tensor([[0.5]])).indices
+        tensor([[3]])
     """
 
     indices: Tensor
@@ -165,6 +170,16 @@ class TracInCP(_Influence):
         test_loss_fn: The loss of test examples (default ``loss_fn``).
         sample_wise_grads_per_batch: Captum's per-batch gradient hooks; accepted (pyattrib always
             computes per-example gradients with ``torch.func``).
+
+    Example:
+        >>> from pyattrib.compat import TracInCP
+        >>> import os, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> path = os.path.join(folder, "epoch1.pt")
+        >>> torch.save(model.state_dict(), path)
+        >>> tracin = TracInCP(model, train, [path], loss_fn=torch.nn.CrossEntropyLoss(reduction="none"), batch_size=8)
+        >>> tracin.influence((x, y)).shape
+        torch.Size([4, 16])
     """
 
     _rate_power = 1.0  # Captum's TracInCP.compute_intermediate_quantities: learning_rate * gradients
@@ -204,6 +219,17 @@ class TracInCPFast(TracInCP):
         batch_size: Examples per batch.
         test_loss_fn: The loss of test examples (default ``loss_fn``).
         vectorize: Captum's flag; accepted (pyattrib always vectorises).
+
+    Example:
+        >>> from pyattrib.compat import TracInCPFast
+        >>> import os, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> path = os.path.join(folder, "epoch1.pt")
+        >>> torch.save(model.state_dict(), path)
+        >>> loss = torch.nn.CrossEntropyLoss(reduction="sum")
+        >>> fast = TracInCPFast(model, model[2], train, [path], loss_fn=loss, batch_size=8)
+        >>> fast.self_influence().shape
+        torch.Size([16])
     """
 
     _rate_power = 0.5
@@ -240,6 +266,17 @@ class TracInCPFastRandProj(TracInCPFast):
         nearest_neighbors: Captum's approximate-neighbour index; accepted (pyattrib's top-k is exact).
         projection_dim: Dimension of the random projection.
         seed: Seed of the random draws.
+
+    Example:
+        >>> from pyattrib.compat import TracInCPFastRandProj
+        >>> import os, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> path = os.path.join(folder, "epoch1.pt")
+        >>> torch.save(model.state_dict(), path)
+        >>> loss = torch.nn.CrossEntropyLoss(reduction="sum")
+        >>> proj = TracInCPFastRandProj(model, model[2], train, [path], loss_fn=loss, batch_size=8)
+        >>> proj.influence((x, y), k=2).indices.shape
+        torch.Size([4, 2])
     """
 
     def __init__(
@@ -329,6 +366,17 @@ class NaiveInfluenceFunction(_InfluenceFunction):
         projection_on_cpu: Captum's flag; accepted (the projection stays on the inputs' device).
         show_progress: Show progress bars.
         **solver: How the Hessian is inverted: ``"eig"`` or ``"linalg"``.
+
+    Example:
+        >>> from pyattrib.compat import NaiveInfluenceFunction
+        >>> import os, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> path = os.path.join(folder, "epoch1.pt")
+        >>> torch.save(model.state_dict(), path)
+        >>> loss = torch.nn.CrossEntropyLoss(reduction="none")
+        >>> naive = NaiveInfluenceFunction(model, train, path, loss_fn=loss, batch_size=8)
+        >>> naive.influence((x, y)).shape
+        torch.Size([4, 16])
     """
 
     _make = staticmethod(native.naive_influence_function)
@@ -357,6 +405,18 @@ class ArnoldiInfluenceFunction(_InfluenceFunction):
         hessian_inverse_tol: Eigenvalues below this are dropped.
         projection_on_cpu: Captum's flag; accepted (the projection stays on the inputs' device).
         show_progress: Show progress bars.
+
+    Example:
+        >>> from pyattrib.compat import ArnoldiInfluenceFunction
+        >>> import os, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> path = os.path.join(folder, "epoch1.pt")
+        >>> torch.save(model.state_dict(), path)
+        >>> loss = torch.nn.CrossEntropyLoss(reduction="none")
+        >>> options = dict(loss_fn=loss, batch_size=8, arnoldi_dim=20, projection_dim=5)
+        >>> arnoldi = ArnoldiInfluenceFunction(model, train, path, **options)
+        >>> arnoldi.influence((x, y)).shape
+        torch.Size([4, 16])
     """
 
     _make = staticmethod(native.arnoldi_influence_function)
@@ -386,6 +446,12 @@ def euclidean_distance(test: Tensor, train: Tensor) -> Tensor:
 
     Returns:
         Tensor: ``(N_test, N_train)`` distances.
+
+    Example:
+        >>> from pyattrib.compat import euclidean_distance
+        >>> euclidean_distance(torch.eye(2), torch.eye(2))
+        tensor([[0.0000, 1.4142],
+                [1.4142, 0.0000]])
     """
     return native.euclidean_distance(test, train)
 
@@ -401,6 +467,12 @@ def cosine_similarity(test: Tensor, train: Tensor, replace_nan: int = 0) -> Tens
 
     Returns:
         Tensor: ``(N_test, N_train)`` similarities.
+
+    Example:
+        >>> from pyattrib.compat import cosine_similarity
+        >>> cosine_similarity(torch.eye(2), torch.eye(2))
+        tensor([[1., 0.],
+                [0., 1.]])
     """
     test, train = test.reshape(len(test), -1), train.reshape(len(train), -1)
     fill = torch.tensor(float(replace_nan), dtype=test.dtype)
@@ -426,6 +498,14 @@ class SimilarityInfluence:
         similarity_direction: ``"max"`` (larger is closer) or ``"min"``.
         batch_size: Examples per batch.
         **kwargs: Passed on to the explanation function (or the native class).
+
+    Example:
+        >>> import tempfile
+        >>> from pyattrib.compat import SimilarityInfluence
+        >>> near = SimilarityInfluence(model, "1", train, tempfile.mkdtemp(), batch_size=8)
+        >>> indices, scores = near.influence(x, top_k=2)["1"]
+        >>> indices.shape
+        torch.Size([4, 2])
     """
 
     def __init__(

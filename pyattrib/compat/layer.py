@@ -19,6 +19,11 @@ class LayerActivation(LayerAttribution):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import LayerActivation
+        >>> LayerActivation(model, layer).attribute(x).shape
+        torch.Size([4, 16])
     """
 
     _multiply_by_inputs = True
@@ -43,6 +48,11 @@ class LayerGradientXActivation(LayerAttribution, GradientAttribution):
             attribution.
         memory_efficient: Captum's flag; accepted and unused (pyattrib's layer gradients are always
             taken in one pass).
+
+    Example:
+        >>> from pyattrib.compat import LayerGradientXActivation
+        >>> LayerGradientXActivation(model, layer).attribute(x, target=y).shape
+        torch.Size([4, 16])
     """
 
     def __init__(
@@ -70,6 +80,11 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import LayerGradCam
+        >>> LayerGradCam(cnn, conv).attribute(images, target=0).shape
+        torch.Size([2, 1, 8, 8])
     """
 
     def attribute(
@@ -93,6 +108,11 @@ class InternalInfluence(LayerAttribution, GradientAttribution):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import InternalInfluence
+        >>> InternalInfluence(model, layer).attribute(x, target=y).shape
+        torch.Size([4, 16])
     """
 
     def attribute(
@@ -117,6 +137,11 @@ class LayerConductance(LayerAttribution, GradientAttribution):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import LayerConductance
+        >>> LayerConductance(model, layer).attribute(x, target=y).shape
+        torch.Size([4, 16])
     """
 
     _has_delta = True
@@ -148,6 +173,11 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
+
+    Example:
+        >>> from pyattrib.compat import LayerIntegratedGradients
+        >>> LayerIntegratedGradients(model, layer).attribute(x, target=y).shape
+        torch.Size([4, 16])
     """
 
     _has_delta = True
@@ -184,6 +214,11 @@ class LayerGradientShap(LayerAttribution, GradientAttribution):
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
+
+    Example:
+        >>> from pyattrib.compat import LayerGradientShap
+        >>> LayerGradientShap(model, layer).attribute(x, torch.randn(5, 8), target=y).shape
+        torch.Size([4, 16])
     """
 
     _has_delta = True
@@ -222,6 +257,11 @@ class LayerDeepLift(LayerAttribution, GradientAttribution):
         layer: The layer (module) explained, or a list of them where Captum takes one.
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
+
+    Example:
+        >>> from pyattrib.compat import LayerDeepLift
+        >>> LayerDeepLift(model, layer).attribute(x, target=y).shape
+        torch.Size([4, 16])
     """
 
     _has_delta = True
@@ -254,6 +294,11 @@ class LayerDeepLiftShap(LayerDeepLift):
         layer: The layer (module) explained, or a list of them where Captum takes one.
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
+
+    Example:
+        >>> from pyattrib.compat import LayerDeepLiftShap
+        >>> LayerDeepLiftShap(model, layer).attribute(x, torch.randn(5, 8), target=y).shape
+        torch.Size([4, 16])
     """
 
     def attribute(
@@ -279,6 +324,11 @@ class LayerFeatureAblation(LayerAttribution):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import LayerFeatureAblation
+        >>> LayerFeatureAblation(model, layer).attribute(x, target=y).shape
+        torch.Size([4, 16])
     """
 
     _multiply_by_inputs = True
@@ -306,6 +356,11 @@ class LayerFeaturePermutation(LayerFeatureAblation):
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
         perm_func: Permutes one feature across the batch, ``(x, feature_mask) -> x``; default a random
             permutation.
+
+    Example:
+        >>> from pyattrib.compat import LayerFeaturePermutation
+        >>> LayerFeaturePermutation(model, layer).attribute(x, target=y).shape
+        torch.Size([4, 16])
     """
 
     def __init__(
@@ -332,6 +387,11 @@ class LayerLRP(LayerAttribution, GradientAttribution):
     Args:
         model: The model (an ``nn.Module``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
+
+    Example:
+        >>> from pyattrib.compat import LayerLRP
+        >>> LayerLRP(model, layer).attribute(x, target=y).shape
+        torch.Size([4, 16])
     """
 
     _has_delta = True

@@ -106,6 +106,11 @@ class LimeBase(PerturbationAttribution):
             input space).
         from_interp_rep_transform: Maps an interpretable sample to the model's input space.
         to_interp_rep_transform: Maps an input-space sample to the interpretable space.
+
+    Example:
+        >>> from pyattrib.compat import Lime, LimeBase
+        >>> isinstance(Lime(model), LimeBase)
+        True
     """
 
     _multiply_by_inputs = False
@@ -244,6 +249,11 @@ class Lime(LimeBase):
         similarity_func: Captum's per-sample similarity, ``(original, perturbed, interpretable sample,
             **kwargs) -> weight``.
         perturb_func: Captum's sampler: a function or generator of perturbed samples.
+
+    Example:
+        >>> from pyattrib.compat import Lime
+        >>> Lime(model).attribute(x[:1], target=0, n_samples=20).shape
+        torch.Size([1, 8])
     """
 
     def __init__(
@@ -332,6 +342,11 @@ class KernelShap(Lime):
 
     Args:
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
+
+    Example:
+        >>> from pyattrib.compat import KernelShap
+        >>> KernelShap(model).attribute(x[:1], target=0, n_samples=20).shape
+        torch.Size([1, 8])
     """
 
     inf_weight = 1000000.0

@@ -9,7 +9,13 @@ from pyattrib import lrp_rules as rules
 
 
 class PropagationRule:
-    """Base class of Captum's rules; ``to_rule`` gives pyattrib's rule."""
+    """Base class of Captum's rules; ``to_rule`` gives pyattrib's rule.
+
+    Example:
+        >>> from pyattrib.compat import EpsilonRule, PropagationRule
+        >>> isinstance(EpsilonRule(), PropagationRule)
+        True
+    """
 
     def to_rule(self) -> rules.Rule:
         return rules.epsilon()
@@ -20,6 +26,13 @@ class EpsilonRule(PropagationRule):
 
     Args:
         epsilon: The rule's stabiliser.
+
+    Example:
+        >>> from pyattrib.compat import EpsilonRule, LRP
+        >>> lrp_model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 3))
+        >>> lrp_model[0].rule = EpsilonRule(epsilon=0.01)
+        >>> LRP(lrp_model).attribute(x, target=y).shape
+        torch.Size([4, 8])
     """
 
     def __init__(self, epsilon: float = 1e-9) -> None:
@@ -35,6 +48,11 @@ class GammaRule(PropagationRule):
     Args:
         gamma: Weight of the positive part added to the weights.
         set_bias_to_zero: Distribute with the bias set to zero.
+
+    Example:
+        >>> from pyattrib.compat import GammaRule
+        >>> GammaRule(gamma=0.25).to_rule().name
+        'gamma'
     """
 
     def __init__(self, gamma: float = 0.25, set_bias_to_zero: bool = False) -> None:
@@ -49,6 +67,11 @@ class Alpha1_Beta0_Rule(PropagationRule):  # noqa: N801 (Captum's name)
 
     Args:
         set_bias_to_zero: Distribute with the bias set to zero.
+
+    Example:
+        >>> from pyattrib.compat import Alpha1_Beta0_Rule
+        >>> Alpha1_Beta0_Rule().to_rule().name
+        'alpha1_beta0'
     """
 
     def __init__(self, set_bias_to_zero: bool = False) -> None:
@@ -63,6 +86,11 @@ class IdentityRule(EpsilonRule):
 
     Args:
         epsilon: The rule's stabiliser.
+
+    Example:
+        >>> from pyattrib.compat import IdentityRule
+        >>> IdentityRule().to_rule().name
+        'identity'
     """
 
     def to_rule(self) -> rules.Rule:

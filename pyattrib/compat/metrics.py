@@ -41,6 +41,13 @@ def infidelity(
 
     Returns:
         Tensor: one score per example.
+
+    Example:
+        >>> from pyattrib.compat import infidelity
+        >>> noise = lambda x: (0.1 * torch.ones_like(x), x - 0.1)
+        >>> attr = pa.saliency(model)(x, target=y)
+        >>> infidelity(model, noise, x, attr, target=y).shape
+        torch.Size([4])
     """
     n = as_tuple(inputs)[0][0].shape[0]
     rows = max_examples_per_batch if max_examples_per_batch is not None else n * n_perturb_samples
@@ -60,6 +67,13 @@ def infidelity_perturb_func_decorator(multiply_by_inputs: bool = True) -> Callab
     Returns:
         A decorator turning ``perturb(inputs[, baselines]) -> perturbed`` into an infidelity
         perturbation function.
+
+    Example:
+        >>> from pyattrib.compat import infidelity_perturb_func_decorator
+        >>> perturb = infidelity_perturb_func_decorator(False)(lambda x: x - 0.1)
+        >>> perturbations, perturbed = perturb(x)
+        >>> perturbations[0].shape if isinstance(perturbations, tuple) else perturbations.shape
+        torch.Size([4, 8])
     """
     return lambda perturb_func: metrics.perturbations_from(perturb_func, multiply_by_inputs)
 
@@ -74,6 +88,12 @@ def default_perturb_func(inputs: TensorOrTuple, perturb_radius: float = 0.02) ->
 
     Returns:
         The perturbed inputs.
+
+    Example:
+        >>> from pyattrib.compat import default_perturb_func
+        >>> perturbed = default_perturb_func(x, 0.02)
+        >>> perturbed[0].shape if isinstance(perturbed, tuple) else perturbed.shape
+        torch.Size([4, 8])
     """
     xs, _ = as_tuple(inputs)
     return tuple(x + torch.empty(x.shape).uniform_(-perturb_radius, perturb_radius).to(x.device) for x in xs)
@@ -103,6 +123,11 @@ def sensitivity_max(
 
     Returns:
         Tensor: one score per example.
+
+    Example:
+        >>> from pyattrib.compat import Saliency, sensitivity_max
+        >>> sensitivity_max(Saliency(model).attribute, x, target=y).shape
+        torch.Size([4])
     """
     measure = metrics.sensitivity_max(
         explanation_func, perturb_func=perturb_func, perturb_radius=perturb_radius,

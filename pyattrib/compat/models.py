@@ -18,6 +18,11 @@ class TokenReferenceBase:
 
     Args:
         reference_token_idx: The reference token's id (e.g. the padding id).
+
+    Example:
+        >>> from pyattrib.compat import TokenReferenceBase
+        >>> TokenReferenceBase(reference_token_idx=0).generate_reference(4, device="cpu")
+        tensor([0, 0, 0, 0])
     """
 
     def __init__(self, reference_token_idx: int = 0) -> None:
@@ -36,6 +41,23 @@ class InterpretableEmbeddingBase(nn.Module):
     Args:
         embedding: The embedding layer stood in for.
         full_name: Its name in the model (``model.<full_name>``).
+
+    Example:
+        >>> class Bag(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.embedding, self.out = nn.Embedding(20, 4), nn.Linear(4, 2)
+        ...     def forward(self, ids): return self.out(self.embedding(ids).mean(1))
+        ...
+        >>> from pyattrib.compat import configure_interpretable_embedding_layer, remove_interpretable_embedding_layer
+        >>> bag = Bag()
+        >>> ids = torch.tensor([[1, 2, 3]])
+        >>> stand_in = configure_interpretable_embedding_layer(bag, "embedding")
+        >>> emb = stand_in.indices_to_embeddings(ids)
+        >>> out = bag(emb)
+        >>> remove_interpretable_embedding_layer(bag, stand_in)
+        >>> torch.allclose(out, bag(ids))
+        True
     """
 
     def __init__(self, embedding: nn.Module, full_name: str) -> None:
@@ -78,6 +100,23 @@ def configure_interpretable_embedding_layer(
 
     Returns:
         InterpretableEmbeddingBase: the stand-in now in the model.
+
+    Example:
+        >>> class Bag(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.embedding, self.out = nn.Embedding(20, 4), nn.Linear(4, 2)
+        ...     def forward(self, ids): return self.out(self.embedding(ids).mean(1))
+        ...
+        >>> from pyattrib.compat import configure_interpretable_embedding_layer, remove_interpretable_embedding_layer
+        >>> bag = Bag()
+        >>> ids = torch.tensor([[1, 2, 3]])
+        >>> stand_in = configure_interpretable_embedding_layer(bag, "embedding")
+        >>> emb = stand_in.indices_to_embeddings(ids)
+        >>> out = bag(emb)
+        >>> remove_interpretable_embedding_layer(bag, stand_in)
+        >>> torch.allclose(out, bag(ids))
+        True
     """
     parent, last = _parent(model, embedding_layer_name)
     embedding = getattr(parent, last)
@@ -104,6 +143,23 @@ def remove_interpretable_embedding_layer(model: nn.Module, interpretable_emb: In
 
     Returns:
         None.
+
+    Example:
+        >>> class Bag(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.embedding, self.out = nn.Embedding(20, 4), nn.Linear(4, 2)
+        ...     def forward(self, ids): return self.out(self.embedding(ids).mean(1))
+        ...
+        >>> from pyattrib.compat import configure_interpretable_embedding_layer, remove_interpretable_embedding_layer
+        >>> bag = Bag()
+        >>> ids = torch.tensor([[1, 2, 3]])
+        >>> stand_in = configure_interpretable_embedding_layer(bag, "embedding")
+        >>> emb = stand_in.indices_to_embeddings(ids)
+        >>> out = bag(emb)
+        >>> remove_interpretable_embedding_layer(bag, stand_in)
+        >>> torch.allclose(out, bag(ids))
+        True
     """
     parent, last = _parent(model, interpretable_emb.full_name)
     setattr(parent, last, interpretable_emb.embedding)

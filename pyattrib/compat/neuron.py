@@ -19,6 +19,11 @@ class NeuronGradient(NeuronAttribution, GradientAttribution):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import NeuronGradient
+        >>> NeuronGradient(model, layer).attribute(x, neuron_selector=3).shape
+        torch.Size([4, 8])
     """
 
     _transform = staticmethod(pa.neuron_gradient)
@@ -42,6 +47,11 @@ class NeuronIntegratedGradients(NeuronAttribution, GradientAttribution):
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
+
+    Example:
+        >>> from pyattrib.compat import NeuronIntegratedGradients
+        >>> NeuronIntegratedGradients(model, layer).attribute(x, neuron_selector=3).shape
+        torch.Size([4, 8])
     """
 
     def __init__(
@@ -75,6 +85,11 @@ class NeuronConductance(NeuronIntegratedGradients):
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
+
+    Example:
+        >>> from pyattrib.compat import NeuronConductance
+        >>> NeuronConductance(model, layer).attribute(x, neuron_selector=3, target=y).shape
+        torch.Size([4, 8])
     """
 
     def attribute(  # type: ignore[override]
@@ -102,6 +117,11 @@ class NeuronGradientShap(NeuronIntegratedGradients):
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
+
+    Example:
+        >>> from pyattrib.compat import NeuronGradientShap
+        >>> NeuronGradientShap(model, layer).attribute(x, 3, torch.randn(5, 8)).shape
+        torch.Size([4, 8])
     """
 
     def attribute(  # type: ignore[override]
@@ -126,6 +146,11 @@ class NeuronDeepLift(NeuronAttribution, GradientAttribution):
         layer: The layer (module) explained, or a list of them where Captum takes one.
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
+
+    Example:
+        >>> from pyattrib.compat import NeuronDeepLift
+        >>> NeuronDeepLift(model, layer).attribute(x, neuron_selector=3).shape
+        torch.Size([4, 8])
     """
 
     def __init__(self, model: nn.Module, layer: nn.Module, multiply_by_inputs: bool = True) -> None:
@@ -157,6 +182,11 @@ class NeuronDeepLiftShap(NeuronDeepLift):
         layer: The layer (module) explained, or a list of them where Captum takes one.
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
+
+    Example:
+        >>> from pyattrib.compat import NeuronDeepLiftShap
+        >>> NeuronDeepLiftShap(model, layer).attribute(x, 3, torch.randn(5, 8)).shape
+        torch.Size([4, 8])
     """
 
     _transform = staticmethod(pa.neuron_deep_lift_shap)
@@ -169,6 +199,11 @@ class NeuronGuidedBackprop(NeuronAttribution, GradientAttribution):
         model: The model (an ``nn.Module``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import NeuronGuidedBackprop
+        >>> NeuronGuidedBackprop(cnn, conv).attribute(images, neuron_selector=(0, 4, 4)).shape
+        torch.Size([2, 3, 8, 8])
     """
 
     _transform = staticmethod(pa.neuron_guided_backprop)
@@ -187,6 +222,11 @@ class NeuronDeconvolution(NeuronGuidedBackprop):
         model: The model (an ``nn.Module``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import NeuronDeconvolution
+        >>> NeuronDeconvolution(cnn, conv).attribute(images, neuron_selector=(0, 4, 4)).shape
+        torch.Size([2, 3, 8, 8])
     """
 
     _transform = staticmethod(pa.neuron_deconvolution)
@@ -199,6 +239,11 @@ class NeuronFeatureAblation(NeuronAttribution):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         layer: The layer (module) explained, or a list of them where Captum takes one.
         device_ids: Captum's ``DataParallel`` device ids; accepted and unused (pyattrib needs none).
+
+    Example:
+        >>> from pyattrib.compat import NeuronFeatureAblation
+        >>> NeuronFeatureAblation(model, layer).attribute(x, neuron_selector=3).shape
+        torch.Size([4, 8])
     """
 
     _multiply_by_inputs = True

@@ -75,6 +75,15 @@ def patch_captum() -> int:
 
     Returns:
         None.
+
+    Example:
+        >>> import pyattrib.compat
+        >>> pyattrib.compat.patch_captum()
+        319
+        >>> import captum.attr
+        >>> captum.attr.IntegratedGradients.__module__.startswith("pyattrib")
+        True
+        >>> pyattrib.compat.unpatch_captum()
     """
     if _swapped or _made:
         return len(_swapped) or len(_made)
@@ -92,6 +101,15 @@ def unpatch_captum() -> None:
 
     Returns:
         None.
+
+    Example:
+        >>> import pyattrib.compat
+        >>> pyattrib.compat.patch_captum()
+        319
+        >>> pyattrib.compat.unpatch_captum()
+        >>> import captum.attr
+        >>> captum.attr.IntegratedGradients.__module__.startswith("captum")
+        True
     """
     for module, attr, value in reversed(_swapped):
         setattr(module, attr, value)

@@ -10,7 +10,13 @@ from .. import robust
 
 
 class Perturbation:
-    """Captum's base of attacks: calling one is calling its ``perturb``."""
+    """Captum's base of attacks: calling one is calling its ``perturb``.
+
+    Example:
+        >>> from pyattrib.compat import FGSM, Perturbation
+        >>> isinstance(FGSM(model), Perturbation)
+        True
+    """
 
     perturb: Callable[..., Any]
 
@@ -41,6 +47,11 @@ class FGSM(_GradientAttack):
             probabilities.
         lower_bound: Smallest value an input element may take.
         upper_bound: Largest value an input element may take.
+
+    Example:
+        >>> from pyattrib.compat import FGSM
+        >>> FGSM(model).perturb(x, epsilon=0.1, target=y).shape
+        torch.Size([4, 8])
     """
 
     zero_thresh = robust.attacks.ZERO_GRADIENT
@@ -64,6 +75,11 @@ class PGD(_GradientAttack):
             probabilities.
         lower_bound: Smallest value an input element may take.
         upper_bound: Largest value an input element may take.
+
+    Example:
+        >>> from pyattrib.compat import PGD
+        >>> PGD(model).perturb(x, radius=0.1, step_size=0.05, step_num=3, target=y).shape
+        torch.Size([4, 8])
     """
 
     def perturb(self, inputs: Any, radius: float, step_size: float, step_num: int, target: Any,
@@ -84,6 +100,13 @@ class AttackComparator(robust.AttackComparator):
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
         metric: ``metric(model_out, **kwargs)``: what is compared.
         preproc_fn: Applied to the inputs before the model.
+
+    Example:
+        >>> from pyattrib.compat import AttackComparator
+        >>> comparator = AttackComparator(model, metric=lambda out: out.softmax(1).max(1).values)
+        >>> comparator.add_attack(lambda z: z * 0.5, name="halved")
+        >>> sorted(comparator.evaluate(x))
+        ['Original', 'halved']
     """
 
     def __init__(
@@ -113,6 +136,14 @@ class MinParamPerturbation:
         preproc_fn: Applied to the inputs before the model.
         apply_before_preproc: Attack before ``preproc_fn``.
         correct_fn: Says which examples are correct; default the arg-max is the target.
+
+    Example:
+        >>> from pyattrib.compat import FGSM, MinParamPerturbation
+        >>> grid = dict(arg_name="epsilon", arg_min=0.0, arg_max=1.0, arg_step=0.25)
+        >>> search = MinParamPerturbation(model, FGSM(model), **grid)
+        >>> perturbed, eps = search.evaluate(x, target=y, attack_kwargs={"target": y})
+        >>> perturbed.shape
+        torch.Size([4, 8])
     """
 
     def __init__(self, forward_func: Callable[..., Any], attack: Callable[..., Any], arg_name: str,

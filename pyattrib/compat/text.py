@@ -58,6 +58,13 @@ class LLMAttribution(Attribution):
             ``LayerIntegratedGradients`` instance).
         tokenizer: A Hugging Face tokenizer of the model.
         attr_target: ``"log_prob"`` or ``"prob"``: what is attributed.
+
+    Example:
+        >>> from pyattrib.compat import FeatureAblation, LLMAttribution
+        >>> llm = LLMAttribution(FeatureAblation(lm), tokenizer)
+        >>> result = llm.attribute(pa.text.TextTemplateInput("{} is {}", ["sky", "blue"]), target="today")
+        >>> result.seq_attr.shape
+        torch.Size([2])
     """
 
     SUPPORTED_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues, Lime, KernelShap)
@@ -111,6 +118,19 @@ class RemoteLLMAttribution(LLMAttribution):
         tokenizer: A Hugging Face tokenizer of the model.
         provider: A :class:`~pyattrib.text.RemoteLLMProvider` (e.g. :class:`~pyattrib.text.VLLMProvider`).
         attr_target: ``"log_prob"`` or ``"prob"``: what is attributed.
+
+    Example:
+        >>> class Scored(pa.text.RemoteLLMProvider):
+        ...     def get_logprobs(self, input_prompt, target_str, tokenizer):
+        ...         return [-len(input_prompt) / 10] * len(tokenizer.tokenize(target_str))
+        ...     def generate(self, prompt, **gen_args):
+        ...         return "blue"
+        ...
+        >>> from pyattrib.compat import FeatureAblation, RemoteLLMAttribution
+        >>> llm = RemoteLLMAttribution(FeatureAblation(lm), tokenizer, Scored())
+        >>> result = llm.attribute(pa.text.TextTemplateInput("the {} is {}", ["sky", "blue"]), target="today")
+        >>> result.seq_attr.shape
+        torch.Size([2])
     """
 
     placeholder_model = _PlaceholderModel()
@@ -137,6 +157,15 @@ class LLMGradientAttribution(Attribution):
         attr_method: The compat attribution it runs (e.g. a ``FeatureAblation`` or
             ``LayerIntegratedGradients`` instance).
         tokenizer: A Hugging Face tokenizer of the model.
+
+    Example:
+        >>> from pyattrib.compat import LayerIntegratedGradients, LLMGradientAttribution
+        >>> lig = LayerIntegratedGradients(lm, lm.get_input_embeddings())
+        >>> llm = LLMGradientAttribution(lig, tokenizer)
+        >>> prompt = pa.text.TextTokenInput("the sky", tokenizer, skip_tokens=["[CLS]"])
+        >>> result = llm.attribute(prompt, target="is blue", n_steps=4)
+        >>> result.token_attr.shape[0]
+        2
     """
 
     SUPPORTED_METHODS = (LayerIntegratedGradients, LayerGradientShap, LayerGradientXActivation)

@@ -32,6 +32,10 @@ FIT_BUDGET = 2**20
 class Classifier(ABC):
     """Captum's classifier protocol: fit on ``(activations, concept id)`` batches, then give
     one weight row per class and the class order.
+
+    Example:
+        >>> isinstance(pa.concepts.RidgeClassifier(), pa.concepts.Classifier)
+        True
     """
 
     @abstractmethod
@@ -53,6 +57,11 @@ class ConceptStats:
         train: Training activations, ``(M, D)``.
         test: Test activations, ``(N, D)``.
         _padded_gram: Internal cache; leave ``None``.
+
+    Example:
+        >>> stats = pa.concepts.ConceptStats.of(torch.randn(10, 4), 0.3, torch.Generator().manual_seed(0))
+        >>> stats.train.shape[0] + stats.test.shape[0]
+        10
     """
 
     train: Tensor  # (n_train, D)
@@ -97,6 +106,13 @@ def fit_cavs(sets: Sequence[Sequence[ConceptStats]], regularisation: float) -> t
         - Kim, Wattenberg, Gilmer, Cai, Wexler, Viégas and Sayres, "Interpretability Beyond Feature
           Attribution: Quantitative Testing with Concept Activation Vectors (TCAV)", ICML 2018.
           https://arxiv.org/abs/1711.11279
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> stats = [pa.concepts.ConceptStats.of(torch.randn(10, 4) + s, 0.3, g) for s in (0.0, 1.0)]
+        >>> weights, accs = pa.concepts.fit_cavs([stats], regularisation=0.01)
+        >>> weights.shape, accs.shape
+        (torch.Size([1, 2, 4]), torch.Size([1]))
     """
     d = sets[0][0].train.shape[1]
     rows = max(sum(len(c.train) for c in concepts) for concepts in sets)
@@ -170,6 +186,14 @@ class RidgeClassifier(Classifier):
         regularisation: The ridge penalty of the CAV classifier.
         seed: Seed of the generator built for the draws (a convenience: the same seed gives the same
             draws).
+
+    Example:
+        >>> clf = pa.concepts.RidgeClassifier()
+        >>> rows = torch.utils.data.TensorDataset(torch.randn(20, 4), torch.tensor([0, 1] * 10))
+        >>> data = torch.utils.data.DataLoader(rows, batch_size=10)
+        >>> accs = clf.train_and_eval(data)
+        >>> clf.weights().shape, clf.classes()
+        (torch.Size([2, 4]), [0, 1])
     """
 
     def __init__(self, regularisation: float = 1e-2, seed: int = 0) -> None:

@@ -39,6 +39,10 @@ class Concept:
         id: A unique integer id.
         name: The concept's name.
         data_iter: Yields the concept's batches (tensors or tuples of tensors).
+
+    Example:
+        >>> pa.concepts.Concept(0, "stripes", [torch.randn(4, 8)])
+        Concept(0, 'stripes')
     """
 
     id: int
@@ -63,6 +67,15 @@ class CAV:
         layer: The module whose output (or input) is explained, or a list of modules for several layers
             at once.
         stats: ``weights``, ``classes`` and ``accs`` (see above).
+
+    Example:
+        >>> loader = lambda t: torch.utils.data.DataLoader(t, batch_size=8)
+        >>> stripes = pa.concepts.Concept(0, "stripes", loader(torch.randn(16, 8) + 1.0))
+        >>> randoms = [pa.concepts.Concept(i, f"random{i}", loader(torch.randn(16, 8))) for i in (1, 2)]
+        >>> tcav = pa.concepts.tcav(model, ["0"])
+        >>> cav = tcav.compute_cavs([[stripes, randoms[0]]])["0-1"]["0"]
+        >>> cav.stats["weights"].shape
+        torch.Size([2, 16])
     """
 
     concepts: list[Concept]
@@ -102,6 +115,18 @@ def save_cav(cav: CAV, save_path: str, model_id: str) -> None:
 
     Returns:
         None.
+
+    Example:
+        >>> loader = lambda t: torch.utils.data.DataLoader(t, batch_size=8)
+        >>> stripes = pa.concepts.Concept(0, "stripes", loader(torch.randn(16, 8) + 1.0))
+        >>> randoms = [pa.concepts.Concept(i, f"random{i}", loader(torch.randn(16, 8))) for i in (1, 2)]
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> tcav = pa.concepts.TCAV(model, ["0"], save_path=folder)
+        >>> cav = tcav.compute_cavs([[stripes, randoms[0]]])["0-1"]["0"]
+        >>> pa.concepts.save_cav(cav, folder, "docs_model")
+        >>> pa.concepts.load_cav(folder, "docs_model", "0-1", "0").stats["weights"].shape
+        torch.Size([2, 16])
     """
     os.makedirs(os.path.join(save_path, model_id), exist_ok=True)
     saved = {"concept_ids": [c.id for c in cav.concepts], "concept_names": [c.name for c in cav.concepts],
@@ -121,6 +146,18 @@ def load_cav(save_path: str, model_id: str, key: str, layer: str) -> CAV | None:
 
     Returns:
         CAV | None: the saved CAV, or None if there is none.
+
+    Example:
+        >>> loader = lambda t: torch.utils.data.DataLoader(t, batch_size=8)
+        >>> stripes = pa.concepts.Concept(0, "stripes", loader(torch.randn(16, 8) + 1.0))
+        >>> randoms = [pa.concepts.Concept(i, f"random{i}", loader(torch.randn(16, 8))) for i in (1, 2)]
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> tcav = pa.concepts.TCAV(model, ["0"], save_path=folder)
+        >>> cav = tcav.compute_cavs([[stripes, randoms[0]]])["0-1"]["0"]
+        >>> pa.concepts.save_cav(cav, folder, "docs_model")
+        >>> pa.concepts.load_cav(folder, "docs_model", "0-1", "0").layer
+        '0'
     """
     path = cav_file(save_path, model_id, key, layer)
     if not os.path.exists(path):
@@ -138,6 +175,10 @@ class ConceptInterpreter:
 
     Args:
         model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
+
+    Example:
+        >>> isinstance(pa.concepts.TCAV(model, ["0"]), pa.concepts.ConceptInterpreter)
+        True
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -184,6 +225,15 @@ class TCAV(ConceptInterpreter):
         - Kim, Wattenberg, Gilmer, Cai, Wexler, Viégas and Sayres, "Interpretability Beyond Feature
           Attribution: Quantitative Testing with Concept Activation Vectors (TCAV)", ICML 2018.
           https://arxiv.org/abs/1711.11279
+
+    Example:
+        >>> loader = lambda t: torch.utils.data.DataLoader(t, batch_size=8)
+        >>> stripes = pa.concepts.Concept(0, "stripes", loader(torch.randn(16, 8) + 1.0))
+        >>> randoms = [pa.concepts.Concept(i, f"random{i}", loader(torch.randn(16, 8))) for i in (1, 2)]
+        >>> tcav = pa.concepts.TCAV(model, ["0", "2"])
+        >>> scores = tcav.interpret(x, [[stripes, r] for r in randoms], target=0)
+        >>> sorted(scores)
+        ['0-1', '0-2']
     """
 
     def __init__(
@@ -440,5 +490,14 @@ def tcav(model: nn.Module, layers: str | nn.Module | Sequence[str | nn.Module], 
         - Kim, Wattenberg, Gilmer, Cai, Wexler, Viégas and Sayres, "Interpretability Beyond Feature
           Attribution: Quantitative Testing with Concept Activation Vectors (TCAV)", ICML 2018.
           https://arxiv.org/abs/1711.11279
+
+    Example:
+        >>> loader = lambda t: torch.utils.data.DataLoader(t, batch_size=8)
+        >>> stripes = pa.concepts.Concept(0, "stripes", loader(torch.randn(16, 8) + 1.0))
+        >>> randoms = [pa.concepts.Concept(i, f"random{i}", loader(torch.randn(16, 8))) for i in (1, 2)]
+        >>> tcav = pa.concepts.tcav(model, ["0"])
+        >>> scores = tcav.interpret(x, [[stripes, randoms[0]]], target=0)
+        >>> sorted(scores["0-1"]["0"])
+        ['magnitude', 'sign_count']
     """
     return TCAV(model, layers, **options)

@@ -73,6 +73,13 @@ def dataloader_attribution(
     Returns:
         A function ``(loader, baselines=None, *, input_roles=None, feature_mask=None,
         return_input_shape=True) -> attributions``.
+
+    Example:
+        >>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=2)
+        >>> total = lambda acc, out, inputs: out.sum(0) if acc is None else acc + out.sum(0)
+        >>> ablate = pa.data.dataloader_attribution(model, reduce=total)
+        >>> [a.shape for a in ablate(loader)]
+        [torch.Size([3, 8])]
     """
     check_batch_size(batch_size)
     if perturbations_per_pass is not None and perturbations_per_pass < 1:

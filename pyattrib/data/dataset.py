@@ -86,6 +86,14 @@ class DatasetAttribution:
         n_examples: Examples attributed by this process.
         summary: The summary, merged over all processes.
         out: The shard folder, or None.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=2)
+        >>> run = pa.data.attribute_dataset(pa.saliency(model), loader, out=folder, show_progress=False)
+        >>> run.n_examples, run.out == folder
+        (4, True)
     """
 
     n_examples: int
@@ -285,6 +293,15 @@ class StoredAttributions:
 
     Args:
         out: A folder for the attribution shards (``None``: keep nothing on disk).
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=2)
+        >>> run = pa.data.attribute_dataset(pa.saliency(model), loader, out=folder, show_progress=False)
+        >>> stored = pa.data.load_attributions(folder)
+        >>> stored.ids
+        array([0, 1, 2, 3])
     """
 
     def __init__(self, out: str) -> None:
@@ -317,6 +334,15 @@ def load_attributions(out: str) -> StoredAttributions:
 
     Returns:
         StoredAttributions: the shards, read memory-mapped.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=2)
+        >>> run = pa.data.attribute_dataset(pa.saliency(model), loader, out=folder, show_progress=False)
+        >>> stored = pa.data.load_attributions(folder)
+        >>> len(stored), stored.get([1, 3])[0].shape
+        (4, (2, 8))
     """
     if not os.path.exists(os.path.join(out, "index.json")):
         raise ArgumentError(f"{out} has no index.json: run attribute_dataset(..., out={out!r}) to the end first")

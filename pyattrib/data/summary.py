@@ -29,6 +29,10 @@ class Stat(ABC):
     Args:
         name: The statistic's name (its key in the summary).
         **params: The parameters of the parameterised statistic.
+
+    Example:
+        >>> isinstance(pa.data.Mean(), pa.data.Stat)
+        True
     """
 
     def __init__(self, name: str | None = None, **params: Any) -> None:
@@ -57,8 +61,14 @@ class Count(Stat):
     """The number of values seen, :math:`n`.
 
     Args:
-        name: The statistic's name (its key in the summary); default ``"count"``.
-        **params: Parameters of the statistic (none for this one).
+        name: The statistic's name (its key in the summary).
+        **params: The parameters of the parameterised statistic.
+
+    Example:
+        >>> summary = pa.data.Summarizer([pa.data.Count()])
+        >>> for value in (1.0, 2.0, 6.0): summary.update(torch.tensor(value))
+        >>> summary.summary
+        {'count': 3}
     """
 
     def get(self, state: _State) -> Value:
@@ -69,8 +79,14 @@ class Mean(Stat):
     """The running mean, :math:`\\bar x_n` (Welford's update).
 
     Args:
-        name: The statistic's name (its key in the summary); default ``"mean"``.
-        **params: Parameters of the statistic (none for this one).
+        name: The statistic's name (its key in the summary).
+        **params: The parameters of the parameterised statistic.
+
+    Example:
+        >>> summary = pa.data.Summarizer([pa.data.Mean()])
+        >>> for value in (1.0, 2.0, 6.0): summary.update(torch.tensor(value))
+        >>> summary.summary
+        {'mean': tensor(3.)}
     """
 
     def get(self, state: _State) -> Value:
@@ -83,6 +99,12 @@ class MSE(Stat):
     Args:
         name: The statistic's name (its key in the summary).
         **params: The parameters of the parameterised statistic.
+
+    Example:
+        >>> summary = pa.data.Summarizer([pa.data.MSE()])
+        >>> for value in (1.0, 2.0, 6.0): summary.update(torch.tensor(value))
+        >>> summary.summary
+        {'mse': tensor(14.)}
     """
 
     def get(self, state: _State) -> Value:
@@ -93,9 +115,14 @@ class Var(Stat):
     """The running variance, :math:`M_n / (n - \\text{order})`.
 
     Args:
-        name: The statistic's name (its key in the summary); default ``"variance"`` (order 0) or
-            ``"sample_variance"`` (order 1).
+        name: The statistic's name (its key in the summary).
         order: Degrees of freedom removed from the count (0: population variance, 1: sample variance).
+
+    Example:
+        >>> summary = pa.data.Summarizer([pa.data.Var()])
+        >>> for value in (1.0, 2.0, 6.0): summary.update(torch.tensor(value))
+        >>> summary.summary
+        {'variance': tensor(4.6667, dtype=torch.float64)}
     """
 
     def __init__(self, name: str | None = None, order: int = 0) -> None:
@@ -115,9 +142,14 @@ class StdDev(Stat):
     """The running standard deviation, :math:`\\sqrt{M_n / (n - \\text{order})}`.
 
     Args:
-        name: The statistic's name (its key in the summary); default ``"std_dev"`` (order 0) or
-            ``"sample_std_dev"`` (order 1).
+        name: The statistic's name (its key in the summary).
         order: Degrees of freedom removed from the count (0: population, 1: sample).
+
+    Example:
+        >>> summary = pa.data.Summarizer([pa.data.StdDev()])
+        >>> for value in (1.0, 2.0, 6.0): summary.update(torch.tensor(value))
+        >>> summary.summary
+        {'std_dev': tensor(2.1602, dtype=torch.float64)}
     """
 
     def __init__(self, name: str | None = None, order: int = 0) -> None:
@@ -147,8 +179,14 @@ class Min(_Fold):
     """The running element-wise minimum: ``result = min_fn(result, x)``.
 
     Args:
-        name: The statistic's name (its key in the summary); default ``"min"``.
+        name: The statistic's name (its key in the summary).
         min_fn: The fold, ``(running, x) -> running``.
+
+    Example:
+        >>> summary = pa.data.Summarizer([pa.data.Min()])
+        >>> for value in (1.0, 2.0, 6.0): summary.update(torch.tensor(value))
+        >>> summary.summary
+        {'min': tensor(1.)}
     """
 
     default = staticmethod(torch.min)
@@ -161,8 +199,14 @@ class Max(_Fold):
     """The running element-wise maximum: ``result = max_fn(result, x)``.
 
     Args:
-        name: The statistic's name (its key in the summary); default ``"max"``.
+        name: The statistic's name (its key in the summary).
         max_fn: The fold, ``(running, x) -> running``.
+
+    Example:
+        >>> summary = pa.data.Summarizer([pa.data.Max()])
+        >>> for value in (1.0, 2.0, 6.0): summary.update(torch.tensor(value))
+        >>> summary.summary
+        {'max': tensor(6.)}
     """
 
     default = staticmethod(torch.max)
@@ -175,8 +219,14 @@ class Sum(_Fold):
     """The running sum: ``result = add_fn(result, x)``.
 
     Args:
-        name: The statistic's name (its key in the summary); default ``"sum"``.
+        name: The statistic's name (its key in the summary).
         add_fn: The fold, ``(running, x) -> running``.
+
+    Example:
+        >>> summary = pa.data.Summarizer([pa.data.Sum()])
+        >>> for value in (1.0, 2.0, 6.0): summary.update(torch.tensor(value))
+        >>> summary.summary
+        {'sum': tensor(9.)}
     """
 
     def __init__(self, name: str | None = None, add_fn: Callable[[Tensor, Tensor], Tensor] = torch.add) -> None:
@@ -188,6 +238,12 @@ def CommonStats() -> list[Stat]:  # noqa: N802 (Captum's name)
 
     Returns:
         list[Stat]: ``[Mean(), Var(order=1), StdDev(order=1), Min(), Max()]``.
+
+    Example:
+        >>> summary = pa.data.Summarizer(pa.data.CommonStats())
+        >>> for value in (1.0, 2.0, 6.0): summary.update(torch.tensor(value))
+        >>> sorted(summary.summary)
+        ['max', 'mean', 'min', 'sample_std_dev', 'sample_variance']
     """
     return [Mean(), Var(order=1), StdDev(order=1), Min(), Max()]
 
@@ -330,6 +386,12 @@ class ClassSummarizer(Summarizer):
 
     Args:
         stats: The statistics to keep (e.g. ``[Mean(), Var()]`` or :func:`CommonStats`).
+
+    Example:
+        >>> summary = pa.data.ClassSummarizer([pa.data.Mean()])
+        >>> summary.update(torch.tensor([[1.0], [3.0], [5.0]]), labels=[0, 1, 1])
+        >>> sorted(summary.class_summaries)
+        [0, 1]
     """
 
     def __init__(self, stats: Sequence[Stat]) -> None:

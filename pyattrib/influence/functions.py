@@ -64,6 +64,10 @@ class InfluenceFunction(TracInCP, ABC):
         hessian_reg: Added to the Hessian's diagonal (damping).
         hessian_inverse_tol: Eigenvalues below this are dropped when inverting the Hessian.
         **options: Keyword configuration of the class it builds (see there).
+
+    Example:
+        >>> isinstance(pa.influence.naive_influence_function(model, train), pa.influence.InfluenceFunction)
+        True
     """
 
     def __init__(
@@ -144,6 +148,11 @@ class NaiveInfluenceFunction(InfluenceFunction):
     References:
         - Koh and Liang, "Understanding Black-box Predictions via Influence Functions", ICML 2017.
           https://arxiv.org/abs/1703.04730
+
+    Example:
+        >>> naive = pa.influence.NaiveInfluenceFunction(model, train, projection_dim=10)
+        >>> naive.self_influence().shape
+        torch.Size([16])
     """
 
     def _eigenpairs(self) -> tuple[Tensor, Tensor]:
@@ -187,6 +196,11 @@ class ArnoldiInfluenceFunction(InfluenceFunction):
           https://arxiv.org/abs/1703.04730
         - Schioppa, Zablotskaia, Vilar and Sokolov, "Scaling Up Influence Functions", AAAI 2022.
           https://arxiv.org/abs/2112.03052
+
+    Example:
+        >>> arnoldi = pa.influence.ArnoldiInfluenceFunction(model, train, arnoldi_dim=20, projection_dim=5)
+        >>> arnoldi.embed(x, y).shape
+        torch.Size([4, 5])
     """
 
     def __init__(
@@ -278,6 +292,11 @@ def naive_influence_function(model: nn.Module, train_data: Any, **options: Any) 
     References:
         - Koh and Liang, "Understanding Black-box Predictions via Influence Functions", ICML 2017.
           https://arxiv.org/abs/1703.04730
+
+    Example:
+        >>> naive = pa.influence.naive_influence_function(model, train, projection_dim=10)
+        >>> naive.influence(x, y).shape
+        torch.Size([4, 16])
     """
     return NaiveInfluenceFunction(model, train_data, **options)
 
@@ -301,5 +320,10 @@ def arnoldi_influence_function(model: nn.Module, train_data: Any, **options: Any
           https://arxiv.org/abs/1703.04730
         - Schioppa, Zablotskaia, Vilar and Sokolov, "Scaling Up Influence Functions", AAAI 2022.
           https://arxiv.org/abs/2112.03052
+
+    Example:
+        >>> arnoldi = pa.influence.arnoldi_influence_function(model, train, arnoldi_dim=20, projection_dim=5)
+        >>> arnoldi.influence(x, y).shape
+        torch.Size([4, 16])
     """
     return ArnoldiInfluenceFunction(model, train_data, **options)

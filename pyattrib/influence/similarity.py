@@ -73,6 +73,11 @@ class SimilarityInfluence:
         similarity: ``"cosine"``, ``"euclidean"`` or a function ``(test, train) -> (N, M)`` scores.
         direction: With a callable ``similarity``: ``"max"`` (larger is closer) or ``"min"``.
         batch_size: Training examples per chunk of activations.
+
+    Example:
+        >>> near = pa.influence.SimilarityInfluence(model, ["0", "2"], train, similarity="euclidean")
+        >>> sorted(near.influence(x, top_k=1))
+        ['0', '2']
     """
 
     def __init__(self, model: nn.Module, layers: str | Sequence[str], train_data: Any, *,
@@ -118,5 +123,11 @@ def similarity_influence(model: nn.Module, layers: str | Sequence[str], train_da
 
     Returns:
         SimilarityInfluence: ``influence(inputs, top_k)``.
+
+    Example:
+        >>> near = pa.influence.similarity_influence(model, "1", train)
+        >>> indices, scores = near.influence(x, top_k=2)["1"]
+        >>> indices.shape
+        torch.Size([4, 2])
     """
     return SimilarityInfluence(model, layers, train_data, **options)

@@ -142,6 +142,11 @@ class TracInCP:
     References:
         - Pruthi, Liu, Kale and Sundararajan, "Estimating Training Data Influence by Tracing Gradient
           Descent", NeurIPS 2020. https://arxiv.org/abs/2002.08484
+
+    Example:
+        >>> tracin = pa.influence.TracInCP(model, train, [model.state_dict()])
+        >>> tracin.self_influence().shape
+        torch.Size([16])
     """
 
     def __init__(
@@ -398,6 +403,11 @@ class TracInCPFast(TracInCP):
     References:
         - Pruthi, Liu, Kale and Sundararajan, "Estimating Training Data Influence by Tracing Gradient
           Descent", NeurIPS 2020. https://arxiv.org/abs/2002.08484
+
+    Example:
+        >>> fast = pa.influence.TracInCPFast(model, "2", train, [model.state_dict()])
+        >>> fast.self_influence().shape
+        torch.Size([16])
     """
 
     def __init__(self, model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint],
@@ -474,6 +484,11 @@ def tracin_cp_fast(model: nn.Module, final_fc_layer: str, train_data: Any, check
     References:
         - Pruthi, Liu, Kale and Sundararajan, "Estimating Training Data Influence by Tracing Gradient
           Descent", NeurIPS 2020. https://arxiv.org/abs/2002.08484
+
+    Example:
+        >>> fast = pa.influence.tracin_cp_fast(model, "2", train, [model.state_dict()])
+        >>> fast.influence(x, y).shape
+        torch.Size([4, 16])
     """
     return TracInCPFast(model, final_fc_layer, train_data, checkpoints, **options)
 
@@ -506,6 +521,11 @@ class TracInCPFastRandProj(TracInCPFast):
     References:
         - Pruthi, Liu, Kale and Sundararajan, "Estimating Training Data Influence by Tracing Gradient
           Descent", NeurIPS 2020. https://arxiv.org/abs/2002.08484
+
+    Example:
+        >>> proj = pa.influence.TracInCPFastRandProj(model, "2", train, [model.state_dict()], projection_dim=4)
+        >>> proj.influence(x, y).shape
+        torch.Size([4, 16])
     """
 
     def __init__(self, model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint], *,
@@ -593,5 +613,11 @@ def tracin_cp_fast_rand_proj(model: nn.Module, final_fc_layer: str, train_data: 
     References:
         - Pruthi, Liu, Kale and Sundararajan, "Estimating Training Data Influence by Tracing Gradient
           Descent", NeurIPS 2020. https://arxiv.org/abs/2002.08484
+
+    Example:
+        >>> proj = pa.influence.tracin_cp_fast_rand_proj(model, "2", train, [model.state_dict()])
+        >>> indices, scores = proj.k_most_influential(x, y, k=3)
+        >>> indices.shape
+        torch.Size([4, 3])
     """
     return TracInCPFastRandProj(model, final_fc_layer, train_data, checkpoints, **options)

@@ -39,6 +39,11 @@ class Method:
         transform: A pyattrib transform, e.g. ``pa.integrated_gradients``.
         options: The transform's configuration (editable on the live page).
         call: Call-time arguments, such as ``baselines``.
+
+    Example:
+        >>> method = pa.insights.Method(pa.integrated_gradients, {"n_steps": 8})
+        >>> method.options
+        {'n_steps': 8}
     """
 
     transform: Callable[..., Any]
@@ -154,6 +159,12 @@ class Explorer:
         sign: Which attributions to show: ``"all"``, ``"positive"``, ``"negative"`` or
             ``"absolute_value"``.
         limit: Show at most this many examples.
+
+    Example:
+        >>> methods = {"saliency": pa.saliency, "IG": (pa.integrated_gradients, {"n_steps": 8})}
+        >>> explorer = pa.insights.Explorer(cnn, (images, torch.tensor([0, 1])), methods)
+        >>> explorer.kind
+        'image'
     """
 
     def __init__(

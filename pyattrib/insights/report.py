@@ -14,7 +14,14 @@ from .page import page
 
 
 class Report(str):
-    """The page as a string; ``save(path)`` writes it, notebooks show it (``_repr_html_``, in an iframe)."""
+    """The page as a string; ``save(path)`` writes it, notebooks show it (``_repr_html_``, in an iframe).
+
+    Example:
+        >>> methods = {"saliency": pa.saliency, "IG": (pa.integrated_gradients, {"n_steps": 8})}
+        >>> report = pa.insights.report(cnn, (images, torch.tensor([0, 1])), methods)
+        >>> isinstance(report, pa.insights.Report)
+        True
+    """
 
     def save(self, path: str) -> str:
         with open(path, "w", encoding="utf-8") as handle:
@@ -75,6 +82,12 @@ def report(
 
     Returns:
         Report: the page; ``path`` holds the file when one was written.
+
+    Example:
+        >>> methods = {"saliency": pa.saliency, "IG": (pa.integrated_gradients, {"n_steps": 8})}
+        >>> report = pa.insights.report(cnn, (images, torch.tensor([0, 1])), methods, classes=["a", "b", "c"])
+        >>> "<html" in report
+        True
     """
     explorer = Explorer(model, dataset, methods, classes, **options)
     result = Report(page(page_data(explorer, live=False), title))

@@ -54,6 +54,14 @@ class Server:
         httpd: The running HTTP server.
         host: The interface to listen on.
         token: The secret the page must present; default a random one (printed in the URL).
+
+    Example:
+        >>> methods = {"saliency": pa.saliency, "IG": (pa.integrated_gradients, {"n_steps": 8})}
+        >>> server = pa.insights.serve(cnn, (images, torch.tensor([0, 1])), methods, port=0)
+        pyattrib Insights: open http://127.0.0.1:...
+        >>> isinstance(server, pa.insights.Server)
+        True
+        >>> server.stop()
     """
 
     def __init__(self, httpd: WSGIServer, host: str, token: str) -> None:
@@ -254,6 +262,14 @@ def serve(
 
     Returns:
         Server: running in a background thread; ``url`` (with the token), ``stop()``.
+
+    Example:
+        >>> methods = {"saliency": pa.saliency, "IG": (pa.integrated_gradients, {"n_steps": 8})}
+        >>> server = pa.insights.serve(cnn, (images, torch.tensor([0, 1])), methods, port=0)
+        pyattrib Insights: open http://127.0.0.1:...
+        >>> server.url.startswith("http://127.0.0.1:")
+        True
+        >>> server.stop()
     """
     if token is None:
         token = secrets.token_urlsafe(24)

@@ -222,6 +222,13 @@ def relevance_rules(
     References:
         - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
           Overview", 2019. https://doi.org/10.1007/978-3-030-28954-6_10
+
+    Example:
+        >>> with pa.lrp_rules.relevance_rules(model, pa.lrp_rules.DEFAULT_RULES):
+        ...     out = model(x.clone().requires_grad_())
+        ...
+        >>> out.shape
+        torch.Size([4, 3])
     """
     by_instance = {id(k): v for k, v in rules.items() if isinstance(k, nn.Module)}
     by_type = {k: v for k, v in rules.items() if isinstance(k, type)}

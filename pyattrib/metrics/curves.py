@@ -34,6 +34,12 @@ class Curve:
             each step.
         scores: ``(N, S + 1)``: the selected model output at each step.
         auc: ``(N,)``: the area under ``scores`` over ``fractions`` (trapezoid rule).
+
+    Example:
+        >>> attr = pa.saliency(model)(x, target=y)
+        >>> curve = pa.metrics.deletion(model, n_steps=4)(x, attr, target=y)
+        >>> curve.fractions
+        tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000])
     """
 
     fractions: Tensor

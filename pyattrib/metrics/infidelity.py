@@ -59,7 +59,7 @@ def infidelity(
 
     Returns:
         A function ``(inputs, attributions, baselines=None, *, target=None,
-        additional_forward_args=None) -> Tensor`` of one score per example, shape
+        additional_forward_args=None, generator=None) -> Tensor`` of one score per example, shape
         ``(N,)``.
 
     References:
@@ -169,6 +169,12 @@ def perturbations_from(
     References:
         - Yeh, Hsieh, Suggala, Inouye and Ravikumar, "On the (In)fidelity and Sensitivity of
           Explanations", NeurIPS 2019. https://arxiv.org/abs/1901.09392
+
+    Example:
+        >>> perturb = pa.metrics.perturbations_from(lambda x: x + 0.1, multiply_by_inputs=False)
+        >>> perturbations, perturbed = perturb(x)
+        >>> torch.allclose(perturbations[0], -0.1 * torch.ones_like(x))
+        True
     """
 
     def perturb_func(

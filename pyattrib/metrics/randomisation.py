@@ -24,6 +24,11 @@ class Randomisation:
         layers: The names randomised, top first.
         correlation: ``(L, N)``: the rank correlation of each example's attributions under the trained
             model and after randomising every layer down to ``layers[l]``.
+
+    Example:
+        >>> check = pa.metrics.mprt(model, lambda m: pa.saliency(m))(x, target=y)
+        >>> check.layers
+        ['2', '0']
     """
 
     layers: list[str]

@@ -46,6 +46,10 @@ class StochasticGates(nn.Module, ABC):
           2018. https://arxiv.org/abs/1712.01312
         - Yamada, Lindenbaum, Negahban and Kluger, "Feature Selection using Stochastic Gates", ICML
           2020. https://arxiv.org/abs/1810.04247
+
+    Example:
+        >>> isinstance(pa.modules.GaussianStochasticGates(8), pa.modules.StochasticGates)
+        True
     """
 
     mask: Tensor | None
@@ -129,6 +133,12 @@ class BinaryConcreteStochasticGates(StochasticGates):
     References:
         - Louizos, Welling and Kingma, "Learning Sparse Neural Networks through L0 Regularization", ICLR
           2018. https://arxiv.org/abs/1712.01312
+
+    Example:
+        >>> gates = pa.modules.BinaryConcreteStochasticGates(8)
+        >>> gated, reg = gates(x)
+        >>> gated.shape, reg.shape
+        (torch.Size([4, 8]), torch.Size([]))
     """
 
     def __init__(self, n_gates: int, mask: Tensor | None = None, reg_weight: float = 1.0,
@@ -182,6 +192,12 @@ class GaussianStochasticGates(StochasticGates):
     References:
         - Yamada, Lindenbaum, Negahban and Kluger, "Feature Selection using Stochastic Gates", ICML
           2020. https://arxiv.org/abs/1810.04247
+
+    Example:
+        >>> gates = pa.modules.GaussianStochasticGates(8)
+        >>> gated, reg = gates(x)
+        >>> gates.get_gate_values().shape
+        torch.Size([8])
     """
 
     def __init__(self, n_gates: int, mask: Tensor | None = None, reg_weight: float = 1.0, std: float = 0.5,

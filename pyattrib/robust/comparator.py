@@ -50,6 +50,12 @@ class AttackComparator:
         model: The model.
         metric: ``metric(model_out, **metric_kwargs)``: a tensor, a number or a (named) tuple of them.
         preproc_fn: Applied to the inputs before the model (an attack may run before or after it).
+
+    Example:
+        >>> comparator = pa.robust.AttackComparator(model, metric=lambda out: out.softmax(1).max(1).values)
+        >>> comparator.add_attack(lambda z: z * 0.5, name="halved")
+        >>> sorted(comparator.evaluate(x))
+        ['Original', 'halved']
     """
 
     def __init__(self, model: Callable[..., Any], metric: Callable[..., Any], preproc_fn: Callable | None = None):
@@ -158,5 +164,12 @@ def attack_comparator(
 
     Returns:
         AttackComparator: add attacks with ``add_attack``, then ``evaluate``.
+
+    Example:
+        >>> accuracy = lambda out, target: (out.argmax(1) == target).float()
+        >>> comparator = pa.robust.attack_comparator(model, metric=accuracy)
+        >>> comparator.add_attack(lambda z: z + 0.1 * torch.randn_like(z), name="noise", num_attempts=2)
+        >>> sorted(comparator.evaluate(x, target=y))
+        ['Original', 'noise']
     """
     return AttackComparator(model, metric, preproc_fn)

@@ -26,6 +26,14 @@ class MinParam:
         perturbed: The inputs, each broken example replaced by its attack at that parameter.
         params: ``(N,)``: the smallest breaking parameter per example (NaN where none in range broke
             it).
+
+    Example:
+        >>> attack = pa.robust.fgsm(model, loss_fn=torch.nn.functional.cross_entropy)
+        >>> grid = dict(arg_name="epsilon", arg_min=0.0, arg_max=1.0, arg_step=0.25)
+        >>> search = pa.robust.min_param_perturbation(model, attack, **grid)
+        >>> found = search(x, target=y, attack_kwargs={"target": y})
+        >>> found.perturbed.shape, found.params.shape
+        (torch.Size([4, 8]), torch.Size([4]))
     """
 
     perturbed: Any

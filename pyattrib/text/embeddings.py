@@ -33,6 +33,12 @@ class EmbeddingInput:
         model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
         layer: The module whose output (or input) is explained, or a list of modules for several layers
             at once.
+
+    Example:
+        >>> f = pa.text.EmbeddingInput(lm)
+        >>> ids = tokenizer("hello", return_tensors="pt").input_ids
+        >>> f.embed(ids).shape[-1]
+        32
     """
 
     def __init__(self, model: nn.Module, layer: nn.Module | None = None) -> None:
@@ -81,5 +87,13 @@ def embedding_input(model: nn.Module, layer: nn.Module | None = None) -> Embeddi
     Returns:
         EmbeddingInput: ``f(embeddings, *model_inputs)``, with ``f.embed(*model_inputs)`` giving the
         embeddings.
+
+    Example:
+        >>> f = pa.text.embedding_input(lm)
+        >>> ids = tokenizer("the cat sat", return_tensors="pt").input_ids
+        >>> emb = f.embed(ids)
+        >>> attr = pa.saliency(f)(emb, target=lambda out: out.logits[:, -1, 0], additional_forward_args=(ids,))
+        >>> attr.shape == emb.shape
+        True
     """
     return EmbeddingInput(model, layer)

@@ -22,7 +22,12 @@ from .._core.errors import ArgumentError
 
 
 class InterpretableInput(ABC):
-    """A prompt split into features that can be removed one by one."""
+    """A prompt split into features that can be removed one by one.
+
+    Example:
+        >>> isinstance(pa.text.TextTemplateInput("{} is blue", ["sky"]), pa.text.InterpretableInput)
+        True
+    """
 
     values: list[str]
     n_itp_features: int
@@ -62,6 +67,11 @@ class ProductBaselines:
     Args:
         baseline_values: One list of choices per feature, or a dict from a slot name to its choices (a
             tuple of names as key draws those slots jointly).
+
+    Example:
+        >>> draw = pa.text.ProductBaselines({"name": ["Anna", "Bob"]})
+        >>> sorted(draw())
+        ['name']
     """
 
     def __init__(self, baseline_values: list[list[Any]] | dict[Any, list[Any]]) -> None:
@@ -183,6 +193,11 @@ class TextTokenInput(InterpretableInput):
         baselines: What a removed token becomes: a token id or a token string (default id 0).
         skip_tokens: Token ids or strings that stay in every prompt and are never features (e.g. a BOS
             token).
+
+    Example:
+        >>> inp = pa.text.TextTokenInput("the cat sat", tokenizer, skip_tokens=["[CLS]", "[SEP]"])
+        >>> inp.values
+        ['the', 'cat', 'sat']
     """
 
     def __init__(self, text: str, tokenizer: Any, baselines: int | str = 0, skip_tokens: Sequence[Any] | None = None):
@@ -251,6 +266,13 @@ class ImageMaskInput(InterpretableInput):
         mask_list: Boolean masks, one per segment (instead of ``mask``).
         baseline: The RGB colour a removed segment is painted.
         processor_fn: Turns the (perturbed) PIL image into the model's input.
+
+    Example:
+        >>> from PIL import Image
+        >>> segments = torch.tensor([[0, 0, 1, 1]] * 4)
+        >>> inp = pa.text.ImageMaskInput(Image.new("RGB", (4, 4)), mask=segments)
+        >>> len(inp.values), inp.to_tensor().shape
+        (2, torch.Size([1, 2]))
     """
 
     def __init__(

@@ -250,6 +250,12 @@ def llm_attribution(
           Classifier", KDD 2016. https://arxiv.org/abs/1602.04938
         - Castro, Gómez and Tejada, "Polynomial calculation of the Shapley value based on sampling",
           Computers & Operations Research 2009. https://doi.org/10.1016/j.cor.2008.04.004
+
+    Example:
+        >>> llm = pa.text.llm_attribution(lm, tokenizer, pa.feature_ablation)
+        >>> result = llm(pa.text.TextTemplateInput("{} lives in {}", ["dave", "paris"]), target="and works")
+        >>> result.seq_attr.shape, result.token_attr.shape
+        (torch.Size([2]), torch.Size([2, 2]))
     """
     forcing = TeacherForcing(model, _pad_id(tokenizer), batch_size)
 
@@ -296,6 +302,18 @@ def remote_llm_attribution(
         A function ``(inputs, target=None, *, gen_args=None, **call) -> LLMAttributionResult`` (a list
         of them for a list of prompts): ``inputs`` an interpretable input or a list of them, ``target``
         the answer (a string or token ids; ``None`` generates it with ``gen_args``).
+
+    Example:
+        >>> class Scored(pa.text.RemoteLLMProvider):
+        ...     def get_logprobs(self, input_prompt, target_str, tokenizer):
+        ...         return [-len(input_prompt) / 10] * len(tokenizer.tokenize(target_str))
+        ...     def generate(self, prompt, **gen_args):
+        ...         return "blue"
+        ...
+        >>> remote = pa.text.remote_llm_attribution(Scored(), tokenizer)
+        >>> result = remote(pa.text.TextTemplateInput("the {} is {}", ["sky", "blue"]), target="today")
+        >>> result.seq_attr.shape
+        torch.Size([2])
     """
 
     def scorer(model_inputs: list[Any], answers: list[Tensor]) -> Tensor:
@@ -374,6 +392,12 @@ def llm_gradient_attribution(
     References:
         - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
           https://arxiv.org/abs/1703.01365
+
+    Example:
+        >>> grad = pa.text.llm_gradient_attribution(lm, tokenizer, n_steps=8)
+        >>> result = grad(pa.text.TextTokenInput("the cat sat", tokenizer, skip_tokens=["[CLS]"]), target="on the mat")
+        >>> result.token_attr.shape[0] == len(result.output_tokens)
+        True
     """
     embeddings = input_embeddings(model, layer)
     forcing = TeacherForcing(model, _pad_id(tokenizer), None)

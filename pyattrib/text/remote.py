@@ -8,7 +8,18 @@ from typing import Any
 
 
 class RemoteLLMProvider(ABC):
-    """A language model served remotely that reports log-probabilities of given text."""
+    """A language model served remotely that reports log-probabilities of given text.
+
+    Example:
+        >>> class Scored(pa.text.RemoteLLMProvider):
+        ...     def get_logprobs(self, input_prompt, target_str, tokenizer):
+        ...         return [-len(input_prompt) / 10] * len(tokenizer.tokenize(target_str))
+        ...     def generate(self, prompt, **gen_args):
+        ...         return "blue"
+        ...
+        >>> Scored().generate("the sky is")
+        'blue'
+    """
 
     api_url: str
 
@@ -32,6 +43,11 @@ class VLLMProvider(RemoteLLMProvider):
     Args:
         api_url: The server's OpenAI-compatible address, e.g. ``http://localhost:8000/v1``.
         model_name: The served model's name; ``None`` takes the server's first model.
+
+    Example:
+        >>> provider = pa.text.VLLMProvider("http://localhost:8000/v1", model_name="my-model")  # no request yet
+        >>> provider.model_name
+        'my-model'
     """
 
     def __init__(self, api_url: str, model_name: str | None = None) -> None:

@@ -31,6 +31,12 @@ class LLMAttributionResult:
             (None for LIME and KernelSHAP).
         output_probs: The answer tokens' probabilities under the unperturbed prompt.
         inp: The interpretable input that was explained (for plotting its features).
+
+    Example:
+        >>> llm = pa.text.llm_attribution(lm, tokenizer)
+        >>> result = llm(pa.text.TextTemplateInput("{} is {}", ["sky", "blue"]), target="today")
+        >>> result.input_tokens
+        ['sky', 'blue']
     """
 
     input_tokens: list[str]

@@ -104,6 +104,12 @@ def image_attr(
 
     Returns:
         tuple: ``(figure, axes)``.
+
+    Example:
+        >>> attr = pa.saliency(cnn)(images, target=0)
+        >>> fig, ax = pa.viz.image_attr(attr[0], images[0], method="blended_heat_map", sign="all")
+        >>> type(fig).__name__
+        'Figure'
     """
     if method not in METHODS:
         raise ArgumentError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -191,6 +197,13 @@ def image_attr_multiple(
 
     Returns:
         tuple: ``(figure, axes)``.
+
+    Example:
+        >>> attr = pa.saliency(cnn)(images, target=0)
+        >>> panels, signs = ["original_image", "heat_map"], ["all", "absolute_value"]
+        >>> fig, axes = pa.viz.image_attr_multiple(attr[0], images[0], panels, signs)
+        >>> len(axes)
+        2
     """
     if len(methods) != len(signs):
         raise ArgumentError(f"methods has {len(methods)} entries and signs {len(signs)}; give one sign per method")

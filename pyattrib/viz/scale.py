@@ -34,6 +34,11 @@ class Normalised:
         sign: Which attributions to show: ``"all"``, ``"positive"``, ``"negative"`` or
             ``"absolute_value"``.
         outlier_perc: The share (in %) of the largest magnitudes clipped before scaling.
+
+    Example:
+        >>> norm = pa.viz.normalise(torch.tensor([[0.5, -2.0]]).numpy(), sign="all", outlier_perc=0)
+        >>> float(norm.scale)
+        2.0
     """
 
     values: np.ndarray

@@ -37,6 +37,12 @@ def feature_attr(
 
     Returns:
         tuple: ``(figure, axes)``.
+
+    Example:
+        >>> methods = {"IG": torch.randn(5, 4), "saliency": torch.randn(5, 4)}
+        >>> fig, ax = pa.viz.feature_attr(methods, ["a", "b", "c", "d"])
+        >>> type(fig).__name__
+        'Figure'
     """
     if not attributions:
         raise ArgumentError("attributions is empty; map at least one method name to its (N, F) attributions")

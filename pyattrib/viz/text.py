@@ -32,7 +32,13 @@ mark.pa-tok{padding:1px 3px;margin:0 1px;border-radius:3px;color:#000;line-heigh
 
 
 class HTML(str):
-    """An HTML string that notebooks render (``_repr_html_``) and files store as is."""
+    """An HTML string that notebooks render (``_repr_html_``) and files store as is.
+
+    Example:
+        >>> page = pa.viz.text_attr(["a", "film"], torch.tensor([0.5, -0.5]))
+        >>> isinstance(page, pa.viz.HTML), str(page).startswith("<!DOCTYPE html>")
+        (True, True)
+    """
 
     def _repr_html_(self) -> str:
         return str(self)
@@ -180,6 +186,11 @@ def text_attr_figure(
 
     Returns:
         tuple: ``(figure, axes)``.
+
+    Example:
+        >>> fig, ax = pa.viz.text_attr_figure(["a", "good", "film"], torch.tensor([0.0, 0.9, -0.1]))
+        >>> type(fig).__name__
+        'Figure'
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable

@@ -62,6 +62,11 @@ def timeseries_attr(
 
     Returns:
         tuple: ``(figure, axes)``.
+
+    Example:
+        >>> fig, axes = pa.viz.timeseries_attr(torch.randn(20, 2), torch.randn(20, 2))
+        >>> type(fig).__name__
+        'Figure'
     """
     if method not in METHODS:
         raise ArgumentError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
