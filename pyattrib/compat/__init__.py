@@ -38,32 +38,18 @@ from .attr import (
     Deconvolution,
     DeepLift,
     DeepLiftShap,
-    FeatureAblation,
-    FeaturePermutation,
     GradientShap,
     GuidedBackprop,
     GuidedGradCam,
     InputXGradient,
     IntegratedGradients,
     NoiseTunnel,
-    Occlusion,
     Saliency,
-    ShapleyValues,
-    ShapleyValueSampling,
 )
 from .concept import CAV, TCAV, Classifier, Concept, ConceptInterpreter, DefaultClassifier
 from .data import DataLoaderAttribution, InputRole
-from .influence import (
-    ArnoldiInfluenceFunction,
-    KMostInfluentialResults,
-    NaiveInfluenceFunction,
-    SimilarityInfluence,
-    TracInCP,
-    TracInCPFast,
-    TracInCPFastRandProj,
-    cosine_similarity,
-    euclidean_distance,
-)
+from .influence import KMostInfluentialResults, TracInCP, TracInCPFast, TracInCPFastRandProj
+from .influence_functions import ArnoldiInfluenceFunction, NaiveInfluenceFunction
 from .layer import (
     InternalInfluence,
     LayerActivation,
@@ -99,7 +85,9 @@ from .neuron import (
     NeuronIntegratedGradients,
 )
 from .patch import patch_captum, unpatch_captum
+from .perturbation import FeatureAblation, FeaturePermutation, Occlusion, ShapleyValues, ShapleyValueSampling
 from .robust import FGSM, PGD, AttackComparator, MinParamPerturbation, Perturbation
+from .similarity import SimilarityInfluence, cosine_similarity, euclidean_distance
 from .text import LLMAttribution, LLMGradientAttribution, RemoteLLMAttribution
 
 __all__ = [

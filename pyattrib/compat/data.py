@@ -39,7 +39,7 @@ class DataLoaderAttribution(Attribution):
     """
 
     def __init__(self, attr_method: Any) -> None:
-        from .attr import FeatureAblation
+        from .perturbation import FeatureAblation
 
         if not isinstance(attr_method, FeatureAblation):
             raise AssertionError(f"DataLoaderAttribution supports FeatureAblation, not {type(attr_method).__name__}")

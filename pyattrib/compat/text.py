@@ -17,11 +17,12 @@ from torch import nn
 from .._core.errors import ArgumentError
 from ..text import llm as text_llm
 from ..text.inputs import ImageMaskInput, TextTemplateInput, TextTokenInput
+from ..text.llm_gradient import llm_gradient_attribution
 from ..text.remote import RemoteLLMProvider
 from ._base import Attribution
-from .attr import FeatureAblation, ShapleyValues, ShapleyValueSampling
 from .layer import LayerGradientShap, LayerGradientXActivation, LayerIntegratedGradients
 from .lime import KernelShap, Lime
+from .perturbation import FeatureAblation, ShapleyValues, ShapleyValueSampling
 
 
 def _as_transform(attr_method: Attribution, *extra: Any) -> Callable[..., Any]:
@@ -177,7 +178,7 @@ class LLMGradientAttribution(Attribution):
         self.model: nn.Module = attr_method.forward_func
         self.attr_method, self.tokenizer = attr_method, tokenizer
         layer = attr_method.layer
-        self._attribute = text_llm.llm_gradient_attribution(
+        self._attribute = llm_gradient_attribution(
             self.model, tokenizer, _as_transform(attr_method), layer=layer[0] if isinstance(layer, list) else layer
         )
 

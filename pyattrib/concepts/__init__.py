@@ -1,7 +1,8 @@
 """Concept-based interpretability: TCAV with batched CAV fitting and a significance test."""
 
+from .cav import CAV, Concept, concepts_key, load_cav, save_cav
 from .classifier import Classifier, ConceptStats, RidgeClassifier, fit_cavs
-from .tcav import CAV, TCAV, Concept, ConceptInterpreter, concepts_key, load_cav, save_cav, tcav
+from .tcav import TCAV, ConceptInterpreter, tcav
 
 __all__ = [
     "Concept", "CAV", "TCAV", "tcav", "ConceptInterpreter", "Classifier", "RidgeClassifier", "fit_cavs",

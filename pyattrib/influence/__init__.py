@@ -8,14 +8,8 @@ from .functions import (
     naive_influence_function,
 )
 from .similarity import SimilarityInfluence, cosine_similarity, euclidean_distance, similarity_influence
-from .tracin import (
-    TracInCP,
-    TracInCPFast,
-    TracInCPFastRandProj,
-    tracin_cp,
-    tracin_cp_fast,
-    tracin_cp_fast_rand_proj,
-)
+from .tracin import TracInCP, tracin_cp
+from .tracin_fast import TracInCPFast, TracInCPFastRandProj, tracin_cp_fast, tracin_cp_fast_rand_proj
 
 __all__ = [
     "TracInCP", "TracInCPFast", "TracInCPFastRandProj", "tracin_cp", "tracin_cp_fast", "tracin_cp_fast_rand_proj",

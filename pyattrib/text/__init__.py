@@ -9,7 +9,8 @@
 
 from .embeddings import EmbeddingInput, embedding_input
 from .inputs import ImageMaskInput, InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
-from .llm import llm_attribution, llm_gradient_attribution, remote_llm_attribution
+from .llm import llm_attribution, remote_llm_attribution
+from .llm_gradient import llm_gradient_attribution
 from .remote import RemoteLLMProvider, VLLMProvider
 from .result import LLMAttributionResult
 

@@ -15,7 +15,6 @@ computed the exact, slower way.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,15 +22,17 @@ import torch
 from torch import Tensor, nn
 
 from .._core.errors import ArgumentError
-from ..layer import layer_integrated_gradients
 from ..perturbation import feature_ablation
-from .embeddings import input_embeddings
-from .forcing import TOKEN_BUDGET, TeacherForcing, logits_of, read
-from .inputs import InterpretableInput, TextTokenInput
+from .forcing import TeacherForcing
+from .inputs import InterpretableInput
 from .result import LLMAttributionResult
 
 DEFAULT_GEN_ARGS = {"max_new_tokens": 25, "do_sample": False, "temperature": None, "top_p": None}
+
+
 WHOLE_ANSWER_ONLY = ("lime", "kernel_shap")  # they fit one surrogate: no per-token rows (as Captum)
+
+
 Scorer = Callable[[list[Any], list[Tensor]], Tensor]  # model inputs, answers -> (n, T) log-probs
 
 
@@ -341,152 +342,3 @@ def remote_llm_attribution(
                                           lambda: torch.device(device))  # fmt: skip
     attribute.__doc__ = remote_llm_attribution.__doc__
     return attribute
-
-
-def llm_gradient_attribution(
-    model: nn.Module,
-    tokenizer: Any,
-    layer_method: Callable[..., Any] = layer_integrated_gradients,
-    layer: nn.Module | None = None,
-    *,
-    batch_size: int | None = None,
-    **options: Any,
-) -> Callable[..., Any]:
-    """Gradient attribution of an LLM's answer to the prompt's tokens, at the embedding layer.
-
-    ``layer_method`` is ``pa.layer_integrated_gradients`` (default), ``pa.layer_gradient_shap`` or
-    ``pa.layer_gradient_x_activation``, applied at ``layer`` (default: the model's input
-    embeddings) with ``options``. For every answer token :math:`y_t` it attributes
-    :math:`\\log p(y_t \\mid x, y_{<t})` to the prompt's token embeddings, summed over the
-    embedding dimension: ``token_attr[t]``; ``seq_attr`` is their sum.
-
-    All answer tokens are attributed in ONE call of the layer method, not one attribution per
-    token: row ``t`` of its batch is ``prompt + y_{<t}``, padded so that every row ends at the
-    position that predicts :math:`y_t`, and with left padding only that position's vocabulary
-    logits are computed (``logits_to_keep=1``; the vocabulary projection is most of a small
-    LM's cost). A model that is not causal or ignores its attention mask gets one call per
-    answer token on unpadded rows (Captum's way). ``batch_size`` bounds the rows (path points x
-    answer tokens) per forward (default: about 8k tokens).
-
-    Call as ``(inputs, target=None, *, gen_args=None, baselines=None, **call)`` with
-    :class:`TextTokenInput` inputs (one or a list). The reference of a token is its input's
-    ``baselines`` id (skip tokens keep theirs); ``baselines`` given here are in the input's
-    feature space, as Captum's: rows of 0/1 (0 = baseline token), several rows for
-    ``layer_gradient_shap``'s distribution. Returns :class:`LLMAttributionResult` (or a list).
-
-    Args:
-        model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
-        tokenizer: A Hugging Face tokenizer of the model.
-        layer_method: ``pa.layer_integrated_gradients`` (default), ``pa.layer_gradient_shap`` or
-            ``pa.layer_gradient_x_activation``.
-        layer: The embedding layer; default ``model.get_input_embeddings()``.
-        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
-            (see the batch size guide). Results do not depend on it.
-        **options: Configuration of ``layer_method`` (e.g. ``n_steps``).
-
-    Returns:
-        A function ``(inputs, target=None, *, gen_args=None, **call) -> LLMAttributionResult`` (a list
-        of them for a list of prompts): ``inputs`` a ``TextTokenInput`` or a list of them, ``target``
-        the answer (a string or token ids; ``None`` generates it with ``gen_args``).
-
-    References:
-        - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
-          https://arxiv.org/abs/1703.01365
-
-    Example:
-        >>> grad = pa.text.llm_gradient_attribution(lm, tokenizer, n_steps=8)
-        >>> result = grad(pa.text.TextTokenInput("the cat sat", tokenizer, skip_tokens=["[CLS]"]), target="on the mat")
-        >>> result.token_attr.shape[0] == len(result.output_tokens)
-        True
-    """
-    embeddings = input_embeddings(model, layer)
-    forcing = TeacherForcing(model, _pad_id(tokenizer), None)
-
-    def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, **call: Any):
-        device = _device(model)
-        prompts = _Prompts(inputs, target, gen_args, tokenizer, _local_generate(model, tokenizer))
-        prompts.check_context(model, device)
-        if isinstance(call.get("baselines"), (tuple, list)) and len(call["baselines"]) == 1:
-            call["baselines"] = call["baselines"][0]  # Captum passes a 1-tuple for its one input
-        attrs = []
-        for inp, answer in zip(prompts.inputs, prompts.answers):
-            if not isinstance(inp, TextTokenInput):
-                raise ArgumentError(f"llm_gradient_attribution attributes token inputs; got {type(inp).__name__}. "
-                                    "Use TextTokenInput, or llm_attribution for templates and images")  # fmt: skip
-            answer = answer.to(device)
-            traits = forcing.probe(torch.cat([inp.to_model_input().to(device).reshape(-1), answer]))
-            padded = traits.causal and traits.masked
-            # padded: one call over all answer tokens; else Captum's way, a call per answer token
-            groups = [range(len(answer))] if padded else [range(t, t + 1) for t in range(len(answer))]
-            per_token = torch.cat([_attribute_rows(model, forcing, layer_method, embeddings, padded, inp, answer,
-                                                   list(g), batch_size, options, call)
-                                   for g in groups])  # fmt: skip
-            attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
-        return prompts.results(attrs, True)
-
-    attribute.__doc__ = llm_gradient_attribution.__doc__
-    return attribute
-
-
-def _answer_log_prob(model: nn.Module, keys: tuple[str, ...], last_only: bool) -> Callable[..., Tensor]:
-    def answer_log_prob(x: Tensor, ids: Tensor, refs: Tensor, feature_at: Tensor, *extra: Tensor) -> Tensor:
-        """``log p(token | prompt[:end])`` per row, where the prompt keeps the features whose entry of
-        ``x`` is 1 and puts reference ids elsewhere (Captum's TextTokenInput rule); ``feature_at``
-        maps each column to its feature (-1: not a feature); ``extra`` is the model's keyword
-        tensors, then the read positions and tokens."""
-        *model_args, ends, tokens = extra
-        keep = torch.where(feature_at >= 0, x.gather(1, feature_at.clamp(min=0)) == 1, True)
-        kwargs = dict(zip(keys, model_args))
-        if last_only:
-            kwargs["logits_to_keep"] = 1
-        logits = logits_of(model(input_ids=torch.where(keep, ids, refs), **kwargs))
-        at = ends - (ids.shape[1] - logits.shape[1])
-        return read(logits[torch.arange(len(ids), device=ids.device), at], tokens)
-
-    return answer_log_prob
-
-
-def _attribute_rows(
-    model: nn.Module,
-    forcing: TeacherForcing,
-    layer_method: Callable[..., Any],
-    embeddings: nn.Module,
-    padded: bool,
-    inp: TextTokenInput,
-    answer: Tensor,
-    ts: list[int],
-    batch_size: int | None,
-    options: dict,
-    call: dict,
-) -> Tensor:
-    """Per-token attributions ``(len(ts), n_features)`` from one layer-method call over rows
-    ``prompt + answer[:t]``. The method's inputs are the rows' feature indicators (ones; its
-    baselines, zeros by default, are in that space as Captum's), the model gets ids from them."""
-    device = answer.device
-    prompt = inp.to_model_input().to(device).reshape(-1)
-    reference = inp.to_model_input(torch.zeros_like(inp.to_tensor())).to(device).reshape(-1)
-    cols = torch.arange(len(prompt), device=device)
-    if inp.itp_mask is not None:
-        cols = cols[inp.itp_mask[0].to(device)]
-    if padded:
-        rows, starts = forcing.padded([torch.cat([prompt, answer[:t]]) for t in ts])
-        refs = forcing.padded([torch.cat([reference, answer[:t]]) for t in ts])[0]["input_ids"]
-        keys = forcing.padded_keys
-    else:  # one row
-        rows = forcing.plain(torch.cat([prompt, answer[: ts[0]]])[None])
-        starts, refs = [0], torch.cat([reference, answer[: ts[0]]])[None]
-        keys = ("attention_mask",) if forcing.masks else ()
-    ids = rows["input_ids"]
-    columns = torch.tensor(starts, device=device)[:, None] + cols  # (rows, features)
-    feature_at = torch.full_like(ids, -1).scatter(1, columns, cols.new_tensor(range(len(cols))).expand_as(columns))
-    ends = torch.tensor(starts, device=device) + len(prompt) - 1 + torch.tensor(ts, device=device)
-    extra = (ids, refs, feature_at, *(rows[k] for k in keys), ends, answer[ts])
-    factory = dict(options)
-    if "batch_size" in inspect.signature(layer_method).parameters:
-        factory["batch_size"] = batch_size or max(1, TOKEN_BUDGET // ids.shape[1])
-    # rows end where they are read with left padding (and always unpadded): only the last logits are needed
-    last_only = forcing.keep_logits and (forcing.left or not padded)
-    attributor = layer_method(_answer_log_prob(model, keys, last_only), embeddings, **factory)
-    x = torch.ones(len(ts), len(cols), device=device)
-    per_row = attributor(x, **call, additional_forward_args=extra).detach().sum(-1).float()  # (rows, width)
-    return per_row.gather(1, columns)
