@@ -74,8 +74,8 @@ def cases(name: str):
     softmax = nn.Sequential(model, nn.Softmax(-1)).eval()
     ce = nn.CrossEntropyLoss(reduction="none")
     ig_captum, ig_ours = IntegratedGradients(model), pa.integrated_gradients(model)
-    sens_ours = pa.metrics.sensitivity_max(ig_ours, n_perturb_samples=10)
-    infid_ours = pa.metrics.infidelity(model, noise, n_perturb_samples=10)
+    sens_ours = pa.metrics.sensitivity_max(ig_ours, n_samples=10)
+    infid_ours = pa.metrics.infidelity(model, noise, n_samples=10)
     pgd_ours = pa.robust.pgd(model, loss_fn=ce, norm="Linf", step_size=0.01, steps=20)
     deletion = pa.metrics.deletion(softmax, n_steps=50)
     yield (

@@ -314,7 +314,7 @@ def test_tuple_valued_layer_with_callable_neurons_multi_target_and_noise():
     noisy = pa.smoothgrad(pa.layer_gradient_x_activation(body, lstm), n_samples=4, stdevs=0.1)
     s_out, (s_h, _) = noisy(emb, target=1, generator=torch.Generator().manual_seed(0))
     assert s_out.shape == (3, 7, 16) and s_h.shape == (1, 3, 16)
-    sens = pa.metrics.sensitivity_max(pa.layer_gradient_x_activation(body, lstm), n_perturb_samples=3)
+    sens = pa.metrics.sensitivity_max(pa.layer_gradient_x_activation(body, lstm), n_samples=3)
     assert sens(emb, target=1).shape == (3,)
 
 

@@ -49,7 +49,7 @@ def test_infidelity_equals_captum(case, normalize, batch_size):
     attrs = pa.integrated_gradients(model)(inputs, baselines, target=target, additional_forward_args=args)
     n = xs[0].shape[0]
     ours = same_seed(
-        lambda: pa.metrics.infidelity(model, noisy, n_perturb_samples=5, batch_size=batch_size or 5 * n,
+        lambda: pa.metrics.infidelity(model, noisy, n_samples=5, batch_size=batch_size or 5 * n,
                                       normalize=normalize)(
             inputs, attrs, baselines, target=target, additional_forward_args=args)
     )  # fmt: skip
@@ -68,7 +68,7 @@ def test_perturbations_from_equals_captum_decorator():
         return inputs - 0.05 * torch.arange(inputs.shape[1], dtype=inputs.dtype)
 
     for mult in (False, True):
-        ours = pa.metrics.infidelity(model, pa.metrics.perturbations_from(shift, mult), n_perturb_samples=3)(
+        ours = pa.metrics.infidelity(model, pa.metrics.perturbations_from(shift, mult), n_samples=3)(
             x, attrs, 0.2, target=target
         )
         theirs = captum_infidelity(model, captum_decorator(mult)(shift), x, attrs, 0.2, target=target,
@@ -83,7 +83,7 @@ def test_infidelity_does_not_depend_on_batch_size():
     def fixed(inputs):  # deterministic per row: batch_size cannot change the draws
         return tuple(0.01 * torch.ones_like(x) for x in inputs), tuple(x - 0.01 for x in inputs)
 
-    runs = [pa.metrics.infidelity(model, fixed, n_perturb_samples=7, batch_size=b)(
+    runs = [pa.metrics.infidelity(model, fixed, n_samples=7, batch_size=b)(
         xs, attrs, target=target, additional_forward_args=args) for b in (None, 4, 9, 100)]  # fmt: skip
     for r in runs[1:]:
         torch.testing.assert_close(r, runs[0])
@@ -97,7 +97,7 @@ def test_sensitivity_max_equals_captum(case):
     if baselines is not None:
         kwargs["baselines"] = baselines
     ours = same_seed(lambda: pa.metrics.sensitivity_max(
-        pa.integrated_gradients(model, n_steps=8), perturb_func=default_perturb_func, n_perturb_samples=4,
+        pa.integrated_gradients(model, n_steps=8), perturb_func=default_perturb_func, n_samples=4,
         batch_size=2 * xs[0].shape[0])(inputs, **kwargs))  # fmt: skip
     theirs = same_seed(lambda: captum_sensitivity(
         IntegratedGradients(model).attribute, inputs, captum_default_perturb, n_perturb_samples=4,
@@ -114,7 +114,7 @@ def test_sensitivity_max_of_smoothgrad_is_reproducible_and_batched():
         return model(*args, **kwargs)
 
     sg = pa.smoothgrad(pa.saliency(counting), stdevs=0.1, n_samples=3)
-    measure = pa.metrics.sensitivity_max(sg, n_perturb_samples=10)
+    measure = pa.metrics.sensitivity_max(sg, n_samples=10)
     a = measure(x, target=target, generator=torch.Generator().manual_seed(1))
     b = measure(x, target=target, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(a, b)
@@ -146,7 +146,7 @@ def test_sensitivity_of_an_input_independent_explanation_is_zero(seed, radius):
     torch.manual_seed(seed)
     model = nn.Linear(5, 3)
     x = torch.randn(3, 5)
-    score = pa.metrics.sensitivity_max(pa.saliency(model), perturb_radius=radius, n_perturb_samples=4)(x, target=2)
+    score = pa.metrics.sensitivity_max(pa.saliency(model), perturb_radius=radius, n_samples=4)(x, target=2)
     assert torch.equal(score, torch.zeros(3))
 
 
@@ -228,8 +228,8 @@ def test_metric_errors_name_the_argument():
         pa.metrics.infidelity(model, lambda z: z)(x, torch.zeros_like(x), target=target)
     with pytest.raises(ValueError, match="target"):
         pa.metrics.deletion(model)(x, torch.zeros_like(x))
-    with pytest.raises(ValueError, match="n_perturb_samples"):
-        pa.metrics.sensitivity_max(pa.saliency(model), n_perturb_samples=0)
+    with pytest.raises(ValueError, match="n_samples"):
+        pa.metrics.sensitivity_max(pa.saliency(model), n_samples=0)
 
 
 def dense_impute(image, removed):

@@ -48,8 +48,8 @@ def concept_runs(model, x, y):
 def metric_runs(model, x, y):
     attrs = pa.saliency(model)(x, target=y)
     noisy = pa.metrics.perturbations_from(lambda z: z + 0.01 * torch.randn_like(z), multiply_by_inputs=False)
-    pa.metrics.infidelity(model, noisy, n_perturb_samples=3)(x, attrs, target=y)
-    pa.metrics.sensitivity_max(pa.saliency(model), n_perturb_samples=3)(x, target=y)
+    pa.metrics.infidelity(model, noisy, n_samples=3)(x, attrs, target=y)
+    pa.metrics.sensitivity_max(pa.saliency(model), n_samples=3)(x, target=y)
     pa.metrics.deletion(model, n_steps=4)(x, attrs, target=y)
 
 

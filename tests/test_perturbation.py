@@ -142,7 +142,7 @@ def test_layer_feature_permutation_by_hand():
     perm = torch.roll(torch.arange(5), 1)
     lm = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]])
     got = pa.layer_feature_permutation(m, m[2], perm_func=lambda v, mask: v[perm] * mask + v * ~mask)(
-        x, target=1, layer_mask=lm
+        x, target=1, feature_mask=lm
     )
     with torch.no_grad():
         h = m[:3](x)
@@ -179,7 +179,7 @@ def test_layer_feature_permutation_matches_captum_with_a_fixed_permutation():
 
     for lm in [torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]]), None]:
         close(
-            pa.layer_feature_permutation(score, m[2], perm_func=perm_func)(x, layer_mask=lm),
+            pa.layer_feature_permutation(score, m[2], perm_func=perm_func)(x, feature_mask=lm),
             FixedPermutation(score, m[2]).attribute(x, layer_mask=lm),
         )
 
@@ -347,7 +347,7 @@ def test_layer_and_neuron_feature_ablation_match_captum():
     x = torch.randn(5, 6)
     lm = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]])
     close(
-        pa.layer_feature_ablation(m, m[2])(x, 0.3, target=[0, 1, 2, 1, 0], layer_mask=lm),
+        pa.layer_feature_ablation(m, m[2])(x, 0.3, target=[0, 1, 2, 1, 0], feature_mask=lm),
         LayerFeatureAblation(m, m[2]).attribute(x, layer_baselines=0.3, target=[0, 1, 2, 1, 0], layer_mask=lm),
     )
     close(

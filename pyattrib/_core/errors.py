@@ -64,3 +64,33 @@ def needs(module: str, extra: str) -> Callable[[F], F]:
         return checked  # type: ignore[return-value]
 
     return decorate
+
+
+def renamed(**old_to_new: str) -> Callable[[F], F]:
+    """Keyword arguments renamed for one name per concept across families: each old name
+    still works for one release, with a ``DeprecationWarning`` naming the new one; giving
+    both is an error. ``inspect.signature`` and the docs show only the new names."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def forwarding(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **renamed_in(kwargs, old_to_new, fn.__name__))
+
+        return forwarding  # type: ignore[return-value]
+
+    return decorate
+
+
+def renamed_in(kwargs: dict[str, Any], old_to_new: dict[str, str], where: str) -> dict[str, Any]:
+    """``kwargs`` with each old name of ``old_to_new`` replaced by its new name (see :func:`renamed`)."""
+    import warnings
+
+    for old, new in old_to_new.items():
+        if old not in kwargs:
+            continue
+        if kwargs.get(new) is not None:
+            raise ArgumentError(f"{where}: pass {new}= only ({old}= is its old name)")
+        warnings.warn(f"{where}: {old}= is now {new}= (the old name goes in the next release)", DeprecationWarning,
+                      stacklevel=3)  # fmt: skip
+        kwargs = {**{k: v for k, v in kwargs.items() if k != old}, new: kwargs[old]}
+    return kwargs

@@ -342,8 +342,8 @@ class LayerFeatureAblation(LayerAttribution):
             "attribute_to_layer_input": attribute_to_layer_input,
         }
         return self._run(
-            pa.layer_feature_ablation, config, inputs, layer_baselines=layer_baselines, target=target,
-            additional_forward_args=additional_forward_args, layer_mask=layer_mask,
+            pa.layer_feature_ablation, config, inputs, baselines=layer_baselines, target=target,
+            additional_forward_args=additional_forward_args, feature_mask=layer_mask,
         )  # fmt: skip
 
 
@@ -377,7 +377,7 @@ class LayerFeaturePermutation(LayerFeatureAblation):
         config = {"perm_func": self.perm_func, "batch_size": per_eval(perturbations_per_eval, inputs)}
         return self._run(
             pa.layer_feature_permutation, config, inputs, target=target,
-            additional_forward_args=additional_forward_args, layer_mask=layer_mask,
+            additional_forward_args=additional_forward_args, feature_mask=layer_mask,
         )  # fmt: skip
 
 

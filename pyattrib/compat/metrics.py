@@ -52,7 +52,7 @@ def infidelity(
     n = as_tuple(inputs)[0][0].shape[0]
     rows = max_examples_per_batch if max_examples_per_batch is not None else n * n_perturb_samples
     measure = metrics.infidelity(
-        forward_func, perturb_func, n_perturb_samples=n_perturb_samples, batch_size=rows, normalize=normalize
+        forward_func, perturb_func, n_samples=n_perturb_samples, batch_size=rows, normalize=normalize
     )
     return measure(inputs, attributions, baselines, target=target, additional_forward_args=additional_forward_args)
 
@@ -131,6 +131,6 @@ def sensitivity_max(
     """
     measure = metrics.sensitivity_max(
         explanation_func, perturb_func=perturb_func, perturb_radius=perturb_radius,
-        n_perturb_samples=n_perturb_samples, norm_ord=norm_ord, batch_size=max_examples_per_batch,
+        n_samples=n_perturb_samples, norm_ord=norm_ord, batch_size=max_examples_per_batch,
     )  # fmt: skip
     return measure(inputs, **kwargs)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .._core.call import prepare
-from .._core.errors import ArgumentError, check_batch_size, check_count
+from .._core.errors import ArgumentError, check_batch_size, check_count, renamed
 from .._core.inputs import BaselineLike, TensorOrTuple, as_tuple, matching_attributions, restore
 from .._core.kernel import outputs
 from .._core.layout import feeder
@@ -19,11 +19,12 @@ from .._core.targets import TargetLike
 PerturbFunc = Callable[..., Any]
 
 
+@renamed(n_perturb_samples="n_samples")
 def infidelity(
     f: Callable[..., Any],
     perturb_func: PerturbFunc,
     *,
-    n_perturb_samples: int = 10,
+    n_samples: int = 10,
     batch_size: int | None = None,
     normalize: bool = False,
 ) -> Callable[..., Tensor]:
@@ -32,7 +33,7 @@ def infidelity(
     .. math::
         \mathrm{INFD}(\Phi, f, x) = \mathbb{E}_{I \sim \mu_I}\big[(I^\top \Phi(f, x) - (f(x) - f(x - I)))^2\big]
 
-    estimated with ``n_perturb_samples`` draws per example. ``perturb_func(inputs[, baselines])``
+    estimated with ``n_samples`` draws per example. ``perturb_func(inputs[, baselines])``
     returns ``(perturbations I, perturbed inputs x - I)`` (a tensor each, or tuples for tuple
     inputs): Captum's protocol, so Captum's perturbation functions work as they are;
     :func:`perturbations_from` builds one from a function returning perturbed inputs only.
@@ -51,7 +52,7 @@ def infidelity(
             output row per example.
         perturb_func: ``perturb_func(inputs[, baselines]) -> (perturbations I, perturbed inputs x - I)``
             (Captum's protocol; :func:`perturbations_from` builds one).
-        n_perturb_samples: Random perturbations drawn per example.
+        n_samples: Random perturbations drawn per example.
         batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
             (see the batch size guide). Results do not depend on it.
         normalize: First rescale the attributions by the optimal :math:`\beta`, making the score
@@ -72,7 +73,7 @@ def infidelity(
         >>> infd(x, attr, target=y).shape
         torch.Size([4])
     """
-    check_count("n_perturb_samples", n_perturb_samples)
+    check_count("n_samples", n_samples)
     check_batch_size(batch_size)
     if not callable(perturb_func):
         raise TypeError("perturb_func must be a callable (inputs[, baselines]) -> (perturbations, perturbed_inputs)")
@@ -88,7 +89,7 @@ def infidelity(
         call = prepare(inputs, target, additional_forward_args, method="infidelity", differentiable=False)
         attrs = matching_attributions(attributions, call.inputs)
         base = None if baselines is None else call.baselines(baselines)
-        n, total = call.n, n_perturb_samples
+        n, total = call.n, n_samples
         per = max(1, min(total, call.chunk(batch_size) // n))
         sums = torch.zeros(3 if normalize else 1, n, device=call.device, dtype=torch.float64)
         fed = feeder(f, call.inputs, backward=False)

@@ -12,16 +12,17 @@ from torch import Tensor
 from .._core import random
 from .._core.attributor import bind_baselines, call_on_copies
 from .._core.capture import LayerValue
-from .._core.errors import ArgumentError, check_batch_size, check_count
+from .._core.errors import ArgumentError, check_batch_size, check_count, renamed
 from .._core.inputs import TensorOrTuple, as_tuple, restore
 
 
+@renamed(n_perturb_samples="n_samples")
 def sensitivity_max(
     attributor: Callable[..., Any],
     *,
     perturb_func: Callable[..., TensorOrTuple] | None = None,
     perturb_radius: float = 0.02,
-    n_perturb_samples: int = 10,
+    n_samples: int = 10,
     norm_ord: str | float = "fro",
     batch_size: int | None = None,
 ) -> Callable[..., Tensor]:
@@ -31,14 +32,14 @@ def sensitivity_max(
         \mathrm{SENS}_{\max}(\Phi, x) = \max_{\lVert \tilde x - x \rVert_\infty \le r}
         \frac{\lVert \Phi(\tilde x) - \Phi(x) \rVert}{\lVert \Phi(x) \rVert}
 
-    estimated over ``n_perturb_samples`` draws of :math:`\tilde x = x + U(-r, r)` per
+    estimated over ``n_samples`` draws of :math:`\tilde x = x + U(-r, r)` per
     example (``r = perturb_radius``), or of ``perturb_func(inputs[, perturb_radius])``
     (Captum's protocol). The norm is ``norm_ord`` over all attribution elements of an
     example (``"fro"``: the 2-norm); a zero :math:`\lVert\Phi(x)\rVert` counts as 1.
 
     ``attributor`` is any pyattrib attributor (``sensitivity_max(smoothgrad(ig))`` works) or
     any callable ``(inputs, **kwargs) -> attributions``. All perturbed copies go to it in
-    one call of ``N * n_perturb_samples`` rows (its own ``batch_size`` bounds the memory),
+    one call of ``N * n_samples`` rows (its own ``batch_size`` bounds the memory),
     or in calls of at most ``batch_size`` rows (whole samples of the batch); its
     per-example arguments (target, baselines, ...) follow their example. Call as
     ``(inputs, *args, generator=None, **attributor_kwargs)``; returns shape ``(N,)``.
@@ -49,7 +50,7 @@ def sensitivity_max(
         perturb_func: ``perturb_func(inputs[, perturb_radius]) -> perturbed inputs`` (Captum's
             protocol); default uniform noise in the ``perturb_radius`` ball.
         perturb_radius: The radius ``r`` of the uniform noise (L-infinity ball).
-        n_perturb_samples: Random perturbations drawn per example.
+        n_samples: Random perturbations drawn per example.
         norm_ord: The norm over an example's attribution elements (``"fro"``: the 2-norm).
         batch_size: The most rows per call of the attributor (whole samples of the batch); ``None``: all
             at once.
@@ -63,11 +64,11 @@ def sensitivity_max(
           Explanations", NeurIPS 2019. https://arxiv.org/abs/1901.09392
 
     Example:
-        >>> sens = pa.metrics.sensitivity_max(pa.saliency(model), n_perturb_samples=4)
+        >>> sens = pa.metrics.sensitivity_max(pa.saliency(model), n_samples=4)
         >>> sens(x, target=y, generator=generator).shape
         torch.Size([4])
     """
-    check_count("n_perturb_samples", n_perturb_samples)
+    check_count("n_samples", n_samples)
     check_batch_size(batch_size)
     if not callable(attributor):
         raise TypeError("sensitivity_max takes an attributor, e.g. pa.metrics.sensitivity_max(pa.saliency(model))")
@@ -81,7 +82,7 @@ def sensitivity_max(
         if getattr(attributor, "random", False):
             kwargs["generator"] = generator
         xs, was_tuple = as_tuple(inputs)
-        n, total = xs[0].shape[0], n_perturb_samples
+        n, total = xs[0].shape[0], n_samples
         per = total if batch_size is None else max(1, min(total, batch_size // n))
         with torch.no_grad():
             plain = attributor(inputs, **kwargs)

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from .._core.attributor import Attributor
 from .._core.call import prepare
-from .._core.errors import check_batch_size
+from .._core.errors import check_batch_size, renamed_in
 from .._core.state import evaluating
 from .._core.targets import TargetLike
 from .ablation import Forward, feature_ablation, feature_permutation
@@ -26,13 +26,20 @@ def _on_layer(
 
     def attribute(
         inputs: Any,
-        layer_baselines: Any = None,
+        baselines: Any = None,
         *,
         target: TargetLike = None,
         additional_forward_args: Any = None,
-        layer_mask: Any = None,
+        feature_mask: Any = None,
         **kwargs: Any,
     ) -> Any:
+        # the layer's own baselines and feature groups, under the names every method uses
+        kwargs = renamed_in(
+            {"baselines": baselines, "feature_mask": feature_mask, **kwargs},
+            {"layer_baselines": "baselines", "layer_mask": "feature_mask"},
+            name,
+        )
+        baselines, feature_mask = kwargs.pop("baselines"), kwargs.pop("feature_mask")
         call = prepare(inputs, target, additional_forward_args, method=name, differentiable=False)
         with evaluating(model):
             values = layers.capture(call.inputs, call.args.values, call.n)
@@ -44,16 +51,16 @@ def _on_layer(
 
             attrs = make_inner(spliced)(
                 leaves,
-                layer_baselines,
+                baselines,
                 target=call.target,
-                feature_mask=layer_mask,
+                feature_mask=feature_mask,
                 additional_forward_args=(*call.inputs, *call.args.values),
                 **kwargs,
             )
         return layers.result(values, attrs)
 
     return Attributor(
-        attribute, model, per_example=("layer_baselines", "target", "additional_forward_args", "layer_mask"), name=name
+        attribute, model, per_example=("baselines", "target", "additional_forward_args", "feature_mask"), name=name
     )
 
 
@@ -65,10 +72,10 @@ def layer_feature_ablation(
     show_progress: bool = False,
     attribute_to_layer_input: bool = False,
 ) -> Attributor:
-    """Feature ablation of a layer's units: each group of ``layer_mask`` (default: every
-    unit) is replaced by ``layer_baselines`` (default 0) in the layer's value and the output
-    change recorded. Call as ``(inputs, layer_baselines=None, *, target=None,
-    additional_forward_args=None, layer_mask=None)``.
+    """Feature ablation of a layer's units: each group of ``feature_mask`` (default: every
+    unit) is replaced by ``baselines`` (default 0) in the layer's value and the output
+    change recorded. Call as ``(inputs, baselines=None, *, target=None,
+    additional_forward_args=None, feature_mask=None)``.
 
     Args:
         model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
@@ -80,8 +87,8 @@ def layer_feature_ablation(
         attribute_to_layer_input: Explain the layer's input instead of its output.
 
     Returns:
-        Attributor: call it as ``(inputs, layer_baselines=None, *, target=None,
-        additional_forward_args=None, layer_mask=None)``; it returns attributions shaped like the
+        Attributor: call it as ``(inputs, baselines=None, *, target=None,
+        additional_forward_args=None, feature_mask=None)``; it returns attributions shaped like the
         layer's output (or input).
 
     References:
@@ -112,7 +119,7 @@ def layer_feature_permutation(
     attribute_to_layer_input: bool = False,
 ) -> Attributor:
     """Permutation importance of a layer's unit groups (see :func:`feature_permutation`).
-    Call as ``(inputs, *, target=None, additional_forward_args=None, layer_mask=None, generator=None)``.
+    Call as ``(inputs, *, target=None, additional_forward_args=None, feature_mask=None, generator=None)``.
 
     Args:
         model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
@@ -126,7 +133,7 @@ def layer_feature_permutation(
         attribute_to_layer_input: Explain the layer's input instead of its output.
 
     Returns:
-        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None, layer_mask=None,
+        Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None, feature_mask=None,
         generator=None)``; it returns attributions shaped like the layer's output (or input).
 
     References:
