@@ -17,6 +17,7 @@ import pyattrib.compat as pc
 from . import models
 
 CAPTUM_TESTS = Path(__file__).resolve().parents[2] / "shared" / "captum-tests"
+RUNNER = Path(__file__).resolve().parents[1] / "tools" / "captum_suite.py"
 
 
 def seeded(seed=7):
@@ -174,9 +175,9 @@ def test_attribute_future_resolves_future_outputs(mlp):
 @pytest.mark.skipif(not CAPTUM_TESTS.exists(), reason="Captum's tests live in ../shared/captum-tests")
 def test_suite_runner_substitutes_and_a_broken_twin_fails():
     folder = ["--folders", "tests/attr/layer/test_layer_activation.py"]
-    good = subprocess.run([sys.executable, "-m", "pyattrib.compat.captum_suite", str(CAPTUM_TESTS), *folder],
+    good = subprocess.run([sys.executable, str(RUNNER), str(CAPTUM_TESTS), *folder],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    broken = subprocess.run([sys.executable, "-m", "pyattrib.compat.captum_suite", str(CAPTUM_TESTS), *folder,
+    broken = subprocess.run([sys.executable, str(RUNNER), str(CAPTUM_TESTS), *folder,
                              "--broken"], capture_output=True, text=True, timeout=300)  # fmt: skip
     good_row = next(line for line in good.stdout.splitlines() if line.startswith("all"))
     broken_row = next(line for line in broken.stdout.splitlines() if line.startswith("all"))

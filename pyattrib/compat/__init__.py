@@ -4,7 +4,7 @@
 ``attribute(...)`` signature, defaults, return structures and numbers (Captum's quirks
 included: its trapezoid weights, one delta per sample for GradientShap/DeepLiftShap/
 NoiseTunnel). Each class is a thin adapter: configuration in the constructor, Captum's
-arguments mapped onto one pyattrib transform call. ``python -m pyattrib.compat.captum_suite``
+arguments mapped onto one pyattrib transform call. ``python tools/captum_suite.py`` (in the repository)
 runs Captum's own test suite against these classes.
 """
 

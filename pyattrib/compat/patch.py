@@ -149,3 +149,36 @@ def _stand_in(homes: dict[str, list[str]]) -> int:
                 setattr(sys.modules[where], n, getattr(compat, n))
             count += 1
     return count
+
+
+def broken_twin(obj: Any) -> Any:
+    """``obj`` with every method a test could reach raising: a twin that proves a patch is reached."""
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("deliberately broken compat substitute")
+
+    if not isinstance(obj, type):
+        if obj.__name__.endswith("decorator"):  # used at import time: its decorated functions fail
+            return lambda *args, **kwargs: lambda func: fail
+        return fail if obj.__name__ != "default_perturb_func" else obj
+    methods = {
+        m: fail
+        for m in (
+            "attribute",
+            "perturb",
+            "evaluate",
+            "forward",
+            "update",
+            "interpret",
+            "compute_cavs",
+            "get_gate_values",
+            "get_gate_active_probs",
+            "influence",
+            "self_influence",
+            "compute_intermediate_quantities",
+        )
+        if hasattr(obj, m)
+    }
+    if not methods:
+        return obj
+    return type(obj.__name__, (obj,), {**methods, "__module__": obj.__module__})

@@ -17,10 +17,9 @@ def pytest_configure(config: Any) -> None:
 
     if os.environ.get("PYATTRIB_PATCH_BROKEN"):
         from . import captum_twins
-        from ._suite_plugin import _broken
-        from .patch import import_captum, swap
+        from .patch import broken_twin, import_captum, swap
 
         import_captum()
-        swap({id(original): _broken(twin) for original, twin in captum_twins().values()})
+        swap({id(original): broken_twin(twin) for original, twin in captum_twins().values()})
         return
     patch_captum()

@@ -1,6 +1,6 @@
-"""Run Captum's own test suite against :mod:`pyattrib.compat`.
+"""Run Captum's own test suite against ``pyattrib.compat`` (a tool of this repository, not installed).
 
-``python -m pyattrib.compat.captum_suite PATH [--folders ...] [--broken] [--min-score 0.95]``
+``python tools/captum_suite.py PATH [--folders ...] [--broken] [--min-score 0.95] [--record FILE]``
 
 ``PATH`` is a checkout of Captum's tests (the folder holding ``tests/``). The same tests run
 twice, in parallel processes: once against Captum itself (the baseline) and once with every
@@ -61,9 +61,11 @@ DEFAULT_FOLDERS = (
 
 
 def run_mode(root: Path, folders: list[str], mode: str, report: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYATTRIB_SUITE_MODE=mode, PYATTRIB_SUITE_REPORT=str(report), OMP_NUM_THREADS="1")
+    path = os.pathsep.join(p for p in (str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, PYATTRIB_SUITE_MODE=mode, PYATTRIB_SUITE_REPORT=str(report), OMP_NUM_THREADS="1",
+               PYTHONPATH=path)  # fmt: skip
     cmd = [
-        sys.executable, "-m", "pytest", *folders, "-q", "-p", "no:cacheprovider", "-p", "pyattrib.compat._suite_plugin",
+        sys.executable, "-m", "pytest", *folders, "-q", "-p", "no:cacheprovider", "-p", "captum_suite_plugin",
         "-W", "ignore", "--rootdir", str(root), "--continue-on-collection-errors",
     ]  # fmt: skip
     for name in OTHER_FAMILIES:

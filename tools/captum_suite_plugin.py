@@ -1,9 +1,10 @@
-"""pytest plugin behind :mod:`pyattrib.compat.captum_suite`.
+"""pytest plugin behind ``tools/captum_suite.py`` (not part of the installed package).
 
-Loaded with ``-p pyattrib.compat._suite_plugin``. ``PYATTRIB_SUITE_MODE`` says what to run:
+Loaded with ``-p captum_suite_plugin`` with ``tools/`` on ``PYTHONPATH`` (the runner sets it).
+``PYATTRIB_SUITE_MODE`` says what to run:
 
 - ``captum``: Captum itself (the baseline);
-- ``compat``: every public Captum object that :mod:`pyattrib.compat` covers is replaced by its
+- ``compat``: every public Captum object that ``pyattrib.compat`` covers is replaced by its
   compat twin in every loaded ``captum`` module before any test module is imported;
 - ``broken``: as ``compat``, but each substitute's ``attribute`` raises, which proves that the
   substitution reaches the tests.
@@ -18,7 +19,7 @@ import json
 import os
 from typing import Any
 
-from .patch import PACKAGES, import_captum, swap
+from pyattrib.compat.patch import PACKAGES, broken_twin, import_captum, swap
 
 _built: set[str] = set()
 _results: dict[str, dict[str, Any]] = {}
@@ -60,41 +61,10 @@ def substitute(broken: bool = False) -> dict[str, Any]:
     originals = {name: original for name, (original, _) in twins.items()}
     replacement = {id(original): twin for original, twin in twins.values()}
     if broken:
-        replacement = {k: _broken(v) for k, v in replacement.items()}
+        replacement = {k: broken_twin(v) for k, v in replacement.items()}
     swap(replacement, everywhere=False)
     _watch({**public_captum_classes(), **originals})
     return originals
-
-
-def _broken(obj: Any) -> Any:
-    def fail(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("deliberately broken compat substitute")
-
-    if not isinstance(obj, type):
-        if obj.__name__.endswith("decorator"):  # used at import time: its decorated functions fail
-            return lambda *args, **kwargs: lambda func: fail
-        return fail if obj.__name__ != "default_perturb_func" else obj
-    methods = {
-        m: fail
-        for m in (
-            "attribute",
-            "perturb",
-            "evaluate",
-            "forward",
-            "update",
-            "interpret",
-            "compute_cavs",
-            "get_gate_values",
-            "get_gate_active_probs",
-            "influence",
-            "self_influence",
-            "compute_intermediate_quantities",
-        )
-        if hasattr(obj, m)
-    }
-    if not methods:
-        return obj
-    return type(obj.__name__, (obj,), {**methods, "__module__": obj.__module__})
 
 
 def pytest_configure(config: Any) -> None:
