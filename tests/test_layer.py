@@ -73,8 +73,16 @@ def test_smoothgrad_of_layer_and_neuron_methods():
     torch.testing.assert_close(
         sg(x, target=[0, 1, 2]), pa.layer_integrated_gradients(m, m[2], n_steps=6)(x, target=[0, 1, 2])
     )
-    sg = pa.smoothgrad(pa.neuron_gradient(m, m[2]), n_samples=4, stdevs=0.1)
-    assert sg(x, neuron_selector=[1, 2, 3], generator=torch.Generator().manual_seed(0)).shape == x.shape
+    sg = pa.smoothgrad(pa.neuron_gradient(m, m[2]), n_samples=4, stdevs=0.0)
+    torch.testing.assert_close(
+        sg(x, neuron_selector=[1, 2, 3]), pa.neuron_gradient(m, m[2])(x, neuron_selector=[1, 2, 3]), rtol=1e-6, atol=1e-7
+    )
+    # with noise: a neuron of the first (linear) layer has the gradient W1[j] wherever it is taken, so the
+    # noisy mean is exactly that row
+    noisy = pa.smoothgrad(pa.neuron_gradient(m, m[0]), n_samples=4, stdevs=0.1)
+    got = noisy(x, neuron_selector=[1, 2, 3], generator=torch.Generator().manual_seed(0))
+    w = m[0].weight.detach()
+    torch.testing.assert_close(got, w[[1, 2, 3]], rtol=1e-6, atol=1e-6)
 
 
 class Reused(nn.Module):

@@ -154,8 +154,23 @@ def test_layer_feature_permutation_by_hand():
             hp[:, sel] = h[perm][:, sel]
             expected[:, sel] = (out - m[3:](hp)[:, 1])[:, None]
     torch.testing.assert_close(got, expected)
-    rand = pa.layer_feature_permutation(m, m[2])(x, target=1, generator=torch.Generator().manual_seed(0))
-    assert rand.shape == (5, 8) and torch.isfinite(rand).all()
+    # the default random permutation: reproducible from the generator, one value per unit group, and
+    # each group's value is out - f(x with that group's units permuted across the batch) for some permutation
+    layer = pa.layer_feature_permutation(m, m[2])
+    rand = layer(x, target=1, feature_mask=lm, generator=torch.Generator().manual_seed(0))
+    again = layer(x, target=1, feature_mask=lm, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(rand, again, rtol=0, atol=0)
+    import itertools
+
+    for g in range(4):
+        sel = lm[0] == g
+        assert torch.all(rand[:, sel] == rand[:, sel][:, :1])
+        candidates = []
+        for order in itertools.permutations(range(5)):
+            hp = h.clone()
+            hp[:, sel] = h[list(order)][:, sel]
+            candidates.append((out - m[3:](hp)[:, 1]).detach())
+        assert any(torch.allclose(rand[:, sel][:, 0], c, rtol=1e-5, atol=1e-6) for c in candidates), g
 
 
 def test_layer_feature_permutation_matches_captum_with_a_fixed_permutation():

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 import pyattrib as pa
 
@@ -89,11 +90,17 @@ def test_multi_target_tuple_targets_and_one_call(monkeypatch):
 
 
 def test_multi_target_of_smoothgrad():
-    m = models.mlp()
+    # a linear model's gradient does not depend on where it is taken: the noisy mean is the weight row
+    lin = nn.Linear(6, 3)
     x = torch.randn(2, 6)
-    sg = pa.smoothgrad(pa.saliency(m), n_samples=4, stdevs=0.2)
+    sg = pa.smoothgrad(pa.saliency(lin, abs=False), n_samples=4, stdevs=0.2)
     out = pa.multi_target(sg, torch.tensor([0, 2]))(x, generator=torch.Generator().manual_seed(0))
-    assert out.shape == (2, 2, 6) and torch.isfinite(out).all()
+    expected = lin.weight.detach()[[0, 2]].expand(2, 2, 6)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    # and on a nonlinear model, without noise it is the multi-target saliency itself
+    m = models.mlp()
+    flat = pa.multi_target(pa.smoothgrad(pa.saliency(m), n_samples=3, stdevs=0.0), [0, 2])(x)
+    torch.testing.assert_close(flat, pa.multi_target(pa.saliency(m), [0, 2])(x), rtol=1e-6, atol=1e-7)
 
 
 def test_multi_target_errors():
