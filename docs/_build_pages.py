@@ -21,7 +21,7 @@ from typing import Any
 
 PACKAGES = {
     "pyattrib": "Attribution methods and wrappers",
-    "pyattrib.lrp": "Layer-wise relevance propagation: rules and the transform",
+    "pyattrib.lrp_rules": "Layer-wise relevance propagation: rules and the transform",
     "pyattrib.text": "Text and LLMs",
     "pyattrib.metrics": "Evaluating explanations",
     "pyattrib.robust": "Robustness",

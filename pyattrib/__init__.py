@@ -6,8 +6,7 @@ attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x
 
 import inspect
 
-from . import concepts, data, influence, metrics, modules, robust, text
-from . import lrp as lrp_rules
+from . import concepts, data, influence, lrp_rules, metrics, modules, robust, text
 from ._core.attributor import Attributor, checked_transform
 from ._core.inputs import BaselineLike, TensorOrTuple
 from ._core.targets import OutputRows, TargetLike, output_rows
@@ -43,7 +42,7 @@ from .layer import (
     token_reference,
 )
 from .lime import kernel_shap, lime
-from .lrp import layer_lrp, lrp
+from .lrp_rules import layer_lrp, lrp
 from .neuron import (
     neuron_conductance,
     neuron_gradient,

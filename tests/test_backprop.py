@@ -378,7 +378,7 @@ def test_in_place_activation_keeps_one_copy_for_deep_lift():
 def test_lrp_relu_pass_through_does_not_keep_the_relu_input():
     # LRP's rules run torch.func in the backward, which refuses saved-tensor hooks: record
     # what the forward under its rule context saves
-    relevance_rules = sys.modules["pyattrib.lrp"].relevance_rules
+    relevance_rules = sys.modules["pyattrib.lrp_rules"].relevance_rules
     torch.manual_seed(0)
     m = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import pyattrib as pa
-from pyattrib.lrp import alpha1_beta0, epsilon, gamma, identity, z_plus
+from pyattrib.lrp_rules import alpha1_beta0, epsilon, gamma, identity, z_plus
 
 from . import models
 from .test_reference_layer import close

@@ -305,7 +305,7 @@ class GuidedGradCam(GradientAttribution):
 
 
 class LRP(GradientAttribution):
-    """Captum's ``LRP`` over :func:`pyattrib.lrp`; rules come from each module's ``rule``
+    """Captum's ``LRP`` over :func:`pyattrib.lrp_rules.lrp`; rules come from each module's ``rule``
     attribute (``pyattrib.compat.lrp_rules``), as in Captum.
 
     Args:

@@ -382,7 +382,7 @@ class LayerFeaturePermutation(LayerFeatureAblation):
 
 
 class LayerLRP(LayerAttribution, GradientAttribution):
-    """Captum's ``LayerLRP`` over :func:`pyattrib.lrp.layer_lrp`; rules from each module's ``rule``.
+    """Captum's ``LayerLRP`` over :func:`pyattrib.lrp_rules.layer_lrp`; rules from each module's ``rule``.
 
     Args:
         model: The model (an ``nn.Module``).

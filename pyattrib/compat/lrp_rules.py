@@ -22,7 +22,7 @@ class PropagationRule:
 
 
 class EpsilonRule(PropagationRule):
-    """LRP-epsilon (:func:`pyattrib.lrp.epsilon`).
+    """LRP-epsilon (:func:`pyattrib.lrp_rules.epsilon`).
 
     Args:
         epsilon: The rule's stabiliser.
@@ -43,7 +43,7 @@ class EpsilonRule(PropagationRule):
 
 
 class GammaRule(PropagationRule):
-    """LRP-gamma (:func:`pyattrib.lrp.gamma`).
+    """LRP-gamma (:func:`pyattrib.lrp_rules.gamma`).
 
     Args:
         gamma: Weight of the positive part added to the weights.
@@ -63,7 +63,7 @@ class GammaRule(PropagationRule):
 
 
 class Alpha1_Beta0_Rule(PropagationRule):  # noqa: N801 (Captum's name)
-    """LRP-alpha1-beta0 (:func:`pyattrib.lrp.alpha1_beta0`).
+    """LRP-alpha1-beta0 (:func:`pyattrib.lrp_rules.alpha1_beta0`).
 
     Args:
         set_bias_to_zero: Distribute with the bias set to zero.
@@ -82,7 +82,7 @@ class Alpha1_Beta0_Rule(PropagationRule):  # noqa: N801 (Captum's name)
 
 
 class IdentityRule(EpsilonRule):
-    """Pass relevance through unchanged (:func:`pyattrib.lrp.identity`).
+    """Pass relevance through unchanged (:func:`pyattrib.lrp_rules.identity`).
 
     Args:
         epsilon: The rule's stabiliser.

@@ -103,8 +103,8 @@ def lrp(
 
     Args:
         model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
-        rules: The LRP rule per module type or instance (see :mod:`pyattrib.lrp`); unset types get
-            :data:`pyattrib.lrp.rules.DEFAULT_RULES`.
+        rules: The LRP rule per module type or instance (see :mod:`pyattrib.lrp_rules`); unset types get
+            :data:`pyattrib.lrp_rules.rules.DEFAULT_RULES`.
         fold_batchnorm: Fold each BatchNorm into the preceding convolution or linear layer before
             propagating.
         batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
@@ -166,8 +166,8 @@ def layer_lrp(
         model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
         layer: The module whose output (or input) is explained, or a list of modules for several layers
             at once.
-        rules: The LRP rule per module type or instance (see :mod:`pyattrib.lrp`); unset types get
-            :data:`pyattrib.lrp.rules.DEFAULT_RULES`.
+        rules: The LRP rule per module type or instance (see :mod:`pyattrib.lrp_rules`); unset types get
+            :data:`pyattrib.lrp_rules.rules.DEFAULT_RULES`.
         attribute_to_layer_input: Explain the layer's input instead of its output.
         return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
         split_sums: Split relevance at residual additions in proportion to the summands.
