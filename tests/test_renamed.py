@@ -55,3 +55,18 @@ def test_the_deprecated_names_are_not_in_the_signatures():
     assert "n_samples" in inspect.signature(pa.metrics.sensitivity_max).parameters
     params = inspect.signature(pa.layer_feature_ablation(_model(), _model()[1])).parameters
     assert {"baselines", "feature_mask"} <= set(params) and not {"layer_baselines", "layer_mask"} & set(params)
+
+
+def test_product_baselines_draw_from_a_generator_when_given():
+    choices = {"name": ["Anna", "Bob", "Cleo", "Dan"], "city": ["Oslo", "Rome"]}
+    a = pa.text.ProductBaselines(choices, generator=torch.Generator().manual_seed(3))
+    b = pa.text.ProductBaselines(choices, generator=torch.Generator().manual_seed(3))
+    draws_a, draws_b = [a() for _ in range(20)], [b() for _ in range(20)]
+    assert draws_a == draws_b  # the generator decides, not Python's global random
+    assert {d["name"] for d in draws_a} == set(choices["name"]) and {d["city"] for d in draws_a} == set(choices["city"])
+    import random
+
+    random.seed(0)
+    first = [pa.text.ProductBaselines(choices)() for _ in range(5)]
+    random.seed(0)
+    assert first == [pa.text.ProductBaselines(choices)() for _ in range(5)]  # Captum's draw: Python's random

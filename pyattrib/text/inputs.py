@@ -67,21 +67,29 @@ class ProductBaselines:
     Args:
         baseline_values: One list of choices per feature, or a dict from a slot name to its choices (a
             tuple of names as key draws those slots jointly).
+        generator: Draws the choices (``torch.randint``); ``None`` draws them from Python's ``random``,
+            as Captum's ``ProductBaselines`` does (so ``random.seed`` reproduces Captum's draws).
 
     Example:
-        >>> draw = pa.text.ProductBaselines({"name": ["Anna", "Bob"]})
+        >>> draw = pa.text.ProductBaselines({"name": ["Anna", "Bob"]}, generator=torch.Generator().manual_seed(0))
         >>> sorted(draw())
         ['name']
     """
 
-    def __init__(self, baseline_values: list[list[Any]] | dict[Any, list[Any]]) -> None:
+    def __init__(
+        self, baseline_values: list[list[Any]] | dict[Any, list[Any]], generator: torch.Generator | None = None
+    ) -> None:
+        self.generator = generator
         self.dict_keys = list(baseline_values) if isinstance(baseline_values, dict) else []
         self.baseline_values = [baseline_values[k] for k in self.dict_keys] if self.dict_keys else list(baseline_values)
         if any(len(choices) == 0 for choices in self.baseline_values):
             raise ArgumentError("every feature of baseline_values needs at least one choice")
 
     def sample(self) -> list[Any] | dict[str, Any]:
-        picked = [random.choice(choices) for choices in self.baseline_values]
+        if self.generator is None:
+            picked = [random.choice(choices) for choices in self.baseline_values]
+        else:
+            picked = [c[int(torch.randint(len(c), (), generator=self.generator))] for c in self.baseline_values]
         if not self.dict_keys:
             return picked
         drawn: dict[str, Any] = {}
