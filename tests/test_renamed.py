@@ -70,3 +70,21 @@ def test_product_baselines_draw_from_a_generator_when_given():
     first = [pa.text.ProductBaselines(choices)() for _ in range(5)]
     random.seed(0)
     assert first == [pa.text.ProductBaselines(choices)() for _ in range(5)]  # Captum's draw: Python's random
+
+
+def test_seeded_constructors_take_a_generator_that_names_the_seed():
+    torch.manual_seed(0)
+    model, x, y = _model(), torch.randn(4, 6), torch.tensor([0, 1, 2, 0])
+    train = torch.utils.data.TensorDataset(torch.randn(12, 6), torch.randint(0, 3, (12,)))
+
+    def projected(**how):
+        proj = pa.influence.TracInCPFastRandProj(model, "2", train, [model.state_dict()], projection_dim=4, **how)
+        return proj.influence(x, y)
+
+    same = [projected(generator=torch.Generator().manual_seed(5)) for _ in range(2)]
+    torch.testing.assert_close(same[0], same[1], rtol=0, atol=0)
+    assert not torch.allclose(same[0], projected(generator=torch.Generator().manual_seed(6)), rtol=1e-3, atol=1e-6)
+    seed = int(torch.randint(2**31 - 1, (), generator=torch.Generator().manual_seed(5)))
+    torch.testing.assert_close(projected(seed=seed), same[0], rtol=0, atol=0)  # the generator names a seed
+    clf = pa.concepts.RidgeClassifier(generator=torch.Generator().manual_seed(5))
+    assert clf.seed == seed and pa.concepts.TCAV(model, ["0"], generator=torch.Generator().manual_seed(5)).seed == seed

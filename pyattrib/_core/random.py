@@ -48,3 +48,12 @@ def captum_order(n: int, s: int, like: Tensor, stds: tuple[float, ...], inputs: 
     )
     alpha = torch.as_tensor(np.random.uniform(0.0, 1.0, n * s), device=like.device, dtype=like.dtype)
     return tuple(noise), choices, alpha.index_select(0, to_ours)
+
+
+def base_seed(seed: int, generator: torch.Generator | None) -> int:
+    """The seed a family of per-item generators derives from (per concept, per checkpoint):
+    ``seed``, or, when a ``generator`` is given, one draw from it. Per-item seeds keep results
+    independent of the order items are processed in; ``seed`` is the convenience that names one."""
+    if generator is None:
+        return seed
+    return int(torch.randint(2**31 - 1, (), generator=generator, device=generator.device))

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._core.random import base_seed
+
 # float64 elements of the stacked systems of one batched solve (8 MiB)
 FIT_BUDGET = 2**20
 
@@ -186,6 +188,8 @@ class RidgeClassifier(Classifier):
         regularisation: The ridge penalty of the CAV classifier.
         seed: Seed of the generator built for the draws (a convenience: the same seed gives the same
             draws).
+        generator: Draws the base seed instead (one draw at construction); ``seed`` is the convenience that names
+            one.
 
     Example:
         >>> clf = pa.concepts.RidgeClassifier()
@@ -196,8 +200,8 @@ class RidgeClassifier(Classifier):
         (torch.Size([2, 4]), [0, 1])
     """
 
-    def __init__(self, regularisation: float = 1e-2, seed: int = 0) -> None:
-        self.regularisation, self.seed = regularisation, seed
+    def __init__(self, regularisation: float = 1e-2, seed: int = 0, generator: torch.Generator | None = None) -> None:
+        self.regularisation, self.seed = regularisation, base_seed(seed, generator)
         self._weights: Tensor | None = None
         self._classes: list[int] = []
 

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from .._core.errors import ArgumentError
 from .._core.inputs import as_tuple, restore, select_examples
+from .._core.random import base_seed
 from .._core.targets import TargetLike
 from ..layer import layer_activation, layer_gradient_x_activation
 from .cav import CAV, Concept, concepts_key, load_cav, save_cav
@@ -79,10 +80,11 @@ class TCAV(ConceptInterpreter):
         model_id: Names the model in the saved CAV files.
         test_split: The share of each concept's examples held out to score its CAV.
         regularisation: The ridge penalty of the CAV classifier.
-        seed: The held-out split. ``batch_size``: input rows per gradient pass in ``interpret``.
-        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
-            (see the batch size guide). Results do not depend on it.
+        seed: Seeds the held-out split of each concept (a convenience naming the base seed).
+        batch_size: Input rows per gradient pass in ``interpret``.
         classifier_kwargs: Passed to a custom classifier's ``train_and_eval``.
+        generator: Draws the base seed instead (one draw at construction); ``seed`` is the convenience that names
+            one.
 
     References:
         - Kim, Wattenberg, Gilmer, Cai, Wexler, Viégas and Sayres, "Interpretability Beyond Feature
@@ -114,13 +116,15 @@ class TCAV(ConceptInterpreter):
         seed: int = 0,
         batch_size: int | None = None,
         classifier_kwargs: dict[str, Any] | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         if not model_id:
             raise ArgumentError("model_id must be a non-empty name")
         super().__init__(model)
         self._classifier, self.model_id, self.save_path = classifier, model_id, save_path
         self.to_input, self.test_split, self.regularisation = attribute_to_layer_input, test_split, regularisation
-        self.seed, self.batch_size, self.classifier_kwargs = seed, batch_size, dict(classifier_kwargs or {})
+        self.seed, self.batch_size = base_seed(seed, generator), batch_size
+        self.classifier_kwargs = dict(classifier_kwargs or {})
         given = [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
         names = {id(m): n for n, m in model.named_modules()}
         self.layers = [g if isinstance(g, str) else names.get(id(g), type(g).__name__) for g in given]

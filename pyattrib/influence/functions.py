@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .._core.errors import ArgumentError, check_count
+from .._core.random import base_seed
 from .._core.state import in_eval
 from .tracin import TracInCP, batch_sum, train_chunks
 
@@ -187,6 +188,8 @@ class ArnoldiInfluenceFunction(InfluenceFunction):
         arnoldi_dim: Steps of Arnoldi iteration.
         arnoldi_tol: Below this norm the next Krylov vector ends an invariant subspace.
         seed: Seed of the starting vectors.
+        generator: Draws the base seed instead (one draw at construction); ``seed`` is the convenience that names
+            one.
         hessian_reg: Added to the Hessian's diagonal (damping).
         hessian_inverse_tol: Eigenvalues below this are dropped when inverting the Hessian.
         **options: Keyword configuration of the class it builds (see there).
@@ -213,10 +216,11 @@ class ArnoldiInfluenceFunction(InfluenceFunction):
         seed: int = 0,
         hessian_reg: float = 1e-3,
         hessian_inverse_tol: float = 1e-4,
+        generator: torch.Generator | None = None,
         **options: Any,
     ) -> None:
         check_count("arnoldi_dim", arnoldi_dim)
-        self.arnoldi_dim, self.arnoldi_tol, self.seed = arnoldi_dim, arnoldi_tol, seed
+        self.arnoldi_dim, self.arnoldi_tol, self.seed = arnoldi_dim, arnoldi_tol, base_seed(seed, generator)
         super().__init__(model, train_data, hessian_reg=hessian_reg, hessian_inverse_tol=hessian_inverse_tol,
                          **options)  # fmt: skip
 

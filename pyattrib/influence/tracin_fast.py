@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .._core.capture import Layers
 from .._core.errors import ArgumentError, check_count
+from .._core.random import base_seed
 from .._core.state import in_eval
 from .tracin import Checkpoint, TracInCP, as_dataset, batch_sum, merge_top_k, train_chunks
 
@@ -152,6 +153,8 @@ class TracInCPFastRandProj(TracInCPFast):
             projection).
         seed: Seed of the generator built for the draws (a convenience: the same seed gives the same
             draws).
+        generator: Draws the base seed instead (one draw at construction); ``seed`` is the convenience that names
+            one.
         **options: Keyword configuration of the class it builds (see there).
 
     References:
@@ -165,11 +168,12 @@ class TracInCPFastRandProj(TracInCPFast):
     """
 
     def __init__(self, model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint], *,
-                 projection_dim: int | None = None, seed: int = 0, **options: Any) -> None:  # fmt: skip
+                 projection_dim: int | None = None, seed: int = 0, generator: torch.Generator | None = None,
+                 **options: Any) -> None:  # fmt: skip
         super().__init__(model, final_fc_layer, train_data, checkpoints, **options)
         if projection_dim is not None:
             check_count("projection_dim", projection_dim)
-        self.projection_dim, self.seed = projection_dim, seed
+        self.projection_dim, self.seed = projection_dim, base_seed(seed, generator)
         self._projections: dict[int, tuple[Tensor, Tensor]] = {}
         self._train: Tensor | None = None
 
