@@ -21,6 +21,7 @@ from .call import Call
 from .errors import ArgumentError
 from .inputs import BaselineLike
 from .layout import feeder
+from .progress import progress
 from .state import transformed
 from .targets import Target, TargetLike, model_output
 
@@ -145,10 +146,7 @@ def evaluate(
         if whole:
             _check_whole(call, batch_size, first if start else None)
             blocks = range(start, n_perturbations)
-            if show_progress:
-                from tqdm.auto import tqdm
-
-                blocks = tqdm(blocks, desc=desc)
+            blocks = progress(blocks, show_progress, desc)
             for p in blocks:
                 keep(_batch_values(block(p)), 1)
             flush(1)
@@ -157,10 +155,7 @@ def evaluate(
         total = n_perturbations * n
         step = call.chunk(batch_size, forward_only=True)
         starts = range(start * n, total, step)
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc=desc, total=math.ceil((total - start * n) / step))
+        starts = progress(starts, show_progress, desc, math.ceil((total - start * n) / step))
         out = None
         aligned = step % n == 0  # chunks of whole perturbations (the budget rule's): one index pattern for all
         if aligned:

@@ -57,3 +57,9 @@ def base_seed(seed: int, generator: torch.Generator | None) -> int:
     if generator is None:
         return seed
     return int(torch.randint(2**31 - 1, (), generator=generator, device=generator.device))
+
+
+def item_generator(base: int, item: int) -> torch.Generator:
+    """The generator of one item (a concept, a checkpoint, a batch) of a family seeded by ``base``:
+    its draws depend on the item, not on the order items are processed in."""
+    return torch.Generator().manual_seed(base * 1_000_003 + item)

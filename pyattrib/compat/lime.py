@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from pyattrib._core.inputs import ForwardArgs
 from pyattrib._core.targets import as_target
 
+from .._core.progress import progress
 from ._base import PerturbationAttribution
 
 
@@ -154,7 +155,9 @@ class LimeBase(PerturbationAttribution):
         device = (inputs[0] if isinstance(inputs, tuple) else inputs).device
         evaluate = _evaluator(self.forward_func, inputs, target, additional_forward_args, device)
         evals = math.ceil(n_samples / perturbations_per_eval)
-        bar = _progress(show_progress, evals, re.sub(r"(?<!^)(?=[A-Z])", " ", type(self).__name__) + " attribution")
+        bar = progress(
+            None, show_progress, re.sub(r"(?<!^)(?=[A-Z])", " ", type(self).__name__) + " attribution", evals
+        )
         for _ in range(n_samples):
             try:
                 z, sample = draw()
@@ -221,20 +224,6 @@ def _evaluator(
         return out.flatten()
 
     return evaluate
-
-
-class _NoProgress:
-    def update(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _progress(show: bool, total: int, desc: str) -> Any:
-    if not show:
-        return _NoProgress()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc)
 
 
 class Lime(LimeBase):

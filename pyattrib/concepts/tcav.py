@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from .._core.errors import ArgumentError
 from .._core.inputs import as_tuple, restore, select_examples
-from .._core.random import base_seed
+from .._core.random import base_seed, item_generator
 from .._core.targets import TargetLike
 from ..layer import layer_activation, layer_gradient_x_activation
 from .cav import CAV, Concept, concepts_key, load_cav, save_cav
@@ -218,7 +218,7 @@ class TCAV(ConceptInterpreter):
         for concepts in sets:
             for c in concepts:
                 if c.id not in stats:
-                    generator = torch.Generator().manual_seed(self.seed * 1_000_003 + c.id)
+                    generator = item_generator(self.seed, c.id)
                     stats[c.id] = ConceptStats.of(self.activations(c, layer), self.test_split, generator)
         for size in sorted({len(s) for s in sets}):
             group = [s for s in sets if len(s) == size]

@@ -15,6 +15,7 @@ from .._core.errors import ArgumentError, check_batch_size
 from .._core.inputs import BaselineLike
 from .._core.layout import feeder
 from .._core.perturb import element_ids
+from .._core.progress import progress as show
 from .._core.state import evaluating
 
 NEED_ATTR, NEED_FORWARD, NO_FORWARD = 0, 1, 2
@@ -118,11 +119,7 @@ def dataloader_attribution(
               masks: list[Tensor], bases: list[Any], progress: bool) -> list[Tensor]:  # fmt: skip
         """One pass over the data: the metric of each ablation in ``groups`` (None: none)."""
         states: list[Any] = [None] * len(groups)
-        batches = loader
-        if progress:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(loader, desc="DataLoader attribution")
+        batches = show(loader, progress, "DataLoader attribution")
         with torch.no_grad():
             for batch in batches:
                 xs = _as_inputs(batch)

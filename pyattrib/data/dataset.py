@@ -15,6 +15,8 @@ from torch import Tensor
 
 from .._core.errors import ArgumentError
 from .._core.inputs import as_tuple, batch_rows
+from .._core.progress import progress
+from .._core.random import item_generator
 from .._core.targets import TargetLike
 from .summary import Summarizer
 
@@ -172,10 +174,7 @@ def attribute_dataset(
     random = getattr(attributor, "random", False)
     done = 0
     batches = _batches(loader)
-    if show_progress and rank == 0:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="attribute_dataset", total=_length(loader))
+    batches = progress(batches, show_progress and rank == 0, "attribute_dataset", _length(loader))
     for b, indices, load in batches:
         if b % world != rank:
             continue
@@ -190,7 +189,7 @@ def attribute_dataset(
                 target(batch) if callable(target) else target
             )  # fmt: skip
             if random:
-                kwargs["generator"] = torch.Generator().manual_seed(seed * 1_000_003 + b)
+                kwargs["generator"] = item_generator(seed, b)
             result = attributor(inputs, **kwargs)
             if getattr(attributor, "returns_delta", False):
                 result = result[0]

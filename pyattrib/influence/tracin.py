@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .._core.capture import Layers
 from .._core.errors import ArgumentError, check_count
+from .._core.progress import progress
 from .._core.state import in_eval
 
 Checkpoint = dict[str, Tensor] | str
@@ -341,8 +342,6 @@ class TracInCP:
         tqdm bar on stderr reading "Using <method> to <task>" when ``show``."""
         if not show:
             return items
-        from tqdm.auto import tqdm
-
         if isinstance(items, list):
             total = len(items)
         else:
@@ -350,7 +349,7 @@ class TracInCP:
                 self.train_data if data is None else data, "dataset", self.train_data if data is None else data
             )
             total = -(-len(dataset) // self.batch_size)
-        return tqdm(items, total=total, desc=f"Using {type(self).__name__} to {task}")
+        return progress(items, True, f"Using {type(self).__name__} to {task}", total)
 
 
 def tracin_cp(model: nn.Module, train_data: Any, checkpoints: Sequence[Checkpoint], **options: Any) -> TracInCP:

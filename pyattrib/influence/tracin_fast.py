@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from .._core.capture import Layers
 from .._core.errors import ArgumentError, check_count
-from .._core.random import base_seed
+from .._core.random import base_seed, item_generator
 from .._core.state import in_eval
 from .tracin import Checkpoint, TracInCP, as_dataset, batch_sum, merge_top_k, train_chunks
 
@@ -182,7 +182,7 @@ class TracInCPFastRandProj(TracInCPFast):
             return None  # the exact embedding is no larger
         if c not in self._projections:
             # each factor to at most sqrt(projection_dim) dimensions (Captum's rule)
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + c)
+            generator = item_generator(self.seed, c)
             pk = max(1, min(k, math.isqrt(self.projection_dim)))
             pd = max(1, min(d, math.isqrt(self.projection_dim)))
             p = torch.randn(k, pk, generator=generator) / pk**0.5
