@@ -223,3 +223,26 @@ def test_the_perturbation_engine_is_independent_of_the_chunk_size_and_streams_th
         rows = torch.cat([run for _, run in streamed])
         assert streamed[0][0] == 0 and out.values is not None
         torch.testing.assert_close(rows.reshape(7, 5, 1), expected, rtol=1e-12, atol=1e-12)
+
+
+# ---- reading model outputs: one rule, used by methods, the text readers and Insights -------------
+
+
+def test_one_rule_reads_every_output_form():
+    from collections import OrderedDict
+    from types import SimpleNamespace
+
+    from pyattrib._core.targets import model_output
+    from pyattrib.text.forcing import logits_of
+
+    logits = torch.randn(2, 3, 5)
+    for form in (logits, {"logits": logits, "loss": 0}, (logits, None), [logits], SimpleNamespace(logits=logits)):
+        assert model_output(form) is logits
+        assert logits_of(form) is logits
+    assert model_output(OrderedDict(hidden=logits)) is logits  # a mapping without logits: its first value
+    with pytest.raises(ArgumentError, match="no logits"):
+        logits_of(OrderedDict(hidden=logits))  # ... but a language model must say which are its logits
+    with pytest.raises(TypeError, match="callable target"):
+        model_output(SimpleNamespace(scores=logits))
+    with pytest.raises(ArgumentError, match="no logits"):
+        logits_of(SimpleNamespace(scores=logits))

@@ -278,13 +278,17 @@ def _from_numpy(target: Any) -> Any:
 def model_output(output: Any, rows: int | None = None) -> Tensor:
     """The tensor attribution reads from what the model returned.
 
-    One rule for every method: a tensor is used as is; a mapping (a Hugging Face
-    ``ModelOutput``, a dict) gives its ``"logits"`` entry, or its first value when it has
-    none; a tuple or list gives its first element (``return_dict=False`` puts the logits
+    One rule for every method (and for the text and Insights readers): a tensor is used as is;
+    a mapping (a Hugging Face ``ModelOutput``, a dict) gives its ``"logits"`` entry, or its first
+    value when it has none; another object with a ``logits`` tensor gives that; a tuple or list
+    gives its first element (``return_dict=False`` puts the logits
     first). Pass a callable ``target`` to read anything else. When ``rows`` is known, the
     tensor's first dimension must be that batch.
     """
     while not isinstance(output, Tensor):
+        if not isinstance(output, Mapping) and isinstance(getattr(output, "logits", None), Tensor):
+            output = output.logits  # an output object with logits that is not a mapping
+            continue
         if isinstance(output, torch.futures.Future):
             raise ArgumentError(
                 "the model returned a torch.futures.Future; wait for it in the forward (fut.wait()), or with "

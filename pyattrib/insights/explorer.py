@@ -20,6 +20,7 @@ from torch import nn
 
 from .._core.errors import ArgumentError
 from .._core.state import evaluating
+from .._core.targets import model_output
 from ..viz.image import as_hwc, as_pixels, heat_rgba
 from ..viz.scale import normalise, to_numpy
 from ..viz.text import token_marks
@@ -202,7 +203,10 @@ class Explorer:
     def _predict(self) -> torch.Tensor:
         with evaluating(self.model):
             out = self.model(self.inputs)
-        logits = getattr(out, "logits", out)
+        try:
+            logits = model_output(out)  # the one rule every method reads outputs by
+        except TypeError:
+            logits = None
         if not torch.is_tensor(logits) or logits.dim() != 2:
             raise ArgumentError("model must return (N, classes) logits (or an output with .logits) for Insights")
         return logits.float().softmax(dim=1)

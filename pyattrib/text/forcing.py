@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from .._core.errors import ArgumentError
+from .._core.targets import model_output
 
 TOKEN_BUDGET = 1 << 13  # tokens per model forward when no batch size is given: bounds activation memory
 
@@ -35,11 +36,10 @@ def accepts(model: nn.Module, name: str) -> bool:
 
 
 def logits_of(output: Any) -> Tensor:
-    logits = getattr(output, "logits", None)
-    if logits is None and isinstance(output, Mapping):
-        logits = output.get("logits")
-    if logits is None and isinstance(output, Tensor):
-        logits = output
+    try:  # the one rule every method reads outputs by; a language model's mapping must name its logits
+        logits = None if isinstance(output, Mapping) and "logits" not in output else model_output(output)
+    except TypeError:
+        logits = None
     if not isinstance(logits, Tensor) or logits.dim() not in (3, 4):
         raise ArgumentError(
             "the model returned no logits: it must return (batch, sequence, vocab) logits or an output with .logits, "
