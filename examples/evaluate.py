@@ -65,7 +65,7 @@ def main(n_images: int = 64, steps: int = 32) -> dict[str, dict[str, float]]:
         down, up = deletion(x, attrs, target=y), insertion(x, attrs, target=y)
         torch.manual_seed(0)
         infid = pa.metrics.infidelity(model, gaussian_noise)(x, attrs, target=y)
-        sens = pa.metrics.sensitivity_max(explain(model), perturb_radius=0.05, n_perturb_samples=5)(
+        sens = pa.metrics.sensitivity_max(explain(model), perturb_radius=0.05, n_samples=5)(
             x[:16], target=y[:16], generator=torch.Generator().manual_seed(1)
         )
         random = pa.metrics.mprt(model, explain, seed=0)(x[:16], target=y[:16], **kwargs)
