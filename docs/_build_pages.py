@@ -98,13 +98,13 @@ def write_api_pages(folder: Path) -> None:
             lines += ["", "Types", "-----", ""]
             for name, text in TYPES.items():
                 lines += [f".. py:data:: {name}", "", f"   {text}", ""]
-        shared = sorted(set(getattr(importlib.import_module(package), "__all__", [])) - set(public_names(package)))
-        shared = [n for n in shared if not isinstance(getattr(importlib.import_module(package), n), type(sys))]
-        shared = [n for n in shared if n not in TYPES and n not in dict(constants(package))]
-        if shared:
-            refs = ", ".join(
-                f":obj:`{n} <{_home(getattr(importlib.import_module(package), n), package)}.{n}>`" for n in shared
-            )
+        module, own, consts = importlib.import_module(package), set(public_names(package)), dict(constants(package))
+        elsewhere = [
+            n for n in sorted(getattr(module, "__all__", []))
+            if n not in own and n not in consts and n not in TYPES and not isinstance(getattr(module, n), type(sys))
+        ]  # fmt: skip
+        if elsewhere:
+            refs = ", ".join(f":obj:`{n} <{_home(getattr(module, n), package)}.{n}>`" for n in elsewhere)
             lines += ["", f"Also exported here, documented where they live: {refs}."]
         _write_if_changed(folder / f"{package}.rst", "\n".join(lines) + "\n")
     _write_if_changed(folder / "index.rst", "\n".join(index) + "\n")

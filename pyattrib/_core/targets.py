@@ -275,14 +275,15 @@ def _from_numpy(target: Any) -> Any:
     return torch.as_tensor(target)
 
 
-def model_output(output: Any, rows: int | None = None) -> Tensor:
+def model_output(output: Any, rows: int | None = None, named_logits: bool = False) -> Tensor:
     """The tensor attribution reads from what the model returned.
 
     One rule for every method (and for the text and Insights readers): a tensor is used as is;
     a mapping (a Hugging Face ``ModelOutput``, a dict) gives its ``"logits"`` entry, or its first
     value when it has none; another object with a ``logits`` tensor gives that; a tuple or list
-    gives its first element (``return_dict=False`` puts the logits
-    first). Pass a callable ``target`` to read anything else. When ``rows`` is known, the
+    gives its first element (``return_dict=False`` puts the logits first). With ``named_logits``
+    (language models) a mapping must have ``"logits"``: its first value would be some other
+    tensor. Pass a callable ``target`` to read anything else. When ``rows`` is known, the
     tensor's first dimension must be that batch.
     """
     while not isinstance(output, Tensor):
@@ -295,6 +296,8 @@ def model_output(output: Any, rows: int | None = None) -> Tensor:
                 "pyattrib.compat use attribute_future(...)"
             )
         if isinstance(output, Mapping) and len(output):
+            if named_logits and "logits" not in output:
+                raise TypeError(f"the model returned a mapping without 'logits' (keys: {list(output)})")
             output = output["logits"] if "logits" in output else next(iter(output.values()))
         elif isinstance(output, (tuple, list)) and len(output):
             output = output[0]

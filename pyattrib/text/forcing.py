@@ -18,7 +18,6 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections import defaultdict
-from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -37,7 +36,7 @@ def accepts(model: nn.Module, name: str) -> bool:
 
 def logits_of(output: Any) -> Tensor:
     try:  # the one rule every method reads outputs by; a language model's mapping must name its logits
-        logits = None if isinstance(output, Mapping) and "logits" not in output else model_output(output)
+        logits = model_output(output, named_logits=True)
     except TypeError:
         logits = None
     if not isinstance(logits, Tensor) or logits.dim() not in (3, 4):
