@@ -6,10 +6,10 @@ attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x
 
 import inspect
 
-from . import concepts, data, influence, lrp_rules, metrics, modules, robust, text
+from . import cam, concepts, data, influence, lrp_rules, metrics, modules, robust, text
 from ._core.attributor import Attributor, checked_transform
 from ._core.inputs import BaselineLike, TensorOrTuple
-from ._core.targets import OutputRows, TargetLike, output_rows
+from ._core.targets import ExampleTargets, OutputRows, TargetLike, output_rows
 from .backprop import (
     deconvolution,
     deep_lift,
@@ -23,6 +23,21 @@ from .backprop import (
     neuron_deep_lift_shap,
     neuron_guided_backprop,
 )
+from .cam import (
+    ablation_cam,
+    eigen_cam,
+    eigen_grad_cam,
+    full_grad,
+    grad_cam,
+    grad_cam_elementwise,
+    grad_cam_plus_plus,
+    hires_cam,
+    kpca_cam,
+    layer_cam,
+    score_cam,
+    xgrad_cam,
+)
+from .cam.targets import box_score_target, segmentation_target
 from .gradient import (
     convergence_delta,
     gradient_shap,
@@ -66,12 +81,28 @@ __version__ = "0.1.0"
 
 
 __all__ = [
+    "ablation_cam",
+    "eigen_cam",
+    "eigen_grad_cam",
+    "full_grad",
+    "grad_cam",
+    "grad_cam_elementwise",
+    "grad_cam_plus_plus",
+    "hires_cam",
+    "kpca_cam",
+    "layer_cam",
+    "score_cam",
+    "xgrad_cam",
+    "cam",
     "text",
     "Attributor",
     "TargetLike",
     "BaselineLike",
     "TensorOrTuple",
     "OutputRows",
+    "ExampleTargets",
+    "box_score_target",
+    "segmentation_target",
     "lrp_rules",
     "concepts",
     "data",

@@ -6,7 +6,19 @@ import pytest
 import torch
 from hypothesis import settings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# pytorch-grad-cam (a reference of tests/test_cam*.py) imports torchvision. PyPI's torchvision cannot
+# load its compiled operators with the CPU torch, and once importable it is imported by transformers too,
+# so it lives outside the environment (.ci/run: pip install --no-deps --target .venv-torchvision) and
+# joins the path of the test process only, after its operator schemas are defined (the one place).
+TORCHVISION = os.path.join(ROOT, ".venv-torchvision")
+if os.path.isdir(TORCHVISION):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "libraries"))
+    import torchvision_ops  # noqa: F401,E402  defines torchvision's operator schemas
+
+    sys.path.append(TORCHVISION)
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 # other libraries' own test suites, run by tests/test_libraries_on_compat.py in their own processes

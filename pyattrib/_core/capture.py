@@ -220,14 +220,18 @@ class Layers:
         return run
 
     def gradients(
-        self, select: Callable[[Any], Tensor], inputs: tuple, args: tuple, rows: int
+        self, select: Callable[[Any], Tensor], inputs: tuple, args: tuple, rows: int, with_inputs: bool = False
     ) -> tuple[list[LayerValue], list[Tensor]]:
         """Layer values at ``inputs`` and ``d sum(select(output)) / d value``, flat over layers.
 
         Eager: one forward in which each layer value is swapped for a detached leaf, and
         one backward that stops at the layer. Under torch.compile or a torch.func
         transform: capture, then differentiate the spliced model with torch.func.
+        ``with_inputs`` (eager only): the backward goes on to the inputs, and the gradients
+        with respect to ``inputs`` follow the layers' in the returned list.
         """
+        if with_inputs:
+            return self._gradients_through(select, inputs, args, rows)
         if transformed():
             values = self.capture(inputs, args, rows)
             leaves = [t for v in values for t in v.leaves]
@@ -256,6 +260,24 @@ class Layers:
         self._check_ran(values)
         leaves = [t for v in values for t in v.leaves]  # type: ignore[union-attr]
         grads = torch.autograd.grad(total, leaves, allow_unused=True, materialize_grads=True)
+        return values, list(grads)  # type: ignore[return-value]
+
+    def _gradients_through(
+        self, select: Callable[[Any], Tensor], inputs: tuple, args: tuple, rows: int
+    ) -> tuple[list[LayerValue], list[Tensor]]:
+        values: list[LayerValue | None] = [None] * len(self.modules)
+
+        def keep(j: int, value: Any) -> Any:
+            values[j] = LayerValue.of(value, rows, self.names[j])
+            return values[j].feed(values[j].leaves, value)  # type: ignore[union-attr]
+
+        with torch.enable_grad():
+            xs = tuple(x.detach().requires_grad_() for x in inputs)
+            with self.hooked(keep):
+                total = select(self.model(*xs, *args)).sum()
+            self._check_ran(values)
+            leaves = [t for v in values for t in v.leaves]  # type: ignore[union-attr]
+            grads = torch.autograd.grad(total, [*leaves, *xs], allow_unused=True, materialize_grads=True)
         return values, list(grads)  # type: ignore[return-value]
 
     def through_neuron(

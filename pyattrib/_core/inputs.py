@@ -240,6 +240,10 @@ def repeat_examples(value: Any, n: int, times: int) -> Any:
     ``n`` leading rows, and lists of ``n`` entries, are expanded; tuples recurse;
     anything else (numbers, callables, shared tensors) is returned unchanged.
     """
+    from .targets import ExampleTargets
+
+    if isinstance(value, ExampleTargets) and len(value) == n:
+        return value.repeat_interleave(times)
     if isinstance(value, Tensor):
         if value.dim() > 0 and value.shape[0] == n:
             return value.repeat_interleave(times, dim=0)
@@ -254,6 +258,10 @@ def repeat_examples(value: Any, n: int, times: int) -> Any:
 def select_examples(value: Any, n: int, index: Tensor) -> Any:
     """The rows of examples ``index`` of a per-example value (tensors with ``n`` leading rows,
     lists of ``n`` entries, tuples recursively); anything else unchanged."""
+    from .targets import ExampleTargets
+
+    if isinstance(value, ExampleTargets) and len(value) == n:
+        return ExampleTargets([value.fns[i] for i in index.tolist()])
     if isinstance(value, Tensor):
         return value.index_select(0, index.to(value.device)) if value.dim() > 0 and value.shape[0] == n else value
     if isinstance(value, tuple):

@@ -74,6 +74,39 @@ def output_rows(rows: Any = None) -> OutputRows:
     return OutputRows(rows)
 
 
+class ExampleTargets:
+    """One callable per example, each applied to its own example's output (pass it as
+    ``target=``): ``fns[i](output[r])`` for each row ``r`` of example ``i``, a scalar. The form
+    pytorch-grad-cam's targets take (one target object per image, reading that image's output:
+    a logit vector, a segmentation map, a detector's dict of boxes). Rows of an expanded batch
+    (perturbed copies, augmentations) follow their example.
+
+    Args:
+        fns: One callable per example, ``output_row -> scalar tensor``.
+
+    Example:
+        >>> t = pa.ExampleTargets([lambda o: o[0], lambda o: o[1], lambda o: o[0], lambda o: o[2]])
+        >>> pa.saliency(model)(x, target=t).shape
+        torch.Size([4, 8])
+    """
+
+    def __init__(self, fns: Sequence[Callable[[Any], Tensor]]) -> None:
+        self.fns = list(fns)
+        if not all(callable(f) for f in self.fns):
+            raise TypeError("ExampleTargets takes one callable per example")
+
+    def __call__(self, output: Any, index: Tensor | None = None) -> Tensor:
+        rows = range(len(output)) if index is None else index.tolist()
+        return torch.stack([self.fns[i](output[r]).reshape(()) for r, i in enumerate(rows)])
+
+    def repeat_interleave(self, times: int) -> ExampleTargets:
+        """Each example's callable for ``times`` consecutive rows (``repeat_examples``'s layout)."""
+        return ExampleTargets([f for f in self.fns for _ in range(times)])
+
+    def __len__(self) -> int:
+        return len(self.fns)
+
+
 class Target:
     """A normalised target. Use :func:`as_target` to build one."""
 
@@ -112,7 +145,7 @@ class Target:
                 )
         if self.fn is not None:
             m = rows if rows is not None else _leading(output)
-            out = self.fn(output)
+            out = self.fn(output, index) if isinstance(self.fn, ExampleTargets) else self.fn(output)
             if isinstance(out, Tensor) and out.dim() == 0:
                 # one total for the batch: an even share per row keeps the sum, and as rows are
                 # independent examples, its gradient is each row's own (Captum's reading)
@@ -226,6 +259,8 @@ def as_target(target: Any, n: int, device: torch.device, name: str = "target") -
     target = _from_numpy(target)
     if target is None:
         return Target(name=name, n=n)
+    if isinstance(target, ExampleTargets) and len(target) != n:
+        raise ArgumentError(f"{name} has {len(target)} callables but inputs have {n} examples; pass one per example")
     if callable(target) and not isinstance(target, Tensor):
         return Target(fn=target, name=name, n=n)
     if isinstance(target, bool):

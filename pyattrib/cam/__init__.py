@@ -1,0 +1,44 @@
+"""Class activation maps (pytorch-grad-cam's family), on CNNs and vision transformers.
+
+Every CAM is a transform ``pa.<cam>(model, layer, ...)`` returning an attributor
+``(images, *, target=None, additional_forward_args=None) -> maps (N, H, W)``, built on the
+capture combinator (gradient CAMs) or the perturbation engine (Score-CAM, Ablation-CAM).
+This package also holds the layouts of token layers (:func:`vit_reshape`,
+:func:`swin_reshape`, :func:`spatial_map`) and the principal-component maps.
+"""
+
+from .full_grad import full_grad
+from .gradient import (
+    eigen_cam,
+    eigen_grad_cam,
+    grad_cam,
+    grad_cam_elementwise,
+    grad_cam_plus_plus,
+    hires_cam,
+    kpca_cam,
+    layer_cam,
+    xgrad_cam,
+)
+from .perturbation import ablation_cam, score_cam
+from .projection import kernel_projection, svd_projection
+from .reshape import spatial_map, swin_reshape, vit_reshape
+
+__all__ = [
+    "ablation_cam",
+    "eigen_cam",
+    "eigen_grad_cam",
+    "full_grad",
+    "grad_cam",
+    "grad_cam_elementwise",
+    "grad_cam_plus_plus",
+    "hires_cam",
+    "kernel_projection",
+    "kpca_cam",
+    "layer_cam",
+    "score_cam",
+    "spatial_map",
+    "svd_projection",
+    "swin_reshape",
+    "vit_reshape",
+    "xgrad_cam",
+]
