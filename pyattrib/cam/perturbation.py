@@ -63,7 +63,9 @@ def _ablation_weights(ctx: Context, j: int, a: Tensor, stacked_batch: int | None
         xs, i, p, args = rows[:k], rows[k], rows[k + 1], rows[k + 2 :]
         value = native[i].movedim(axis, 1).clone()
         rows = fill[i] if stacked_batch is None else _stacked_fill(low, i, p, stacked_batch)
-        value[torch.arange(len(i), device=value.device), p] = rows.to(value.dtype)[:, *([None] * (value.dim() - 2))]
+        value[torch.arange(len(i), device=value.device), p] = rows.to(value.dtype).reshape(
+            -1, *([1] * (value.dim() - 2))
+        )
         value = value.movedim(1, axis)
         with ctx.layers.hooked(lambda jj, v: value if jj == j else None):
             return ctx.model(*xs, *args)

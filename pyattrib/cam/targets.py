@@ -74,7 +74,8 @@ def box_score_target(labels: Sequence[int], boxes: Any, iou_threshold: float = 0
 
     Example:
         >>> t = pa.box_score_target([1], [[0.0, 0.0, 4.0, 4.0]])
-        >>> d = {"boxes": torch.tensor([[0.0, 0.0, 4.0, 3.0]]), "labels": torch.tensor([1]), "scores": torch.tensor([0.9])}
+        >>> d = {"boxes": torch.tensor([[0.0, 0.0, 4.0, 3.0]]), "labels": torch.tensor([1]),
+        ...      "scores": torch.tensor([0.9])}
         >>> round(float(t([d])[0]), 2)
         1.65
     """

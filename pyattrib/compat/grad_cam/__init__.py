@@ -38,7 +38,9 @@ from ...cam.gradient import (
     LAYER_CAM,
     XGRAD_CAM,
 )
+from ...cam._engine import Rule as _Rule
 from ...cam.perturbation import SCORE_CAM, ablation_rule
+from . import ablation_layer, utils
 from .ablation_layer import AblationLayer
 
 #: Where pytorch-grad-cam's numbers differ from pyattrib's native CAMs, the option of the core
@@ -48,6 +50,9 @@ GRAD_CAM_SEMANTICS: dict[str, Any] = {
     "bias_pairing": "pytorch-grad-cam",  # FullGrad: biases in module order, gradients in run order
     "stacked_ablation": True,  # AblationCAM: the fill value drifts by -1e7 per row of a batch
 }
+
+
+SEG_EIGEN_CAM = _Rule(lambda a, g: g.abs() * a, reduce="svd")
 
 
 def _targets(targets: Any) -> Any:
@@ -81,10 +86,11 @@ class BaseCAM:
 
     def _attributor(self, aug_smooth: bool, eigen_smooth: bool) -> Any:
         assert self.rule is not None
+        sign = "largest" if self.rule is SEG_EIGEN_CAM else GRAD_CAM_SEMANTICS["svd_sign"]
         return cam_transform(
             self.model, self.target_layers, self.rule, self.name, reshape_transform=self.reshape_transform,
-            aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=self.batch_size,
-            svd_sign=GRAD_CAM_SEMANTICS["svd_sign"], **self._options(),
+            aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=self.batch_size, svd_sign=sign,
+            **self._options(),
         )  # fmt: skip
 
     def _options(self) -> dict[str, Any]:
@@ -127,6 +133,11 @@ GradCAMElementWise = _cam(
 )  # fmt: skip
 LayerCAM = _cam(LAYER_CAM, "LayerCAM", "pytorch-grad-cam's ``LayerCAM`` over :func:`pyattrib.layer_cam`.")
 EigenCAM = _cam(EIGEN_CAM, "EigenCAM", "pytorch-grad-cam's ``EigenCAM`` over :func:`pyattrib.eigen_cam`.")
+SegEigenCAM = _cam(
+    SEG_EIGEN_CAM, "SegEigenCAM",
+    "pytorch-grad-cam's ``SegEigenCAM``: the first principal component of ``|G| * A``, its sign making the "
+    "largest entry positive (Chung and Ying, 2025).",
+)  # fmt: skip
 EigenGradCAM = _cam(
     EIGEN_GRAD_CAM, "EigenGradCAM", "pytorch-grad-cam's ``EigenGradCAM`` over :func:`pyattrib.eigen_grad_cam`."
 )
@@ -230,7 +241,6 @@ class FullGrad(BaseCAM):
 def patch_grad_cam() -> None:
     """Make ``import pytorch_grad_cam`` (and its ``utils``, ``ablation_layer`` modules) give
     this package's classes, for code written against pytorch-grad-cam."""
-    from . import ablation_layer
     from .utils import image, model_targets, reshape_transforms, svd_on_activations
 
     here = sys.modules[__name__]
@@ -262,6 +272,9 @@ __all__ = [
     "KPCA_CAM",
     "LayerCAM",
     "ScoreCAM",
+    "SegEigenCAM",
     "XGradCAM",
+    "ablation_layer",
     "patch_grad_cam",
+    "utils",
 ]
