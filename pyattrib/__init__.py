@@ -45,6 +45,8 @@ from .gradient import (
     integrated_gradients,
     saliency,
 )
+from .guided_paths import blur_ig, guided_ig
+from .xrai import xrai
 from .layer import (
     internal_influence,
     interpolate,
@@ -93,6 +95,9 @@ __all__ = [
     "layer_cam",
     "score_cam",
     "xgrad_cam",
+    "blur_ig",
+    "guided_ig",
+    "xrai",
     "cam",
     "text",
     "Attributor",

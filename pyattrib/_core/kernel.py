@@ -230,6 +230,23 @@ def path_integral(
     return accumulate(contribution, len(nodes), start[0].shape[0], batch_size, start[0].device)
 
 
+Curve = Callable[[Chunk], tuple[tuple[Tensor, ...], tuple[Tensor, ...]]]
+
+
+def curve_integral(
+    grad_at: GradAt, curve: Curve, n_points: int, n: int, batch_size: int | None, device: torch.device
+) -> tuple[Tensor, ...]:
+    """``sum_k grad_at(gamma_k) * dgamma_k`` per example, in chunks, for a path given as data:
+    ``curve(chunk)`` returns the chunk's rows of the points ``gamma_k`` and of the steps
+    ``dgamma_k`` (e.g. Blur IG's blurred images and their sigma-derivatives)."""
+
+    def contribution(c: Chunk) -> tuple[Tensor, ...]:
+        points, steps = curve(c)
+        return tuple(g * d for g, d in zip(grad_at(points, c), steps))
+
+    return accumulate(contribution, n_points, n, batch_size, device)
+
+
 def adaptive_path_integral(
     grad_at: GradAt,
     start: tuple[Tensor, ...],

@@ -3,10 +3,14 @@
 Every CAM is a transform ``pa.<cam>(model, layer, ...)`` returning an attributor
 ``(images, *, target=None, additional_forward_args=None) -> maps (N, H, W)``, built on the
 capture combinator (gradient CAMs) or the perturbation engine (Score-CAM, Ablation-CAM).
-This package also holds the layouts of token layers (:func:`vit_reshape`,
+Blur IG, Guided IG and XRAI (PAIR ``saliency``'s methods) are top-level transforms
+(:func:`pyattrib.blur_ig`, ...); their blur and built-in segmentation live here. This package
+also holds the layouts of token layers (:func:`vit_reshape`,
 :func:`swin_reshape`, :func:`spatial_map`) and the principal-component maps.
 """
 
+from ..guided_paths import gaussian_blur
+from ..xrai import grid_segments
 from .full_grad import full_grad
 from .gradient import (
     eigen_cam,
@@ -28,9 +32,11 @@ __all__ = [
     "eigen_cam",
     "eigen_grad_cam",
     "full_grad",
+    "gaussian_blur",
     "grad_cam",
     "grad_cam_elementwise",
     "grad_cam_plus_plus",
+    "grid_segments",
     "hires_cam",
     "kernel_projection",
     "kpca_cam",
