@@ -46,7 +46,6 @@ from .gradient import (
     saliency,
 )
 from .guided_paths import blur_ig, guided_ig
-from .xrai import xrai
 from .layer import (
     internal_influence,
     interpolate,
@@ -78,6 +77,7 @@ from .perturbation import (
 )
 from .shapley import shapley_value_sampling, shapley_values
 from .wrappers import multi_target
+from .xrai import xrai
 
 __version__ = "0.1.0"
 

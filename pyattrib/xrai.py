@@ -110,7 +110,8 @@ def xrai(
                 base_attribution = _two_baseline_ig(f, call, n_steps, call.chunk(batch_size))
         elif base_attribution.shape != x.shape:
             raise ArgumentError(
-                f"base_attribution has shape {tuple(base_attribution.shape)}; it must match the inputs' {tuple(x.shape)}"
+                f"base_attribution has shape {tuple(base_attribution.shape)}; it must match the inputs', "
+                f"{tuple(x.shape)}"
             )
         pixels = base_attribution.detach().to(torch.float64).amax(1)
         masks = _segments(segments, x)

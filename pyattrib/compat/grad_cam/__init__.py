@@ -26,6 +26,7 @@ from ..._core.errors import ArgumentError
 from ..._core.state import in_eval
 from ..._core.targets import ExampleTargets
 from ...cam._engine import Rule, cam_transform
+from ...cam._engine import Rule as _Rule
 from ...cam.full_grad import full_grad
 from ...cam.gradient import (
     EIGEN_CAM,
@@ -38,7 +39,6 @@ from ...cam.gradient import (
     LAYER_CAM,
     XGRAD_CAM,
 )
-from ...cam._engine import Rule as _Rule
 from ...cam.perturbation import SCORE_CAM, ablation_rule
 from . import ablation_layer, utils
 from .ablation_layer import AblationLayer
