@@ -225,3 +225,55 @@ def test_bad_layers_get_errors_naming_the_fix():
         pa.cam.vit_reshape(3, 3)(torch.zeros(1, 17, 4))
     with pytest.raises(ValueError, match="ratio_channels_to_ablate"):
         compat.AblationCAM(model, [layer], ratio_channels_to_ablate=0.5)
+
+
+class SkipOver(torch.nn.Module):
+    """A skip connection over the target layer: what ran before it is read again after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU())
+        self.block = torch.nn.Sequential(torch.nn.Conv2d(6, 6, 3, padding=1), torch.nn.ReLU())
+        self.head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(6, 3))
+
+    def forward(self, x):
+        h = self.stem(x)
+        return self.head(self.block(h) + h)
+
+
+def brute_force_ablation(model, layer, x, target):
+    """Ablation-CAM's weights, one forward per channel through a forward hook."""
+    with torch.no_grad():
+        acts = {}
+        h = layer.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+        y = model(x)[:, target]
+        h.remove()
+        a = acts["a"]
+        w = torch.zeros(a.shape[:2])
+        for i in range(len(x)):
+            for c in range(a.shape[1]):
+                v = a[i : i + 1].clone()
+                v[0, c] = 0.0 if a[i].min() == 0 else a[i].min() - 1e7
+                h = layer.register_forward_hook(lambda m, inp, o, v=v: v)
+                w[i, c] = (y[i] - model(x[i : i + 1])[0, target]) / y[i]
+                h.remove()
+    return w, a
+
+
+@pytest.mark.parametrize("model_case", ["skip", "resnet"])
+def test_ablation_cam_runs_the_layers_before_once_only_where_that_is_exact(model_case):
+    """The layers before the target run on one row when the rest of the model reads only the
+    layer's value (a ResNet's last block); a skip connection over the layer is detected and the
+    model run in full. Both equal one forward per channel by hand."""
+    if model_case == "skip":
+        model = SkipOver().eval()
+        layer, x = model.block, torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    else:
+        model, layer, x = CASES["resnet"]
+    w, a = brute_force_ablation(model, layer, x, 1)
+    scale = pa.cam._engine.scale
+    m = scale(torch.relu((w[:, :, None, None] * a).sum(1)))
+    up = torch.nn.functional.interpolate(m[:, None], size=x.shape[-2:], mode="bilinear")[:, 0]
+    for b in (None, 5):
+        close(pa.ablation_cam(model, layer, batch_size=b)(x, target=1), scale(up), atol=1e-5)

@@ -179,6 +179,32 @@ def evaluate(
     return Outputs(values.reshape(n_perturbations, n, values.shape[-1]), shape)
 
 
+def evaluate_rows(
+    forward: Callable[..., Any],
+    call: Call,
+    build: Callable[[Tensor], tuple[Tensor, ...]],
+    examples: Tensor,
+    batch_size: int | None,
+    show_progress: bool = False,
+    desc: str = "perturbations",
+) -> Tensor:
+    """The selected outputs ``(R,)`` of ``R`` rows given one by one: row ``r`` belongs to example
+    ``examples[r]``, and ``build(rows)`` makes the inputs of the rows ``rows`` (an index tensor).
+    For methods whose rows are not ``P`` perturbations of every example (a CAM evaluates only
+    the distinct masks of each image). Chunks of at most ``batch_size`` rows, under no_grad."""
+    total = len(examples)
+    step = max(1, batch_size if batch_size is not None else call.chunk(None))
+    fed = feeder(forward, call.inputs, backward=False)
+    starts = progress(range(0, total, step), show_progress, desc, math.ceil(total / step))
+    parts = []
+    with torch.no_grad():
+        for first in starts:
+            rows = torch.arange(first, min(first + step, total), device=examples.device)
+            i = examples[rows]
+            parts.append(_own(call.target.select(fed(*build(rows), *call.args.rows(i)), i)))
+    return torch.cat(parts) if parts else examples.new_zeros(0, dtype=call.inputs[0].dtype)
+
+
 def reference_outputs(forward: Callable[..., Any], call: Call, rows: tuple[Tensor, ...]) -> Outputs:
     """Outputs at one row per example (e.g. the unperturbed inputs): ``(N, K)`` values, or
     ``(1, K)`` when the model returns one result for the whole batch."""

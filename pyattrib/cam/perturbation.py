@@ -5,6 +5,7 @@ engine, evaluated in batches of ``batch_size`` rows (memory bounded by it)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -12,36 +13,72 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._core.attributor import Attributor
-from .._core.perturb import evaluate, per_example_outputs
+from .._core.budget import rows_per_chunk
+from .._core.perturb import evaluate_rows, per_example_outputs
 from ._engine import Context, LayerLike, Rule, cam_transform
 from .gradient import _documented
 from .reshape import ReshapeLike
 
 ABLATION_OFFSET = 1e7  # pytorch-grad-cam's: a channel is set to 0, or to min(A) - 1e7 when A has no zero minimum
 MASK_EPS = 1e-8
+CAM_BUDGET = 2**22  # input elements per forward by default (16 MiB of float32 images)
 
 
 def _score_weights(ctx: Context, j: int, a: Tensor) -> Tensor:
     """Score-CAM: ``w = softmax_c(f(x * norm(up(A_c))))`` with ``up`` bilinear (corners aligned)
-    to the image and ``norm`` each upsampled map's min-max scaling."""
+    to the image and ``norm`` each upsampled map's min-max scaling.
+
+    Channels of an image whose maps scale to the same mask (all-zero channels, channels with
+    one positive position) give the same masked image: each distinct one is evaluated once."""
     call = ctx.call
     image = call.inputs[0]
+    n, c = a.shape[:2]
+    flat = a.flatten(2)
+    low, high = flat.amin(2, keepdim=True), flat.amax(2, keepdim=True)
+    keys = (flat - low) / (high - low + MASK_EPS)  # the low-resolution masks: equal ones upsample equally
+    examples, channels, where = [], [], []
+    for i in range(n):
+        _, first, inverse = _unique_rows(keys[i])
+        examples.append(torch.full_like(first, i))
+        channels.append(first)
+        where.append(inverse + sum(len(e) for e in examples[:-1]))
+    examples_t, channels_t = torch.cat(examples), torch.cat(channels)
 
-    def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
-        up = F.interpolate(a[i, p][:, None], size=image.shape[-2:], mode="bilinear", align_corners=True)
-        flat = up.flatten(1)
-        low, high = flat.min(1).values, flat.max(1).values
-        mask = (up - low[:, None, None, None]) / (high - low + MASK_EPS)[:, None, None, None]
+    def build(rows: Tensor) -> tuple[Tensor, ...]:
+        i, k = examples_t[rows], channels_t[rows]
+        up = F.interpolate(a[i, k][:, None], size=image.shape[-2:], mode="bilinear", align_corners=True)
+        up_flat = up.flatten(1)
+        lo, hi = up_flat.min(1).values, up_flat.max(1).values
+        mask = (up - lo[:, None, None, None]) / (hi - lo + MASK_EPS)[:, None, None, None]
         return (image[i] * mask, *(x[i] for x in call.inputs[1:]))
 
-    scores = evaluate(ctx.model, call, build, a.shape[1], ctx.batch_size, ctx.show_progress, "Score-CAM").values
-    assert scores is not None
-    return torch.softmax(scores[..., 0].T, dim=-1)
+    batch = ctx.batch_size if ctx.batch_size is not None else _default_rows(call)
+    scores = evaluate_rows(ctx.model, call, build, examples_t, batch, ctx.show_progress, "Score-CAM")
+    return torch.softmax(scores[torch.stack(where)], dim=-1)
+
+
+def _unique_rows(rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The distinct rows of ``rows`` ``(C, D)``: their values, the first index of each, and each
+    row's position among them."""
+    values, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    first = torch.full((len(values),), len(rows), dtype=torch.long, device=rows.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(len(rows), device=rows.device), reduce="amin")
+    return values, first, inverse
+
+
+def _default_rows(call: Any) -> int:
+    """Rows per forward when ``batch_size`` is None: about ``CAM_BUDGET`` input elements (the
+    forward-only rule of the engine sends one perturbation of the batch at a time, which for
+    hundreds of channels per image is many small forwards)."""
+    return rows_per_chunk(None, call.inputs, 1, CAM_BUDGET)
 
 
 def _ablation_weights(ctx: Context, j: int, a: Tensor, stacked_batch: int | None = None) -> Tensor:
     """Ablation-CAM: ``w_c = (y - y_c) / y`` with ``y`` the target's score and ``y_c`` its score
     with channel ``c`` of the layer set to 0 (or ``min(A) - 1e7`` when ``min(A) != 0``).
+
+    A channel that already holds its fill value everywhere (a dead channel after a ReLU) is not
+    evaluated: removing it changes nothing, so ``y_c = y`` exactly.
 
     ``stacked_batch=B`` gives pytorch-grad-cam's fill instead: it writes each row's ablation into
     one shared tensor and reads the minimum after the previous rows' writes, so channel ``c`` is
@@ -50,29 +87,72 @@ def _ablation_weights(ctx: Context, j: int, a: Tensor, stacked_batch: int | None
     native = ctx.values[j].leaves[0].detach()
     same = a.shape == native.shape and a.data_ptr() == native.data_ptr()
     axis = 1 if same else native.dim() - 1  # channels-first maps, or tokens / grids with channels last
+    n, c = a.shape[:2]
     low = native.flatten(1).min(1).values
-    fill = torch.where(low == 0, torch.zeros_like(low), low - ABLATION_OFFSET)
     with torch.no_grad():
         clean = per_example_outputs(call.target, ctx.model(*call.inputs, *call.args.values), None)[:, 0]
+    grid_i = torch.arange(n, device=a.device).repeat_interleave(c)
+    grid_p = torch.arange(c, device=a.device).repeat(n)
+    fills = _fills(low, grid_i, grid_p, stacked_batch)
+    by_channel = native.movedim(axis, 1).flatten(2)  # (N, C, rest)
+    dead = (by_channel[grid_i, grid_p] == fills[:, None]).all(1)
+    examples, channels, values = grid_i[~dead], grid_p[~dead], fills[~dead]
 
-    def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
-        return (*(x[i] for x in call.inputs), i, p)
+    def build(rows: Tensor) -> tuple[Tensor, ...]:
+        return (*(x[examples[rows]] for x in call.inputs), rows)
 
-    def forward(*rows: Any) -> Any:
+    def forward(*inputs: Any, prefix_rows: int | None = None) -> Any:
         k = len(call.inputs)
-        xs, i, p, args = rows[:k], rows[k], rows[k + 1], rows[k + 2 :]
-        value = native[i].movedim(axis, 1).clone()
-        rows = fill[i] if stacked_batch is None else _stacked_fill(low, i, p, stacked_batch)
-        value[torch.arange(len(i), device=value.device), p] = rows.to(value.dtype).reshape(
-            -1, *([1] * (value.dim() - 2))
-        )
+        xs, rows, args = inputs[:k], inputs[k], inputs[k + 1 :]
+        value = native[examples[rows]].movedim(axis, 1).clone()
+        fill = values[rows].to(value.dtype).reshape(-1, *([1] * (value.dim() - 2)))
+        value[torch.arange(len(rows), device=value.device), channels[rows]] = fill
         value = value.movedim(1, axis)
+        if prefix_rows is not None:  # the layers before run on one row: their result is replaced anyway
+            xs = tuple(x[:prefix_rows] for x in xs)
         with ctx.layers.hooked(lambda jj, v: value if jj == j else None):
             return ctx.model(*xs, *args)
 
-    ablated = evaluate(forward, call, build, a.shape[1], ctx.batch_size, ctx.show_progress, "Ablation-CAM").values
-    assert ablated is not None
-    return (clean[:, None] - ablated[..., 0].T) / clean[:, None]
+    run = forward
+    if len(examples) and not any(call.args.batched) and _prefix_is_replaceable(forward, call, build, examples):
+        run = functools.partial(forward, prefix_rows=1)
+    batch = ctx.batch_size if ctx.batch_size is not None else _default_rows(call)
+    scores = clean[grid_i].clone()
+    scores[~dead] = evaluate_rows(run, call, build, examples, batch, ctx.show_progress, "Ablation-CAM")
+    return (clean[:, None] - scores.reshape(n, c)) / clean[:, None]
+
+
+def _prefix_is_replaceable(forward: Callable[..., Any], call: Any, build: Callable[..., Any], examples: Tensor) -> bool:
+    """Whether the model's output, once the layer's value is replaced, no longer depends on what
+    ran before the layer: then the layers before it need to run on one row only, not on every
+    ablated row (the cost of Ablation-CAM becomes the layers after the target layer).
+
+    Checked on two rows of different examples (an image's own row otherwise): their outputs
+    with the layers before run on one row must equal the full evaluation. A model that reads a
+    tensor from before the layer after it (a skip connection over the layer, a batch size taken
+    from the input) fails the check, or raises, and is evaluated in full."""
+    picks = [0]
+    other = (examples != examples[0]).nonzero()
+    if len(other):
+        picks.append(int(other[0, 0]))
+    rows = torch.tensor(picks, device=examples.device)
+    i = examples[rows]
+    with torch.no_grad():
+        full = call.target.select(forward(*build(rows)), i)
+        try:
+            short = call.target.select(forward(*build(rows), prefix_rows=1), i)
+        except Exception:  # noqa: BLE001  the model cannot run that way: evaluate in full
+            return False
+    return short.shape == full.shape and bool(
+        torch.allclose(short, full, rtol=1e-5, atol=1e-6 * float(full.abs().max()) + 1e-30)
+    )
+
+
+def _fills(low: Tensor, i: Tensor, p: Tensor, stacked_batch: int | None) -> Tensor:
+    """The value channel ``p`` of example ``i`` is set to (see :func:`_ablation_weights`)."""
+    if stacked_batch is None:
+        return torch.where(low[i] == 0, torch.zeros_like(low[i]), low[i] - ABLATION_OFFSET)
+    return _stacked_fill(low, i, p, stacked_batch)
 
 
 def _stacked_fill(low: Tensor, i: Tensor, p: Tensor, batch: int) -> Tensor:
