@@ -21,6 +21,7 @@ from typing import Any
 
 PACKAGES = {
     "pyattrib": "Attribution methods and wrappers",
+    "pyattrib.cam": "Class activation maps: reshapes, projections, blur, segments",
     "pyattrib.lrp_rules": "Layer-wise relevance propagation: rules and the transform",
     "pyattrib.text": "Text and LLMs",
     "pyattrib.metrics": "Evaluating explanations",
@@ -33,6 +34,7 @@ PACKAGES = {
     "pyattrib.insights": "Insights",
     "pyattrib.testing": "Axioms as checks",
     "pyattrib.compat": "Captum's class API",
+    "pyattrib.compat.grad_cam": "pytorch-grad-cam's class API",
 }
 
 

@@ -63,6 +63,10 @@ def _namespace(page: str, request) -> dict:
     if page in ("metrics.md", "robust.md", "concepts.md", "viz.md", "insights.md"):
         cnn = _CNN().eval()
         ns |= {"model": cnn, "x": torch.rand(4, 3, 8, 8), "y": torch.tensor([0, 1, 2, 0])}
+    if page == "cam.md":
+        cnn = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()  # fmt: skip
+        ns |= {"cnn": cnn, "conv": cnn[0], "images": torch.rand(2, 3, 8, 8)}
     if page == "transforms.md":
         ns |= {"lam": 0.1, "irrelevant": [0, 1]}
     if page == "concepts.md":

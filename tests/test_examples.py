@@ -133,3 +133,12 @@ def test_sentence_classifier_example(tmp_path, monkeypatch):
         assert tokens[int(scores.argmax())] in demo.GOOD + demo.BAD
     page = Path(result["html"]).read_text()
     assert all(t in page for t in result["tokens"][0] if t.isalpha())
+
+
+def test_cam_family_demo(tmp_path, monkeypatch):
+    demo = load("cam_family")
+    monkeypatch.setattr(demo, "OUT", str(tmp_path))
+    result = demo.main(n_show=2, n_score=32)
+    assert result["accuracy"] > 0.9
+    assert result["hits Score-CAM"] > 0.6  # its hottest pixel is on the digit's ink for most images
+    assert (tmp_path / "cam_family.png").stat().st_size > 1000

@@ -21,7 +21,7 @@ from .reshape import ReshapeLike
 
 ABLATION_OFFSET = 1e7  # pytorch-grad-cam's: a channel is set to 0, or to min(A) - 1e7 when A has no zero minimum
 MASK_EPS = 1e-8
-CAM_BUDGET = 2**22  # input elements per forward by default (16 MiB of float32 images)
+CAM_BUDGET = 2**21  # input elements per forward by default (8 MiB of float32 images)
 
 
 def _score_weights(ctx: Context, j: int, a: Tensor) -> Tensor:
