@@ -79,10 +79,10 @@ def constants(package: str) -> list[tuple[str, str]]:
 
 
 def _home(obj: Any, package: str) -> str:
-    """The package that documents ``obj``: the first of PACKAGES its module lies in (compat re-exports)."""
+    """The package that documents ``obj``: the deepest of PACKAGES its module lies in (compat re-exports)."""
     module = getattr(obj, "__module__", None) or package
     homes = [p for p in PACKAGES if p != "pyattrib" and (module == p or module.startswith(p + "."))]
-    return homes[0] if homes else "pyattrib"
+    return max(homes, key=len) if homes else "pyattrib"
 
 
 def write_api_pages(folder: Path) -> None:

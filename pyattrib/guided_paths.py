@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._core.attributor import Attributor
@@ -18,41 +17,7 @@ from ._core.inputs import BaselineLike
 from ._core.kernel import Chunk, curve_integral, gradients
 from ._core.state import evaluating
 from ._core.targets import TargetLike
-
-TRUNCATE = 4.0  # the kernel's radius in standard deviations (scipy.ndimage.gaussian_filter's)
-
-
-def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
-    r"""Gaussian blur of ``(N, C, H, W)`` images over ``H`` and ``W``, zeros beyond the border
-    (``scipy.ndimage.gaussian_filter(image, [sigma, sigma, 0], mode="constant")``): a kernel
-    :math:`\propto e^{-x^2 / 2\sigma^2}` of radius :math:`\lfloor 4\sigma + 1/2 \rfloor`, rows
-    then columns, each pass in double precision and rounded to the images' dtype.
-
-    Args:
-        images: ``(N, C, H, W)``.
-        sigma: The standard deviation in pixels (0: the images unchanged).
-
-    Returns:
-        The blurred images, same shape, dtype and device.
-
-    Example:
-        >>> pa.cam.gaussian_blur(torch.ones(1, 1, 5, 5), 1.0)[0, 0, 2, 2] < 1
-        tensor(True)
-    """
-    if sigma == 0:
-        return images
-    radius = int(TRUNCATE * sigma + 0.5)
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64, device=images.device)
-    kernel = torch.exp(-0.5 / sigma**2 * x**2)
-    kernel = kernel / kernel.sum()
-    n, c, h, w = images.shape
-    out = images
-    for dim, size in ((2, h), (3, w)):  # rows, then columns
-        lines = out.to(torch.float64).movedim(dim, -1).reshape(-1, 1, size)
-        blurred = F.conv1d(lines, kernel[None, None], padding=radius)
-        shape = [n, c, w if dim == 2 else h, size]
-        out = blurred.reshape(shape).movedim(-1, dim).to(images.dtype)
-    return out
+from .cam.blur import gaussian_blur
 
 
 def blur_ig(
@@ -70,7 +35,7 @@ def blur_ig(
     .. math:: \phi(x) = -\sum_{k=0}^{K-1} \nabla f\big(b_{\sigma_k}(x)\big) \odot
               \frac{b_{\sigma_k + \epsilon}(x) - b_{\sigma_k}(x)}{\epsilon}\,(\sigma_{k+1} - \sigma_k)
 
-    with :math:`b_\sigma` the Gaussian blur (:func:`gaussian_blur`), :math:`\sigma_k = k\,
+    with :math:`b_\sigma` the Gaussian blur (:func:`pyattrib.cam.gaussian_blur`), :math:`\sigma_k = k\,
     \sigma_{max} / K` (``sqrt``: :math:`\sqrt{k \sigma_{max} / K}`), :math:`K` = ``n_steps`` and
     :math:`\epsilon` = ``grad_step``. The path is data for the path kernel: all ``N * K`` points are
     differentiated in batches of ``batch_size`` rows. PAIR ``saliency``'s ``BlurIG`` computes the

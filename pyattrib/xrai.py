@@ -15,35 +15,7 @@ from ._core.inputs import TensorOrTuple
 from ._core.kernel import Chunk, gradients, path_integral
 from ._core.state import evaluating
 from ._core.targets import TargetLike
-
-GRID_SCALES = (2, 3, 4, 6, 8)  # the built-in segmentation: squares of 1/2, 1/3, ... of the image's side
-
-
-def grid_segments(height: int, width: int, scales: Sequence[int] = GRID_SCALES, device: Any = None) -> Tensor:
-    """The built-in segmentation: for each ``s`` in ``scales``, the image cut into an ``s x s``
-    grid of rectangles; overlapping scales let XRAI grow regions coarse to fine.
-
-    Args:
-        height: Image height.
-        width: Image width.
-        scales: Grid sizes.
-        device: Where the masks go.
-
-    Returns:
-        Boolean masks ``(M, height, width)``.
-
-    Example:
-        >>> pa.cam.grid_segments(4, 4, scales=(2,)).shape
-        torch.Size([4, 4, 4])
-    """
-    masks = []
-    rows = torch.arange(height, device=device)
-    cols = torch.arange(width, device=device)
-    for s in scales:
-        r, c = rows * s // height, cols * s // width
-        cell = r[:, None] * s + c[None, :]
-        masks.append(cell[None] == torch.arange(s * s, device=device)[:, None, None])
-    return torch.cat(masks)
+from .cam.segments import grid_segments
 
 
 def xrai(
@@ -60,7 +32,7 @@ def xrai(
        image's minimum and its maximum, averaged (``n_steps`` evenly spaced points from the baseline
        to the image, both ends included, as PAIR ``saliency``), then its maximum over channels.
        Pass ``base_attribution`` to use another.
-    2. Regions (boolean masks, from ``segments`` or :func:`grid_segments`) are added greedily: at
+    2. Regions (boolean masks, from ``segments`` or :func:`pyattrib.cam.grid_segments`) are added greedily: at
        each step the region with the largest gain :math:`\operatorname{mean}(a[R \setminus S])`
        over the pixels it adds to the selection :math:`S`, among regions adding at least
        ``min_pixel_diff`` pixels; its new pixels get that gain. This stops once the selection

@@ -9,8 +9,7 @@ also holds the layouts of token layers (:func:`vit_reshape`,
 :func:`swin_reshape`, :func:`spatial_map`) and the principal-component maps.
 """
 
-from ..guided_paths import gaussian_blur
-from ..xrai import grid_segments
+from .blur import gaussian_blur
 from .full_grad import full_grad
 from .gradient import (
     eigen_cam,
@@ -26,9 +25,12 @@ from .gradient import (
 from .perturbation import ablation_cam, score_cam
 from .projection import kernel_projection, svd_projection
 from .reshape import spatial_map, swin_reshape, vit_reshape
+from .segments import grid_segments
+from .targets import box_score_target, segmentation_target
 
 __all__ = [
     "ablation_cam",
+    "box_score_target",
     "eigen_cam",
     "eigen_grad_cam",
     "full_grad",
@@ -42,6 +44,7 @@ __all__ = [
     "kpca_cam",
     "layer_cam",
     "score_cam",
+    "segmentation_target",
     "spatial_map",
     "svd_projection",
     "swin_reshape",

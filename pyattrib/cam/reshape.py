@@ -100,6 +100,19 @@ def spatial_map(value: Tensor, image_size: tuple[int, int], reshape_transform: R
     dimensions have the image's aspect ratio (Swin's ``(N, h, w, C)``); a 3-D value is tokens
     ``(N, T, C)``, of which the last ``h * w`` form a grid of the image's aspect ratio and the
     first ``T - h * w`` (at most 8: class and register tokens) are dropped, fewest first.
+
+    Args:
+        value: The layer's value.
+        image_size: The input image's ``(H, W)``.
+        reshape_transform: A callable ``value -> (N, C, h, w)``, or None for the rule above.
+        layer: The layer's name, for errors.
+
+    Returns:
+        The map ``(N, C, h, w)``.
+
+    Example:
+        >>> pa.cam.spatial_map(torch.zeros(1, 17, 8), (32, 32), None, "block").shape
+        torch.Size([1, 8, 4, 4])
     """
     if reshape_transform is not None:
         value = reshape_transform(value)

@@ -9,7 +9,7 @@ transform. Unlike pytorch-grad-cam, the model is left exactly as found (no ``mod
 left behind, no hooks, no ``.grad``), and a class needs no ``release()``; the context-manager
 form still works.
 
-:func:`patch_grad_cam` makes ``import pytorch_grad_cam`` give these modules.
+:func:`pyattrib.compat.grad_cam.patch_grad_cam` makes ``import pytorch_grad_cam`` give these modules.
 """
 
 from __future__ import annotations
@@ -73,6 +73,13 @@ class BaseCAM:
         model: The model; left exactly as found.
         target_layers: The modules whose outputs are mapped (maps averaged over them).
         reshape_transform: ``value -> (N, C, h, w)`` for token layers (None: pyattrib's default reading).
+
+    Example:
+        >>> from pyattrib.compat.grad_cam import GradCAM
+        >>> with GradCAM(cnn, [conv]) as cam:
+        ...     maps = cam(images, targets=None, aug_smooth=True)
+        >>> maps.dtype, maps.shape
+        (dtype('float32'), (2, 8, 8))
     """
 
     rule: Rule | None = None
@@ -115,36 +122,51 @@ class BaseCAM:
         """Nothing to release: no hooks stay on the model between calls."""
 
 
-def _cam(rule: Rule, name: str, doc: str) -> type[BaseCAM]:
+CLASS_DOC = """{summary}
+
+    Args:
+        model: The model; left exactly as found.
+        target_layers: The modules whose outputs are mapped (maps averaged over them).
+        reshape_transform: ``value -> (N, C, h, w)`` for token layers (None: pyattrib's default reading).
+
+    Example:
+        >>> from pyattrib.compat.grad_cam import {name}
+        >>> {name}(cnn, [conv])(images).shape
+        (2, 8, 8)
+    """
+
+
+def _cam(rule: Rule, name: str, summary: str) -> type[BaseCAM]:
+    doc = CLASS_DOC.format(summary=summary, name=name)
     return type(name, (BaseCAM,), {"rule": rule, "name": name.lower(), "__doc__": doc, "__module__": __name__})
 
 
-GradCAM = _cam(GRAD_CAM, "GradCAM", "pytorch-grad-cam's ``GradCAM`` over :func:`pyattrib.grad_cam`.")
+GradCAM = _cam(GRAD_CAM, "GradCAM", "pytorch-grad-cam's ``GradCAM`` over :func:`pyattrib.cam.grad_cam`.")
 GradCAMPlusPlus = _cam(
     GRAD_CAM_PLUS_PLUS,
     "GradCAMPlusPlus",
-    "pytorch-grad-cam's ``GradCAMPlusPlus`` over :func:`pyattrib.grad_cam_plus_plus`.",
+    "pytorch-grad-cam's ``GradCAMPlusPlus`` over :func:`pyattrib.cam.grad_cam_plus_plus`.",
 )
-XGradCAM = _cam(XGRAD_CAM, "XGradCAM", "pytorch-grad-cam's ``XGradCAM`` over :func:`pyattrib.xgrad_cam`.")
-HiResCAM = _cam(HIRES_CAM, "HiResCAM", "pytorch-grad-cam's ``HiResCAM`` over :func:`pyattrib.hires_cam`.")
+XGradCAM = _cam(XGRAD_CAM, "XGradCAM", "pytorch-grad-cam's ``XGradCAM`` over :func:`pyattrib.cam.xgrad_cam`.")
+HiResCAM = _cam(HIRES_CAM, "HiResCAM", "pytorch-grad-cam's ``HiResCAM`` over :func:`pyattrib.cam.hires_cam`.")
 GradCAMElementWise = _cam(
     GRAD_CAM_ELEMENTWISE, "GradCAMElementWise",
-    "pytorch-grad-cam's ``GradCAMElementWise`` over :func:`pyattrib.grad_cam_elementwise`.",
+    "pytorch-grad-cam's ``GradCAMElementWise`` over :func:`pyattrib.cam.grad_cam_elementwise`.",
 )  # fmt: skip
-LayerCAM = _cam(LAYER_CAM, "LayerCAM", "pytorch-grad-cam's ``LayerCAM`` over :func:`pyattrib.layer_cam`.")
-EigenCAM = _cam(EIGEN_CAM, "EigenCAM", "pytorch-grad-cam's ``EigenCAM`` over :func:`pyattrib.eigen_cam`.")
+LayerCAM = _cam(LAYER_CAM, "LayerCAM", "pytorch-grad-cam's ``LayerCAM`` over :func:`pyattrib.cam.layer_cam`.")
+EigenCAM = _cam(EIGEN_CAM, "EigenCAM", "pytorch-grad-cam's ``EigenCAM`` over :func:`pyattrib.cam.eigen_cam`.")
 SegEigenCAM = _cam(
     SEG_EIGEN_CAM, "SegEigenCAM",
     "pytorch-grad-cam's ``SegEigenCAM``: the first principal component of ``|G| * A``, its sign making the "
     "largest entry positive (Chung and Ying, 2025).",
 )  # fmt: skip
 EigenGradCAM = _cam(
-    EIGEN_GRAD_CAM, "EigenGradCAM", "pytorch-grad-cam's ``EigenGradCAM`` over :func:`pyattrib.eigen_grad_cam`."
+    EIGEN_GRAD_CAM, "EigenGradCAM", "pytorch-grad-cam's ``EigenGradCAM`` over :func:`pyattrib.cam.eigen_grad_cam`."
 )
 
 
 class KPCA_CAM(BaseCAM):  # noqa: N801  pytorch-grad-cam's name
-    """pytorch-grad-cam's ``KPCA_CAM`` over :func:`pyattrib.kpca_cam`.
+    """pytorch-grad-cam's ``KPCA_CAM`` over :func:`pyattrib.cam.kpca_cam`.
 
     Args:
         model: The model; left exactly as found.
@@ -152,6 +174,11 @@ class KPCA_CAM(BaseCAM):  # noqa: N801  pytorch-grad-cam's name
         reshape_transform: ``value -> (N, C, h, w)`` for token layers.
         kernel: The kernel of the PCA (``"sigmoid"``, ``"rbf"``, ``"poly"``, ``"linear"``, ``"cosine"``).
         gamma: The kernel's scale (None: ``1 / C``).
+
+    Example:
+        >>> from pyattrib.compat.grad_cam import KPCA_CAM
+        >>> KPCA_CAM(cnn, [conv], kernel="rbf")(images).shape
+        (2, 8, 8)
     """
 
     rule = KPCA_CAM
@@ -173,8 +200,20 @@ class KPCA_CAM(BaseCAM):  # noqa: N801  pytorch-grad-cam's name
 
 
 class ScoreCAM(BaseCAM):
-    """pytorch-grad-cam's ``ScoreCAM`` over :func:`pyattrib.score_cam`; set ``cam.batch_size``
-    (default 16) for the rows per forward, as there."""
+    """pytorch-grad-cam's ``ScoreCAM`` over :func:`pyattrib.cam.score_cam`; set ``cam.batch_size``
+    (default 16) for the rows per forward, as there.
+
+    Args:
+        model: The model; left exactly as found.
+        target_layers: The modules whose outputs are mapped.
+        reshape_transform: ``value -> (N, C, h, w)`` for token layers.
+
+    Example:
+        >>> from pyattrib.compat.grad_cam import ScoreCAM
+        >>> from pyattrib.compat.grad_cam.utils.model_targets import ClassifierOutputTarget
+        >>> ScoreCAM(cnn, [conv])(images, targets=[ClassifierOutputTarget(1)] * 2).shape
+        (2, 8, 8)
+    """
 
     rule = SCORE_CAM
     name = "score_cam"
@@ -185,7 +224,7 @@ class ScoreCAM(BaseCAM):
 
 
 class AblationCAM(BaseCAM):
-    """pytorch-grad-cam's ``AblationCAM`` over :func:`pyattrib.ablation_cam`.
+    """pytorch-grad-cam's ``AblationCAM`` over :func:`pyattrib.cam.ablation_cam`.
 
     Args:
         model: The model; left exactly as found.
@@ -195,6 +234,11 @@ class AblationCAM(BaseCAM):
             layout from the layer's output either way.
         batch_size: Rows per forward (also the period of pytorch-grad-cam's fill-value drift).
         ratio_channels_to_ablate: Only 1.0 (every channel) is supported.
+
+    Example:
+        >>> from pyattrib.compat.grad_cam import AblationCAM
+        >>> AblationCAM(cnn, [conv], batch_size=16)(images).shape
+        (2, 8, 8)
     """
 
     name = "ablation_cam"
@@ -224,8 +268,19 @@ class AblationCAM(BaseCAM):
 
 
 class FullGrad(BaseCAM):
-    """pytorch-grad-cam's ``FullGrad`` over :func:`pyattrib.full_grad`; ``target_layers`` is
-    ignored (every Conv2d and BatchNorm2d with a bias is used), as there."""
+    """pytorch-grad-cam's ``FullGrad`` over :func:`pyattrib.cam.full_grad`; ``target_layers`` is
+    ignored (every Conv2d and BatchNorm2d with a bias is used), as there.
+
+    Args:
+        model: The model; left exactly as found.
+        target_layers: Ignored.
+        reshape_transform: Ignored.
+
+    Example:
+        >>> from pyattrib.compat.grad_cam import FullGrad
+        >>> FullGrad(cnn, [])(images).shape
+        (2, 8, 8)
+    """
 
     name = "full_grad"
 
@@ -240,7 +295,18 @@ class FullGrad(BaseCAM):
 
 def patch_grad_cam() -> None:
     """Make ``import pytorch_grad_cam`` (and its ``utils``, ``ablation_layer`` modules) give
-    this package's classes, for code written against pytorch-grad-cam."""
+    this package's classes, for code written against pytorch-grad-cam.
+
+    Returns:
+        None; ``sys.modules`` holds this package under pytorch-grad-cam's names from then on.
+
+    Example:
+        >>> from pyattrib.compat import grad_cam
+        >>> grad_cam.patch_grad_cam()
+        >>> import pytorch_grad_cam
+        >>> pytorch_grad_cam.GradCAM is grad_cam.GradCAM
+        True
+    """
     from .utils import image, model_targets, reshape_transforms, svd_on_activations
 
     here = sys.modules[__name__]
