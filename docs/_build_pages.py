@@ -215,11 +215,30 @@ def headline_table(benchmarks: Path) -> str:
     return "\n".join(lines)
 
 
-def readme_with_figures(readme: str, benchmarks: Path) -> str:
-    start, end = README_MARKERS
+CAM_MARKERS = ("<!-- cam figures -->", "<!-- /cam figures -->")
+
+
+def cam_table(benchmarks: Path) -> str:
+    """README's per-method table of the CAMs against pytorch-grad-cam, from ``results_cam.txt``."""
+    path = benchmarks / "results_cam.txt"
+    rows = re.findall(r"^(\w+)\s+([\d.]+) ms\s+([\d.]+) ms\s+([\d.]+x)\s+(.*)$", path.read_text(), re.M)
+    if not rows:
+        raise ValueError(f"{path} has no per-method rows: rerun benchmarks/bench_cam.py")
+    lines = ["| method | pytorch-grad-cam | pyattrib | ratio | target |", "|---|---|---|---|---|"]
+    lines += [f"| {m} | {a} ms | {b} ms | {r} | {t.strip()} |" for m, a, b, r, t in rows]
+    return "\n".join(lines)
+
+
+def _fill(readme: str, markers: tuple[str, str], body: str) -> str:
+    start, end = markers
     head, rest = readme.split(start, 1)
     _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{headline_table(benchmarks)}\n{end}{tail}"
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def readme_with_figures(readme: str, benchmarks: Path) -> str:
+    readme = _fill(readme, README_MARKERS, headline_table(benchmarks))
+    return _fill(readme, CAM_MARKERS, cam_table(benchmarks)) if CAM_MARKERS[0] in readme else readme
 
 
 if __name__ == "__main__":
