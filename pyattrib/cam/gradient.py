@@ -60,8 +60,10 @@ def _documented(fn: Callable[..., Attributor]) -> Callable[..., Attributor]:
     return fn
 
 
-def _transform(rule: Rule, name: str) -> Callable[..., Attributor]:
-    def make(
+def method(name: str, rule: Rule, doc: str) -> Callable[..., Attributor]:
+    """A CAM transform: ``rule`` over the pipeline, with the common options, named and documented."""
+
+    def transform(
         model: Any,
         layer: LayerLike,
         *,
@@ -76,20 +78,14 @@ def _transform(rule: Rule, name: str) -> Callable[..., Attributor]:
             aug_smooth=aug_smooth, eigen_smooth=eigen_smooth,
         )  # fmt: skip
 
-    return make
+    transform.__name__ = transform.__qualname__ = name
+    transform.__doc__ = doc
+    return _documented(transform)
 
 
-@_documented
-def grad_cam(
-    model: Any,
-    layer: LayerLike,
-    *,
-    reshape_transform: ReshapeLike = None,
-    resize: bool = True,
-    normalize: bool = True,
-    aug_smooth: bool = False,
-    eigen_smooth: bool = False,
-) -> Attributor:
+grad_cam = method(
+    "grad_cam",
+    GRAD_CAM,
     r"""Grad-CAM with pytorch-grad-cam's post-processing: channel weights are the mean gradient,
 
     .. math:: w_c = \operatorname{mean}_{ij} G_{cij}, \qquad M = \operatorname{ReLU}\Big(\sum_c w_c A_c\Big)
@@ -110,21 +106,13 @@ def grad_cam(
     Example:
         >>> pa.grad_cam(cnn, conv)(images, target=0).shape
         torch.Size([2, 8, 8])
-    """
-    return _transform(GRAD_CAM, "grad_cam")(**locals())
+    """,
+)
 
 
-@_documented
-def grad_cam_plus_plus(
-    model: Any,
-    layer: LayerLike,
-    *,
-    reshape_transform: ReshapeLike = None,
-    resize: bool = True,
-    normalize: bool = True,
-    aug_smooth: bool = False,
-    eigen_smooth: bool = False,
-) -> Attributor:
+grad_cam_plus_plus = method(
+    "grad_cam_plus_plus",
+    GRAD_CAM_PLUS_PLUS,
     r"""Grad-CAM++: channel weights sum the positive gradients, each weighted by
 
     .. math:: \alpha_{cij} = \frac{G_{cij}^2}{2 G_{cij}^2 + \sum_{kl} A_{ckl}\, G_{cij}^3 + 10^{-6}}, \qquad
@@ -145,21 +133,13 @@ def grad_cam_plus_plus(
     Example:
         >>> pa.grad_cam_plus_plus(cnn, conv)(images, target=0).shape
         torch.Size([2, 8, 8])
-    """
-    return _transform(GRAD_CAM_PLUS_PLUS, "grad_cam_plus_plus")(**locals())
+    """,
+)
 
 
-@_documented
-def xgrad_cam(
-    model: Any,
-    layer: LayerLike,
-    *,
-    reshape_transform: ReshapeLike = None,
-    resize: bool = True,
-    normalize: bool = True,
-    aug_smooth: bool = False,
-    eigen_smooth: bool = False,
-) -> Attributor:
+xgrad_cam = method(
+    "xgrad_cam",
+    XGRAD_CAM,
     r"""XGrad-CAM: gradients weighted by the normalised activations,
 
     .. math:: w_c = \sum_{ij} G_{cij} \frac{A_{cij}}{\sum_{kl} A_{ckl} + 10^{-7}}, \qquad
@@ -178,21 +158,13 @@ def xgrad_cam(
     Example:
         >>> pa.xgrad_cam(cnn, conv)(images, target=0).shape
         torch.Size([2, 8, 8])
-    """
-    return _transform(XGRAD_CAM, "xgrad_cam")(**locals())
+    """,
+)
 
 
-@_documented
-def hires_cam(
-    model: Any,
-    layer: LayerLike,
-    *,
-    reshape_transform: ReshapeLike = None,
-    resize: bool = True,
-    normalize: bool = True,
-    aug_smooth: bool = False,
-    eigen_smooth: bool = False,
-) -> Attributor:
+hires_cam = method(
+    "hires_cam",
+    HIRES_CAM,
     r"""HiResCAM: the gradient times the activation, summed over channels, not averaged first:
 
     .. math:: M = \operatorname{ReLU}\Big(\sum_c G_c \odot A_c\Big)
@@ -213,21 +185,13 @@ def hires_cam(
     Example:
         >>> pa.hires_cam(cnn, conv)(images, target=0).shape
         torch.Size([2, 8, 8])
-    """
-    return _transform(HIRES_CAM, "hires_cam")(**locals())
+    """,
+)
 
 
-@_documented
-def grad_cam_elementwise(
-    model: Any,
-    layer: LayerLike,
-    *,
-    reshape_transform: ReshapeLike = None,
-    resize: bool = True,
-    normalize: bool = True,
-    aug_smooth: bool = False,
-    eigen_smooth: bool = False,
-) -> Attributor:
+grad_cam_elementwise = method(
+    "grad_cam_elementwise",
+    GRAD_CAM_ELEMENTWISE,
     r"""Element-wise Grad-CAM: the rectified products, summed over channels,
 
     .. math:: M = \sum_c \operatorname{ReLU}(G_c \odot A_c)
@@ -246,21 +210,13 @@ def grad_cam_elementwise(
     Example:
         >>> pa.grad_cam_elementwise(cnn, conv)(images, target=0).shape
         torch.Size([2, 8, 8])
-    """
-    return _transform(GRAD_CAM_ELEMENTWISE, "grad_cam_elementwise")(**locals())
+    """,
+)
 
 
-@_documented
-def layer_cam(
-    model: Any,
-    layer: LayerLike,
-    *,
-    reshape_transform: ReshapeLike = None,
-    resize: bool = True,
-    normalize: bool = True,
-    aug_smooth: bool = False,
-    eigen_smooth: bool = False,
-) -> Attributor:
+layer_cam = method(
+    "layer_cam",
+    LAYER_CAM,
     r"""LayerCAM: each position weighted by its own positive gradient,
 
     .. math:: M = \operatorname{ReLU}\Big(\sum_c \operatorname{ReLU}(G_c) \odot A_c\Big)
@@ -278,21 +234,13 @@ def layer_cam(
     Example:
         >>> pa.layer_cam(cnn, conv)(images, target=0).shape
         torch.Size([2, 8, 8])
-    """
-    return _transform(LAYER_CAM, "layer_cam")(**locals())
+    """,
+)
 
 
-@_documented
-def eigen_cam(
-    model: Any,
-    layer: LayerLike,
-    *,
-    reshape_transform: ReshapeLike = None,
-    resize: bool = True,
-    normalize: bool = True,
-    aug_smooth: bool = False,
-    eigen_smooth: bool = False,
-) -> Attributor:
+eigen_cam = method(
+    "eigen_cam",
+    EIGEN_CAM,
     r"""Eigen-CAM: the activations' first principal component, no gradient and no target:
 
     .. math:: M = \operatorname{ReLU}(\bar A\, v_1), \qquad \bar A = A - \operatorname{mean}_{ij} A, \quad
@@ -313,21 +261,13 @@ def eigen_cam(
     Example:
         >>> pa.eigen_cam(cnn, conv)(images).shape
         torch.Size([2, 8, 8])
-    """
-    return _transform(EIGEN_CAM, "eigen_cam")(**locals())
+    """,
+)
 
 
-@_documented
-def eigen_grad_cam(
-    model: Any,
-    layer: LayerLike,
-    *,
-    reshape_transform: ReshapeLike = None,
-    resize: bool = True,
-    normalize: bool = True,
-    aug_smooth: bool = False,
-    eigen_smooth: bool = False,
-) -> Attributor:
+eigen_grad_cam = method(
+    "eigen_grad_cam",
+    EIGEN_GRAD_CAM,
     r"""Eigen-Grad-CAM: the first principal component of :math:`G \odot A` (Eigen-CAM made class
     specific), :math:`M = \operatorname{ReLU}(\overline{G \odot A}\, v_1)`.
 
@@ -344,8 +284,8 @@ def eigen_grad_cam(
     Example:
         >>> pa.eigen_grad_cam(cnn, conv)(images, target=0).shape
         torch.Size([2, 8, 8])
-    """
-    return _transform(EIGEN_GRAD_CAM, "eigen_grad_cam")(**locals())
+    """,
+)
 
 
 @_documented

@@ -170,19 +170,34 @@ SCORE_CAM = Rule(channel_weights=_score_weights, uses_gradients=False)
 ABLATION_CAM = ablation_rule()
 
 
-@_documented
-def score_cam(
-    model: Any,
-    layer: LayerLike,
-    *,
-    batch_size: int | None = None,
-    show_progress: bool = False,
-    reshape_transform: ReshapeLike = None,
-    resize: bool = True,
-    normalize: bool = True,
-    aug_smooth: bool = False,
-    eigen_smooth: bool = False,
-) -> Attributor:
+def method(name: str, rule: Rule, doc: str) -> Callable[..., Attributor]:
+    """A perturbation CAM transform: ``rule`` with the common options and the engine's ``batch_size``."""
+
+    def transform(
+        model: Any,
+        layer: LayerLike,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        reshape_transform: ReshapeLike = None,
+        resize: bool = True,
+        normalize: bool = True,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
+    ) -> Attributor:
+        return cam_transform(
+            model, layer, rule, name, reshape_transform=reshape_transform, resize=resize, normalize=normalize,
+            aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=batch_size, show_progress=show_progress,
+        )  # fmt: skip
+
+    transform.__name__ = transform.__qualname__ = name
+    transform.__doc__ = doc
+    return _documented(transform)
+
+
+score_cam = method(
+    "score_cam",
+    SCORE_CAM,
     r"""Score-CAM: each channel weighted by the score of the image masked with that channel.
 
     .. math:: H_c = \frac{\operatorname{up}(A_c) - \min}{\max - \min + 10^{-8}}, \qquad
@@ -207,27 +222,13 @@ def score_cam(
     Example:
         >>> pa.score_cam(cnn, conv, batch_size=64)(images, target=0).shape
         torch.Size([2, 8, 8])
-    """
-    return cam_transform(
-        model, layer, SCORE_CAM, "score_cam", reshape_transform=reshape_transform, resize=resize,
-        normalize=normalize, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=batch_size,
-        show_progress=show_progress,
-    )  # fmt: skip
+    """,
+)
 
 
-@_documented
-def ablation_cam(
-    model: Any,
-    layer: LayerLike,
-    *,
-    batch_size: int | None = None,
-    show_progress: bool = False,
-    reshape_transform: ReshapeLike = None,
-    resize: bool = True,
-    normalize: bool = True,
-    aug_smooth: bool = False,
-    eigen_smooth: bool = False,
-) -> Attributor:
+ablation_cam = method(
+    "ablation_cam",
+    ABLATION_CAM,
     r"""Ablation-CAM: each channel weighted by the relative drop of the score when it is removed,
 
     .. math:: w_c = \frac{y - y_c}{y}, \qquad M = \operatorname{ReLU}\Big(\sum_c w_c A_c\Big)
@@ -251,9 +252,5 @@ def ablation_cam(
     Example:
         >>> pa.ablation_cam(cnn, conv, batch_size=64)(images, target=0).shape
         torch.Size([2, 8, 8])
-    """
-    return cam_transform(
-        model, layer, ABLATION_CAM, "ablation_cam", reshape_transform=reshape_transform, resize=resize,
-        normalize=normalize, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=batch_size,
-        show_progress=show_progress,
-    )  # fmt: skip
+    """,
+)
