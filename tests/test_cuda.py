@@ -38,6 +38,17 @@ DETERMINISTIC = {
     "occlusion": (lambda m: pa.occlusion(m, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2)), {}),
     "feature_ablation": (lambda m: pa.feature_ablation(m), {"feature_mask": PATCHES}),
     "shapley_values": (lambda m: pa.shapley_values(m), {"feature_mask": PATCHES}),
+    # the CAM family and PAIR's path methods (the principal components' sign rule is the same on every device)
+    "grad_cam_plus_plus": (lambda m: pa.grad_cam_plus_plus(m, m[3]), {}),
+    "layer_cam": (lambda m: pa.layer_cam(m, m[3], aug_smooth=True), {}),
+    "eigen_cam": (lambda m: pa.eigen_cam(m, m[3]), {}),
+    "kpca_cam": (lambda m: pa.kpca_cam(m, m[3]), {}),
+    "score_cam": (lambda m: pa.score_cam(m, m[3], batch_size=16), {}),
+    "ablation_cam": (lambda m: pa.ablation_cam(m, m[3], batch_size=16), {}),
+    "full_grad": (lambda m: pa.full_grad(m), {}),
+    "blur_ig": (lambda m: pa.blur_ig(m, max_sigma=3.0, n_steps=8), {}),
+    "guided_ig": (lambda m: pa.guided_ig(m, n_steps=8), {}),
+    "xrai": (lambda m: pa.xrai(m, n_steps=8, min_pixel_diff=2), {}),
 }
 
 
