@@ -59,15 +59,21 @@ class OrderingSums:
     the latest row per example are held, never all outputs.
     """
 
-    def __init__(self, perms: Tensor) -> None:
+    def __init__(self, perms: Tensor, units: Tensor | None = None) -> None:
         self.perms, self.n_f, self.inner = perms, perms.shape[1], perms.shape[1] - 1
         self.sums: Tensor | None = None
+        # with ``units`` (one id per ordering, 0..U-1), the sums are also kept per unit, for the
+        # standard error: the units are independent draws (an ordering, an antithetic pair, a block)
+        self.units, self.n_units = units, (int(units.max()) + 1 if units is not None else 1)
+        self.unit_sums: Tensor | None = None
 
     def __call__(self, first: int, n: int, values: Tensor) -> None:
         v = _real(values)
         if self.sums is None:
             self.sums = v.new_zeros(n * self.n_f, v.shape[-1])
             self.empty, self.full, self.last = (v.new_zeros(n, v.shape[-1]) for _ in range(3))
+            if self.units is not None:
+                self.unit_sums = v.new_zeros(n * self.n_units * self.n_f, v.shape[-1])
         end = first + len(v)
         for which, lo in ((self.empty, 0), (self.full, n)):  # rows of perturbations 0 and 1
             a, b = max(first, lo), min(end, lo + n)
@@ -85,9 +91,17 @@ class OrderingSums:
         before = torch.cat([self.last.index_select(0, i[:head]), v[: len(v) - head]])
         self.last.index_copy_(0, i[-head:], v[-head:])
         before = torch.where((k == 1)[:, None], self.empty.index_select(0, i), before)
-        self.sums.index_add_(0, i * self.n_f + self.perms[sample, k - 1], v - before)
         to_full = torch.where((k == self.inner)[:, None], self.full.index_select(0, i) - v, 0)
-        self.sums.index_add_(0, i * self.n_f + self.perms[sample, -1], to_full)
+        for sums, row in self._targets(i, sample):
+            sums.index_add_(0, row * self.n_f + self.perms[sample, k - 1], v - before)
+            sums.index_add_(0, row * self.n_f + self.perms[sample, -1], to_full)
+
+    def _targets(self, i: Tensor, sample: Tensor) -> list[tuple[Tensor, Tensor]]:
+        assert self.sums is not None
+        out = [(self.sums, i)]
+        if self.unit_sums is not None and self.units is not None:
+            out.append((self.unit_sums, i * self.n_units + self.units[sample]))
+        return out
 
     def total(self) -> Tensor:
         """``(n, F, K)`` sums."""
@@ -96,9 +110,54 @@ class OrderingSums:
             return ((self.full - self.empty) * self.perms.shape[0])[:, None]
         return self.sums.reshape(-1, self.n_f, self.sums.shape[-1])
 
+    def stderr(self) -> Tensor:
+        """``(n, F, K)``: the standard error of the mean of the units' estimates (NaN with one unit;
+        0 with one feature group, whose value is exact)."""
+        assert self.units is not None
+        if self.inner == 0 or self.unit_sums is None:
+            return torch.zeros_like(self.total())
+        size = torch.bincount(self.units, minlength=self.n_units).to(self.unit_sums)
+        per_unit = self.unit_sums.reshape(-1, self.n_units, self.n_f, self.unit_sums.shape[-1]) / size[:, None, None]
+        return per_unit.std(1, correction=1) / math.sqrt(self.n_units)
+
+
+SAMPLERS = ("random", "antithetic", "stratified")
+
+
+def orderings(
+    n_f: int, n_samples: int, sampler: str, generator: torch.Generator | None, device: Any
+) -> tuple[Tensor, Tensor]:
+    """``n_samples`` orderings of ``n_f`` groups ``(S, F)`` and the independent unit of each ``(S,)``.
+
+    ``random``: independent uniform orderings, each its own unit. ``antithetic``: pairs of an
+    ordering and its reverse (a pair's average is exact for a model with interactions of at
+    most two groups). ``stratified``: blocks of the ``F`` cyclic shifts of a random ordering, each
+    group at every position once per block, each shift also reversed (blocks of ``2F``).
+    """
+    dev = generator.device if generator is not None else device
+    draw = lambda: torch.randperm(n_f, generator=generator, device=dev)  # noqa: E731
+    if sampler == "random":
+        perms = [draw() for _ in range(n_samples)]
+        units = list(range(n_samples))
+    elif sampler == "antithetic":
+        perms = [q for _ in range(n_samples // 2) for p in [draw()] for q in (p, p.flip(0))]
+        units = [s // 2 for s in range(n_samples)]
+    else:
+        block = 2 * n_f
+        perms = [q for _ in range(n_samples // block) for p in [draw()] for k in range(n_f)
+                 for q in (p.roll(k), p.roll(k).flip(0))]  # fmt: skip
+        units = [s // block for s in range(n_samples)]
+    return torch.stack(perms).to(device), torch.tensor(units, device=device)
+
 
 def shapley_value_sampling(
-    f: Forward, *, n_samples: int = 25, batch_size: int | None = None, show_progress: bool = False
+    f: Forward,
+    *,
+    n_samples: int = 25,
+    sampler: str = "random",
+    return_stderr: bool = False,
+    batch_size: int | None = None,
+    show_progress: bool = False,
 ) -> Attributor:
     """Shapley values estimated from ``n_samples`` random feature orderings: each ordering
     adds the groups one at a time, from the baseline to the input, and credits each group
@@ -108,19 +167,33 @@ def shapley_value_sampling(
     most ``batch_size`` rows. Call as ``(inputs, baselines=None, *, target=None,
     additional_forward_args=None, feature_mask=None, generator=None)``.
 
+    ``sampler`` chooses how orderings are drawn: ``"random"`` (Captum's),
+    ``"antithetic"`` (each ordering with its reverse) or ``"stratified"`` (blocks of cyclic shifts
+    and their reverses: every group at every position equally often). All three are unbiased;
+    the last two cancel the interactions of pairs of groups within a pair of orderings, so they
+    reach a given error with fewer evaluations (``benchmarks/bench_shapley.py``).
+
     Args:
         f: The model or any function of the inputs (and ``additional_forward_args``) returning one
             output row per example.
-        n_samples: The number of random samples per example.
+        n_samples: The number of orderings per example (``"antithetic"``: even; ``"stratified"``: a
+            multiple of twice the number of feature groups).
+        sampler: ``"random"``, ``"antithetic"`` or ``"stratified"``.
+        return_stderr: Also return the standard error of each value: the standard deviation of the
+            independent units' estimates (an ordering, a pair, a block) over the square root of their
+            number.
         batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
             (see the batch size guide). Results do not depend on it.
         show_progress: Show a progress bar over the model evaluations.
 
     Returns:
         Attributor: call it as ``(inputs, baselines=None, *, target=None, additional_forward_args=None,
-        feature_mask=None, generator=None)``; it returns attributions shaped like ``inputs``.
+        feature_mask=None, generator=None)``; it returns attributions shaped like ``inputs`` (with
+        ``return_stderr``, ``(attributions, stderr)`` of the same shape).
 
     References:
+        - Mitchell, Cooper, Frank and Holmes, "Sampling Permutations for Shapley Value Estimation",
+          JMLR 2022. https://arxiv.org/abs/2104.12199
         - Castro, Gómez and Tejada, "Polynomial calculation of the Shapley value based on sampling",
           Computers & Operations Research 2009. https://doi.org/10.1016/j.cor.2008.04.004
         - Štrumbelj and Kononenko, "Explaining prediction models and individual predictions with feature
@@ -134,6 +207,10 @@ def shapley_value_sampling(
     """
     check_batch_size(batch_size)
     check_count("n_samples", n_samples)
+    if sampler not in SAMPLERS:
+        raise ArgumentError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler == "antithetic" and n_samples % 2:
+        raise ArgumentError(f"sampler='antithetic' draws orderings in pairs: n_samples must be even, got {n_samples}")
 
     def attribute(
         inputs: Any,
@@ -148,8 +225,18 @@ def shapley_value_sampling(
             inputs, baselines, target, additional_forward_args, feature_mask, "shapley_value_sampling"
         )
         n_f, s = mask.n_features, n_samples
-        dev = generator.device if generator is not None else call.device
-        perms = torch.stack([torch.randperm(n_f, generator=generator, device=dev) for _ in range(s)]).to(call.device)
+        if sampler == "stratified" and s % (2 * n_f):
+            raise ArgumentError(
+                f"sampler='stratified' draws blocks of 2 x {n_f} orderings ({n_f} feature groups): n_samples must "
+                f"be a multiple of {2 * n_f}, got {s}"
+            )
+        perms, units = orderings(n_f, s, sampler, generator, call.device)
+        if return_stderr and int(units.max()) < 1 and n_f > 1:
+            raise ArgumentError(
+                f"return_stderr needs at least two independent draws; n_samples={s} with sampler={sampler!r} "
+                "makes one: "
+                f"raise n_samples (random: 2, antithetic: 4, stratified: {4 * n_f})"
+            )
         ranks = torch.empty_like(perms).scatter_(1, perms, torch.arange(n_f, device=call.device).expand(s, n_f))
 
         # rows: the empty and the full coalition once, then the n_f - 1 inner coalitions of
@@ -162,7 +249,7 @@ def shapley_value_sampling(
             k = torch.where(p >= 2, q % max(inner, 1) + 1, p * n_f)
             return ranks.index_select(0, q // max(inner, 1)).gather(1, ids) < k[:, None]
 
-        sums = OrderingSums(perms)
+        sums = OrderingSums(perms, units if return_stderr else None)
         with evaluating(f):
             result = evaluate(
                 f,
@@ -177,9 +264,15 @@ def shapley_value_sampling(
             )
         shared_mask(mask, result.whole)
         per_feature = sums.total().permute(0, 2, 1) / s  # (N, K, F)
-        return call.restore(squeeze_outputs(mask.spread(per_feature), result.shape, result.whole))
+        attrs = call.restore(squeeze_outputs(mask.spread(per_feature), result.shape, result.whole))
+        if not return_stderr:
+            return attrs
+        spread = mask.spread(sums.stderr().permute(0, 2, 1))
+        return attrs, call.restore(squeeze_outputs(spread, result.shape, result.whole))
 
-    return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="shapley_value_sampling")
+    return Attributor(
+        attribute, f, per_example=PER_EXAMPLE, random=True, returns_delta=return_stderr, name="shapley_value_sampling"
+    )
 
 
 def shapley_values(
