@@ -22,6 +22,7 @@ from typing import Any
 PACKAGES = {
     "pyattrib": "Attribution methods and wrappers",
     "pyattrib.cam": "Class activation maps: reshapes, projections, blur, segments",
+    "pyattrib.owen": "Owen values and feature hierarchies",
     "pyattrib.lrp_rules": "Layer-wise relevance propagation: rules and the transform",
     "pyattrib.text": "Text and LLMs",
     "pyattrib.metrics": "Evaluating explanations",

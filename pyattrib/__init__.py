@@ -77,6 +77,7 @@ from .perturbation import (
 )
 from .shapley import shapley_value_sampling, shapley_values
 from .wrappers import multi_target
+from .owen import owen_values
 from .xrai import xrai
 
 __version__ = "0.1.0"
@@ -98,6 +99,7 @@ __all__ = [
     "blur_ig",
     "guided_ig",
     "xrai",
+    "owen_values",
     "cam",
     "text",
     "Attributor",

@@ -1,0 +1,123 @@
+"""Owen values (pa.owen_values) against shap 0.51's PartitionExplainer, the library that defines
+the algorithm, and the properties the definition gives."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pyattrib as pa
+
+shap = pytest.importorskip("shap")
+
+
+def breast_cancer(n_features: int = 12):
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer().data[:, :n_features].astype(np.float32)
+    data = (data - data.mean(0)) / data.std(0)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(n_features, 32), torch.nn.Tanh(), torch.nn.Linear(32, 2)).eval()
+    return model, data
+
+
+def shap_values(model, hierarchy, background, x, max_evals):
+    f = lambda a: model(torch.as_tensor(a, dtype=torch.float32)).detach().numpy()[:, 1]  # noqa: E731
+    explainer = shap.PartitionExplainer(f, shap.maskers.Partition(background, clustering=hierarchy))
+    return explainer(x, max_evals=max_evals, silent=True).values
+
+
+@pytest.mark.parametrize("max_evals", [1000, 60, 24])
+def test_owen_values_equal_shap_partition_explainer(max_evals):
+    model, data = breast_cancer()
+    hierarchy = pa.owen.correlation_hierarchy(data)
+    np.testing.assert_allclose(hierarchy, shap.utils.hclust(data, metric="correlation"), atol=1e-6)
+    x, base = data[:6], np.zeros((1, data.shape[1]), dtype=np.float32)
+    want = shap_values(model, hierarchy, base, x, max_evals)
+    got = pa.owen_values(model, hierarchy=hierarchy, max_evals=max_evals, batch_size=7)(torch.tensor(x), target=1)
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+    if max_evals < 100:  # the budget binds: not the full expansion's values
+        full = pa.owen_values(model, hierarchy=hierarchy, max_evals=1000)(torch.tensor(x), target=1)
+        assert (full - got).abs().max() > 1e-4
+
+
+def test_a_nested_tuple_hierarchy_equals_its_linkage_in_shap():
+    model, data = breast_cancer(6)
+    tree = ((0, (1, 2)), ((3, 4), 5))
+    z = pa.owen.tree_hierarchy(tree)
+    x, base = data[:4], data[10:11]
+    want = shap_values(model, z, base, x, 200)
+    got = pa.owen_values(model, hierarchy=tree)(torch.tensor(x), torch.tensor(base), target=1)
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+
+
+def owen_by_definition(v, unions):
+    """Owen values of a two-level partition from the formula (Owen, 1977)."""
+    m = len(unions)
+    phi = {}
+    for k, union in enumerate(unions):
+        others = [u for j, u in enumerate(unions) if j != k]
+        for i in union:
+            rest = [j for j in union if j != i]
+            total = 0.0
+            for r in range(m):
+                for chosen in itertools.combinations(others, r):
+                    q = set().union(*chosen) if chosen else set()
+                    wr = math.factorial(r) * math.factorial(m - r - 1) / math.factorial(m)
+                    for t in range(len(rest) + 1):
+                        for sub in itertools.combinations(rest, t):
+                            wt = math.factorial(t) * math.factorial(len(union) - t - 1) / math.factorial(len(union))
+                            s = q | set(sub)
+                            total += wr * wt * (v(s | {i}) - v(s))
+            phi[i] = total
+    return [phi[i] for i in sorted(phi)]
+
+
+@settings(max_examples=10)
+@given(st.integers(0, 10_000))
+def test_fully_expanded_values_are_the_owen_values_of_the_hierarchy(seed):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double().eval()
+    x = torch.randn(1, 4, dtype=torch.float64)
+    got = pa.owen_values(model, hierarchy=((0, 1), (2, 3)))(x, target=0)[0]
+
+    def v(s):
+        keep = torch.tensor([[j in s for j in range(4)]])
+        with torch.no_grad():
+            return float(model(torch.where(keep, x, torch.zeros_like(x)))[0, 0])
+
+    torch.testing.assert_close(got, torch.tensor(owen_by_definition(v, [(0, 1), (2, 3)]), dtype=torch.float64))
+
+
+@settings(max_examples=15)
+@given(st.integers(3, 10), st.integers(4, 60), st.integers(0, 10_000))
+def test_owen_values_are_efficient_at_any_budget(n_f, max_evals, seed):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(n_f, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).double().eval()
+    x = torch.randn(3, n_f, dtype=torch.float64)
+    tree = pa.owen.correlation_hierarchy(torch.randn(20, n_f))
+    a = pa.owen_values(model, hierarchy=tree, max_evals=max_evals)(x, target=1)
+    rise = (model(x) - model(torch.zeros_like(x)))[:, 1]
+    torch.testing.assert_close(a.sum(1), rise)
+
+
+def test_feature_groups_and_bad_hierarchies():
+    model = torch.nn.Sequential(torch.nn.Linear(6, 2)).double()
+    x = torch.randn(2, 6, dtype=torch.float64)
+    groups = torch.tensor([[0, 0, 1, 1, 2, 2]])
+    a = pa.owen_values(model, hierarchy=((0, 1), 2))(x, target=0, feature_mask=groups)
+    torch.testing.assert_close(a, pa.shapley_values(model)(x, target=0, feature_mask=groups))  # additive: exact
+    with pytest.raises(ValueError, match="exactly once"):
+        pa.owen_values(model, hierarchy=((0, 1), 1))
+    with pytest.raises(ValueError, match="exactly once"):
+        pa.owen_values(model, hierarchy=np.array([[0, 1, 1, 2], [0, 6, 1, 3]]))(x[:, :3], target=0)
+    with pytest.raises(ValueError, match=r"shape \(5, 4\)"):
+        pa.owen_values(model, hierarchy=((0, 1), 2))(x, target=0)
+    with pytest.raises(ValueError, match="max_evals"):
+        pa.owen_values(model, hierarchy=((0, 1), 2), max_evals=3)
