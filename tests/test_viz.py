@@ -219,3 +219,37 @@ def test_feature_attr_shares_and_bad_input():
         viz.feature_attr(attrs, ["f0"])
     with pytest.raises(ArgumentError, match="same features"):
         viz.feature_attr({"a": np.ones(3), "b": np.ones(4)})
+
+
+def test_shap_style_plots_draw_the_numbers_they_are_given(tmp_path):
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=(40, 6)) * np.array([3, 1, 0.5, 2, 0.1, 0.2])
+    data = rng.normal(size=(40, 6))
+    names = [f"f{j}" for j in range(6)]
+    _, ax = viz.waterfall(values[0], 1.5, names, data=data[0], top=4)
+    widths = [p.get_width() for p in ax.patches]
+    assert len(widths) == 5 and np.isclose(sum(widths), values[0].sum())  # 4 features + the rest
+    order = np.argsort(-np.abs(values[0]))[:4]
+    assert np.allclose(widths[:4], values[0][order])
+    _, ax = viz.bar(values, names, top=3)
+    heights = sorted((p.get_width() for p in ax.patches), reverse=True)
+    assert np.allclose(heights, np.sort(np.abs(values).mean(0))[::-1][:3])
+    _, ax = viz.beeswarm(values, data, names, top=6)
+    assert len(ax.collections) == 6
+    xs = np.sort(np.concatenate([c.get_offsets()[:, 0] for c in ax.collections]))
+    assert np.allclose(xs, np.sort(values.ravel()))
+    _, ax = viz.heatmap(values, names, top=6)
+    assert np.allclose(ax.images[0].get_array(), values[:, np.argsort(-np.abs(values).mean(0))].T)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(12, 8))
+    axes = figure.subplots(2, 2)
+    viz.waterfall(values[0], 1.5, names, ax=axes[0, 0])
+    viz.bar(values, names, ax=axes[0, 1])
+    viz.beeswarm(values, data, names, ax=axes[1, 0])
+    viz.heatmap(values[:12], names, ax=axes[1, 1])
+    _snapshot("shap_plots.png", figure, tmp_path)
+    with pytest.raises(ArgumentError, match="one example"):
+        viz.waterfall(values, 0.0)
+    with pytest.raises(ArgumentError, match="feature_names has 2 names"):
+        viz.bar(values, ["a", "b"])

@@ -8,6 +8,7 @@ Needs matplotlib (``pip install pyattrib[viz]``).
 
 from .image import image_attr, image_attr_multiple
 from .scale import Normalised, normalise
+from .shap_plots import bar, beeswarm, heatmap, waterfall
 from .tabular import feature_attr
 from .text import HTML, text_attr, text_attr_figure
 from .timeseries import timeseries_attr
@@ -15,11 +16,15 @@ from .timeseries import timeseries_attr
 __all__ = [
     "HTML",
     "Normalised",
+    "bar",
+    "beeswarm",
     "feature_attr",
+    "heatmap",
     "image_attr",
     "image_attr_multiple",
     "normalise",
     "text_attr",
     "text_attr_figure",
     "timeseries_attr",
+    "waterfall",
 ]
