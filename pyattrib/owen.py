@@ -65,7 +65,7 @@ def tree_hierarchy(tree: Any) -> np.ndarray:
 
     Example:
         >>> pa.owen.tree_hierarchy(((0, 1), 2)).tolist()
-        [[0.0, 1.0, 1.0, 2.0], [2.0, 3.0, 1.0, 3.0]]
+        [[0.0, 1.0, 1.0, 2.0], [3.0, 2.0, 1.0, 3.0]]
     """
     leaves = sorted(_leaves(tree))
     n_f = len(leaves)
