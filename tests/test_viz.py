@@ -253,3 +253,22 @@ def test_shap_style_plots_draw_the_numbers_they_are_given(tmp_path):
         viz.waterfall(values, 0.0)
     with pytest.raises(ArgumentError, match="feature_names has 2 names"):
         viz.bar(values, ["a", "b"])
+
+
+def test_force_plot_pushes_to_the_output_in_matplotlib_and_html(tmp_path):
+    values = np.array([0.8, -0.5, 0.3, -0.1, 0.05])
+    names = ["age", "<b>dose</b>", "bmi", "bp", "sex"]
+    _, ax = viz.force(values, 2.0, names)
+    bars = [(p.get_x(), p.get_x() + p.get_width(), p.get_facecolor()) for p in ax.patches]
+    output = 2.0 + values.sum()
+    red = [b for b in bars if b[2][0] > 0.9]
+    blue = [b for b in bars if b[2][0] < 0.1]
+    assert np.isclose(max(e for _, e, _ in red), output) and np.isclose(min(s for s, _, _ in red), output - 1.15)
+    assert np.isclose(min(s for s, _, _ in blue), output) and np.isclose(max(e for _, e, _ in blue), output + 0.6)
+    _snapshot("force.png", ax.figure, tmp_path)
+    page = viz.force_html(values, 2.0, names)
+    assert page.startswith("<!DOCTYPE html>") and page.count("<rect") == 5
+    assert "<b>dose</b>" not in page and "&lt;b&gt;dose&lt;/b&gt;" in page  # names are escaped
+    assert not any(s in page for s in ("<script", "http://", "https://", "<link", "@import"))  # self-contained
+    with pytest.raises(ArgumentError, match="one example"):
+        viz.force(np.ones((2, 3)), 0.0)

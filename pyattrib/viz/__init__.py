@@ -8,7 +8,7 @@ Needs matplotlib (``pip install pyattrib[viz]``).
 
 from .image import image_attr, image_attr_multiple
 from .scale import Normalised, normalise
-from .shap_plots import bar, beeswarm, heatmap, waterfall
+from .shap_plots import bar, beeswarm, force, force_html, heatmap, waterfall
 from .tabular import feature_attr
 from .text import HTML, text_attr, text_attr_figure
 from .timeseries import timeseries_attr
@@ -19,6 +19,8 @@ __all__ = [
     "bar",
     "beeswarm",
     "feature_attr",
+    "force",
+    "force_html",
     "heatmap",
     "image_attr",
     "image_attr_multiple",

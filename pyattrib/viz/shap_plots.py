@@ -226,3 +226,107 @@ def heatmap(
     ax.figure.colorbar(image, ax=ax, label=f"attribution (scale +/- {scale:.3g})")
     ax.figure.tight_layout()
     return ax.figure, ax
+
+
+def _force_segments(values: Any, base_value: float, names: Sequence[str] | None) -> tuple[list, float]:
+    array, labels = _table(values, names)
+    if array.shape[0] != 1:
+        raise ArgumentError(f"force draws one example; got {array.shape[0]} rows (index one: values[i])")
+    v = array[0]
+    output = base_value + float(v.sum())
+    # positive pushes end at f(x) from the left, negative ones start there and run right; largest nearest f(x)
+    segments = []
+    for sign in (1, -1):
+        idx = [j for j in np.argsort(-np.abs(v), kind="stable") if np.sign(v[j]) == sign]
+        edge = output
+        for j in idx:
+            start, end = (edge - v[j], edge) if sign > 0 else (edge, edge - v[j])
+            segments.append((labels[j], float(v[j]), start, end))
+            edge = start if sign > 0 else end
+    return segments, output
+
+
+@needs("matplotlib", "viz")
+def force(
+    values: Any,
+    base_value: float,
+    feature_names: Sequence[str] | None = None,
+    ax: Any = None,
+    figsize: tuple[float, float] = (10, 2.2),
+):
+    """One example as forces on a line: features raising the output (red) push from the left up
+    to ``f(x) = base_value + sum(values)``, features lowering it (blue) push from the right back to
+    it; the largest sit next to ``f(x)``. Returns ``(figure, axes)``; :func:`force_html` draws the
+    same as a self-contained HTML page.
+
+    Args:
+        values: One example's attributions ``(F,)``.
+        base_value: The output the forces start from (e.g. ``f(x')``).
+        feature_names: A name per feature.
+        ax: Draw into this matplotlib ``Axes``.
+        figsize: The figure size, in inches.
+
+    Returns:
+        tuple: ``(figure, axes)``.
+
+    Example:
+        >>> fig, ax = pa.viz.force(torch.tensor([0.5, -0.2, 0.1]), 1.0, ["a", "b", "c"])
+        >>> len(ax.patches)
+        3
+    """
+    segments, output = _force_segments(values, base_value, feature_names)
+    ax = _axes(ax, figsize)
+    for label, value, start, end in segments:
+        ax.barh(0, end - start, left=start, height=0.4, color=POSITIVE if value > 0 else NEGATIVE, edgecolor="white")
+        if abs(end - start) > 0.04 * (max(e for *_, e in segments) - min(s for *_, s, _ in segments) or 1):
+            ax.text((start + end) / 2, -0.35, f"{label}\n{value:+.3g}", ha="center", va="top", fontsize=7)
+    ax.axvline(output, color="black", lw=1)
+    ax.axvline(base_value, color="grey", lw=0.8, ls="--")
+    ax.set_yticks([])
+    ax.set_ylim(-1.0, 0.6)
+    ax.set_title(f"f(x) = {output:.3g}   (base value {base_value:.3g})", fontsize=9)
+    ax.figure.tight_layout()
+    return ax.figure, ax
+
+
+def force_html(values: Any, base_value: float, feature_names: Sequence[str] | None = None) -> Any:
+    """:func:`force` as a self-contained HTML page (inline SVG: no scripts, fonts or links).
+
+    Args:
+        values: One example's attributions ``(F,)``.
+        base_value: The output the forces start from.
+        feature_names: A name per feature.
+
+    Returns:
+        HTML: the page (``.save(path)``; notebooks render it).
+
+    Example:
+        >>> page = pa.viz.force_html(torch.tensor([0.5, -0.2]), 0.0, ["a", "b"])
+        >>> "<svg" in page and "<script" not in page
+        True
+    """
+    import html as escape
+
+    from .text import HTML
+
+    segments, output = _force_segments(values, base_value, feature_names)
+    low = min([base_value, output] + [s for *_, s, _ in segments])
+    high = max([base_value, output] + [e for *_, e in segments])
+    span = (high - low) or 1.0
+    x = lambda t: 20 + 760 * (t - low) / span  # noqa: E731
+    parts = []
+    for label, value, start, end in segments:
+        colour = POSITIVE if value > 0 else NEGATIVE
+        name = escape.escape(f"{label} {value:+.3g}")
+        parts.append(f'<rect x="{x(start):.1f}" y="30" width="{max(x(end) - x(start), 0.5):.1f}" height="24" '
+                     f'fill="{colour}" stroke="white"><title>{name}</title></rect>')  # fmt: skip
+        parts.append(
+            f'<text x="{(x(start) + x(end)) / 2:.1f}" y="72" font-size="10" text-anchor="middle">{name}</text>'
+        )
+    parts.append(f'<line x1="{x(output):.1f}" x2="{x(output):.1f}" y1="20" y2="60" stroke="black"/>')
+    parts.append(f'<text x="{x(output):.1f}" y="14" font-size="11" text-anchor="middle">f(x) = {output:.3g}</text>')
+    parts.append(f'<line x1="{x(base_value):.1f}" x2="{x(base_value):.1f}" y1="24" y2="58" stroke="grey" '
+                 'stroke-dasharray="3,2"/>')  # fmt: skip
+    svg = f'<svg width="800" height="90">{"".join(parts)}</svg>'  # inline SVG in HTML5: no namespace needed
+    return HTML(f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>force</title></head><body>'
+                f"<p>base value {base_value:.3g}</p>{svg}</body></html>")  # fmt: skip
