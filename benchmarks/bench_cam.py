@@ -58,7 +58,7 @@ def main() -> None:
         rounds = 5 if name in PERTURBATION else 20
         # each side in its own block: after the reference's NumPy SVDs, OpenBLAS's threads keep spinning
         # for a while and slow whatever runs next on the two cores
-        t = common.interleaved({"ours": lambda: ours(model, layer)(x)}, rounds=rounds, warmup=2)
+        t = common.interleaved({"ours": lambda ours=ours: ours(model, layer)(x)}, rounds=rounds, warmup=2)
         t |= common.interleaved({"ref": reference(name, model, layer, x)}, rounds=rounds, warmup=2)
         ratios[name] = t["ours"] / t["ref"]
         target = "<= 0.3x" if name in PERTURBATION else "<= 1.0x"
@@ -85,8 +85,8 @@ def main() -> None:
           f"evaluates) {floor * 1e3:.1f} ms = {floor / ref:.2f}x")  # fmt: skip
     print("peak tensor memory (MB) by batch_size:")
     for b in (32, 128, 512):
-        s = common.peak_tensor_mb(lambda: pa.score_cam(model, layer, batch_size=b)(x))
-        a = common.peak_tensor_mb(lambda: pa.ablation_cam(model, layer, batch_size=b)(x))
+        s = common.peak_tensor_mb(lambda b=b: pa.score_cam(model, layer, batch_size=b)(x))
+        a = common.peak_tensor_mb(lambda b=b: pa.ablation_cam(model, layer, batch_size=b)(x))
         print(f"  batch_size={b:<5} score_cam {s:8.1f}   ablation_cam {a:8.1f}")
     s = common.peak_tensor_mb(reference("ScoreCAM", model, layer, x))
     a = common.peak_tensor_mb(reference("AblationCAM", model, layer, x))

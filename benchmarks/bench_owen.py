@@ -42,8 +42,8 @@ def main() -> None:
         ours = owen(xt, target=1)
         theirs = explainer(x, max_evals=500, silent=True).values
         diff = float(np.abs(ours.numpy() - theirs).max())
-        t = common.interleaved({"shap": lambda: explainer(x, max_evals=500, silent=True),
-                                "ours": lambda: owen(xt, target=1)}, rounds=3, warmup=1)  # fmt: skip
+        t = common.interleaved({"shap": lambda x=x: explainer(x, max_evals=500, silent=True),
+                                "ours": lambda xt=xt: owen(xt, target=1)}, rounds=3, warmup=1)  # fmt: skip
         print(f"{n:3d} examples: shap {t['shap'] * 1e3:8.1f} ms  pyattrib {t['ours'] * 1e3:7.1f} ms  "
               f"ratio {t['ours'] / t['shap']:.2f}x (target <= 0.2x)  max |difference| {diff:.1e}")  # fmt: skip
 

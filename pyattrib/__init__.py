@@ -67,6 +67,7 @@ from .neuron import (
     truncate,
 )
 from .noise import noise_tunnel, smoothgrad, smoothgrad_sq, vargrad
+from .owen import owen_values
 from .perturbation import (
     feature_ablation,
     feature_permutation,
@@ -77,7 +78,6 @@ from .perturbation import (
 )
 from .shapley import shapley_value_sampling, shapley_values
 from .wrappers import multi_target
-from .owen import owen_values
 from .xrai import xrai
 
 __version__ = "0.1.0"

@@ -76,7 +76,7 @@ def blur_ig(
         x = call.inputs[0]
 
         def curve(c: Chunk) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
-            points, steps = torch.empty((len(c.i), *x.shape[1:]), dtype=x.dtype, device=x.device), None
+            points = torch.empty((len(c.i), *x.shape[1:]), dtype=x.dtype, device=x.device)
             steps = torch.empty_like(points)
             for k in c.k.unique().tolist():
                 rows = (c.k == k).nonzero()[:, 0]

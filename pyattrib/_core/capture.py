@@ -160,13 +160,14 @@ class Layers:
                 else:
                     m.forward = before
 
-    def capture(self, inputs: tuple, args: tuple, rows: int) -> list[LayerValue]:
+    def capture(self, inputs: tuple, args: tuple, rows: int, with_output: bool = False) -> Any:
         """Layer values for one forward pass.
 
         The first capture of these layers in this model runs the whole forward, so a layer
         that runs twice is caught (an error, never a silent pick of the first call). Once
         each layer is known to run once, eager captures stop the forward as soon as all
-        are read: the rest of the network costs nothing."""
+        are read: the rest of the network costs nothing. ``with_output``: the whole forward
+        runs and ``(values, model output)`` is returned, for methods that need both."""
         values: list[LayerValue | None] = [None] * len(self.modules)
         eager = not torch.compiler.is_compiling()  # compiled graphs run the whole forward, no state read
         checked = (
@@ -174,7 +175,8 @@ class Layers:
             if eager and isinstance(self.model, nn.Module)
             else None
         )
-        early = checked is not None and all(m in checked for m in self.modules)
+        early = not with_output and checked is not None and all(m in checked for m in self.modules)
+        output = None
 
         def read(j: int, value: Any) -> None:
             v = LayerValue.of(value, rows, self.names[j])
@@ -185,13 +187,13 @@ class Layers:
 
         with self.hooked(read):
             try:
-                self.model(*inputs, *args)
+                output = self.model(*inputs, *args)
             except _Captured:
                 pass
         self._check_ran(values)
         if checked is not None and not early:
             checked.update(self.modules)
-        return values  # type: ignore[return-value]
+        return (values, output) if with_output else values
 
     def capture_pair(
         self, first: tuple, second: tuple, args_first: tuple, args_second: tuple, rows: int

@@ -32,9 +32,9 @@ from .._core.attributor import Attributor
 from .._core.call import Call, prepare
 from .._core.capture import Layers, LayerValue
 from .._core.errors import ArgumentError
-from .._core.inputs import ForwardArgs, TensorOrTuple, repeat_examples
+from .._core.inputs import TensorOrTuple, repeat_examples
 from .._core.state import evaluating
-from .._core.targets import ExampleTargets, Target, TargetLike, model_output
+from .._core.targets import Target, TargetLike, model_output
 from .projection import kernel_projection, svd_projection
 from .reshape import ReshapeLike, spatial_map
 
@@ -52,6 +52,7 @@ class Context:
     call: Call
     layers: Layers
     values: list[LayerValue]
+    output: Any  # the model's output at the unperturbed inputs
     batch_size: int | None
     show_progress: bool
 
@@ -87,15 +88,10 @@ def scale(maps: Tensor) -> Tensor:
     return (flat / (flat.max(1, keepdim=True).values + SCALE_EPS)).reshape(maps.shape)
 
 
-def predicted(rows: int | None) -> Callable[[Any], Tensor]:
+def predicted(output: Any) -> Tensor:
     """The default target: each row's largest output (its predicted class)."""
-
-    def pick(output: Any) -> Tensor:
-        out = model_output(output, rows)
-        flat = out.reshape(out.shape[0], -1)
-        return flat.gather(1, flat.argmax(1, keepdim=True))[:, 0]
-
-    return pick
+    flat = model_output(output).flatten(1)
+    return flat.gather(1, flat.argmax(1, keepdim=True))[:, 0]
 
 
 def cam_transform(
@@ -129,15 +125,17 @@ def cam_transform(
         if image.dim() != 4:
             raise ArgumentError(f"{name}: inputs must be images (N, C, H, W), got shape {tuple(image.shape)}")
         size = (image.shape[-2], image.shape[-1])
-        call = with_default_target(model, call, clean=rule.channel_weights is not None)
+        output = None
         if rule.uses_gradients:
+            call = with_default_target(call)
             values, grads = layers.gradients(
                 lambda out: call.target.select(out, None), call.inputs, call.args.values, call.n
             )
-        else:
-            values = layers.capture(call.inputs, call.args.values, call.n)
+        else:  # one forward gives the layer values and the unperturbed output (default target, clean scores)
+            values, output = layers.capture(call.inputs, call.args.values, call.n, with_output=True)
+            call = with_default_target(call, output)
             grads = [None] * sum(len(v.leaves) for v in values)
-        ctx = Context(model, call, layers, values, batch_size, show_progress)
+        ctx = Context(model, call, layers, values, output, batch_size, show_progress)
         maps, at = [], 0
         for j, v in enumerate(values):
             a = spatial_map(v.leaves[0].detach(), size, reshape_transform, layers.names[j])
@@ -166,24 +164,32 @@ def cam_transform(
 
     def attribute(inputs: TensorOrTuple, *, target: TargetLike = None, additional_forward_args: Any = None) -> Tensor:
         call = prepare(inputs, target, additional_forward_args, method=name, differentiable=rule.uses_gradients)
+        if not aug_smooth:
+            with evaluating(model):
+                return layer_maps(call)
+        # the six augmentations of example i at rows i * 6 + t; targets and arguments follow their example
+        n, t = call.n, len(AUGMENTATIONS)
+        image = torch.stack([_augment(call.inputs[0], flip, f) for flip, f in AUGMENTATIONS], 1).flatten(0, 1)
+        rows = (image, *(x.repeat_interleave(t, 0) for x in call.inputs[1:]))
+        big = prepare(rows if call.was_tuple else image, repeat_examples(target, n, t),
+                      repeat_examples(additional_forward_args, n, t), method=name, differentiable=False)  # fmt: skip
         with evaluating(model):
-            if aug_smooth:
-                return augmented(call, layer_maps)
-            return layer_maps(call)
+            maps = layer_maps(big).reshape(n, t, *image.shape[-2:])
+        flips = torch.tensor([flip for flip, _ in AUGMENTATIONS], device=maps.device)
+        return torch.where(flips[None, :, None, None], maps.flip(-1), maps).mean(1)
 
     return Attributor(attribute, model, name=name)
 
 
-def with_default_target(model: Callable[..., Any], call: Call, clean: bool) -> Call:
+def with_default_target(call: Call, output: Any = None) -> Call:
     """``target=None`` means each example's predicted class (pytorch-grad-cam's default): read
-    from the output of the same forward (gradient CAMs), or, for CAMs that evaluate perturbed
-    rows (``clean``), from one forward of the unperturbed inputs."""
+    from each row's own output (gradient CAMs), or, given the unperturbed ``output`` (CAMs that
+    evaluate perturbed rows), fixed from it as a class index per example."""
     if call.target.selects:
         return call
-    if not clean:
-        return Call(call.inputs, call.was_tuple, Target(fn=predicted(None), name="target", n=call.n), call.args)
-    with torch.no_grad():
-        out = model_output(model(*call.inputs, *call.args.values), call.n)
+    if output is None:
+        return Call(call.inputs, call.was_tuple, Target(fn=predicted, name="target", n=call.n), call.args)
+    out = model_output(output, call.n)
     classes = out.reshape(call.n, -1).argmax(1)
     if out.dim() > 2:
         classes = torch.stack(torch.unravel_index(classes, out.shape[1:]), 1)
@@ -201,29 +207,6 @@ def combine(maps: list[Tensor], normalize: bool, names: list[str]) -> Tensor:
         )
     out = F.relu(torch.stack(maps, 1)).mean(1)
     return scale(out) if normalize else out
-
-
-def augmented(call: Call, layer_maps: Callable[[Call], Tensor]) -> Tensor:
-    """The mean map over the six test-time augmentations, computed on one batch of ``6 N`` rows
-    (example ``i``'s augmentation ``t`` at row ``i * 6 + t``)."""
-    t = len(AUGMENTATIONS)
-    n = call.n
-    image = torch.stack([_augment(call.inputs[0], flip, f) for flip, f in AUGMENTATIONS], 1).flatten(0, 1)
-    rows = [image, *(x.repeat_interleave(t, 0) for x in call.inputs[1:])]  # only the image is augmented
-    target = call.target
-    if target.per_example is not None:
-        target = Target(per_example=target.per_example.repeat_interleave(t, 0), name=target.name, n=n * t)
-    elif not target.selects:
-        target = Target(name=target.name, n=n * t)
-    else:
-        fn = target.fn.repeat_interleave(t) if isinstance(target.fn, ExampleTargets) else target.fn
-        target = Target(target.fixed, None, fn, target.name, n * t, target.by_row)
-    args = repeat_examples(call.args.values, n, t)
-    big = Call(tuple(rows), call.was_tuple, target, ForwardArgs(args, n * t))
-    maps = layer_maps(big).reshape(n, t, *big.inputs[0].shape[-2:])
-    flips = torch.tensor([flip for flip, _ in AUGMENTATIONS], device=maps.device)
-    maps = torch.where(flips[None, :, None, None], maps.flip(-1), maps)
-    return maps.mean(1)
 
 
 def _augment(x: Tensor, flip: bool, factor: float) -> Tensor:

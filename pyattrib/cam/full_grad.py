@@ -101,7 +101,7 @@ def full_grad(
             raise ArgumentError(f"full_grad: inputs must be images (N, C, H, W), got shape {tuple(image.shape)}")
         size = (image.shape[-2], image.shape[-1])
         with evaluating(model):
-            call = with_default_target(model, call, clean=False)
+            call = with_default_target(call)
             if layers is None:
                 from .._core.kernel import gradients
 

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._core.attributor import Attributor
-from .._core.budget import rows_per_chunk
 from .._core.perturb import evaluate_rows, per_example_outputs
 from ._engine import Context, LayerLike, Rule, cam_transform
 from .gradient import _documented
@@ -21,7 +20,6 @@ from .reshape import ReshapeLike
 
 ABLATION_OFFSET = 1e7  # pytorch-grad-cam's: a channel is set to 0, or to min(A) - 1e7 when A has no zero minimum
 MASK_EPS = 1e-8
-CAM_BUDGET = 2**21  # input elements per forward by default (8 MiB of float32 images)
 
 
 def _score_weights(ctx: Context, j: int, a: Tensor) -> Tensor:
@@ -52,8 +50,7 @@ def _score_weights(ctx: Context, j: int, a: Tensor) -> Tensor:
         mask = (up - lo[:, None, None, None]) / (hi - lo + MASK_EPS)[:, None, None, None]
         return (image[i] * mask, *(x[i] for x in call.inputs[1:]))
 
-    batch = ctx.batch_size if ctx.batch_size is not None else _default_rows(call)
-    scores = evaluate_rows(ctx.model, call, build, examples_t, batch, ctx.show_progress, "Score-CAM")
+    scores = evaluate_rows(ctx.model, call, build, examples_t, ctx.batch_size, ctx.show_progress, "Score-CAM")
     return torch.softmax(scores[torch.stack(where)], dim=-1)
 
 
@@ -64,13 +61,6 @@ def _unique_rows(rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     first = torch.full((len(values),), len(rows), dtype=torch.long, device=rows.device)
     first = first.scatter_reduce(0, inverse, torch.arange(len(rows), device=rows.device), reduce="amin")
     return values, first, inverse
-
-
-def _default_rows(call: Any) -> int:
-    """Rows per forward when ``batch_size`` is None: about ``CAM_BUDGET`` input elements (the
-    forward-only rule of the engine sends one perturbation of the batch at a time, which for
-    hundreds of channels per image is many small forwards)."""
-    return rows_per_chunk(None, call.inputs, 1, CAM_BUDGET)
 
 
 def _ablation_weights(ctx: Context, j: int, a: Tensor, stacked_batch: int | None = None) -> Tensor:
@@ -89,8 +79,7 @@ def _ablation_weights(ctx: Context, j: int, a: Tensor, stacked_batch: int | None
     axis = 1 if same else native.dim() - 1  # channels-first maps, or tokens / grids with channels last
     n, c = a.shape[:2]
     low = native.flatten(1).min(1).values
-    with torch.no_grad():
-        clean = per_example_outputs(call.target, ctx.model(*call.inputs, *call.args.values), None)[:, 0]
+    clean = per_example_outputs(call.target, ctx.output, None)[:, 0]
     grid_i = torch.arange(n, device=a.device).repeat_interleave(c)
     grid_p = torch.arange(c, device=a.device).repeat(n)
     fills = _fills(low, grid_i, grid_p, stacked_batch)
@@ -116,9 +105,8 @@ def _ablation_weights(ctx: Context, j: int, a: Tensor, stacked_batch: int | None
     run = forward
     if len(examples) and not any(call.args.batched) and _prefix_is_replaceable(forward, call, build, examples):
         run = functools.partial(forward, prefix_rows=1)
-    batch = ctx.batch_size if ctx.batch_size is not None else _default_rows(call)
     scores = clean[grid_i].clone()
-    scores[~dead] = evaluate_rows(run, call, build, examples, batch, ctx.show_progress, "Ablation-CAM")
+    scores[~dead] = evaluate_rows(run, call, build, examples, ctx.batch_size, ctx.show_progress, "Ablation-CAM")
     return (clean[:, None] - scores.reshape(n, c)) / clean[:, None]
 
 
