@@ -6,7 +6,7 @@ attributor, and ``attributor(x, target=y)`` returns attributions shaped like ``x
 
 import inspect
 
-from . import cam, concepts, data, influence, lrp_rules, metrics, modules, robust, text
+from . import cam, concepts, data, influence, lrp_rules, metrics, modules, patching, robust, text
 from ._core.attributor import Attributor, checked_transform
 from ._core.inputs import BaselineLike, TensorOrTuple
 from ._core.targets import ExampleTargets, OutputRows, TargetLike, output_rows
