@@ -23,6 +23,7 @@ PACKAGES = {
     "pyattrib": "Attribution methods and wrappers",
     "pyattrib.cam": "Class activation maps: reshapes, projections, blur, segments",
     "pyattrib.owen": "Owen values and feature hierarchies",
+    "pyattrib.patching": "Patching: activation patching, AtP, edges and circuits",
     "pyattrib.lrp_rules": "Layer-wise relevance propagation: rules and the transform",
     "pyattrib.text": "Text and LLMs",
     "pyattrib.metrics": "Evaluating explanations",

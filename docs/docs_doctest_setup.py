@@ -3,7 +3,8 @@
 A small classifier ``model`` (3 classes) with a named hidden ``layer``, a batch ``x`` of
 4 examples with 8 features, labels ``y``, zero ``baselines`` and a seeded ``generator``;
 ``images`` for a small ``cnn`` with a convolution ``conv``; a training set ``train`` of 16
-examples; a tiny language model ``lm`` with its ``tokenizer``.
+examples; a tiny language model ``lm`` with its ``tokenizer``; a 4-head ``gpt2`` with aligned prompts
+``clean_ids`` and ``corrupted_ids`` for patching.
 """
 
 import torch
@@ -38,6 +39,22 @@ def _language_model():
 
 
 tokenizer, lm = _language_model()
+
+
+def _patching_model():
+    """A 2-layer GPT-2 with 4 heads (random weights, eager attention) and two aligned prompts."""
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=60, n_embd=32, n_layer=2, n_head=4, n_positions=16, bos_token_id=0,
+                                     eos_token_id=0, attn_implementation="eager")  # fmt: skip
+    clean = torch.randint(1, 60, (2, 6))
+    corrupted = clean.clone()
+    corrupted[:, 1] = torch.tensor([7, 9])
+    return transformers.GPT2LMHeadModel(config).eval(), clean, corrupted
+
+
+gpt2, clean_ids, corrupted_ids = _patching_model()
 train = torch.utils.data.TensorDataset(torch.randn(16, 8), torch.randint(0, 3, (16,)))
 
 __all__ = [
@@ -54,5 +71,8 @@ __all__ = [
     "conv",
     "tokenizer",
     "lm",
+    "gpt2",
+    "clean_ids",
+    "corrupted_ids",
     "train",
 ]

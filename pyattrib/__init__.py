@@ -102,6 +102,7 @@ __all__ = [
     "owen_values",
     "cam",
     "text",
+    "patching",
     "Attributor",
     "TargetLike",
     "BaselineLike",

@@ -67,6 +67,14 @@ def _namespace(page: str, request) -> dict:
         cnn = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()  # fmt: skip
         ns |= {"cnn": cnn, "conv": cnn[0], "images": torch.rand(2, 3, 8, 8)}
+    if page == "patching.md":
+        import transformers
+
+        config = transformers.GPT2Config(vocab_size=60, n_embd=32, n_layer=2, n_head=4, n_positions=16,
+                                         bos_token_id=0, eos_token_id=0, attn_implementation="eager")  # fmt: skip
+        clean = torch.randint(1, 60, (2, 6), generator=g)
+        corrupted = torch.cat([clean[:, :1], torch.randint(1, 60, (2, 1), generator=g), clean[:, 2:]], 1)
+        ns |= {"gpt2": transformers.GPT2LMHeadModel(config).eval(), "clean_ids": clean, "corrupted_ids": corrupted}
     if page == "transforms.md":
         ns |= {"lam": 0.1, "irrelevant": [0, 1]}
     if page == "concepts.md":

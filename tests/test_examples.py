@@ -135,6 +135,16 @@ def test_sentence_classifier_example(tmp_path, monkeypatch):
     assert all(t in page for t in result["tokens"][0] if t.isalpha())
 
 
+def test_patching_demo(tmp_path, monkeypatch):
+    demo = load("patching")
+    monkeypatch.setattr(demo, "OUT", str(tmp_path))
+    result = demo.main()
+    assert result["accuracy"] > 0.9  # it learned to copy
+    assert result["AtP vs patching"] > 0.9 and result["GradDrop vs |patching|"] > 0.8
+    assert result["circuit recovered"] > 0.8 and len(result["edges"]) == 8
+    assert (tmp_path / "patching.png").stat().st_size > 1000
+
+
 def test_cam_family_demo(tmp_path, monkeypatch):
     demo = load("cam_family")
     monkeypatch.setattr(demo, "OUT", str(tmp_path))

@@ -369,3 +369,40 @@ def test_model_left_as_found_even_after_an_error():
         with pytest.raises(RuntimeError, match="user's metric"):
             run(clean, corrupted)
         check()
+
+
+# -- properties ----------------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+class _Linear(nn.Module):
+    """Tokens -> a linear read-out after ``site``: the metric is linear in the site's value."""
+
+    def __init__(self, t: int, d: int) -> None:
+        super().__init__()
+        self.site, self.out = nn.Linear(d, d), nn.Linear(t * d, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.site(x).flatten(1))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 5), st.sampled_from([4, 8]), st.sampled_from(["noising", "denoising"]))
+def test_atp_is_exact_where_the_metric_is_linear_in_the_site(seed, t, d, direction):  # noqa: D103
+    """First order is exact for a linear metric (AtP = activation patching), and the effects of
+    a value's positions add up to the effect of patching the whole value (linearity)."""
+    torch.manual_seed(seed)
+    model = _Linear(t, d)
+    clean, corrupted = torch.randn(2, t, d), torch.randn(2, t, d)
+    metric = lambda out: out[:, 0]  # noqa: E731
+    sites = pa.patching.positions(model.site)
+    exact = pa.patching.activation_patching(model, sites, metric, direction=direction, score="effect")(clean, corrupted)
+    atp = pa.patching.attribution_patching(model, sites, metric, direction=direction, score="effect")(clean, corrupted)
+    torch.testing.assert_close(atp, exact, atol=1e-4, rtol=1e-4)
+    whole = pa.patching.activation_patching(model, pa.patching.layers(model.site), metric, direction=direction,
+                                            score="normalized")(clean, corrupted)  # fmt: skip
+    torch.testing.assert_close(whole, torch.ones(2, 1), atol=1e-4, rtol=1e-4)  # the site is the whole path
+    gap = (metric(model(corrupted)) - metric(model(clean))).detach()
+    torch.testing.assert_close(exact.sum(-1)[:, 0], gap if direction == "noising" else -gap, atol=1e-4, rtol=1e-4)

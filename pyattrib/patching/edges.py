@@ -32,6 +32,8 @@ class Edges:
         valid: ``(U, V)``: which writer feeds which reader (the writer runs first).
 
     Example:
+        >>> eap = pa.patching.edge_attribution_patching(gpt2, pa.patching.logit_diff(3, 5))
+        >>> edges = eap(clean_ids, corrupted_ids)
         >>> edges.scores.shape == (2, len(edges.writers), len(edges.readers))
         True
     """
@@ -52,7 +54,8 @@ class Edges:
             A ``(U, V)`` boolean tensor.
 
         Example:
-            >>> int(edges.top(5).sum())
+            >>> eap = pa.patching.edge_attribution_patching(gpt2, pa.patching.logit_diff(3, 5))
+            >>> int(eap(clean_ids, corrupted_ids).top(5).sum())
             5
         """
         k = check_count("k", k, 0)
@@ -63,8 +66,19 @@ class Edges:
 
 
 class CircuitScore(NamedTuple):
-    """The metric of a circuit: ``circuit``, ``clean`` and ``corrupted`` are ``(N,)``, and
-    ``recovered = (mean circuit - mean corrupted) / (mean clean - mean corrupted)``."""
+    """The metric of a circuit, from :func:`circuit_faithfulness`.
+
+    Args:
+        circuit: ``(N,)``: the metric with only the circuit's edges carrying clean values.
+        clean: ``(N,)``: the metric of the clean run.
+        corrupted: ``(N,)``: the metric of the corrupted run.
+        recovered: ``(mean circuit - mean corrupted) / (mean clean - mean corrupted)``, a 0-d tensor.
+
+    Example:
+        >>> s = pa.patching.CircuitScore(torch.ones(2), torch.ones(2), torch.zeros(2), torch.tensor(1.0))
+        >>> float(s.recovered)
+        1.0
+    """
 
     circuit: Tensor
     clean: Tensor
@@ -242,7 +256,8 @@ def circuit_faithfulness(
         ``score(clean, corrupted) -> CircuitScore``.
 
     Example:
-        >>> keep = eap(clean_ids, corrupted_ids).top(20)
+        >>> metric = pa.patching.logit_diff(3, 5)
+        >>> keep = pa.patching.edge_attribution_patching(gpt2, metric)(clean_ids, corrupted_ids).top(20)
         >>> score = pa.patching.circuit_faithfulness(gpt2, metric, keep)(clean_ids, corrupted_ids)
         >>> score.circuit.shape
         torch.Size([2])

@@ -6,6 +6,7 @@ percent of attribution mass clipped, values in [-1, 1]); colour bars and keys st
 Needs matplotlib (``pip install pyattrib[viz]``).
 """
 
+from .grid import grid_map
 from .image import image_attr, image_attr_multiple
 from .scale import Normalised, normalise
 from .shap_plots import bar, beeswarm, force, force_html, heatmap, waterfall
@@ -21,6 +22,7 @@ __all__ = [
     "feature_attr",
     "force",
     "force_html",
+    "grid_map",
     "heatmap",
     "image_attr",
     "image_attr_multiple",
