@@ -116,6 +116,10 @@ def test_activation_patching_equals_transformer_lens():
     torch.testing.assert_close(ours["heads"], ref(patching.get_act_patch_attn_head_out_all_pos), atol=1e-5, rtol=1e-5)
     by_pos = ref(patching.get_act_patch_attn_head_out_by_pos)
     torch.testing.assert_close(ours["heads_by_pos"], by_pos, atol=1e-5, rtol=1e-5)
+    qk = {"q": pa.patching.queries(model), "k": pa.patching.keys(model)}
+    ours_qk = pa.patching.activation_patching(model, qk, METRIC, direction="denoising")(clean, corrupted)
+    torch.testing.assert_close(ours_qk["q"], ref(patching.get_act_patch_attn_head_q_by_pos), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours_qk["k"], ref(patching.get_act_patch_attn_head_k_by_pos), atol=1e-5, rtol=1e-5)
     assert ours["resid_pre"].shape == (N, 2, T) and ours["heads_by_pos"].shape == (N, 2, T, 4)
 
 
@@ -245,6 +249,68 @@ def test_attribution_patching_is_the_first_order_formula():
     metric = pa.patching.attribution_patching(model, grids(model), METRIC)(clean, corrupted)
     m_clean = METRIC(model(clean)).detach()
     torch.testing.assert_close(metric["mlp_out"], got["mlp_out"] + m_clean[:, None, None], atol=1e-5, rtol=1e-5)
+
+
+class _Attention(nn.Module):
+    """Attention written by hand, its softmax a functional call."""
+
+    def __init__(self, d: int = 8, h: int = 2) -> None:
+        super().__init__()
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.h = h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, d = x.shape
+        split = lambda y: y.view(n, t, self.h, d // self.h).transpose(1, 2)  # noqa: E731
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        a = torch.nn.functional.softmax(q @ k.transpose(-1, -2) * 3.0, dim=-1)
+        return self.o((a @ v).transpose(1, 2).reshape(n, t, d))
+
+
+class _OneLayer(nn.Module):
+    """One attention layer and a linear read-out: the metric is linear in the attention pattern,
+    and queries and keys reach it only through the pattern."""
+
+    def __init__(self, t: int = 5, d: int = 8) -> None:
+        super().__init__()
+        self.attention, self.out = _Attention(d), nn.Linear(t * d, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out((x + self.attention(x)).flatten(1))
+
+
+@pytest.mark.parametrize("role", ["queries", "keys"])
+def test_qk_fix_is_exact_where_the_metric_is_linear_in_the_pattern(role):
+    torch.manual_seed(0)
+    model = _OneLayer()
+    clean, corrupted = torch.randn(3, 5, 8), torch.randn(3, 5, 8)
+    projection = model.attention.q if role == "queries" else model.attention.k
+    sites = getattr(pa.patching, role)(projections=[projection], n_heads=2, attention=[model.attention])
+    metric = lambda out: out[:, 0]  # noqa: E731
+    exact = pa.patching.activation_patching(model, sites, metric, score="effect")(clean, corrupted)
+    fixed = pa.patching.attribution_patching(model, sites, metric, score="effect", qk_fix=True)(clean, corrupted)
+    plain = pa.patching.attribution_patching(model, sites, metric, score="effect")(clean, corrupted)
+    assert exact.shape == (3, 1, 5, 2)
+    torch.testing.assert_close(fixed, exact, atol=1e-5, rtol=1e-4)
+    assert (plain - exact).abs().max() > 1e-3  # the softmax is not linear: plain AtP is not exact
+
+
+def test_qk_fix_on_gpt2_is_closer_to_activation_patching():
+    model = gpt2()
+    for p in model.parameters():
+        p.data *= 3  # sharper attention, where linearising the softmax fails
+    clean, corrupted = prompts()
+    corrupted = torch.randint(1, V, (N, T), generator=torch.Generator().manual_seed(5))
+    sites = {"q": pa.patching.queries(model), "k": pa.patching.keys(model)}
+    exact = pa.patching.activation_patching(model, sites, METRIC, score="effect")(clean, corrupted)
+    plain = pa.patching.attribution_patching(model, sites, METRIC, score="effect")(clean, corrupted)
+    fixed = pa.patching.attribution_patching(model, sites, METRIC, score="effect", qk_fix=True)(clean, corrupted)
+    for s in sites:
+        assert (fixed[s] - exact[s]).abs().mean() < 0.8 * (plain[s] - exact[s]).abs().mean()
+    star = pa.patching.attribution_patching(model, sites, METRIC, score="effect", qk_fix=True, grad_drop=True)
+    assert star(clean, corrupted)["k"].shape == (N, 2, T, 4)
+    with pytest.raises(ArgumentError, match="query and key sites"):
+        pa.patching.attribution_patching(model, pa.patching.heads(model), METRIC, qk_fix=True)
 
 
 def test_grad_drop_by_hand():

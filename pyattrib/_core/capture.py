@@ -126,6 +126,26 @@ class Layers:
         restores it in ``finally``. Unlike ``register_forward_hook`` this traces under
         torch.compile(fullgraph=True), and the user's own hooks still run around it.
         """
+
+        def call(j: int, forward: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+            if self.to_input:
+                new = on_value(j, args[0] if len(args) == 1 else args)
+                if new is not None:
+                    args = new if len(args) > 1 else (new,)
+                return forward(*args, **kwargs)
+            out = forward(*args, **kwargs)
+            new = on_value(j, out)
+            return out if new is None else new
+
+        with self.around(call):
+            yield
+
+    @contextmanager
+    def around(self, call: Callable[[int, Callable[..., Any], tuple, dict[str, Any]], Any]) -> Iterator[None]:
+        """Each call of layer ``j`` becomes ``call(j, forward, args, kwargs)``, ``forward`` the
+        layer's own: the one interception that :meth:`hooked` and methods needing a layer's whole
+        call (its keyword arguments, ops run inside it) are built on. A layer that runs twice in
+        one forward pass is an error; the instances' ``forward`` is restored in ``finally``."""
         calls = [0] * len(self.modules)
         saved = [m.__dict__.get("forward") for m in self.modules]
 
@@ -138,14 +158,7 @@ class Layers:
                         "call of a layer. Give each use its own module (e.g. separate nn.ReLU instances), or "
                         "choose a layer that runs once."
                     )
-                if self.to_input:
-                    new = on_value(j, args[0] if len(args) == 1 else args)
-                    if new is not None:
-                        args = new if len(args) > 1 else (new,)
-                    return forward(*args, **kwargs)
-                out = forward(*args, **kwargs)
-                new = on_value(j, out)
-                return out if new is None else new
+                return call(j, forward, args, kwargs)
 
             return intercepted
 

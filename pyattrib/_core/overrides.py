@@ -33,7 +33,7 @@ from .pairs import Difference, Rule, _difference, _traced, reads_difference, unp
 from .rules import deconvolution, guided, only_in_modules, output_only, rescale, rescale_max_pool, rescale_softmax
 
 __all__ = [  # the mechanism, and the rules methods import from here
-    "OPS", "Links", "Rules", "active", "apply", "overridden", "unpool", "deconvolution", "guided", "only_in_modules",
+    "OPS", "Links", "Rules", "active", "apply", "observed", "overridden", "unpool", "deconvolution", "guided", "only_in_modules",
     "output_only", "reads_difference", "rescale", "rescale_max_pool", "rescale_softmax",
 ]  # fmt: skip
 from .state import transformed
@@ -412,4 +412,34 @@ def overridden(
 def active(rules: dict[str, Callable[..., Tensor]], handoff: frozenset[str] = frozenset()) -> Iterator[None]:
     """The rules as a plain context, for code that runs the model itself (layer capture)."""
     with Rules(rules, handoff):
+        yield
+
+
+class _Observe(TorchFunctionMode):
+    """Hands each output of the watched op kinds to ``fn(kind, output)``; a returned tensor
+    replaces the output."""
+
+    def __init__(self, kinds: tuple[str, ...], fn: Callable[[str, Tensor], Tensor | None]) -> None:
+        super().__init__()
+        self.kinds, self.fn = kinds, fn
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        kind = _KIND.get(func)
+        if kind is None or kind not in self.kinds:
+            return out
+        new = self.fn(kind, out)
+        return out if new is None else new
+
+
+@contextmanager
+def observed(kinds: tuple[str, ...], fn: Callable[[str, Tensor], Tensor | None]) -> Iterator[None]:
+    """While the block runs, every call of an op of ``kinds`` (keys of :data:`OPS`, in any of
+    its forms) passes its output through ``fn(kind, output)``: read it (an attention pattern
+    from ``F.softmax``), or return a tensor to use instead. Forward only; backward rules are
+    :func:`overridden`'s."""
+    unknown = [k for k in kinds if k not in OPS]
+    if unknown:
+        raise ArgumentError(f"unknown op kinds {unknown}; known: {sorted(OPS)}")
+    with _Observe(tuple(kinds), fn):
         yield

@@ -7,14 +7,14 @@ GradDrop), and the edges between the components of a residual-stream transformer
 (:func:`edge_attribution_patching`, EAP and EAP-IG) with the faithfulness of the circuit they
 make (:func:`circuit_faithfulness`). Sites are grids of masks over module values
 (:func:`layers`, :func:`positions`, :func:`heads`), all built on the capture combinator of
-:mod:`pyattrib._core`: Hugging Face models run unpatched, no re-implementation of the
+``pyattrib._core``: Hugging Face models run unpatched, no re-implementation of the
 architecture.
 """
 
 from .activation import activation_patching, attribution_patching, logit_diff
 from .edges import CircuitScore, Edges, circuit_faithfulness, edge_attribution_patching
 from .graph import Block, Residual, residual_stream
-from .sites import Sites, heads, layers, positions
+from .sites import Sites, heads, keys, layers, positions, queries
 
 __all__ = [
     "Block",
@@ -27,8 +27,10 @@ __all__ = [
     "circuit_faithfulness",
     "edge_attribution_patching",
     "heads",
+    "keys",
     "layers",
     "logit_diff",
     "positions",
+    "queries",
     "residual_stream",
 ]

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +21,7 @@ from torch.utils import _pytree as pytree
 from .._core.budget import GRADIENT_BUDGET, rows_per_chunk
 from .._core.capture import Layers
 from .._core.errors import ArgumentError
+from .._core.overrides import observed
 from .._core.progress import progress
 from .sites import Sites
 
@@ -104,6 +105,23 @@ def check_direction(direction: str) -> None:
         )
 
 
+class Watched(NamedTuple):
+    """An attention module's softmax output at the base run, its gradient, and its call."""
+
+    pattern: Tensor
+    grad: Tensor
+    call: tuple[tuple, dict]
+
+
+class Gradients(NamedTuple):
+    """Each key's value and gradient, the metric, and the watched attention modules."""
+
+    values: list[Tensor]
+    grads: list[Tensor]
+    metric: Tensor
+    watched: list[Watched]
+
+
 class Hooks:
     """The distinct ``(module, to_input)`` pairs of some site grids, intercepted together."""
 
@@ -172,14 +190,19 @@ class Hooks:
         rows: int,
         drop: Sequence[nn.Module] = (),
         replace: Callable[[int, Tensor], Tensor | None] | None = None,
-    ) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        watch: Sequence[nn.Module] = (),
+    ) -> Gradients:
         """Every key's value, ``d sum(metric) / d value`` and the metric, from one forward and
         one backward pass. The derivative is taken at what the model reads at the key, so a
         module's input is differentiated through that module only (not through a skip connection
         that reads the same tensor). ``drop``: modules whose output passes no gradient (GradDrop).
-        ``replace(key, value)``: a value to use instead, before it is differentiated."""
+        ``replace(key, value)``: a value to use instead, before it is differentiated. ``watch``:
+        attention modules whose call (arguments) and softmax output (the pattern, differentiated
+        too) are kept."""
         values: list[Tensor | None] = [None] * len(self.keys)
         grad_mode = torch.is_grad_enabled()
+        calls: list[tuple[tuple, dict] | None] = [None] * len(watch)
+        patterns: list[Tensor | None] = [None] * len(watch)
 
         def swap(q: int, v: Tensor) -> Tensor:
             new = replace(q, v) if replace is not None else None
@@ -189,16 +212,38 @@ class Hooks:
             torch._C._set_grad_enabled(True)
             return values[q].clone()  # type: ignore[union-attr]
 
+        def attend(j: int, forward: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+            calls[j] = (_detached(args), _detached(kwargs))
+
+            def keep(kind: str, pattern: Tensor) -> Tensor:
+                if patterns[j] is not None:
+                    raise ArgumentError("an attention module ran softmax twice in one call; qk_fix reads one pattern")
+                patterns[j] = pattern
+                return pattern.clone()
+
+            with observed(("softmax",), keep):
+                return forward(*args, **kwargs)
+
         with ExitStack() as stack:
             stack.callback(torch._C._set_grad_enabled, grad_mode)
             torch._C._set_grad_enabled(False)
             stack.enter_context(self.on(swap, rows))
             if drop:
                 stack.enter_context(Layers(self.model, list(drop), False).hooked(lambda j, out: _detached(out)))
+            if watch:
+                stack.enter_context(Layers(self.model, list(watch), False).around(attend))
             m = check_metric(metric(batch.run(self.model)), rows)
             self.check_ran(values)
-            grads = torch.autograd.grad(m.sum(), values, allow_unused=True, materialize_grads=True)  # type: ignore[arg-type]
-        return [v.detach() for v in values], list(grads), m.detach()  # type: ignore[union-attr]
+            if any(p is None for p in patterns):
+                raise ArgumentError(
+                    "an attention module computed no softmax: qk_fix needs eager attention "
+                    "(attn_implementation='eager'), where the pattern is F.softmax's output"
+                )
+            targets = [*values, *patterns]
+            grads = torch.autograd.grad(m.sum(), targets, allow_unused=True, materialize_grads=True)  # type: ignore[arg-type]
+        k = len(values)
+        watched = [Watched(p.detach(), g, c) for p, g, c in zip(patterns, grads[k:], calls)]  # type: ignore[union-attr]
+        return Gradients([v.detach() for v in values], list(grads[:k]), m.detach(), watched)  # type: ignore[union-attr]
 
     def check_ran(self, values: list[Any]) -> None:
         missing = [self.keys[q][0] for q, v in enumerate(values) if v is None]

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.state import in_eval
-from ._run import Batch, Hooks, Metric, Prompt, check_direction, check_metric, patched_metrics
+from ._run import Batch, Gradients, Hooks, Metric, Prompt, check_direction, check_metric, patched_metrics
+from .qk import qk_effects
 from .sites import Sites
 
 SiteSpec = Sites | Mapping[str, Sites]
@@ -141,6 +142,7 @@ def attribution_patching(
     direction: str = "noising",
     score: str = "metric",
     grad_drop: bool | Sequence[nn.Module | Sequence[nn.Module]] = False,
+    qk_fix: bool = False,
 ) -> Patcher:
     """Attribution patching (AtP): activation patching's first-order estimate, for every site
     at once from one forward pass of each prompt and one backward pass::
@@ -164,6 +166,7 @@ def attribution_patching(
         grad_drop: False (AtP); True (GradDrop over the attention and MLP modules of each block
             of a GPT-2 or Llama-style model, found as :func:`residual_stream` finds them); or
             the modules to drop, one entry (a module or a list of them) per layer.
+        qk_fix: Recompute the attention softmax for query and key sites (eager attention).
 
     Returns:
         ``patcher(clean, corrupted) -> (N, *grid)`` estimates.
@@ -184,6 +187,9 @@ def attribution_patching(
     grids, names = _grids(sites)
     hooks = Hooks(model, grids)
     drops = _drop_layers(model, grad_drop)
+    watch = [a for s in grids if qk_fix and s.role is not None for a in s.attention or ()]
+    if qk_fix and not watch:
+        raise ArgumentError("qk_fix applies to query and key sites: pass pa.patching.queries(model) or keys(model)")
     if drops and score == "metric":
         raise ArgumentError("grad_drop estimates |effect|, not the metric: pass score='effect' or 'normalized'")
 
@@ -193,18 +199,34 @@ def attribution_patching(
             with torch.no_grad():
                 src, out = hooks.read(source, source.n)
                 m_source = check_metric(metric(out), source.n)
-            at, grads, m_base = hooks.gradients(base, metric, base.n)
+            grad = hooks.gradients(base, metric, base.n, watch=watch)
             if not drops:
-                effects = _first_order(hooks, grids, src, at, grads)
+                effects = _estimates(hooks, grids, qk_fix, base, src, grad)
             else:
                 per_layer = []
                 for layer in drops:
-                    _, g, _ = hooks.gradients(base, metric, base.n, drop=layer)
-                    per_layer.append(_first_order(hooks, grids, src, at, g))
+                    dropped = hooks.gradients(base, metric, base.n, drop=layer, watch=watch)
+                    per_layer.append(_estimates(hooks, grids, qk_fix, base, src, dropped._replace(values=grad.values)))
                 effects = [sum(e[k].abs() for e in per_layer) / (len(drops) - 1) for k in range(len(grids))]
-        return _out([_scored(e, score, m_base, m_source, True) for e in effects], names)
+        return _out([_scored(e, score, grad.metric, m_source, True) for e in effects], names)
 
     return patcher
+
+
+def _estimates(
+    hooks: Hooks, grids: list[Sites], qk: bool, base: Batch, src: list[Tensor], grad: Gradients
+) -> list[Tensor]:
+    """Per grid ``(N, *grid)``: the first-order estimate, or for query and key grids with
+    ``qk``, the estimate through the recomputed attention pattern."""
+    out, row, watched = [], 0, 0
+    for sites, first in zip(grids, _first_order(hooks, grids, src, grad.values, grad.grads)):
+        if qk and sites.role is not None:
+            layers = len(sites.modules)
+            first = qk_effects(hooks, sites, row, base, src, grad.watched[watched : watched + layers])
+            watched += layers
+        out.append(first)
+        row += len(sites.modules)
+    return out
 
 
 def _first_order(
@@ -257,7 +279,7 @@ def logit_diff(correct: int | Tensor, wrong: int | Tensor | None = None, positio
     Example:
         >>> metric = pa.patching.logit_diff(torch.tensor([1, 2]), torch.tensor([2, 1]))
         >>> metric(torch.tensor([[0.0, 1.0, 3.0], [0.0, 5.0, 1.0]]))
-        tensor([-2.,  4.])
+        tensor([-2., -4.])
 
     References:
         - Wang et al., `Interpretability in the Wild: a Circuit for Indirect Object

@@ -204,7 +204,7 @@ def edge_attribution_patching(
         with in_eval(model):
             with torch.no_grad():
                 corr, _ = g.hooks.read(x, x.n)
-            at, grads, _ = g.hooks.gradients(c, metric, c.n)
+            at, grads, _, _ = g.hooks.gradients(c, metric, c.n)
             if method == "eap-ig":
                 grads = _path_gradients(g, c, metric, at[g.start], corr[g.start], n_steps, batch_size, show_progress)
             with torch.no_grad():
@@ -232,7 +232,7 @@ def _path_gradients(
         def replace(q: int, v: Tensor, point: Tensor = point) -> Tensor | None:
             return point if q == g.start else None
 
-        _, grads, _ = g.hooks.gradients(clean.rows(rows), metric, len(rows), replace=replace)
+        grads = g.hooks.gradients(clean.rows(rows), metric, len(rows), replace=replace).grads
         summed = [t.unflatten(0, (len(a), n)).sum(0) for t in grads]
         total = summed if total is None else [s + t for s, t in zip(total, summed)]
     return [t / n_steps for t in total]  # type: ignore[union-attr]

@@ -35,6 +35,11 @@ class Sites:
         n_heads: Heads per module (head kinds): the last dimension of the value is split into
             ``n_heads`` equal slices.
         position_dim: The sequence dimension of the value, counted without the batch dimension.
+        channels: ``(start, stop)``: the part of the value's last dimension that holds the heads
+            (GPT-2's fused ``c_attn`` output holds queries, keys and values side by side).
+        attention: For query and key sites, the attention module each row's heads belong to
+            (where their softmax runs: AtP*'s ``qk_fix`` recomputes it).
+        role: ``"query"``, ``"key"`` or None.
 
     Example:
         >>> s = pa.patching.Sites((nn.Linear(2, 2),), "layer")
@@ -47,6 +52,9 @@ class Sites:
     to_input: bool = False
     n_heads: tuple[int, ...] | None = None
     position_dim: int = 0
+    channels: tuple[int, int] | None = None
+    attention: tuple[nn.Module, ...] | None = None
+    role: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -56,8 +64,20 @@ class Sites:
         if self.kind.startswith("head") and (self.n_heads is None or len(self.n_heads) != len(self.modules)):
             raise ArgumentError("head sites need n_heads, one count per module; use pa.patching.heads(...)")
 
+    def _inner(self, shape: torch.Size) -> torch.Size:
+        """The part of the value the sites live in (``channels`` of the last dimension)."""
+        if self.channels is None:
+            return shape
+        start, stop = self.channels
+        if stop > shape[-1]:
+            raise ArgumentError(f"channels {self.channels} exceed the value's last dimension {shape[-1]}")
+        return torch.Size((*shape[:-1], stop - start))
+
     def sub_grid(self, j: int, shape: torch.Size) -> tuple[int, ...]:
         """The grid of module ``j``'s sites for a value of per-example ``shape``."""
+        return self._grid(j, self._inner(shape))
+
+    def _grid(self, j: int, shape: torch.Size) -> tuple[int, ...]:
         if self.kind == "layer":
             return ()
         if len(shape) <= self.position_dim and self.kind in ("position", "head_position"):
@@ -77,7 +97,15 @@ class Sites:
 
     def masks(self, j: int, shape: torch.Size, device: torch.device) -> Tensor:
         """``(K, *shape)`` booleans: module ``j``'s sites, in the grid's row-major order."""
-        grid = self.sub_grid(j, shape)
+        inner = self._masks(j, self._inner(shape), device)
+        if self.channels is None:
+            return inner
+        masks = inner.new_zeros((len(inner), *shape))
+        masks[..., self.channels[0] : self.channels[1]] = inner
+        return masks
+
+    def _masks(self, j: int, shape: torch.Size, device: torch.device) -> Tensor:
+        grid = self._grid(j, shape)
         if self.kind == "layer":
             return torch.ones((1, *shape), dtype=torch.bool, device=device)
         k = 1
@@ -181,6 +209,128 @@ def heads(
         raise ArgumentError("heads() needs the model (for GPT-2, Llama or BERT), or projections= and n_heads=")
     found = find_heads(model)
     return Sites(tuple(p for p, _ in found), kind, True, tuple(h for _, h in found), position_dim)
+
+
+def queries(
+    model: nn.Module | None = None,
+    *,
+    projections: Sequence[nn.Module] | None = None,
+    n_heads: int | Sequence[int] | None = None,
+    attention: Sequence[nn.Module] | None = None,
+    channels: tuple[int, int] | None = None,
+    by_position: bool = True,
+    position_dim: int = 0,
+) -> Sites:
+    """One site per (layer, position, head) of the attention's queries: the head's slice of the
+    query projection's output; grid ``(L, T, H)`` (``(L, H)`` with ``by_position=False``).
+    Patched, a query changes only its own row of the head's attention pattern, which
+    :func:`attribution_patching`'s ``qk_fix`` recomputes exactly (AtP*).
+
+    With ``model``: Hugging Face GPT-2 (the first third of ``c_attn``), Llama-style
+    (``q_proj``) and BERT-style (``query``) attention. Otherwise pass the projections,
+    ``n_heads``, the attention modules (where each softmax runs) and, for a fused projection,
+    the ``channels`` that hold the queries.
+
+    Args:
+        model: A model whose attention layers are found by the rules above.
+        projections: The query projections, one per layer (instead of ``model``).
+        n_heads: Heads per projection (an int for all), with ``projections``.
+        attention: The attention module of each projection, with ``projections``.
+        channels: ``(start, stop)`` of the projection's output that holds the queries.
+        by_position: One site per (position, head), else per head over all positions.
+        position_dim: The sequence dimension of the projection's output, without the batch.
+
+    Returns:
+        A :class:`Sites` grid with ``role="query"``.
+
+    Example:
+        >>> pa.patching.queries(gpt2).channels
+        (0, 32)
+    """
+    return _qk_sites("query", model, projections, n_heads, attention, channels, by_position, position_dim)
+
+
+def keys(
+    model: nn.Module | None = None,
+    *,
+    projections: Sequence[nn.Module] | None = None,
+    n_heads: int | Sequence[int] | None = None,
+    attention: Sequence[nn.Module] | None = None,
+    channels: tuple[int, int] | None = None,
+    by_position: bool = True,
+    position_dim: int = 0,
+) -> Sites:
+    """One site per (layer, position, head) of the attention's keys (key/value heads where a
+    model shares them); grid ``(L, T, H)``. Patched, a key changes one column of its head's
+    attention pattern (see :func:`queries`, whose arguments these are).
+
+    Args:
+        model: A model whose attention layers are found (GPT-2, Llama-style, BERT-style).
+        projections: The key projections, one per layer (instead of ``model``).
+        n_heads: Heads per projection (an int for all), with ``projections``.
+        attention: The attention module of each projection, with ``projections``.
+        channels: ``(start, stop)`` of the projection's output that holds the keys.
+        by_position: One site per (position, head), else per head over all positions.
+        position_dim: The sequence dimension of the projection's output, without the batch.
+
+    Returns:
+        A :class:`Sites` grid with ``role="key"``.
+
+    Example:
+        >>> pa.patching.keys(gpt2).channels
+        (32, 64)
+    """
+    return _qk_sites("key", model, projections, n_heads, attention, channels, by_position, position_dim)
+
+
+def _qk_sites(
+    role: str,
+    model: nn.Module | None,
+    projections: Sequence[nn.Module] | None,
+    n_heads: int | Sequence[int] | None,
+    attention: Sequence[nn.Module] | None,
+    channels: tuple[int, int] | None,
+    by_position: bool,
+    position_dim: int,
+) -> Sites:
+    kind = "head_position" if by_position else "head"
+    if projections is not None:
+        mods = _module_list(projections)
+        if n_heads is None or attention is None:
+            raise ArgumentError(f"{role} sites from projections= need n_heads= and attention= (one module per layer)")
+        counts = (n_heads,) * len(mods) if isinstance(n_heads, int) else tuple(n_heads)
+        return Sites(mods, kind, False, counts, position_dim, channels, _module_list(attention), role)
+    if model is None:
+        raise ArgumentError(f"{role} sites need the model, or projections=, n_heads= and attention=")
+    found = [hit for m in model.modules() if (hit := _query_key(m, role)) is not None]
+    if not found:
+        raise ArgumentError(
+            f"no attention {role} projections found in {type(model).__name__} (GPT-2, Llama-style, BERT-style are "
+            "known); pass projections=, n_heads= and attention="
+        )
+    spans = {f[2] for f in found}
+    if len(spans) > 1:
+        raise ArgumentError(f"the layers' {role} channels differ ({sorted(spans)}); build the Sites by hand")
+    return Sites(
+        tuple(f[1] for f in found), kind, False, tuple(f[3] for f in found), position_dim, found[0][2],
+        tuple(f[0] for f in found), role,
+    )  # fmt: skip
+
+
+def _query_key(m: nn.Module, role: str) -> tuple[nn.Module, nn.Module, tuple[int, int] | None, int] | None:
+    """``(attention, projection, channels, heads)`` of a query or key projection inside ``m``."""
+    config = getattr(m, "config", None)
+    if isinstance(getattr(m, "c_attn", None), nn.Module) and hasattr(m, "num_heads") and hasattr(m, "split_size"):
+        d = int(m.split_size)  # GPT-2: queries, keys, values side by side
+        return m, m.c_attn, (0, d) if role == "query" else (d, 2 * d), int(m.num_heads)
+    proj = getattr(m, "q_proj" if role == "query" else "k_proj", None)
+    if isinstance(proj, nn.Module) and config is not None:  # Llama, Mistral, Qwen
+        heads = config.num_attention_heads if role == "query" else config.num_key_value_heads
+        return m, proj, None, int(heads or config.num_attention_heads)
+    proj = getattr(m, "query" if role == "query" else "key", None)
+    if isinstance(proj, nn.Module) and hasattr(m, "num_attention_heads"):  # BERT
+        return m, proj, None, int(m.num_attention_heads)
+    return None
 
 
 def find_heads(model: nn.Module) -> list[tuple[nn.Module, int]]:
