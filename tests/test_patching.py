@@ -338,7 +338,7 @@ def test_edge_scores_add_up_to_each_readers_first_order_term():
     biases), so a reader's edge scores sum to ``(r(corrupted) - r(clean)) . d metric / d r``."""
     model = gpt2()
     clean, corrupted = prompts()
-    edges = pa.patching.edge_attribution_patching(model, METRIC)(clean, corrupted)
+    edges = pa.patching.edge_attribution_patching(model, METRIC, by_head=False)(clean, corrupted)
     assert edges.scores.shape == (N, 11, 5) and not edges.scores.requires_grad
     assert edges.writers[:2] == ["embed", "a0.h0"] and edges.readers == ["a0", "m0", "a1", "m1", "logits"]
     blocks = model.transformer.h
@@ -352,6 +352,32 @@ def test_edge_scores_add_up_to_each_readers_first_order_term():
     assert edges.valid[:, 4].all() and edges.scores[:, ~edges.valid].abs().max() == 0
     keep = edges.top(7)
     assert keep.sum() == 7 and not (keep & ~edges.valid).any()
+
+
+def test_head_readers_split_each_attention_reader():
+    """Per head and role (query, key, value), a layer's attention reader splits into 3H readers
+    whose scores add up to the whole layer's; cutting every edge into one head's query equals
+    patching that head's query with its corrupted value."""
+    model = gpt2()
+    clean, corrupted = prompts()
+    heads = pa.patching.edge_attribution_patching(model, METRIC)(clean, corrupted)
+    whole = pa.patching.edge_attribution_patching(model, METRIC, by_head=False)(clean, corrupted)
+    assert heads.scores.shape == (N, 11, 2 * (12 + 1) + 1)
+    assert heads.readers[:5] == ["a0.h0.q", "a0.h1.q", "a0.h2.q", "a0.h3.q", "a0.h0.k"] and heads.readers[12] == "m0"
+    for layer in range(2):
+        part = heads.scores[:, :, 13 * layer : 13 * layer + 12].sum(-1)
+        torch.testing.assert_close(part, whole.scores[:, :, 2 * layer], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(heads.scores[:, :, 12::13], whole.scores[:, :, 1::2], atol=1e-6, rtol=1e-5)
+    keep = torch.ones_like(heads.valid)
+    keep[:, heads.readers.index("a1.h2.q")] = False
+    cut = pa.patching.circuit_faithfulness(model, METRIC, keep)(clean, corrupted).circuit
+    q_sites = pa.patching.queries(model, by_position=False)
+    patched = pa.patching.activation_patching(model, q_sites, METRIC)(clean, corrupted)
+    torch.testing.assert_close(cut, patched[:, 1, 2], atol=1e-5, rtol=1e-5)
+    every = pa.patching.circuit_faithfulness(model, METRIC, torch.ones_like(heads.valid))(clean, corrupted)
+    none = pa.patching.circuit_faithfulness(model, METRIC, torch.zeros_like(heads.valid))(clean, corrupted)
+    torch.testing.assert_close(every.circuit, every.clean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(none.circuit, none.corrupted, atol=1e-5, rtol=1e-5)
 
 
 def test_eap_ig_steps():
@@ -371,12 +397,14 @@ def test_eap_ig_steps():
 def test_circuit_faithfulness_ends():
     model = gpt2()
     clean, corrupted = prompts()
-    edges = pa.patching.edge_attribution_patching(model, METRIC)(clean, corrupted)
-    every = pa.patching.circuit_faithfulness(model, METRIC, torch.ones_like(edges.valid))(clean, corrupted)
+    edges = pa.patching.edge_attribution_patching(model, METRIC, by_head=False)(clean, corrupted)
+    every = pa.patching.circuit_faithfulness(model, METRIC, torch.ones_like(edges.valid), by_head=False)
+    every = every(clean, corrupted)
     torch.testing.assert_close(every.circuit, every.clean, atol=1e-5, rtol=1e-5)
-    none = pa.patching.circuit_faithfulness(model, METRIC, torch.zeros_like(edges.valid))(clean, corrupted)
+    none = pa.patching.circuit_faithfulness(model, METRIC, torch.zeros_like(edges.valid), by_head=False)
+    none = none(clean, corrupted)
     torch.testing.assert_close(none.circuit, none.corrupted, atol=1e-5, rtol=1e-5)
-    some = pa.patching.circuit_faithfulness(model, METRIC, edges.top(10))(clean, corrupted)
+    some = pa.patching.circuit_faithfulness(model, METRIC, edges.top(10), by_head=False)(clean, corrupted)
     assert not torch.allclose(some.circuit, some.clean) and some.recovered.shape == ()
 
 

@@ -12,14 +12,16 @@ architecture.
 """
 
 from .activation import activation_patching, attribution_patching, logit_diff
-from .edges import CircuitScore, Edges, circuit_faithfulness, edge_attribution_patching
-from .graph import Block, Residual, residual_stream
+from .circuit import CircuitScore, circuit_faithfulness
+from .edges import Edges, edge_attribution_patching
+from .graph import Block, Read, Residual, residual_stream
 from .sites import Sites, heads, keys, layers, positions, queries
 
 __all__ = [
     "Block",
     "CircuitScore",
     "Edges",
+    "Read",
     "Residual",
     "Sites",
     "activation_patching",

@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from .._core.errors import ArgumentError, check_batch_size, check_count
 from .._core.progress import progress
 from .._core.state import in_eval
-from ._run import Batch, Hooks, Metric, Prompt, check_metric, sites_per_chunk
-from .graph import Residual, residual_stream
+from ._run import Batch, Hooks, Metric, Prompt, sites_per_chunk
+from .graph import Read, Residual, residual_stream
 from .sites import layers
 
 METHODS = ("eap", "eap-ig")
@@ -65,33 +65,25 @@ class Edges:
         return keep
 
 
-class CircuitScore(NamedTuple):
-    """The metric of a circuit, from :func:`circuit_faithfulness`.
+class _Reader(NamedTuple):
+    """A reader: ``kind`` ``"attn"`` (all heads), ``"head"``, ``"mlp"`` or ``"logits"``; its
+    layer; for a head, the block's read (role) index and the head."""
 
-    Args:
-        circuit: ``(N,)``: the metric with only the circuit's edges carrying clean values.
-        clean: ``(N,)``: the metric of the clean run.
-        corrupted: ``(N,)``: the metric of the corrupted run.
-        recovered: ``(mean circuit - mean corrupted) / (mean clean - mean corrupted)``, a 0-d tensor.
-
-    Example:
-        >>> s = pa.patching.CircuitScore(torch.ones(2), torch.ones(2), torch.zeros(2), torch.tensor(1.0))
-        >>> float(s.recovered)
-        1.0
-    """
-
-    circuit: Tensor
-    clean: Tensor
-    corrupted: Tensor
-    recovered: Tensor
+    kind: str
+    layer: int
+    read: int = -1
+    head: int = -1
 
 
 class _Graph:
-    """The hooks of a residual stream: a key per reader (norm inputs), per head-writing
-    projection input, per MLP output and the first block's input."""
+    """The hooks of a residual stream: a key per normalisation input (readers), per input of an
+    attention's output projection (head writes), per MLP output, per query/key/value projection
+    output (head readers) and the first block's input."""
 
-    def __init__(self, model: nn.Module, graph: Residual) -> None:
+    def __init__(self, model: nn.Module, graph: Residual, by_head: bool = True) -> None:
         b = graph.blocks
+        self.by_head = by_head and all(x.reads for x in b)
+        self.read_modules = [list({id(r.module): r.module for r in x.reads}.values()) for x in b]
         grids = [
             layers([x.attn_norm for x in b], to_input=True),
             layers([x.mlp_norm for x in b], to_input=True),
@@ -99,26 +91,42 @@ class _Graph:
             layers([x.projection for x in b], to_input=True),
             layers([x.mlp for x in b]),
         ]
+        if self.by_head:
+            grids.append(layers([m for ms in self.read_modules for m in ms]))
         if b[0].module is not None:
             grids.append(layers(b[0].module, to_input=True))
         self.hooks = Hooks(model, grids)
-        n = len(b)
-        k = self.hooks.key_of
+        n, k = len(b), self.hooks.key_of
         self.attn_in, self.mlp_in, self.final = k[:n], k[n : 2 * n], k[2 * n]
         self.proj, self.mlp_out = k[2 * n + 1 : 3 * n + 1], k[3 * n + 1 : 4 * n + 1]
-        self.start = k[4 * n + 1] if b[0].module is not None else None
+        at = 4 * n + 1
+        self.read_keys: list[list[int]] = []
+        if self.by_head:
+            for ms in self.read_modules:
+                self.read_keys.append(k[at : at + len(ms)])
+                at += len(ms)
+        self.start = k[at] if b[0].module is not None else None
         self.graph = graph
-        self.readers = [q for layer in range(n) for q in (self.attn_in[layer], self.mlp_in[layer])] + [self.final]
-        writer_layer = [-1] + [layer for layer, x in enumerate(b) for _ in range(x.n_heads + 1)]
-        writer_is_mlp = [False] + [h == x.n_heads for x in b for h in range(x.n_heads + 1)]
-        reader_layer = [layer for layer in range(n) for _ in range(2)] + [n]
-        reader_is_mlp = [j % 2 == 1 for j in range(2 * n)] + [True]
+        self.readers: list[_Reader] = []
+        for layer, x in enumerate(b):
+            if self.by_head:
+                self.readers += [_Reader("head", layer, j, h) for j, r in enumerate(x.reads) for h in range(r.n_heads)]
+            else:
+                self.readers.append(_Reader("attn", layer))
+            self.readers.append(_Reader("mlp", layer))
+        self.readers.append(_Reader("logits", n))
+        writers = [(-1, False)] + [(layer, h == x.n_heads) for layer, x in enumerate(b) for h in range(x.n_heads + 1)]
         self.valid = torch.tensor(
             [
-                [wl < rl or (wl == rl and not wm and rm) for rl, rm in zip(reader_layer, reader_is_mlp)]
-                for wl, wm in zip(writer_layer, writer_is_mlp)
+                [wl < r.layer or (wl == r.layer and not wm and r.kind == "mlp") for r in self.readers]
+                for wl, wm in writers
             ]
         )
+        spans, first = [], 1  # writer rows of each layer's heads
+        for x in b:
+            spans.append((first, first + x.n_heads))
+            first += x.n_heads + 1
+        self.spans = spans
 
     def writes(self, delta: list[Tensor]) -> Tensor:
         """``(N, U, T, D)``: each writer's write to the residual stream for key values ``delta``
@@ -127,6 +135,50 @@ class _Graph:
         for layer, b in enumerate(self.graph.blocks):
             out += [head_writes(b.projection, delta[self.proj[layer]], b.n_heads), delta[self.mlp_out[layer]][:, None]]
         return torch.cat(out, dim=1)
+
+    def reads(self, values: list[Tensor], grads: list[Tensor]) -> Tensor:
+        """``(N, V, T, D)``: the metric's derivative at each reader's input."""
+        out: list[Tensor] = []
+        for layer, b in enumerate(self.graph.blocks):
+            if self.by_head:
+                out += list(self.head_reads(layer, values[self.attn_in[layer]], grads).unbind(1))
+            else:
+                out.append(grads[self.attn_in[layer]])
+            out.append(grads[self.mlp_in[layer]])
+        out.append(grads[self.final])
+        return torch.stack(out, dim=1)
+
+    def project(self, layer: int, x: Tensor) -> tuple[Tensor, ...]:
+        """The layer's query/key/value projections of ``attn_norm(x)``, one output per module."""
+        b = self.graph.blocks[layer]
+        h = type(b.attn_norm).forward(b.attn_norm, x)  # the modules' own forwards, past any interception
+        return tuple(type(m).forward(m, h) for m in self.read_modules[layer])
+
+    def head_reads(self, layer: int, x: Tensor, grads: list[Tensor]) -> Tensor:
+        """``(N, K, T, D)``: the derivative at the attention's input through each head and role
+        alone: the projections' output gradients, one head's channels each, pulled back through
+        the projection and the normalisation (one vjp, vmapped over the heads)."""
+        b, mods = self.graph.blocks[layer], self.read_modules[layer]
+        outs = [grads[q] for q in self.read_keys[layer]]
+        cotangents = [[] for _ in mods]  # type: list[list[Tensor]]
+        for r in b.reads:
+            j = next(i for i, m in enumerate(mods) if m is r.module)
+            for h in range(r.n_heads):
+                for i, g in enumerate(outs):
+                    cotangents[i].append(g * _head_mask(r, h, g) if i == j else torch.zeros_like(g))
+        _, pull = torch.func.vjp(lambda x: self.project(layer, x), x.detach())
+        with torch.no_grad():
+            per_head = torch.func.vmap(pull)(tuple(torch.stack(c) for c in cotangents))[0]
+        return per_head.transpose(0, 1)
+
+
+def _head_mask(read: Read, head: int, like: Tensor) -> Tensor:
+    """``(D_out,)``: ones on head ``head``'s channels of ``read`` in its projection's output."""
+    start, stop = read.channels if read.channels is not None else (0, like.shape[-1])
+    width = (stop - start) // read.n_heads
+    mask = torch.zeros(like.shape[-1], dtype=like.dtype, device=like.device)
+    mask[start + head * width : start + (head + 1) * width] = 1
+    return mask
 
 
 def head_writes(projection: nn.Module, z: Tensor, n_heads: int, keep: Tensor | None = None) -> Tensor:
@@ -148,23 +200,24 @@ def edge_attribution_patching(
     *,
     method: str = "eap",
     n_steps: int = 5,
+    by_head: bool = True,
     graph: Residual | None = None,
     batch_size: int | None = None,
     show_progress: bool = False,
 ) -> Callable[[Prompt, Prompt], Edges]:
     """Edge attribution patching: a score for every edge of the residual stream's graph, from
-    writers (embeddings, each attention head, each MLP) to readers (each layer's attention,
-    each MLP, the logits)::
+    writers (embeddings, each attention head, each MLP) to readers (each attention head's
+    query, key and value inputs, each MLP, the logits)::
 
         EAP:     s(u -> v) = (w_u(corrupted) - w_u(clean)) . d metric / d r_v |_clean
         EAP-IG:  s(u -> v) = (w_u(corrupted) - w_u(clean)) . 1/m sum_k d metric / d r_v |_(e' + k/m (e - e'))
 
     ``w_u`` is what writer ``u`` adds to the residual stream, ``r_v`` the input of reader ``v``'s
-    normalisation (so the derivative is through ``v`` only), ``e`` and ``e'`` the clean and
-    corrupted embeddings (the first block's input), ``m = n_steps``. EAP costs one forward of
-    each prompt and one backward; EAP-IG ``n_steps`` forward and backward passes more, batched
-    in chunks of ``batch_size`` rows. A reader's heads share one input here: edges end at a
-    layer's attention as a whole.
+    normalisation (so the derivative is through ``v`` only; for a head's query, key or value,
+    through that head's slice of the projection only), ``e`` and ``e'`` the clean and corrupted
+    embeddings (the first block's input), ``m = n_steps``. EAP costs one forward of each prompt
+    and one backward; EAP-IG ``n_steps`` forward and backward passes more, batched in chunks of
+    ``batch_size`` rows. The head readers' derivatives come from one vjp per layer.
 
     Args:
         model: A pre-norm residual-stream transformer (Hugging Face GPT-2 or Llama-style, or
@@ -172,6 +225,7 @@ def edge_attribution_patching(
         metric: ``model output -> (N,)``, differentiable.
         method: ``"eap"`` or ``"eap-ig"``.
         n_steps: Interpolation steps of EAP-IG.
+        by_head: Readers per head and role (``a{l}.h{h}.q/k/v``); False: one per attention layer.
         graph: The model's :class:`Residual` (found by :func:`residual_stream` when None).
         batch_size: Most rows per forward pass of EAP-IG; None lets pyattrib choose.
         show_progress: A progress bar over EAP-IG's chunks.
@@ -181,8 +235,9 @@ def edge_attribution_patching(
 
     Example:
         >>> eap = pa.patching.edge_attribution_patching(gpt2, pa.patching.logit_diff(3, 5))
-        >>> eap(clean_ids, corrupted_ids).top(10).sum()
-        tensor(10)
+        >>> edges = eap(clean_ids, corrupted_ids)
+        >>> edges.readers[:3], int(edges.top(10).sum())
+        (['a0.h0.q', 'a0.h1.q', 'a0.h2.q'], 10)
 
     References:
         - Syed, Rager & Conmy, `Attribution Patching Outperforms Automated Circuit Discovery
@@ -194,7 +249,7 @@ def edge_attribution_patching(
         raise ArgumentError(f"method={method!r}; choose 'eap' or 'eap-ig'")
     n_steps = check_count("n_steps", n_steps)
     check_batch_size(batch_size)
-    g = _Graph(model, graph if graph is not None else residual_stream(model))
+    g = _Graph(model, graph if graph is not None else residual_stream(model), by_head)
     if method == "eap-ig" and g.start is None:
         raise ArgumentError("EAP-IG interpolates the first block's input: give the Block its module= (the block)")
 
@@ -206,24 +261,26 @@ def edge_attribution_patching(
                 corr, _ = g.hooks.read(x, x.n)
             at, grads, _, _ = g.hooks.gradients(c, metric, c.n)
             if method == "eap-ig":
-                grads = _path_gradients(g, c, metric, at[g.start], corr[g.start], n_steps, batch_size, show_progress)
+                reads = _path_reads(g, c, metric, at[g.start], corr[g.start], n_steps, batch_size, show_progress)
+            else:
+                reads = g.reads(at, grads)
             with torch.no_grad():
                 writes = g.writes([a - b for a, b in zip(corr, at)])
-                reads = torch.stack([grads[q] for q in g.readers], dim=1)
                 scores = torch.einsum("nup,nvp->nuv", writes.flatten(2), reads.flatten(2))
         valid = g.valid.to(scores.device)
-        return Edges(scores * valid, g.graph.writers(), g.graph.readers(), valid)
+        return Edges(scores * valid, g.graph.writers(), g.graph.readers(g.by_head), valid)
 
     return patcher
 
 
-def _path_gradients(
+def _path_reads(
     g: _Graph, clean: Batch, metric: Metric, e: Tensor, e0: Tensor, n_steps: int, batch_size: int | None, show: bool
-) -> list[Tensor]:
-    """Each key's gradient averaged over the inputs ``e0 + k/m (e - e0)``, ``k = 1..m``."""
+) -> Tensor:
+    """``(N, V, T, D)``: each reader's derivative averaged over the inputs ``e0 + k/m (e - e0)``,
+    ``k = 1..m`` (the head readers' pulled back at each point's own normalisation input)."""
     n, step = clean.n, sites_per_chunk(batch_size, clean)
     alphas = torch.arange(1, n_steps + 1, dtype=e.dtype, device=e.device) / n_steps
-    total: list[Tensor] | None = None
+    total: Tensor | None = None
     for first in progress(range(0, n_steps, step), show, "EAP-IG", -(-n_steps // step)):
         a = alphas[first : first + step]
         rows = torch.arange(n, device=e.device).repeat(len(a))
@@ -232,83 +289,7 @@ def _path_gradients(
         def replace(q: int, v: Tensor, point: Tensor = point) -> Tensor | None:
             return point if q == g.start else None
 
-        grads = g.hooks.gradients(clean.rows(rows), metric, len(rows), replace=replace).grads
-        summed = [t.unflatten(0, (len(a), n)).sum(0) for t in grads]
-        total = summed if total is None else [s + t for s, t in zip(total, summed)]
-    return [t / n_steps for t in total]  # type: ignore[union-attr]
-
-
-def circuit_faithfulness(
-    model: nn.Module, metric: Metric, keep: Tensor, *, graph: Residual | None = None
-) -> Callable[[Prompt, Prompt], CircuitScore]:
-    """The metric of a circuit: the clean run with every edge outside ``keep`` carrying its
-    corrupted value, each reader's input ``r_v + sum_{u -> v not kept} (w_u(corrupted) - w_u)``
-    with ``w_u`` the writer's value in this run. ``recovered`` is the fraction of the
-    clean-corrupted gap the circuit keeps (1: all of it).
-
-    Args:
-        model: The model :func:`edge_attribution_patching` scored.
-        metric: ``model output -> (N,)``.
-        keep: ``(U, V)`` booleans, e.g. ``edges.top(k)``.
-        graph: The model's :class:`Residual` (found by :func:`residual_stream` when None).
-
-    Returns:
-        ``score(clean, corrupted) -> CircuitScore``.
-
-    Example:
-        >>> metric = pa.patching.logit_diff(3, 5)
-        >>> keep = pa.patching.edge_attribution_patching(gpt2, metric)(clean_ids, corrupted_ids).top(20)
-        >>> score = pa.patching.circuit_faithfulness(gpt2, metric, keep)(clean_ids, corrupted_ids)
-        >>> score.circuit.shape
-        torch.Size([2])
-
-    References:
-        - Hanna, Pezzelle & Belinkov, `Have Faith in Faithfulness: Going Beyond Circuit Overlap
-          When Finding Model Mechanisms <https://arxiv.org/abs/2403.17806>`_, COLM 2024.
-    """
-    g = _Graph(model, graph if graph is not None else residual_stream(model))
-    if not isinstance(keep, Tensor) or keep.shape != g.valid.shape:
-        raise ArgumentError(
-            f"keep must be a ({g.valid.shape[0]}, {g.valid.shape[1]}) boolean tensor, e.g. edges.top(k)"
-        )
-    cut = (~keep.bool().cpu()) & g.valid
-    blocks = g.graph.blocks
-    spans, at = [], 1  # writer rows of each layer's heads
-    for b in blocks:
-        spans.append((at, at + b.n_heads))
-        at += b.n_heads + 1
-
-    def patcher(clean: Prompt, corrupted: Prompt) -> CircuitScore:
-        c, x = Batch.of(clean, "clean"), Batch.of(corrupted, "corrupted")
-        c.check_aligned(x, ("clean", "corrupted"))
-        with in_eval(model), torch.no_grad():
-            corr, out = g.hooks.read(x, x.n)
-            m_corr = check_metric(metric(out), x.n)
-            m_clean = check_metric(metric(c.run(model)), c.n)
-            now: dict[int, Tensor] = {}
-
-            def edit(q: int, v: Tensor) -> Tensor | None:
-                if q == g.attn_in[0]:
-                    now[-1] = v  # the embeddings
-                if q not in g.readers:
-                    now[q] = v
-                    return None
-                col = cut[:, g.readers.index(q)].to(v.device)
-                if not col.any():
-                    return None
-                add = (corr[g.attn_in[0]] - now[-1]) if col[0] else torch.zeros_like(v)
-                for layer, b in enumerate(blocks):
-                    lo, hi = spans[layer]
-                    if col[lo:hi].any() and g.proj[layer] in now:
-                        dz = corr[g.proj[layer]] - now[g.proj[layer]]
-                        add = add + head_writes(b.projection, dz, b.n_heads, col[lo:hi])
-                    if col[hi] and g.mlp_out[layer] in now:
-                        add = add + corr[g.mlp_out[layer]] - now[g.mlp_out[layer]]
-                return v + add
-
-            with g.hooks.on(edit, c.n):
-                m = check_metric(metric(c.run(model)), c.n)
-        recovered = (m.mean() - m_corr.mean()) / (m_clean.mean() - m_corr.mean())
-        return CircuitScore(m, m_clean, m_corr, recovered)
-
-    return patcher
+        run = g.hooks.gradients(clean.rows(rows), metric, len(rows), replace=replace)
+        summed = g.reads(run.values, run.grads).unflatten(0, (len(a), n)).sum(0)
+        total = summed if total is None else total + summed
+    return total / n_steps  # type: ignore[operator]

@@ -1,11 +1,13 @@
 """A residual-stream transformer seen as a graph: components that write to the residual
 stream (the embeddings, each attention head, each MLP) and components that read it (each
-layer's attention, each MLP, the logits), found from a Hugging Face model's own modules.
+attention head's query, key and value inputs, each MLP, the logits), found from a Hugging
+Face model's own modules.
 
-Reads are the inputs of the normalisations in front of each reader (pre-norm blocks), so
-the derivative at a reader is taken through that reader only, not through the skip
-connection beside it. Head writes come from the input of the attention's output projection,
-split into heads.
+A reader's input is the input of the normalisation in front of it (pre-norm blocks), so the
+derivative at a reader is taken through that reader only, not through the skip connection
+beside it; a head's query, key or value input is that input seen through the head's own
+slice of the projection. Head writes come from the input of the attention's output
+projection, split into heads.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .._core.errors import ArgumentError
-from .sites import _attention
+from .sites import ROLES, _attention, _query_key
 
 # (attention norm, attention, MLP norm, MLP) child names of a pre-norm block, by family
 _BLOCKS = (
@@ -23,6 +25,28 @@ _BLOCKS = (
     ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp"),  # Llama, Mistral, Qwen
 )
 _FINAL = ("ln_f", "norm", "final_layernorm")
+
+
+@dataclass(frozen=True)
+class Read:
+    """How the attention reads its normalised input for one role: the heads' slices of a
+    projection's output.
+
+    Args:
+        role: ``"query"``, ``"key"`` or ``"value"``.
+        module: The projection (GPT-2's fused ``c_attn`` serves all three roles).
+        channels: ``(start, stop)`` of the projection's output that holds this role, or None.
+        n_heads: The heads among which those channels are split.
+
+    Example:
+        >>> pa.patching.residual_stream(gpt2).blocks[0].reads[1].channels
+        (32, 64)
+    """
+
+    role: str
+    module: nn.Module
+    channels: tuple[int, int] | None
+    n_heads: int
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,8 @@ class Block:
         mlp: The MLP module.
         module: The block itself (its input is the residual stream; EAP-IG interpolates the
             first block's input).
+        reads: The query, key and value projections (:class:`Read`), for edges that end at one
+            head's input; empty, edges end at the attention as a whole.
 
     Example:
         >>> b = pa.patching.residual_stream(gpt2).blocks[0]
@@ -53,6 +79,7 @@ class Block:
     mlp_norm: nn.Module
     mlp: nn.Module
     module: nn.Module | None = None
+    reads: tuple[Read, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,15 +101,42 @@ class Residual:
     final_norm: nn.Module
 
     def writers(self) -> list[str]:
-        """Names of the writing components: ``embed``, ``a{l}.h{h}``, ``m{l}``, in order."""
+        """Names of the writing components: ``embed``, ``a{l}.h{h}``, ``m{l}``, in order.
+
+        Returns:
+            A list of names.
+
+        Example:
+            >>> pa.patching.residual_stream(gpt2).writers()[:3]
+            ['embed', 'a0.h0', 'a0.h1']
+        """
         out = ["embed"]
         for layer, b in enumerate(self.blocks):
             out += [f"a{layer}.h{h}" for h in range(b.n_heads)] + [f"m{layer}"]
         return out
 
-    def readers(self) -> list[str]:
-        """Names of the reading components: ``a{l}``, ``m{l}``, ``logits``, in order."""
-        return [f"{k}{layer}" for layer in range(len(self.blocks)) for k in ("a", "m")] + ["logits"]
+    def readers(self, by_head: bool = True) -> list[str]:
+        """Names of the reading components, in order: ``a{l}.h{h}.q`` / ``.k`` / ``.v`` (or
+        ``a{l}`` for a whole attention), ``m{l}``, ``logits``.
+
+        Args:
+            by_head: One reader per head and role (where the blocks have ``reads``).
+
+        Returns:
+            A list of names.
+
+        Example:
+            >>> pa.patching.residual_stream(gpt2).readers(by_head=False)
+            ['a0', 'm0', 'a1', 'm1', 'logits']
+        """
+        out = []
+        for layer, b in enumerate(self.blocks):
+            if by_head and b.reads:
+                out += [f"a{layer}.h{h}.{r.role[0]}" for r in b.reads for h in range(r.n_heads)]
+            else:
+                out.append(f"a{layer}")
+            out.append(f"m{layer}")
+        return out + ["logits"]
 
 
 def residual_stream(model: nn.Module) -> Residual:
@@ -113,7 +167,8 @@ def residual_stream(model: nn.Module) -> Residual:
                 found = _attention(attn)
                 if found is None:
                     break
-                blocks.append(Block(norm1, attn, found[0], found[1], norm2, mlp, b))
+                reads = tuple(Read(r, *hit[1:]) for r in ROLES if (hit := _query_key(attn, r)) is not None)
+                blocks.append(Block(norm1, attn, found[0], found[1], norm2, mlp, b, reads if len(reads) == 3 else ()))
             else:
                 return Residual(tuple(blocks), final)
     raise ArgumentError(

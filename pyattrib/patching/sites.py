@@ -317,17 +317,21 @@ def _qk_sites(
     )  # fmt: skip
 
 
+ROLES = ("query", "key", "value")
+
+
 def _query_key(m: nn.Module, role: str) -> tuple[nn.Module, nn.Module, tuple[int, int] | None, int] | None:
-    """``(attention, projection, channels, heads)`` of a query or key projection inside ``m``."""
+    """``(attention, projection, channels, heads)`` of the query, key or value projection of ``m``."""
     config = getattr(m, "config", None)
+    at = ROLES.index(role)
     if isinstance(getattr(m, "c_attn", None), nn.Module) and hasattr(m, "num_heads") and hasattr(m, "split_size"):
         d = int(m.split_size)  # GPT-2: queries, keys, values side by side
-        return m, m.c_attn, (0, d) if role == "query" else (d, 2 * d), int(m.num_heads)
-    proj = getattr(m, "q_proj" if role == "query" else "k_proj", None)
+        return m, m.c_attn, (at * d, (at + 1) * d), int(m.num_heads)
+    proj = getattr(m, ("q_proj", "k_proj", "v_proj")[at], None)
     if isinstance(proj, nn.Module) and config is not None:  # Llama, Mistral, Qwen
         heads = config.num_attention_heads if role == "query" else config.num_key_value_heads
         return m, proj, None, int(heads or config.num_attention_heads)
-    proj = getattr(m, "query" if role == "query" else "key", None)
+    proj = getattr(m, role, None)
     if isinstance(proj, nn.Module) and hasattr(m, "num_attention_heads"):  # BERT
         return m, proj, None, int(m.num_attention_heads)
     return None
