@@ -2,10 +2,11 @@
 =====================================
 
 Trains a tiny attention-only transformer (a Hugging Face GPT-2 with 2 layers, 4 heads, d=64 and
-its MLPs removed) in seconds on sequences it generates: 12 random tokens, then the same 12
-again, so the second half can be predicted by copying (induction). Then asks which components
-carry the behaviour, with a clean prompt (a repeated sequence) and a corrupted one (the first
-half replaced by other tokens, so there is nothing to copy):
+its MLPs removed) in seconds on sequences it generates: random filler, then a random segment
+of 6 to 12 tokens twice, so the second copy can be predicted by copying from the first
+(induction: the segment's length varies, so no fixed offset does it). Then asks which
+components carry the behaviour, with a clean prompt (a repeated segment) and a corrupted one
+(the first copy replaced by other tokens, so there is nothing to copy):
 
 - activation patching over every (layer, head) and every (layer, position) of the residual
   stream, ``pa.patching.activation_patching`` (denoising: clean values patched into the
@@ -30,7 +31,7 @@ from pyattrib import viz
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # gallery: cwd
 OUT = os.path.join(HERE, "out")
-VOCAB, HALF = 64, 12
+VOCAB, HALF, FILLER = 64, 12, 8  # filler tokens 1-7, segment tokens 8-63
 
 
 class NoMLP(nn.Module):
@@ -54,35 +55,42 @@ def make_model(seed: int = 0) -> nn.Module:
     return model
 
 
-def repeated(n: int, generator: torch.Generator) -> torch.Tensor:
-    first = torch.randint(1, VOCAB, (n, HALF), generator=generator)
-    return torch.cat([first, first], dim=1)
+def repeated(n: int, generator: torch.Generator, length: int | None = None) -> tuple[torch.Tensor, int]:
+    """Random filler, then a random segment twice: ``2 * HALF`` tokens. The segment's length
+    varies (6 to ``HALF``), so the copy's offset does too and only induction predicts it."""
+    length = length or int(torch.randint(6, HALF + 1, (), generator=generator))
+    filler = torch.randint(1, FILLER, (n, 2 * (HALF - length)), generator=generator)
+    segment = FILLER + torch.rand(n, VOCAB - FILLER, generator=generator).argsort(1)[:, :length]  # no repeats
+    return torch.cat([filler, segment, segment], dim=1), length
 
 
-def train(steps: int = 400, seed: int = 0) -> tuple[nn.Module, float]:
+def train(steps: int = 1500, seed: int = 0) -> tuple[nn.Module, float]:
     model = make_model(seed)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
-        x = repeated(64, g)
-        logits = model(x).logits[:, HALF:-1]  # the second half, predicted from copies
-        loss = nn.functional.cross_entropy(logits.reshape(-1, VOCAB), x[:, HALF + 1 :].reshape(-1))
+        x, length = repeated(64, g)
+        copies = slice(2 * HALF - length, -1)  # the second copy, each token predicted from the first
+        logits = model(x).logits[:, copies]
+        loss = nn.functional.cross_entropy(logits.reshape(-1, VOCAB), x[:, copies.start + 1 :].reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    x = repeated(256, g)
+    x, length = repeated(256, g, HALF - 3)
+    copies = slice(2 * HALF - length, -1)
     with torch.no_grad():
-        accuracy = (model(x).logits[:, HALF:-1].argmax(-1) == x[:, HALF + 1 :]).float().mean().item()
+        accuracy = (model(x).logits[:, copies].argmax(-1) == x[:, copies.start + 1 :]).float().mean().item()
     return model, accuracy
 
 
-def main(steps: int = 400, n_prompts: int = 16) -> dict:
+def main(steps: int = 1500, n_prompts: int = 16) -> dict:
     model, accuracy = train(steps)
     g = torch.Generator().manual_seed(1)
-    clean = repeated(n_prompts, g)
+    clean, length = repeated(n_prompts, g, HALF - 3)
     corrupted = clean.clone()
-    corrupted[:, :HALF] = torch.randint(1, VOCAB, (n_prompts, HALF), generator=g)  # nothing to copy
+    first = slice(2 * (HALF - length), 2 * (HALF - length) + length)
+    corrupted[:, first] = torch.randint(FILLER, VOCAB, (n_prompts, length), generator=g)  # nothing to copy
     answer = clean[:, -1]  # the last token, predicted at position -2 from its copy in the first half
     metric = pa.patching.logit_diff(answer, position=-2)
     heads = pa.patching.heads(model)
@@ -100,15 +108,19 @@ def main(steps: int = 400, n_prompts: int = 16) -> dict:
 
     eap = pa.patching.edge_attribution_patching(model, metric, method="eap-ig", n_steps=5)
     edges = eap(clean, corrupted)
+    recovered = {}
+    for k in (8, 16, 32):
+        keep = edges.top(k)
+        recovered[k] = pa.patching.circuit_faithfulness(model, metric, keep)(clean, corrupted).recovered.item()
     keep = edges.top(8)
-    circuit = pa.patching.circuit_faithfulness(model, metric, keep)(clean, corrupted)
     kept = [f"{edges.writers[u]}->{edges.readers[v]}" for u, v in keep.nonzero().tolist()]
     result = {
         "accuracy": accuracy,
-        "top head": divmod(int(exact.flatten().argmax()), heads.n_heads[0]),
+        "top head per layer": [int(row.argmax()) for row in exact],
         "AtP vs patching": corr(atp_heads.mean(0), exact),
         "GradDrop vs |patching|": corr(grad_drop.mean(0), exact.abs()),
-        "circuit recovered": circuit.recovered.item(),
+        "circuit recovered (top 8, 16, 32 of {} edges)".format(int(edges.valid.sum())): list(recovered.values()),
+        "circuit recovered": recovered[32],
         "edges": kept,
     }
     fig = Figure(figsize=(11, 6))

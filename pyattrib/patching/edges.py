@@ -139,7 +139,7 @@ class _Graph:
     def reads(self, values: list[Tensor], grads: list[Tensor]) -> Tensor:
         """``(N, V, T, D)``: the metric's derivative at each reader's input."""
         out: list[Tensor] = []
-        for layer, b in enumerate(self.graph.blocks):
+        for layer in range(len(self.graph.blocks)):
             if self.by_head:
                 out += list(self.head_reads(layer, values[self.attn_in[layer]], grads).unbind(1))
             else:

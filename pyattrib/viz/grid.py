@@ -51,7 +51,7 @@ def grid_map(
     ax.set_yticks(range(rows), list(row_labels) if row_labels is not None else [f"L{r}" for r in range(rows)])
     if col_labels is not None:
         ax.set_xticks(range(cols), list(col_labels), fontsize=8)
-    if rows * cols <= 64:
+    if rows * cols <= 32:
         for (r, c), v in np.ndenumerate(array):
             ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7)
     if title:
