@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils import _pytree as pytree
 
-from .._core.budget import GRADIENT_BUDGET, rows_per_chunk
+from .._core.budget import PATCH_BUDGET, rows_per_chunk
 from .._core.capture import Layers
 from .._core.errors import ArgumentError
 from .._core.overrides import observed
@@ -260,15 +260,15 @@ def _detached(out: Any) -> Any:
 
 
 def sites_per_chunk(batch_size: int | None, base: Batch) -> int:
-    """Copies of the batch per evaluation: ``batch_size // N``, or the gradient budget's rule
-    (:mod:`pyattrib._core.budget`; patched rows are cheap forward-only copies of a prompt)."""
+    """Copies of the batch per evaluation: ``batch_size // N``, or the patching budget's rule
+    (``PATCH_BUDGET`` in ``pyattrib._core.budget``)."""
     if batch_size is not None and batch_size < base.n:
         raise ArgumentError(
             f"batch_size={batch_size} is below the batch of {base.n} prompts; patched rows come in whole batches: "
             f"pass batch_size >= {base.n}"
         )
     tensors = [t for t in base.leaves() if isinstance(t, Tensor)]
-    return max(1, rows_per_chunk(batch_size, tensors, base.n, GRADIENT_BUDGET) // base.n)
+    return max(1, rows_per_chunk(batch_size, tensors, base.n, PATCH_BUDGET) // base.n)
 
 
 def patched_metrics(
