@@ -116,3 +116,39 @@ def test_compiled_attribution_on_device_matches_eager():
     for make in (lambda: pa.saliency(model), lambda: pa.layer_gradcam(model, model[3])):
         compiled = torch.compile(make(), fullgraph=True)
         torch.testing.assert_close(compiled(x, target=target), make()(x, target=target), atol=1e-5, rtol=1e-4)
+
+
+@on_device
+def test_patching_on_device_matches_cpu():
+    """Activation patching, AtP* and EAP-IG on a GPT-2 on the device: the CPU's numbers, every
+    tensor they make on the device."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(n_layer=2, n_head=4, n_embd=32, vocab_size=60, n_positions=16, bos_token_id=0,
+                                  eos_token_id=0, attn_implementation="eager")  # fmt: skip
+    model = transformers.GPT2LMHeadModel(cfg).eval()
+    clean = torch.randint(1, 60, (3, 8))
+    corrupted = clean.clone()
+    corrupted[:, 2] = torch.tensor([4, 9, 11])
+    metric = pa.patching.logit_diff(5, 7)
+    sites = {"resid": pa.patching.positions(model.transformer.h, to_input=True), "q": pa.patching.queries(model)}
+    calls = {
+        "patch": lambda m: pa.patching.activation_patching(m, sites, metric),
+        "atp*": lambda m: pa.patching.attribution_patching(
+            m, sites, metric, score="effect", qk_fix=True, grad_drop=True
+        ),  # fmt: skip
+        "eap-ig": lambda m: (
+            lambda c, x: pa.patching.edge_attribution_patching(m, metric, method="eap-ig", n_steps=3)(c, x).scores
+        ),  # fmt: skip
+    }
+    want = {k: make(model)(clean, corrupted) for k, make in calls.items()}
+    model.to(DEVICE)
+    for k, make in calls.items():
+        got = make(model)(clean.to(DEVICE), corrupted.to(DEVICE))
+        for a, b in zip(pytree_leaves(got), pytree_leaves(want[k])):
+            assert a.device.type == torch.device(DEVICE).type
+            torch.testing.assert_close(a.cpu(), b, atol=1e-4, rtol=1e-4)
+
+
+def pytree_leaves(value):
+    return list(value.values()) if isinstance(value, dict) else [value]

@@ -500,3 +500,14 @@ def test_atp_is_exact_where_the_metric_is_linear_in_the_site(seed, t, d, directi
     torch.testing.assert_close(whole, torch.ones(2, 1), atol=1e-4, rtol=1e-4)  # the site is the whole path
     gap = (metric(model(corrupted)) - metric(model(clean))).detach()
     torch.testing.assert_close(exact.sum(-1)[:, 0], gap if direction == "noising" else -gap, atol=1e-4, rtol=1e-4)
+
+
+def test_float64_model():
+    model = gpt2()
+    clean, corrupted = prompts()
+    sites = {"heads": pa.patching.heads(model), "k": pa.patching.keys(model)}
+    want = pa.patching.attribution_patching(model, sites, METRIC, qk_fix=True)(clean, corrupted)
+    got = pa.patching.attribution_patching(model.double(), sites, METRIC, qk_fix=True)(clean, corrupted)
+    for k in sites:
+        assert got[k].dtype == torch.float64
+        torch.testing.assert_close(got[k].float(), want[k], atol=1e-4, rtol=1e-4)
