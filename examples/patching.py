@@ -119,7 +119,7 @@ def main(steps: int = 1500, n_prompts: int = 16) -> dict:
         "top head per layer": [int(row.argmax()) for row in exact],
         "AtP vs patching": corr(atp_heads.mean(0), exact),
         "GradDrop vs |patching|": corr(grad_drop.mean(0), exact.abs()),
-        "circuit recovered (top 8, 16, 32 of {} edges)".format(int(edges.valid.sum())): list(recovered.values()),
+        f"circuit recovered (top 8, 16, 32 of {int(edges.valid.sum())} edges)": list(recovered.values()),
         "circuit recovered": recovered[32],
         "edges": kept,
     }

@@ -31,6 +31,16 @@ def _also(types: tuple[type[Exception], ...]) -> type[ArgumentError]:
     return type(name, (ArgumentError, *types), {"__module__": __name__, "__doc__": ArgumentError.__doc__})
 
 
+def check_per_row(values: object, rows: int, what: str, hint: str) -> None:
+    """``values`` must be a tensor of shape ``(rows,)``: one number per row of an evaluation;
+    else an error saying what returned what, and ``hint``."""
+    from torch import Tensor
+
+    if not isinstance(values, Tensor) or values.shape != (rows,):
+        shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise ArgumentError(f"{what} returned {shape}; it must {hint}, shape ({rows},)")
+
+
 def check_count(name: str, value: Any, minimum: int = 1) -> int:
     """A configuration count (n_steps, n_samples, ...) must be an int of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

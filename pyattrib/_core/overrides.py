@@ -33,8 +33,8 @@ from .pairs import Difference, Rule, _difference, _traced, reads_difference, unp
 from .rules import deconvolution, guided, only_in_modules, output_only, rescale, rescale_max_pool, rescale_softmax
 
 __all__ = [  # the mechanism, and the rules methods import from here
-    "OPS", "Links", "Rules", "active", "apply", "observed", "overridden", "unpool", "deconvolution", "guided", "only_in_modules",
-    "output_only", "reads_difference", "rescale", "rescale_max_pool", "rescale_softmax",
+    "OPS", "Links", "Rules", "active", "apply", "observed", "overridden", "unpool", "deconvolution", "guided",
+    "only_in_modules", "output_only", "reads_difference", "rescale", "rescale_max_pool", "rescale_softmax",
 ]  # fmt: skip
 from .state import transformed
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import ArgumentError
+from .errors import ArgumentError, check_per_row
 
 TargetLike = int | tuple[int, ...] | Tensor | Sequence[int] | Sequence[tuple[int, ...]] | Callable | None
 
@@ -152,12 +152,7 @@ class Target:
                 out = (out / m).expand(m)
             if isinstance(out, Tensor) and out.dim() > 1 and out.shape[0] == m:
                 out = out.reshape(m, -1).sum(1)  # several values per row: their sum, as Captum
-            if not isinstance(out, Tensor) or out.shape != (m,):
-                shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-                raise ArgumentError(
-                    f"{self.name} callable returned {shape}; it must map the model output "
-                    f"to one scalar per row, shape ({m},)"
-                )
+            check_per_row(out, m, f"{self.name} callable", "map the model output to one scalar per row")
             return out
         m = output.shape[0]
         if not self.selects:

@@ -20,7 +20,7 @@ from torch.utils import _pytree as pytree
 
 from .._core.budget import PATCH_BUDGET, rows_per_chunk
 from .._core.capture import Layers
-from .._core.errors import ArgumentError
+from .._core.errors import ArgumentError, check_per_row
 from .._core.overrides import observed
 from .._core.progress import progress
 from .sites import Sites
@@ -88,12 +88,8 @@ class Batch:
 
 def check_metric(values: Any, rows: int) -> Tensor:
     """The metric's values, or an error naming the fix: one number per row."""
-    if not isinstance(values, Tensor) or values.shape != (rows,):
-        shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
-        raise ArgumentError(
-            f"metric returned {shape} for a batch of {rows} rows; it must return one number per example, shape "
-            f"({rows},): reduce over positions and classes but not over the batch (no .mean() or .sum() of it)"
-        )
+    hint = "return one number per example (reduce over positions and classes, not over the batch: no .mean())"
+    check_per_row(values, rows, f"metric, for a batch of {rows} rows,", hint)
     return values
 
 

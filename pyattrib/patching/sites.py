@@ -9,7 +9,7 @@ example, so one mechanism patches them all: ``value <- where(mask, source, value
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -211,76 +211,60 @@ def heads(
     return Sites(tuple(p for p, _ in found), kind, True, tuple(h for _, h in found), position_dim)
 
 
-def queries(
-    model: nn.Module | None = None,
-    *,
-    projections: Sequence[nn.Module] | None = None,
-    n_heads: int | Sequence[int] | None = None,
-    attention: Sequence[nn.Module] | None = None,
-    channels: tuple[int, int] | None = None,
-    by_position: bool = True,
-    position_dim: int = 0,
-) -> Sites:
-    """One site per (layer, position, head) of the attention's queries: the head's slice of the
-    query projection's output; grid ``(L, T, H)`` (``(L, H)`` with ``by_position=False``).
-    Patched, a query changes only its own row of the head's attention pattern, which
-    :func:`attribution_patching`'s ``qk_fix`` recomputes exactly (AtP*).
+_ROLE_DOC = """One site per (layer, position, head) of the attention's {plural}: the head's slice of the
+{role} projection's output; grid ``(L, T, H)`` (``(L, H)`` with ``by_position=False``).
+Patched, a {role} changes only {changes} of the head's attention pattern, which
+:func:`attribution_patching`'s ``qk_fix`` recomputes exactly (AtP*).{extra}
 
-    With ``model``: Hugging Face GPT-2 (the first third of ``c_attn``), Llama-style
-    (``q_proj``) and BERT-style (``query``) attention. Otherwise pass the projections,
-    ``n_heads``, the attention modules (where each softmax runs) and, for a fused projection,
-    the ``channels`` that hold the queries.
+With ``model``: Hugging Face GPT-2 ({gpt2} of ``c_attn``), Llama-style (``{llama}``) and
+BERT-style (``{role}``) attention. Otherwise pass the projections, ``n_heads``, the attention
+modules (where each softmax runs) and, for a fused projection, the ``channels`` that hold the
+{plural}.
 
-    Args:
-        model: A model whose attention layers are found by the rules above.
-        projections: The query projections, one per layer (instead of ``model``).
-        n_heads: Heads per projection (an int for all), with ``projections``.
-        attention: The attention module of each projection, with ``projections``.
-        channels: ``(start, stop)`` of the projection's output that holds the queries.
-        by_position: One site per (position, head), else per head over all positions.
-        position_dim: The sequence dimension of the projection's output, without the batch.
+Args:
+    model: A model whose attention layers are found by the rules above.
+    projections: The {role} projections, one per layer (instead of ``model``).
+    n_heads: Heads per projection (an int for all), with ``projections``.
+    attention: The attention module of each projection, with ``projections``.
+    channels: ``(start, stop)`` of the projection's output that holds the {plural}.
+    by_position: One site per (position, head), else per head over all positions.
+    position_dim: The sequence dimension of the projection's output, without the batch.
 
-    Returns:
-        A :class:`Sites` grid with ``role="query"``.
+Returns:
+    A :class:`Sites` grid with ``role="{role}"``.
 
-    Example:
-        >>> pa.patching.queries(gpt2).channels
-        (0, 32)
-    """
-    return _qk_sites("query", model, projections, n_heads, attention, channels, by_position, position_dim)
+Example:
+    >>> pa.patching.{name}(gpt2).channels
+    {channels}
+
+References:
+    - Kramár et al., `AtP*: An efficient and scalable method for localizing LLM behaviour
+      to components <https://arxiv.org/abs/2403.00745>`_, 2024.
+"""
 
 
-def keys(
-    model: nn.Module | None = None,
-    *,
-    projections: Sequence[nn.Module] | None = None,
-    n_heads: int | Sequence[int] | None = None,
-    attention: Sequence[nn.Module] | None = None,
-    channels: tuple[int, int] | None = None,
-    by_position: bool = True,
-    position_dim: int = 0,
-) -> Sites:
-    """One site per (layer, position, head) of the attention's keys (key/value heads where a
-    model shares them); grid ``(L, T, H)``. Patched, a key changes one column of its head's
-    attention pattern (see :func:`queries`, whose arguments these are).
+def _role_sites(role: str, name: str, **doc: str) -> Callable[..., Sites]:
+    def sites(
+        model: nn.Module | None = None,
+        *,
+        projections: Sequence[nn.Module] | None = None,
+        n_heads: int | Sequence[int] | None = None,
+        attention: Sequence[nn.Module] | None = None,
+        channels: tuple[int, int] | None = None,
+        by_position: bool = True,
+        position_dim: int = 0,
+    ) -> Sites:
+        return _qk_sites(role, model, projections, n_heads, attention, channels, by_position, position_dim)
 
-    Args:
-        model: A model whose attention layers are found (GPT-2, Llama-style, BERT-style).
-        projections: The key projections, one per layer (instead of ``model``).
-        n_heads: Heads per projection (an int for all), with ``projections``.
-        attention: The attention module of each projection, with ``projections``.
-        channels: ``(start, stop)`` of the projection's output that holds the keys.
-        by_position: One site per (position, head), else per head over all positions.
-        position_dim: The sequence dimension of the projection's output, without the batch.
+    sites.__name__ = sites.__qualname__ = name
+    sites.__doc__ = _ROLE_DOC.format(role=role, name=name, **doc)
+    return sites
 
-    Returns:
-        A :class:`Sites` grid with ``role="key"``.
 
-    Example:
-        >>> pa.patching.keys(gpt2).channels
-        (32, 64)
-    """
-    return _qk_sites("key", model, projections, n_heads, attention, channels, by_position, position_dim)
+queries = _role_sites("query", "queries", plural="queries", changes="its own row", extra="", gpt2="the first third",
+                      llama="q_proj", channels="(0, 32)")  # fmt: skip
+keys = _role_sites("key", "keys", plural="keys", changes="one column", gpt2="the second third", llama="k_proj",
+                   extra=" Where a model shares key/value heads, the key heads.", channels="(32, 64)")  # fmt: skip
 
 
 def _qk_sites(
