@@ -1,0 +1,150 @@
+"""Owen values over a hierarchy of features (shap's PartitionExplainer), batched over examples.
+
+A binary hierarchy (a scipy linkage matrix over the ``F`` feature groups, or a nested tuple)
+splits the features recursively. Explaining a cluster ``C`` in a context ``S`` (the features
+outside ``C`` already present) costs two evaluations, ``v(S + L)`` and ``v(S + R)`` for its two
+halves; each half is then explained in the contexts ``S`` and ``S + other half``, each with half
+the weight. Fully expanded this is the Owen value of the hierarchy (the Shapley value played
+between the two halves at every level); ``max_evals`` stops the expansion, largest changes
+first, and leaves the unexpanded clusters' changes on them, shared by their features in
+proportion to their sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from .._core.attributor import Attributor
+from .._core.errors import ArgumentError, check_batch_size, check_count
+from .._core.inputs import BaselineLike
+from .._core.perturb import prepare_perturbation, squeeze_outputs
+from .._core.state import evaluating
+from .._core.targets import TargetLike
+from ._expand import _expand
+from .hierarchies import (
+    TextHierarchy,
+    _check_linkage,
+    correlation_hierarchy,
+    image_hierarchy,
+    text_hierarchy,
+    token_tree,
+    tree_hierarchy,
+)
+from .maskers import blur
+
+Forward = Callable[..., Any]
+PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
+
+
+def owen_values(
+    f: Forward,
+    *,
+    hierarchy: Any,
+    max_evals: int = 500,
+    expansion_batch: int = 10,
+    batch_size: int | None = None,
+) -> Attributor:
+    r"""Owen values of the feature groups over a binary ``hierarchy`` (shap's PartitionExplainer).
+
+    For a cluster :math:`C = L \cup R` explained in context :math:`S` with weight :math:`w`
+    (the root: :math:`S = \emptyset`, :math:`w = 1`), with :math:`v(T) = f(x_T, x'_{rest})`:
+
+    .. math:: L \text{ in } S \text{ and in } S \cup R, \quad R \text{ in } S \text{ and in } S \cup L,
+              \quad \text{each with weight } w / 2
+
+    and a single feature :math:`i` explained in :math:`S` receives
+    :math:`w\,(v(S \cup \{i\}) - v(S))`. Clusters are expanded largest change first
+    (:math:`\max |v(S \cup C) - v(S)| \cdot w`), ``expansion_batch`` of each example's evaluations at
+    a time (shap's ``batch_size``, which sets the order when ``max_evals`` binds); when ``max_evals``
+    evaluations are spent, each cluster left receives :math:`w\,(v(S \cup C) - v(S))`, shared by its
+    features in proportion to their number. Every example follows its own order; their rows are
+    evaluated together, in chunks of ``batch_size``. The values always add up to
+    :math:`f(x) - f(x')`. Ties in the order are broken by insertion (shap breaks them at random).
+
+    Args:
+        f: The model, or a function of the inputs returning one output row per example.
+        hierarchy: A scipy linkage matrix ``(F - 1, 4)`` over the ``F`` feature groups (the elements
+            of a single input, or the groups of ``feature_mask``), e.g. from
+            :func:`pyattrib.owen.correlation_hierarchy` or :func:`pyattrib.owen.image_hierarchy`;
+            a nested tuple of group ids (:func:`pyattrib.owen.tree_hierarchy`); or a function of
+            the (first) input returning one linkage or a list of one per example, such as
+            :func:`pyattrib.owen.text_hierarchy`'s token trees.
+        max_evals: Model evaluations per example, the two ends included.
+        expansion_batch: Evaluations planned per example before the results reorder the expansion.
+        batch_size: Rows per model evaluation (None: pyattrib's rule).
+
+    Returns:
+        Attributor: call it as ``(inputs, baselines=None, *, target=None, additional_forward_args=None,
+        feature_mask=None)``; it returns attributions shaped like ``inputs``.
+
+    References:
+        - Owen, "Values of games with a priori unions", Mathematical Economics and Game Theory, 1977.
+          https://doi.org/10.1007/978-3-642-45494-3_7
+        - Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
+          https://arxiv.org/abs/1705.07874
+
+    Example:
+        >>> tree = pa.owen.tree_hierarchy(((0, 1), ((2, 3), ((4, 5), (6, 7)))))
+        >>> pa.owen_values(model, hierarchy=tree)(x, target=y).shape
+        torch.Size([4, 8])
+    """
+    check_batch_size(batch_size)
+    check_count("expansion_batch", expansion_batch, minimum=2)
+    per_call = callable(hierarchy)  # a function of the inputs: one linkage, or one per example
+    if not per_call and not isinstance(hierarchy, (np.ndarray, Tensor)):
+        hierarchy = tree_hierarchy(hierarchy)
+    linkage = hierarchy if per_call else _as_array(hierarchy)
+    if isinstance(max_evals, bool) or not isinstance(max_evals, int) or max_evals < 4:
+        raise ArgumentError(
+            f"max_evals must be an int >= 4 (the two ends and the root's two halves), got {max_evals!r}"
+        )
+
+    def attribute(
+        inputs: Any,
+        baselines: BaselineLike = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+    ) -> Any:
+        call, base, mask = prepare_perturbation(
+            inputs, baselines, target, additional_forward_args, feature_mask, "owen_values"
+        )
+        zs = _linkages(linkage(call.inputs[0]) if per_call else linkage, call.n, mask.n_features)
+        with evaluating(f):
+            values = _expand(f, call, base, mask, zs, max_evals - 2, expansion_batch, batch_size)
+        return call.restore(squeeze_outputs(mask.spread(values), (), False))
+
+    return Attributor(attribute, f, per_example=PER_EXAMPLE, name="owen_values")
+
+
+def _as_array(linkage: Any) -> np.ndarray:
+    return np.asarray(linkage.cpu() if isinstance(linkage, Tensor) else linkage, dtype=np.float64)
+
+
+def _linkages(found: Any, n: int, n_f: int) -> list[np.ndarray]:
+    """One checked linkage per example, from one linkage for all or a list of ``n``."""
+    if isinstance(found, (list, tuple)):
+        if len(found) != n:
+            raise ArgumentError(
+                f"hierarchy gave {len(found)} linkage matrices for a batch of {n}; give one per example"
+            )
+        return [_check_linkage(_as_array(z), n_f) for z in found]
+    z = _check_linkage(_as_array(found), n_f)
+    return [z] * n
+
+
+__all__: Sequence[str] = [
+    "TextHierarchy",
+    "blur",
+    "correlation_hierarchy",
+    "image_hierarchy",
+    "owen_values",
+    "text_hierarchy",
+    "token_tree",
+    "tree_hierarchy",
+]
