@@ -123,3 +123,21 @@ def test_image_partitions_equal_shaps():
 def test_blur_checks_its_kernel():
     with pytest.raises(ArgumentError, match="between 1 and the image's size"):
         pa.owen.blur(torch.rand(1, 3, 4, 4), 5)
+
+
+def test_owen_values_of_an_llm_prompt_through_text_token_input():
+    """``llm_attribution`` with Owen values over the prompt's token tree: the answer's log-probability
+    change is split exactly (as by exact Shapley values), per answer token too."""
+    tokenizer = minilm_tokenizer()
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=48,
+                                  bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)  # fmt: skip
+    lm = transformers.GPT2LMHeadModel(cfg).eval()
+    prompt = pa.text.TextTokenInput("the cat sat on the mat, and slept", tokenizer, skip_tokens=["[CLS]", "[SEP]"])
+    tree = pa.owen.text_hierarchy(tokenizer)(prompt.values)
+    owen = pa.text.llm_attribution(lm, tokenizer, pa.owen_values, hierarchy=tree, max_evals=1000)(prompt, "today")
+    exact = pa.text.llm_attribution(lm, tokenizer, pa.shapley_values)(prompt, target="today")
+    assert owen.token_attr.shape == exact.token_attr.shape == (1, 9)
+    torch.testing.assert_close(owen.seq_attr.sum(), exact.seq_attr.sum(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(owen.token_attr.sum(1), exact.token_attr.sum(1), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(owen.seq_attr, exact.seq_attr)  # a hierarchy, not the flat game

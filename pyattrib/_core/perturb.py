@@ -187,11 +187,13 @@ def evaluate_rows(
     batch_size: int | None,
     show_progress: bool = False,
     desc: str = "perturbations",
+    every_output: bool = False,
 ) -> Tensor:
     """The selected outputs ``(R,)`` of ``R`` rows given one by one: row ``r`` belongs to example
     ``examples[r]``, and ``build(rows)`` makes the inputs of the rows ``rows`` (an index tensor).
     For methods whose rows are not ``P`` perturbations of every example (a CAM evaluates only
-    the distinct masks of each image). Chunks of at most ``batch_size`` rows, under no_grad."""
+    the distinct masks of each image). Chunks of at most ``batch_size`` rows, under no_grad.
+    ``every_output``: ``(R, K)``, the selected output (``K = 1``) or, with no target, all of them."""
     total = len(examples)
     step = max(1, batch_size if batch_size is not None else call.chunk(None))
     fed = feeder(forward, call.inputs, backward=False)
@@ -201,7 +203,8 @@ def evaluate_rows(
         for first in starts:
             rows = torch.arange(first, min(first + step, total), device=examples.device)
             i = examples[rows]
-            parts.append(_own(call.target.select(fed(*build(rows), *call.args.rows(i)), i)))
+            out = fed(*build(rows), *call.args.rows(i))
+            parts.append(per_example_outputs(call.target, out, i) if every_output else _own(call.target.select(out, i)))
     return torch.cat(parts) if parts else examples.new_zeros(0, dtype=call.inputs[0].dtype)
 
 

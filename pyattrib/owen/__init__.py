@@ -117,7 +117,8 @@ def owen_values(
         zs = _linkages(linkage(call.inputs[0]) if per_call else linkage, call.n, mask.n_features)
         with evaluating(f):
             values = _expand(f, call, base, mask, zs, max_evals - 2, expansion_batch, batch_size)
-        return call.restore(squeeze_outputs(mask.spread(values), (), False))
+        kept = () if call.target.selects else (values.shape[1],)  # no target: every output, flattened
+        return call.restore(squeeze_outputs(mask.spread(values), kept, False))
 
     return Attributor(attribute, f, per_example=PER_EXAMPLE, name="owen_values")
 

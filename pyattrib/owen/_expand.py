@@ -58,7 +58,9 @@ def _expand(
                 out.append(torch.where(keep, x.index_select(0, i), example_rows(base[j], i)))
             return tuple(out)
 
-        return evaluate_rows(f, call, build, who, batch_size).reshape(len(examples), -1).double().cpu()
+        return (
+            evaluate_rows(f, call, build, who, batch_size, every_output=True).reshape(len(examples), -1).double().cpu()
+        )
 
     none, full = np.zeros(n_f, dtype=bool), np.ones(n_f, dtype=bool)
     ends = evaluate([none] * n + [full] * n, list(range(n)) * 2)
