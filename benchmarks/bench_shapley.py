@@ -7,7 +7,8 @@ Targets (issue 37): the same mean error as Captum's ShapleyValueSampling with at
 evaluations; at most 0.5x Captum KernelShap's evaluations for kernel_shap.
 
 Error: mean absolute difference from the exact values (``pa.shapley_values``, all 2^F coalitions),
-over examples, features and seeds. An estimator's error falls as c / sqrt(evaluations); c is fitted
+over examples, features and seeds. Evaluations: rows the model was sent, per example (pyattrib
+evaluates each distinct coalition of the sampled orderings once; Captum one per ordering step). An estimator's error falls as c / sqrt(evaluations); c is fitted
 per method over the sample sizes, and the evaluations a method needs for Captum's error are
 (c_method / c_captum)^2 of Captum's.
 """
@@ -71,13 +72,20 @@ def svs_curves(model, x, exact, n_f):
         (s * n_f + 1, sum(error(captum.attribute(x, target=1, n_samples=s), exact) for _ in SEEDS) / len(SEEDS))
         for s in sizes
     ]  # fmt: skip  (Captum draws from torch's global generator; each call draws anew)
+    rows = [0]
+
+    def counted(v):  # pyattrib evaluates each distinct coalition once: count what it sends
+        rows[0] += len(v)
+        return model(v)
+
     for sampler in ("random", "antithetic", "stratified"):
         ss = [s for s in (2 * n_f, 4 * n_f, 8 * n_f)] if sampler == "stratified" else sizes
         pts = []
         for s in ss:
-            errs = [error(pa.shapley_value_sampling(model, n_samples=s, sampler=sampler)(
+            rows[0] = 0
+            errs = [error(pa.shapley_value_sampling(counted, n_samples=s, sampler=sampler)(
                 x, target=1, generator=torch.Generator().manual_seed(seed)), exact) for seed in SEEDS]  # fmt: skip
-            pts.append((2 + s * (n_f - 1), sum(errs) / len(errs)))
+            pts.append((round(rows[0] / len(SEEDS) / len(x)), sum(errs) / len(errs)))
         curves[f"pyattrib shapley_value_sampling sampler={sampler!r}"] = pts
     return curves
 

@@ -23,7 +23,15 @@ from ._core.attributor import Attributor
 from ._core.call import Call
 from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import BaselineLike
-from ._core.perturb import FeatureMask, evaluate, example_rows, prepare_perturbation, shared_mask, squeeze_outputs
+from ._core.perturb import (
+    STREAM_ROWS,
+    FeatureMask,
+    evaluate,
+    example_rows,
+    prepare_perturbation,
+    shared_mask,
+    squeeze_outputs,
+)
 from ._core.state import evaluating
 from ._core.targets import TargetLike
 
@@ -239,15 +247,17 @@ def shapley_value_sampling(
             )
         ranks = torch.empty_like(perms).scatter_(1, perms, torch.arange(n_f, device=call.device).expand(s, n_f))
 
-        # rows: the empty and the full coalition once, then the n_f - 1 inner coalitions of
-        # every ordering
-        inner = n_f - 1
+        # rows: the empty and the full coalition once, then each distinct inner coalition (an
+        # ordering's first k groups, 0 < k < n_f) once: orderings share many (all F singletons
+        # and all F leave-one-outs among them), and the estimate reads each coalition's value
+        firsts = ranks[:, None, :] < torch.arange(1, n_f, device=call.device)[None, :, None]  # (s, inner, n_f)
+        distinct, where = torch.unique(firsts.reshape(-1, n_f).to(torch.uint8), dim=0, return_inverse=True)
+        distinct = distinct.bool()
 
         def present(p: Tensor, i: Tensor, ids: Tensor) -> Tensor:
-            q = (p - 2).clamp(min=0)
-            # the groups an ordering adds first: its first k; none for p = 0, all for p = 1
-            k = torch.where(p >= 2, q % max(inner, 1) + 1, p * n_f)
-            return ranks.index_select(0, q // max(inner, 1)).gather(1, ids) < k[:, None]
+            k = (p - 2).clamp(min=0)
+            inside = distinct.index_select(0, k).gather(1, ids) if len(distinct) else ids < 0
+            return torch.where((p >= 2)[:, None], inside, (p == 1)[:, None].expand_as(ids))
 
         sums = OrderingSums(perms, units if return_stderr else None)
         with evaluating(f):
@@ -255,13 +265,13 @@ def shapley_value_sampling(
                 f,
                 call,
                 coalition_rows(call, base, mask, present),
-                2 + s * inner,
+                2 + len(distinct),
                 batch_size,
                 show_progress,
                 "Shapley Value Sampling attribution",
                 whole=None,
-                reduce=sums,
             )
+        _stream(sums, result.values, where)  # type: ignore[arg-type]
         shared_mask(mask, result.whole)
         per_feature = sums.total().permute(0, 2, 1) / s  # (N, K, F)
         attrs = call.restore(squeeze_outputs(mask.spread(per_feature), result.shape, result.whole))
@@ -273,6 +283,17 @@ def shapley_value_sampling(
     return Attributor(
         attribute, f, per_example=PER_EXAMPLE, random=True, returns_delta=return_stderr, name="shapley_value_sampling"
     )
+
+
+def _stream(sums: OrderingSums, values: Tensor, where: Tensor) -> None:
+    """Hand ``sums`` the rows of every ordering in its order (``values``: the empty and full
+    coalitions, then the distinct inner ones; ``where``: each ordering step's distinct coalition)."""
+    n, k = values.shape[1], values.shape[2]
+    sums(0, n, values[:2].reshape(-1, k))
+    step = max(1, STREAM_ROWS // n)
+    for a in range(0, len(where), step):
+        rows = values.index_select(0, where[a : a + step] + 2)
+        sums((2 + a) * n, n, rows.reshape(-1, k))
 
 
 def shapley_values(

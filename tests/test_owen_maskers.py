@@ -141,3 +141,20 @@ def test_owen_values_of_an_llm_prompt_through_text_token_input():
     torch.testing.assert_close(owen.seq_attr.sum(), exact.seq_attr.sum(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(owen.token_attr.sum(1), exact.token_attr.sum(1), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(owen.seq_attr, exact.seq_attr)  # a hierarchy, not the flat game
+
+
+@pytest.mark.parametrize("method", ["telea", "ns"])
+def test_image_owen_values_equal_shap_with_an_inpainting_masker(method):
+    model = small_cnn()
+    images = torch.randint(0, 256, (2, 3, 8, 8), generator=torch.Generator().manual_seed(0)).float()
+    hwc = images.permute(0, 2, 3, 1).numpy()
+
+    def f(x):
+        with torch.no_grad():
+            return model(torch.as_tensor(x).permute(0, 3, 1, 2)).numpy()[:, 1]
+
+    masker = shap.maskers.Image(f"inpaint_{method}", (8, 8, 3))
+    want = shap.PartitionExplainer(f, masker)(hwc, max_evals=100, silent=True).values
+    owen = pa.owen_values(model, hierarchy=pa.owen.image_hierarchy((3, 8, 8)), max_evals=100)
+    got = owen(images, pa.owen.inpaint(method), target=1)
+    np.testing.assert_allclose(got.permute(0, 2, 3, 1).numpy(), want, atol=1e-4)

@@ -20,6 +20,7 @@ from torch import nn
 
 import pyattrib as pa
 from pyattrib import testing as T
+from pyattrib.shapley import orderings
 
 from . import models
 from .test_reference_layer import close
@@ -296,7 +297,16 @@ def test_shapley_sampling_evaluates_empty_and_full_coalitions_once():
 
     g = torch.Generator().manual_seed(1)
     a = pa.shapley_value_sampling(counted, n_samples=5)(x, target=0, generator=g)
-    assert sum(rows) == 3 * (2 + 5 * (6 - 1))
+    perms, _ = orderings(6, 5, "random", torch.Generator().manual_seed(1), "cpu")
+    coalitions = {frozenset(p[:k].tolist()) for p in perms for k in range(1, 6)}
+    assert sum(rows) == 3 * (2 + len(coalitions)) and len(coalitions) < 5 * (6 - 1)  # each distinct one once
+    with torch.no_grad():  # the estimate, ordering by ordering
+        v = lambda s: m(torch.where(torch.isin(torch.arange(6), torch.tensor(sorted(s), dtype=torch.long)), x, 0))[:, 0]  # noqa: E731
+        want = torch.zeros(3, 6)
+        for p in perms.tolist():
+            for k in range(6):
+                want[:, p[k]] += (v(p[: k + 1]) - v(p[:k])) / 5
+    torch.testing.assert_close(a, want, atol=1e-5, rtol=1e-5)
     one = pa.shapley_value_sampling(m, n_samples=3)(x, 0.0, target=0, feature_mask=torch.zeros(1, 6, dtype=torch.long))
     torch.testing.assert_close(one[:, 0], m(x)[:, 0] - m(torch.zeros_like(x))[:, 0])  # one group: spread
     assert torch.isfinite(a).all()

@@ -34,7 +34,7 @@ from .hierarchies import (
     token_tree,
     tree_hierarchy,
 )
-from .maskers import blur
+from .maskers import Inpaint, blur, inpaint
 
 Forward = Callable[..., Any]
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
@@ -111,12 +111,13 @@ def owen_values(
         additional_forward_args: Any = None,
         feature_mask: Any = None,
     ) -> Any:
+        fill = baselines if isinstance(baselines, Inpaint) else None  # removed features made from the rest
         call, base, mask = prepare_perturbation(
-            inputs, baselines, target, additional_forward_args, feature_mask, "owen_values"
+            inputs, None if fill else baselines, target, additional_forward_args, feature_mask, "owen_values"
         )
         zs = _linkages(linkage(call.inputs[0]) if per_call else linkage, call.n, mask.n_features)
         with evaluating(f):
-            values = _expand(f, call, base, mask, zs, max_evals - 2, expansion_batch, batch_size)
+            values = _expand(f, call, base, mask, zs, max_evals - 2, expansion_batch, batch_size, fill)
         kept = () if call.target.selects else (values.shape[1],)  # no target: every output, flattened
         return call.restore(squeeze_outputs(mask.spread(values), kept, False))
 
@@ -140,10 +141,12 @@ def _linkages(found: Any, n: int, n_f: int) -> list[np.ndarray]:
 
 
 __all__: Sequence[str] = [
+    "Inpaint",
     "TextHierarchy",
     "blur",
     "correlation_hierarchy",
     "image_hierarchy",
+    "inpaint",
     "owen_values",
     "text_hierarchy",
     "token_tree",

@@ -34,9 +34,12 @@ def _expand(
     budget: int,
     per_round: int,
     batch_size: Any,
+    fill: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Owen values ``(N, K, F)``; example ``e`` expands its own linkage ``zs[e]`` (the same
-    object for all, or one per example: a text's token tree)."""
+    object for all, or one per example: a text's token tree). ``fill(rows, present)``: the
+    masked rows made from the inputs and where their features are present (inpainting),
+    instead of the baselines."""
     n, n_f = call.n, mask.n_features
     cache: dict[int, np.ndarray] = {}
     for z in zs:
@@ -55,7 +58,10 @@ def _expand(
             for j, x in enumerate(call.inputs):
                 ids = mask.rows(j, i)
                 keep = present[rows].gather(1, ids.reshape(len(i), -1)).reshape(ids.shape)
-                out.append(torch.where(keep, x.index_select(0, i), example_rows(base[j], i)))
+                if fill is not None:
+                    out.append(fill(x.index_select(0, i), keep))
+                else:
+                    out.append(torch.where(keep, x.index_select(0, i), example_rows(base[j], i)))
             return tuple(out)
 
         return (
