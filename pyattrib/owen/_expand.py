@@ -41,11 +41,12 @@ def _expand(
     masked rows made from the inputs and where their features are present (inpainting),
     instead of the baselines."""
     n, n_f = call.n, mask.n_features
-    cache: dict[int, np.ndarray] = {}
+    cache: dict[int, tuple[np.ndarray, list]] = {}
     for z in zs:
         if id(z) not in cache:
-            cache[id(z)] = _members(z, n_f)
-    members = [cache[id(z)] for z in zs]
+            cache[id(z)] = (_members(z, n_f), z[:, :2].astype(int).tolist())
+    members = [cache[id(z)][0] for z in zs]
+    kids = [cache[id(z)][1] for z in zs]  # each cluster's two halves, as Python ints
     root = 2 * n_f - 2
 
     def evaluate(coalitions: list[np.ndarray], examples: list[int]) -> Tensor:
@@ -92,7 +93,7 @@ def _expand(
                 if ind < n_f:
                     dvalues[e, ind] += (f11 - f00) * w
                     continue
-                left, right = (int(c) for c in zs[e][ind - n_f, :2])
+                left, right = kids[e][ind - n_f]
                 m10, m01 = m00 | members[e][left], m00 | members[e][right]
                 plans.append((e, (m00, m10, m01, f00, f11, left, right, w)))
                 coalitions += [m10, m01]
