@@ -95,6 +95,47 @@ def test_fully_expanded_values_are_the_owen_values_of_the_hierarchy(seed):
     torch.testing.assert_close(got, torch.tensor(owen_by_definition(v, [(0, 1), (2, 3)]), dtype=torch.float64))
 
 
+@settings(max_examples=10, deadline=None)
+@given(st.integers(2, 6), st.integers(0, 10_000))
+def test_a_flat_hierarchy_gives_the_shapley_values(n_f, seed):
+    """One union of all features (a flat tuple): the Owen value is the Shapley value."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(n_f, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double().eval()
+    x = torch.randn(3, n_f, dtype=torch.float64)
+    flat = pa.owen_values(model, hierarchy=tuple(range(n_f)), max_evals=2**n_f)(x, target=1)
+    torch.testing.assert_close(flat, pa.shapley_values(model)(x, target=1))
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 10_000))
+def test_wider_unions_are_the_owen_values_by_definition(seed):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double().eval()
+    x = torch.randn(1, 5, dtype=torch.float64)
+    unions = [(0, 1, 2), (3, 4)]
+    got = pa.owen_values(model, hierarchy=tuple(unions))(x, target=0)[0]
+
+    def v(s):
+        keep = torch.tensor([[j in s for j in range(5)]])
+        with torch.no_grad():
+            return float(model(torch.where(keep, x, torch.zeros_like(x)))[0, 0])
+
+    torch.testing.assert_close(got, torch.tensor(owen_by_definition(v, unions), dtype=torch.float64))
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000), st.integers(8, 60))
+def test_symmetric_features_get_equal_values(seed, max_evals):
+    """Features the model treats alike, with equal values, in mirrored places of the hierarchy."""
+    torch.manual_seed(seed)
+    inner = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double().eval()
+    model = lambda z: inner(torch.stack([z[:, 0] + z[:, 1], z[:, 2], z[:, 3]], 1))  # noqa: E731
+    x = torch.randn(2, 4, dtype=torch.float64)
+    x[:, 1] = x[:, 0]
+    a = pa.owen_values(model, hierarchy=((0, 1), (2, 3)), max_evals=max_evals)(x, target=0)
+    torch.testing.assert_close(a[:, 0], a[:, 1])
+
+
 @settings(max_examples=15)
 @given(st.integers(3, 10), st.integers(4, 60), st.integers(0, 10_000))
 def test_owen_values_are_efficient_at_any_budget(n_f, max_evals, seed):
@@ -117,7 +158,9 @@ def test_feature_groups_and_bad_hierarchies():
         pa.owen_values(model, hierarchy=((0, 1), 1))
     with pytest.raises(ValueError, match="exactly once"):
         pa.owen_values(model, hierarchy=np.array([[0, 1, 1, 2], [0, 6, 1, 3]]))(x[:, :3], target=0)
-    with pytest.raises(ValueError, match=r"shape \(5, 4\)"):
+    with pytest.raises(ValueError, match="6 feature groups"):
         pa.owen_values(model, hierarchy=((0, 1), 2))(x, target=0)
+    with pytest.raises(ValueError, match=r"shape \(5, 4\)"):
+        pa.owen_values(model, hierarchy=pa.owen.tree_hierarchy(((0, 1), 2)))(x, target=0)
     with pytest.raises(ValueError, match="max_evals"):
         pa.owen_values(model, hierarchy=((0, 1), 2), max_evals=3)

@@ -24,10 +24,11 @@ from .._core.inputs import BaselineLike
 from .._core.perturb import prepare_perturbation, squeeze_outputs
 from .._core.state import evaluating
 from .._core.targets import TargetLike
-from ._expand import _expand
+from ._expand import Tree, _expand
 from .hierarchies import (
     TextHierarchy,
     _check_linkage,
+    _leaves,
     correlation_hierarchy,
     image_hierarchy,
     text_hierarchy,
@@ -48,7 +49,7 @@ def owen_values(
     expansion_batch: int = 10,
     batch_size: int | None = None,
 ) -> Attributor:
-    r"""Owen values of the feature groups over a binary ``hierarchy`` (shap's PartitionExplainer).
+    r"""Owen values of the feature groups over a ``hierarchy`` (shap's PartitionExplainer for a binary one).
 
     For a cluster :math:`C = L \cup R` explained in context :math:`S` with weight :math:`w`
     (the root: :math:`S = \emptyset`, :math:`w = 1`), with :math:`v(T) = f(x_T, x'_{rest})`:
@@ -56,7 +57,9 @@ def owen_values(
     .. math:: L \text{ in } S \text{ and in } S \cup R, \quad R \text{ in } S \text{ and in } S \cup L,
               \quad \text{each with weight } w / 2
 
-    and a single feature :math:`i` explained in :math:`S` receives
+    (a node of :math:`m` children: each child :math:`c` in :math:`S \cup T` for every set :math:`T` of
+    the other children, with weight :math:`w\,|T|!\,(m - |T| - 1)!/m!`, the Shapley weights of the
+    game among the children), and a single feature :math:`i` explained in :math:`S` receives
     :math:`w\,(v(S \cup \{i\}) - v(S))`. Clusters are expanded largest change first
     (:math:`\max |v(S \cup C) - v(S)| \cdot w`), ``expansion_batch`` of each example's evaluations at
     a time (shap's ``batch_size``, which sets the order when ``max_evals`` binds); when ``max_evals``
@@ -70,9 +73,11 @@ def owen_values(
         hierarchy: A scipy linkage matrix ``(F - 1, 4)`` over the ``F`` feature groups (the elements
             of a single input, or the groups of ``feature_mask``), e.g. from
             :func:`pyattrib.owen.correlation_hierarchy` or :func:`pyattrib.owen.image_hierarchy`;
-            a nested tuple of group ids (:func:`pyattrib.owen.tree_hierarchy`); or a function of
-            the (first) input returning one linkage or a list of one per example, such as
-            :func:`pyattrib.owen.text_hierarchy`'s token trees.
+            a nested tuple of group ids, taken as written: a node of ``m > 2`` members plays the
+            Shapley game among them (``2^m - 2`` evaluations to expand it; a flat tuple of all
+            groups gives the Shapley values; :func:`pyattrib.owen.tree_hierarchy` makes it binary,
+            as a linkage matrix); or a function of the (first) input returning one of those, or a
+            list of one per example, such as :func:`pyattrib.owen.text_hierarchy`'s token trees.
         max_evals: Model evaluations per example, the two ends included.
         expansion_batch: Evaluations planned per example before the results reorder the expansion.
         batch_size: Rows per model evaluation (None: pyattrib's rule).
@@ -94,10 +99,11 @@ def owen_values(
     """
     check_batch_size(batch_size)
     check_count("expansion_batch", expansion_batch, minimum=2)
-    per_call = callable(hierarchy)  # a function of the inputs: one linkage, or one per example
+    per_call = callable(hierarchy)  # a function of the inputs: one hierarchy, or one per example
     if not per_call and not isinstance(hierarchy, (np.ndarray, Tensor)):
-        hierarchy = tree_hierarchy(hierarchy)
-    linkage = hierarchy if per_call else _as_array(hierarchy)
+        leaves = sorted(_leaves(hierarchy))
+        if leaves != list(range(len(leaves))):
+            raise ArgumentError(f"hierarchy must hold every feature 0..{len(leaves) - 1} exactly once, got {leaves}")
     if isinstance(max_evals, bool) or not isinstance(max_evals, int) or max_evals < 4:
         raise ArgumentError(
             f"max_evals must be an int >= 4 (the two ends and the root's two halves), got {max_evals!r}"
@@ -115,29 +121,37 @@ def owen_values(
         call, base, mask = prepare_perturbation(
             inputs, None if fill else baselines, target, additional_forward_args, feature_mask, "owen_values"
         )
-        zs = _linkages(linkage(call.inputs[0]) if per_call else linkage, call.n, mask.n_features)
+        found = hierarchy(call.inputs[0]) if per_call else hierarchy
+        trees = _trees(found, call.n, mask.n_features, per_call)
         with evaluating(f):
-            values = _expand(f, call, base, mask, zs, max_evals - 2, expansion_batch, batch_size, fill)
+            values = _expand(f, call, base, mask, trees, max_evals - 2, expansion_batch, batch_size, fill)
         kept = () if call.target.selects else (values.shape[1],)  # no target: every output, flattened
         return call.restore(squeeze_outputs(mask.spread(values), kept, False))
 
     return Attributor(attribute, f, per_example=PER_EXAMPLE, name="owen_values")
 
 
-def _as_array(linkage: Any) -> np.ndarray:
-    return np.asarray(linkage.cpu() if isinstance(linkage, Tensor) else linkage, dtype=np.float64)
+def _tree(hierarchy: Any, n_f: int) -> Tree:
+    """A linkage matrix (an array or tensor) or a nested tuple, checked against ``n_f`` features."""
+    if isinstance(hierarchy, (np.ndarray, Tensor)):
+        z = np.asarray(hierarchy.cpu() if isinstance(hierarchy, Tensor) else hierarchy, dtype=np.float64)
+        return Tree.of_linkage(_check_linkage(z, n_f), n_f)
+    leaves = sorted(_leaves(hierarchy))
+    if leaves != list(range(n_f)):
+        raise ArgumentError(
+            f"hierarchy does not cover every feature exactly once: it holds {leaves}, the input has {n_f} "
+            "feature groups (0..F-1: the elements of a single input, or the groups of feature_mask)"
+        )
+    return Tree.of_nested(hierarchy, n_f)
 
 
-def _linkages(found: Any, n: int, n_f: int) -> list[np.ndarray]:
-    """One checked linkage per example, from one linkage for all or a list of ``n``."""
-    if isinstance(found, (list, tuple)):
+def _trees(found: Any, n: int, n_f: int, from_call: bool) -> list[Tree]:
+    """One tree per example: one hierarchy for all, or a hierarchy callable's list of ``n``."""
+    if from_call and isinstance(found, list) and found and not isinstance(found[0], (int, np.integer)):
         if len(found) != n:
-            raise ArgumentError(
-                f"hierarchy gave {len(found)} linkage matrices for a batch of {n}; give one per example"
-            )
-        return [_check_linkage(_as_array(z), n_f) for z in found]
-    z = _check_linkage(_as_array(found), n_f)
-    return [z] * n
+            raise ArgumentError(f"hierarchy gave {len(found)} hierarchies for a batch of {n}; give one per example")
+        return [_tree(h, n_f) for h in found]
+    return [_tree(found, n_f)] * n
 
 
 __all__: Sequence[str] = [

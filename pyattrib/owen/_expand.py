@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -16,13 +17,39 @@ from .._core.perturb import FeatureMask, evaluate_rows, example_rows
 Forward = Callable[..., Any]
 
 
-def _members(z: np.ndarray, n_f: int) -> np.ndarray:
-    """``(2F - 1, F)`` booleans: the features of each node (leaves, then the linkage's clusters)."""
-    m = np.zeros((2 * n_f - 1, n_f), dtype=bool)
-    m[np.arange(n_f), np.arange(n_f)] = True
-    for k, (a, b) in enumerate(z[:, :2].astype(int)):
-        m[n_f + k] = m[a] | m[b]
-    return m
+class Tree:
+    """A hierarchy as each node's children: leaves ``0 .. F - 1`` (none), inner nodes after them,
+    the root last. A linkage matrix gives two children per node; a nested tuple as many as it
+    holds."""
+
+    def __init__(self, kids: list[list[int]], n_f: int) -> None:
+        self.kids, self.n_f, self.root = kids, n_f, len(kids) - 1
+        self.members = np.zeros((len(kids), n_f), dtype=bool)
+        self.members[np.arange(n_f), np.arange(n_f)] = True
+        for node in range(n_f, len(kids)):
+            self.members[node] = self.members[kids[node]].any(0)
+        self.sizes = self.members.sum(1)
+
+    @staticmethod
+    def of_linkage(z: np.ndarray, n_f: int) -> Tree:
+        return Tree([[] for _ in range(n_f)] + z[:, :2].astype(int).tolist(), n_f)
+
+    @staticmethod
+    def of_nested(tree: Any, n_f: int) -> Tree:
+        """A nested tuple of feature ids as written (a tuple of one member is that member)."""
+        kids: list[list[int]] = [[] for _ in range(n_f)]
+
+        def node(t: Any) -> int:
+            if isinstance(t, (int, np.integer)):
+                return int(t)
+            members = [node(c) for c in t]
+            if len(members) == 1:
+                return members[0]
+            kids.append(members)
+            return len(kids) - 1
+
+        node(tree)
+        return Tree(kids, n_f)
 
 
 def _expand(
@@ -30,24 +57,17 @@ def _expand(
     call: Any,
     base: tuple,
     mask: FeatureMask,
-    zs: list[np.ndarray],
+    trees: list[Tree],
     budget: int,
     per_round: int,
     batch_size: Any,
     fill: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> Tensor:
-    """Owen values ``(N, K, F)``; example ``e`` expands its own linkage ``zs[e]`` (the same
-    object for all, or one per example: a text's token tree). ``fill(rows, present)``: the
-    masked rows made from the inputs and where their features are present (inpainting),
-    instead of the baselines."""
+    """Owen values ``(N, K, F)``; example ``e`` expands its own tree ``trees[e]`` (the same object
+    for all, or one per example: a text's token tree). ``fill(rows, present)``: the masked rows
+    made from the inputs and where their features are present (inpainting), instead of the
+    baselines."""
     n, n_f = call.n, mask.n_features
-    cache: dict[int, tuple[np.ndarray, list]] = {}
-    for z in zs:
-        if id(z) not in cache:
-            cache[id(z)] = (_members(z, n_f), z[:, :2].astype(int).tolist())
-    members = [cache[id(z)][0] for z in zs]
-    kids = [cache[id(z)][1] for z in zs]  # each cluster's two halves, as Python ints
-    root = 2 * n_f - 2
 
     def evaluate(coalitions: list[np.ndarray], examples: list[int]) -> Tensor:
         present = torch.as_tensor(np.array(coalitions), device=call.device)
@@ -72,64 +92,98 @@ def _expand(
     none, full = np.zeros(n_f, dtype=bool), np.ones(n_f, dtype=bool)
     ends = evaluate([none] * n + [full] * n, list(range(n)) * 2)
     k_out = ends.shape[1]
-    dvalues = np.zeros((n, 2 * n_f - 1, k_out))
+    dvalues = [np.zeros((len(t.kids), k_out)) for t in trees]
     counter = itertools.count()
     queues: list[list] = [
-        [(0.0, next(counter), (none, ends[e].numpy(), ends[n + e].numpy(), root, 1.0))] for e in range(n)
+        [(0.0, next(counter), (none, ends[e].numpy(), ends[n + e].numpy(), trees[e].root, 1.0))] for e in range(n)
     ]
     spent = [0] * n
     while any(queues):
-        plans: list[tuple[int, tuple]] = []
+        pairs: list[tuple[int, tuple]] = []  # two children: shap's expansion
+        wide: list[tuple[int, tuple, int]] = []  # more: every coalition of the children
         coalitions: list[np.ndarray] = []
+        examples: list[int] = []
         for e, q in enumerate(queues):
             if spent[e] >= budget:  # out of evaluations: each cluster left keeps its change
                 for _, _, (_, f00, f11, ind, w) in q:
-                    dvalues[e, ind] += (f11 - f00) * w
+                    dvalues[e][ind] += (f11 - f00) * w
                 q.clear()
                 continue
-            planned = 0
+            tree, planned = trees[e], 0
             while q and planned < per_round and spent[e] + planned < budget:
                 _, _, (m00, f00, f11, ind, w) = heapq.heappop(q)
-                if ind < n_f:
-                    dvalues[e, ind] += (f11 - f00) * w
+                kids = tree.kids[ind]
+                cost = 2 ** len(kids) - 2
+                if not kids or spent[e] + planned + cost > budget:
+                    dvalues[e][ind] += (f11 - f00) * w
                     continue
-                left, right = kids[e][ind - n_f]
-                m10, m01 = m00 | members[e][left], m00 | members[e][right]
-                plans.append((e, (m00, m10, m01, f00, f11, left, right, w)))
-                coalitions += [m10, m01]
-                planned += 2
-        if not plans:
+                if len(kids) == 2:
+                    m10, m01 = m00 | tree.members[kids[0]], m00 | tree.members[kids[1]]
+                    pairs.append((e, (m00, m10, m01, f00, f11, kids[0], kids[1], w, len(coalitions))))
+                    coalitions += [m10, m01]
+                else:
+                    masks = [m00 | tree.members[[k for b, k in enumerate(kids) if t >> b & 1]].any(0)
+                             for t in range(1, 2 ** len(kids) - 1)]  # fmt: skip
+                    wide.append((e, (m00, f00, f11, kids, w), len(coalitions)))
+                    coalitions += masks
+                examples += [e] * cost
+                planned += cost
+        if not coalitions:
             continue
-        out = evaluate(coalitions, [e for e, _ in plans for _ in (0, 1)]).numpy()
-        f10s, f01s = out[0::2], out[1::2]
-        f00s = np.stack([p[3] for _, p in plans])
-        f11s = np.stack([p[4] for _, p in plans])
-        halves = np.array([p[7] for _, p in plans]) / 2
-        # the four children's priorities, all plans at once: -max_k |change| * weight
-        change = np.stack([f10s - f00s, f01s - f00s, f11s - f01s, f11s - f10s], 1)  # (P, 4, K)
-        priority = (-np.abs(change).max(2) * halves[:, None]).tolist()
-        for k, (e, (m00, m10, m01, f00, f11, left, right, w)) in enumerate(plans):
-            f10, f01, half = f10s[k], f01s[k], w / 2
-            spent[e] += 2
-            children = ((m00, f00, f10, left, half), (m00, f00, f01, right, half),
-                        (m01, f01, f11, left, half), (m10, f10, f11, right, half))  # fmt: skip
-            for c, args in enumerate(children):
-                heapq.heappush(queues[e], (priority[k][c], next(counter), args))
-    values = np.stack([_lower_credit(d, z, n_f) for d, z in zip(dvalues, zs)])  # (N, F, K)
+        out = evaluate(coalitions, examples).numpy()
+        _push_pairs(pairs, out, queues, spent, counter)
+        _push_wide(wide, out, queues, spent, counter, trees)
+    values = np.stack([_lower_credit(d, t) for d, t in zip(dvalues, trees)])  # (N, F, K)
     return torch.as_tensor(values, device=call.device).permute(0, 2, 1).to(call.inputs[0].dtype)
 
 
-def _lower_credit(dvalues: np.ndarray, z: np.ndarray, n_f: int) -> np.ndarray:
-    """Each cluster's value shared by its two halves in proportion to their sizes, down to the features."""
+def _push_pairs(pairs: list, out: np.ndarray, queues: list, spent: list, counter: Any) -> None:
+    """Each half of a two-child cluster in the contexts without and with the other half, at
+    half the weight, prioritised by ``max |change| * weight`` (all plans at once)."""
+    if not pairs:
+        return
+    at = np.array([p[8] for _, p in pairs])
+    f10s, f01s = out[at], out[at + 1]
+    f00s = np.stack([p[3] for _, p in pairs])
+    f11s = np.stack([p[4] for _, p in pairs])
+    halves = np.array([p[7] for _, p in pairs]) / 2
+    change = np.stack([f10s - f00s, f01s - f00s, f11s - f01s, f11s - f10s], 1)  # (P, 4, K)
+    priority = (-np.abs(change).max(2) * halves[:, None]).tolist()
+    for k, (e, (m00, m10, m01, f00, f11, left, right, w, _)) in enumerate(pairs):
+        f10, f01, half = f10s[k], f01s[k], w / 2
+        spent[e] += 2
+        children = ((m00, f00, f10, left, half), (m00, f00, f01, right, half),
+                    (m01, f01, f11, left, half), (m10, f10, f11, right, half))  # fmt: skip
+        for c, args in enumerate(children):
+            heapq.heappush(queues[e], (priority[k][c], next(counter), args))
+
+
+def _push_wide(wide: list, out: np.ndarray, queues: list, spent: list, counter: Any, trees: list[Tree]) -> None:
+    """Each child of an ``m``-ary cluster in every context ``T`` of the other children, with the
+    Shapley weight ``|T|! (m - |T| - 1)! / m!`` of the game among the children."""
+    for e, (m00, f00, f11, kids, w), at in wide:
+        m = len(kids)
+        spent[e] += 2**m - 2
+        value = {0: f00, 2**m - 1: f11} | {t: out[at + t - 1] for t in range(1, 2**m - 1)}
+        for b, kid in enumerate(kids):
+            for t in range(2**m):
+                if t >> b & 1:
+                    continue
+                size = bin(t).count("1")
+                weight = w * math.factorial(size) * math.factorial(m - size - 1) / math.factorial(m)
+                context = m00 | trees[e].members[[k for j, k in enumerate(kids) if t >> j & 1]].any(0)
+                before, after = value[t], value[t | 1 << b]
+                priority = -float(np.abs(after - before).max()) * weight
+                heapq.heappush(queues[e], (priority, next(counter), (context, before, after, kid, weight)))
+
+
+def _lower_credit(dvalues: np.ndarray, tree: Tree) -> np.ndarray:
+    """Each cluster's value shared by its children in proportion to their sizes, down to the features."""
     values = dvalues.copy()
-    size = lambda i: 1 if i < n_f else int(z[i - n_f, 3])  # noqa: E731
-    stack: list[tuple[int, Any]] = [(2 * n_f - 2, 0.0)]
+    stack: list[tuple[int, Any]] = [(tree.root, 0.0)]
     while stack:
         i, inherited = stack.pop()
         values[i] = values[i] + inherited
-        if i < n_f:
-            continue
-        left, right = (int(c) for c in z[i - n_f, :2])
-        total = size(i)
-        stack += [(left, values[i] * size(left) / total), (right, values[i] * size(right) / total)]
-    return values[:n_f]
+        total = tree.sizes[i]
+        stack += [(k, values[i] * tree.sizes[k] / total) for k in tree.kids[i]]
+    return values[: tree.n_f]
