@@ -64,7 +64,7 @@ def text() -> None:
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
     torch.manual_seed(0)
     cfg = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2,
-                                  num_attention_heads=2, intermediate_size=128, num_labels=2)  # fmt: skip
+                                  num_attention_heads=2, intermediate_size=128, num_labels=2, initializer_range=0.5)  # fmt: skip
     model = transformers.BertForSequenceClassification(cfg).eval()
     rng = np.random.default_rng(0)
     texts = [" ".join(rng.choice(WORDS, 14)) for _ in range(64)]

@@ -135,6 +135,15 @@ def test_sentence_classifier_example(tmp_path, monkeypatch):
     assert all(t in page for t in result["tokens"][0] if t.isalpha())
 
 
+def test_shap_plots_demo(tmp_path, monkeypatch):
+    demo = load("shap_plots")
+    monkeypatch.setattr(demo, "OUT", str(tmp_path))
+    result = demo.main(n_explain=16)
+    assert result["gap"] < 1e-5  # Owen values add up to each example's change
+    assert "[CLS]" in result["tokens"] and len(result["top features"]) == 3
+    assert (tmp_path / "shap_plots.png").stat().st_size > 1000 and (tmp_path / "shap_text.png").stat().st_size > 1000
+
+
 def test_patching_demo(tmp_path, monkeypatch):
     demo = load("patching")
     monkeypatch.setattr(demo, "OUT", str(tmp_path))

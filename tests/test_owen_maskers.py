@@ -34,7 +34,7 @@ def minilm_tokenizer():
 def text_classifier(tokenizer) -> nn.Module:
     torch.manual_seed(0)
     cfg = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                  num_attention_heads=2, intermediate_size=48, num_labels=2)  # fmt: skip
+                                  num_attention_heads=2, intermediate_size=48, num_labels=2, initializer_range=0.5)  # fmt: skip
     model = transformers.BertForSequenceClassification(cfg).eval()
     return model
 
@@ -63,7 +63,8 @@ def test_text_owen_values_equal_shap(max_evals):
         want = explainer([text], max_evals=max_evals, silent=True).values[0]
         ids = torch.tensor(tokenizer(text)["input_ids"])[None]
         got = owen(ids, tree.baselines(ids), target=1)[0]
-        np.testing.assert_allclose(got.numpy(), want, atol=2e-5)
+        assert got.dtype == torch.float32 and np.abs(want).max() > 0.05  # values that matter
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-4, rtol=1e-4)
 
 
 def test_text_batch_with_one_tree_per_example():
@@ -110,7 +111,8 @@ def test_image_owen_values_equal_shap_with_a_blur_masker(shape, kernel):
     want = shap.PartitionExplainer(f, masker)(hwc, max_evals=200, silent=True).values  # (N, H, W, C)
     owen = pa.owen_values(model, hierarchy=pa.owen.image_hierarchy(shape), max_evals=200)
     got = owen(images, pa.owen.blur(images, (kw, kh)), target=1)
-    np.testing.assert_allclose(got.permute(0, 2, 3, 1).numpy(), want, atol=1e-5)
+    assert np.abs(want).max() > 1e-3  # values that matter
+    np.testing.assert_allclose(got.permute(0, 2, 3, 1).numpy(), want, atol=1e-5, rtol=1e-4)
 
 
 def test_image_partitions_equal_shaps():
@@ -157,4 +159,5 @@ def test_image_owen_values_equal_shap_with_an_inpainting_masker(method):
     want = shap.PartitionExplainer(f, masker)(hwc, max_evals=100, silent=True).values
     owen = pa.owen_values(model, hierarchy=pa.owen.image_hierarchy((3, 8, 8)), max_evals=100)
     got = owen(images, pa.owen.inpaint(method), target=1)
-    np.testing.assert_allclose(got.permute(0, 2, 3, 1).numpy(), want, atol=1e-4)
+    assert np.abs(want).max() > 1e-2  # values that matter
+    np.testing.assert_allclose(got.permute(0, 2, 3, 1).numpy(), want, atol=1e-4, rtol=1e-4)

@@ -46,7 +46,7 @@ def owen_values(
     *,
     hierarchy: Any,
     max_evals: int = 500,
-    expansion_batch: int = 10,
+    expansion_batch: int | None = None,
     batch_size: int | None = None,
 ) -> Attributor:
     r"""Owen values of the feature groups over a ``hierarchy`` (shap's PartitionExplainer for a binary one).
@@ -79,7 +79,9 @@ def owen_values(
             as a linkage matrix); or a function of the (first) input returning one of those, or a
             list of one per example, such as :func:`pyattrib.owen.text_hierarchy`'s token trees.
         max_evals: Model evaluations per example, the two ends included.
-        expansion_batch: Evaluations planned per example before the results reorder the expansion.
+        expansion_batch: Evaluations planned per example before the results reorder the expansion;
+            None: shap's choice, 5 for a :func:`pyattrib.owen.text_hierarchy` (its Text masker's)
+            and 10 otherwise.
         batch_size: Rows per model evaluation (None: pyattrib's rule).
 
     Returns:
@@ -98,6 +100,8 @@ def owen_values(
         torch.Size([4, 8])
     """
     check_batch_size(batch_size)
+    if expansion_batch is None:
+        expansion_batch = 5 if isinstance(hierarchy, TextHierarchy) else 10
     check_count("expansion_batch", expansion_batch, minimum=2)
     per_call = callable(hierarchy)  # a function of the inputs: one hierarchy, or one per example
     if not per_call and not isinstance(hierarchy, (np.ndarray, Tensor)):

@@ -68,6 +68,7 @@ def _expand(
     made from the inputs and where their features are present (inpainting), instead of the
     baselines."""
     n, n_f = call.n, mask.n_features
+    dtype: list[torch.dtype] = []  # the model's output dtype: the values' (inputs may be token ids)
 
     def evaluate(coalitions: list[np.ndarray], examples: list[int]) -> Tensor:
         present = torch.as_tensor(np.array(coalitions), device=call.device)
@@ -85,9 +86,9 @@ def _expand(
                     out.append(torch.where(keep, x.index_select(0, i), example_rows(base[j], i)))
             return tuple(out)
 
-        return (
-            evaluate_rows(f, call, build, who, batch_size, every_output=True).reshape(len(examples), -1).double().cpu()
-        )
+        out = evaluate_rows(f, call, build, who, batch_size, every_output=True)
+        dtype.append(out.dtype)
+        return out.reshape(len(examples), -1).double().cpu()
 
     none, full = np.zeros(n_f, dtype=bool), np.ones(n_f, dtype=bool)
     ends = evaluate([none] * n + [full] * n, list(range(n)) * 2)
@@ -134,7 +135,9 @@ def _expand(
         _push_pairs(pairs, out, queues, spent, counter)
         _push_wide(wide, out, queues, spent, counter, trees)
     values = np.stack([_lower_credit(d, t) for d, t in zip(dvalues, trees)])  # (N, F, K)
-    return torch.as_tensor(values, device=call.device).permute(0, 2, 1).to(call.inputs[0].dtype)
+    first = call.inputs[0]
+    kind = first.dtype if first.is_floating_point() else dtype[0] if dtype[0].is_floating_point else torch.float32
+    return torch.as_tensor(values, device=call.device).permute(0, 2, 1).to(kind)
 
 
 def _push_pairs(pairs: list, out: np.ndarray, queues: list, spent: list, counter: Any) -> None:
