@@ -88,7 +88,8 @@ def explain_text() -> tuple[list[str], torch.Tensor]:
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
     torch.manual_seed(0)
     cfg = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                  num_attention_heads=2, intermediate_size=48, num_labels=2, initializer_range=0.5)  # fmt: skip
+                                  num_attention_heads=2, intermediate_size=48, num_labels=2,
+                                  initializer_range=0.5)  # fmt: skip
     bert = transformers.BertForSequenceClassification(cfg).eval()
     ids = tokenizer(["the film was not good, but the actors were great!"], return_tensors="pt")["input_ids"]
     words = pa.owen.text_hierarchy(tokenizer)

@@ -95,7 +95,7 @@ def test_image_owen_values_equal_shap_with_a_blur_masker(shape, kernel):
 
     model = small_cnn()
     c, h, w = shape
-    images = torch.rand(2, c, h, w, generator=torch.Generator().manual_seed(0))
+    images = 8 * torch.rand(2, c, h, w, generator=torch.Generator().manual_seed(0))
     hwc = images.permute(0, 2, 3, 1).numpy()
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     for i in range(2):  # the same box blur as OpenCV's (shap's "blur(kh,kw)" masker value)
