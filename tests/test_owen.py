@@ -164,3 +164,18 @@ def test_feature_groups_and_bad_hierarchies():
         pa.owen_values(model, hierarchy=pa.owen.tree_hierarchy(((0, 1), 2)))(x, target=0)
     with pytest.raises(ValueError, match="max_evals"):
         pa.owen_values(model, hierarchy=((0, 1), 2), max_evals=3)
+
+
+def test_a_background_of_many_rows_equals_shap():
+    """shap's Partition masker with a background of several rows averages the model over them."""
+    model, data = breast_cancer()
+    hierarchy = pa.owen.correlation_hierarchy(data)
+    x, rows = data[:4], data[100:105]
+    want = shap_values(model, hierarchy, rows, x, 300)
+    got = pa.owen_values(model, hierarchy=hierarchy, max_evals=300)(
+        torch.tensor(x), pa.owen.background(torch.tensor(rows)), target=1
+    )
+    assert np.abs(want).max() > 0.05
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+    with pytest.raises(ValueError, match="background rows have shape"):
+        pa.owen_values(model, hierarchy=hierarchy)(torch.tensor(x), pa.owen.background(torch.zeros(3, 5)), target=1)

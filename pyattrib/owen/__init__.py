@@ -35,7 +35,7 @@ from .hierarchies import (
     token_tree,
     tree_hierarchy,
 )
-from .maskers import Inpaint, blur, inpaint
+from .maskers import Background, Inpaint, background, blur, inpaint
 
 Forward = Callable[..., Any]
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
@@ -122,13 +122,16 @@ def owen_values(
         feature_mask: Any = None,
     ) -> Any:
         fill = baselines if isinstance(baselines, Inpaint) else None  # removed features made from the rest
+        rows = baselines if isinstance(baselines, Background) else None  # averaged over a background
+        plain = None if fill is not None or rows is not None else baselines
         call, base, mask = prepare_perturbation(
-            inputs, None if fill else baselines, target, additional_forward_args, feature_mask, "owen_values"
+            inputs, plain, target, additional_forward_args, feature_mask, "owen_values"
         )
+        background = rows.check(call.inputs) if rows is not None else None
         found = hierarchy(call.inputs[0]) if per_call else hierarchy
         trees = _trees(found, call.n, mask.n_features, per_call)
         with evaluating(f):
-            values = _expand(f, call, base, mask, trees, max_evals - 2, expansion_batch, batch_size, fill)
+            values = _expand(f, call, base, mask, trees, max_evals - 2, expansion_batch, batch_size, fill, background)
         kept = () if call.target.selects else (values.shape[1],)  # no target: every output, flattened
         return call.restore(squeeze_outputs(mask.spread(values), kept, False))
 
@@ -159,8 +162,10 @@ def _trees(found: Any, n: int, n_f: int, from_call: bool) -> list[Tree]:
 
 
 __all__: Sequence[str] = [
+    "Background",
     "Inpaint",
     "TextHierarchy",
+    "background",
     "blur",
     "correlation_hierarchy",
     "image_hierarchy",

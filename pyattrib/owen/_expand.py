@@ -62,17 +62,22 @@ def _expand(
     per_round: int,
     batch_size: Any,
     fill: Callable[[Tensor, Tensor], Tensor] | None = None,
+    background: tuple[Tensor, ...] | None = None,
 ) -> Tensor:
     """Owen values ``(N, K, F)``; example ``e`` expands its own tree ``trees[e]`` (the same object
     for all, or one per example: a text's token tree). ``fill(rows, present)``: the masked rows
     made from the inputs and where their features are present (inpainting), instead of the
-    baselines."""
+    baselines. ``background``: ``B`` rows per input; each coalition's value is the mean output
+    over them, every row completing the coalition (shap's maskers with a background dataset)."""
     n, n_f = call.n, mask.n_features
     dtype: list[torch.dtype] = []  # the model's output dtype: the values' (inputs may be token ids)
 
+    copies = len(background[0]) if background is not None else 1
+
     def evaluate(coalitions: list[np.ndarray], examples: list[int]) -> Tensor:
-        present = torch.as_tensor(np.array(coalitions), device=call.device)
-        who = torch.as_tensor(examples, device=call.device, dtype=torch.long)
+        present = torch.as_tensor(np.array(coalitions), device=call.device).repeat_interleave(copies, 0)
+        who = torch.as_tensor(examples, device=call.device, dtype=torch.long).repeat_interleave(copies)
+        which = torch.arange(copies, device=call.device).repeat(len(examples))  # the background row
 
         def build(rows: Tensor) -> tuple[Tensor, ...]:
             i = who[rows]
@@ -83,12 +88,13 @@ def _expand(
                 if fill is not None:
                     out.append(fill(x.index_select(0, i), keep))
                 else:
-                    out.append(torch.where(keep, x.index_select(0, i), example_rows(base[j], i)))
+                    rest = background[j].index_select(0, which[rows]) if background else example_rows(base[j], i)
+                    out.append(torch.where(keep, x.index_select(0, i), rest))
             return tuple(out)
 
         out = evaluate_rows(f, call, build, who, batch_size, every_output=True)
         dtype.append(out.dtype)
-        return out.reshape(len(examples), -1).double().cpu()
+        return out.reshape(len(examples), copies, -1).double().mean(1).cpu()
 
     none, full = np.zeros(n_f, dtype=bool), np.ones(n_f, dtype=bool)
     ends = evaluate([none] * n + [full] * n, list(range(n)) * 2)

@@ -113,3 +113,60 @@ def _cv2():
     except ImportError as e:  # pragma: no cover - the dev environment has it
         raise ImportError("inpainting needs OpenCV: pip install opencv-python-headless") from e
     return cv2
+
+
+class Background:
+    """Rows of a background dataset, passed as ``owen_values``'s ``baselines``: each coalition's
+    value is the mean model output over the rows, each completing the coalition with its own
+    values (shap's maskers with a background of many rows). Build it with :func:`background`.
+
+    Args:
+        rows: ``(B, ...)`` rows per input (a tensor, or a tuple for tuple inputs).
+
+    Example:
+        >>> len(pa.owen.Background(torch.zeros(5, 8)).rows[0])
+        5
+    """
+
+    def __init__(self, rows: Tensor | tuple[Tensor, ...]) -> None:
+        self.rows = rows if isinstance(rows, tuple) else (rows,)
+        counts = {len(r) for r in self.rows}
+        if len(counts) != 1 or not all(isinstance(r, Tensor) and r.dim() >= 1 for r in self.rows):
+            raise ArgumentError("background takes tensors with the same number of rows, one per input")
+
+    def check(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The rows on the inputs' device and dtype, checked against the inputs' shapes."""
+        if len(self.rows) != len(inputs):
+            raise ArgumentError(f"background has {len(self.rows)} tensors for {len(inputs)} inputs; give one each")
+        out = []
+        for r, x in zip(self.rows, inputs):
+            if r.shape[1:] != x.shape[1:]:
+                raise ArgumentError(
+                    f"background rows have shape {tuple(r.shape[1:])}, the inputs' examples {tuple(x.shape[1:])}; "
+                    "give rows of the examples' shape"
+                )
+            out.append(r.to(device=x.device, dtype=x.dtype))
+        return tuple(out)
+
+
+def background(rows: Tensor | tuple[Tensor, ...]) -> Background:
+    """A background dataset for :func:`owen_values` (``baselines=pa.owen.background(data)``):
+    ``v(S) = mean_b f(x_S, b_rest)`` over its ``B`` rows, every coalition evaluated ``B`` times
+    (shap's Partition masker with a background of ``B`` rows).
+
+    Args:
+        rows: ``(B, ...)`` background rows (a tuple of tensors for tuple inputs).
+
+    Returns:
+        A :class:`Background`.
+
+    Example:
+        >>> tree = pa.owen.tree_hierarchy(((0, 1), ((2, 3), ((4, 5), (6, 7)))))
+        >>> pa.owen_values(model, hierarchy=tree)(x, pa.owen.background(torch.randn(5, 8)), target=y).shape
+        torch.Size([4, 8])
+
+    References:
+        - Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
+          https://arxiv.org/abs/1705.07874
+    """
+    return Background(rows)
