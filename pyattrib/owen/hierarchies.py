@@ -147,7 +147,7 @@ def _merge_score(a: _Group, b: _Group, special: Sequence[str]) -> float:
 
 def token_tree(tokens: Sequence[str], special: Sequence[str] = ()) -> np.ndarray:
     """The linkage matrix of shap's Text masker over token strings: adjacent groups merged, best
-    merge first (:func:`_merge_score`), ties to the leftmost; heights are cluster sizes scaled
+    merge first (the rules of shap's Text masker), ties to the leftmost; heights are cluster sizes scaled
     to 1 at the root.
 
     Args:
