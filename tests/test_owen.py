@@ -179,3 +179,23 @@ def test_a_background_of_many_rows_equals_shap():
     np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
     with pytest.raises(ValueError, match="background rows have shape"):
         pa.owen_values(model, hierarchy=hierarchy)(torch.tensor(x), pa.owen.background(torch.zeros(3, 5)), target=1)
+
+
+def test_one_example_evaluates_ahead_with_the_same_values():
+    """A single example also evaluates the coalitions its next expansions need: fewer model calls,
+    the values a batch gives it (where every round is large already and nothing is evaluated ahead)."""
+    model, data = breast_cancer()
+    hierarchy = pa.owen.correlation_hierarchy(data)
+    calls = []
+
+    def counted(v):
+        calls.append(len(v))
+        return model(v)
+
+    owen = pa.owen_values(counted, hierarchy=hierarchy, max_evals=200)
+    alone = owen(torch.tensor(data[:1]), target=1)
+    alone_calls = len(calls)
+    calls.clear()
+    batch = owen(torch.tensor(data[:2]), target=1)
+    torch.testing.assert_close(alone[0], batch[0], atol=1e-6, rtol=1e-5)
+    assert alone_calls < len(calls)  # the batch runs one call per round, as many rounds as the example alone

@@ -63,21 +63,30 @@ def _expand(
     batch_size: Any,
     fill: Callable[[Tensor, Tensor], Tensor] | None = None,
     background: tuple[Tensor, ...] | None = None,
+    lookahead: int | None = None,
 ) -> Tensor:
     """Owen values ``(N, K, F)``; example ``e`` expands its own tree ``trees[e]`` (the same object
     for all, or one per example: a text's token tree). ``fill(rows, present)``: the masked rows
     made from the inputs and where their features are present (inpainting), instead of the
     baselines. ``background``: ``B`` rows per input; each coalition's value is the mean output
-    over them, every row completing the coalition (shap's maskers with a background dataset)."""
+    over them, every row completing the coalition (shap's maskers with a background dataset).
+    ``lookahead``: levels of coalitions that this round's halves will need, evaluated with this
+    round's (the contexts are known before the values, so the order and values are unchanged):
+    fewer, larger model calls. None: one level for a single example, whose rounds of a few rows
+    cost mostly the call itself; none for a batch, whose rounds are large already."""
     n, n_f = call.n, mask.n_features
+    lookahead = (1 if n == 1 else 0) if lookahead is None else lookahead
     dtype: list[torch.dtype] = []  # the model's output dtype: the values' (inputs may be token ids)
 
     copies = len(background[0]) if background is not None else 1
 
     def evaluate(coalitions: list[np.ndarray], examples: list[int]) -> Tensor:
-        present = torch.as_tensor(np.array(coalitions), device=call.device).repeat_interleave(copies, 0)
-        who = torch.as_tensor(examples, device=call.device, dtype=torch.long).repeat_interleave(copies)
-        which = torch.arange(copies, device=call.device).repeat(len(examples))  # the background row
+        present = torch.as_tensor(np.array(coalitions), device=call.device)
+        who = torch.as_tensor(examples, device=call.device, dtype=torch.long)
+        which = who
+        if copies > 1:  # each coalition once per background row
+            present, who = present.repeat_interleave(copies, 0), who.repeat_interleave(copies)
+            which = torch.arange(copies, device=call.device).repeat(len(examples))
 
         def build(rows: Tensor) -> tuple[Tensor, ...]:
             i = who[rows]
@@ -94,7 +103,8 @@ def _expand(
 
         out = evaluate_rows(f, call, build, who, batch_size, every_output=True)
         dtype.append(out.dtype)
-        return out.reshape(len(examples), copies, -1).double().mean(1).cpu()
+        out = out.reshape(len(examples), copies, -1).double()
+        return (out.mean(1) if copies > 1 else out[:, 0]).cpu()
 
     none, full = np.zeros(n_f, dtype=bool), np.ones(n_f, dtype=bool)
     ends = evaluate([none] * n + [full] * n, list(range(n)) * 2)
@@ -105,6 +115,38 @@ def _expand(
         [(0.0, next(counter), (none, ends[e].numpy(), ends[n + e].numpy(), trees[e].root, 1.0))] for e in range(n)
     ]
     spent = [0] * n
+    known: dict[tuple[int, bytes], np.ndarray] = {}  # (example, coalition) -> value, evaluated ahead
+
+    def values_of(coalitions: list[np.ndarray], examples: list[int], pairs: list) -> np.ndarray:
+        """The coalitions' values: those evaluated ahead from ``known``, the rest in one evaluation
+        together with the coalitions that expanding this round's halves will need (``lookahead``
+        levels down: the contexts are known before the values, so the order is unchanged)."""
+        if not lookahead:
+            return evaluate(coalitions, examples).numpy()
+        keys = [(e, c.tobytes()) for e, c in zip(examples, coalitions)]
+        missing = {k: (e, c) for k, e, c in zip(keys, examples, coalitions) if k not in known}
+        if missing:
+            for e, plan in pairs:
+                m00, m10, m01, _, _, left, right, *_ = plan
+                frontier = [(m00, left), (m00, right), (m01, left), (m10, right)]
+                for _ in range(lookahead):
+                    ahead = []
+                    for context, node in frontier:
+                        kids = trees[e].kids[node]
+                        if len(kids) != 2:
+                            continue
+                        a, b = context | trees[e].members[kids[0]], context | trees[e].members[kids[1]]
+                        for c in (a, b):
+                            k = (e, c.tobytes())
+                            if k not in known and k not in missing:
+                                missing[k] = (e, c)
+                        ahead += [(context, kids[0]), (context, kids[1]), (b, kids[0]), (a, kids[1])]
+                    frontier = ahead
+            rows = list(missing.items())
+            out = evaluate([c for _, (_, c) in rows], [e for _, (e, _) in rows]).numpy()
+            known.update((k, v) for (k, _), v in zip(rows, out))
+        return np.stack([known[k] for k in keys])
+
     while any(queues):
         pairs: list[tuple[int, tuple]] = []  # two children: shap's expansion
         wide: list[tuple[int, tuple, int]] = []  # more: every coalition of the children
@@ -137,7 +179,7 @@ def _expand(
                 planned += cost
         if not coalitions:
             continue
-        out = evaluate(coalitions, examples).numpy()
+        out = values_of(coalitions, examples, pairs)
         _push_pairs(pairs, out, queues, spent, counter)
         _push_wide(wide, out, queues, spent, counter, trees)
     values = np.stack([_lower_credit(d, t) for d, t in zip(dvalues, trees)])  # (N, F, K)
@@ -153,8 +195,8 @@ def _push_pairs(pairs: list, out: np.ndarray, queues: list, spent: list, counter
         return
     at = np.array([p[8] for _, p in pairs])
     f10s, f01s = out[at], out[at + 1]
-    f00s = np.stack([p[3] for _, p in pairs])
-    f11s = np.stack([p[4] for _, p in pairs])
+    f00s = np.array([p[3] for _, p in pairs])
+    f11s = np.array([p[4] for _, p in pairs])
     halves = np.array([p[7] for _, p in pairs]) / 2
     change = np.stack([f10s - f00s, f01s - f00s, f11s - f01s, f11s - f10s], 1)  # (P, 4, K)
     priority = (-np.abs(change).max(2) * halves[:, None]).tolist()
