@@ -3,19 +3,34 @@
 - :func:`infidelity` and :func:`sensitivity_max` (Yeh et al., 2019), Captum's two metrics;
 - :func:`deletion` / :func:`insertion` curves and their AUC (pixel flipping);
 - :func:`road` (remove and debias, Rong et al., 2022);
-- :func:`mprt`, the model-randomisation sanity check (Adebayo et al., 2018).
+- :func:`mprt`, the model-randomisation sanity check (Adebayo et al., 2018);
+- complexity (Quantus's category): :func:`sparseness`, :func:`complexity`,
+  :func:`effective_complexity`;
+- localisation against a mask: :func:`pointing_game`, :func:`attribution_localisation`,
+  :func:`top_k_intersection`, :func:`relevance_mass_accuracy`, :func:`relevance_rank_accuracy`,
+  :func:`auc`.
 
 All are batched: perturbed copies of a batch run through the model (or the attributor) in
 chunks of at most ``batch_size`` rows, on the inputs' device.
 """
 
+from .complexity import complexity, effective_complexity, sparseness
 from .curves import Curve, deletion, insertion
 from .infidelity import infidelity, perturbations_from
+from .localisation import (
+    attribution_localisation,
+    auc,
+    pointing_game,
+    relevance_mass_accuracy,
+    relevance_rank_accuracy,
+    top_k_intersection,
+)
 from .randomisation import Randomisation, mprt, spearman
 from .road import impute, road
 from .sensitivity import sensitivity_max
 
 __all__ = [
     "infidelity", "perturbations_from", "sensitivity_max", "deletion", "insertion", "Curve", "road", "impute",
-    "mprt", "Randomisation", "spearman",
+    "mprt", "Randomisation", "spearman", "sparseness", "complexity", "effective_complexity", "pointing_game",
+    "attribution_localisation", "top_k_intersection", "relevance_mass_accuracy", "relevance_rank_accuracy", "auc",
 ]  # fmt: skip

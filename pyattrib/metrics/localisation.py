@@ -1,0 +1,264 @@
+"""Whether an explanation falls on the region that matters (a segmentation or box mask): the
+pointing game, attribution localisation, top-k intersection, relevance mass and rank accuracy,
+and the ROC AUC. Each a transform returning ``(attributions, masks) -> (N,)``; an example with
+an empty mask scores NaN."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .._core.errors import ArgumentError, check_count
+from .complexity import _dtype
+from .explanations import check_normalise, flat, flat_masks
+
+Score = Callable[[Any, Any], Tensor]
+
+
+def _read(attributions: Any, masks: Any, abs: bool, normalise: bool | str) -> tuple[Tensor, Tensor]:
+    a = flat(attributions, abs, normalise).double()
+    return a, flat_masks(masks, attributions, a)
+
+
+def _empty_nan(scores: Tensor, m: Tensor) -> Tensor:
+    return torch.where(m.any(1), scores, torch.full_like(scores, float("nan")))
+
+
+def _as(attributions: Any, scores: Tensor) -> Tensor:
+    """Scores in the attributions' dtype (computed in float64)."""
+    return scores.to(_dtype(attributions))
+
+
+def pointing_game(*, weighted: bool = False, abs: bool = False, normalise: bool | str = True) -> Score:
+    r"""Pointing game: 1 where the explanation's largest value lies in the mask, else 0;
+    ``weighted``: a hit scores :math:`1 - |m| / D`, so hitting a large region counts less.
+
+    Quantus 0.6's weighted game writes the weights (a column) into its boolean array of hits,
+    which raises a ``TypeError`` as soon as one example hits (a test shows it); pyattrib returns
+    the weighted score.
+
+    Args:
+        weighted: Score a hit by the share of the input outside the mask.
+        abs: Take magnitudes first.
+        normalise: True (per explanation), False or ``"batch"``; the maximum does not depend on it.
+
+    Returns:
+        ``score(attributions, masks) -> (N,)``.
+
+    Example:
+        >>> masks = torch.tensor([[0, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+        >>> pa.metrics.pointing_game()(torch.tensor([[0.1, 0.9, 0.2, 0.0], [0.1, 0.9, 0.2, 0.0]]), masks)
+        tensor([1., 0.])
+
+    References:
+        - Zhang et al., "Top-down Neural Attention by Excitation Backprop", IJCV 2018.
+          https://arxiv.org/abs/1608.00507
+    """
+    check_normalise(normalise)
+
+    def score(attributions: Any, masks: Any) -> Tensor:
+        a, m = _read(attributions, masks, abs, normalise)
+        hit = (m & (a == a.amax(1, keepdim=True))).any(1).to(a.dtype)
+        if weighted:
+            hit = hit * (1 - m.sum(1) / m.shape[1])
+        return _as(attributions, _empty_nan(hit, m))
+
+    return score
+
+
+def attribution_localisation(
+    *, weighted: bool = False, positive: bool = False, abs: bool = True, normalise: bool | str = True
+) -> Score:
+    r"""Attribution localisation: the share of the attributions inside the mask,
+    :math:`\sum_{i \in m} a_i / \sum_i a_i`; ``weighted`` multiplies it by the mask's share of the
+    input, :math:`|m| / D`. NaN where the share exceeds 1 (attributions of both signs).
+
+    Quantus 0.6 computes the weighted ratio's denominator from ``x_batch[2:]`` (the batch without
+    its first two examples) instead of one input's size; pyattrib follows the paper (a test shows
+    the difference).
+
+    Args:
+        weighted: Multiply by the mask's share of the input.
+        positive: Count only positive attributions.
+        abs: Take magnitudes first (Quantus's default).
+        normalise: True, False or ``"batch"``; the share does not depend on it.
+
+    Returns:
+        ``score(attributions, masks) -> (N,)``.
+
+    Example:
+        >>> masks = torch.tensor([[1, 1, 0, 0]], dtype=torch.bool)
+        >>> pa.metrics.attribution_localisation()(torch.tensor([[3.0, 1.0, 0.0, 1.0]]), masks)
+        tensor([0.8000])
+
+    References:
+        - Kohlbrenner et al., "Towards Best Practice in Explaining Neural Network Decisions with LRP",
+          IJCNN 2020. https://arxiv.org/abs/1910.09840
+    """
+    check_normalise(normalise)
+
+    def score(attributions: Any, masks: Any) -> Tensor:
+        a, m = _read(attributions, masks, abs, normalise)
+        if positive:
+            a = a.clamp(min=0)
+        share = (a * m).sum(1) / (a.sum(1) + 1e-9)
+        share = torch.where(share > 1, torch.full_like(share, float("nan")), share)
+        if weighted:
+            share = share * m.sum(1) / m.shape[1]
+        return _as(attributions, _empty_nan(share, m))
+
+    return score
+
+
+def top_k_intersection(
+    *, k: int = 1000, concept_influence: bool = False, abs: bool = False, normalise: bool | str = True
+) -> Score:
+    r"""Top-k intersection: the share of the ``k`` largest attributions that lie in the mask;
+    ``concept_influence`` divides it by the mask's share of the input, :math:`|m| / D`.
+
+    Args:
+        k: The number of top features (at most the input's size).
+        concept_influence: Divide by the mask's share of the input.
+        abs: Take magnitudes first.
+        normalise: True, False or ``"batch"``; the order does not depend on it.
+
+    Returns:
+        ``score(attributions, masks) -> (N,)``.
+
+    Example:
+        >>> masks = torch.tensor([[1, 1, 0, 0]], dtype=torch.bool)
+        >>> pa.metrics.top_k_intersection(k=2)(torch.tensor([[3.0, 0.0, 2.0, 1.0]]), masks)
+        tensor([0.5000])
+
+    References:
+        - Theiner, Müller-Budack and Ewerth, "Interpretable Semantic Photo Geolocation", WACV 2022.
+          https://arxiv.org/abs/2104.14995
+    """
+    check_count("k", k)
+    check_normalise(normalise)
+
+    def score(attributions: Any, masks: Any) -> Tensor:
+        a, m = _read(attributions, masks, abs, normalise)
+        if k > a.shape[1]:
+            raise ArgumentError(f"k={k} is larger than the {a.shape[1]} features of an input; pass a smaller k")
+        top = a.argsort(dim=1, descending=True, stable=True)[:, :k]
+        share = m.gather(1, top).to(a.dtype).mean(1)
+        if concept_influence:
+            share = share * m.shape[1] / m.sum(1)
+        return _as(attributions, _empty_nan(share, m))
+
+    return score
+
+
+def relevance_mass_accuracy(*, abs: bool = False, normalise: bool | str = True) -> Score:
+    r"""Relevance mass accuracy: the attributions' sum inside the mask over their total,
+    :math:`\sum_{i \in m} a_i / \sum_i a_i`.
+
+    Args:
+        abs: Take magnitudes first.
+        normalise: True, False or ``"batch"``; the ratio does not depend on it.
+
+    Returns:
+        ``score(attributions, masks) -> (N,)``.
+
+    Example:
+        >>> masks = torch.tensor([[1, 1, 0, 0]], dtype=torch.bool)
+        >>> pa.metrics.relevance_mass_accuracy()(torch.tensor([[3.0, 1.0, 0.0, 1.0]]), masks)
+        tensor([0.8000])
+
+    References:
+        - Arras, Osman and Samek, "CLEVR-XAI: A benchmark dataset for the ground truth evaluation of
+          neural network explanations", Information Fusion 2022. https://arxiv.org/abs/2003.07258
+    """
+    check_normalise(normalise)
+
+    def score(attributions: Any, masks: Any) -> Tensor:
+        a, m = _read(attributions, masks, abs, normalise)
+        return _as(attributions, _empty_nan((a * m).sum(1) / a.sum(1), m))
+
+    return score
+
+
+def relevance_rank_accuracy(*, abs: bool = False, normalise: bool | str = True) -> Score:
+    r"""Relevance rank accuracy: of the :math:`|m|` largest attributions, the share inside the
+    mask of :math:`|m|` features.
+
+    Args:
+        abs: Take magnitudes first.
+        normalise: True, False or ``"batch"``; the order does not depend on it.
+
+    Returns:
+        ``score(attributions, masks) -> (N,)``.
+
+    Example:
+        >>> masks = torch.tensor([[1, 1, 0, 0]], dtype=torch.bool)
+        >>> pa.metrics.relevance_rank_accuracy()(torch.tensor([[3.0, 0.0, 2.0, 1.0]]), masks)
+        tensor([0.5000])
+
+    References:
+        - Arras, Osman and Samek, "CLEVR-XAI: A benchmark dataset for the ground truth evaluation of
+          neural network explanations", Information Fusion 2022. https://arxiv.org/abs/2003.07258
+    """
+    check_normalise(normalise)
+
+    def score(attributions: Any, masks: Any) -> Tensor:
+        a, m = _read(attributions, masks, abs, normalise)
+        order = a.argsort(dim=1, descending=True, stable=True)
+        size = m.sum(1, keepdim=True)
+        within = torch.arange(m.shape[1], device=a.device)[None] < size  # the first |m| places
+        hits = (m.gather(1, order) & within).sum(1).to(a.dtype)
+        return _as(attributions, _empty_nan(hits / size[:, 0].clamp(min=1), m))
+
+    return score
+
+
+def auc(*, abs: bool = False, normalise: bool | str = True) -> Score:
+    r"""Area under the ROC curve of the attributions as scores for the mask: the chance that a
+    feature in the mask outranks one outside it (ties count half), the Mann-Whitney statistic
+    :math:`(R_m - |m|(|m| + 1)/2) / (|m|\,(D - |m|))` with :math:`R_m` the mask's rank sum.
+
+    Args:
+        abs: Take magnitudes first.
+        normalise: True, False or ``"batch"``; the order does not depend on it.
+
+    Returns:
+        ``score(attributions, masks) -> (N,)``; NaN where the mask is empty or full.
+
+    Example:
+        >>> masks = torch.tensor([[1, 1, 0, 0]], dtype=torch.bool)
+        >>> pa.metrics.auc()(torch.tensor([[3.0, 0.0, 2.0, 1.0]]), masks)
+        tensor([0.5000])
+
+    References:
+        - Fawcett, "An introduction to ROC analysis", Pattern Recognition Letters 2006.
+          https://doi.org/10.1016/j.patrec.2005.10.010
+    """
+    check_normalise(normalise)
+
+    def score(attributions: Any, masks: Any) -> Tensor:
+        a, m = _read(attributions, masks, abs, normalise)
+        ranks = _average_ranks(a)
+        pos = m.sum(1).to(a.dtype)
+        neg = m.shape[1] - pos
+        value = ((ranks * m).sum(1) - pos * (pos + 1) / 2) / (pos * neg)
+        return _as(attributions, torch.where((pos > 0) & (neg > 0), value, torch.full_like(value, float("nan"))))
+
+    return score
+
+
+def _average_ranks(a: Tensor) -> Tensor:
+    """Ranks 1..D of each row's values, ties sharing their average rank."""
+    order = a.argsort(dim=1, stable=True)
+    sorted_a = a.gather(1, order)
+    d = a.shape[1]
+    position = torch.arange(1, d + 1, dtype=a.dtype, device=a.device).expand_as(a)
+    new = torch.ones_like(sorted_a, dtype=torch.bool)
+    new[:, 1:] = sorted_a[:, 1:] != sorted_a[:, :-1]
+    group = new.cumsum(1) - 1  # the tie group of each sorted value
+    total = torch.zeros_like(a).scatter_add_(1, group, position)
+    count = torch.zeros_like(a).scatter_add_(1, group, torch.ones_like(a))
+    average = (total / count.clamp(min=1)).gather(1, group)
+    return torch.empty_like(a).scatter_(1, order, average)
