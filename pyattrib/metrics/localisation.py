@@ -32,6 +32,18 @@ def _as(attributions: Any, scores: Tensor) -> Tensor:
     return scores.to(_dtype(attributions))
 
 
+def _localised(rule: Callable[[Tensor, Tensor], Tensor], abs: bool, normalise: bool | str) -> Score:
+    """The metric ``rule(a, m) -> (N,)`` on flattened attributions ``a`` (float64) and masks ``m``;
+    NaN where a mask is empty, in the attributions' dtype."""
+    check_normalise(normalise)
+
+    def score(attributions: Any, masks: Any) -> Tensor:
+        a, m = _read(attributions, masks, abs, normalise)
+        return _as(attributions, _empty_nan(rule(a, m), m))
+
+    return score
+
+
 def pointing_game(*, weighted: bool = False, abs: bool = False, normalise: bool | str = True) -> Score:
     r"""Pointing game: 1 where the explanation's largest value lies in the mask, else 0;
     ``weighted``: a hit scores :math:`1 - |m| / D`, so hitting a large region counts less.
@@ -57,16 +69,12 @@ def pointing_game(*, weighted: bool = False, abs: bool = False, normalise: bool 
         - Zhang et al., "Top-down Neural Attention by Excitation Backprop", IJCV 2018.
           https://arxiv.org/abs/1608.00507
     """
-    check_normalise(normalise)
 
-    def score(attributions: Any, masks: Any) -> Tensor:
-        a, m = _read(attributions, masks, abs, normalise)
+    def rule(a: Tensor, m: Tensor) -> Tensor:
         hit = (m & (a == a.amax(1, keepdim=True))).any(1).to(a.dtype)
-        if weighted:
-            hit = hit * (1 - m.sum(1) / m.shape[1])
-        return _as(attributions, _empty_nan(hit, m))
+        return hit * (1 - m.sum(1) / m.shape[1]) if weighted else hit
 
-    return score
+    return _localised(rule, abs, normalise)
 
 
 def attribution_localisation(
@@ -98,19 +106,14 @@ def attribution_localisation(
         - Kohlbrenner et al., "Towards Best Practice in Explaining Neural Network Decisions with LRP",
           IJCNN 2020. https://arxiv.org/abs/1910.09840
     """
-    check_normalise(normalise)
 
-    def score(attributions: Any, masks: Any) -> Tensor:
-        a, m = _read(attributions, masks, abs, normalise)
-        if positive:
-            a = a.clamp(min=0)
+    def rule(a: Tensor, m: Tensor) -> Tensor:
+        a = a.clamp(min=0) if positive else a
         share = (a * m).sum(1) / (a.sum(1) + 1e-9)
         share = torch.where(share > 1, torch.full_like(share, float("nan")), share)
-        if weighted:
-            share = share * m.sum(1) / m.shape[1]
-        return _as(attributions, _empty_nan(share, m))
+        return share * m.sum(1) / m.shape[1] if weighted else share
 
-    return score
+    return _localised(rule, abs, normalise)
 
 
 def top_k_intersection(
@@ -138,19 +141,14 @@ def top_k_intersection(
           https://arxiv.org/abs/2104.14995
     """
     check_count("k", k)
-    check_normalise(normalise)
 
-    def score(attributions: Any, masks: Any) -> Tensor:
-        a, m = _read(attributions, masks, abs, normalise)
+    def rule(a: Tensor, m: Tensor) -> Tensor:
         if k > a.shape[1]:
             raise ArgumentError(f"k={k} is larger than the {a.shape[1]} features of an input; pass a smaller k")
-        top = a.argsort(dim=1, descending=True, stable=True)[:, :k]
-        share = m.gather(1, top).to(a.dtype).mean(1)
-        if concept_influence:
-            share = share * m.shape[1] / m.sum(1)
-        return _as(attributions, _empty_nan(share, m))
+        share = m.gather(1, a.argsort(dim=1, descending=True, stable=True)[:, :k]).to(a.dtype).mean(1)
+        return share * m.shape[1] / m.sum(1) if concept_influence else share
 
-    return score
+    return _localised(rule, abs, normalise)
 
 
 def relevance_mass_accuracy(*, abs: bool = False, normalise: bool | str = True) -> Score:
@@ -173,13 +171,7 @@ def relevance_mass_accuracy(*, abs: bool = False, normalise: bool | str = True) 
         - Arras, Osman and Samek, "CLEVR-XAI: A benchmark dataset for the ground truth evaluation of
           neural network explanations", Information Fusion 2022. https://arxiv.org/abs/2003.07258
     """
-    check_normalise(normalise)
-
-    def score(attributions: Any, masks: Any) -> Tensor:
-        a, m = _read(attributions, masks, abs, normalise)
-        return _as(attributions, _empty_nan((a * m).sum(1) / a.sum(1), m))
-
-    return score
+    return _localised(lambda a, m: (a * m).sum(1) / a.sum(1), abs, normalise)
 
 
 def relevance_rank_accuracy(*, abs: bool = False, normalise: bool | str = True) -> Score:
@@ -202,17 +194,14 @@ def relevance_rank_accuracy(*, abs: bool = False, normalise: bool | str = True) 
         - Arras, Osman and Samek, "CLEVR-XAI: A benchmark dataset for the ground truth evaluation of
           neural network explanations", Information Fusion 2022. https://arxiv.org/abs/2003.07258
     """
-    check_normalise(normalise)
 
-    def score(attributions: Any, masks: Any) -> Tensor:
-        a, m = _read(attributions, masks, abs, normalise)
+    def rule(a: Tensor, m: Tensor) -> Tensor:
         order = a.argsort(dim=1, descending=True, stable=True)
         size = m.sum(1, keepdim=True)
         within = torch.arange(m.shape[1], device=a.device)[None] < size  # the first |m| places
-        hits = (m.gather(1, order) & within).sum(1).to(a.dtype)
-        return _as(attributions, _empty_nan(hits / size[:, 0].clamp(min=1), m))
+        return (m.gather(1, order) & within).sum(1).to(a.dtype) / size[:, 0].clamp(min=1)
 
-    return score
+    return _localised(rule, abs, normalise)
 
 
 def auc(*, abs: bool = False, normalise: bool | str = True) -> Score:
@@ -236,17 +225,14 @@ def auc(*, abs: bool = False, normalise: bool | str = True) -> Score:
         - Fawcett, "An introduction to ROC analysis", Pattern Recognition Letters 2006.
           https://doi.org/10.1016/j.patrec.2005.10.010
     """
-    check_normalise(normalise)
 
-    def score(attributions: Any, masks: Any) -> Tensor:
-        a, m = _read(attributions, masks, abs, normalise)
-        ranks = _average_ranks(a)
+    def rule(a: Tensor, m: Tensor) -> Tensor:
         pos = m.sum(1).to(a.dtype)
         neg = m.shape[1] - pos
-        value = ((ranks * m).sum(1) - pos * (pos + 1) / 2) / (pos * neg)
-        return _as(attributions, torch.where((pos > 0) & (neg > 0), value, torch.full_like(value, float("nan"))))
+        value = ((_average_ranks(a) * m).sum(1) - pos * (pos + 1) / 2) / (pos * neg)
+        return torch.where(neg > 0, value, torch.full_like(value, float("nan")))
 
-    return score
+    return _localised(rule, abs, normalise)
 
 
 def _average_ranks(a: Tensor) -> Tensor:
