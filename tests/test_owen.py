@@ -182,10 +182,13 @@ def test_a_background_of_many_rows_equals_shap():
 
 
 def test_one_example_evaluates_ahead_with_the_same_values():
-    """A single example also evaluates the coalitions its next expansions need: fewer model calls,
-    the values a batch gives it (where every round is large already and nothing is evaluated ahead)."""
+    """A single example with large rows also evaluates the coalitions its next expansions need: fewer
+    model calls, the values a batch gives it (where every round is large already and nothing is
+    evaluated ahead)."""
     model, data = breast_cancer()
-    hierarchy = pa.owen.correlation_hierarchy(data)
+    data = np.repeat(data, 24, axis=1)  # 288 features per row: large rows
+    model = torch.nn.Sequential(torch.nn.Linear(data.shape[1], 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).eval()
+    hierarchy = pa.owen.correlation_hierarchy(data + 1e-3 * np.random.default_rng(0).standard_normal(data.shape))
     calls = []
 
     def counted(v):

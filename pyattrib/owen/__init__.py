@@ -67,9 +67,9 @@ def owen_values(
     features in proportion to their number. Every example follows its own order; their rows are
     evaluated together, in chunks of ``batch_size``. The values always add up to
     :math:`f(x) - f(x')`. Ties in the order are broken by insertion (shap breaks them at random).
-    A single example also evaluates, in each round, the coalitions that expanding the round's halves
-    will need next (their contexts are known before their values): fewer, larger model calls, the
-    same values.
+    A single example with large rows (text, images) also evaluates, in each round, the coalitions
+    that expanding the round's halves will need next (their contexts are known before their values):
+    fewer, larger model calls, the same values.
 
     Args:
         f: The model, or a function of the inputs returning one output row per example.

@@ -12,9 +12,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._core.perturb import FeatureMask, evaluate_rows, example_rows
+from .._core.budget import row_cost
+from .._core.layout import feeder
+from .._core.perturb import FeatureMask, evaluate_rows, example_rows, per_example_outputs
 
 Forward = Callable[..., Any]
+LOOKAHEAD_COST = 256  # input elements per example from which a single example evaluates ahead
 
 
 class Tree:
@@ -72,13 +75,38 @@ def _expand(
     over them, every row completing the coalition (shap's maskers with a background dataset).
     ``lookahead``: levels of coalitions that this round's halves will need, evaluated with this
     round's (the contexts are known before the values, so the order and values are unchanged):
-    fewer, larger model calls. None: one level for a single example, whose rounds of a few rows
-    cost mostly the call itself; none for a batch, whose rounds are large already."""
+    fewer, larger model calls. None: one level for a single example whose rows are large
+    (``LOOKAHEAD_COST`` input elements, token ids counting ``ID_WIDTH`` each: a round's call is
+    mostly the model's work; measured: a 16-token BERT explanation 0.50x -> 0.41x of shap's time,
+    a 30-feature MLP's 0.19x -> 0.23x, so small rows keep none); none for a batch, whose rounds are
+    large already."""
     n, n_f = call.n, mask.n_features
-    lookahead = (1 if n == 1 else 0) if lookahead is None else lookahead
+    if lookahead is None:  # one example with large rows: its rounds' calls cost mostly the model call itself
+        lookahead = 1 if n == 1 and row_cost(call.inputs) >= LOOKAHEAD_COST else 0
     dtype: list[torch.dtype] = []  # the model's output dtype: the values' (inputs may be token ids)
 
     copies = len(background[0]) if background is not None else 1
+    fed = feeder(f, call.inputs, backward=False)
+    chunk = max(1, batch_size if batch_size is not None else call.chunk(None))
+    identity = [_is_identity(m) for m in mask.ids]  # each element its own feature, in order
+
+    def one_chunk(rows: int) -> bool:
+        return rows <= chunk
+
+    def build_rows(i: Tensor, present: Tensor, which: Tensor) -> tuple[Tensor, ...]:
+        out = []
+        for j, x in enumerate(call.inputs):
+            if identity[j]:
+                keep = present.reshape(len(i), *x.shape[1:])
+            else:
+                ids = mask.rows(j, i)
+                keep = present.gather(1, ids.reshape(len(i), -1)).reshape(ids.shape)
+            if fill is not None:
+                out.append(fill(x.index_select(0, i), keep))
+            else:
+                rest = background[j].index_select(0, which) if background else example_rows(base[j], i)
+                out.append(torch.where(keep, x.index_select(0, i), rest))
+        return tuple(out)
 
     def evaluate(coalitions: list[np.ndarray], examples: list[int]) -> Tensor:
         present = torch.as_tensor(np.array(coalitions), device=call.device)
@@ -89,20 +117,15 @@ def _expand(
             which = torch.arange(copies, device=call.device).repeat(len(examples))
 
         def build(rows: Tensor) -> tuple[Tensor, ...]:
-            i = who[rows]
-            out = []
-            for j, x in enumerate(call.inputs):
-                ids = mask.rows(j, i)
-                keep = present[rows].gather(1, ids.reshape(len(i), -1)).reshape(ids.shape)
-                if fill is not None:
-                    out.append(fill(x.index_select(0, i), keep))
-                else:
-                    rest = background[j].index_select(0, which[rows]) if background else example_rows(base[j], i)
-                    out.append(torch.where(keep, x.index_select(0, i), rest))
-            return tuple(out)
+            return build_rows(who[rows], present[rows], which[rows])
 
-        out = evaluate_rows(f, call, build, who, batch_size, every_output=True)
-        dtype.append(out.dtype)
+        if one_chunk(len(who)):  # the usual round: one forward, no chunk bookkeeping
+            with torch.no_grad():
+                out = per_example_outputs(call.target, fed(*build_rows(who, present, which), *call.args.rows(who)), who)
+        else:
+            out = evaluate_rows(f, call, build, who, batch_size, every_output=True)
+        if not dtype:
+            dtype.append(out.dtype)
         out = out.reshape(len(examples), copies, -1).double()
         return (out.mean(1) if copies > 1 else out[:, 0]).cpu()
 
@@ -186,6 +209,12 @@ def _expand(
     first = call.inputs[0]
     kind = first.dtype if first.is_floating_point() else dtype[0] if dtype[0].is_floating_point else torch.float32
     return torch.as_tensor(values, device=call.device).permute(0, 2, 1).to(kind)
+
+
+def _is_identity(ids: Tensor) -> bool:
+    """Whether a feature mask numbers the elements of one shared example 0, 1, ... in order."""
+    flat = ids.reshape(ids.shape[0], -1)
+    return ids.shape[0] == 1 and bool((flat[0] == torch.arange(flat.shape[1], device=flat.device)).all())
 
 
 def _push_pairs(pairs: list, out: np.ndarray, queues: list, spent: list, counter: Any) -> None:
