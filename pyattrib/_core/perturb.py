@@ -197,14 +197,19 @@ def evaluate_rows(
     total = len(examples)
     step = max(1, batch_size if batch_size is not None else call.chunk(None))
     fed = feeder(forward, call.inputs, backward=False)
-    starts = progress(range(0, total, step), show_progress, desc, math.ceil(total / step))
-    parts = []
+
+    def chunk(rows: Tensor, i: Tensor) -> Tensor:
+        out = fed(*build(rows), *call.args.rows(i))
+        return per_example_outputs(call.target, out, i) if every_output else _own(call.target.select(out, i))
+
     with torch.no_grad():
-        for first in starts:
-            rows = torch.arange(first, min(first + step, total), device=examples.device)
-            i = examples[rows]
-            out = fed(*build(rows), *call.args.rows(i))
-            parts.append(per_example_outputs(call.target, out, i) if every_output else _own(call.target.select(out, i)))
+        if (
+            0 < total <= step and not show_progress
+        ):  # one evaluation: no chunk bookkeeping (methods call this per round)
+            return chunk(torch.arange(total, device=examples.device), examples)
+        starts = progress(range(0, total, step), show_progress, desc, math.ceil(total / step))
+        parts = [chunk(r, examples[r]) for first in starts
+                 for r in [torch.arange(first, min(first + step, total), device=examples.device)]]  # fmt: skip
     return torch.cat(parts) if parts else examples.new_zeros(0, dtype=call.inputs[0].dtype)
 
 
@@ -279,6 +284,21 @@ class FeatureMask:
             ids = out
         self.ids = ids
         self.n_features = max((int(m.max()) + 1 for m in ids if m.numel()), default=0)  # an empty input: none
+        self._in_order = [
+            len(ids) == 1
+            and m.shape[0] == 1
+            and bool((m.reshape(-1) == torch.arange(m.numel(), device=m.device)).all())
+            for m in ids
+        ]
+
+    def present(self, j: int, i: Tensor, coalitions: Tensor) -> Tensor:
+        """``(M, *shape)`` booleans: which elements of input ``j`` are present for rows of examples
+        ``i`` whose features ``coalitions`` ``(M, F)`` holds. A mask that numbers one shared
+        example's elements 0, 1, ... in order (no mask) is a reshape, not a gather."""
+        if self._in_order[j]:
+            return coalitions.reshape(len(i), *self.ids[j].shape[1:])
+        ids = self.rows(j, i)
+        return coalitions.gather(1, ids.reshape(len(i), -1)).reshape(ids.shape)
 
     def rows(self, j: int, i: Tensor) -> Tensor:
         """Feature ids of input ``j`` for examples ``i`` (shape ``(M, *shape)``)."""

@@ -13,8 +13,7 @@ import torch
 from torch import Tensor
 
 from .._core.budget import row_cost
-from .._core.layout import feeder
-from .._core.perturb import FeatureMask, evaluate_rows, example_rows, per_example_outputs
+from .._core.perturb import FeatureMask, evaluate_rows, example_rows
 
 Forward = Callable[..., Any]
 LOOKAHEAD_COST = 256  # input elements per example from which a single example evaluates ahead
@@ -86,27 +85,6 @@ def _expand(
     dtype: list[torch.dtype] = []  # the model's output dtype: the values' (inputs may be token ids)
 
     copies = len(background[0]) if background is not None else 1
-    fed = feeder(f, call.inputs, backward=False)
-    chunk = max(1, batch_size if batch_size is not None else call.chunk(None))
-    identity = [_is_identity(m) for m in mask.ids]  # each element its own feature, in order
-
-    def one_chunk(rows: int) -> bool:
-        return rows <= chunk
-
-    def build_rows(i: Tensor, present: Tensor, which: Tensor) -> tuple[Tensor, ...]:
-        out = []
-        for j, x in enumerate(call.inputs):
-            if identity[j]:
-                keep = present.reshape(len(i), *x.shape[1:])
-            else:
-                ids = mask.rows(j, i)
-                keep = present.gather(1, ids.reshape(len(i), -1)).reshape(ids.shape)
-            if fill is not None:
-                out.append(fill(x.index_select(0, i), keep))
-            else:
-                rest = background[j].index_select(0, which) if background else example_rows(base[j], i)
-                out.append(torch.where(keep, x.index_select(0, i), rest))
-        return tuple(out)
 
     def evaluate(coalitions: list[np.ndarray], examples: list[int]) -> Tensor:
         present = torch.as_tensor(np.array(coalitions), device=call.device)
@@ -117,13 +95,18 @@ def _expand(
             which = torch.arange(copies, device=call.device).repeat(len(examples))
 
         def build(rows: Tensor) -> tuple[Tensor, ...]:
-            return build_rows(who[rows], present[rows], which[rows])
+            whole = len(rows) == len(who)  # one evaluation: rows are all of them, in order
+            i, here, out = (who, present, []) if whole else (who[rows], present[rows], [])
+            for j, x in enumerate(call.inputs):
+                keep = mask.present(j, i, here)
+                if fill is not None:
+                    out.append(fill(x.index_select(0, i), keep))
+                else:
+                    rest = background[j].index_select(0, which[rows]) if background else example_rows(base[j], i)
+                    out.append(torch.where(keep, x.index_select(0, i), rest))
+            return tuple(out)
 
-        if one_chunk(len(who)):  # the usual round: one forward, no chunk bookkeeping
-            with torch.no_grad():
-                out = per_example_outputs(call.target, fed(*build_rows(who, present, which), *call.args.rows(who)), who)
-        else:
-            out = evaluate_rows(f, call, build, who, batch_size, every_output=True)
+        out = evaluate_rows(f, call, build, who, batch_size, every_output=True)
         if not dtype:
             dtype.append(out.dtype)
         out = out.reshape(len(examples), copies, -1).double()
@@ -209,12 +192,6 @@ def _expand(
     first = call.inputs[0]
     kind = first.dtype if first.is_floating_point() else dtype[0] if dtype[0].is_floating_point else torch.float32
     return torch.as_tensor(values, device=call.device).permute(0, 2, 1).to(kind)
-
-
-def _is_identity(ids: Tensor) -> bool:
-    """Whether a feature mask numbers the elements of one shared example 0, 1, ... in order."""
-    flat = ids.reshape(ids.shape[0], -1)
-    return ids.shape[0] == 1 and bool((flat[0] == torch.arange(flat.shape[1], device=flat.device)).all())
 
 
 def _push_pairs(pairs: list, out: np.ndarray, queues: list, spent: list, counter: Any) -> None:
