@@ -6,6 +6,10 @@
 - :func:`mprt`, the model-randomisation sanity check (Adebayo et al., 2018);
 - complexity (Quantus's category): :func:`sparseness`, :func:`complexity`,
   :func:`effective_complexity`;
+- faithfulness (Quantus's category): :func:`pixel_flipping`, :func:`region_perturbation`,
+  :func:`selectivity`, :func:`faithfulness_estimate`, :func:`monotonicity`,
+  :func:`faithfulness_correlation`, :func:`sensitivity_n`, :func:`monotonicity_correlation`,
+  :func:`irof`, :func:`sufficiency`;
 - localisation against a mask: :func:`pointing_game`, :func:`attribution_localisation`,
   :func:`top_k_intersection`, :func:`relevance_mass_accuracy`, :func:`relevance_rank_accuracy`,
   :func:`auc`.
@@ -16,6 +20,14 @@ chunks of at most ``batch_size`` rows, on the inputs' device.
 
 from .complexity import complexity, effective_complexity, sparseness
 from .curves import Curve, deletion, insertion
+from .faithfulness import faithfulness_estimate, monotonicity, pixel_flipping, region_perturbation, selectivity
+from .faithfulness_sampled import (
+    faithfulness_correlation,
+    irof,
+    monotonicity_correlation,
+    sensitivity_n,
+    sufficiency,
+)
 from .infidelity import infidelity, perturbations_from
 from .localisation import (
     attribution_localisation,
@@ -33,4 +45,6 @@ __all__ = [
     "infidelity", "perturbations_from", "sensitivity_max", "deletion", "insertion", "Curve", "road", "impute",
     "mprt", "Randomisation", "spearman", "sparseness", "complexity", "effective_complexity", "pointing_game",
     "attribution_localisation", "top_k_intersection", "relevance_mass_accuracy", "relevance_rank_accuracy", "auc",
+    "pixel_flipping", "region_perturbation", "selectivity", "faithfulness_estimate", "monotonicity",
+    "faithfulness_correlation", "sensitivity_n", "monotonicity_correlation", "irof", "sufficiency",
 ]  # fmt: skip
