@@ -10,6 +10,9 @@
   :func:`selectivity`, :func:`faithfulness_estimate`, :func:`monotonicity`,
   :func:`faithfulness_correlation`, :func:`sensitivity_n`, :func:`monotonicity_correlation`,
   :func:`irof`, :func:`sufficiency`;
+- robustness: :func:`avg_sensitivity`, :func:`local_lipschitz_estimate`, :func:`continuity`,
+  :func:`relative_stability` (input, output, representation), :func:`consistency` (and
+  :func:`sensitivity_max`);
 - localisation against a mask: :func:`pointing_game`, :func:`attribution_localisation`,
   :func:`top_k_intersection`, :func:`relevance_mass_accuracy`, :func:`relevance_rank_accuracy`,
   :func:`auc`.
@@ -39,6 +42,13 @@ from .localisation import (
 )
 from .randomisation import Randomisation, mprt, spearman
 from .road import impute, road
+from .robustness import (
+    avg_sensitivity,
+    consistency,
+    continuity,
+    local_lipschitz_estimate,
+    relative_stability,
+)
 from .sensitivity import sensitivity_max
 
 __all__ = [
@@ -47,4 +57,5 @@ __all__ = [
     "attribution_localisation", "top_k_intersection", "relevance_mass_accuracy", "relevance_rank_accuracy", "auc",
     "pixel_flipping", "region_perturbation", "selectivity", "faithfulness_estimate", "monotonicity",
     "faithfulness_correlation", "sensitivity_n", "monotonicity_correlation", "irof", "sufficiency",
+    "avg_sensitivity", "local_lipschitz_estimate", "continuity", "relative_stability", "consistency",
 ]  # fmt: skip

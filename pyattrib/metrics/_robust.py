@@ -1,0 +1,142 @@
+"""Robustness: how much an explanation moves when its input moves a little. Average
+sensitivity, the local Lipschitz estimate, continuity, consistency, and relative input,
+output and representation stability (Agarwal et al.). Each metric calls the attributor
+itself on the perturbed copies (any attributor, composed ones too), ``n_samples`` copies of
+the batch at a time in calls of at most ``batch_size`` rows; noise comes from the
+``generator`` given at call time.
+
+Each is a transform returning ``measure(inputs, *, target=None, generator=None,
+**attributor_kwargs) -> (N,)``; the attributions of the unperturbed inputs are computed by
+the same attributor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .._core import random
+from .._core.attributor import call_on_copies
+from .._core.capture import LayerValue
+from .._core.errors import ArgumentError, check_batch_size, check_count
+from .._core.inputs import as_tuple
+from .._core.state import evaluating
+from ._perturbed import need_generator
+from .explanations import check_normalise, flat
+
+Measure = Callable[..., Tensor]
+# score(a, a_tilde, x, x_tilde, out, out_tilde) -> (N,): one perturbed copy of the batch
+Score = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor | None], Tensor]
+Noise = Callable[[Tensor, torch.Generator | None], Tensor]
+
+
+def uniform_noise(low: float, high: float) -> Noise:
+    """Add U(low, high) noise to every element (Quantus's ``batch_uniform_noise``)."""
+    return lambda x, g: x + low + (high - low) * random.uniform(tuple(x.shape), x, g)
+
+
+def gaussian_noise(std: float, mean: float = 0.0) -> Noise:
+    """Add N(mean, std²) noise to every element (Quantus's ``batch_gaussian_noise``)."""
+    return lambda x, g: x + mean + random.normal(tuple(x.shape), std, x, g)
+
+
+def _explanations(attributor: Callable[..., Any], inputs: Any, kwargs: dict[str, Any], n: int, times: int) -> Tensor:
+    """``(N, times, D)``: the attributions of ``times`` copies of each example (``inputs``: rows
+    ``i * times + s``)."""
+    xs, was_tuple = as_tuple(inputs)
+    attrs, _, _ = call_on_copies(attributor, xs, was_tuple, kwargs, n, times)
+    return torch.cat([a.reshape(n, times, -1) for a in attrs], 2).detach()
+
+
+def robustness(
+    attributor: Callable[..., Any],
+    score: Callable[..., Tensor],
+    noise: Noise | Callable[[Tensor, int], Tensor],
+    n_samples: int,
+    *,
+    reduce: str,
+    abs: bool,
+    normalise: bool | str,
+    model: nn.Module | Callable[..., Any] | None,
+    nan_when_prediction_changes: bool,
+    outputs: bool = False,
+    representation: Callable[[Any], Tensor] | None = None,
+    batch_size: int | None,
+    name: str,
+    random_noise: bool = True,
+) -> Measure:
+    """The robustness template: ``score`` of every perturbed copy, reduced over the copies
+    (``"mean"``/``"max"``, ignoring NaN), NaN for copies whose predicted class changed when
+    ``nan_when_prediction_changes``. ``outputs``: the scores also receive the model's outputs
+    (or ``representation(inputs)``) of the inputs and the copies."""
+    check_count("n_samples", n_samples)
+    check_batch_size(batch_size)
+    check_normalise(normalise)
+    if not callable(attributor):
+        raise TypeError(f"{name} takes an attributor, e.g. pa.metrics.{name}(pa.saliency(model))")
+    if (nan_when_prediction_changes or outputs) and model is None:
+        raise ArgumentError(f"{name} compares the model's predictions: pass model=")
+
+    def read(a: Tensor) -> Tensor:
+        return flat(a, abs, normalise)
+
+    def measure(inputs: Any, *args: Any, generator: torch.Generator | None = None, **kwargs: Any) -> Tensor:
+        if args:
+            raise TypeError(f"{name}: pass the attributor's arguments by keyword (target=..., baselines=...)")
+        if random_noise:
+            need_generator(generator, name, "random perturbations")
+        if getattr(attributor, "random", False):
+            kwargs["generator"] = generator
+        xs, was_tuple = as_tuple(inputs)
+        if was_tuple:
+            raise ArgumentError(f"{name} takes one input tensor")
+        x = xs[0]
+        n = x.shape[0]
+        with torch.no_grad():
+            a = read(_explanations(attributor, x, kwargs, n, 1)[:, 0])
+            out = _observe(model, representation, x) if model is not None else None
+            per = n_samples if batch_size is None else max(1, min(n_samples, batch_size // n))
+            scores = []
+            for start in range(0, n_samples, per):
+                c = min(per, n_samples - start)
+                copies = torch.stack(
+                    [noise(x, generator) if random_noise else noise(x, start + k) for k in range(c)], 1
+                )
+                tilde = _explanations(attributor, copies.reshape(n * c, *x.shape[1:]), kwargs, n, c)
+                flat_copies = copies.reshape(n, c, -1)
+                for k in range(c):
+                    at = read(tilde[:, k])
+                    seen = _observe(model, representation, copies[:, k]) if model is not None else None
+                    s = score(a, at, x.reshape(n, -1), flat_copies[:, k], out, seen).double()
+                    if nan_when_prediction_changes:
+                        changed = _classes(model, x) != _classes(model, copies[:, k])
+                        s = torch.where(changed, torch.full_like(s, float("nan")), s)
+                    scores.append(s)
+            table = torch.stack(scores, 1)
+        reduced = table.nanmean(1) if reduce == "mean" else _nanmax(table)
+        return reduced.to(x.dtype if x.is_floating_point() else torch.get_default_dtype())
+
+    return measure
+
+
+def _nanmax(t: Tensor) -> Tensor:
+    filled = torch.where(torch.isnan(t), torch.full_like(t, -torch.inf), t).amax(1)
+    return torch.where(torch.isnan(t).all(1), torch.full_like(filled, float("nan")), filled)
+
+
+def _observe(model: Any, representation: Callable[[Any], Tensor] | None, x: Tensor) -> Tensor:
+    with evaluating(model):
+        out = representation(x) if representation is not None else model(x)
+    return LayerValue.of(out, x.shape[0], "the model").leaves[0].reshape(x.shape[0], -1).double()
+
+
+def _classes(model: Any, x: Tensor) -> Tensor:
+    with evaluating(model):
+        return model(x).argmax(-1)
+
+
+def _norm(t: Tensor, p: float = 2) -> Tensor:
+    return torch.linalg.vector_norm(t.double(), p, dim=1)
