@@ -13,6 +13,8 @@
 - robustness: :func:`avg_sensitivity`, :func:`local_lipschitz_estimate`, :func:`continuity`,
   :func:`relative_stability` (input, output, representation), :func:`consistency` (and
   :func:`sensitivity_max`);
+- axiomatic: :func:`completeness`, :func:`non_sensitivity`, :func:`input_invariance`;
+  randomisation: :func:`mprt`, :func:`random_logit`;
 - localisation against a mask: :func:`pointing_game`, :func:`attribution_localisation`,
   :func:`top_k_intersection`, :func:`relevance_mass_accuracy`, :func:`relevance_rank_accuracy`,
   :func:`auc`.
@@ -21,6 +23,7 @@ All are batched: perturbed copies of a batch run through the model (or the attri
 chunks of at most ``batch_size`` rows, on the inputs' device.
 """
 
+from .axiomatic import completeness, input_invariance, non_sensitivity, random_logit, ssim
 from .complexity import complexity, effective_complexity, sparseness
 from .curves import Curve, deletion, insertion
 from .faithfulness import faithfulness_estimate, monotonicity, pixel_flipping, region_perturbation, selectivity
@@ -58,4 +61,5 @@ __all__ = [
     "pixel_flipping", "region_perturbation", "selectivity", "faithfulness_estimate", "monotonicity",
     "faithfulness_correlation", "sensitivity_n", "monotonicity_correlation", "irof", "sufficiency",
     "avg_sensitivity", "local_lipschitz_estimate", "continuity", "relative_stability", "consistency",
+    "completeness", "non_sensitivity", "input_invariance", "random_logit", "ssim",
 ]  # fmt: skip
