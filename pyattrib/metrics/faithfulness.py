@@ -78,7 +78,7 @@ def pixel_flipping(
     Example:
         >>> attr = pa.saliency(model)(x, target=y)
         >>> pa.metrics.pixel_flipping(model)(x, attr, target=y).shape
-        torch.Size([4, 3])
+        torch.Size([4, 8])
 
     References:
         - Bach et al., "On Pixel-Wise Explanations for Non-Linear Classifier Decisions by
