@@ -19,6 +19,9 @@
   :func:`top_k_intersection`, :func:`relevance_mass_accuracy`, :func:`relevance_rank_accuracy`,
   :func:`auc`.
 
+:func:`evaluate` scores several methods with several metrics in one call (a table and,
+with :func:`pyattrib.viz.evaluation`, a figure).
+
 All are batched: perturbed copies of a batch run through the model (or the attributor) in
 chunks of at most ``batch_size`` rows, on the inputs' device.
 """
@@ -26,6 +29,7 @@ chunks of at most ``batch_size`` rows, on the inputs' device.
 from .axiomatic import completeness, input_invariance, non_sensitivity, random_logit, ssim
 from .complexity import complexity, effective_complexity, sparseness
 from .curves import Curve, deletion, insertion
+from .evaluate import Evaluation, evaluate
 from .faithfulness import faithfulness_estimate, monotonicity, pixel_flipping, region_perturbation, selectivity
 from .faithfulness_sampled import (
     faithfulness_correlation,
@@ -61,5 +65,5 @@ __all__ = [
     "pixel_flipping", "region_perturbation", "selectivity", "faithfulness_estimate", "monotonicity",
     "faithfulness_correlation", "sensitivity_n", "monotonicity_correlation", "irof", "sufficiency",
     "avg_sensitivity", "local_lipschitz_estimate", "continuity", "relative_stability", "consistency",
-    "completeness", "non_sensitivity", "input_invariance", "random_logit", "ssim",
+    "completeness", "non_sensitivity", "input_invariance", "random_logit", "ssim", "evaluate", "Evaluation",
 ]  # fmt: skip

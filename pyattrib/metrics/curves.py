@@ -153,6 +153,7 @@ def _curve(f: Callable[..., Any], n_steps: int, batch_size: int | None, show_pro
         fractions = (counts.to(scores.dtype) / max(mask.n_features, 1)).to(scores.device)
         return Curve(fractions, scores, torch.trapezoid(scores, fractions, dim=1))
 
+    measure.__qualname__ = f"{name}.<locals>.measure"  # its metric's name (evaluate ranks by it)
     return measure
 
 

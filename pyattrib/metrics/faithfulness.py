@@ -367,4 +367,5 @@ def _regions(model, patch_size, order, regions_evaluation, baselines, abs, softm
                            name.replace("_", " "))  # fmt: skip
         return (s.original(batch_size)[:, None] - scores if drop else scores).to(s.x.dtype)
 
+    measure.__qualname__ = f"{name}.<locals>.measure"  # its metric's name (evaluate ranks by it)
     return measure

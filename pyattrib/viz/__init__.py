@@ -6,6 +6,7 @@ percent of attribution mass clipped, values in [-1, 1]); colour bars and keys st
 Needs matplotlib (``pip install pyattrib[viz]``).
 """
 
+from .evaluation import evaluation
 from .grid import grid_map
 from .image import image_attr, image_attr_multiple
 from .scale import Normalised, normalise
@@ -19,6 +20,7 @@ __all__ = [
     "Normalised",
     "bar",
     "beeswarm",
+    "evaluation",
     "feature_attr",
     "force",
     "force_html",
