@@ -69,6 +69,11 @@ def test_evaluate_demo(tmp_path, monkeypatch):
     assert table["saliency"]["rank corr, top layer random"] < 0.5
     assert all(row["infidelity"] >= 0 and row["sensitivity"] >= 0 for row in table.values())
     assert (tmp_path / "evaluate_curves.png").stat().st_size > 1000
+    ranked = demo.quantus_table(n_images=16, n_samples=3)
+    assert len(ranked.methods) == 6 and len(ranked.metrics) == 6
+    assert (tmp_path / "evaluate_table.png").stat().st_size > 1000
+    # gradients of a ReLU net explain the target: another class's explanation differs
+    assert ranked.scores["saliency"]["random logit"] < 0.95
 
 
 def test_concepts_demo(tmp_path, monkeypatch):

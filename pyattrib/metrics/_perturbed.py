@@ -64,9 +64,19 @@ class Setting:
             )
         return out[..., 0].T.double()
 
-    def original(self, batch_size: int | None = None) -> Tensor:
-        """``(N,)``: the selected output of the unperturbed inputs."""
-        return self.outputs(lambda p, i: self.x.index_select(0, i), 1, batch_size, False, "outputs")[:, 0]
+    def with_original(
+        self, rows: Callable[[Tensor, Tensor], Tensor], n_steps: int, batch_size: int | None, show_progress: bool,
+        desc: str,
+    ) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """``(f(x)_c (N,), outputs (N, S))``: the unperturbed output evaluated as step 0 of the same pass."""
+
+        def with_x(p: Tensor, i: Tensor) -> Tensor:
+            perturbed = rows((p - 1).clamp_min(0), i)
+            return torch.where((p == 0)[:, None], self.x.index_select(0, i), perturbed)
+
+        out = self.outputs(with_x, n_steps + 1, batch_size, show_progress, desc)
+        return out[:, 0], out[:, 1:]
+
 
 
 def setting(

@@ -25,7 +25,7 @@ from .._core.errors import ArgumentError, check_batch_size, check_count
 from .._core.inputs import as_tuple
 from .._core.state import evaluating
 from ._perturbed import need_generator
-from .explanations import check_normalise, flat
+from .explanations import check_normalise
 
 Measure = Callable[..., Tensor]
 # score(a, a_tilde, x, x_tilde, out, out_tilde) -> (N,): one perturbed copy of the batch
@@ -80,8 +80,14 @@ def robustness(
     if (nan_when_prediction_changes or outputs) and model is None:
         raise ArgumentError(f"{name} compares the model's predictions: pass model=")
 
-    def read(a: Tensor) -> Tensor:
-        return flat(a, abs, normalise)
+    def read(t: Tensor) -> Tensor:
+        """``(N, C, D)`` explanations of ``C`` copies, normalised as each explainer call would be
+        (``"batch"``: copy ``k`` of the whole batch by its largest magnitude)."""
+        t = t.double()
+        if normalise:
+            peak = t.abs().amax(dim=(0, 2) if normalise == "batch" else 2, keepdim=True)
+            t = t / torch.where(peak > 0, peak, torch.ones_like(peak))
+        return t.abs() if abs else t
 
     def measure(inputs: Any, *args: Any, generator: torch.Generator | None = None, **kwargs: Any) -> Tensor:
         if args:
@@ -96,30 +102,34 @@ def robustness(
         x = xs[0]
         n = x.shape[0]
         with torch.no_grad():
-            a = read(_explanations(attributor, x, kwargs, n, 1)[:, 0])
-            out = _observe(model, representation, x) if model is not None else None
+            a = read(_explanations(attributor, x, kwargs, n, 1))
+            out = _observe(model, representation, x) if outputs else None
+            classes = _classes(model, x) if nan_when_prediction_changes else None
             per = n_samples if batch_size is None else max(1, min(n_samples, batch_size // n))
             scores = []
             for start in range(0, n_samples, per):
                 c = min(per, n_samples - start)
-                copies = torch.stack(
-                    [noise(x, generator) if random_noise else noise(x, start + k) for k in range(c)], 1
-                )
-                tilde = _explanations(attributor, copies.reshape(n * c, *x.shape[1:]), kwargs, n, c)
-                flat_copies = copies.reshape(n, c, -1)
-                for k in range(c):
-                    at = read(tilde[:, k])
-                    seen = _observe(model, representation, copies[:, k]) if model is not None else None
-                    s = score(a, at, x.reshape(n, -1), flat_copies[:, k], out, seen).double()
-                    if nan_when_prediction_changes:
-                        changed = _classes(model, x) != _classes(model, copies[:, k])
-                        s = torch.where(changed, torch.full_like(s, float("nan")), s)
-                    scores.append(s)
-            table = torch.stack(scores, 1)
+                drawn = [noise(x, generator) if random_noise else noise(x, start + k) for k in range(c)]
+                copies = torch.stack(drawn, 1).reshape(n * c, *x.shape[1:])  # row i * c + k: copy k of example i
+                tilde = read(_explanations(attributor, copies, kwargs, n, c)).reshape(n * c, -1)
+                seen = _observe(model, representation, copies) if outputs else None
+                s = score(_each(a[:, 0], c), tilde, _each(x.reshape(n, -1), c), copies.reshape(n * c, -1),
+                          _each(out, c), seen)  # fmt: skip
+                s = s.double().reshape(n, c)
+                if classes is not None:
+                    changed = _classes(model, copies).reshape(n, c) != classes[:, None]
+                    s = torch.where(changed, torch.full_like(s, float("nan")), s)
+                scores.append(s)
+            table = torch.cat(scores, 1)
         reduced = table.nanmean(1) if reduce == "mean" else _nanmax(table)
         return reduced.to(x.dtype if x.is_floating_point() else torch.get_default_dtype())
 
     return measure
+
+
+def _each(t: Tensor | None, c: int) -> Tensor | None:
+    """Each example's row repeated for its ``c`` copies."""
+    return None if t is None else t.repeat_interleave(c, 0)
 
 
 def _nanmax(t: Tensor) -> Tensor:

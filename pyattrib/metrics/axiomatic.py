@@ -66,8 +66,9 @@ def completeness(
         s = setting(model, inputs, attributions, target, additional_forward_args, abs=False, softmax=softmax,
                     name="completeness")  # fmt: skip
         fill = fill_rows(s, baselines)
-        base = s.outputs(lambda p, i: fill(p, i).expand(len(i), s.x.shape[1]), 1, batch_size, False, "baseline")
-        change = s.original(batch_size) - base[:, 0]
+        y, base = s.with_original(lambda p, i: fill(p, i).expand(len(i), s.x.shape[1]), 1, batch_size, False,
+                                  "baseline")  # fmt: skip
+        change = y - base[:, 0]
         return torch.isclose(s.a.sum(1), change, rtol=rtol, atol=atol)
 
     return measure
@@ -132,8 +133,8 @@ def non_sensitivity(
             return torch.where(groups[None] == p[:, None], fill(p, i), s.x.index_select(0, i))
 
         n_groups = -(-d // k)
-        out = s.outputs(rows, n_groups, batch_size, show_progress, "non-sensitivity")
-        unchanged = (out - s.original(batch_size)[:, None]).abs() < eps
+        y, out = s.with_original(rows, n_groups, batch_size, show_progress, "non-sensitivity")
+        unchanged = (out - y[:, None]).abs() < eps
         zero = torch.ones(s.n, n_groups, dtype=torch.bool, device=a.device).scatter_reduce(
             1, groups.expand(s.n, -1), a < eps, "amin"
         )

@@ -144,7 +144,8 @@ def faithfulness_estimate(
                     name="faithfulness_estimate")  # fmt: skip
         ranks, n_steps = ascending(s.a, descending=True), _steps(s, features_in_step)
         rows = ranked_rows(s, ranks, fill_rows(s, baselines), features_in_step, cumulative=False)
-        drops = s.original(batch_size)[:, None] - s.outputs(rows, n_steps, batch_size, show_progress, "estimate")
+        y, out = s.with_original(rows, n_steps, batch_size, show_progress, "estimate")
+        drops = y[:, None] - out
         sums = torch.zeros_like(drops).scatter_add_(1, ranks // features_in_step, s.a)
         return pearson(sums, drops).to(s.x.dtype)
 
@@ -363,9 +364,11 @@ def _regions(model, patch_size, order, regions_evaluation, baselines, abs, softm
         s = setting(model, inputs, attributions, target, additional_forward_args, abs=abs, softmax=softmax, name=name)
         ranks, n_regions = region_ranks(s, regions_of(s, feature_mask, patch_size), order, generator)
         n_steps = n_regions if regions_evaluation is None else min(regions_evaluation, n_regions)
-        scores = s.outputs(ranked_rows(s, ranks, fill_rows(s, baselines), 1), n_steps, batch_size, show_progress,
-                           name.replace("_", " "))  # fmt: skip
-        return (s.original(batch_size)[:, None] - scores if drop else scores).to(s.x.dtype)
+        rows = ranked_rows(s, ranks, fill_rows(s, baselines), 1)
+        if not drop:
+            return s.outputs(rows, n_steps, batch_size, show_progress, name.replace("_", " ")).to(s.x.dtype)
+        y, scores = s.with_original(rows, n_steps, batch_size, show_progress, name.replace("_", " "))
+        return (y[:, None] - scores).to(s.x.dtype)
 
     measure.__qualname__ = f"{name}.<locals>.measure"  # its metric's name (evaluate ranks by it)
     return measure

@@ -106,7 +106,8 @@ def faithfulness_correlation(
             raise ArgumentError(f"subset_size={subset_size} is more than the {s.x.shape[1]} elements of an example")
         subsets = random_subsets(s.n, n_samples, s.x.shape[1], subset_size, s.x, generator)
         rows = subset_rows(s, subsets, fill_rows(s, baselines))
-        drops = s.original(batch_size)[:, None] - s.outputs(rows, n_samples, batch_size, show_progress, "subsets")
+        y, out = s.with_original(rows, n_samples, batch_size, show_progress, "subsets")
+        drops = y[:, None] - out
         return pearson(subset_sums(s, subsets), drops).to(s.x.dtype)
 
     return measure
@@ -177,12 +178,12 @@ def sensitivity_n(
         s = setting(model, inputs, attributions, target, additional_forward_args, abs=abs, softmax=softmax,
                     name="sensitivity_n")  # fmt: skip
         d, fill = s.x.shape[1], fill_rows(s, baselines)
-        y = s.original(batch_size)[:, None]
         if protocol == "quantus":
             ranks = ascending(s.a, descending=True)
             n_steps = int(n_max_percentage * np.prod(s.call.inputs[0].shape[2:]) // features_in_step)
             rows = ranked_rows(s, ranks, fill, features_in_step)
-            drops = y - s.outputs(rows, n_steps, batch_size, show_progress, "sensitivity-n")
+            y, out = s.with_original(rows, n_steps, batch_size, show_progress, "sensitivity-n")
+            drops = y[:, None] - out
             sums = torch.zeros(s.n, d, dtype=s.a.dtype, device=s.a.device)
             sums = sums.scatter_add_(1, ranks // features_in_step, s.a)[:, :n_steps]
             return pearson(drops.T, sums.T).to(s.x.dtype)
@@ -192,7 +193,8 @@ def sensitivity_n(
             raise ArgumentError(f"sizes must lie between 1 and the {d} elements of an example, got {ns}")
         parts = [random_subsets(s.n, n_samples, d, n, s.x, generator) for n in ns]
         subsets = torch.cat([torch.nn.functional.pad(p, (0, max(ns) - p.shape[2]), value=d) for p in parts])
-        drops = y - s.outputs(subset_rows(s, subsets, fill), len(subsets), batch_size, show_progress, "subsets")
+        y, out = s.with_original(subset_rows(s, subsets, fill), len(subsets), batch_size, show_progress, "subsets")
+        drops = y[:, None] - out
         sums = subset_sums(s, subsets)
         per = [pearson(sums[:, k * n_samples : (k + 1) * n_samples], drops[:, k * n_samples : (k + 1) * n_samples])
                for k in range(len(ns))]  # fmt: skip
@@ -268,8 +270,7 @@ def monotonicity_correlation(
             chosen = (r < top) & (r >= top - features_in_step)
             return torch.where(chosen, fill(p, i), s.x.index_select(0, i))
 
-        y = s.original(batch_size)
-        out = s.outputs(rows, n_steps * n_samples, batch_size, show_progress, "monotonicity correlation")
+        y, out = s.with_original(rows, n_steps * n_samples, batch_size, show_progress, "monotonicity correlation")
         scale = torch.where(y.abs() >= eps, 1 / y.abs(), torch.ones_like(y)) ** 2
         variance = ((out - y[:, None]) ** 2).reshape(s.n, n_steps, n_samples).mean(2) * scale[:, None]
         sums = torch.zeros(s.n, n_steps, dtype=s.a.dtype, device=s.a.device)
@@ -345,8 +346,8 @@ def irof(
         counts = (sizes > 0).sum(1)
         fill = _batch_mean(s, ranks, n_regions) if baselines == "batch_mean" else fill_rows(s, baselines)
         rows = ranked_rows(s, ranks, fill, 1)
-        y = s.original(batch_size)[:, None]
-        q = s.outputs(rows, int(counts.max()), batch_size, show_progress, "irof") / y
+        y, q = s.with_original(rows, int(counts.max()), batch_size, show_progress, "irof")
+        q = q / y[:, None]
         q = torch.where(torch.arange(q.shape[1], device=q.device) < counts[:, None], q, torch.zeros_like(q))
         return (counts - torch.trapezoid(q, dim=1)).to(s.x.dtype)
 
