@@ -231,6 +231,25 @@ def cam_table(benchmarks: Path) -> str:
     return "\n".join(lines)
 
 
+QUANTUS_MARKERS = ("<!-- quantus figures -->", "<!-- /quantus figures -->")
+
+
+def quantus_table(benchmarks: Path) -> str:
+    """README's per-metric table against Quantus, from ``results_quantus_faithfulness.txt``."""
+    path = benchmarks / "results_quantus_faithfulness.txt"
+    rows = re.findall(
+        r"^(\w+)\s+quantus\s+([\d.]+) ms\s+pyattrib\s+([\d.]+) ms\s+ratio ([\d.]+x) \(target <= ([\d.]+x), (met|NOT met)\)"
+        r"\s+(?:floor ([\d.]+x))?",
+        path.read_text(),
+        re.M,
+    )
+    if not rows:
+        raise ValueError(f"{path} has no per-metric rows: rerun benchmarks/bench_quantus_faithfulness.py")
+    lines = ["| metric | Quantus | pyattrib | ratio | floor | target |", "|---|---|---|---|---|---|"]
+    lines += [f"| {m} | {a} ms | {b} ms | {r} | {f or '-'} | <= {t} ({ok}) |" for m, a, b, r, t, ok, f in rows]
+    return "\n".join(lines)
+
+
 def _fill(readme: str, markers: tuple[str, str], body: str) -> str:
     start, end = markers
     head, rest = readme.split(start, 1)
@@ -240,6 +259,8 @@ def _fill(readme: str, markers: tuple[str, str], body: str) -> str:
 
 def readme_with_figures(readme: str, benchmarks: Path) -> str:
     readme = _fill(readme, README_MARKERS, headline_table(benchmarks))
+    if QUANTUS_MARKERS[0] in readme:
+        readme = _fill(readme, QUANTUS_MARKERS, quantus_table(benchmarks))
     return _fill(readme, CAM_MARKERS, cam_table(benchmarks)) if CAM_MARKERS[0] in readme else readme
 
 

@@ -112,12 +112,20 @@ def robustness(
                 drawn = [noise(x, generator) if random_noise else noise(x, start + k) for k in range(c)]
                 copies = torch.stack(drawn, 1).reshape(n * c, *x.shape[1:])  # row i * c + k: copy k of example i
                 tilde = read(_explanations(attributor, copies, kwargs, n, c)).reshape(n * c, -1)
-                seen = _observe(model, representation, copies) if outputs else None
+                need_logits = (outputs and representation is None) or classes is not None
+                logits = _observe(model, None, copies) if need_logits else None
+                seen = (
+                    None
+                    if not outputs
+                    else logits
+                    if representation is None
+                    else _observe(model, representation, copies)
+                )
                 s = score(_each(a[:, 0], c), tilde, _each(x.reshape(n, -1), c), copies.reshape(n * c, -1),
                           _each(out, c), seen)  # fmt: skip
                 s = s.double().reshape(n, c)
                 if classes is not None:
-                    changed = _classes(model, copies).reshape(n, c) != classes[:, None]
+                    changed = logits.argmax(-1).reshape(n, c) != classes[:, None]
                     s = torch.where(changed, torch.full_like(s, float("nan")), s)
                 scores.append(s)
             table = torch.cat(scores, 1)
