@@ -78,7 +78,6 @@ class Setting:
         return out[:, 0], out[:, 1:]
 
 
-
 def setting(
     model: Callable[..., Any],
     inputs: Any,
@@ -136,18 +135,22 @@ def fill_rows(s: Setting, baselines: Fill, name: str = "baselines") -> Callable[
     elif isinstance(baselines, (int, float)):
         values = torch.full((s.n, 1), float(baselines), device=x.device, dtype=x.dtype)
     else:
-        parts = baselines if isinstance(baselines, (tuple, list)) else (baselines,)
-        try:
-            values = torch.cat(
-                [torch.as_tensor(b, device=x.device, dtype=x.dtype).expand_as(t).reshape(s.n, -1)
-                 for b, t in zip(parts, s.call.inputs, strict=True)], 1,
-            )  # fmt: skip
-        except (RuntimeError, ValueError):
-            raise ArgumentError(
-                f"{name} must be 'black', 'white', 'mean', 'uniform', a number or tensors that broadcast to the "
-                f"inputs' shapes {[tuple(t.shape) for t in s.call.inputs]}"
-            ) from None
+        message = f"{name} must be 'black', 'white', 'mean', 'uniform', a number or tensors that broadcast to"
+        values = like_inputs(s, baselines, x.dtype, message)
     return lambda p, i, generator=None: values.index_select(0, i)
+
+
+def like_inputs(s: Setting, values: Any, dtype: torch.dtype, message: str) -> Tensor:
+    """``(N, D)``: a tensor per input (or one for a single input), each broadcast to its input's
+    shape and flattened as the inputs are; ``message`` + the shapes when they do not fit."""
+    parts = values if isinstance(values, (tuple, list)) else (values,)
+    try:
+        return torch.cat(
+            [torch.as_tensor(v, device=s.x.device, dtype=dtype).expand_as(t).reshape(s.n, -1)
+             for v, t in zip(parts, s.call.inputs, strict=True)], 1,
+        )  # fmt: skip
+    except (RuntimeError, ValueError):
+        raise ArgumentError(f"{message} the inputs' shapes {[tuple(t.shape) for t in s.call.inputs]}") from None
 
 
 def ascending(scores: Tensor, descending: bool = False) -> Tensor:

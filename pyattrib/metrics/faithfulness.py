@@ -20,7 +20,17 @@ from torch import Tensor
 
 from .._core.errors import ArgumentError, check_count
 from .._core.targets import TargetLike
-from ._perturbed import Fill, Setting, ascending, check_options, fill_rows, need_generator, pearson, setting
+from ._perturbed import (
+    Fill,
+    Setting,
+    ascending,
+    check_options,
+    fill_rows,
+    like_inputs,
+    need_generator,
+    pearson,
+    setting,
+)
 
 Measure = Callable[..., Tensor]
 ORDERS = ("morf", "lerf", "random")
@@ -324,17 +334,7 @@ def regions_of(s: Setting, feature_mask: Any, patch_size: int | None) -> Tensor:
         if len(x) != 1 or patch_size is None:
             raise ArgumentError("regions of several inputs need feature_mask=")
         return patches(tuple(x[0].shape[1:]), patch_size, s.x.device).expand(s.n, -1)
-    parts = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
-    try:
-        ids = torch.cat(
-            [torch.as_tensor(m, device=s.x.device).long().expand_as(t).reshape(s.n, -1)
-             for m, t in zip(parts, s.call.inputs, strict=True)], 1,
-        )  # fmt: skip
-    except (RuntimeError, ValueError):
-        raise ArgumentError(
-            f"feature_mask must hold integer region ids that broadcast to the inputs' shapes "
-            f"{[tuple(t.shape) for t in s.call.inputs]}"
-        ) from None
+    ids = like_inputs(s, feature_mask, torch.long, "feature_mask must hold integer region ids that broadcast to")
     if ids.min() < 0:
         raise ArgumentError("feature_mask ids must be non-negative")
     return ids
