@@ -14,7 +14,7 @@
   :func:`relative_stability` (input, output, representation), :func:`consistency` (and
   :func:`sensitivity_max`);
 - axiomatic: :func:`completeness`, :func:`non_sensitivity`, :func:`input_invariance`;
-  randomisation: :func:`mprt`, :func:`random_logit`;
+  randomisation: :func:`mprt`, :func:`smooth_mprt`, :func:`efficient_mprt`, :func:`random_logit`;
 - localisation against a mask: :func:`pointing_game`, :func:`attribution_localisation`,
   :func:`top_k_intersection`, :func:`relevance_mass_accuracy`, :func:`relevance_rank_accuracy`,
   :func:`auc`.
@@ -47,7 +47,7 @@ from .localisation import (
     relevance_rank_accuracy,
     top_k_intersection,
 )
-from .randomisation import Randomisation, mprt, spearman
+from .randomisation import Randomisation, discrete_entropy, efficient_mprt, mprt, smooth_mprt, spearman
 from .road import impute, road
 from .robustness import (
     avg_sensitivity,
@@ -66,4 +66,5 @@ __all__ = [
     "faithfulness_correlation", "sensitivity_n", "monotonicity_correlation", "irof", "sufficiency",
     "avg_sensitivity", "local_lipschitz_estimate", "continuity", "relative_stability", "consistency",
     "completeness", "non_sensitivity", "input_invariance", "random_logit", "ssim", "evaluate", "Evaluation",
+    "smooth_mprt", "efficient_mprt", "discrete_entropy",
 ]  # fmt: skip

@@ -10,8 +10,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._core.errors import ArgumentError
+from .._core import random
+from .._core.attributor import call_on_copies
+from .._core.errors import ArgumentError, check_count
 from .._core.inputs import as_tuple
+from ._perturbed import need_generator
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ def mprt(
     layers: Sequence[str] | None = None,
     absolute: bool = True,
     seed: int = 0,
+    order: str = "top_down",
+    seed_each_layer: bool = False,
 ) -> Callable[..., Randomisation]:
     """Cascading model randomisation: does the explanation depend on what the model learnt?
 
@@ -102,6 +107,10 @@ def mprt(
         absolute: Compare absolute attributions.
         seed: Seed of the generator built for the draws (a convenience: the same seed gives the same
             draws).
+        order: ``"top_down"`` (from the output, the paper's cascade) or ``"bottom_up"`` (from the input,
+            Quantus's smooth and efficient MPRT) for the default ``layers``.
+        seed_each_layer: Seed torch's generator with ``seed`` before each layer's re-initialisation
+            (Quantus seeds ``seed + 1`` before each: its ``seed=42`` is ``seed=43`` here).
 
     Returns:
         A function ``(inputs, *args, **attributor_kwargs) -> Randomisation``.
@@ -116,10 +125,11 @@ def mprt(
         torch.Size([2, 4])
     """
     named = dict(model.named_modules())
+    if order not in ("top_down", "bottom_up"):
+        raise ArgumentError(f"order={order!r}; choose 'top_down' or 'bottom_up'")
     if layers is None:
-        layers = [
-            name for name, m in reversed(list(named.items())) if next(m.parameters(recurse=False), None) is not None
-        ]
+        layers = [name for name, m in named.items() if next(m.parameters(recurse=False), None) is not None]
+        layers = layers[::-1] if order == "top_down" else layers
     missing = [name for name in layers if name not in named]
     if missing:
         raise ArgumentError(f"layers {missing} are not modules of the model; use names from model.named_modules()")
@@ -141,6 +151,8 @@ def mprt(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for name in layers:
+                if seed_each_layer:
+                    torch.manual_seed(seed)
                 _reinitialise(dict(copied.named_modules())[name])
                 rows.append(spearman(trained, flat(copied)))
         return Randomisation(list(layers), torch.stack(rows))
@@ -155,3 +167,167 @@ def _reinitialise(module: nn.Module) -> None:
         return
     for p in module.parameters(recurse=False):
         p.copy_(torch.randn_like(p) * (p.std() if p.numel() > 1 else 1.0))
+
+
+def denoised(
+    attributor: Callable[..., Any], n_samples: int, noise: float, generator: torch.Generator | None
+) -> Callable[..., Any]:
+    """``attributor`` averaged over ``n_samples`` copies of each example, all but the last with
+    Gaussian noise of standard deviation ``noise * (max - min)`` of the example (sMPRT's
+    denoising), the copies explained in one call of the attributor."""
+
+    def explain(inputs: Tensor, **kwargs: Any) -> Tensor:
+        n = inputs.shape[0]
+        dims = tuple(range(1, inputs.dim()))
+        std = noise * (inputs.amax(dims, keepdim=True) - inputs.amin(dims, keepdim=True))
+        draws = random.normal((n_samples - 1, *inputs.shape), 1.0, inputs, generator) * std
+        copies = torch.cat([inputs[None] + draws, inputs[None]]).transpose(0, 1)  # (N, S, ...): copy s of example i
+        attrs, _, _ = call_on_copies(attributor, (copies.reshape(n * n_samples, *inputs.shape[1:]),), False, kwargs,
+                                     n, n_samples)  # fmt: skip
+        return attrs[0].mean(1)
+
+    return explain
+
+
+def smooth_mprt(
+    model: nn.Module,
+    explain: Callable[[nn.Module], Callable[..., Any]],
+    *,
+    n_samples: int = 50,
+    noise: float = 0.1,
+    layers: Sequence[str] | None = None,
+    absolute: bool = True,
+    seed: int = 43,
+    order: str = "bottom_up",
+) -> Callable[..., Randomisation]:
+    r"""Smooth MPRT: :func:`mprt` on denoised explanations, each the mean of the attributor over
+    ``n_samples`` copies of the input, all but one with Gaussian noise of standard deviation
+    ``noise * (max - min)`` of the example: the noise of gradient explanations no longer hides
+    whether they change as the layers are randomised. Defaults are Quantus's (layers from the
+    input up, each re-initialised after seeding 43: Quantus's ``seed=42``).
+
+    Args:
+        model: The trained model (copied; never changed).
+        explain: ``explain(m)`` builds the attributor for a model ``m``.
+        n_samples: Copies averaged per explanation (the last without noise).
+        noise: The noise's standard deviation over each example's value range.
+        layers: Module names, randomised in this order (default: every module with parameters, in
+            ``order``).
+        absolute: Compare absolute attributions.
+        seed: The seed set before each layer's re-initialisation.
+        order: ``"bottom_up"`` or ``"top_down"``.
+
+    Returns:
+        A function ``(inputs, *, generator, **attributor_kwargs) -> Randomisation``.
+
+    References:
+        - Hedström et al., "Sanity Checks Revisited: An Exploration to Repair the Model Parameter
+          Randomisation Test", 2024. https://arxiv.org/abs/2401.06465
+
+    Example:
+        >>> check = pa.metrics.smooth_mprt(model, lambda m: pa.saliency(m), n_samples=4)
+        >>> check(x, target=y, generator=generator).correlation.shape
+        torch.Size([2, 4])
+    """
+    check_count("n_samples", n_samples)
+
+    def measure(inputs: Tensor, *, generator: torch.Generator | None = None, **kwargs: Any) -> Randomisation:
+        need_generator(generator, "smooth_mprt", "the noise of its denoised explanations")
+
+        def smoothed(m: nn.Module) -> Callable[..., Any]:
+            return denoised(explain(m), n_samples, noise, generator)
+
+        check = mprt(model, smoothed, layers=layers, absolute=absolute, seed=seed, order=order, seed_each_layer=True)
+        return check(inputs, **kwargs)
+
+    return measure
+
+
+def discrete_entropy(values: Tensor, n_bins: int = 100) -> Tensor:
+    r"""The entropy of the histogram of each row's values (``n_bins`` equal bins from the row's
+    smallest to its largest value, as ``np.histogram``), :math:`-\sum_b p_b \log p_b`.
+
+    Args:
+        values: ``(N, D)`` values.
+        n_bins: The number of bins.
+
+    Returns:
+        Tensor: ``(N,)`` entropies (float64).
+
+    Example:
+        >>> pa.metrics.discrete_entropy(torch.tensor([[0.0, 1.0], [0.0, 0.0]]), n_bins=2)
+        tensor([0.6931, 0.0000], dtype=torch.float64)
+
+    References:
+        - Hedström et al., "Sanity Checks Revisited: An Exploration to Repair the Model Parameter
+          Randomisation Test", 2024. https://arxiv.org/abs/2401.06465
+    """
+    v = values.double()
+    low, high = v.amin(1, keepdim=True), v.amax(1, keepdim=True)
+    same = high == low
+    low, high = torch.where(same, low - 0.5, low), torch.where(same, high + 0.5, high)  # numpy's range for a constant
+    index = ((v - low) * (n_bins / (high - low))).long().clamp(0, n_bins - 1)
+    counts = torch.zeros(v.shape[0], n_bins, dtype=torch.float64, device=v.device).scatter_add_(
+        1, index, torch.ones_like(v)
+    )
+    p = counts / counts.sum(1, keepdim=True)
+    return -(p * torch.log(torch.where(p > 0, p, torch.ones_like(p)))).sum(1)
+
+
+def efficient_mprt(
+    model: nn.Module,
+    explain: Callable[[nn.Module], Callable[..., Any]],
+    *,
+    n_bins: int = 100,
+    absolute: bool = False,
+    seed: int = 43,
+    layers: Sequence[str] | None = None,
+) -> Callable[..., Tensor]:
+    r"""Efficient MPRT: the relative rise of an explanation's complexity when every layer of the
+    model is randomised, :math:`(H(\Phi_{\tilde f}(x)) - H(\Phi_f(x))) / H(\Phi_f(x))`, with
+    :math:`H` the :func:`discrete_entropy` of the attribution values over ``n_bins`` bins. A
+    method that depends on what the model learnt scores well above 0. Only the fully
+    randomised model is explained (Quantus's defaults: its layers re-initialised from the
+    input up, each after seeding 43).
+
+    Args:
+        model: The trained model (copied; never changed).
+        explain: ``explain(m)`` builds the attributor for a model ``m``.
+        n_bins: Histogram bins of the entropy.
+        absolute: Use absolute attributions.
+        seed: The seed set before each layer's re-initialisation.
+        layers: Module names to randomise (default: every module with parameters).
+
+    Returns:
+        A function ``(inputs, **attributor_kwargs) -> (N,)``.
+
+    References:
+        - Hedström et al., "Sanity Checks Revisited: An Exploration to Repair the Model Parameter
+          Randomisation Test", 2024. https://arxiv.org/abs/2401.06465
+
+    Example:
+        >>> pa.metrics.efficient_mprt(model, lambda m: pa.saliency(m))(x, target=y).shape
+        torch.Size([4])
+    """
+    check_count("n_bins", n_bins)
+    named = dict(model.named_modules())
+    chosen = list(layers) if layers is not None else [
+        name for name, m in named.items() if next(m.parameters(recurse=False), None) is not None
+    ]  # fmt: skip
+
+    def measure(inputs: Any, *args: Any, **kwargs: Any) -> Tensor:
+        def entropy(m: nn.Module) -> Tensor:
+            attrs, _ = as_tuple(explain(m)(inputs, *args, **kwargs), "attributions")
+            values = torch.cat([a.reshape(a.shape[0], -1) for a in attrs], 1).detach()
+            return discrete_entropy(values.abs() if absolute else values, n_bins)
+
+        before = entropy(model)
+        copied = copy.deepcopy(model)
+        with torch.random.fork_rng(devices=[]):
+            for name in chosen:
+                torch.manual_seed(seed)
+                _reinitialise(dict(copied.named_modules())[name])
+            after = entropy(copied)
+        return ((after - before) / before).to(before.dtype)
+
+    return measure
