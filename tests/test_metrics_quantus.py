@@ -147,3 +147,24 @@ def test_empty_masks_and_bad_input():
     torch.testing.assert_close(
         pa.metrics.relevance_mass_accuracy()(three, s), pa.metrics.relevance_mass_accuracy()(a, s), equal_nan=True
     )
+
+
+def test_focus_equals_quantus_on_mosaics():
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(10, 1, 4, 4, generator=g), torch.arange(10) % 3
+    tiles, flags = pa.metrics.mosaics(images, labels, target=1, n=N, generator=g)
+    assert tiles.shape == (N, 1, 8, 8) and (flags.sum(1) == 2).all()
+    for k in range(N):  # each quadrant holds the image its flag says
+        quads = [tiles[k, :, :4, :4], tiles[k, :, :4, 4:], tiles[k, :, 4:, :4], tiles[k, :, 4:, 4:]]
+        hits = [any(torch.equal(q, images[i]) for i in range(10) if labels[i] == 1) for q in quads]
+        assert hits == flags[k].tolist()
+    a = torch.randn(N, 1, 8, 8, generator=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        unused = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)).eval()  # Quantus asks for one
+        want = quantus.Focus(disable_warnings=True)(model=unused, x_batch=tiles.numpy(), y_batch=np.ones(N, dtype=int),
+                                                    a_batch=a.numpy().copy(), custom_batch=flags.numpy(),
+                                                    channel_first=True)  # fmt: skip
+    np.testing.assert_allclose(pa.metrics.focus()(a, flags).numpy(), np.asarray(want), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ArgumentError, match="quadrants"):
+        pa.metrics.focus()(a, flags[:, :3])

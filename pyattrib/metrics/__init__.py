@@ -17,7 +17,7 @@
   randomisation: :func:`mprt`, :func:`smooth_mprt`, :func:`efficient_mprt`, :func:`random_logit`;
 - localisation against a mask: :func:`pointing_game`, :func:`attribution_localisation`,
   :func:`top_k_intersection`, :func:`relevance_mass_accuracy`, :func:`relevance_rank_accuracy`,
-  :func:`auc`.
+  :func:`auc`, :func:`focus` (on :func:`mosaics`).
 
 :func:`evaluate` scores several methods with several metrics in one call (a table and,
 with :func:`pyattrib.viz.evaluation`, a figure).
@@ -42,6 +42,8 @@ from .infidelity import infidelity, perturbations_from
 from .localisation import (
     attribution_localisation,
     auc,
+    focus,
+    mosaics,
     pointing_game,
     relevance_mass_accuracy,
     relevance_rank_accuracy,
@@ -66,5 +68,5 @@ __all__ = [
     "faithfulness_correlation", "sensitivity_n", "monotonicity_correlation", "irof", "sufficiency",
     "avg_sensitivity", "local_lipschitz_estimate", "continuity", "relative_stability", "consistency",
     "completeness", "non_sensitivity", "input_invariance", "random_logit", "ssim", "evaluate", "Evaluation",
-    "smooth_mprt", "efficient_mprt", "discrete_entropy",
+    "smooth_mprt", "efficient_mprt", "discrete_entropy", "focus", "mosaics",
 ]  # fmt: skip

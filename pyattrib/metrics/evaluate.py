@@ -21,7 +21,7 @@ HIGHER_IS_BETTER = {
     "region_perturbation", "faithfulness_correlation", "faithfulness_estimate", "monotonicity",
     "monotonicity_correlation", "sensitivity_n", "irof", "sufficiency", "consistency", "sparseness", "pointing_game",
     "attribution_localisation", "top_k_intersection", "relevance_mass_accuracy", "relevance_rank_accuracy", "auc",
-    "focus", "completeness", "input_invariance", "insertion", "_localised",
+    "focus", "completeness", "input_invariance", "insertion", "_localised", "efficient_mprt",
 }  # fmt: skip
 
 

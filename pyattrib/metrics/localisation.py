@@ -1,6 +1,6 @@
 """Whether an explanation falls on the region that matters (a segmentation or box mask): the
 pointing game, attribution localisation, top-k intersection, relevance mass and rank accuracy,
-and the ROC AUC. Each a transform returning ``(attributions, masks) -> (N,)``; an example with
+the ROC AUC, and focus on mosaics. Each a transform returning ``(attributions, masks) -> (N,)``; an example with
 an empty mask scores NaN."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from .._core.errors import ArgumentError, check_count
+from .._core.inputs import as_tuple
 from .complexity import _dtype
 from .explanations import check_normalise, flat, flat_masks
 
@@ -248,3 +249,88 @@ def _average_ranks(a: Tensor) -> Tensor:
     count = torch.zeros_like(a).scatter_add_(1, group, torch.ones_like(a))
     average = (total / count.clamp(min=1)).gather(1, group)
     return torch.empty_like(a).scatter_(1, order, average)
+
+
+def focus(*, abs: bool = False) -> Score:
+    r"""Focus: on a 2x2 mosaic of images, the share of the positive relevance that falls on the
+    quadrants holding the target class, :math:`\sum_{q \in T} R^+_q / \sum_q R^+_q` (plus
+    :math:`10^{-9}` below). ``quadrants`` is ``(N, 4)`` booleans in the order top-left,
+    top-right, bottom-left, bottom-right (Quantus's ``custom_batch``); :func:`mosaics` builds
+    mosaics and their quadrants.
+
+    Args:
+        abs: Take magnitudes first.
+
+    Returns:
+        ``score(attributions, quadrants) -> (N,)``.
+
+    Example:
+        >>> a = torch.zeros(1, 1, 4, 4)
+        >>> a[0, 0, :2, :2] = 3.0
+        >>> a[0, 0, 2:, 2:] = 1.0
+        >>> pa.metrics.focus()(a, torch.tensor([[True, False, False, False]]))
+        tensor([0.7500])
+
+    References:
+        - Arias-Duart, Parés, Garcia-Gasulla and Giménez-Ábalos, "Focus! Rating XAI Methods and
+          Finding Biases", FUZZ-IEEE 2022. https://arxiv.org/abs/2109.15035
+    """
+
+    def score(attributions: Any, quadrants: Any) -> Tensor:
+        (a,), _ = as_tuple(attributions, "attributions")
+        if a.dim() != 4:
+            raise ArgumentError(f"focus reads mosaics (N, C, H, W); got attributions of shape {tuple(a.shape)}")
+        q = torch.as_tensor(quadrants, device=a.device)
+        if q.shape != (a.shape[0], 4):
+            raise ArgumentError(
+                f"quadrants must be (N, 4) booleans (top-left, top-right, bottom-left, bottom-right), got "
+                f"{tuple(q.shape)} for {a.shape[0]} mosaics"
+            )
+        r = (a.detach().abs() if abs else a.detach()).double().clamp_min(0)
+        h, w = a.shape[2] // 2, a.shape[3] // 2
+        parts = [r[:, :, :h, :w], r[:, :, :h, w:], r[:, :, h:, :w], r[:, :, h:, w:]]
+        per = torch.stack([p.sum(dim=(1, 2, 3)) for p in parts], 1)
+        return _as(a, (per * q.double()).sum(1) / (r.sum(dim=(1, 2, 3)) + 1e-9))
+
+    return score
+
+
+def mosaics(
+    images: Tensor, labels: Tensor, target: int, n: int, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    """``n`` 2x2 mosaics of ``images`` (``(M, C, H, W)``), each with two images of class ``target``
+    and two of other classes in random quadrants, and their ``(n, 4)`` quadrant flags for
+    :func:`focus`.
+
+    Args:
+        images: ``(M, C, H, W)`` images.
+        labels: ``(M,)`` their classes.
+        target: The class the mosaics are explained for.
+        n: The number of mosaics.
+        generator: The generator of the draws.
+
+    Returns:
+        tuple: ``(mosaics (n, C, 2H, 2W), quadrants (n, 4) bool)``.
+
+    Example:
+        >>> tiles, flags = pa.metrics.mosaics(images, torch.tensor([0, 1]), target=0, n=3, generator=generator)
+        >>> tiles.shape, flags.sum(1)
+        (torch.Size([3, 3, 16, 16]), tensor([2, 2, 2]))
+
+    References:
+        - Arias-Duart, Parés, Garcia-Gasulla and Giménez-Ábalos, "Focus! Rating XAI Methods and
+          Finding Biases", FUZZ-IEEE 2022. https://arxiv.org/abs/2109.15035
+    """
+    if generator is None:
+        raise ArgumentError("mosaics draws images and quadrants; pass generator=torch.Generator().manual_seed(<seed>)")
+    inside = torch.nonzero(torch.as_tensor(labels) == target).flatten()
+    outside = torch.nonzero(torch.as_tensor(labels) != target).flatten()
+    if len(inside) == 0 or len(outside) == 0:
+        raise ArgumentError(f"mosaics need images of class {target} and of other classes")
+    pick = lambda pool, k: pool[torch.randint(len(pool), (n, k), generator=generator)]  # noqa: E731
+    chosen = torch.cat([pick(inside, 2), pick(outside, 2)], 1)  # (n, 4): two of the class, two others
+    order = torch.argsort(torch.rand(n, 4, generator=generator), 1)
+    placed = chosen.gather(1, order).to(images.device)
+    tiles = images[placed]  # (n, 4, C, H, W)
+    top, bottom = torch.cat([tiles[:, 0], tiles[:, 1]], -1), torch.cat([tiles[:, 2], tiles[:, 3]], -1)
+    return torch.cat([top, bottom], -2), (order < 2).to(images.device)
