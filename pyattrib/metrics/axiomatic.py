@@ -242,7 +242,9 @@ def random_logit(
         normalise: ``"batch"`` (Quantus's), True or False.
 
     Returns:
-        ``measure(inputs, *, target, generator, **attributor_kwargs) -> (N,)``.
+        ``measure(inputs, *, target, generator, attributions=None, **attributor_kwargs) -> (N,)``;
+        ``attributions``: the target's explanations when already computed (else the attributor
+        computes them).
 
     Example:
         >>> metric = pa.metrics.random_logit(pa.saliency(model), n_classes=3)
@@ -257,14 +259,17 @@ def random_logit(
         raise ArgumentError("random_logit needs n_classes >= 2")
     check_normalise(normalise)
 
-    def measure(inputs: Any, *, target: Tensor, generator: torch.Generator | None = None, **kwargs: Any) -> Tensor:
+    def measure(
+        inputs: Any, *, target: Tensor, generator: torch.Generator | None = None, attributions: Any = None,
+        **kwargs: Any,
+    ) -> Tensor:  # fmt: skip
         need_generator(generator, "random_logit", "the other class")
         (x,), _ = as_tuple(inputs)
         y = torch.as_tensor(target, device=x.device).reshape(-1).expand(x.shape[0])
         k = random.integers(n_classes - 1, (x.shape[0],), x, generator)
         other = torch.where(k < y, k, k + 1)  # the k-th of the classes other than y
         with torch.no_grad():
-            a = flat(attributor(x, target=y, **kwargs), abs, normalise)
+            a = flat(attributor(x, target=y, **kwargs) if attributions is None else attributions, abs, normalise)
             b = flat(attributor(x, target=other, **kwargs), abs, normalise)
         return ssim(a, b).to(x.dtype)
 

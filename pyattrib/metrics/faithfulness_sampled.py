@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .._core import random
 from .._core.errors import ArgumentError, check_count
+from .._core.inputs import as_args, as_tuple
 from .._core.state import evaluating
 from .._core.targets import TargetLike
 from ._perturbed import Fill, Setting, ascending, check_options, fill_rows, need_generator, pearson, setting
@@ -425,17 +426,18 @@ def sufficiency(
     check_normalise(normalise)
 
     def measure(inputs: Any, attributions: Any, *, additional_forward_args: Any = None) -> Tensor:
-        s = setting(model, inputs, attributions, None, additional_forward_args, abs=False, softmax=False,
-                    name="sufficiency")  # fmt: skip
-        a = flat(s.a.reshape(s.n, -1), abs, normalise).double()
+        xs, _ = as_tuple(inputs)
+        a = flat(attributions, abs, normalise).double()
+        if a.shape[0] != xs[0].shape[0]:
+            raise ArgumentError(f"attributions explain {a.shape[0]} examples but inputs hold {xs[0].shape[0]}")
         variance = a.var(0)
         a = a[:, variance > 0] / variance[variance > 0].sqrt()
         distance = torch.cdist(a, a, compute_mode="donot_use_mm_for_euclid_dist")
         distance = distance / distance.abs().amax().clamp_min(torch.finfo(distance.dtype).tiny)
-        close = (distance <= threshold) & ~torch.eye(s.n, dtype=torch.bool, device=a.device)
+        close = (distance <= threshold) & ~torch.eye(len(a), dtype=torch.bool, device=a.device)
         with torch.no_grad(), evaluating(model):
-            classes = model(*s.call.inputs, *s.call.args.values).argmax(-1)
+            classes = model(*xs, *as_args(additional_forward_args)).argmax(-1)
         same = classes[None] == classes[:, None]
-        return ((close & same).sum(1) / close.sum(1).clamp_min(1)).to(s.x.dtype)
+        return ((close & same).sum(1) / close.sum(1).clamp_min(1)).to(xs[0].dtype)
 
     return measure
