@@ -132,3 +132,18 @@ def test_bad_input():
     with pytest.raises(ArgumentError, match="images"):
         mlp = nn.Sequential(nn.Linear(SIDE * SIDE, 10))
         pa.metrics.continuity(pa.saliency(mlp), n_steps=2)(x.reshape(N, -1), target=y)
+
+
+def test_max_sensitivity_equals_quantus_and_the_named_stabilities():
+    model, (x, y) = cnn(), data()
+    ig = pa.input_x_gradient(model)
+    want = reference(quantus.MaxSensitivity(nr_samples=SAMPLES, disable_warnings=True), model, x, y,
+                     ("uniform", noise("uniform", x, 0, -0.2, 0.2)))  # fmt: skip
+    close(pa.metrics.max_sensitivity(ig, n_samples=SAMPLES)(x, target=y, generator=torch.Generator().manual_seed(0)),
+          want)  # fmt: skip
+    for of, named in [("input", pa.metrics.relative_input_stability), ("output", pa.metrics.relative_output_stability),
+                      ("representation", pa.metrics.relative_representation_stability)]:  # fmt: skip
+        one = named(ig, model, n_samples=3)(x, target=y, generator=torch.Generator().manual_seed(1))
+        other = pa.metrics.relative_stability(ig, model, of=of, n_samples=3)
+        torch.testing.assert_close(one, other(x, target=y, generator=torch.Generator().manual_seed(1)), atol=0,
+                                   rtol=0, equal_nan=True)  # fmt: skip

@@ -56,6 +56,10 @@ from .robustness import (
     consistency,
     continuity,
     local_lipschitz_estimate,
+    max_sensitivity,
+    relative_input_stability,
+    relative_output_stability,
+    relative_representation_stability,
     relative_stability,
 )
 from .sensitivity import sensitivity_max
@@ -67,6 +71,7 @@ __all__ = [
     "pixel_flipping", "region_perturbation", "selectivity", "faithfulness_estimate", "monotonicity",
     "faithfulness_correlation", "sensitivity_n", "monotonicity_correlation", "irof", "sufficiency",
     "avg_sensitivity", "local_lipschitz_estimate", "continuity", "relative_stability", "consistency",
+    "relative_input_stability", "relative_output_stability", "relative_representation_stability", "max_sensitivity",
     "completeness", "non_sensitivity", "input_invariance", "random_logit", "ssim", "evaluate", "Evaluation",
     "smooth_mprt", "efficient_mprt", "discrete_entropy", "focus", "mosaics",
 ]  # fmt: skip

@@ -3,7 +3,8 @@ continuity, consistency and relative input, output and representation stability.
 transform of an attributor returning ``measure(inputs, *, generator=None,
 **attributor_kwargs) -> (N,)``; the metric calls the attributor on the inputs and on every
 perturbed copy (see :mod:`pyattrib.metrics._robust`). Max-sensitivity is
-:func:`pyattrib.metrics.sensitivity_max`."""
+:func:`max_sensitivity` (Quantus's defaults) and :func:`pyattrib.metrics.sensitivity_max`
+(Captum's)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ from .._core.inputs import as_tuple
 from .._core.state import evaluating
 from ._robust import Measure, _norm, gaussian_noise, robustness, uniform_noise
 from .explanations import check_normalise, flat
+
+
+def _relative_change(a: Tensor, at: Tensor, x: Tensor, xt: Tensor, out: Any, seen: Any) -> Tensor:
+    return _norm(a - at) / _norm(a)
 
 
 def avg_sensitivity(
@@ -59,10 +64,7 @@ def avg_sensitivity(
           Explanations", NeurIPS 2019. https://arxiv.org/abs/1901.09392
     """
 
-    def score(a: Tensor, at: Tensor, x: Tensor, xt: Tensor, out: Any, seen: Any) -> Tensor:
-        return _norm(a - at) / _norm(a)
-
-    return robustness(attributor, score, uniform_noise(-radius, radius), n_samples, reduce="mean", abs=abs,
+    return robustness(attributor, _relative_change, uniform_noise(-radius, radius), n_samples, reduce="mean", abs=abs,
                       normalise=normalise, model=model, nan_when_prediction_changes=nan_when_prediction_changes,
                       batch_size=batch_size, name="avg_sensitivity")  # fmt: skip
 
@@ -316,3 +318,116 @@ def consistency(
         return ((same_label & same_class).sum(1) / (same_label.sum(1) + 1e-9)).to(x.dtype)
 
     return measure
+
+
+def relative_input_stability(attributor: Callable[..., Any], model: Callable[..., Any], **options: Any) -> Measure:
+    """Relative input stability (RIS): :func:`relative_stability` with ``of="input"``.
+
+    Args:
+        attributor: Any attributor.
+        model: The model (its predicted classes).
+        **options: The options of :func:`relative_stability`.
+
+    Returns:
+        ``measure(inputs, *, generator, **attributor_kwargs) -> (N,)``.
+
+    Example:
+        >>> metric = pa.metrics.relative_input_stability(pa.saliency(model), model, n_samples=4)
+        >>> metric(x, target=y, generator=generator).shape
+        torch.Size([4])
+
+    References:
+        - Agarwal et al., "Rethinking Stability for Attribution-based Explanations", 2022.
+          https://arxiv.org/abs/2203.06877
+    """
+    return relative_stability(attributor, model, of="input", **options)
+
+
+def relative_output_stability(attributor: Callable[..., Any], model: Callable[..., Any], **options: Any) -> Measure:
+    """Relative output stability (ROS): :func:`relative_stability` with ``of="output"`` (logits).
+
+    Args:
+        attributor: Any attributor.
+        model: The model (its logits and predicted classes).
+        **options: The options of :func:`relative_stability`.
+
+    Returns:
+        ``measure(inputs, *, generator, **attributor_kwargs) -> (N,)``.
+
+    Example:
+        >>> metric = pa.metrics.relative_output_stability(pa.saliency(model), model, n_samples=4)
+        >>> metric(x, target=y, generator=generator).shape
+        torch.Size([4])
+
+    References:
+        - Agarwal et al., "Rethinking Stability for Attribution-based Explanations", 2022.
+          https://arxiv.org/abs/2203.06877
+    """
+    return relative_stability(attributor, model, of="output", **options)
+
+
+def relative_representation_stability(attributor: Callable[..., Any], model: nn.Module, **options: Any) -> Measure:
+    """Relative representation stability (RRS): :func:`relative_stability` with
+    ``of="representation"`` (``layers=`` chooses the modules read).
+
+    Args:
+        attributor: Any attributor.
+        model: The model (its layers and predicted classes).
+        **options: The options of :func:`relative_stability`.
+
+    Returns:
+        ``measure(inputs, *, generator, **attributor_kwargs) -> (N,)``.
+
+    Example:
+        >>> metric = pa.metrics.relative_representation_stability(pa.saliency(model), model, n_samples=4)
+        >>> metric(x, target=y, generator=generator).shape
+        torch.Size([4])
+
+    References:
+        - Agarwal et al., "Rethinking Stability for Attribution-based Explanations", 2022.
+          https://arxiv.org/abs/2203.06877
+    """
+    return relative_stability(attributor, model, of="representation", **options)
+
+
+def max_sensitivity(
+    attributor: Callable[..., Any],
+    *,
+    n_samples: int = 200,
+    radius: float = 0.2,
+    model: Callable[..., Any] | None = None,
+    nan_when_prediction_changes: bool = False,
+    abs: bool = False,
+    normalise: bool | str = False,
+    batch_size: int | None = None,
+) -> Measure:
+    r"""Max-sensitivity with Quantus's defaults and options: the largest relative change of an
+    explanation under uniform input noise, :math:`\max_{\tilde x} \lVert \Phi(\tilde x) - \Phi(x)
+    \rVert_2 / \lVert \Phi(x) \rVert_2`, :math:`\tilde x = x + U(-r, r)`. The same quantity as
+    :func:`sensitivity_max` (Captum's defaults and protocol).
+
+    Args:
+        attributor: Any attributor.
+        n_samples: Perturbed copies per example.
+        radius: The noise bound ``r``.
+        model: The model, needed for ``nan_when_prediction_changes``.
+        nan_when_prediction_changes: Leave out copies whose predicted class changed.
+        abs: Compare magnitudes.
+        normalise: True, False or ``"batch"``.
+        batch_size: The most rows per call of the attributor.
+
+    Returns:
+        ``measure(inputs, *, generator, **attributor_kwargs) -> (N,)``.
+
+    Example:
+        >>> metric = pa.metrics.max_sensitivity(pa.saliency(model), n_samples=4)
+        >>> metric(x, target=y, generator=generator).shape
+        torch.Size([4])
+
+    References:
+        - Yeh, Hsieh, Suggala, Inouye and Ravikumar, "On the (In)fidelity and Sensitivity of
+          Explanations", NeurIPS 2019. https://arxiv.org/abs/1901.09392
+    """
+    return robustness(attributor, _relative_change, uniform_noise(-radius, radius), n_samples, reduce="max", abs=abs,
+                      normalise=normalise, model=model, nan_when_prediction_changes=nan_when_prediction_changes,
+                      batch_size=batch_size, name="max_sensitivity")  # fmt: skip
