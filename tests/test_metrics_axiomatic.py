@@ -15,25 +15,12 @@ import pyattrib as pa
 from pyattrib._core.errors import ArgumentError
 from pyattrib._core.random import integers
 
+from .quantus_cases import SIDE, N, cnn, images
+
 if os.environ.get("PYATTRIB_REQUIRE_REFS"):
     import quantus
 else:
     quantus = pytest.importorskip("quantus")
-
-N, SIDE = 6, 8
-
-
-def cnn(padding: int = 1, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    side = SIDE if padding else SIDE - 2
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=padding), nn.ReLU(), nn.Flatten(), nn.Linear(4 * side * side, 10)
-    ).eval()
-
-
-def data(seed: int = 1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(N, 1, SIDE, SIDE, generator=g), torch.arange(N) % 10
 
 
 def reference(metric, model, x, y, a=None, explain=None, **kwargs):
@@ -53,7 +40,7 @@ def test_completeness_with_a_tolerance_where_quantus_asks_for_float_equality():
     f(x) - f(0). Quantus normalises them and compares with ``==``, so it says False."""
     torch.manual_seed(0)
     lin = nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, 10)).eval()
-    x, y = data()
+    x, y = images()
     a = pa.input_x_gradient(lin)(x, target=y)
     assert pa.metrics.completeness(lin, baselines=0.0)(x, a, target=y).all()
     assert not pa.metrics.completeness(lin, baselines=0.0)(x, 2 * a, target=y).any()
@@ -65,7 +52,7 @@ def test_completeness_with_a_tolerance_where_quantus_asks_for_float_equality():
 
 
 def test_non_sensitivity_equals_quantus():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     a = pa.input_x_gradient(model)(x, target=y)
     a[:, :, :3] = 0.0  # dummy attributions on pixels the model reads
     x[:, :, 5:] = 0.0  # and real attributions of nothing: x*grad is 0 where x is
@@ -76,7 +63,7 @@ def test_non_sensitivity_equals_quantus():
 
 
 def test_input_invariance_equals_quantus():
-    model, (x, y) = cnn(padding=0), data()
+    model, (x, y) = cnn(padding=0), images()
     for method, invariant in [(lambda m: pa.saliency(m, abs=False), True), (lambda m: pa.input_x_gradient(m), False)]:
 
         def explain(model, inputs, targets, method=method, **kwargs):
@@ -89,7 +76,7 @@ def test_input_invariance_equals_quantus():
 
 
 def test_random_logit_equals_quantus_on_the_same_classes():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     drawn = integers(9, (N,), x, torch.Generator().manual_seed(5))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(np.random, "randint", lambda *args, **kwargs: drawn.numpy())
@@ -100,7 +87,7 @@ def test_random_logit_equals_quantus_on_the_same_classes():
 
 
 def test_bad_input():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     with pytest.raises(ArgumentError, match="generator"):
         pa.metrics.random_logit(pa.saliency(model), n_classes=10)(x, target=y)
     with pytest.raises(ArgumentError, match="first Linear or Conv"):

@@ -17,17 +17,12 @@ from pyattrib._core.errors import ArgumentError
 from pyattrib._core.random import uniform
 from pyattrib.metrics.faithfulness_sampled import random_subsets
 
+from .quantus_cases import SIDE, N, cnn
+
 if os.environ.get("PYATTRIB_REQUIRE_REFS"):
     import quantus
 else:
     quantus = pytest.importorskip("quantus")
-
-N, SIDE = 6, 8
-
-
-def cnn(side: int = SIDE, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * side * side, 10)).eval()
 
 
 def data(side: int = SIDE, seed: int = 1):

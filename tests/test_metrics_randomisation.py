@@ -9,28 +9,17 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import pyattrib as pa
 from pyattrib._core.errors import ArgumentError
 from pyattrib._core.random import normal
 
+from .quantus_cases import cnn, images
+
 if os.environ.get("PYATTRIB_REQUIRE_REFS"):
     import quantus
 else:
     quantus = pytest.importorskip("quantus")
-
-N, SIDE = 6, 8
-
-
-def cnn(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * SIDE * SIDE, 10)).eval()
-
-
-def data(seed: int = 1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(N, 1, SIDE, SIDE, generator=g), torch.arange(N) % 10
 
 
 def explain(model, inputs, targets, **kwargs):
@@ -52,7 +41,7 @@ def layer_rows(scores: dict) -> np.ndarray:
 
 
 def test_mprt_equals_quantus_with_its_order_and_seeding():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     want = reference(quantus.MPRT(disable_warnings=True), model, x, y)
     got = pa.metrics.mprt(model, lambda m: pa.saliency(m, abs=False), seed=43, seed_each_layer=True)(x, target=y)
     assert got.layers == [k for k in want if k != "original"] == ["3", "0"]
@@ -60,7 +49,7 @@ def test_mprt_equals_quantus_with_its_order_and_seeding():
 
 
 def test_smooth_mprt_equals_quantus_on_the_same_noise():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     samples, g = 4, torch.Generator().manual_seed(7)
     check = pa.metrics.smooth_mprt(model, lambda m: pa.saliency(m, abs=False), n_samples=samples)
     got = check(x, target=y, generator=g)
@@ -76,7 +65,7 @@ def test_smooth_mprt_equals_quantus_on_the_same_noise():
 
 
 def test_efficient_mprt_equals_quantus():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     want = np.asarray(reference(quantus.EfficientMPRT(disable_warnings=True), model, x, y), dtype=np.float64)
     got = pa.metrics.efficient_mprt(model, lambda m: pa.saliency(m, abs=False))(x, target=y)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-9)
@@ -91,7 +80,7 @@ def test_discrete_entropy_equals_numpy_and_scipy():
 
 
 def test_bad_input_and_model_untouched():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ArgumentError, match="generator"):
         pa.metrics.smooth_mprt(model, lambda m: pa.saliency(m), n_samples=2)(x, target=y)

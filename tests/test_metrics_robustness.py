@@ -16,22 +16,14 @@ import pyattrib as pa
 from pyattrib._core.errors import ArgumentError
 from pyattrib._core.random import normal, uniform
 
+from .quantus_cases import SIDE, N, cnn, images
+
 if os.environ.get("PYATTRIB_REQUIRE_REFS"):
     import quantus
 else:
     quantus = pytest.importorskip("quantus")
 
-N, SIDE, SAMPLES = 6, 8, 5
-
-
-def cnn(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * SIDE * SIDE, 10)).eval()
-
-
-def data(seed: int = 1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(N, 1, SIDE, SIDE, generator=g), torch.arange(N) % 10
+SAMPLES = 5
 
 
 def explain(model, inputs, targets, **kwargs):
@@ -65,7 +57,7 @@ def close(ours, want, rtol=1e-4, atol=1e-5):
 
 
 def test_avg_sensitivity_and_local_lipschitz_equal_quantus():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     ig = pa.input_x_gradient(model)
     want = reference(quantus.AvgSensitivity(nr_samples=SAMPLES, disable_warnings=True), model, x, y,
                      ("uniform", noise("uniform", x, 0, -0.2, 0.2)))  # fmt: skip
@@ -78,7 +70,7 @@ def test_avg_sensitivity_and_local_lipschitz_equal_quantus():
 
 
 def test_continuity_equals_quantus():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     for steps in (3, 5):
         want = reference(quantus.Continuity(nr_steps=steps, disable_warnings=True), model, x, y)
         close(pa.metrics.continuity(pa.input_x_gradient(model), n_steps=steps)(x, target=y), want)
@@ -86,7 +78,7 @@ def test_continuity_equals_quantus():
 
 @pytest.mark.parametrize("of", ["input", "output", "representation"])
 def test_relative_stability_equals_quantus_where_no_prediction_changes(of):
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     cls = {"input": quantus.RelativeInputStability, "output": quantus.RelativeOutputStability,
            "representation": quantus.RelativeRepresentationStability}[of]  # fmt: skip
     draws = ("uniform", noise("uniform", x, 2, 0.02, 0.2))
@@ -100,7 +92,7 @@ def test_relative_stability_equals_quantus_where_no_prediction_changes(of):
 def test_relative_stability_takes_the_max_over_copies_that_keep_the_class():
     """Quantus's ``np.max`` over copies returns NaN for an example as soon as one copy changes its
     class; the paper maximises over the copies that keep it."""
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     draws = noise("uniform", x, 3, 0.5, 3.0)  # large noise: some copies change class
     metric = quantus.RelativeInputStability(nr_samples=SAMPLES, disable_warnings=True)
     want = reference(metric, model, x, y, ("uniform", draws))  # its own bounds are not used: the draws are ours
@@ -113,7 +105,7 @@ def test_relative_stability_takes_the_max_over_copies_that_keep_the_class():
 
 
 def test_consistency_equals_quantus():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     x = torch.cat([x, x])  # twins share their explanation
     want = reference(quantus.Consistency(disable_warnings=True), model, x, torch.cat([y, y]))
     ours = pa.metrics.consistency(pa.input_x_gradient(model), model)(x, target=torch.cat([y, y]))
@@ -122,7 +114,7 @@ def test_consistency_equals_quantus():
 
 
 def test_bad_input():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     with pytest.raises(ArgumentError, match="generator"):
         pa.metrics.avg_sensitivity(pa.saliency(model), n_samples=2)(x, target=y)
     with pytest.raises(ArgumentError, match="model="):
@@ -135,7 +127,7 @@ def test_bad_input():
 
 
 def test_max_sensitivity_equals_quantus_and_the_named_stabilities():
-    model, (x, y) = cnn(), data()
+    model, (x, y) = cnn(), images()
     ig = pa.input_x_gradient(model)
     want = reference(quantus.MaxSensitivity(nr_samples=SAMPLES, disable_warnings=True), model, x, y,
                      ("uniform", noise("uniform", x, 0, -0.2, 0.2)))  # fmt: skip
