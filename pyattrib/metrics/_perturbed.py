@@ -4,7 +4,8 @@ output over every copy of every example in batched forwards.
 
 A metric supplies ``rows(p, i) -> (R, D)``: the perturbed row of step ``p[r]`` of example
 ``i[r]``. The rows are split back into the inputs' shapes and evaluated in chunks of at most
-``batch_size`` rows by :func:`pyattrib._core.perturb.evaluate`, without autograd.
+``batch_size`` rows (default: about ``METRIC_BUDGET`` input elements, whole copies of the
+batch) by :func:`pyattrib._core.perturb.evaluate`, without autograd.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .._core import random
+from .._core.budget import METRIC_BUDGET, rows_per_chunk
 from .._core.call import Call, prepare
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.perturb import evaluate
@@ -55,8 +57,9 @@ class Setting:
                 part.reshape(len(i), *x.shape[1:]) for part, x in zip(flat.split(sizes, dim=1), self.call.inputs)
             )
 
+        rows_at_once = rows_per_chunk(batch_size, self.call.inputs, self.n, METRIC_BUDGET)
         with evaluating(self.model):
-            out, shape, _ = evaluate(self.forward, self.call, build, n_steps, batch_size, show_progress, desc)
+            out, shape, _ = evaluate(self.forward, self.call, build, n_steps, rows_at_once, show_progress, desc)
         if out.shape[-1] != 1:
             raise ArgumentError(
                 f"{desc} scores one output per example, but the model gives {tuple(shape) or out.shape[-1]} values; "

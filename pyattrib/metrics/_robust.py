@@ -1,9 +1,9 @@
 """Robustness: how much an explanation moves when its input moves a little. Average
 sensitivity, the local Lipschitz estimate, continuity, consistency, and relative input,
 output and representation stability (Agarwal et al.). Each metric calls the attributor
-itself on the perturbed copies (any attributor, composed ones too), ``n_samples`` copies of
-the batch at a time in calls of at most ``batch_size`` rows; noise comes from the
-``generator`` given at call time.
+itself on the perturbed copies (any attributor, composed ones too), whole copies of the batch
+in calls of at most ``batch_size`` rows (default: about ``METRIC_BUDGET`` input elements);
+noise comes from the ``generator`` given at call time.
 
 Each is a transform returning ``measure(inputs, *, target=None, generator=None,
 **attributor_kwargs) -> (N,)``; the attributions of the unperturbed inputs are computed by
@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .._core import random
 from .._core.attributor import call_on_copies
+from .._core.budget import METRIC_BUDGET, rows_per_chunk
 from .._core.capture import LayerValue
 from .._core.errors import ArgumentError, check_batch_size, check_count
 from .._core.inputs import as_tuple
@@ -105,7 +106,7 @@ def robustness(
             a = read(_explanations(attributor, x, kwargs, n, 1))
             out = _observe(model, representation, x) if outputs else None
             classes = _classes(model, x) if nan_when_prediction_changes else None
-            per = n_samples if batch_size is None else max(1, min(n_samples, batch_size // n))
+            per = max(1, min(n_samples, rows_per_chunk(batch_size, (x,), n, METRIC_BUDGET) // n))
             scores = []
             for start in range(0, n_samples, per):
                 c = min(per, n_samples - start)

@@ -49,7 +49,8 @@ def avg_sensitivity(
         nan_when_prediction_changes: Leave out copies whose predicted class changed.
         abs: Compare magnitudes.
         normalise: Divide explanations by their largest magnitude (True), per batch (``"batch"``), or not.
-        batch_size: The most rows per call of the attributor (whole copies of the batch).
+        batch_size: The most rows per call of the attributor (whole copies of the batch; default about
+            2^16 input elements).
 
     Returns:
         ``measure(inputs, *, generator, **attributor_kwargs) -> (N,)``.
