@@ -188,15 +188,17 @@ def evaluate_rows(
     show_progress: bool = False,
     desc: str = "perturbations",
     every_output: bool = False,
+    fed: Callable[..., Any] | None = None,
 ) -> Tensor:
     """The selected outputs ``(R,)`` of ``R`` rows given one by one: row ``r`` belongs to example
     ``examples[r]``, and ``build(rows)`` makes the inputs of the rows ``rows`` (an index tensor).
     For methods whose rows are not ``P`` perturbations of every example (a CAM evaluates only
     the distinct masks of each image). Chunks of at most ``batch_size`` rows, under no_grad.
-    ``every_output``: ``(R, K)``, the selected output (``K = 1``) or, with no target, all of them."""
+    ``every_output``: ``(R, K)``, the selected output (``K = 1``) or, with no target, all of them.
+    ``fed``: the forward as :func:`feeder` makes it, for callers that evaluate round after round."""
     total = len(examples)
     step = max(1, batch_size if batch_size is not None else call.chunk(None))
-    fed = feeder(forward, call.inputs, backward=False)
+    fed = feeder(forward, call.inputs, backward=False) if fed is None else fed
 
     def chunk(rows: Tensor, i: Tensor) -> Tensor:
         out = fed(*build(rows), *call.args.rows(i))

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .._core.budget import row_cost
+from .._core.layout import feeder
 from .._core.perturb import FeatureMask, evaluate_rows, example_rows
 
 Forward = Callable[..., Any]
@@ -85,6 +86,7 @@ def _expand(
     dtype: list[torch.dtype] = []  # the model's output dtype: the values' (inputs may be token ids)
 
     copies = len(background[0]) if background is not None else 1
+    fed = feeder(f, call.inputs, backward=False)  # once: the rounds are many and small
 
     def evaluate(coalitions: list[np.ndarray], examples: list[int]) -> Tensor:
         present = torch.as_tensor(np.array(coalitions), device=call.device)
@@ -106,7 +108,7 @@ def _expand(
                     out.append(torch.where(keep, x.index_select(0, i), rest))
             return tuple(out)
 
-        out = evaluate_rows(f, call, build, who, batch_size, every_output=True)
+        out = evaluate_rows(f, call, build, who, batch_size, every_output=True, fed=fed)
         if not dtype:
             dtype.append(out.dtype)
         out = out.reshape(len(examples), copies, -1).double()
