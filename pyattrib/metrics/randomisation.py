@@ -271,7 +271,7 @@ def discrete_entropy(values: Tensor, n_bins: int = 100) -> Tensor:
         1, index, torch.ones_like(v)
     )
     p = counts / counts.sum(1, keepdim=True)
-    return -(p * torch.log(torch.where(p > 0, p, torch.ones_like(p)))).sum(1)
+    return (p * torch.log(torch.where(p > 0, 1 / p, torch.ones_like(p)))).sum(1)  # sum p log(1/p): no -0.0
 
 
 def efficient_mprt(
