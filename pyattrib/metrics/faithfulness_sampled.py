@@ -431,13 +431,13 @@ def sufficiency(
         if a.shape[0] != xs[0].shape[0]:
             raise ArgumentError(f"attributions explain {a.shape[0]} examples but inputs hold {xs[0].shape[0]}")
         variance = a.var(0)
-        a = a[:, variance > 0] / variance[variance > 0].sqrt()
+        a = a * torch.where(variance > 0, variance.rsqrt(), torch.zeros_like(variance))  # constant elements: out
         distance = torch.cdist(a, a)  # float64: the matmul form is exact to ~1e-12 at the threshold
-        distance = distance / distance.abs().amax().clamp_min(torch.finfo(distance.dtype).tiny)
-        close = (distance <= threshold) & ~torch.eye(len(a), dtype=torch.bool, device=a.device)
+        close = distance <= threshold * distance.amax().clamp_min(torch.finfo(distance.dtype).tiny)
+        close.fill_diagonal_(False)
         with torch.no_grad(), evaluating(model):
             classes = model(*xs, *as_args(additional_forward_args)).argmax(-1)
-        same = classes[None] == classes[:, None]
-        return ((close & same).sum(1) / close.sum(1).clamp_min(1)).to(xs[0].dtype)
+        same = close & (classes[None] == classes[:, None])
+        return (same.sum(1) / close.sum(1).clamp_min(1)).to(xs[0].dtype)
 
     return measure
