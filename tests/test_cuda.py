@@ -152,3 +152,44 @@ def test_patching_on_device_matches_cpu():
 
 def pytree_leaves(value):
     return list(value.values()) if isinstance(value, dict) else [value]
+
+
+@on_device
+def test_metrics_on_device_match_cpu():
+    """Quantus's catalogue on the device: the CPU's numbers for the deterministic metrics; the
+    random ones draw from a generator on the device (whose stream is not the CPU's), every
+    tensor on the inputs' device."""
+    model, x = models.relu_cnn(), torch.rand(4, 3, 8, 8)
+    target = torch.tensor([0, 1, 2, 0])
+    attr = pa.saliency(model)(x, target=target)
+
+    def run(device):
+        m, xs, t, a = model.to(device), x.to(device), target.to(device), attr.to(device)
+        g = lambda: torch.Generator(device=device).manual_seed(0)  # noqa: E731
+        sal = pa.saliency(m)
+        return {
+            "pixel_flipping": pa.metrics.pixel_flipping(m, features_in_step=16)(xs, a, target=t),
+            "estimate": pa.metrics.faithfulness_estimate(m, features_in_step=16)(xs, a, target=t),
+            "sufficiency": pa.metrics.sufficiency(m)(xs, a),
+            "non_sensitivity": pa.metrics.non_sensitivity(m, features_in_step=16)(xs, a, target=t),
+            "continuity": pa.metrics.continuity(sal, n_steps=3)(xs, target=t),
+            "focus": pa.metrics.focus()(a, torch.tensor([[1, 0, 0, 1]] * 4, dtype=torch.bool, device=device)),
+            "efficient_mprt": pa.metrics.efficient_mprt(m, lambda mm: pa.saliency(mm))(xs, target=t),
+            "evaluate": torch.tensor(pa.metrics.evaluate(m, xs, t, attributors={"s": sal},
+                                                         metrics={"g": pa.metrics.sparseness()}).scores["s"]["g"]),
+        }  # fmt: skip
+
+    cpu, device = run("cpu"), run(DEVICE)
+    for name, value in cpu.items():
+        got = device[name]
+        if name != "evaluate":
+            assert got.device.type == torch.device(DEVICE).type, name
+        torch.testing.assert_close(got.cpu().double(), value.double(), atol=1e-4, rtol=1e-3, equal_nan=True)
+    for metric in (lambda m: pa.metrics.region_perturbation(m, patch_size=4, order="random"),
+                   lambda m: pa.metrics.faithfulness_correlation(m, n_samples=8, subset_size=16),
+                   lambda m: pa.metrics.sensitivity_n(m, sizes=[4, 16], n_samples=8)):  # fmt: skip
+        m = model.to(DEVICE)
+        out = metric(m)(x.to(DEVICE), attr.to(DEVICE), target=target.to(DEVICE),
+                        generator=torch.Generator(device=DEVICE).manual_seed(0))  # fmt: skip
+        assert out.device.type == torch.device(DEVICE).type
+    model.to("cpu")

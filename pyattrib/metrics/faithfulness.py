@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._core import random
 from .._core.errors import ArgumentError, check_count
 from .._core.targets import TargetLike
 from ._perturbed import (
@@ -346,7 +347,7 @@ def region_ranks(s: Setting, ids: Tensor, order: str, generator: torch.Generator
     sums = torch.zeros(s.n, n_regions, device=s.a.device, dtype=s.a.dtype).scatter_add_(1, ids, s.a)
     if order == "random":
         need_generator(generator, "order='random'", "a random order of the regions")
-        keys = torch.rand(s.n, n_regions, generator=generator, device=s.a.device)
+        keys = random.uniform((s.n, n_regions), s.a, generator)
         places = ascending(keys)
     else:
         places = ascending(sums, descending=order == "morf")
