@@ -165,7 +165,6 @@ def test_metrics_on_device_match_cpu():
 
     def run(device):
         m, xs, t, a = model.to(device), x.to(device), target.to(device), attr.to(device)
-        g = lambda: torch.Generator(device=device).manual_seed(0)  # noqa: E731
         sal = pa.saliency(m)
         return {
             "pixel_flipping": pa.metrics.pixel_flipping(m, features_in_step=16)(xs, a, target=t),
