@@ -23,7 +23,7 @@ from .._core.call import Call, prepare
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.perturb import evaluate
 from .._core.state import evaluating
-from .._core.targets import TargetLike
+from .._core.targets import TargetLike, model_output
 
 FILLS = ("black", "white", "mean", "uniform")
 Fill = Any  # one of FILLS, a number, or a tensor of the inputs' shape
@@ -99,19 +99,9 @@ def setting(
     parts = attributions if isinstance(attributions, (tuple, list)) else (attributions,)
     if len(parts) != len(call.inputs):
         raise ArgumentError(f"attributions has {len(parts)} tensors but inputs has {len(call.inputs)}; give one each")
-    flat = []
-    for j, (a, t) in enumerate(zip(parts, call.inputs)):
-        a = torch.as_tensor(a, device=t.device).detach()
-        try:
-            a = a.expand_as(t)
-        except RuntimeError:
-            raise ArgumentError(
-                f"attributions{f'[{j}]' if len(parts) > 1 else ''} of shape {tuple(a.shape)} do not fit inputs of "
-                f"shape {tuple(t.shape)}: pass attributions with the inputs' shape (a channel dimension of 1 serves "
-                "every channel)"
-            ) from None
-        flat.append(a.reshape(call.n, -1).double())
-    a = torch.cat(flat, 1)
+    shapes = [tuple(torch.as_tensor(t).shape) for t in parts]
+    message = f"attributions of shape {shapes} do not fit inputs: give attributions (one channel serves all) that fit"
+    a = like_inputs(call, [torch.as_tensor(t).detach() for t in parts], torch.float64, message)
     forward = (lambda *args: torch.softmax(model(*args), dim=-1)) if softmax else model
     return Setting(call, x, a.abs() if abs else a, forward, model)
 
@@ -139,21 +129,28 @@ def fill_rows(s: Setting, baselines: Fill, name: str = "baselines") -> Callable[
         values = torch.full((s.n, 1), float(baselines), device=x.device, dtype=x.dtype)
     else:
         message = f"{name} must be 'black', 'white', 'mean', 'uniform', a number or tensors that broadcast to"
-        values = like_inputs(s, baselines, x.dtype, message)
+        values = like_inputs(s.call, baselines, x.dtype, message)
     return lambda p, i, generator=None: values.index_select(0, i)
 
 
-def like_inputs(s: Setting, values: Any, dtype: torch.dtype, message: str) -> Tensor:
+def like_inputs(call: Call, values: Any, dtype: torch.dtype, message: str) -> Tensor:
     """``(N, D)``: a tensor per input (or one for a single input), each broadcast to its input's
     shape and flattened as the inputs are; ``message`` + the shapes when they do not fit."""
     parts = values if isinstance(values, (tuple, list)) else (values,)
     try:
         return torch.cat(
-            [torch.as_tensor(v, device=s.x.device, dtype=dtype).expand_as(t).reshape(s.n, -1)
-             for v, t in zip(parts, s.call.inputs, strict=True)], 1,
+            [torch.as_tensor(v, device=t.device, dtype=dtype).expand_as(t).reshape(call.n, -1)
+             for v, t in zip(parts, call.inputs, strict=True)], 1,
         )  # fmt: skip
     except (RuntimeError, ValueError):
-        raise ArgumentError(f"{message} the inputs' shapes {[tuple(t.shape) for t in s.call.inputs]}") from None
+        raise ArgumentError(f"{message} the inputs' shapes {[tuple(t.shape) for t in call.inputs]}") from None
+
+
+def predicted_classes(model: Callable[..., Any], *inputs: Any) -> Tensor:
+    """``(N,)``: the arg-max of the model's output (read by :func:`pyattrib._core.targets.model_output`)
+    for a batch, without autograd, in the evaluation state of :func:`pyattrib._core.state.evaluating`."""
+    with torch.no_grad(), evaluating(model):
+        return model_output(model(*inputs), len(inputs[0])).argmax(-1)
 
 
 def ascending(scores: Tensor, descending: bool = False) -> Tensor:

@@ -21,10 +21,10 @@ from torch import Tensor, nn
 from .._core import random
 from .._core.attributor import call_on_copies
 from .._core.budget import METRIC_BUDGET, rows_per_chunk
-from .._core.capture import LayerValue
 from .._core.errors import ArgumentError, check_batch_size, check_count
 from .._core.inputs import as_tuple
 from .._core.state import evaluating
+from .._core.targets import model_output
 from ._perturbed import need_generator
 from .explanations import check_normalise
 
@@ -90,6 +90,14 @@ def robustness(
             t = t / torch.where(peak > 0, peak, torch.ones_like(peak))
         return t.abs() if abs else t
 
+    need_logits = (outputs and representation is None) or nan_when_prediction_changes
+
+    def look(batch: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """One forward of ``batch`` where its classes or outputs are needed: (outputs, what is scored)."""
+        logits = _observe(model, None, batch) if need_logits else None
+        seen = None if not outputs else logits if representation is None else _observe(model, representation, batch)
+        return logits, seen
+
     def measure(inputs: Any, *args: Any, generator: torch.Generator | None = None, **kwargs: Any) -> Tensor:
         if args:
             raise TypeError(f"{name}: pass the attributor's arguments by keyword (target=..., baselines=...)")
@@ -104,8 +112,8 @@ def robustness(
         n = x.shape[0]
         with torch.no_grad():
             a = read(_explanations(attributor, x, kwargs, n, 1))
-            out = _observe(model, representation, x) if outputs else None
-            classes = _classes(model, x) if nan_when_prediction_changes else None
+            logits, out = look(x)
+            classes = logits.argmax(-1) if nan_when_prediction_changes else None
             per = max(1, min(n_samples, rows_per_chunk(batch_size, (x,), n, METRIC_BUDGET) // n))
             scores = []
             for start in range(0, n_samples, per):
@@ -113,15 +121,7 @@ def robustness(
                 drawn = [noise(x, generator) if random_noise else noise(x, start + k) for k in range(c)]
                 copies = torch.stack(drawn, 1).reshape(n * c, *x.shape[1:])  # row i * c + k: copy k of example i
                 tilde = read(_explanations(attributor, copies, kwargs, n, c)).reshape(n * c, -1)
-                need_logits = (outputs and representation is None) or classes is not None
-                logits = _observe(model, None, copies) if need_logits else None
-                seen = (
-                    None
-                    if not outputs
-                    else logits
-                    if representation is None
-                    else _observe(model, representation, copies)
-                )
+                logits, seen = look(copies)
                 s = score(_each(a[:, 0], c), tilde, _each(x.reshape(n, -1), c), copies.reshape(n * c, -1),
                           _each(out, c), seen)  # fmt: skip
                 s = s.double().reshape(n, c)
@@ -147,14 +147,11 @@ def _nanmax(t: Tensor) -> Tensor:
 
 
 def _observe(model: Any, representation: Callable[[Any], Tensor] | None, x: Tensor) -> Tensor:
+    """``(N, F)`` float64: the model's output (read by :func:`pyattrib._core.targets.model_output`) or
+    ``representation(x)``, flattened per example."""
     with evaluating(model):
-        out = representation(x) if representation is not None else model(x)
-    return LayerValue.of(out, x.shape[0], "the model").leaves[0].reshape(x.shape[0], -1).double()
-
-
-def _classes(model: Any, x: Tensor) -> Tensor:
-    with evaluating(model):
-        return model(x).argmax(-1)
+        out = representation(x) if representation is not None else model_output(model(x), x.shape[0])
+    return out.reshape(x.shape[0], -1).double()
 
 
 def _norm(t: Tensor, p: float = 2) -> Tensor:

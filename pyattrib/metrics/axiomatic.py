@@ -13,11 +13,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._core import random
+from .._core.attributor import call_on_copies
 from .._core.errors import ArgumentError, check_count
 from .._core.inputs import as_tuple
 from .._core.targets import TargetLike
 from ._perturbed import Fill, check_options, fill_rows, need_generator, setting
 from .explanations import check_normalise, flat
+from .faithfulness import ranked_rows
 
 Measure = Callable[..., Tensor]
 
@@ -127,11 +129,8 @@ def non_sensitivity(
         a = flat(s.a, abs, normalise)
         d, k = s.x.shape[1], features_in_step
         groups = torch.arange(d, device=s.x.device) // k
-        fill = fill_rows(s, baselines)
-
-        def rows(p: Tensor, i: Tensor) -> Tensor:
-            return torch.where(groups[None] == p[:, None], fill(p, i), s.x.index_select(0, i))
-
+        in_order = torch.arange(d, device=s.x.device).expand(s.n, -1)  # group t: elements t*k .. (t+1)*k - 1
+        rows = ranked_rows(s, in_order, fill_rows(s, baselines), k, cumulative=False)
         n_groups = -(-d // k)
         y, out = s.with_original(rows, n_groups, batch_size, show_progress, "non-sensitivity")
         unchanged = (out - y[:, None]).abs() < eps
@@ -269,8 +268,12 @@ def random_logit(
         k = random.integers(n_classes - 1, (x.shape[0],), x, generator)
         other = torch.where(k < y, k, k + 1)  # the k-th of the classes other than y
         with torch.no_grad():
-            a = flat(attributor(x, target=y, **kwargs) if attributions is None else attributions, abs, normalise)
-            b = flat(attributor(x, target=other, **kwargs), abs, normalise)
-        return ssim(a, b).to(x.dtype)
+            if attributions is None:  # both classes' explanations in one call: rows 2i, 2i + 1
+                both, _, _ = call_on_copies(attributor, (x.repeat_interleave(2, 0),), False, kwargs, len(x), 2,
+                                            per_copy={"target": torch.stack([y, other], 1).reshape(-1)})  # fmt: skip
+                attributions, theirs = both[0][:, 0], both[0][:, 1]
+            else:
+                theirs = attributor(x, target=other, **kwargs)
+        return ssim(flat(attributions, abs, normalise), flat(theirs, abs, normalise)).to(x.dtype)
 
     return measure

@@ -19,6 +19,7 @@ from .._core.inputs import BaselineLike, TensorOrTuple, matching_attributions
 from .._core.perturb import FeatureMask, evaluate, example_rows, prepare_perturbation
 from .._core.state import evaluating
 from .._core.targets import TargetLike
+from ._perturbed import ascending
 
 
 @dataclass(frozen=True)
@@ -164,14 +165,7 @@ def feature_ranks(attrs: tuple[Tensor, ...], mask: FeatureMask) -> Tensor:
     for j, a in enumerate(attrs):
         ids = mask.rows(j, torch.arange(n, device=a.device)).reshape(n, -1)
         totals.scatter_add_(1, ids, a.reshape(n, -1).double())
-    return descending_ranks(totals)
-
-
-def descending_ranks(scores: Tensor) -> Tensor:
-    """``(N, F)``: each entry's place in its row's descending order (0 = largest; ties by index)."""
-    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
-    places = torch.arange(scores.shape[1], device=order.device).expand_as(order)
-    return torch.empty_like(order).scatter_(1, order, places)
+    return ascending(totals, descending=True)
 
 
 def mask_rows_rank(ranks: Tensor, mask: FeatureMask, j: int, i: Tensor) -> Tensor:

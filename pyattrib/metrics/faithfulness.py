@@ -20,6 +20,7 @@ from torch import Tensor
 
 from .._core import random
 from .._core.errors import ArgumentError, check_count
+from .._core.perturb import FeatureMask
 from .._core.targets import TargetLike
 from ._perturbed import (
     Fill,
@@ -27,7 +28,6 @@ from ._perturbed import (
     ascending,
     check_options,
     fill_rows,
-    like_inputs,
     need_generator,
     pearson,
     setting,
@@ -43,18 +43,26 @@ def _steps(s: Setting, features_in_step: int) -> int:
 
 def ranked_rows(
     s: Setting, ranks: Tensor, fill: Callable[..., Tensor], per_step: int, *, cumulative: bool = True,
-    insert: bool = False,
+    insert: bool = False, repeats: int = 1,
 ) -> Callable[[Tensor, Tensor], Tensor]:  # fmt: skip
     """Rows that replace (``insert``: keep) the elements whose rank (``(N, D)``, 0 first) is below
-    ``(p + 1) * per_step`` at step ``p`` (not ``cumulative``: only the ``per_step`` of step ``p``)."""
+    ``(t + 1) * per_step`` at step ``t = p // repeats`` (not ``cumulative``: only the ``per_step``
+    of step ``t``); ``repeats`` copies of each step differ only in their ``fill(p, i)``."""
 
     def rows(p: Tensor, i: Tensor) -> Tensor:
-        r, top = ranks.index_select(0, i), ((p + 1) * per_step)[:, None]
+        r, top = ranks.index_select(0, i), ((torch.div(p, repeats, rounding_mode="floor") + 1) * per_step)[:, None]
         chosen = r < top if cumulative else (r < top) & (r >= top - per_step)
         x, f = s.x.index_select(0, i), fill(p, i)
         return torch.where(chosen, x, f) if insert else torch.where(chosen, f, x)
 
     return rows
+
+
+def step_sums(s: Setting, ranks: Tensor, per_step: int, n_steps: int) -> Tensor:
+    """``(N, n_steps)``: the summed attribution of the elements each step of ``per_step`` takes
+    (ranks ``[t * per_step, (t + 1) * per_step)``)."""
+    sums = torch.zeros(s.n, -(-s.x.shape[1] // per_step), dtype=s.a.dtype, device=s.a.device)
+    return sums.scatter_add_(1, torch.div(ranks, per_step, rounding_mode="floor"), s.a)[:, :n_steps]
 
 
 def pixel_flipping(
@@ -157,8 +165,7 @@ def faithfulness_estimate(
         rows = ranked_rows(s, ranks, fill_rows(s, baselines), features_in_step, cumulative=False)
         y, out = s.with_original(rows, n_steps, batch_size, show_progress, "estimate")
         drops = y[:, None] - out
-        sums = torch.zeros_like(drops).scatter_add_(1, ranks // features_in_step, s.a)
-        return pearson(sums, drops).to(s.x.dtype)
+        return pearson(step_sums(s, ranks, features_in_step, n_steps), drops).to(s.x.dtype)
 
     return measure
 
@@ -329,29 +336,34 @@ def patches(shape: tuple[int, ...], patch_size: int, device: torch.device) -> Te
 
 
 def regions_of(s: Setting, feature_mask: Any, patch_size: int | None) -> Tensor:
-    """``(N, D)`` region ids (0 .. F-1) of every element: the patches, or a feature mask."""
+    """``(N, D)`` region ids (0 .. F-1) of every element: the patches, or a feature mask (read by
+    :class:`pyattrib._core.perturb.FeatureMask`, which renumbers any integer ids)."""
     if feature_mask is None:
         x = s.call.inputs
         if len(x) != 1 or patch_size is None:
             raise ArgumentError("regions of several inputs need feature_mask=")
         return patches(tuple(x[0].shape[1:]), patch_size, s.x.device).expand(s.n, -1)
-    ids = like_inputs(s, feature_mask, torch.long, "feature_mask must hold integer region ids that broadcast to")
-    if ids.min() < 0:
-        raise ArgumentError("feature_mask ids must be non-negative")
-    return ids
+    mask, everyone = FeatureMask(feature_mask, s.call), torch.arange(s.n, device=s.x.device)
+    return torch.cat([mask.rows(j, everyone).reshape(s.n, -1) for j in range(len(s.call.inputs))], 1)
 
 
-def region_ranks(s: Setting, ids: Tensor, order: str, generator: torch.Generator | None) -> tuple[Tensor, int]:
-    """Every element's region's place in the order (``(N, D)``), and the number of regions."""
+def region_ranks(
+    s: Setting, ids: Tensor, order: str, generator: torch.Generator | None, by: str = "sum"
+) -> tuple[Tensor, Tensor]:
+    """Every element's region's place in the order (``(N, D)``) and each example's number of
+    regions (``(N,)``): regions ranked by their summed (``by="mean"``: mean) attribution, or at
+    random; regions an example does not have come last."""
     n_regions = int(ids.max()) + 1
-    sums = torch.zeros(s.n, n_regions, device=s.a.device, dtype=s.a.dtype).scatter_add_(1, ids, s.a)
+    sizes = torch.zeros(s.n, n_regions, device=s.a.device, dtype=s.a.dtype).scatter_add_(1, ids, torch.ones_like(s.a))
+    score = torch.zeros_like(sizes).scatter_add_(1, ids, s.a)
+    if by == "mean":
+        score = score / sizes.clamp_min(1)
     if order == "random":
         need_generator(generator, "order='random'", "a random order of the regions")
-        keys = random.uniform((s.n, n_regions), s.a, generator)
-        places = ascending(keys)
-    else:
-        places = ascending(sums, descending=order == "morf")
-    return places.gather(1, ids), n_regions
+        score, order = random.uniform((s.n, n_regions), s.a, generator), "morf"
+    last = -torch.inf if order == "morf" else torch.inf
+    places = ascending(torch.where(sizes > 0, score, torch.full_like(score, last)), descending=order == "morf")
+    return places.gather(1, ids), (sizes > 0).sum(1)
 
 
 def _regions(model, patch_size, order, regions_evaluation, baselines, abs, softmax, batch_size, show_progress, *,
@@ -363,7 +375,8 @@ def _regions(model, patch_size, order, regions_evaluation, baselines, abs, softm
         feature_mask: Any = None, generator: torch.Generator | None = None,
     ) -> Tensor:  # fmt: skip
         s = setting(model, inputs, attributions, target, additional_forward_args, abs=abs, softmax=softmax, name=name)
-        ranks, n_regions = region_ranks(s, regions_of(s, feature_mask, patch_size), order, generator)
+        ranks, counts = region_ranks(s, regions_of(s, feature_mask, patch_size), order, generator)
+        n_regions = int(counts.max())
         n_steps = n_regions if regions_evaluation is None else min(regions_evaluation, n_regions)
         rows = ranked_rows(s, ranks, fill_rows(s, baselines), 1)
         if not drop:

@@ -16,12 +16,21 @@ from torch import Tensor
 from .._core import random
 from .._core.errors import ArgumentError, check_count
 from .._core.inputs import as_args, as_tuple
-from .._core.state import evaluating
 from .._core.targets import TargetLike
-from ._perturbed import Fill, Setting, ascending, check_options, fill_rows, need_generator, pearson, setting
+from ._perturbed import (
+    Fill,
+    Setting,
+    ascending,
+    check_options,
+    fill_rows,
+    need_generator,
+    pearson,
+    predicted_classes,
+    setting,
+)
 from .explanations import check_normalise, flat
-from .faithfulness import ranked_rows, regions_of
-from .randomisation import ranks as average_ranks
+from .faithfulness import ranked_rows, region_ranks, regions_of, step_sums
+from .randomisation import spearman_or_nan
 
 Measure = Callable[..., Tensor]
 
@@ -50,7 +59,8 @@ def subset_rows(s: Setting, subsets: Tensor, fill: Callable[..., Tensor]) -> Cal
 def subset_sums(s: Setting, subsets: Tensor) -> Tensor:
     """``(N, S)``: each subset's summed attribution (index ``D`` pads with 0)."""
     a = torch.cat([s.a, torch.zeros_like(s.a[:, :1])], 1)
-    return torch.stack([a.gather(1, subsets[k]).sum(1) for k in range(subsets.shape[0])], 1)
+    n_sets, n, k = subsets.shape
+    return a.gather(1, subsets.permute(1, 0, 2).reshape(n, n_sets * k)).reshape(n, n_sets, k).sum(2)
 
 
 def faithfulness_correlation(
@@ -185,9 +195,7 @@ def sensitivity_n(
             rows = ranked_rows(s, ranks, fill, features_in_step)
             y, out = s.with_original(rows, n_steps, batch_size, show_progress, "sensitivity-n")
             drops = y[:, None] - out
-            sums = torch.zeros(s.n, d, dtype=s.a.dtype, device=s.a.device)
-            sums = sums.scatter_add_(1, ranks // features_in_step, s.a)[:, :n_steps]
-            return pearson(drops.T, sums.T).to(s.x.dtype)
+            return pearson(drops.T, step_sums(s, ranks, features_in_step, n_steps).T).to(s.x.dtype)
         need_generator(generator, "sensitivity_n", "random subsets")
         ns = sorted({max(1, round(v)) for v in np.linspace(1, 0.8 * d, 10)}) if sizes is None else list(sizes)
         if not ns or min(ns) < 1 or max(ns) > d:
@@ -195,11 +203,9 @@ def sensitivity_n(
         parts = [random_subsets(s.n, n_samples, d, n, s.x, generator) for n in ns]
         subsets = torch.cat([torch.nn.functional.pad(p, (0, max(ns) - p.shape[2]), value=d) for p in parts])
         y, out = s.with_original(subset_rows(s, subsets, fill), len(subsets), batch_size, show_progress, "subsets")
-        drops = y[:, None] - out
-        sums = subset_sums(s, subsets)
-        per = [pearson(sums[:, k * n_samples : (k + 1) * n_samples], drops[:, k * n_samples : (k + 1) * n_samples])
-               for k in range(len(ns))]  # fmt: skip
-        return torch.stack(per, 1).to(s.x.dtype)
+        drops = (y[:, None] - out).reshape(s.n * len(ns), n_samples)  # a row per example and size
+        sums = subset_sums(s, subsets).reshape(s.n * len(ns), n_samples)
+        return pearson(sums, drops).reshape(s.n, len(ns)).to(s.x.dtype)
 
     return measure
 
@@ -266,24 +272,13 @@ def monotonicity_correlation(
             draws = draws.reshape(len(copies), s.n, 1)
             fill = lambda p, i, generator=None: draws[p, i]  # noqa: E731
 
-        def rows(p: Tensor, i: Tensor) -> Tensor:
-            r, top = ranks.index_select(0, i), ((p // n_samples + 1) * features_in_step)[:, None]
-            chosen = (r < top) & (r >= top - features_in_step)
-            return torch.where(chosen, fill(p, i), s.x.index_select(0, i))
-
+        rows = ranked_rows(s, ranks, fill, features_in_step, cumulative=False, repeats=n_samples)
         y, out = s.with_original(rows, n_steps * n_samples, batch_size, show_progress, "monotonicity correlation")
         scale = torch.where(y.abs() >= eps, 1 / y.abs(), torch.ones_like(y)) ** 2
         variance = ((out - y[:, None]) ** 2).reshape(s.n, n_steps, n_samples).mean(2) * scale[:, None]
-        sums = torch.zeros(s.n, n_steps, dtype=s.a.dtype, device=s.a.device)
-        sums = sums.scatter_add_(1, ranks // features_in_step, s.a)
-        return spearman_or_nan(sums, variance).to(s.x.dtype)
+        return spearman_or_nan(step_sums(s, ranks, features_in_step, n_steps), variance).to(s.x.dtype)
 
     return measure
-
-
-def spearman_or_nan(a: Tensor, b: Tensor) -> Tensor:
-    """Spearman correlation per row (average ranks); NaN where a row is constant."""
-    return pearson(average_ranks(a.double()), average_ranks(b.double()))
 
 
 def irof(
@@ -338,14 +333,8 @@ def irof(
         s = setting(model, inputs, attributions, target, additional_forward_args, abs=abs, softmax=softmax,
                     name="irof")  # fmt: skip
         ids = regions_of(s, slic_segments(s) if feature_mask is None else feature_mask, None)
-        n_regions = int(ids.max()) + 1
-        sizes = torch.zeros(s.n, n_regions, dtype=s.a.dtype, device=s.a.device)
-        sizes = sizes.scatter_add_(1, ids, torch.ones_like(s.a))
-        sums = torch.zeros_like(sizes).scatter_add_(1, ids, s.a)
-        means = torch.where(sizes > 0, sums / sizes.clamp_min(1), torch.full_like(sums, -torch.inf))
-        ranks = ascending(means, descending=True).gather(1, ids)  # the step that removes each element
-        counts = (sizes > 0).sum(1)
-        fill = _batch_mean(s, ranks, n_regions) if baselines == "batch_mean" else fill_rows(s, baselines)
+        ranks, counts = region_ranks(s, ids, "morf", None, by="mean")  # ranks: the step that removes each element
+        fill = _batch_mean(s, ranks, int(ids.max()) + 1) if baselines == "batch_mean" else fill_rows(s, baselines)
         rows = ranked_rows(s, ranks, fill, 1)
         y, q = s.with_original(rows, int(counts.max()), batch_size, show_progress, "irof")
         q = q / y[:, None]
@@ -364,10 +353,10 @@ def _batch_mean(s: Setting, ranks: Tensor, n_steps: int) -> Callable[..., Tensor
         0, ranks.reshape(-1), torch.ones_like(s.x).reshape(-1)
     )
     removed = torch.zeros_like(count).scatter_add_(0, ranks.reshape(-1), s.x.reshape(-1))
-    mu = [s.x.double().mean()]
-    for t in range(n_steps - 1):
-        mu.append(mu[-1] + (count[t] * mu[-1] - removed[t]) / total)
-    per_step = torch.stack(mu).to(s.x.dtype)
+    mu = [float(s.x.double().mean())]
+    for c, r in zip(count.tolist()[: n_steps - 1], removed.tolist()):
+        mu.append(mu[-1] + (c * mu[-1] - r) / total)
+    per_step = torch.tensor(mu, dtype=s.x.dtype, device=s.x.device)
 
     def fill(p: Tensor, i: Tensor, generator: Any = None) -> Tensor:
         return per_step[ranks.index_select(0, i)]
@@ -435,8 +424,7 @@ def sufficiency(
         distance = torch.cdist(a, a)  # float64: the matmul form is exact to ~1e-12 at the threshold
         close = distance <= threshold * distance.amax().clamp_min(torch.finfo(distance.dtype).tiny)
         close.fill_diagonal_(False)
-        with torch.no_grad(), evaluating(model):
-            classes = model(*xs, *as_args(additional_forward_args)).argmax(-1)
+        classes = predicted_classes(model, *xs, *as_args(additional_forward_args))
         same = close & (classes[None] == classes[:, None])
         return (same.sum(1) / close.sum(1).clamp_min(1)).to(xs[0].dtype)
 

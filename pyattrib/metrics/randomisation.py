@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ from .._core import random
 from .._core.attributor import call_on_copies
 from .._core.errors import ArgumentError, check_count
 from .._core.inputs import as_tuple
-from ._perturbed import need_generator
+from ._perturbed import need_generator, pearson
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,12 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
         >>> pa.metrics.spearman(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[1.0, 3.0, 2.0]]))
         tensor([0.5000], dtype=torch.float64)
     """
-    ra, rb = ranks(a), ranks(b)
-    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
-    return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-30)
+    return spearman_or_nan(a, b).nan_to_num(0.0)
+
+
+def spearman_or_nan(a: Tensor, b: Tensor) -> Tensor:
+    """Spearman correlation per row (average ranks); NaN where a row is constant (as scipy)."""
+    return pearson(ranks(a.double()), ranks(b.double()))
 
 
 def mprt(
@@ -124,9 +127,23 @@ def mprt(
         >>> check(x, target=y).correlation.shape
         torch.Size([2, 4])
     """
-    named = dict(model.named_modules())
+    layers = _layer_names(model, layers, order)
+
+    def measure(inputs: Any, *args: Any, **kwargs: Any) -> Randomisation:
+        trained = _explained(explain, model, absolute, inputs, args, kwargs)
+        rows = [spearman(trained, _explained(explain, copied, absolute, inputs, args, kwargs))
+                for copied in _cascade(model, layers, seed, seed_each_layer)]  # fmt: skip
+        return Randomisation(list(layers), torch.stack(rows))
+
+    return measure
+
+
+def _layer_names(model: nn.Module, layers: Sequence[str] | None, order: str) -> list[str]:
+    """The modules to randomise, checked: ``layers``, or every module that holds parameters
+    directly, from the output down (``"top_down"``) or from the input up (``"bottom_up"``)."""
     if order not in ("top_down", "bottom_up"):
         raise ArgumentError(f"order={order!r}; choose 'top_down' or 'bottom_up'")
+    named = dict(model.named_modules())
     if layers is None:
         layers = [name for name, m in named.items() if next(m.parameters(recurse=False), None) is not None]
         layers = layers[::-1] if order == "top_down" else layers
@@ -135,29 +152,36 @@ def mprt(
         raise ArgumentError(f"layers {missing} are not modules of the model; use names from model.named_modules()")
     if not layers:
         raise ArgumentError("the model has no module with parameters to randomise; pass layers=")
+    return list(layers)
 
-    def measure(inputs: Any, *args: Any, **kwargs: Any) -> Randomisation:
-        def flat(m: nn.Module) -> Tensor:
-            out = explain(m)(inputs, *args, **kwargs)
-            if isinstance(out, tuple) and len(out) == 2 and getattr(explain(m), "returns_delta", False):
-                out = out[0]
-            attrs, _ = as_tuple(out, "attributions")
-            values = torch.cat([a.reshape(a.shape[0], -1) for a in attrs], 1).detach()
-            return values.abs() if absolute else values
 
-        trained = flat(model)
-        copied = copy.deepcopy(model)
-        rows = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for name in layers:
-                if seed_each_layer:
-                    torch.manual_seed(seed)
-                _reinitialise(dict(copied.named_modules())[name])
-                rows.append(spearman(trained, flat(copied)))
-        return Randomisation(list(layers), torch.stack(rows))
+def _cascade(model: nn.Module, layers: Sequence[str], seed: int, seed_each_layer: bool) -> Iterator[nn.Module]:
+    """A copy of ``model`` after re-initialising each of ``layers`` in turn (cascading), torch's
+    generator seeded with ``seed`` once (``seed_each_layer``: before each layer); the caller's
+    random state is restored afterwards and ``model`` is never touched."""
+    copied = copy.deepcopy(model)
+    modules = dict(copied.named_modules())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for name in layers:
+            if seed_each_layer:
+                torch.manual_seed(seed)
+            _reinitialise(modules[name])
+            yield copied
 
-    return measure
+
+def _explained(
+    explain: Callable[[nn.Module], Callable[..., Any]], m: nn.Module, absolute: bool, inputs: Any, args: tuple,
+    kwargs: dict[str, Any],
+) -> Tensor:  # fmt: skip
+    """``(N, D)``: the attributions of ``explain(m)``, flattened and detached (``absolute``: magnitudes)."""
+    attributor = explain(m)
+    out = attributor(inputs, *args, **kwargs)
+    if getattr(attributor, "returns_delta", False):
+        out = out[0]
+    attrs, _ = as_tuple(out, "attributions")
+    values = torch.cat([a.reshape(a.shape[0], -1) for a in attrs], 1).detach()
+    return values.abs() if absolute else values
 
 
 @torch.no_grad()
@@ -310,24 +334,13 @@ def efficient_mprt(
         torch.Size([4])
     """
     check_count("n_bins", n_bins)
-    named = dict(model.named_modules())
-    chosen = list(layers) if layers is not None else [
-        name for name, m in named.items() if next(m.parameters(recurse=False), None) is not None
-    ]  # fmt: skip
+    chosen = _layer_names(model, layers, "bottom_up")
 
     def measure(inputs: Any, *args: Any, **kwargs: Any) -> Tensor:
-        def entropy(m: nn.Module) -> Tensor:
-            attrs, _ = as_tuple(explain(m)(inputs, *args, **kwargs), "attributions")
-            values = torch.cat([a.reshape(a.shape[0], -1) for a in attrs], 1).detach()
-            return discrete_entropy(values.abs() if absolute else values, n_bins)
-
-        before = entropy(model)
-        copied = copy.deepcopy(model)
-        with torch.random.fork_rng(devices=[]):
-            for name in chosen:
-                torch.manual_seed(seed)
-                _reinitialise(dict(copied.named_modules())[name])
-            after = entropy(copied)
+        before = discrete_entropy(_explained(explain, model, absolute, inputs, args, kwargs), n_bins)
+        for k, randomised in enumerate(_cascade(model, chosen, seed, seed_each_layer=True)):
+            if k == len(chosen) - 1:  # every layer re-initialised (explained inside the forked random state)
+                after = discrete_entropy(_explained(explain, randomised, absolute, inputs, args, kwargs), n_bins)
         return ((after - before) / before).to(before.dtype)
 
     return measure

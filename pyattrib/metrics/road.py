@@ -24,7 +24,8 @@ from .._core.inputs import matching_attributions
 from .._core.perturb import evaluate
 from .._core.state import evaluating
 from .._core.targets import TargetLike
-from .curves import Curve, descending_ranks
+from ._perturbed import ascending
+from .curves import Curve
 
 ORDERS = ("morf", "lerf")
 _NEIGHBOURS = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]])
@@ -141,7 +142,7 @@ def road(
         (attr,) = matching_attributions(attributions, call.inputs)
         n, _, h, w = x.shape
         score = attr.sum(1).reshape(n, -1).double()
-        ranks = descending_ranks(score if order == "morf" else -score)
+        ranks = ascending(score, descending=order == "morf")
         counts = torch.tensor([round(p * h * w) for p in shares], device=x.device)
 
         def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from .._core.capture import Layers
 from .._core.errors import ArgumentError, check_count
 from .._core.inputs import as_tuple
-from .._core.state import evaluating
+from ._perturbed import predicted_classes
 from ._robust import Measure, _norm, gaussian_noise, robustness, uniform_noise
 from .explanations import check_normalise, flat
 
@@ -311,10 +311,10 @@ def consistency(
         with torch.no_grad():
             raw = attributor(x, **kwargs)
             a = flat(raw, abs, normalise).reshape(raw.shape)[:, :n].reshape(x.shape[0], -1)
-            with evaluating(model):
-                classes = model(x).argmax(-1)
+        classes = predicted_classes(model, x)
         signs = torch.sign(a)
-        same_label = (signs[None] == signs[:, None]).all(-1) & ~torch.eye(len(a), dtype=torch.bool, device=a.device)
+        same_label = (signs[None] == signs[:, None]).all(-1)
+        same_label.fill_diagonal_(False)
         same_class = classes[None] == classes[:, None]
         return ((same_label & same_class).sum(1) / (same_label.sum(1) + 1e-9)).to(x.dtype)
 
