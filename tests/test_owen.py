@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -181,24 +182,24 @@ def test_a_background_of_many_rows_equals_shap():
         pa.owen_values(model, hierarchy=hierarchy)(torch.tensor(x), pa.owen.background(torch.zeros(3, 5)), target=1)
 
 
-def test_one_example_evaluates_ahead_with_the_same_values():
-    """A single example with large rows also evaluates the coalitions its next expansions need: fewer
-    model calls, the values a batch gives it (where every round is large already and nothing is
-    evaluated ahead)."""
-    model, data = breast_cancer()
-    data = np.repeat(data, 24, axis=1)  # 288 features per row: large rows
-    model = torch.nn.Sequential(torch.nn.Linear(data.shape[1], 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).eval()
-    hierarchy = pa.owen.correlation_hierarchy(data + 1e-3 * np.random.default_rng(0).standard_normal(data.shape))
-    calls = []
+def test_an_expansion_that_fits_max_evals_is_one_model_call_with_shaps_values():
+    """Every coalition of a hierarchy whose full expansion fits ``max_evals`` is needed whatever the
+    order, so all are evaluated in the first call: one call, no more rows than ``max_evals``, the
+    values shap finds round by round. One evaluation short, the rounds run as shap's."""
+    model, data = breast_cancer(8)
+    hierarchy = pa.owen.correlation_hierarchy(data)
+    full = sys.modules["pyattrib.owen._expand"].Tree.of_linkage(hierarchy, 8)
+    needed = full.full[full.root] + 2  # the expansion and the two ends
+    x, base = data[:3], np.zeros((1, 8), dtype=np.float32)
+    rows = []
 
     def counted(v):
-        calls.append(len(v))
+        rows.append(len(v))
         return model(v)
 
-    owen = pa.owen_values(counted, hierarchy=hierarchy, max_evals=200)
-    alone = owen(torch.tensor(data[:1]), target=1)
-    alone_calls = len(calls)
-    calls.clear()
-    batch = owen(torch.tensor(data[:2]), target=1)
-    torch.testing.assert_close(alone[0], batch[0], atol=1e-6, rtol=1e-5)
-    assert alone_calls < len(calls)  # the batch runs one call per round, as many rounds as the example alone
+    for max_evals in (needed, needed - 2, needed - 3):
+        rows.clear()
+        got = pa.owen_values(counted, hierarchy=hierarchy, max_evals=max_evals)(torch.tensor(x), target=1)
+        np.testing.assert_allclose(got.numpy(), shap_values(model, hierarchy, base, x, max_evals), atol=1e-6)
+        assert sum(rows) <= 3 * (max_evals + 1)  # shap may open a pair with one evaluation left
+        assert (len(rows) == 1) == (max_evals == needed)

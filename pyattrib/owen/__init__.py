@@ -67,9 +67,9 @@ def owen_values(
     features in proportion to their number. Every example follows its own order; their rows are
     evaluated together, in chunks of ``batch_size``. The values always add up to
     :math:`f(x) - f(x')`. Ties in the order are broken by insertion (shap breaks them at random).
-    A single example with large rows (text, images) also evaluates, in each round, the coalitions
-    that expanding the round's halves will need next (their contexts are known before their values):
-    fewer, larger model calls, the same values.
+    An example whose full expansion fits ``max_evals`` (a 16-token text's at 500) needs every
+    coalition of it whatever the order: all are evaluated in the first model call, and the rounds
+    only read them (the same values and rows, one call instead of dozens).
 
     Args:
         f: The model, or a function of the inputs returning one output row per example.
@@ -81,7 +81,9 @@ def owen_values(
             groups gives the Shapley values; :func:`pyattrib.owen.tree_hierarchy` makes it binary,
             as a linkage matrix); or a function of the (first) input returning one of those, or a
             list of one per example, such as :func:`pyattrib.owen.text_hierarchy`'s token trees.
-        max_evals: Model evaluations per example, the two ends included.
+        max_evals: Model evaluations per example, the two ends included (as in shap, a two-child
+            cluster opened with one evaluation left spends two; a wider node opens only if its
+            ``2^m - 2`` fit).
         expansion_batch: Evaluations planned per example before the results reorder the expansion;
             None: shap's choice, 5 for a :func:`pyattrib.owen.text_hierarchy` (its Text masker's)
             and 10 otherwise.

@@ -12,12 +12,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._core.budget import row_cost
 from .._core.layout import feeder
 from .._core.perturb import FeatureMask, evaluate_rows, example_rows
 
 Forward = Callable[..., Any]
-LOOKAHEAD_COST = 256  # input elements per example from which a single example evaluates ahead
 
 
 class Tree:
@@ -32,6 +30,25 @@ class Tree:
         for node in range(n_f, len(kids)):
             self.members[node] = self.members[kids[node]].any(0)
         self.sizes = self.members.sum(1)
+        self.bits = _bits(self.members)  # each node's features as one int: a coalition is their OR
+        self.full = [0] * len(kids)  # evaluations that expanding a node down to its leaves costs
+        for node in range(n_f, len(kids)):
+            m = len(kids[node])
+            self.full[node] = 2**m - 2 + 2 ** (m - 1) * sum(self.full[k] for k in kids[node])
+
+    def expansion(self, context: int, node: int) -> list[int]:
+        """Every coalition that expanding ``node`` in ``context`` down to its leaves evaluates."""
+        out, stack = [], [(context, node)]
+        while stack:
+            context, node = stack.pop()
+            kids = self.kids[node]
+            if not kids:
+                continue
+            m = len(kids)
+            with_ = [context | _union(self.bits, kids, t) for t in range(2**m)]
+            out += with_[1:-1]
+            stack += [(with_[t], k) for b, k in enumerate(kids) for t in range(2**m) if not t >> b & 1]
+        return out
 
     @staticmethod
     def of_linkage(z: np.ndarray, n_f: int) -> Tree:
@@ -55,6 +72,38 @@ class Tree:
         return Tree(kids, n_f)
 
 
+def _bits(members: np.ndarray) -> list[int]:
+    """Each row of booleans ``(R, F)`` as an int whose bit ``i`` is feature ``i``."""
+    packed = np.packbits(members, axis=1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
+
+
+def _unpack(coalitions: list[int], n_f: int) -> np.ndarray:
+    """Coalitions as ints -> booleans ``(R, F)``."""
+    width = (n_f + 7) // 8
+    raw = b"".join(c.to_bytes(width, "little") for c in coalitions)
+    bits = np.unpackbits(np.frombuffer(raw, np.uint8).reshape(len(coalitions), width), axis=1, count=n_f,
+                         bitorder="little")  # fmt: skip
+    return bits.view(bool)
+
+
+class _Store:
+    """Every coalition value evaluated, ``(R, K)`` rows appended round by round; the queues hold
+    row numbers, so a round's bookkeeping is a few array operations."""
+
+    def __init__(self, first: np.ndarray) -> None:
+        self.data, self.size = first.copy(), len(first)
+
+    def add(self, rows: np.ndarray) -> np.ndarray:
+        if self.size + len(rows) > len(self.data):
+            grown = np.empty((2 * (self.size + len(rows)), self.data.shape[1]))
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size : self.size + len(rows)] = rows
+        self.size += len(rows)
+        return np.arange(self.size - len(rows), self.size)
+
+
 def _expand(
     f: Forward,
     call: Any,
@@ -66,31 +115,28 @@ def _expand(
     batch_size: Any,
     fill: Callable[[Tensor, Tensor], Tensor] | None = None,
     background: tuple[Tensor, ...] | None = None,
-    lookahead: int | None = None,
 ) -> Tensor:
     """Owen values ``(N, K, F)``; example ``e`` expands its own tree ``trees[e]`` (the same object
     for all, or one per example: a text's token tree). ``fill(rows, present)``: the masked rows
     made from the inputs and where their features are present (inpainting), instead of the
     baselines. ``background``: ``B`` rows per input; each coalition's value is the mean output
     over them, every row completing the coalition (shap's maskers with a background dataset).
-    ``lookahead``: levels of coalitions that this round's halves will need, evaluated with this
-    round's (the contexts are known before the values, so the order and values are unchanged):
-    fewer, larger model calls. None: three levels for a single example whose rows are large
-    (``LOOKAHEAD_COST`` input elements, token ids counting ``ID_WIDTH`` each: a round's call is
-    mostly the model's work; measured on a 16-token BERT explanation at max_evals=500: 42.6 ms
-    with one level, 29.1 ms with two, 20.1 ms with three, 20.6 ms with four; a 30-feature MLP's
-    takes 7.8 ms with none and 9.5 ms with one, so small rows keep none); none for a batch, whose
-    rounds are large already (16 MLP rows: 53 ms with none, 100 ms with one)."""
+    An example whose whole expansion fits its budget (``tree.full[root] <= budget``: a 16-token
+    text at max_evals=500) needs every coalition of it, whatever the order: they are evaluated in
+    the first call, with the two ends, and the rounds only read them (one model call instead of
+    ~45, the same rows; measured on one 16-token BERT text: 87.6 -> 14.6 ms).
+
+    Coalitions are ints (bit ``i``: feature ``i``) and the queues hold row numbers of the
+    evaluated values, so the Python work of a round is a few operations per cluster."""
     n, n_f = call.n, mask.n_features
-    if lookahead is None:  # one example with large rows: its rounds' calls cost mostly the model call itself
-        lookahead = 3 if n == 1 and row_cost(call.inputs) >= LOOKAHEAD_COST else 0
     dtype: list[torch.dtype] = []  # the model's output dtype: the values' (inputs may be token ids)
 
     copies = len(background[0]) if background is not None else 1
     fed = feeder(f, call.inputs, backward=False)  # once: the rounds are many and small
+    step = batch_size if batch_size is not None else call.chunk(None)
 
-    def evaluate(coalitions: list[np.ndarray], examples: list[int]) -> Tensor:
-        present = torch.as_tensor(np.array(coalitions), device=call.device)
+    def outputs(coalitions: list[int], examples: list[int]) -> np.ndarray:
+        present = torch.as_tensor(_unpack(coalitions, n_f), device=call.device)
         who = torch.as_tensor(examples, device=call.device, dtype=torch.long)
         which = who
         if copies > 1:  # each coalition once per background row
@@ -106,135 +152,134 @@ def _expand(
                     out.append(fill(x.index_select(0, i), keep))
                 else:
                     rest = background[j].index_select(0, which[rows]) if background else example_rows(base[j], i)
-                    out.append(torch.where(keep, x.index_select(0, i), rest))
+                    out.append(torch.where(keep, example_rows(x, i), rest))
             return tuple(out)
 
-        out = evaluate_rows(f, call, build, who, batch_size, every_output=True, fed=fed)
+        out = evaluate_rows(f, call, build, who, step, every_output=True, fed=fed)
         if not dtype:
             dtype.append(out.dtype)
         out = out.reshape(len(examples), copies, -1).double()
-        return (out.mean(1) if copies > 1 else out[:, 0]).cpu()
+        return (out.mean(1) if copies > 1 else out[:, 0]).cpu().numpy()
 
-    none, full = np.zeros(n_f, dtype=bool), np.ones(n_f, dtype=bool)
-    ends = evaluate([none] * n + [full] * n, list(range(n)) * 2)
-    k_out = ends.shape[1]
-    dvalues = [np.zeros((len(t.kids), k_out)) for t in trees]
-    counter = itertools.count()
-    queues: list[list] = [
-        [(0.0, next(counter), (none, ends[e].numpy(), ends[n + e].numpy(), trees[e].root, 1.0))] for e in range(n)
-    ]
-    spent = [0] * n
-    known: dict[tuple[int, bytes], np.ndarray] = {}  # (example, coalition) -> value, evaluated ahead
+    ends = [(e, 0) for e in range(n)] + [(e, (1 << n_f) - 1) for e in range(n)]  # row e: v(empty), n + e: v(all)
+    whole = [(e, c) for e in range(n) if trees[e].full[trees[e].root] <= budget
+             for c in trees[e].expansion(0, trees[e].root)]  # fmt: skip
+    first = list(dict.fromkeys(ends + whole))
+    store = _Store(outputs([c for _, c in first], [e for e, _ in first]))
+    known = {k: r for r, k in enumerate(first)}  # (example, coalition) -> row: those evaluated ahead
 
-    def values_of(coalitions: list[np.ndarray], examples: list[int], pairs: list) -> np.ndarray:
-        """The coalitions' values: those evaluated ahead from ``known``, the rest in one evaluation
-        together with the coalitions that expanding this round's halves will need (``lookahead``
-        levels down: the contexts are known before the values, so the order is unchanged)."""
-        if not lookahead:
-            return evaluate(coalitions, examples).numpy()
-        keys = [(e, c.tobytes()) for e, c in zip(examples, coalitions)]
-        missing = {k: (e, c) for k, e, c in zip(keys, examples, coalitions) if k not in known}
+    def evaluate(coalitions: list[int], examples: list[int]) -> np.ndarray:
+        """The coalitions' rows in the store: read where known, the rest evaluated in one call."""
+        keys = list(zip(examples, coalitions))
+        missing = list(dict.fromkeys(k for k in keys if k not in known))
         if missing:
-            for e, plan in pairs:
-                m00, m10, m01, _, _, left, right, *_ = plan
-                frontier = [(m00, left), (m00, right), (m01, left), (m10, right)]
-                for _ in range(lookahead):
-                    ahead = []
-                    for context, node in frontier:
-                        kids = trees[e].kids[node]
-                        if len(kids) != 2:
-                            continue
-                        a, b = context | trees[e].members[kids[0]], context | trees[e].members[kids[1]]
-                        for c in (a, b):
-                            k = (e, c.tobytes())
-                            if k not in known and k not in missing:
-                                missing[k] = (e, c)
-                        ahead += [(context, kids[0]), (context, kids[1]), (b, kids[0]), (a, kids[1])]
-                    frontier = ahead
-            rows = list(missing.items())
-            out = evaluate([c for _, (_, c) in rows], [e for _, (e, _) in rows]).numpy()
-            known.update((k, v) for (k, _), v in zip(rows, out))
-        return np.stack([known[k] for k in keys])
+            known.update(zip(missing, store.add(outputs([c for _, c in missing], [e for e, _ in missing])).tolist()))
+        return np.array([known[k] for k in keys])
+
+    counter = itertools.count()
+    # a queue entry: (priority, tie, context, row of v(context), row of v(context + cluster), cluster, weight)
+    queues: list[list] = [[(0.0, next(counter), 0, e, n + e, trees[e].root, 1.0)] for e in range(n)]
+    credits: list[tuple[int, int, int, int, float]] = []  # (example, cluster, row before, row after, weight)
+    spent = [0] * n
 
     while any(queues):
-        pairs: list[tuple[int, tuple]] = []  # two children: shap's expansion
-        wide: list[tuple[int, tuple, int]] = []  # more: every coalition of the children
-        coalitions: list[np.ndarray] = []
+        pairs: list[tuple] = []  # two children: shap's expansion
+        wide: list[tuple] = []  # more: every coalition of the children
+        coalitions: list[int] = []
         examples: list[int] = []
         for e, q in enumerate(queues):
             if spent[e] >= budget:  # out of evaluations: each cluster left keeps its change
-                for _, _, (_, f00, f11, ind, w) in q:
-                    dvalues[e][ind] += (f11 - f00) * w
+                credits += [(e, node, before, after, w) for _, _, _, before, after, node, w in q]
                 q.clear()
                 continue
             tree, planned = trees[e], 0
             while q and planned < per_round and spent[e] + planned < budget:
-                _, _, (m00, f00, f11, ind, w) = heapq.heappop(q)
-                kids = tree.kids[ind]
+                _, _, m00, i00, i11, node, w = heapq.heappop(q)
+                kids = tree.kids[node]
                 cost = 2 ** len(kids) - 2
-                if not kids or spent[e] + planned + cost > budget:
-                    dvalues[e][ind] += (f11 - f00) * w
+                if not kids or (cost > 2 and spent[e] + planned + cost > budget):  # a pair may spend one
+                    credits.append((e, node, i00, i11, w))  # more than is left, as shap's loop does
                     continue
                 if len(kids) == 2:
-                    m10, m01 = m00 | tree.members[kids[0]], m00 | tree.members[kids[1]]
-                    pairs.append((e, (m00, m10, m01, f00, f11, kids[0], kids[1], w, len(coalitions))))
+                    m10, m01 = m00 | tree.bits[kids[0]], m00 | tree.bits[kids[1]]
+                    pairs.append((e, m00, m10, m01, i00, i11, kids[0], kids[1], w, len(coalitions)))
                     coalitions += [m10, m01]
                 else:
-                    masks = [m00 | tree.members[[k for b, k in enumerate(kids) if t >> b & 1]].any(0)
-                             for t in range(1, 2 ** len(kids) - 1)]  # fmt: skip
-                    wide.append((e, (m00, f00, f11, kids, w), len(coalitions)))
-                    coalitions += masks
+                    wide.append((e, m00, i00, i11, kids, w, len(coalitions)))
+                    coalitions += [m00 | _union(tree.bits, kids, t) for t in range(1, 2 ** len(kids) - 1)]
                 examples += [e] * cost
                 planned += cost
         if not coalitions:
             continue
-        out = values_of(coalitions, examples, pairs)
-        _push_pairs(pairs, out, queues, spent, counter)
-        _push_wide(wide, out, queues, spent, counter, trees)
-    values = np.stack([_lower_credit(d, t) for d, t in zip(dvalues, trees)])  # (N, F, K)
+        at = evaluate(coalitions, examples)
+        _push_pairs(pairs, at, store.data, queues, spent, counter)
+        _push_wide(wide, at, store.data, queues, spent, counter, trees)
+    values = _credit(credits, store.data, trees)  # (N, F, K)
     first = call.inputs[0]
     kind = first.dtype if first.is_floating_point() else dtype[0] if dtype[0].is_floating_point else torch.float32
     return torch.as_tensor(values, device=call.device).permute(0, 2, 1).to(kind)
 
 
-def _push_pairs(pairs: list, out: np.ndarray, queues: list, spent: list, counter: Any) -> None:
+def _union(bits: list[int], kids: list[int], t: int) -> int:
+    """The features of the children ``kids[b]`` whose bit ``b`` is set in ``t``."""
+    out = 0
+    for b, k in enumerate(kids):
+        if t >> b & 1:
+            out |= bits[k]
+    return out
+
+
+def _push_pairs(pairs: list, at: np.ndarray, v: np.ndarray, queues: list, spent: list, counter: Any) -> None:
     """Each half of a two-child cluster in the contexts without and with the other half, at
     half the weight, prioritised by ``max |change| * weight`` (all plans at once)."""
     if not pairs:
         return
-    at = np.array([p[8] for _, p in pairs])
-    f10s, f01s = out[at], out[at + 1]
-    f00s = np.array([p[3] for _, p in pairs])
-    f11s = np.array([p[4] for _, p in pairs])
-    halves = np.array([p[7] for _, p in pairs]) / 2
-    change = np.stack([f10s - f00s, f01s - f00s, f11s - f01s, f11s - f10s], 1)  # (P, 4, K)
-    priority = (-np.abs(change).max(2) * halves[:, None]).tolist()
-    for k, (e, (m00, m10, m01, f00, f11, left, right, w, _)) in enumerate(pairs):
-        f10, f01, half = f10s[k], f01s[k], w / 2
+    at_ = at.tolist()
+    rows = [(p[4], at_[p[9]], at_[p[9] + 1], p[5]) for p in pairs]  # v(S), v(S + L), v(S + R), v(S + C)
+    f = v[np.array(rows)]  # (P, 4, K)
+    halves = [p[8] / 2 for p in pairs]
+    change = f[:, (1, 2, 3, 3)] - f[:, (0, 0, 2, 1)]  # L in S, R in S, L in S + R, R in S + L
+    priority = (np.abs(change).max(2) * -np.array(halves)[:, None]).tolist()
+    push = heapq.heappush
+    for (e, m00, m10, m01, _, _, left, right, _, _), p, (i00, i10, i01, i11), half in zip(
+        pairs, priority, rows, halves
+    ):
         spent[e] += 2
-        children = ((m00, f00, f10, left, half), (m00, f00, f01, right, half),
-                    (m01, f01, f11, left, half), (m10, f10, f11, right, half))  # fmt: skip
-        for c, args in enumerate(children):
-            heapq.heappush(queues[e], (priority[k][c], next(counter), args))
+        q = queues[e]
+        push(q, (p[0], next(counter), m00, i00, i10, left, half))
+        push(q, (p[1], next(counter), m00, i00, i01, right, half))
+        push(q, (p[2], next(counter), m01, i01, i11, left, half))
+        push(q, (p[3], next(counter), m10, i10, i11, right, half))
 
 
-def _push_wide(wide: list, out: np.ndarray, queues: list, spent: list, counter: Any, trees: list[Tree]) -> None:
+def _push_wide(wide: list, at: np.ndarray, v: np.ndarray, queues: list, spent: list, counter: Any,
+               trees: list[Tree]) -> None:  # fmt: skip
     """Each child of an ``m``-ary cluster in every context ``T`` of the other children, with the
     Shapley weight ``|T|! (m - |T| - 1)! / m!`` of the game among the children."""
-    for e, (m00, f00, f11, kids, w), at in wide:
+    for e, m00, i00, i11, kids, w, first in wide:
         m = len(kids)
         spent[e] += 2**m - 2
-        value = {0: f00, 2**m - 1: f11} | {t: out[at + t - 1] for t in range(1, 2**m - 1)}
+        row = {0: i00, 2**m - 1: i11} | {t: int(at[first + t - 1]) for t in range(1, 2**m - 1)}
         for b, kid in enumerate(kids):
             for t in range(2**m):
                 if t >> b & 1:
                     continue
                 size = bin(t).count("1")
                 weight = w * math.factorial(size) * math.factorial(m - size - 1) / math.factorial(m)
-                context = m00 | trees[e].members[[k for j, k in enumerate(kids) if t >> j & 1]].any(0)
-                before, after = value[t], value[t | 1 << b]
-                priority = -float(np.abs(after - before).max()) * weight
-                heapq.heappush(queues[e], (priority, next(counter), (context, before, after, kid, weight)))
+                before, after = row[t], row[t | 1 << b]
+                priority = -float(np.abs(v[after] - v[before]).max()) * weight
+                entry = (priority, next(counter), m00 | _union(trees[e].bits, kids, t), before, after, kid, weight)
+                heapq.heappush(queues[e], entry)
+
+
+def _credit(credits: list, v: np.ndarray, trees: list[Tree]) -> np.ndarray:
+    """``(N, F, K)``: each unexpanded cluster's change ``w (v(S + C) - v(S))`` on the cluster,
+    then shared by its children in proportion to their sizes, down to the features."""
+    e, node, before, after, w = (np.array(c) for c in zip(*credits))
+    changes = (v[after] - v[before]) * w[:, None]
+    dvalues = np.zeros((len(trees), max(len(t.kids) for t in trees), v.shape[1]))
+    np.add.at(dvalues, (e, node), changes)  # in order, as the clusters were credited
+    return np.stack([_lower_credit(d[: len(t.kids)], t) for d, t in zip(dvalues, trees)])
 
 
 def _lower_credit(dvalues: np.ndarray, tree: Tree) -> np.ndarray:
