@@ -12,6 +12,7 @@ and writes ``examples/out/cam_family.png``.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,7 @@ def make_cnn() -> nn.Module:
     )  # fmt: skip
 
 
-def train(epochs: int = 15, seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor, float]:
+def train(epochs: int = 15, seed: int = 0) -> tuple[Any, torch.Tensor, torch.Tensor, float]:
     torch.manual_seed(seed)
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0

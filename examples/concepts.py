@@ -44,7 +44,7 @@ def tcav_part(n_random: int = 10, size: int = 40) -> dict[str, dict[str, float]]
 
     def concept(i: int, name: str, pool: torch.Tensor) -> pa.concepts.Concept:
         pick = torch.randperm(len(pool), generator=g)[:size]
-        return pa.concepts.Concept(i, name, DataLoader(pool[pick], batch_size=size))
+        return pa.concepts.Concept(i, name, DataLoader(pool[pick], batch_size=size))  # type: ignore[arg-type]
 
     concepts = {"closed loops": concept(0, "loops", loops), "open strokes": concept(1, "strokes", strokes)}
     randoms = [concept(10 + i, f"random{i}", x_te) for i in range(n_random)]

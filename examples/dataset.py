@@ -51,8 +51,10 @@ def main() -> dict[str, object]:
         pa.integrated_gradients(model), loader, out=folder,
         summarize=ClassSummarizer([Mean(), Count()]), show_progress=rank == 0,
     )  # fmt: skip
-    means = {label: s[0]["mean"][0] for label, s in sorted(result.summary.class_summaries.items())}
-    counts = {label: s[0]["count"] for label, s in sorted(result.summary.class_summaries.items())}
+    summary = result.summary
+    assert isinstance(summary, ClassSummarizer)
+    means = {label: s[0]["mean"][0] for label, s in sorted(summary.class_summaries.items())}
+    counts = {label: s[0]["count"] for label, s in sorted(summary.class_summaries.items())}
     if rank == 0:
         scale = max(float(m.abs().max()) for m in means.values())
         fig, axes = plt.subplots(2, 5, figsize=(10, 4.6), constrained_layout=True)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
@@ -112,7 +114,7 @@ def quantus_table(n_images: int = 64, n_samples: int = 10) -> pa.metrics.Evaluat
         "deep_lift": pa.deep_lift(model),
         "occlusion": pa.occlusion(model, sliding_window_shapes=(1, 2, 2)),
     }
-    metrics = {
+    metrics: dict[str, Callable[..., Any]] = {
         "faithfulness corr.": pa.metrics.faithfulness_correlation(model, n_samples=n_samples * 2, subset_size=8),
         "avg sensitivity": lambda explain: pa.metrics.avg_sensitivity(explain, n_samples=n_samples, radius=0.05),
         "pointing game": pa.metrics.pointing_game(),

@@ -25,6 +25,7 @@ except ImportError:  # loaded by path (tests)
     import importlib.util
 
     _spec = importlib.util.spec_from_file_location("digits", os.path.join(HERE, "digits.py"))
+    assert _spec is not None and _spec.loader is not None
     _digits = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(_digits)
     OUT, train = _digits.OUT, _digits.train

@@ -21,6 +21,7 @@ Draws the maps with ``pa.viz.grid_map`` into ``examples/out/patching.png``.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 from matplotlib.figure import Figure
@@ -41,13 +42,13 @@ class NoMLP(nn.Module):
         return torch.zeros_like(x)
 
 
-def make_model(seed: int = 0) -> nn.Module:
+def make_model(seed: int = 0) -> Any:  # a Hugging Face GPT2LMHeadModel
     import transformers
 
     torch.manual_seed(seed)
     cfg = transformers.GPT2Config(
         n_layer=2, n_head=4, n_embd=64, vocab_size=VOCAB, n_positions=2 * HALF, bos_token_id=0, eos_token_id=0,
-        attn_implementation="eager", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        attn_implementation="eager", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,  # type: ignore[call-arg]
     )  # fmt: skip
     model = transformers.GPT2LMHeadModel(cfg)
     for block in model.transformer.h:
@@ -64,7 +65,7 @@ def repeated(n: int, generator: torch.Generator, length: int | None = None) -> t
     return torch.cat([filler, segment, segment], dim=1), length
 
 
-def train(steps: int = 1500, seed: int = 0) -> tuple[nn.Module, float]:
+def train(steps: int = 1500, seed: int = 0) -> tuple[Any, float]:
     model = make_model(seed)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -114,7 +115,7 @@ def main(steps: int = 1500, n_prompts: int = 16) -> dict:
         recovered[k] = pa.patching.circuit_faithfulness(model, metric, keep)(clean, corrupted).recovered.item()
     keep = edges.top(8)
     kept = [f"{edges.writers[u]}->{edges.readers[v]}" for u, v in keep.nonzero().tolist()]
-    result = {
+    result: dict[str, Any] = {
         "accuracy": accuracy,
         "top head per layer": [int(row.argmax()) for row in exact],
         "AtP vs patching": corr(atp_heads.mean(0), exact),
@@ -132,8 +133,8 @@ def main(steps: int = 1500, n_prompts: int = 16) -> dict:
                  ax=axes[1, 1])  # fmt: skip
     os.makedirs(OUT, exist_ok=True)
     fig.savefig(os.path.join(OUT, "patching.png"), dpi=80)
-    for k, v in result.items():
-        print(f"{k}: {v}")
+    for name, value in result.items():
+        print(f"{name}: {value}")
     return result
 
 

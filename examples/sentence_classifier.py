@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,10 +41,10 @@ def reviews() -> list[tuple[str, int]]:
 class SentenceClassifier(nn.Module):
     """MiniLM -> mean pooling over real tokens -> L2 normalisation -> linear head."""
 
-    def __init__(self, encoder: nn.Module, classes: int = 2) -> None:
+    def __init__(self, encoder: Any, classes: int = 2) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.head = nn.Linear(encoder.config.hidden_size, classes)
+        self.encoder: Any = encoder  # a Hugging Face BertModel: .config, .embeddings
+        self.head = nn.Linear(self.encoder.config.hidden_size, classes)
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         tokens = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

@@ -88,14 +88,14 @@ def explain_text() -> tuple[list[str], torch.Tensor]:
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
     torch.manual_seed(0)
     cfg = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                  num_attention_heads=2, intermediate_size=48, num_labels=2,
+                                  num_attention_heads=2, intermediate_size=48, num_labels=2,  # type: ignore[call-arg]
                                   initializer_range=0.5)  # fmt: skip
     bert = transformers.BertForSequenceClassification(cfg).eval()
     ids = tokenizer(["the film was not good, but the actors were great!"], return_tensors="pt")["input_ids"]
     words = pa.owen.text_hierarchy(tokenizer)
     owen = pa.owen_values(lambda i: bert(input_ids=i).logits, hierarchy=words, max_evals=300)
     values = owen(ids, words.baselines(ids), target=1)[0]
-    return tokenizer.convert_ids_to_tokens(ids[0].tolist()), values
+    return list(tokenizer.convert_ids_to_tokens(ids[0].tolist())), values
 
 
 if __name__ == "__main__":

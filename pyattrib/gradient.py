@@ -15,6 +15,7 @@ from torch import Tensor
 from ._core import random
 from ._core.attributor import Attributor
 from ._core.call import Call, completeness_delta, output_ends, prepare
+from ._core.calls import BaselineCall, InputCall, SampledDistributionCall
 from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import BaselineLike, TensorOrTuple, as_tuple
 from ._core.kernel import (
@@ -42,7 +43,9 @@ def _grad_at_inputs(f: Forward, call: Call, batch_size: int | None) -> tuple[Ten
     return accumulate(contribution, 1, call.n, call.chunk(batch_size), call.device)
 
 
-def saliency(f: Forward, *, abs: bool = True, batch_size: int | None = None, create_graph: bool = False) -> Attributor:
+def saliency(
+    f: Forward, *, abs: bool = True, batch_size: int | None = None, create_graph: bool = False
+) -> Attributor[InputCall]:
     r"""Saliency (Simonyan et al., 2013): the input gradient of the target output.
 
     .. math:: \phi_i(x) = \partial f(x) / \partial x_i \quad (\text{or } |\cdot| \text{ with } abs=True)
@@ -83,7 +86,7 @@ def saliency(f: Forward, *, abs: bool = True, batch_size: int | None = None, cre
     return Attributor(attribute, f, per_example=("target", "additional_forward_args"), name="saliency")
 
 
-def input_x_gradient(f: Forward, *, batch_size: int | None = None, create_graph: bool = False) -> Attributor:
+def input_x_gradient(f: Forward, *, batch_size: int | None = None, create_graph: bool = False) -> Attributor[InputCall]:
     r"""Input x Gradient (Shrikumar et al., 2016): :math:`\phi_i(x) = x_i\,\partial f(x)/\partial x_i`.
 
     Call as ``(inputs, *, target=None, additional_forward_args=None)``.
@@ -131,7 +134,7 @@ def integrated_gradients(
     batch_size: int | None = None,
     return_delta: bool = False,
     create_graph: bool = False,
-) -> Attributor:
+) -> Attributor[BaselineCall]:
     r"""Integrated Gradients (Sundararajan et al., 2017, "Axiomatic Attribution for Deep Networks").
 
     .. math:: \phi_i(x) = (x_i - x'_i) \int_0^1 \frac{\partial f(x' + \alpha (x - x'))}{\partial x_i}\, d\alpha
@@ -225,7 +228,7 @@ def gradient_shap(
     delta_per_sample: bool = False,
     captum_rng: bool = False,
     create_graph: bool = False,
-) -> Attributor:
+) -> Attributor[SampledDistributionCall]:
     r"""GradientSHAP (Lundberg & Lee, 2017): expected gradients over random references.
 
     For each of ``n_samples`` draws, pick a reference ``x'`` from ``baselines``, add

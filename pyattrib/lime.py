@@ -23,6 +23,7 @@ from torch import Tensor
 from ._core import random
 from ._core.attributor import Attributor
 from ._core.call import Call
+from ._core.calls import SampledFeatureCall
 from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import BaselineLike
 from ._core.perturb import FeatureMask, evaluate, prepare_perturbation
@@ -115,7 +116,7 @@ def lime(
     return_input_shape: bool = True,
     batch_size: int | None = None,
     show_progress: bool = False,
-) -> Attributor:
+) -> Attributor[SampledFeatureCall]:
     """LIME: a weighted sparse linear surrogate fitted around each example.
 
     ``interpretable_model``: a scikit-learn regressor with ``fit(X, y, sample_weight)`` and
@@ -178,6 +179,7 @@ def lime(
             z = perturb_func(n, n_samples, n_f, generator, call.device).bool()
         with evaluating(f):
             y, w = _surrogate_data(f, call, base, mask, z, similarity, batch_size, show_progress, "Lime attribution")
+        assert w is not None  # LIME always weighs by its similarity kernel
         if interpretable_model == "linear":
             coef = weighted_least_squares(z, y, w)
         else:
@@ -207,7 +209,7 @@ def kernel_shap(
     return_input_shape: bool = True,
     batch_size: int | None = None,
     show_progress: bool = False,
-) -> Attributor:
+) -> Attributor[SampledFeatureCall]:
     """KernelSHAP: Shapley values as the weighted least-squares fit of the Shapley kernel.
 
     Draws ``n_samples`` coalitions per example (the first two are all groups and none,

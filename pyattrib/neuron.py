@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ._core.attributor import Attributor, bind_baselines
 from ._core.call import prepare
+from ._core.calls import NeuronBaselineCall, NeuronCall, NeuronSampledDistributionCall
 from ._core.capture import Layers
 from ._core.errors import check_batch_size
 from ._core.inputs import BaselineLike, as_tuple
@@ -76,7 +77,9 @@ def on_neuron(inner: Attributor, model: nn.Module, name: str) -> Attributor:
     return inner.with_fn(attribute, {"target": selector}, forward=model, per_example=per_example, name=name)
 
 
-def neuron_gradient(model: nn.Module, layer: LayerLike, *, attribute_to_neuron_input: bool = False) -> Attributor:
+def neuron_gradient(
+    model: nn.Module, layer: LayerLike, *, attribute_to_neuron_input: bool = False
+) -> Attributor[NeuronCall]:
     r""":math:`\partial a_j(x) / \partial x`: the input gradient of the selected neuron.
 
     Call as ``(inputs, *, neuron_selector, additional_forward_args=None)``.
@@ -112,7 +115,7 @@ def neuron_integrated_gradients(
     multiply_by_inputs: bool = True,
     batch_size: int | None = None,
     attribute_to_neuron_input: bool = False,
-) -> Attributor:
+) -> Attributor[NeuronBaselineCall]:
     r"""Integrated gradients of the selected neuron ``a_j`` with respect to the inputs,
 
     .. math:: \phi_i = (x_i - x'_i) \int_0^1 \partial_i a_j(x' + \alpha (x - x'))\, d\alpha .
@@ -165,7 +168,7 @@ def neuron_gradient_shap(
     batch_size: int | None = None,
     attribute_to_neuron_input: bool = False,
     captum_rng: bool = False,
-) -> Attributor:
+) -> Attributor[NeuronSampledDistributionCall]:
     """GradientSHAP of the selected neuron (see :func:`pyattrib.gradient_shap`).
 
     Call as ``(inputs, baselines, *, neuron_selector, additional_forward_args=None, generator=None)``.

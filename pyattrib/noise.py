@@ -140,12 +140,13 @@ def noise_tunnel(
                 sums = _added(sums, [p.sum(1) for p in parts])
             if needs_square:
                 squares = _added(squares, [(p * p).sum(1) for p in parts])
+        assert sums is not None or squares is not None  # needs_sum or needs_square is always set
         if kind == "smoothgrad":
-            result = [t / s for t in sums]
+            result = [t / s for t in sums or []]
         elif kind == "smoothgrad_sq":
-            result = [t / s for t in squares]
+            result = [t / s for t in squares or []]
         else:
-            result = [q / s - (m / s) ** 2 for q, m in zip(squares, sums)]
+            result = [q / s - (m / s) ** 2 for q, m in zip(squares or [], sums or [])]
         result = structure.layout([t.contiguous() for t in result])
         if attributor.returns_delta:
             if delta_per_sample:

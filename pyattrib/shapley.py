@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ._core.attributor import Attributor
 from ._core.call import Call
+from ._core.calls import FeatureCall, SampledFeatureCall
 from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import BaselineLike
 from ._core.perturb import (
@@ -166,7 +167,7 @@ def shapley_value_sampling(
     return_stderr: bool = False,
     batch_size: int | None = None,
     show_progress: bool = False,
-) -> Attributor:
+) -> Attributor[SampledFeatureCall]:
     """Shapley values estimated from ``n_samples`` random feature orderings: each ordering
     adds the groups one at a time, from the baseline to the input, and credits each group
     with its marginal change. Every ordering sums exactly to ``f(x) - f(x')`` (efficiency
@@ -271,7 +272,7 @@ def shapley_value_sampling(
                 "Shapley Value Sampling attribution",
                 whole=None,
             )
-        _stream(sums, result.values, where)  # type: ignore[arg-type]
+        _stream(sums, result.values, where)
         shared_mask(mask, result.whole)
         per_feature = sums.total().permute(0, 2, 1) / s  # (N, K, F)
         attrs = call.restore(squeeze_outputs(mask.spread(per_feature), result.shape, result.whole))
@@ -298,7 +299,7 @@ def _stream(sums: OrderingSums, values: Tensor, where: Tensor) -> None:
 
 def shapley_values(
     f: Forward, *, batch_size: int | None = None, show_progress: bool = False, max_features: int = 14
-) -> Attributor:
+) -> Attributor[FeatureCall]:
     """Exact Shapley values from all ``2^F`` coalitions of the ``F`` feature groups.
 
     The cost doubles with every group: past ``max_features`` groups it raises and points to

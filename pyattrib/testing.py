@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -33,7 +33,7 @@ Transform = Callable[[Callable[..., Any]], Attributor]
 
 def _total(attributions: Tensor | tuple[Tensor, ...]) -> Tensor:
     parts = attributions if isinstance(attributions, tuple) else (attributions,)
-    return sum(a.reshape(a.shape[0], -1).sum(1) for a in parts)
+    return cast(Tensor, sum(a.reshape(a.shape[0], -1).sum(1) for a in parts))
 
 
 def _selected(f: Callable[..., Tensor], x: Tensor, target: int | None) -> Tensor:
@@ -349,9 +349,9 @@ def reparametrised(model: nn.Sequential) -> nn.Sequential:
         >>> torch.allclose(mlp(z), pa.testing.reparametrised(mlp)(z), atol=1e-6)
         True
     """
-    layers = [m for m in model]
+    layers: list[Any] = list(model)
     linears = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear)]
-    new = nn.Sequential(*[_copy(m) for m in layers])
+    new: Any = nn.Sequential(*[_copy(m) for m in layers])
     for a, b in zip(linears[:-1], linears[1:]):
         perm = torch.randperm(layers[a].out_features)
         with torch.no_grad():

@@ -347,7 +347,10 @@ def test_none_leaves_in_layer_values_pass_through():
 # ---- compat is Captum where the native DeepLift deliberately differs (captum_nonlinearities) ----
 
 # ResNet-18: Captum raises (an in-place ReLU reused); MobileNetV3: hard-swish and a hard-sigmoid gate
-DEEP_LIFT_VISION = {**{n: A.VISION[n] for n in ("mobilenet_v2", "efficientnet_b0", "vit")}, "mobilenet_v3": A.mobilenet_v3}
+DEEP_LIFT_VISION = {
+    **{n: A.VISION[n] for n in ("mobilenet_v2", "efficientnet_b0", "vit")},
+    "mobilenet_v3": A.mobilenet_v3,
+}
 
 
 @pytest.mark.parametrize("name", list(DEEP_LIFT_VISION))

@@ -214,7 +214,9 @@ def test_dataloader_attribution_flattens_the_metric_as_captum(return_input_shape
     assert ours.shape == theirs.shape
     torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
     (native,) = pa.data.dataloader_attribution(model, to_metric=to_metric)(DataLoader(data, batch_size=4))
-    assert native.shape == ((10, 3, 5) if metric == "per-output" else theirs.shape)  # the native keeps the metric's shape
+    assert native.shape == (
+        (10, 3, 5) if metric == "per-output" else theirs.shape
+    )  # the native keeps the metric's shape
 
 
 # ---- LRP: Captum's tensor hooks on residual connections, custom sum modules, train-mode dropout ----
@@ -223,7 +225,13 @@ def test_dataloader_attribution_flattens_the_metric_as_captum(return_input_shape
 class Residual(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.a, self.r, self.b, self.r2, self.c = nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3)
+        self.a, self.r, self.b, self.r2, self.c = (
+            nn.Linear(4, 6),
+            nn.ReLU(),
+            nn.Linear(6, 6),
+            nn.ReLU(),
+            nn.Linear(6, 3),
+        )
 
     def forward(self, x):
         h = self.r(self.a(x))
@@ -267,7 +275,9 @@ def test_lrp_with_a_two_input_sum_module_and_its_own_rule_is_captums():
     ours_model.add.rule, theirs_model.add.rule = compat.EpsilonRule(), CaptumEpsilon()
     x = torch.tensor([[2.0, 3.0]])
     ours = compat.LRP(ours_model).attribute(x, target=1)
-    torch.testing.assert_close(ours, captum_attr.LRP(theirs_model).attribute(x, target=1).detach(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        ours, captum_attr.LRP(theirs_model).attribute(x, target=1).detach(), rtol=1e-6, atol=1e-6
+    )
     torch.testing.assert_close(ours, torch.tensor([[10.0, 18.0]]), rtol=1e-6, atol=1e-6)  # Captum's own expectation
 
 
@@ -333,7 +343,12 @@ def _concept_sets(lib):
 
     g = torch.Generator().manual_seed(3)
     striped, plain = torch.randn(12, 4, generator=g) + 2.0, torch.randn(12, 4, generator=g)
-    return [[lib.Concept(0, "striped", DataLoader(striped, batch_size=6)), lib.Concept(1, "plain", DataLoader(plain, batch_size=6))]]
+    return [
+        [
+            lib.Concept(0, "striped", DataLoader(striped, batch_size=6)),
+            lib.Concept(1, "plain", DataLoader(plain, batch_size=6)),
+        ]
+    ]
 
 
 @pytest.mark.filterwarnings("ignore:numpy.core is deprecated:DeprecationWarning")  # inside Captum's CAV.load
@@ -355,7 +370,11 @@ def test_a_cav_captum_saved_is_reused_and_ours_is_captums_format(tmp_path):
 def test_concept_repr_and_default_classifier_are_captums():
     from captum import concept as captum_concept
 
-    assert repr(compat.Concept(3, "stripes")) == repr(captum_concept.Concept(3, "stripes", None)) == "Concept(3, 'stripes')"
+    assert (
+        repr(compat.Concept(3, "stripes"))
+        == repr(captum_concept.Concept(3, "stripes", None))
+        == "Concept(3, 'stripes')"
+    )
     tcav = compat.TCAV(_mlp(), ["0"])
     assert isinstance(tcav.classifier, compat.Classifier) and tcav.classifier is tcav.classifier
     assert pa.concepts.tcav(_mlp(), ["0"]).classifier is None  # the native: the batched ridge fit
@@ -368,7 +387,9 @@ def test_layer_deep_lift_at_a_nonlinearitys_input_skips_its_rule_as_captum(at):
     x, b = torch.randn(5, 4, dtype=torch.float64), 0.1 * torch.randn(5, 4, dtype=torch.float64)
     for name, refs in (("LayerDeepLift", b), ("LayerDeepLiftShap", torch.cat([b, -b]))):
         ours = getattr(compat, name)(model, model[at]).attribute(x, refs, target=1, attribute_to_layer_input=True)
-        theirs = getattr(captum_attr, name)(model, model[at]).attribute(x, refs, target=1, attribute_to_layer_input=True)
+        theirs = getattr(captum_attr, name)(model, model[at]).attribute(
+            x, refs, target=1, attribute_to_layer_input=True
+        )
         torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-10)
 
 

@@ -41,7 +41,9 @@ def test_welch_p_value_equals_scipy():
     from pyattrib.concepts.tcav import welch_p_value
 
     a, b = torch.rand(7, dtype=torch.float64), torch.rand(9, dtype=torch.float64) + 0.2
-    assert welch_p_value(a, b) == pytest.approx(ttest_ind(a.numpy(), b.numpy(), equal_var=False).pvalue, rel=1e-6, abs=1e-9)
+    assert welch_p_value(a, b) == pytest.approx(
+        ttest_ind(a.numpy(), b.numpy(), equal_var=False).pvalue, rel=1e-6, abs=1e-9
+    )
     assert welch_p_value(torch.ones(4), torch.ones(5)) == 1.0 and welch_p_value(torch.ones(4), torch.zeros(5)) == 0.0
 
 

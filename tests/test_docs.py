@@ -68,10 +68,7 @@ def test_public_functions_document_args_returns_references_and_an_example(name):
 
 
 SUBPACKAGE_NAMES = [
-    (package, name)
-    for package in pages.PACKAGES
-    if package != "pyattrib"
-    for name in pages.public_names(package)
+    (package, name) for package in pages.PACKAGES if package != "pyattrib" for name in pages.public_names(package)
 ]
 
 
@@ -98,7 +95,9 @@ def test_subpackage_names_document_every_argument_and_what_they_return(package, 
 
 def test_method_docstrings_state_their_formula_or_rule():
     # every attribution method says what it computes: a formula (math) or the rule in words
-    lacking = [n for n in TRANSFORMS if n not in HELPERS and len((inspect.getdoc(getattr(pa, n)) or "").split("Args:")[0]) < 80]
+    lacking = [
+        n for n in TRANSFORMS if n not in HELPERS and len((inspect.getdoc(getattr(pa, n)) or "").split("Args:")[0]) < 80
+    ]
     assert not lacking, lacking
 
 
@@ -111,4 +110,6 @@ def test_every_public_name_is_in_the_reference(tmp_path):
             value = getattr(module, name)
             if inspect.ismodule(value):
                 continue
-            assert re.search(rf"(\b|\.){re.escape(name)}\b", text), f"{package}.{name} is missing from the API reference"
+            assert re.search(rf"(\b|\.){re.escape(name)}\b", text), (
+                f"{package}.{name} is missing from the API reference"
+            )

@@ -59,7 +59,11 @@ def _namespace(page: str, request) -> dict:
     g = torch.Generator().manual_seed(0)
     mlp = _MLP().eval()
     ns = {"torch": torch, "nn": nn, "F": F, "pa": pa, "g": g, "mlp": mlp, "model": mlp, "x": torch.randn(6, 8)}
-    ns |= {"y": torch.tensor([0, 1, 2, 0, 1, 2]), "labels": torch.tensor([0, 1, 2, 0, 1, 2]), "refs": torch.randn(10, 8)}
+    ns |= {
+        "y": torch.tensor([0, 1, 2, 0, 1, 2]),
+        "labels": torch.tensor([0, 1, 2, 0, 1, 2]),
+        "refs": torch.randn(10, 8),
+    }
     if page in ("metrics.md", "robust.md", "concepts.md", "viz.md", "insights.md"):
         cnn = _CNN().eval()
         ns |= {"model": cnn, "x": torch.rand(4, 3, 8, 8), "y": torch.tensor([0, 1, 2, 0])}
@@ -78,7 +82,11 @@ def _namespace(page: str, request) -> dict:
     if page == "transforms.md":
         ns |= {"lam": 0.1, "irrelevant": [0, 1]}
     if page == "concepts.md":
-        ns |= {"striped_images": torch.rand(12, 3, 8, 8) + 0.5, "sets": [torch.rand(12, 3, 8, 8) for _ in range(3)], "zebra": 1}
+        ns |= {
+            "striped_images": torch.rand(12, 3, 8, 8) + 0.5,
+            "sets": [torch.rand(12, 3, 8, 8) for _ in range(3)],
+            "zebra": 1,
+        }
     if page == "data.md":
         data = torch.utils.data.TensorDataset(torch.randn(48, 8), torch.tensor([0, 1, 2] * 16))
         ns |= {"loader": torch.utils.data.DataLoader(data, batch_size=16)}

@@ -195,8 +195,14 @@ def test_structured_outputs_read_logits_first(kind):
 @pytest.mark.parametrize(
     "make, says",
     [
-        (lambda m: pa.integrated_gradients(m, internal_batch_size=4), "'internal_batch_size' is Captum's name.*batch_size="),
-        (lambda m: pa.feature_ablation(m, perturbations_per_eval=4), "'perturbations_per_eval' is Captum's name.*batch_size="),
+        (
+            lambda m: pa.integrated_gradients(m, internal_batch_size=4),
+            "'internal_batch_size' is Captum's name.*batch_size=",
+        ),
+        (
+            lambda m: pa.feature_ablation(m, perturbations_per_eval=4),
+            "'perturbations_per_eval' is Captum's name.*batch_size=",
+        ),
         (lambda m: pa.noise_tunnel(pa.saliency(m), nt_type="smoothgrad"), "'nt_type' is Captum's name.*kind="),
         (lambda m: pa.smoothgrad(pa.saliency(m), nt_samples=4), "'nt_samples' is Captum's name.*n_samples="),
         (lambda m: pa.vargrad(pa.saliency(m), nt_samples_batch_size=4), "'nt_samples_batch_size'.*batch_size="),
@@ -230,7 +236,9 @@ def test_a_missing_optional_dependency_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     for call in (lambda: viz.image_attr(np.zeros((4, 4, 1))), lambda: viz.feature_attr(np.zeros(3)),
                  lambda: viz.timeseries_attr(np.zeros((2, 5)))):  # fmt: skip
-        with pytest.raises(ModuleNotFoundError, match=r'pyattrib.viz.\w+ needs matplotlib: pip install "pyattrib\[viz\]"'):
+        with pytest.raises(
+            ModuleNotFoundError, match=r'pyattrib.viz.\w+ needs matplotlib: pip install "pyattrib\[viz\]"'
+        ):
             call()
     with pytest.raises(ModuleNotFoundError, match=r"pyattrib\[viz\]"):
         insights.report(mlp(), (torch.randn(2, 5), torch.tensor([0, 1])), {"s": pa.saliency})

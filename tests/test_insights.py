@@ -136,7 +136,9 @@ def test_server_answers_and_rejects_malformed_requests():
         page = urllib.request.urlopen(server.url, timeout=30).read().decode()
         assert '"live": true' in page
         status, body = _request(
-            server.base + "api/attribute", {"method": "IG", "options": {"n_steps": 4}, "indices": [0, 2]}, token=server.token
+            server.base + "api/attribute",
+            {"method": "IG", "options": {"n_steps": 4}, "indices": [0, 2]},
+            token=server.token,
         )
         assert status == 200 and sorted(body["cells"]) == ["0", "2"] and body["options"] == {"n_steps": 4}
         for bad in (
@@ -159,6 +161,7 @@ def test_server_answers_and_rejects_malformed_requests():
 
 
 # ---- in a real browser ----
+
 
 @pytest.fixture(scope="module")
 def digits():

@@ -75,7 +75,10 @@ def test_smoothgrad_of_layer_and_neuron_methods():
     )
     sg = pa.smoothgrad(pa.neuron_gradient(m, m[2]), n_samples=4, stdevs=0.0)
     torch.testing.assert_close(
-        sg(x, neuron_selector=[1, 2, 3]), pa.neuron_gradient(m, m[2])(x, neuron_selector=[1, 2, 3]), rtol=1e-6, atol=1e-7
+        sg(x, neuron_selector=[1, 2, 3]),
+        pa.neuron_gradient(m, m[2])(x, neuron_selector=[1, 2, 3]),
+        rtol=1e-6,
+        atol=1e-7,
     )
     # with noise: a neuron of the first (linear) layer has the gradient W1[j] wherever it is taken, so the
     # noisy mean is exactly that row

@@ -26,7 +26,9 @@ SUITES = {
 
 
 def installed(module: str) -> bool:
-    found = subprocess.run([PYTHON, "-c", f"import torchvision_ops, {module}"], capture_output=True, env=_env(), timeout=300)
+    found = subprocess.run(
+        [PYTHON, "-c", f"import torchvision_ops, {module}"], capture_output=True, env=_env(), timeout=300
+    )
     return found.returncode == 0
 
 
@@ -46,7 +48,9 @@ def outcomes(suite: str, tmp_path, *plugin: str, env: dict | None = None) -> dic
     result = {}
     for case in ET.parse(report).iter("testcase"):
         kind = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
-        result[f"{case.get('classname')}::{case.get('name')}"] = {"error": "failed", "failure": "failed"}.get(kind, kind)
+        result[f"{case.get('classname')}::{case.get('name')}"] = {"error": "failed", "failure": "failed"}.get(
+            kind, kind
+        )
     return result
 
 

@@ -125,7 +125,9 @@ def test_output_rows_sums_the_selected_rows_and_the_default_keeps_its_error():
         pa.saliency(model)(x, target=pa.output_rows([0, 2]))
 
 
-@pytest.mark.parametrize("method", ["Saliency", "InputXGradient", "IntegratedGradients", "GuidedBackprop", "Deconvolution"])
+@pytest.mark.parametrize(
+    "method", ["Saliency", "InputXGradient", "IntegratedGradients", "GuidedBackprop", "Deconvolution"]
+)
 def test_compat_takes_a_target_per_output_row_as_captum(method):
     torch.manual_seed(0)
 

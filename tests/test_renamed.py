@@ -36,9 +36,15 @@ def test_layer_perturbation_takes_baselines_and_feature_mask(method):
     model, x = _model(), torch.randn(5, 6)
     mask = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]])
     attributor = getattr(pa, method)(model, model[1])
-    extra = {"baselines": 0.5} if method == "layer_feature_ablation" else {"generator": torch.Generator().manual_seed(0)}
+    extra = (
+        {"baselines": 0.5} if method == "layer_feature_ablation" else {"generator": torch.Generator().manual_seed(0)}
+    )
     new = attributor(x, target=1, feature_mask=mask, **extra)
-    old_extra = {"layer_baselines": 0.5} if method == "layer_feature_ablation" else {"generator": torch.Generator().manual_seed(0)}
+    old_extra = (
+        {"layer_baselines": 0.5}
+        if method == "layer_feature_ablation"
+        else {"generator": torch.Generator().manual_seed(0)}
+    )
     with pytest.warns(DeprecationWarning) as record:
         old = attributor(x, target=1, layer_mask=mask, **old_extra)
     said = {str(w.message).split(":")[1].split(" (")[0].strip() for w in record}

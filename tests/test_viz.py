@@ -82,7 +82,9 @@ def test_timeseries_attr_matches_captum(method, sign):
     _, theirs = captum_viz.visualize_timeseries_attr(attr, data, method=method, sign=sign, use_pyplot=False,
                                                      channel_labels=["a", "b", "c"])  # fmt: skip
     for a, b in zip(np.atleast_1d(ours), np.atleast_1d(theirs)):
-        np.testing.assert_allclose([p.get_facecolor() for p in a.patches], [p.get_facecolor() for p in b.patches], atol=1e-6)
+        np.testing.assert_allclose(
+            [p.get_facecolor() for p in a.patches], [p.get_facecolor() for p in b.patches], atol=1e-6
+        )
         assert len(a.collections) == len(b.collections)
         for x, y in zip(a.collections, b.collections):
             np.testing.assert_array_equal(x.get_array(), y.get_array())
@@ -213,7 +215,9 @@ def test_feature_attr_shares_and_bad_input():
     attrs = {"a": torch.tensor([[1.0, -3.0, 0.0], [1.0, 1.0, 0.0]]), "b": np.array([0.0, 2.0, 2.0])}
     _, ax = viz.feature_attr(attrs, ["f0", "f1", "f2"], top=2)
     heights = [p.get_height() for p in ax.patches]
-    np.testing.assert_allclose(heights, [2 / 3, 1 / 3, 0.5, 0.0], rtol=1e-6, atol=1e-9)  # ordered by "a": f1 then f0; "b" in that order
+    np.testing.assert_allclose(
+        heights, [2 / 3, 1 / 3, 0.5, 0.0], rtol=1e-6, atol=1e-9
+    )  # ordered by "a": f1 then f0; "b" in that order
     assert [t.get_text() for t in ax.get_xticklabels()] == ["f1", "f0"] and "sums to 1" in ax.get_ylabel()
     with pytest.raises(ArgumentError, match="one per feature"):
         viz.feature_attr(attrs, ["f0"])

@@ -8,7 +8,7 @@ import inspect
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import torch
 import torch.utils._pytree as pytree
@@ -20,6 +20,7 @@ from .inputs import repeat_examples, restore
 from .state import model_of, submodules, transformed
 
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args")
+C = TypeVar("C", bound=Callable[..., Any], covariant=True)  # the call's signature, e.g. calls.BaselineCall
 # set while a wrapper calls its inner attributor on copies of the batch (finiteness is checked outside)
 _NESTED: contextvars.ContextVar[bool] = contextvars.ContextVar("nested", default=False)
 
@@ -51,7 +52,7 @@ CONFIGURATION = (
 
 
 @dataclass(frozen=True)
-class Attributor:
+class Attributor(Generic[C]):
     """A callable ``(inputs, baselines=None, *, target=..., ...) -> attributions``.
 
     Transforms such as :func:`pyattrib.integrated_gradients` return one; wrappers such as
@@ -63,7 +64,9 @@ class Attributor:
     - ``returns_delta``: the call returns ``(attributions, delta)``.
 
     ``inspect.signature``, ``help()`` and IDEs see the call's real signature and the
-    transform's docstring.
+    transform's docstring. Statically, a transform returns ``Attributor[C]`` with ``C`` its call
+    signature (a protocol of :mod:`pyattrib._core.calls`): mypy, pyright and jedi check and
+    complete the call's arguments; a bare ``Attributor`` is ``Attributor[Any]``.
 
     Example:
         >>> ig = pa.integrated_gradients(model)
@@ -71,7 +74,7 @@ class Attributor:
         (True, torch.Size([4, 8]))
     """
 
-    fn: Callable[..., Any]
+    fn: C
     forward: Callable[..., Any]
     per_example: tuple[str, ...] = PER_EXAMPLE
     random: bool = False
@@ -93,7 +96,17 @@ class Attributor:
         assert self.signature is not None
         return self.signature
 
-    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+    if TYPE_CHECKING:  # the call is C's: its arguments, their types and defaults
+
+        @property
+        def __call__(self) -> C: ...
+
+    else:
+
+        def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+            return self._call(inputs, *args, **kwargs)
+
+    def _call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if torch.compiler.is_compiling():
             return self.fn(inputs, *args, **kwargs)
         self._check_names(kwargs)
@@ -134,7 +147,7 @@ class Attributor:
         if edits or any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
             assert self.signature is not None
             sig = _edited(self.signature, edits or {}, bool(changes.get("random")))
-        return replace(self, fn=fn, signature=sig, **changes)
+        return replace(cast("Attributor[Any]", self), fn=fn, signature=sig, **changes)
 
     def __getattr__(self, key: str) -> Any:  # only called for names the attributor does not have
         if key in CAPTUM_METHODS:
@@ -185,8 +198,8 @@ def checked_transform(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _edited(sig: inspect.Signature, edits: Mapping[str, inspect.Parameter | None], random: bool) -> inspect.Signature:
-    params = [edits.get(p.name, p) if p.name in edits else p for p in sig.parameters.values()]
-    params = [p for p in params if p is not None]
+    edited = [edits.get(p.name, p) if p.name in edits else p for p in sig.parameters.values()]
+    params = [p for p in edited if p is not None]
     if random and "generator" not in sig.parameters:
         at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
         params.insert(at, inspect.Parameter("generator", inspect.Parameter.KEYWORD_ONLY, default=None))

@@ -98,9 +98,9 @@ class LayerValue:
 class Layers:
     """One module or a list of them, and whether their input or output is meant."""
 
-    def __init__(self, model: nn.Module, layers: nn.Module | Sequence[nn.Module], to_input: bool) -> None:
+    def __init__(self, model: Callable[..., Any], layers: nn.Module | Sequence[nn.Module], to_input: bool) -> None:
         self.was_list = isinstance(layers, (list, tuple))
-        self.modules = list(layers) if self.was_list else [layers]
+        self.modules: list[nn.Module] = list(layers) if isinstance(layers, (list, tuple)) else [layers]  # type: ignore[list-item]
         if not self.modules:
             raise ArgumentError("layer list is empty; pass a module of the model, or a list of them")
         for m in self.modules:
@@ -181,7 +181,7 @@ class Layers:
         each layer is known to run once, eager captures stop the forward as soon as all
         are read: the rest of the network costs nothing. ``with_output``: the whole forward
         runs and ``(values, model output)`` is returned, for methods that need both."""
-        values: list[LayerValue | None] = [None] * len(self.modules)
+        slots: list[LayerValue | None] = [None] * len(self.modules)
         eager = not torch.compiler.is_compiling()  # compiled graphs run the whole forward, no state read
         checked = (
             _single_use.setdefault(self.model, weakref.WeakSet())
@@ -194,8 +194,8 @@ class Layers:
         def read(j: int, value: Any) -> None:
             v = LayerValue.of(value, rows, self.names[j])
             # the forward goes on: an in-place op later (nn.ReLU(inplace=True)) must not change what was read
-            values[j] = v if early else v.with_leaves([t.clone() for t in v.leaves])
-            if early and all(v is not None for v in values):
+            slots[j] = v if early else v.with_leaves([t.clone() for t in v.leaves])
+            if early and all(v is not None for v in slots):
                 raise _Captured
 
         with self.hooked(read):
@@ -203,7 +203,7 @@ class Layers:
                 output = self.model(*inputs, *args)
             except _Captured:
                 pass
-        self._check_ran(values)
+        values = self._check_ran(slots)
         if checked is not None and not early:
             checked.update(self.modules)
         return (values, output) if with_output else values
@@ -248,12 +248,12 @@ class Layers:
         if with_inputs:
             return self._gradients_through(select, inputs, args, rows)
         if transformed():
-            values = self.capture(inputs, args, rows)
-            leaves = [t for v in values for t in v.leaves]
-            run = self.splice(values, inputs, args)
+            captured = self.capture(inputs, args, rows)
+            leaves = [t for v in captured for t in v.leaves]
+            run = self.splice(captured, inputs, args)
             grads = torch.func.grad(lambda *ls: select(run(*ls)).sum(), argnums=tuple(range(len(leaves))))(*leaves)
-            return values, list(grads)
-        values: list[LayerValue | None] = [None] * len(self.modules)
+            return captured, list(grads)
+        slots: list[LayerValue | None] = [None] * len(self.modules)
         # Nothing before the layer needs a graph: run without one, and switch recording on
         # from the moment a layer value is swapped for a leaf.
         grad_mode = torch.is_grad_enabled()
@@ -262,9 +262,11 @@ class Layers:
             v = LayerValue.of(value, rows, self.names[j])
             # a value already on the graph (a later layer fed by an earlier one) stays on it,
             # so each layer's gradient is the total derivative, as with one layer alone
-            values[j] = v.with_leaves([t if t.grad_fn is not None else t.detach().requires_grad_() for t in v.leaves])
+            slots[j] = leafed = v.with_leaves(
+                [t if t.grad_fn is not None else t.detach().requires_grad_() for t in v.leaves]
+            )
             torch._C._set_grad_enabled(True)
-            return values[j].feed(values[j].leaves, value)
+            return leafed.feed(leafed.leaves, value)
 
         try:
             torch._C._set_grad_enabled(False)
@@ -272,28 +274,28 @@ class Layers:
                 total = select(self.model(*inputs, *args)).sum()
         finally:
             torch._C._set_grad_enabled(grad_mode)
-        self._check_ran(values)
-        leaves = [t for v in values for t in v.leaves]  # type: ignore[union-attr]
+        values = self._check_ran(slots)
+        leaves = [t for v in values for t in v.leaves]
         grads = torch.autograd.grad(total, leaves, allow_unused=True, materialize_grads=True)
-        return values, list(grads)  # type: ignore[return-value]
+        return values, list(grads)
 
     def _gradients_through(
         self, select: Callable[[Any], Tensor], inputs: tuple, args: tuple, rows: int
     ) -> tuple[list[LayerValue], list[Tensor]]:
-        values: list[LayerValue | None] = [None] * len(self.modules)
+        slots: list[LayerValue | None] = [None] * len(self.modules)
 
         def keep(j: int, value: Any) -> Any:
-            values[j] = LayerValue.of(value, rows, self.names[j])
-            return values[j].feed(values[j].leaves, value)  # type: ignore[union-attr]
+            slots[j] = v = LayerValue.of(value, rows, self.names[j])
+            return v.feed(v.leaves, value)
 
         with torch.enable_grad():
             xs = tuple(x.detach().requires_grad_() for x in inputs)
             with self.hooked(keep):
                 total = select(self.model(*xs, *args)).sum()
-            self._check_ran(values)
-            leaves = [t for v in values for t in v.leaves]  # type: ignore[union-attr]
+            values = self._check_ran(slots)
+            leaves = [t for v in values for t in v.leaves]
             grads = torch.autograd.grad(total, [*leaves, *xs], allow_unused=True, materialize_grads=True)
-        return values, list(grads)  # type: ignore[return-value]
+        return values, list(grads)
 
     def through_neuron(
         self, select: Callable[[Any], Tensor], neuron: Callable[[Any], Tensor], inputs: tuple, args: tuple, rows: int
@@ -314,31 +316,32 @@ class Layers:
 
             input_grads = torch.func.grad(neuron_total, argnums=tuple(range(len(inputs))))(*inputs)
             return neuron(self.result(values, layer_grads)), input_grads
-        values: list[LayerValue | None] = [None] * len(self.modules)
+        slots: list[LayerValue | None] = [None] * len(self.modules)
 
         def keep(j: int, value: Any) -> Any:
-            values[j] = LayerValue.of(value, rows, self.names[j])
-            return values[j].feed(values[j].leaves, value)  # the rest of the model reads these leaves
+            slots[j] = v = LayerValue.of(value, rows, self.names[j])
+            return v.feed(v.leaves, value)  # the rest of the model reads these leaves
 
         with torch.enable_grad():
             xs = tuple(x.detach().requires_grad_() for x in inputs)
             with self.hooked(keep):
                 total = select(self.model(*xs, *args)).sum()
-            self._check_ran(values)
-            leaves = [t for v in values for t in v.leaves]  # type: ignore[union-attr]
-            layer_grads = torch.autograd.grad(
-                total, leaves, retain_graph=True, allow_unused=True, materialize_grads=True
-            )
-            a = neuron(self.result(values, leaves))  # type: ignore[arg-type]
+            values = self._check_ran(slots)
+            leaves = [t for v in values for t in v.leaves]
+            at_layer = torch.autograd.grad(total, leaves, retain_graph=True, allow_unused=True, materialize_grads=True)
+            a = neuron(self.result(values, leaves))
             input_grads = torch.autograd.grad(a.sum(), xs, allow_unused=True, materialize_grads=True)
-        return neuron(self.result(values, layer_grads)).detach(), input_grads  # type: ignore[arg-type]
+        return neuron(self.result(values, list(at_layer))).detach(), input_grads
 
-    def _check_ran(self, values: list[LayerValue | None]) -> None:
-        missing = [self.names[j] for j, v in enumerate(values) if v is None]
-        if missing:
+    def _check_ran(self, values: list[LayerValue | None]) -> list[LayerValue]:
+        """``values`` once every layer has one (else the named error)."""
+        ran = [v for v in values if v is not None]
+        if len(ran) < len(values):
+            missing = [self.names[j] for j, v in enumerate(values) if v is None]
             raise RuntimeError(
                 f"layer(s) {missing} did not run in the model's forward pass; pass modules the model calls"
             )
+        return ran
 
 
 class _Captured(Exception):

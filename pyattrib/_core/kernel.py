@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -129,10 +129,10 @@ def accumulate(
         chunk = Chunk(start, stop, n, device, examples)
         parts = contribution(chunk)
         if row_totals:
-            totals.append(sum(p.reshape(len(p), -1).sum(1) for p in parts))
+            totals.append(cast(Tensor, sum(p.reshape(len(p), -1).sum(1) for p in parts)))
         if chunk.aligned:
-            parts = [p if len(p) == n else p.reshape(-1, n, *p.shape[1:]).sum(0) for p in parts]
-            acc = parts if acc is None else [a + p for a, p in zip(acc, parts)]
+            summed = [p if len(p) == n else p.reshape(-1, n, *p.shape[1:]).sum(0) for p in parts]
+            acc = summed if acc is None else [a + p for a, p in zip(acc, summed)]
         else:
             if acc is None:
                 acc = [p.new_zeros((n, *p.shape[1:])) for p in parts]
@@ -293,7 +293,7 @@ def adaptive_path_integral(
             c = Pairs(examples[s : s + step], nodes[s : s + step])
             grads = grad_at(path_points(c, start, diff, grid.alpha), c)
             assert c.outputs is not None, "grad_at must record the outputs on its chunk"
-            slope = sum((g.detach() * c.take(d)).reshape(len(g), -1).sum(1) for g, d in zip(grads, diff))
+            slope = cast(Tensor, sum((g.detach() * c.take(d)).reshape(len(g), -1).sum(1) for g, d in zip(grads, diff)))
             values[c.i, c.k], slopes[c.i, c.k] = c.outputs.to(values), slope.to(values)
             kept.append((c, grads))
         held[examples, nodes] = True

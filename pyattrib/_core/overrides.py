@@ -158,7 +158,7 @@ class _Elementwise(torch.autograd.Function):
             if from_input is not None:
                 return from_input(g, x)
             with torch._C.DisableTorchFunction():  # the ordinary gradient, without our mode
-                _, vjp = torch.func.vjp(ctx.op, x)
+                vjp = torch.func.vjp(ctx.op, x)[1]
                 return vjp(g)[0]
 
         return ctx.links.backward(ctx.rule, x, y, grad_out, ordinary_of), None, None, None, None, None
@@ -308,7 +308,7 @@ class Rules(TorchFunctionMode):
             def leave(m: Any, args: Any, out: Any) -> None:  # returns None: the output stays
                 running.pop()
 
-            self._hooks = (
+            self._hooks: tuple[Any, ...] = (
                 nn_module.register_module_forward_pre_hook(enter),
                 nn_module.register_module_forward_hook(leave, always_call=True),
             )
@@ -328,15 +328,16 @@ class Rules(TorchFunctionMode):
         types = getattr(rule, "modules", None)
         if types is None:
             return True
-        here = self.running[-1] if self.running else None  # type: ignore[index]
+        here = self.running[-1] if self.running else None
         return here is not None and type(here) in types and id(here) not in rule.excluded
 
     def _links(self, x: Tensor, kind: str) -> Links:
         """Links for an op of ``kind`` applied to ``x``: handed back to the op that made ``x``
         when either kind is in ``handoff``."""
         made = self.made.get(id(x))  # ids are unique here: ``made`` keeps each output alive
-        linked = made is not None and (kind in self.handoff or made[1] in self.handoff)
-        return Links(made[2] if linked else None)
+        if made is None or (kind not in self.handoff and made[1] not in self.handoff):
+            return Links(None)
+        return Links(made[2])
 
     def _made(self, y: Tensor, kind: str, links: Links) -> Tensor:
         if self.handoff:
@@ -346,8 +347,14 @@ class Rules(TorchFunctionMode):
     def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         kind = _KIND.get(func)
-        rule = self.rules.get(kind) if kind else None
-        if rule is None or not isinstance(args[0], Tensor) or not args[0].requires_grad or not self._in_module(rule):
+        rule: Any = self.rules.get(kind) if kind else None
+        if (
+            kind is None
+            or rule is None
+            or not isinstance(args[0], Tensor)
+            or not args[0].requires_grad
+            or not self._in_module(rule)
+        ):
             return func(*args, **kwargs)
         if kind == "dropout":
             p, training = (
@@ -369,8 +376,12 @@ class Rules(TorchFunctionMode):
             rule = rule(args[1] if len(args) > 1 else kwargs.get("dim"))
         at = _INPLACE_AT[func]
         positional = at is not None and len(args) > at
-        in_place = func in _IN_PLACE or bool(kwargs.get("inplace", False)) or (positional and bool(args[at]))
-        rest = args[1:at] + (False,) + args[at + 1 :] if positional else args[1:]
+        in_place = (
+            func in _IN_PLACE
+            or bool(kwargs.get("inplace", False))
+            or (at is not None and positional and bool(args[at]))
+        )
+        rest = args[1:at] + (False,) + args[at + 1 :] if at is not None and positional else args[1:]
         opts = {k: v for k, v in kwargs.items() if k != "inplace"}
         op = _bind(func, rest, opts, in_place)
         links = self._links(x, kind)

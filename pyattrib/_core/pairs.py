@@ -4,7 +4,7 @@ of each pair, and the scatter of pooled values back to their positions."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -59,7 +59,7 @@ def _difference(t: Tensor | Difference) -> Tensor:
     return a - b
 
 
-def unpool(values: Tensor, idx: Tensor, shape: torch.Size, *more: tuple[Tensor, Tensor]) -> Tensor:
+def unpool(values: Tensor, idx: Tensor, shape: Sequence[int], *more: tuple[Tensor, Tensor]) -> Tensor:
     """Scatter-add pooled ``values`` back to the input positions ``idx`` came from (and
     each further ``(values, idx)`` pair into the same buffer)."""
     flat = values.new_zeros(shape[0], shape[1], math.prod(shape[2:]))

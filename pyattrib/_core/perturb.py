@@ -53,7 +53,7 @@ class Outputs(NamedTuple):
     output shape that ``K`` flattens (``()`` when a target selects one scalar); ``whole``: the
     model returned one value (or vector) for the whole batch, so ``N`` is 1 (the batch)."""
 
-    values: Tensor | None
+    values: Tensor
     shape: tuple[int, ...]
     whole: bool = False
 
@@ -109,11 +109,11 @@ def evaluate(
 
     ``reduce(first_row, n, values)``: outputs go to the method in runs of consecutive rows
     (``first_row`` is the first run's row ``p * n + i``; ``n`` is 1 for a whole-batch
-    output) of about ``STREAM_ROWS`` rows, and are not kept: ``values`` comes back None and
+    output) of about ``STREAM_ROWS`` rows, and are not kept: ``values`` comes back empty and
     memory does not grow with the number of perturbations.
     """
     n = call.n
-    fed, parts = feeder(forward, call.inputs, backward=False), []
+    fed, parts = feeder(forward, call.inputs, backward=False), list[Tensor]()
     everyone = torch.arange(n, device=call.device)
     width, handed = [0], [0]  # K; rows handed to reduce so far
 
@@ -150,7 +150,7 @@ def evaluate(
             for p in blocks:
                 keep(_batch_values(block(p)), 1)
             flush(1)
-            values = torch.cat(parts).reshape(n_perturbations, 1, -1) if reduce is None else None
+            values = torch.cat(parts).reshape(n_perturbations, 1, -1) if reduce is None else call.inputs[0].new_zeros(0)
             return Outputs(values, (width[0],), True)
         total = n_perturbations * n
         step = call.chunk(batch_size, forward_only=True)
@@ -174,7 +174,7 @@ def evaluate(
         flush(n)
     shape = () if call.target.selects else _kept_shape(call.target, out if out is not None else first)
     if reduce is not None:
-        return Outputs(None, shape)
+        return Outputs(call.inputs[0].new_zeros(0), shape)  # streamed: nothing kept
     values = torch.cat(parts)
     return Outputs(values.reshape(n_perturbations, n, values.shape[-1]), shape)
 

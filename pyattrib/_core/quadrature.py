@@ -52,9 +52,9 @@ def quadrature(method: str, n_steps: int) -> tuple[Tensor, Tensor]:
         if n < 2:
             raise ArgumentError(f"n_steps must be at least 2 for method={method!r}")
         step = 1.0 / n if method == "riemann_trapezoid_captum" else 1.0 / (n - 1)
-        w = torch.full((n,), step, dtype=torch.float64)
-        w[0] = w[-1] = 0.5 * step
-        return torch.linspace(0, 1, n, dtype=torch.float64), w
+        weights = torch.full((n,), step, dtype=torch.float64)
+        weights[0] = weights[-1] = 0.5 * step
+        return torch.linspace(0, 1, n, dtype=torch.float64), weights
     offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
     nodes = (torch.arange(n, dtype=torch.float64) + offset) / n
     return nodes, torch.full((n,), 1.0 / n, dtype=torch.float64)

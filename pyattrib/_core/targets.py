@@ -178,9 +178,10 @@ class Target:
                         f"range for model output of shape {_shape(output)}; valid "
                         f"indices along dimension {1 + d} are 0..{size - 1}"
                     )
-            picked = output[(slice(None), *self.fixed)]
+            picked = output[(slice(None),) + tuple(self.fixed)]
             return picked.reshape(m, -1).sum(1) if sliced else picked
         idx = self.per_example
+        assert idx is not None  # a fixed target, a callable or per-example indices: set at construction
         self._check_arity(output, idx.shape[1])
         self._check_range(idx, output)
         if index is not None:

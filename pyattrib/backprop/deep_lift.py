@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from .._core.attributor import Attributor
 from .._core.call import Call, prepare
+from .._core.calls import BaselineCall, DistributionCall
 from .._core.capture import Layers
 from .._core.errors import check_batch_size
 from .._core.inputs import BaselineLike
@@ -48,7 +49,7 @@ CAPTUM_NONLINEAR: dict[str, tuple[type, ...]] = {
 
 def deep_lift_rules(
     eps: float, captum_softmax: bool = False, captum_nonlinearities: bool = False, unhooked: tuple[nn.Module, ...] = ()
-) -> dict[str, Callable[..., Tensor]]:
+) -> dict[str, Callable[..., Any]]:
     """The DeepLift rescale rule for every elementwise nonlinearity, plus softmax (per
     example, or centred over the whole tensor as Captum with ``captum_softmax``) and max pooling.
 
@@ -57,7 +58,7 @@ def deep_lift_rules(
     (ReLU6, Hardswish, SiLU, GELU, and functional calls such as GPT-2's ``torch.tanh``) is
     differentiated plainly, as if linear in the multipliers; so are the ``unhooked`` modules
     (Captum's LayerDeepLift at a nonlinearity's input does not apply that layer's own rule)."""
-    rules: dict[str, Callable[..., Tensor]] = {op: rescale(eps) for op in ELEMENTWISE}
+    rules: dict[str, Callable[..., Any]] = {op: rescale(eps) for op in ELEMENTWISE}
     rules["softmax"] = rescale_softmax(eps, whole_tensor=captum_softmax)
     rules["max_pool"] = rescale_max_pool(eps)
     if captum_nonlinearities:
@@ -78,7 +79,7 @@ def _custom(fn: CustomFn, multipliers: tuple, xs: tuple, bs: tuple) -> tuple[Ten
 
 
 def _paired(
-    model: nn.Module,
+    model: Callable[..., Any],
     call: Call,
     references: Callable[[Chunk], tuple[Tensor, ...]],
     n_refs: int,
@@ -134,7 +135,7 @@ def _paired(
 
 
 def _pair_delta(
-    model: nn.Module,
+    model: Callable[..., Any],
     call: Call,
     references: Callable[[Chunk], tuple[Tensor, ...]],
     n_refs: int,
@@ -158,7 +159,7 @@ def _pair_delta(
 
 
 def _deep_lift(
-    model: nn.Module,
+    model: Callable[..., Any],
     *,
     distribution: bool,
     layer: LayerLike | None,
@@ -210,7 +211,7 @@ def _deep_lift(
 
 
 def deep_lift(
-    model: nn.Module,
+    model: Callable[..., Any],
     *,
     multiply_by_inputs: bool = True,
     eps: float = 1e-10,
@@ -220,7 +221,7 @@ def deep_lift(
     exact_max_pool: bool = False,
     captum_softmax: bool = False,
     captum_nonlinearities: bool = False,
-) -> Attributor:
+) -> Attributor[BaselineCall]:
     r"""DeepLift with the rescale rule (Shrikumar et al., 2017, "Learning Important Features
     Through Propagating Activation Differences").
 
@@ -280,7 +281,7 @@ def deep_lift(
 
 
 def deep_lift_shap(
-    model: nn.Module,
+    model: Callable[..., Any],
     *,
     multiply_by_inputs: bool = True,
     eps: float = 1e-10,
@@ -291,7 +292,7 @@ def deep_lift_shap(
     delta_per_sample: bool = False,
     captum_softmax: bool = False,
     captum_nonlinearities: bool = False,
-) -> Attributor:
+) -> Attributor[DistributionCall]:
     r"""DeepLiftSHAP: DeepLift averaged over a distribution of references,
     :math:`\phi_i = \frac1R \sum_j \mathrm{DeepLift}_i(x; x'_j)` (Lundberg & Lee, 2017).
 

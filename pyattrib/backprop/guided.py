@@ -3,11 +3,13 @@ backward replaced (``pyattrib/_core/overrides.py``), at the input or at a neuron
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor, nn
 
 from .._core.attributor import Attributor
+from .._core.calls import InputCall
 from .._core.errors import ArgumentError
 from .._core.overrides import deconvolution as deconv_rule
 from .._core.overrides import (
@@ -20,7 +22,7 @@ from ..layer import LayerLike, interpolate, layer_gradcam
 from ..neuron import on_neuron, truncate
 
 
-def guided_backprop(model: nn.Module, *, batch_size: int | None = None) -> Attributor:
+def guided_backprop(model: Callable[..., Any], *, batch_size: int | None = None) -> Attributor[InputCall]:
     r"""Guided backpropagation (Springenberg et al., 2015): the input gradient where every
     ReLU passes only positive gradients, and only where it was active:
     :math:`g_{in} = \mathrm{ReLU}(g_{out}) \cdot 1[x > 0]`. Call as
@@ -47,7 +49,7 @@ def guided_backprop(model: nn.Module, *, batch_size: int | None = None) -> Attri
     return inner.with_fn(inner.fn, forward=model, name="guided_backprop")
 
 
-def deconvolution(model: nn.Module, *, batch_size: int | None = None) -> Attributor:
+def deconvolution(model: Callable[..., Any], *, batch_size: int | None = None) -> Attributor[InputCall]:
     r"""Deconvolution (Zeiler & Fergus, 2014): the input "gradient" where every ReLU passes
     :math:`\mathrm{ReLU}(g_{out})` regardless of its input. Call as
     ``(inputs, *, target=None, additional_forward_args=None)``.
@@ -127,7 +129,7 @@ def neuron_deconvolution(model: nn.Module, layer: LayerLike, *, attribute_to_neu
 
 def guided_gradcam(
     model: nn.Module, layer: nn.Module, *, interpolate_mode: str = "nearest", attribute_to_layer_input: bool = False
-) -> Attributor:
+) -> Attributor[InputCall]:
     r"""Guided Grad-CAM (Selvaraju et al., 2017): guided backpropagation times the Grad-CAM
     map of ``layer`` (with ReLU) upsampled to each input's spatial size,
     :math:`\phi = \mathrm{GB}(x) \odot \mathrm{up}(L_{\text{Grad-CAM}})`. Call as

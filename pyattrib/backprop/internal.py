@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from .._core.attributor import Attributor
+from .._core.calls import BaselineCall, DistributionCall, NeuronBaselineCall, NeuronDistributionCall
 from ..layer import LayerLike
 from ..neuron import on_neuron, truncate
 from .deep_lift import CustomFn, _deep_lift, deep_lift, deep_lift_shap
@@ -24,7 +25,7 @@ def layer_deep_lift(
     exact_max_pool: bool = False,
     captum_softmax: bool = False,
     captum_nonlinearities: bool = False,
-) -> Attributor:
+) -> Attributor[BaselineCall]:
     r"""DeepLift at a layer: :math:`\phi_j = (a_j(x) - a_j(x'))\, m_j` with the DeepLift
     multipliers ``m`` at the layer's activations ``a``. Call as
     ``(inputs, baselines=None, *, target=None, additional_forward_args=None)``.
@@ -84,7 +85,7 @@ def layer_deep_lift_shap(
     delta_per_sample: bool = False,
     captum_softmax: bool = False,
     captum_nonlinearities: bool = False,
-) -> Attributor:
+) -> Attributor[DistributionCall]:
     """:func:`layer_deep_lift` averaged over reference samples (see :func:`deep_lift_shap`).
     Call as ``(inputs, baselines, *, target=None, additional_forward_args=None)``.
 
@@ -138,7 +139,7 @@ def neuron_deep_lift(
     custom_attribution_func: CustomFn | None = None, batch_size: int | None = None,
     attribute_to_neuron_input: bool = False, exact_max_pool: bool = False, captum_softmax: bool = False,
     captum_nonlinearities: bool = False,
-) -> Attributor:  # fmt: skip
+) -> Attributor[NeuronBaselineCall]:  # fmt: skip
     """DeepLift of the selected neuron with respect to the inputs: :func:`deep_lift` of the
     truncated model. Call as ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None)``.
 
@@ -186,7 +187,7 @@ def neuron_deep_lift_shap(
     custom_attribution_func: CustomFn | None = None, batch_size: int | None = None,
     attribute_to_neuron_input: bool = False, exact_max_pool: bool = False, captum_softmax: bool = False,
     captum_nonlinearities: bool = False,
-) -> Attributor:  # fmt: skip
+) -> Attributor[NeuronDistributionCall]:  # fmt: skip
     """DeepLiftSHAP of the selected neuron: :func:`deep_lift_shap` of the truncated model.
     Call as ``(inputs, baselines, *, neuron_selector, additional_forward_args=None)``.
 

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from .._core.attributor import Attributor
 from .._core.call import Call, prepare
+from .._core.calls import InputCall
 from .._core.capture import Layers, LayerValue
 from .._core.errors import ArgumentError
 from .._core.inputs import TensorOrTuple, repeat_examples
@@ -110,7 +111,7 @@ def cam_transform(
     kernel: str = "sigmoid",
     gamma: float | None = None,
     svd_sign: str = "largest",
-) -> Attributor:
+) -> Attributor[InputCall]:
     """The attributor of a CAM :class:`Rule` (see the module docstring for the pipeline).
     ``svd_sign`` is :func:`.projection.svd_projection`'s ``sign``."""
     layers = Layers(model, layer, False)
@@ -128,9 +129,10 @@ def cam_transform(
         output = None
         if rule.uses_gradients:
             call = with_default_target(call)
-            values, grads = layers.gradients(
+            values, at_layer = layers.gradients(
                 lambda out: call.target.select(out, None), call.inputs, call.args.values, call.n
             )
+            grads: list[Tensor | None] = list(at_layer)
         else:  # one forward gives the layer values and the unperturbed output (default target, clean scores)
             values, output = layers.capture(call.inputs, call.args.values, call.n, with_output=True)
             call = with_default_target(call, output)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .._core.attributor import Attributor
 from .._core.call import prepare
+from .._core.calls import InputCall
 from .._core.capture import Layers
 from .._core.errors import ArgumentError
 from .._core.inputs import TensorOrTuple
@@ -26,11 +27,12 @@ def bias_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if type(m) in BIAS_LAYERS and getattr(m, "bias", None) is not None]
 
 
-def effective_bias(layer: nn.Module) -> Tensor:
+def effective_bias(layer: Any) -> Tensor:
     r"""The bias a layer adds: a convolution's own; a BatchNorm's, in eval mode,
     :math:`\beta - \mu \gamma / \sqrt{\sigma^2 + \epsilon}`."""
     if isinstance(layer, nn.BatchNorm2d):
-        return layer.bias - layer.running_mean * layer.weight / torch.sqrt(layer.running_var + layer.eps)
+        norm: Any = layer  # its running statistics exist: built with track_running_stats
+        return norm.bias - norm.running_mean * norm.weight / torch.sqrt(norm.running_var + norm.eps)
     return layer.bias
 
 
@@ -50,7 +52,7 @@ def full_grad(
     eigen_smooth: bool = False,
     svd_sign: str = "largest",
     bias_pairing: str = "own",
-) -> Attributor:
+) -> Attributor[InputCall]:
     r"""FullGrad: the input-gradient map plus, for every layer with a bias, the bias-gradient map.
 
     .. math:: M = \sum_c \psi\big(|x_c \odot \nabla_{x_c} f|\big)

@@ -7,12 +7,13 @@ sums and means are over the spatial positions ``(h, w)`` unless a channel is nam
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from .._core.attributor import Attributor
+from .._core.calls import InputCall
 from ._engine import LayerLike, Rule, cam_transform, channel, spatial_sum
 from .reshape import ReshapeLike
 
@@ -55,12 +56,15 @@ RETURNS = """Attributor: call it as ``(inputs, *, target=None, additional_forwar
         the maps, ``(N, H, W)`` (``(N, h, w)`` with ``resize=False``), on the input's device."""
 
 
-def _documented(fn: Callable[..., Attributor]) -> Callable[..., Attributor]:
+Documented = TypeVar("Documented", bound=Callable[..., Any])
+
+
+def _documented(fn: Documented) -> Documented:
     fn.__doc__ = (fn.__doc__ or "").replace("{args}", COMMON_ARGS).replace("{returns}", RETURNS)
     return fn
 
 
-def method(name: str, rule: Rule, doc: str) -> Callable[..., Attributor]:
+def method(name: str, rule: Rule, doc: str) -> Callable[..., Attributor[InputCall]]:
     """A CAM transform: ``rule`` over the pipeline, with the common options, named and documented."""
 
     def transform(
@@ -72,7 +76,7 @@ def method(name: str, rule: Rule, doc: str) -> Callable[..., Attributor]:
         normalize: bool = True,
         aug_smooth: bool = False,
         eigen_smooth: bool = False,
-    ) -> Attributor:
+    ) -> Attributor[InputCall]:
         return cam_transform(
             model, layer, rule, name, reshape_transform=reshape_transform, resize=resize, normalize=normalize,
             aug_smooth=aug_smooth, eigen_smooth=eigen_smooth,
@@ -300,7 +304,7 @@ def kpca_cam(
     normalize: bool = True,
     aug_smooth: bool = False,
     eigen_smooth: bool = False,
-) -> Attributor:
+) -> Attributor[InputCall]:
     r"""KPCA-CAM: Eigen-CAM with kernel PCA, :math:`M = \operatorname{ReLU}(\sqrt{\lambda_1}\, u_1)` for
     the top eigenpair of the double-centred kernel matrix of the ``h*w`` activation vectors (see
     :func:`pyattrib.cam.kernel_projection`). No gradient and no target.

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._core.attributor import Attributor
+from .._core.calls import InputCall
 from .._core.perturb import evaluate_rows, per_example_outputs
 from ._engine import Context, LayerLike, Rule, cam_transform
 from .gradient import _documented
@@ -158,7 +159,7 @@ SCORE_CAM = Rule(channel_weights=_score_weights, uses_gradients=False)
 ABLATION_CAM = ablation_rule()
 
 
-def method(name: str, rule: Rule, doc: str) -> Callable[..., Attributor]:
+def method(name: str, rule: Rule, doc: str) -> Callable[..., Attributor[InputCall]]:
     """A perturbation CAM transform: ``rule`` with the common options and the engine's ``batch_size``."""
 
     def transform(
@@ -172,7 +173,7 @@ def method(name: str, rule: Rule, doc: str) -> Callable[..., Attributor]:
         normalize: bool = True,
         aug_smooth: bool = False,
         eigen_smooth: bool = False,
-    ) -> Attributor:
+    ) -> Attributor[InputCall]:
         return cam_transform(
             model, layer, rule, name, reshape_transform=reshape_transform, resize=resize, normalize=normalize,
             aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=batch_size, show_progress=show_progress,

@@ -99,7 +99,7 @@ class Attribution:
             # attribute.__wrapped__ to skip the decorator: a copy with the same signature
             twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
             twin.__kwdefaults__, twin.__annotations__, twin.__doc__ = fn.__kwdefaults__, fn.__annotations__, fn.__doc__
-            fn.__wrapped__ = twin
+            fn.__wrapped__ = twin  # type: ignore[attr-defined]
 
     @property
     def multiplies_by_inputs(self) -> bool:
@@ -132,7 +132,7 @@ class Attribution:
     def _run(self, transform: Callable[..., Attributor], config: dict[str, Any], inputs: Any, **data: Any) -> Any:
         # Captum's semantics where the native default differs: softmax centred over the whole tensor
         config = {**{k: v for k, v in CAPTUM_SEMANTICS.items() if k in _options(transform)}, **config}
-        key = (transform, tuple(sorted(config.items())))
+        key: Any = (transform, tuple(sorted(config.items())))
         try:
             attributor = self._transforms.get(key)
         except TypeError:  # an unhashable option (e.g. a dict of rules): build afresh

@@ -222,7 +222,7 @@ class DeepLiftShap(DeepLift):
     def __init__(self, model: nn.Module, multiply_by_inputs: bool = True) -> None:
         super().__init__(model, multiply_by_inputs)
 
-    def attribute(
+    def attribute(  # type: ignore[override]  # Captum's DeepLiftShap: baselines required
         self, inputs: Any, baselines: Any, target: Any = None, additional_forward_args: Any = None,
         return_convergence_delta: bool = False, custom_attribution_func: Callable[..., Any] | None = None,
     ) -> Any:  # fmt: skip

@@ -126,7 +126,7 @@ class TCAV(concepts.TCAV):
                      processes: int | None = None) -> dict:  # fmt: skip
         return super().compute_cavs(experimental_sets, force_train)
 
-    def interpret(  # type: ignore[override]
+    def interpret(
         self, inputs: Any, experimental_sets: Sequence[Sequence[Concept]], target: Any = None,
         additional_forward_args: Any = None, processes: int | None = None, **kwargs: Any,
     ) -> dict:  # fmt: skip

@@ -11,7 +11,7 @@ import glob
 import os
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -92,7 +92,7 @@ def _split(inputs: Any) -> tuple[tuple[Tensor, ...], Tensor]:
         return tuple(inputs[:-1]), inputs[-1]
     dataset = getattr(inputs, "dataset", inputs)
     (_, xs, y), *rest = train_chunks(dataset, len(dataset)) or [(0, (), None)]
-    return xs, y
+    return xs, cast(Tensor, y)
 
 
 def _layer_name(model: nn.Module, layer: nn.Module | str) -> str:
@@ -296,7 +296,7 @@ class TracInCPFastRandProj(TracInCPFast):
                                                projection_dim=self.projection_dim, seed=self.seed,
                                                **self._options(rates))  # fmt: skip
 
-    def influence(  # type: ignore[override]
+    def influence(
         self, inputs: Any, k: int | None = 5, proponents: bool = True, show_progress: bool = False,
         aggregate: bool = False,
     ) -> Any:  # fmt: skip

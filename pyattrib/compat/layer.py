@@ -301,7 +301,7 @@ class LayerDeepLiftShap(LayerDeepLift):
         torch.Size([4, 16])
     """
 
-    def attribute(
+    def attribute(  # type: ignore[override]  # Captum's LayerDeepLiftShap: baselines required
         self, inputs: Any, baselines: Any, target: Any = None, additional_forward_args: Any = None,
         return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
         custom_attribution_func: Callable[..., Any] | None = None,

@@ -389,12 +389,12 @@ def feature_groups(feature_mask: Any, xs: tuple[Tensor, ...]) -> tuple[tuple[Ten
             masks.append(torch.arange(offset, offset + size, device=x.device).reshape(1, *x.shape[1:]))
             offset += size
         return tuple(masks), offset
-    masks = _as_tuple(feature_mask, default=())
-    lowest = min(int(m.min()) for m in masks if m.numel())
+    given: tuple[Tensor, ...] = _as_tuple(feature_mask, default=())
+    lowest = min(int(m.min()) for m in given if m.numel())
     if lowest != 0:
         warnings.warn("Minimum element in feature mask is not 0, shifting indices to start at 0.", stacklevel=3)
-        masks = tuple(m - lowest for m in masks)
-    return masks, max(int(m.max()) for m in masks if m.numel()) + 1
+        given = tuple(m - lowest for m in given)
+    return given, max(int(m.max()) for m in given if m.numel()) + 1
 
 
 def _as_tuple(value: Any, default: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -9,6 +9,7 @@ from torch import nn
 
 import pyattrib as pa
 
+from .._core.attributor import Attributor
 from ._base import GradientAttribution, NeuronAttribution, captum_method, per_eval
 
 
@@ -158,7 +159,7 @@ class NeuronDeepLift(NeuronAttribution, GradientAttribution):
         self.model = model
         self._multiply_by_inputs = multiply_by_inputs
 
-    _transform = staticmethod(pa.neuron_deep_lift)
+    _transform: Callable[..., Attributor] = staticmethod(pa.neuron_deep_lift)
 
     def attribute(
         self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,

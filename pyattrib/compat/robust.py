@@ -150,7 +150,7 @@ class MinParamPerturbation:
                  arg_min: float, arg_max: float, arg_step: float, mode: str = "linear", num_attempts: int = 1,
                  preproc_fn: Callable | None = None, apply_before_preproc: bool = False,
                  correct_fn: Callable | None = None) -> None:  # fmt: skip
-        self._search = dict(
+        self._search: dict[str, Any] = dict(
             model=forward_func, attack=attack, arg_name=arg_name, arg_min=arg_min, arg_max=arg_max,
             arg_step=arg_step, mode=mode.lower(), num_attempts=num_attempts, preproc_fn=preproc_fn,
             apply_before_preproc=apply_before_preproc, correct_fn=correct_fn, per_example=False,

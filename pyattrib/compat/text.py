@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
-from torch import nn
 
 from .._core.errors import ArgumentError
 from ..text import llm as text_llm
@@ -75,7 +74,7 @@ class LLMAttribution(Attribution):
     def __init__(self, attr_method: Attribution, tokenizer: Any, attr_target: str = "log_prob") -> None:
         _check(attr_method, self.SUPPORTED_METHODS, type(self).__name__)
         super().__init__(attr_method.forward_func)
-        self.model: nn.Module = attr_method.forward_func
+        self.model: Any = attr_method.forward_func
         self.attr_method, self.tokenizer, self.attr_target = attr_method, tokenizer, attr_target
         self.include_per_token_attr = isinstance(attr_method, self.SUPPORTED_PER_TOKEN_ATTR_METHODS)
         self._attribute = self._build()
@@ -88,7 +87,7 @@ class LLMAttribution(Attribution):
         return text_llm.llm_attribution(self.model, self.tokenizer, _as_transform(self.attr_method),
                                         attr_target=self.attr_target)  # fmt: skip
 
-    def attribute(  # type: ignore[override]
+    def attribute(
         self, inp: Any, target: Any = None, num_trials: int = 1, gen_args: dict | None = None,
         use_cached_outputs: bool = True, _inspect_forward: Callable[..., Any] | None = None,
         forward_in_tokens: bool = True, **kwargs: Any,
@@ -175,16 +174,19 @@ class LLMGradientAttribution(Attribution):
     def __init__(self, attr_method: Attribution, tokenizer: Any) -> None:
         _check(attr_method, self.SUPPORTED_METHODS, type(self).__name__)
         super().__init__(attr_method.forward_func)
-        self.model: nn.Module = attr_method.forward_func
+        self.model: Any = attr_method.forward_func
         self.attr_method, self.tokenizer = attr_method, tokenizer
-        layer = attr_method.layer
+        layer = cast(Any, attr_method).layer
         self._attribute = llm_gradient_attribution(
-            self.model, tokenizer, _as_transform(attr_method), layer=layer[0] if isinstance(layer, list) else layer
+            cast(Any, self.model),
+            tokenizer,
+            _as_transform(attr_method),
+            layer=layer[0] if isinstance(layer, list) else layer,
         )
 
     @property
     def device(self) -> torch.device:
         return text_llm._device(self.model)
 
-    def attribute(self, inp: Any, target: Any = None, gen_args: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    def attribute(self, inp: Any, target: Any = None, gen_args: dict | None = None, **kwargs: Any) -> Any:
         return self._attribute(inp, target, gen_args=gen_args, **kwargs)

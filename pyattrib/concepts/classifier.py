@@ -20,7 +20,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -136,7 +136,9 @@ def fit_cavs(sets: Sequence[Sequence[ConceptStats]], regularisation: float) -> t
 
 def _scale(concepts: Sequence[ConceptStats]) -> Tensor:
     d = concepts[0].train.shape[1]
-    return (sum((c.train**2).sum() for c in concepts) / (d * sum(len(c.train) for c in concepts))).clamp_min(1e-12)
+    return (
+        cast(Tensor, sum((c.train**2).sum() for c in concepts)) / (d * sum(len(c.train) for c in concepts))
+    ).clamp_min(1e-12)
 
 
 def _solve_spd(system: Tensor, rhs: Tensor) -> Tensor:
@@ -146,7 +148,7 @@ def _solve_spd(system: Tensor, rhs: Tensor) -> Tensor:
 
 
 def _primal(sets: Sequence[Sequence[ConceptStats]], regularisation: float) -> tuple[Tensor, Tensor]:
-    grams = torch.stack([sum(c.gram for c in concepts) for concepts in sets])  # (S, D+1, D+1)
+    grams = torch.stack([cast(Tensor, sum(c.gram for c in concepts)) for concepts in sets])  # (S, D+1, D+1)
     rhs = torch.stack([torch.stack([c.total for c in concepts], 1) for concepts in sets])  # (S, D+1, K)
     d = grams.shape[-1] - 1
     counts = grams[:, d, d]

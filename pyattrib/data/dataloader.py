@@ -115,7 +115,7 @@ def dataloader_attribution(
         out = [unique[..., m.reshape(-1)].reshape(*unique.shape[:-1], *m.shape[1:]) for m in masks]
         return tuple(out) if was_tuple else out[0]
 
-    def _pass(loader: Any, groups: list[int | None], roles: tuple[int, ...], attributed: list[int],
+    def _pass(loader: Any, groups: Sequence[int | None], roles: tuple[int, ...], attributed: list[int],
               masks: list[Tensor], bases: list[Any], progress: bool) -> list[Tensor]:  # fmt: skip
         """One pass over the data: the metric of each ablation in ``groups`` (None: none)."""
         states: list[Any] = [None] * len(groups)

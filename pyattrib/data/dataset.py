@@ -3,11 +3,12 @@ restartable, and sharded over processes under ``torch.distributed``."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -62,6 +63,14 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+def _same(batch: Any) -> Any:
+    return batch
+
+
+def _collated(loader: Any, indices: list[int]) -> Any:
+    return loader.collate_fn([loader.dataset[i] for i in indices])
+
+
 def _batches(loader: Any) -> Iterator[tuple[int, list[int], Callable[[], Any]]]:
     """``(batch number, example ids, load)`` for every batch, in loader order. With a batch
     sampler the ids are dataset indices and a batch is only loaded when asked for; otherwise
@@ -71,12 +80,12 @@ def _batches(loader: Any) -> Iterator[tuple[int, list[int], Callable[[], Any]]]:
         offset = 0
         for b, batch in enumerate(loader):
             n = batch_rows(batch)
-            yield b, list(range(offset, offset + n)), lambda batch=batch: batch
+            yield b, list(range(offset, offset + n)), functools.partial(_same, batch)
             offset += n
         return
     for b, indices in enumerate(sampler):
         indices = list(indices)
-        yield b, indices, lambda indices=indices: loader.collate_fn([loader.dataset[i] for i in indices])
+        yield b, indices, functools.partial(_collated, loader, indices)
 
 
 @dataclass
@@ -112,7 +121,7 @@ def attribute_dataset(
     attributor: Callable[..., Any],
     loader: Any,
     *,
-    target: TargetLike = "batch",
+    target: TargetLike | str = "batch",
     split: Callable[[Any], tuple[Any, Any]] = split_batch,
     summarize: Summarizer | None = None,
     out: str | None = None,
@@ -199,7 +208,7 @@ def attribute_dataset(
         if summarize is not None:
             value = attrs if len(attrs) > 1 else attrs[0]
             if hasattr(summarize, "summaries") and labels is not None:
-                summarize.update(value, torch.as_tensor(labels).reshape(-1))
+                cast(Any, summarize).update(value, torch.as_tensor(labels).reshape(-1))  # a ClassSummarizer
             else:
                 summarize.update_rows(value)
         done += attrs[0].shape[0]

@@ -51,7 +51,7 @@ class Stat(ABC):
         """The statistic's value from the running state."""
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.params == other.params  # type: ignore[attr-defined]
+        return isinstance(other, Stat) and type(self) is type(other) and self.params == other.params
 
     def __hash__(self) -> int:
         return hash((type(self), frozenset(self.params.items())))
@@ -159,7 +159,7 @@ class StdDev(Stat):
 
     def get(self, state: _State) -> Value:
         var = Var(order=self.order).get(state)
-        return None if var is None else var.sqrt()
+        return None if var is None else torch.as_tensor(var).sqrt()
 
 
 class _Fold(Stat):
@@ -189,7 +189,7 @@ class Min(_Fold):
         {'min': tensor(1.)}
     """
 
-    default = staticmethod(torch.min)
+    default = staticmethod(torch.min)  # type: ignore[assignment]  # torch.min(a, b) is an overload
 
     def __init__(self, name: str | None = None, min_fn: Callable[[Tensor, Tensor], Tensor] = torch.min) -> None:
         super().__init__(name, min_fn)
@@ -209,7 +209,7 @@ class Max(_Fold):
         {'max': tensor(6.)}
     """
 
-    default = staticmethod(torch.max)
+    default = staticmethod(torch.max)  # type: ignore[assignment]  # torch.max(a, b) is an overload
 
     def __init__(self, name: str | None = None, max_fn: Callable[[Tensor, Tensor], Tensor] = torch.max) -> None:
         super().__init__(name, max_fn)
@@ -281,11 +281,11 @@ class _State:
         self._merge(len(rows), mean, m2, [_fold_rows(f, rows) for f in self._folds])
 
     def merge(self, other: _State) -> None:
-        if other.n:
+        if other.n and other.mean is not None and other.m2 is not None:
             self._merge(other.n, other.mean, other.m2, other.fold_values)
 
     def _merge(self, n: int, mean: Tensor, m2: Tensor, folds: Sequence[Tensor | None]) -> None:
-        if self.mean is None:
+        if self.mean is None or self.m2 is None:
             self.n, self.mean, self.m2 = n, mean.clone(), m2.clone()
         else:
             total = self.n + n

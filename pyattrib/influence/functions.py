@@ -246,7 +246,9 @@ class ArnoldiInfluenceFunction(InfluenceFunction):
 
         steps = min(self.arnoldi_dim, len(theta))  # at most P orthonormal directions
         wanted = min(self.projection_dim or steps, steps)
-        basis = [fresh([])]
+        first = fresh([])
+        assert first is not None  # a random direction of a nonempty space
+        basis = [first]
         h = theta.new_zeros(steps + 1, steps)
         for j in range(steps):
             w, h[: j + 1, j] = orthogonalise(self.hvp(basis[j]), basis)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -283,11 +283,11 @@ class TracInCP:
 
     @staticmethod
     def _dot(u: Any, v: Any) -> Tensor:
-        return sum(_block_dot(a, b) for a, b in zip(u, v))
+        return cast(Tensor, sum(_block_dot(a, b) for a, b in zip(u, v)))
 
     @staticmethod
     def _square(u: Any) -> Tensor:
-        return sum(_block_square(a) for a in u)
+        return cast(Tensor, sum(_block_square(a) for a in u))
 
     def influence(
         self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, show_progress: bool = False, _task: str = ""
@@ -296,8 +296,8 @@ class TracInCP:
         xs = inputs if isinstance(inputs, tuple) else (inputs,)
         tests = [self._features(c, xs, labels, True) for c in range(len(self.learning_rates))]
         task = _task or "compute influence for training batches"
-        parts = [
-            sum(self._dot(test, self._features(c, tx, ty, False)) * rate
+        parts: list[Tensor] = [
+            sum(self._dot(test, self._features(c, tx, ty, False)) * rate  # type: ignore[misc]
                 for (c, rate), test in zip(enumerate(self.learning_rates), tests))
             for _, tx, ty in self._progress(self._train_chunks(), show_progress, task)
         ]  # fmt: skip
@@ -317,13 +317,13 @@ class TracInCP:
 
         task = "compute self influence. Processing"
         if outer_loop_by_checkpoints:
-            return sum(
+            return sum(  # type: ignore[return-value]
                 torch.cat([self._square(self._features(c, tx, ty, False)) * rate
                            for _, tx, ty in self._progress(chunks(), show_progress, f"{task} batch", data)])
                 for c, rate in self._progress(rates, show_progress, f"{task} checkpoint")
             )  # fmt: skip
         return torch.cat([
-            sum(self._square(self._features(c, tx, ty, False)) * rate for c, rate in rates)
+            sum(self._square(self._features(c, tx, ty, False)) * rate for c, rate in rates)  # type: ignore[misc]
             for _, tx, ty in self._progress(chunks(), show_progress, f"{task} batch", data)
         ])  # fmt: skip
 
@@ -352,7 +352,18 @@ class TracInCP:
         return progress(items, True, f"Using {type(self).__name__} to {task}", total)
 
 
-def tracin_cp(model: nn.Module, train_data: Any, checkpoints: Sequence[Checkpoint], **options: Any) -> TracInCP:
+def tracin_cp(
+    model: nn.Module,
+    train_data: Any,
+    checkpoints: Sequence[Checkpoint],
+    *,
+    learning_rates: Sequence[float] | None = None,
+    load: Callable[[str], dict[str, Tensor]] | None = None,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    test_loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    layers: Sequence[str] | None = None,
+    batch_size: int = 64,
+) -> TracInCP:
     """A :class:`TracInCP` over ``train_data`` (see its options).
 
     Args:
@@ -360,7 +371,12 @@ def tracin_cp(model: nn.Module, train_data: Any, checkpoints: Sequence[Checkpoin
         train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
             tensors), the label last.
         checkpoints: The checkpoints: state dicts, paths of saved ones, or models.
-        **options: Keyword configuration of the class it builds (see there).
+        learning_rates: One per checkpoint (default 1), :math:`\\eta_c`.
+        load: Reads a checkpoint path into a ``state_dict`` (default ``torch.load``).
+        loss_fn: The loss of one example, ``(outputs, labels)``; default cross-entropy.
+        test_loss_fn: The loss of the test examples (default ``loss_fn``).
+        layers: Module names whose parameters are used (default every parameter).
+        batch_size: Examples per per-sample-gradient chunk.
 
     Returns:
         TracInCP: ``influence``, ``self_influence`` and ``k_most_influential``.
@@ -375,4 +391,7 @@ def tracin_cp(model: nn.Module, train_data: Any, checkpoints: Sequence[Checkpoin
         >>> tracin.influence(x, y).shape
         torch.Size([4, 16])
     """
-    return TracInCP(model, train_data, checkpoints, **options)
+    return TracInCP(
+        model, train_data, checkpoints, learning_rates=learning_rates, load=load, loss_fn=loss_fn,
+        test_loss_fn=test_loss_fn, layers=layers, batch_size=batch_size,
+    )  # fmt: skip

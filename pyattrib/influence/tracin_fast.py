@@ -4,7 +4,7 @@ embedded once for fast queries (TracInCPFastRandProj)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -102,8 +102,18 @@ class TracInCPFast(TracInCP):
         return (u[0] * u[0]).sum(1) * (u[1] * u[1]).sum(1)
 
 
-def tracin_cp_fast(model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint],
-                   **options: Any) -> TracInCPFast:  # fmt: skip
+def tracin_cp_fast(
+    model: nn.Module,
+    final_fc_layer: str,
+    train_data: Any,
+    checkpoints: Sequence[Checkpoint],
+    *,
+    learning_rates: Sequence[float] | None = None,
+    load: Callable[[str], dict[str, Tensor]] | None = None,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    test_loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    batch_size: int = 64,
+) -> TracInCPFast:
     """A :class:`TracInCPFast` over ``train_data`` (see its options).
 
     Args:
@@ -113,7 +123,11 @@ def tracin_cp_fast(model: nn.Module, final_fc_layer: str, train_data: Any, check
         train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
             tensors), the label last.
         checkpoints: The checkpoints: state dicts, paths of saved ones, or models.
-        **options: Keyword configuration of the class it builds (see there).
+        learning_rates: One per checkpoint (default 1), :math:`\\eta_c`.
+        load: Reads a checkpoint path into a ``state_dict`` (default ``torch.load``).
+        loss_fn: The loss of one example, ``(outputs, labels)``; default cross-entropy.
+        test_loss_fn: The loss of the test examples (default ``loss_fn``).
+        batch_size: Examples per per-sample-gradient chunk.
 
     Returns:
         TracInCPFast.
@@ -127,7 +141,10 @@ def tracin_cp_fast(model: nn.Module, final_fc_layer: str, train_data: Any, check
         >>> fast.influence(x, y).shape
         torch.Size([4, 16])
     """
-    return TracInCPFast(model, final_fc_layer, train_data, checkpoints, **options)
+    return TracInCPFast(
+        model, final_fc_layer, train_data, checkpoints, learning_rates=learning_rates, load=load, loss_fn=loss_fn,
+        test_loss_fn=test_loss_fn, batch_size=batch_size,
+    )  # fmt: skip
 
 
 class TracInCPFastRandProj(TracInCPFast):
@@ -206,12 +223,16 @@ class TracInCPFastRandProj(TracInCPFast):
             self._train = torch.cat([self.embed(tx, ty) for _, tx, ty in self._train_chunks()])
         return self._train
 
-    def influence(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, show_progress: bool = False) -> Tensor:
+    def influence(
+        self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, show_progress: bool = False, _task: str = ""
+    ) -> Tensor:
         """(``show_progress``: nothing to show, the scores are one matrix product.)"""
         xs = inputs if isinstance(inputs, tuple) else (inputs,)
         return self.embed(xs, labels, test=True) @ self.train_embeddings().T
 
-    def self_influence(self, data: Any = None, show_progress: bool = False, **_: Any) -> Tensor:
+    def self_influence(
+        self, data: Any = None, show_progress: bool = False, outer_loop_by_checkpoints: bool = False
+    ) -> Tensor:
         """Squared norms of the embeddings: of the training data, or of ``data`` (a Dataset,
         DataLoader or one batch ``(inputs..., labels)``)."""
         if data is None:

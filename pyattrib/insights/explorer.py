@@ -259,7 +259,7 @@ class Explorer:
         x = self.inputs[i]
         if self.kind == "image":
             return f'<img class="pa-img" alt="input {i}" src="{png(as_pixels(as_hwc(x, "inputs")))}">'
-        if self.kind == "text":
+        if self.kind == "text" and self.tokens is not None:  # text is only chosen with tokens
             return html.escape(" ".join(self.tokens(x)))
         names = self._names(len(x))
         return "<br>".join(f"{html.escape(n)} = {float(v):.3g}" for n, v in zip(names, x))
@@ -272,8 +272,8 @@ class Explorer:
             norm = normalise(values, self.sign)
             return (f'<img class="pa-img" alt="attribution {i}" src="{png(heat_rgba(norm))}">'
                     f'<div class="pa-scale">÷ {norm.scale:.3g}</div>')  # fmt: skip
-        if self.kind == "text":
-            return token_marks(self.tokens(self.inputs[i]), values, scale)
+        if self.kind == "text" and self.tokens is not None:
+            return token_marks(self.tokens(self.inputs[i]), values, 1.0 if scale is None else scale)
         bars = []
         for name, value in zip(self._names(len(values)), values):
             width, colour = min(abs(value) / scale, 1.0) * 100, "#3a3" if value > 0 else "#d33"

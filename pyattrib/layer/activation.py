@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .._core.attributor import Attributor
 from .._core.call import Call, prepare
+from .._core.calls import ActivationCall, InputCall
 from .._core.capture import Layers, LayerValue, split
 from .._core.errors import ArgumentError
 from .._core.inputs import TensorOrTuple
@@ -32,7 +33,9 @@ def _leaves(values: list[LayerValue]) -> list[Tensor]:
     return [t for v in values for t in v.leaves]
 
 
-def layer_activation(model: nn.Module, layer: LayerLike, *, attribute_to_layer_input: bool = False) -> Attributor:
+def layer_activation(
+    model: nn.Module, layer: LayerLike, *, attribute_to_layer_input: bool = False
+) -> Attributor[ActivationCall]:
     """The layer's value itself (its output, or input). Call as ``(inputs, *, additional_forward_args=None)``.
 
     Args:
@@ -63,7 +66,7 @@ def layer_activation(model: nn.Module, layer: LayerLike, *, attribute_to_layer_i
 
 def layer_gradient_x_activation(
     model: nn.Module, layer: LayerLike, *, multiply_by_inputs: bool = True, attribute_to_layer_input: bool = False
-) -> Attributor:
+) -> Attributor[InputCall]:
     r"""Gradient x activation at a layer: :math:`\phi_j = a_j\, \partial f / \partial a_j` for layer
     activations ``a`` (just the gradient with ``multiply_by_inputs=False``).
 
@@ -113,7 +116,7 @@ def layer_gradcam(
     relu_attributions: bool = False,
     attr_dim_summation: bool = True,
     attribute_to_layer_input: bool = False,
-) -> Attributor:
+) -> Attributor[InputCall]:
     r"""Grad-CAM (Selvaraju et al., 2017) at a layer with activations ``A`` of shape ``(N, C, ...)``:
 
     .. math:: w_c = \operatorname{mean}_{\text{spatial}} \frac{\partial f}{\partial A_c}, \qquad

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .._core.attributor import Attributor
 from .._core.call import completeness_delta, output_ends, prepare
+from .._core.calls import BaselineCall, SampledDistributionCall
 from .._core.capture import Layers, LayerValue
 from .._core.errors import check_batch_size, check_count
 from .._core.inputs import BaselineLike, ForwardArgs, TensorOrTuple
@@ -32,7 +33,7 @@ def layer_integrated_gradients(
     batch_size: int | None = None,
     return_delta: bool = False,
     attribute_to_layer_input: bool = False,
-) -> Attributor:
+) -> Attributor[BaselineCall]:
     r"""Integrated gradients at a layer: IG of the spliced model ``g(a)`` (the model with the
     layer's value replaced by ``a``) from the layer value at the baselines to the one at the inputs.
 
@@ -121,7 +122,7 @@ def layer_conductance(
     batch_size: int | None = None,
     return_delta: bool = False,
     attribute_to_layer_input: bool = False,
-) -> Attributor:
+) -> Attributor[BaselineCall]:
     r"""Conductance of hidden units (Dhamdhere et al., 2018, "How Important Is a Neuron?").
 
     Along the input path ``x_k = x' + alpha_k (x - x')`` (``n_steps + 1`` nodes of ``method``):
@@ -207,7 +208,7 @@ def internal_influence(
     method: str = "gausslegendre",
     batch_size: int | None = None,
     attribute_to_layer_input: bool = False,
-) -> Attributor:
+) -> Attributor[BaselineCall]:
     r"""Internal influence (Leino et al., 2018): the layer gradient integrated along the input path,
 
     .. math:: \mathrm{II}_j = \int_0^1 \frac{\partial f}{\partial a_j}(x' + \alpha (x - x'))\, d\alpha .
@@ -281,7 +282,7 @@ def layer_gradient_shap(
     delta_per_sample: bool = False,
     captum_rng: bool = False,
     attribute_to_layer_input: bool = False,
-) -> Attributor:
+) -> Attributor[SampledDistributionCall]:
     r"""GradientSHAP at a layer: with the draws of :func:`pyattrib.gradient_shap`,
 
     .. math:: \phi_j = \mathbb{E}\Big[\big(a_j(x + \epsilon) - a_j(x')\big)\,

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from .._core.attributor import Attributor
 from .._core.call import Call, prepare
+from .._core.calls import InputCall
 from .._core.capture import Layers, LayerValue
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.kernel import Chunk, accumulate, gradients
@@ -73,7 +74,7 @@ def lrp(
     return_delta: bool = False,
     split_sums: bool = True,
     captum_hooks: bool = False,
-) -> Attributor:
+) -> Attributor[InputCall]:
     r"""Layer-wise relevance propagation.
 
     ``rules`` maps module types or module instances to rules (:func:`epsilon`,
@@ -158,7 +159,7 @@ def lrp(
 def layer_lrp(
     model: nn.Module, layer: LayerLike, *, rules: RuleMap | None = None, attribute_to_layer_input: bool = False,
     return_delta: bool = False, split_sums: bool = True, captum_hooks: bool = False,
-) -> Attributor:  # fmt: skip
+) -> Attributor[InputCall]:  # fmt: skip
     """Relevance arriving at a layer's output (or input): :func:`lrp` stopped at ``layer``.
     Call as ``(inputs, *, target=None, additional_forward_args=None)``.
 

@@ -40,7 +40,7 @@ class _CaptumLayer(torch.autograd.Function):
         xs = ctx.saved_tensors
         ctx.seen[:] = [relevance]  # what an identity rule's input hook hands on
         with torch._C.DisableTorchFunction():
-            z, vjp = torch.func.vjp(ctx.modified, *xs)
+            z, vjp, *_ = torch.func.vjp(ctx.modified, *xs)
             sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
             grads = vjp(relevance / (z + sign * ctx.eps))
         return (None, None, None, None, *grads)

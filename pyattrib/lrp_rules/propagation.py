@@ -44,7 +44,7 @@ class _Relevance(torch.autograd.Function):
             return relevance, None, None, None
         (x,) = ctx.saved_tensors
         with torch._C.DisableTorchFunction():
-            z, vjp = torch.func.vjp(ctx.modified, x)
+            z, vjp, *_ = torch.func.vjp(ctx.modified, x)
             sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
             (c,) = vjp(relevance / (z + sign * ctx.rule.eps))
         return x * c, None, None, None
@@ -189,7 +189,7 @@ def batchnorm_pairs(model: nn.Module, inputs: tuple, args: ForwardArgs) -> Foldi
     return pairs
 
 
-def _fold(layer: nn.Module, norm: nn.Module) -> tuple[Tensor, Tensor]:
+def _fold(layer: Any, norm: Any) -> tuple[Tensor, Tensor]:
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
     bias = layer.bias if layer.bias is not None else torch.zeros_like(norm.running_mean)
     weight = layer.weight * scale.reshape(-1, *[1] * (layer.weight.dim() - 1))
@@ -253,7 +253,8 @@ def relevance_rules(
         module.forward = run
 
     chosen: list[tuple[nn.Module, Rule]] = []
-    missing, inside_ruled = [], set()
+    missing: list[tuple[str, str]] = []
+    inside_ruled: set[int] = set()
     for name, m in model.named_modules():
         if id(m) in inside_ruled:
             continue

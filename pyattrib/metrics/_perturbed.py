@@ -114,7 +114,7 @@ def check_fill(baselines: Fill, name: str = "baselines") -> None:
         )
 
 
-def fill_rows(s: Setting, baselines: Fill, name: str = "baselines") -> Callable[[Tensor, Tensor], Tensor]:
+def fill_rows(s: Setting, baselines: Fill, name: str = "baselines") -> Callable[..., Tensor]:
     """``fill(p, i, generator) -> (R, 1 or D)``: the values that replace removed elements (Quantus's
     ``perturb_baseline``): per example its smallest (``"black"``), largest (``"white"``) or mean
     value, a fresh U(0, 1) value per perturbed copy (``"uniform"``), a number, or a tensor of

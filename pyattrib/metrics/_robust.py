@@ -55,7 +55,7 @@ def _explanations(attributor: Callable[..., Any], inputs: Any, kwargs: dict[str,
 def robustness(
     attributor: Callable[..., Any],
     score: Callable[..., Tensor],
-    noise: Noise | Callable[[Tensor, int], Tensor],
+    noise: Callable[[Tensor, Any], Tensor],  # (x, generator), or (x, sample index) without random_noise
     n_samples: int,
     *,
     reduce: str,
@@ -113,7 +113,7 @@ def robustness(
         with torch.no_grad():
             a = read(_explanations(attributor, x, kwargs, n, 1))
             logits, out = look(x)
-            classes = logits.argmax(-1) if nan_when_prediction_changes else None
+            classes = logits.argmax(-1) if nan_when_prediction_changes and logits is not None else None
             per = max(1, min(n_samples, rows_per_chunk(batch_size, (x,), n, METRIC_BUDGET) // n))
             scores = []
             for start in range(0, n_samples, per):
@@ -125,7 +125,7 @@ def robustness(
                 s = score(_each(a[:, 0], c), tilde, _each(x.reshape(n, -1), c), copies.reshape(n * c, -1),
                           _each(out, c), seen)  # fmt: skip
                 s = s.double().reshape(n, c)
-                if classes is not None:
+                if classes is not None and logits is not None:
                     changed = logits.argmax(-1).reshape(n, c) != classes[:, None]
                     s = torch.where(changed, torch.full_like(s, float("nan")), s)
                 scores.append(s)

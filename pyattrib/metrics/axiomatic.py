@@ -177,7 +177,7 @@ def input_invariance(
     def measure(inputs: Any, **kwargs: Any) -> Tensor:
         (x,), _ = as_tuple(inputs)
         shifted = copy.deepcopy(model)
-        layer = dict(zip(model.modules(), shifted.modules()))[first]
+        layer: Any = dict(zip(model.modules(), shifted.modules()))[first]
         with torch.no_grad():
             layer.bias -= shift * layer.weight.sum(dim=tuple(range(1, layer.weight.dim())))
         a = explain(model)(x, **kwargs)

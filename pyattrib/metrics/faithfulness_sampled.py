@@ -265,7 +265,7 @@ def monotonicity_correlation(
         s = setting(model, inputs, attributions, target, additional_forward_args, abs=abs, softmax=softmax,
                     name="monotonicity_correlation")  # fmt: skip
         ranks, n_steps = ascending(s.a), -(-s.x.shape[1] // features_in_step)
-        fill = fill_rows(s, baselines)
+        fill: Callable[..., Tensor] = fill_rows(s, baselines)
         if baselines == "uniform":  # one value per copy, drawn step-major, then sample, then example (Quantus's order)
             copies = torch.arange(n_steps * n_samples, device=s.x.device)
             draws = fill(copies, torch.arange(s.n, device=s.x.device).repeat(len(copies)), generator)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -101,8 +101,8 @@ def infidelity(
                 perts, perturbed = _perturb(perturb_func, call.inputs, base, call.was_tuple, c)
                 moved = outputs(fed, call.args, call.target, perturbed, index)
                 drop = (fx.index_select(0, index) - moved).reshape(n, c)
-                dot = sum((a[:, None] * p.reshape(n, c, *a.shape[1:])).reshape(n, c, -1).sum(2)
-                          for a, p in zip(attrs, perts))  # fmt: skip
+                dot = cast(Tensor, sum((a[:, None] * p.reshape(n, c, *a.shape[1:])).reshape(n, c, -1).sum(2)
+                          for a, p in zip(attrs, perts)))  # fmt: skip
                 dot, drop = dot.double(), drop.double()
                 if normalize:
                     sums += torch.stack([(dot * dot).sum(1), (dot * drop).sum(1), (drop * drop).sum(1)])
@@ -184,9 +184,11 @@ def perturbations_from(
         given = perturb_inputs(inputs) if baselines is None else perturb_inputs(inputs, baselines)
         perturbed = as_tuple(given, "perturbed inputs")[0]
         xs = as_tuple(inputs)[0]
-        refs = baselines if isinstance(baselines, (tuple, list)) else (baselines,) * len(xs)
-        refs = tuple(0.0 if b is None else b for b in refs)
-        perts = []
+        given_refs: tuple[Any, ...] = (
+            tuple(baselines) if isinstance(baselines, (tuple, list)) else (baselines,) * len(xs)
+        )
+        refs = tuple(0.0 if b is None else b for b in given_refs)
+        perts: list[Tensor] = []
         for x, q, b in zip(xs, perturbed, refs):
             if multiply_by_inputs:
                 denom = x - b

@@ -185,7 +185,7 @@ def _explained(
 
 
 @torch.no_grad()
-def _reinitialise(module: nn.Module) -> None:
+def _reinitialise(module: Any) -> None:
     if hasattr(module, "reset_parameters"):
         module.reset_parameters()
         return

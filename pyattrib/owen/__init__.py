@@ -19,6 +19,7 @@ import numpy as np
 from torch import Tensor
 
 from .._core.attributor import Attributor
+from .._core.calls import FeatureCall
 from .._core.errors import ArgumentError, check_batch_size, check_count
 from .._core.inputs import BaselineLike
 from .._core.perturb import prepare_perturbation, squeeze_outputs
@@ -48,7 +49,7 @@ def owen_values(
     max_evals: int = 500,
     expansion_batch: int | None = None,
     batch_size: int | None = None,
-) -> Attributor:
+) -> Attributor[FeatureCall]:
     r"""Owen values of the feature groups over a ``hierarchy`` (shap's PartitionExplainer for a binary one).
 
     For a cluster :math:`C = L \cup R` explained in context :math:`S` with weight :math:`w`

@@ -41,6 +41,8 @@ class Batch:
 
     @staticmethod
     def of(prompt: Prompt, name: str) -> Batch:
+        args: tuple[Any, ...]
+        kwargs: dict[str, Any]
         if isinstance(prompt, Tensor):
             args, kwargs = (prompt,), {}
         elif isinstance(prompt, Mapping):
@@ -238,7 +240,7 @@ class Hooks:
             targets = [*values, *patterns]
             grads = torch.autograd.grad(m.sum(), targets, allow_unused=True, materialize_grads=True)  # type: ignore[arg-type]
         k = len(values)
-        watched = [Watched(p.detach(), g, c) for p, g, c in zip(patterns, grads[k:], calls)]  # type: ignore[union-attr]
+        watched = [Watched(p.detach(), g, c) for p, g, c in zip(patterns, grads[k:], calls)]  # type: ignore[union-attr,arg-type]
         return Gradients([v.detach() for v in values], list(grads[:k]), m.detach(), watched)  # type: ignore[union-attr]
 
     def check_ran(self, values: list[Any]) -> None:
@@ -306,7 +308,7 @@ def patched_metrics(
             chunk = sites[first : first + step]
             count = len(chunk)
             example = everyone.repeat(count)
-            local = {}
+            local: dict[Any, Any] = {}
             for c, (r, k) in enumerate(chunk):
                 local.setdefault(r, [len(masks[r]) - 1] * count)[c] = k
             by_key: dict[int, list[tuple[int, Tensor]]] = {}

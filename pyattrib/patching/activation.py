@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -207,7 +207,9 @@ def attribution_patching(
                 for layer in drops:
                     dropped = hooks.gradients(base, metric, base.n, drop=layer, watch=watch)
                     per_layer.append(_estimates(hooks, grids, qk_fix, base, src, dropped._replace(values=grad.values)))
-                effects = [sum(e[k].abs() for e in per_layer) / (len(drops) - 1) for k in range(len(grids))]
+                effects = [
+                    cast(Tensor, sum(e[k].abs() for e in per_layer)) / (len(drops) - 1) for k in range(len(grids))
+                ]
         return _out([_scored(e, score, grad.metric, m_source, True) for e in effects], names)
 
     return patcher

@@ -166,7 +166,7 @@ class _Graph:
             for h in range(r.n_heads):
                 for i, g in enumerate(outs):
                     cotangents[i].append(g * _head_mask(r, h, g) if i == j else torch.zeros_like(g))
-        _, pull = torch.func.vjp(lambda x: self.project(layer, x), x.detach())
+        _, pull, *_ = torch.func.vjp(lambda x: self.project(layer, x), x.detach())
         with torch.no_grad():
             per_head = torch.func.vmap(pull)(tuple(torch.stack(c) for c in cotangents))[0]
         return per_head.transpose(0, 1)
@@ -260,7 +260,7 @@ def edge_attribution_patching(
             with torch.no_grad():
                 corr, _ = g.hooks.read(x, x.n)
             at, grads, _, _ = g.hooks.gradients(c, metric, c.n)
-            if method == "eap-ig":
+            if method == "eap-ig" and g.start is not None:  # checked when the patcher was made
                 reads = _path_reads(g, c, metric, at[g.start], corr[g.start], n_steps, batch_size, show_progress)
             else:
                 reads = g.reads(at, grads)
@@ -292,4 +292,5 @@ def _path_reads(
         run = g.hooks.gradients(clean.rows(rows), metric, len(rows), replace=replace)
         summed = g.reads(run.values, run.grads).unflatten(0, (len(a), n)).sum(0)
         total = summed if total is None else total + summed
-    return total / n_steps  # type: ignore[operator]
+    assert total is not None  # n_steps >= 1
+    return total / n_steps

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -85,7 +86,7 @@ class Sites:
                 f"position sites need a sequence dimension {self.position_dim} (without the batch) in the value "
                 f"of shape {tuple(shape)}; pass position_dim="
             )
-        t = shape[self.position_dim] if self.kind in ("position", "head_position") else None
+        t = shape[self.position_dim] if self.kind in ("position", "head_position") else 0
         if self.kind == "position":
             return (t,)
         h = self.n_heads[j]  # type: ignore[index]
@@ -294,7 +295,7 @@ def _qk_sites(
         )
     spans = {f[2] for f in found}
     if len(spans) > 1:
-        raise ArgumentError(f"the layers' {role} channels differ ({sorted(spans)}); build the Sites by hand")
+        raise ArgumentError(f"the layers' {role} channels differ ({sorted(spans, key=str)}); build the Sites by hand")
     return Sites(
         tuple(f[1] for f in found), kind, False, tuple(f[3] for f in found), position_dim, found[0][2],
         tuple(f[0] for f in found), role,
@@ -304,7 +305,7 @@ def _qk_sites(
 ROLES = ("query", "key", "value")
 
 
-def _query_key(m: nn.Module, role: str) -> tuple[nn.Module, nn.Module, tuple[int, int] | None, int] | None:
+def _query_key(m: Any, role: str) -> tuple[nn.Module, nn.Module, tuple[int, int] | None, int] | None:
     """``(attention, projection, channels, heads)`` of the query, key or value projection of ``m``."""
     config = getattr(m, "config", None)
     at = ROLES.index(role)
@@ -337,7 +338,7 @@ def find_heads(model: nn.Module) -> list[tuple[nn.Module, int]]:
     return found
 
 
-def _attention(m: nn.Module) -> tuple[nn.Module, int] | None:
+def _attention(m: Any) -> tuple[nn.Module, int] | None:
     config = getattr(m, "config", None)
     if isinstance(getattr(m, "c_proj", None), nn.Module) and hasattr(m, "num_heads") and hasattr(m, "c_attn"):
         return m.c_proj, int(m.num_heads)  # GPT-2
@@ -345,8 +346,10 @@ def _attention(m: nn.Module) -> tuple[nn.Module, int] | None:
         heads = getattr(m, "num_heads", None) or getattr(config, "num_attention_heads", None)
         if heads:
             return m.o_proj, int(heads)
-    own, out = getattr(m, "self", None), getattr(m, "output", None)
-    if own is not None and hasattr(own, "num_attention_heads") and isinstance(getattr(out, "dense", None), nn.Module):
+    own: Any = getattr(m, "self", None)
+    out: Any = getattr(m, "output", None)
+    bert = own is not None and out is not None and hasattr(own, "num_attention_heads")
+    if bert and isinstance(getattr(out, "dense", None), nn.Module):
         return out.dense, int(own.num_attention_heads)  # BERT
     return None
 

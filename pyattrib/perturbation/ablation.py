@@ -11,6 +11,7 @@ from torch import Tensor
 
 from .._core.attributor import Attributor
 from .._core.call import Call, prepare
+from .._core.calls import FeatureCall, PermutationCall
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.inputs import BaselineLike
 from .._core.perturb import (
@@ -64,7 +65,9 @@ def _ablate(
     return squeeze_outputs(mask.spread(diff), out.shape, out.whole)
 
 
-def feature_ablation(f: Forward, *, batch_size: int | None = None, show_progress: bool = False) -> Attributor:
+def feature_ablation(
+    f: Forward, *, batch_size: int | None = None, show_progress: bool = False
+) -> Attributor[FeatureCall]:
     r"""Feature ablation: replace one feature group at a time by its baseline,
     :math:`\phi_g = f(x) - f(x_{g \leftarrow x'})`, and give every element of group ``g`` that value.
 
@@ -136,7 +139,7 @@ def feature_permutation(
     perm_func: Callable[[Tensor, Tensor], Tensor] | None = None,
     batch_size: int | None = None,
     show_progress: bool = False,
-) -> Attributor:
+) -> Attributor[PermutationCall]:
     r"""Permutation feature importance (Breiman, 2001): shuffle one feature group across the
     batch, :math:`\phi_g = f(x) - f(x_{g \leftarrow \pi(x)_g})`.
 

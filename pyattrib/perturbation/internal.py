@@ -9,6 +9,7 @@ from torch import Tensor
 
 from .._core.attributor import Attributor
 from .._core.call import prepare
+from .._core.calls import FeatureCall, NeuronFeatureCall, PermutationCall
 from .._core.errors import check_batch_size, renamed_in
 from .._core.state import evaluating
 from .._core.targets import TargetLike
@@ -71,7 +72,7 @@ def layer_feature_ablation(
     batch_size: int | None = None,
     show_progress: bool = False,
     attribute_to_layer_input: bool = False,
-) -> Attributor:
+) -> Attributor[FeatureCall]:
     """Feature ablation of a layer's units: each group of ``feature_mask`` (default: every
     unit) is replaced by ``baselines`` (default 0) in the layer's value and the output
     change recorded. Call as ``(inputs, baselines=None, *, target=None,
@@ -117,7 +118,7 @@ def layer_feature_permutation(
     batch_size: int | None = None,
     show_progress: bool = False,
     attribute_to_layer_input: bool = False,
-) -> Attributor:
+) -> Attributor[PermutationCall]:
     """Permutation importance of a layer's unit groups (see :func:`feature_permutation`).
     Call as ``(inputs, *, target=None, additional_forward_args=None, feature_mask=None, generator=None)``.
 
@@ -167,7 +168,7 @@ def neuron_feature_ablation(
     batch_size: int | None = None,
     show_progress: bool = False,
     attribute_to_neuron_input: bool = False,
-) -> Attributor:
+) -> Attributor[NeuronFeatureCall]:
     """Feature ablation of the inputs, measured on the selected neuron. Call as
     ``(inputs, baselines=None, *, neuron_selector, additional_forward_args=None, feature_mask=None)``.
 

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from .._core.attributor import Attributor
 from .._core.call import Call, prepare
+from .._core.calls import BaselineCall
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.inputs import BaselineLike
 from .._core.kernel import along_rows
@@ -33,7 +34,7 @@ def occlusion(
     strides: int | Sequence[int] | Sequence[Any] | None = None,
     batch_size: int | None = None,
     show_progress: bool = False,
-) -> Attributor:
+) -> Attributor[BaselineCall]:
     r"""Occlusion (Zeiler & Fergus, 2014): slide a window over each input, replace it by the
     baseline, and give each element the mean output change over the windows covering it,
 

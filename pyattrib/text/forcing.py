@@ -138,7 +138,7 @@ class TeacherForcing:
         kwargs, starts = self.padded(seqs)
         kwargs.update(extras(prompts))
         if self.keep_logits and self.left:
-            kwargs["logits_to_keep"] = t_max + 1  # left padding: every answer ends at the last position
+            kwargs["logits_to_keep"] = t_max + 1  # type: ignore[assignment]  # left padding: every answer ends at the last position
         logits = logits_of(self.model(**kwargs))
         offset = kwargs["input_ids"].shape[1] - logits.shape[1]  # positions dropped by logits_to_keep
         out = torch.zeros((len(seqs), t_max), dtype=torch.float32, device=logits.device)

@@ -132,7 +132,7 @@ class TextTemplateInput(InterpretableInput):
         if not isinstance(values, (list, dict)):
             raise ArgumentError(f"values must be a list or a dict of slot values; got {type(values).__name__}")
         self.dict_keys = list(values) if isinstance(values, dict) else []
-        self.values = [values[k] for k in self.dict_keys] if self.dict_keys else list(values)
+        self.values = [values[k] for k in self.dict_keys] if isinstance(values, dict) else list(values)
         self.n_features = len(self.values)
         if baselines is None:
             baselines = [""] * self.n_features

@@ -56,18 +56,18 @@ def _ids(model_input: Any, tokenizer: Any, device: torch.device) -> dict[str, Te
 
 def pretty_tokens(ids: Tensor, tokenizer: Any) -> list[str]:
     """Answer tokens as readable text (no byte-level markers such as 'Ġ'), one per id."""
-    ids = [int(i) for i in ids]
-    if not ids:
+    numbers = [int(i) for i in ids]
+    if not numbers:
         return []
-    text = tokenizer.decode(torch.tensor(ids))
+    text = tokenizer.decode(torch.tensor(numbers))
     try:
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         again, offsets = list(encoded["input_ids"]), list(encoded["offset_mapping"])
     except (TypeError, KeyError, NotImplementedError, ValueError):
         again, offsets = [], []
-    if again == ids:
+    if again == numbers:
         return [text[start:end].replace("\n", "\\n").strip() for start, end in offsets]
-    return [tokenizer.decode(torch.tensor([i])).replace("\n", "\\n").strip() for i in ids]
+    return [tokenizer.decode(torch.tensor([i])).replace("\n", "\\n").strip() for i in numbers]
 
 
 class _Prompts:
@@ -148,7 +148,7 @@ def _pad_id(tokenizer: Any) -> int:
     return 0  # any id: padded positions are masked out
 
 
-def _local_generate(model: nn.Module, tokenizer: Any) -> Callable[[InterpretableInput, dict], Tensor]:
+def _local_generate(model: Any, tokenizer: Any) -> Callable[[InterpretableInput, dict], Tensor]:
     def generate(inp: InterpretableInput, gen_args: dict) -> Tensor:
         if not callable(getattr(model, "generate", None)):
             raise ArgumentError("target is None but the model has no generate(); pass the answer as target=")
@@ -195,7 +195,7 @@ def _perturbation_attribution(
         attributor = method(answer_scores, batch_size=batch_size, **options)
         ones = torch.ones(len(prompts.inputs), max(widths), device=device())
         which = torch.arange(len(prompts.inputs), device=device())
-        total = 0
+        total: Any = 0
         with torch.no_grad():
             for _ in range(num_trials):
                 total = total + attributor(ones, 0.0, additional_forward_args=(which,), **call)

@@ -113,7 +113,7 @@ def _answer_log_prob(model: nn.Module, keys: tuple[str, ...], last_only: bool) -
         keep = torch.where(feature_at >= 0, x.gather(1, feature_at.clamp(min=0)) == 1, True)
         kwargs = dict(zip(keys, model_args))
         if last_only:
-            kwargs["logits_to_keep"] = 1
+            kwargs["logits_to_keep"] = 1  # type: ignore[assignment]
         logits = logits_of(model(input_ids=torch.where(keep, ids, refs), **kwargs))
         at = ends - (ids.shape[1] - logits.shape[1])
         return read(logits[torch.arange(len(ids), device=ids.device), at], tokens)
@@ -146,7 +146,7 @@ def _attribute_rows(
     if padded:
         rows, starts = forcing.padded([torch.cat([prompt, answer[:t]]) for t in ts])
         refs = forcing.padded([torch.cat([reference, answer[:t]]) for t in ts])[0]["input_ids"]
-        keys = forcing.padded_keys
+        keys: tuple[str, ...] = forcing.padded_keys
     else:  # one row
         rows = forcing.plain(torch.cat([prompt, answer[: ts[0]]])[None])
         starts, refs = [0], torch.cat([reference, answer[: ts[0]]])[None]

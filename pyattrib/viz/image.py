@@ -131,7 +131,7 @@ def image_attr(
     figure, ax = _axes(ax, figsize)
     ax.set_xticks([])
     ax.set_yticks([])
-    if method == "heat_map":
+    if method == "heat_map" or pixels is None:  # the image is needed by every other method (checked above)
         ax.imshow(norm.values, cmap=colours, vmin=vmin, vmax=vmax)
     elif method == "blended_heat_map":
         ax.imshow(pixels.mean(axis=2) if pixels.ndim == 3 else pixels, cmap="gray")

@@ -110,7 +110,7 @@ def timeseries_attr(
     if combined:
         from matplotlib import colormaps
 
-        axes[0].set_prop_cycle(color=colormaps["Dark2"].colors)
+        axes[0].set_prop_cycle(color=colormaps["Dark2"].colors)  # type: ignore[attr-defined]  # a ListedColormap
         for c in range(channels):
             axes[0].plot(x, series[c], label=channel_labels[c] if channel_labels else None, **plot_kwargs)
         shade(axes[0], norm.values)
@@ -123,8 +123,8 @@ def timeseries_attr(
             shade(ax, norm.values[c])
         else:
             points = np.stack([x, series[c]], axis=1).reshape(-1, 1, 2)
-            line = LineCollection(np.concatenate([points[:-1], points[1:]], axis=1), cmap=colours, norm=colour_norm,
-                                  **plot_kwargs)  # fmt: skip
+            segments = list(np.concatenate([points[:-1], points[1:]], axis=1))
+            line = LineCollection(segments, cmap=colours, norm=colour_norm, **plot_kwargs)
             line.set_array(norm.values[c])
             ax.add_collection(line)
             ax.set_ylim(1.2 * series[c].min(), 1.2 * series[c].max())

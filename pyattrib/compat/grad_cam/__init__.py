@@ -35,10 +35,10 @@ from ...cam.gradient import (
     GRAD_CAM_ELEMENTWISE,
     GRAD_CAM_PLUS_PLUS,
     HIRES_CAM,
-    KPCA_CAM,
     LAYER_CAM,
     XGRAD_CAM,
 )
+from ...cam.gradient import KPCA_CAM as KPCA_RULE
 from ...cam.perturbation import SCORE_CAM, ablation_rule
 from . import ablation_layer, utils
 from .ablation_layer import AblationLayer
@@ -181,7 +181,7 @@ class KPCA_CAM(BaseCAM):  # noqa: N801  pytorch-grad-cam's name
         (2, 8, 8)
     """
 
-    rule = KPCA_CAM
+    rule = KPCA_RULE
     name = "kpca_cam"
 
     def __init__(

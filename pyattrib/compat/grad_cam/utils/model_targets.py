@@ -80,7 +80,9 @@ class FasterRCNNBoxScoreTarget:
 
     def __init__(self, labels: Any, bounding_boxes: Any, iou_threshold: float = 0.5) -> None:
         self.labels, self.bounding_boxes, self.iou_threshold = labels, bounding_boxes, iou_threshold
-        boxes = np.stack([np.asarray(b, dtype=np.float64).reshape(4) for b in bounding_boxes]) if len(labels) else []
+        boxes: Any = (
+            np.stack([np.asarray(b, dtype=np.float64).reshape(4) for b in bounding_boxes]) if len(labels) else []
+        )
         self._score = box_score_target(list(labels), torch.as_tensor(np.asarray(boxes)), iou_threshold)
 
     def __call__(self, model_outputs: Any) -> Tensor:
