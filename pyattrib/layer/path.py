@@ -3,22 +3,24 @@ at a layer (the model spliced at the layer's value)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .._core.attributor import Attributor
-from .._core.call import completeness_delta, output_ends, prepare
+from .._core.call import completeness_delta, prepare
 from .._core.calls import BaselineCall, SampledDistributionCall
 from .._core.capture import Layers, LayerValue
 from .._core.errors import check_batch_size, check_count
-from .._core.inputs import BaselineLike, ForwardArgs, TensorOrTuple
-from .._core.kernel import Chunk, accumulate, gradients, integrate_path, path_integral, path_points
+from .._core.inputs import BaselineLike, TensorOrTuple
+from .._core.kernel import Chunk, accumulate, path_integral, path_points
+from .._core.layered import on_layer
 from .._core.quadrature import path_rule, quadrature
 from .._core.state import evaluating
 from .._core.targets import TargetLike
-from ..gradient import ShapDraws, Stdevs
+from ..gradient import ShapDraws, Stdevs, integrated_gradients
 from .activation import PER_EXAMPLE, LayerLike, _leaves, _select
 
 
@@ -78,39 +80,11 @@ def layer_integrated_gradients(
         torch.Size([4, 16])
     """
     check_batch_size(batch_size)
-    rule = path_rule(n_steps, method, tolerance)
-
-    layers = Layers(model, layer, attribute_to_layer_input)
-
-    def attribute(
-        inputs: TensorOrTuple,
-        baselines: BaselineLike = None,
-        *,
-        target: TargetLike = None,
-        additional_forward_args: Any = None,
-    ) -> Any:
-        call = prepare(
-            inputs, target, additional_forward_args, method="layer_integrated_gradients", differentiable=False
-        )
-        base = tuple(b.contiguous() for b in call.baselines(baselines))
-        with evaluating(model):
-            at_x, at_b = layers.capture_pair(call.inputs, base, call.args.values, call.args.values, call.n)
-            start = tuple(_leaves(at_b))
-            diff = tuple(a - b for a, b in zip(_leaves(at_x), start))
-
-            def grad_at(points: tuple[Tensor, ...], c: Chunk) -> tuple[Tensor, ...]:
-                run = layers.splice(at_x, tuple(c.take(x) for x in call.inputs), call.args.rows(c.i))
-                return gradients(run, ForwardArgs(None, 0), call.target, points, c.i, record=c)
-
-            ends = lambda: output_ends(model, call, base)  # noqa: E731
-            total = integrate_path(grad_at, start, diff, rule, call.chunk(batch_size), ends)
-            attrs = [t * d for t, d in zip(total, diff)] if multiply_by_inputs else list(total)
-            result = layers.result(at_x, attrs)
-            if return_delta:
-                return result, completeness_delta(model, call, base, tuple(attrs))
-        return result
-
-    return Attributor(attribute, model, returns_delta=return_delta, name="layer_integrated_gradients")
+    path_rule(n_steps, method, tolerance)  # checked now, when the transform is made
+    ig = functools.partial(integrated_gradients, n_steps=n_steps, method=method, tolerance=tolerance,
+                           multiply_by_inputs=multiply_by_inputs, batch_size=batch_size)  # fmt: skip
+    return on_layer(ig, model, layer, attribute_to_layer_input, "layer_integrated_gradients", references=True,
+                    return_delta=return_delta)  # fmt: skip
 
 
 def layer_conductance(

@@ -8,61 +8,12 @@ from typing import Any
 from torch import Tensor
 
 from .._core.attributor import Attributor
-from .._core.call import prepare
 from .._core.calls import FeatureCall, NeuronFeatureCall, PermutationCall
-from .._core.errors import check_batch_size, renamed_in
-from .._core.state import evaluating
-from .._core.targets import TargetLike
-from .ablation import Forward, feature_ablation, feature_permutation
+from .._core.errors import check_batch_size
+from .._core.layered import on_layer
+from .ablation import feature_ablation, feature_permutation
 
-
-def _on_layer(
-    make_inner: Callable[[Forward], Attributor], model: Any, layer: Any, to_input: bool, name: str
-) -> Attributor:
-    """Apply a perturbation method to a layer's value: the method sees the spliced model
-    ``(layer value, inputs, args) -> output``, with the inputs passed as per-example args."""
-    from .._core.capture import Layers
-
-    layers = Layers(model, layer, to_input)
-
-    def attribute(
-        inputs: Any,
-        baselines: Any = None,
-        *,
-        target: TargetLike = None,
-        additional_forward_args: Any = None,
-        feature_mask: Any = None,
-        **kwargs: Any,
-    ) -> Any:
-        # the layer's own baselines and feature groups, under the names every method uses
-        kwargs = renamed_in(
-            {"baselines": baselines, "feature_mask": feature_mask, **kwargs},
-            {"layer_baselines": "baselines", "layer_mask": "feature_mask"},
-            name,
-        )
-        baselines, feature_mask = kwargs.pop("baselines"), kwargs.pop("feature_mask")
-        call = prepare(inputs, target, additional_forward_args, method=name, differentiable=False)
-        with evaluating(model):
-            values = layers.capture(call.inputs, call.args.values, call.n)
-            leaves = tuple(t for v in values for t in v.leaves)
-            k, n_in = len(leaves), len(call.inputs)
-
-            def spliced(*a: Any) -> Any:
-                return layers.splice(values, a[k : k + n_in], a[k + n_in :])(*a[:k])
-
-            attrs = make_inner(spliced)(
-                leaves,
-                baselines,
-                target=call.target,
-                feature_mask=feature_mask,
-                additional_forward_args=(*call.inputs, *call.args.values),
-                **kwargs,
-            )
-        return layers.result(values, attrs)
-
-    return Attributor(
-        attribute, model, per_example=("baselines", "target", "additional_forward_args", "feature_mask"), name=name
-    )
+LAYER_NAMES = {"layer_baselines": "baselines", "layer_mask": "feature_mask"}  # the old names, for one release
 
 
 def layer_feature_ablation(
@@ -101,13 +52,10 @@ def layer_feature_ablation(
         torch.Size([4, 16])
     """
     check_batch_size(batch_size)
-    return _on_layer(
+    return on_layer(
         lambda g: feature_ablation(g, batch_size=batch_size, show_progress=show_progress),
-        model,
-        layer,
-        attribute_to_layer_input,
-        "layer_feature_ablation",
-    )
+        model, layer, attribute_to_layer_input, "layer_feature_ablation", renames=LAYER_NAMES,
+    )  # fmt: skip
 
 
 def layer_feature_permutation(
@@ -147,18 +95,10 @@ def layer_feature_permutation(
         torch.Size([4, 16])
     """
     check_batch_size(batch_size)
-
-    def make(g: Forward) -> Attributor:
-        return _drop_baselines(
-            feature_permutation(g, perm_func=perm_func, batch_size=batch_size, show_progress=show_progress)
-        )
-
-    inner = _on_layer(make, model, layer, attribute_to_layer_input, "layer_feature_permutation")
-    return inner.with_fn(inner.fn, random=True)
-
-
-def _drop_baselines(attributor: Attributor) -> Attributor:
-    return attributor.with_fn(lambda inputs, baselines=None, **kw: attributor(inputs, **kw), {"baselines": None})
+    return on_layer(
+        lambda g: feature_permutation(g, perm_func=perm_func, batch_size=batch_size, show_progress=show_progress),
+        model, layer, attribute_to_layer_input, "layer_feature_permutation", renames=LAYER_NAMES,
+    )  # fmt: skip
 
 
 def neuron_feature_ablation(
