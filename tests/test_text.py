@@ -237,6 +237,25 @@ def test_several_prompts_in_one_call_equal_one_call_each(gpt2, tokenizer):
         torch.testing.assert_close(a.token_attr, b.token_attr, atol=2e-5, rtol=1e-4)
 
 
+def test_text_transforms_return_attributors(gpt2, tokenizer):
+    """llm_attribution and llm_gradient_attribution give attributors like every other transform: their
+    call signature and the transform's docstring are what inspect and help() show, and a Captum-style
+    call (.attribute) gets pyattrib's pointer to the direct call."""
+    import inspect
+
+    cases = ((llm_attribution, llm_attribution(gpt2, tokenizer), TextTemplateInput(TEMPLATE, VALUES)),
+             (llm_gradient_attribution, llm_gradient_attribution(gpt2, tokenizer, n_steps=4),
+              TextTokenInput("the cat sat", tokenizer)))  # fmt: skip
+    for transform, attributor, prompt in cases:
+        assert isinstance(attributor, pa.Attributor)
+        assert list(inspect.signature(attributor).parameters)[:3] == ["inputs", "target", "gen_args"]
+        assert inspect.cleandoc(transform.__doc__) in attributor.__doc__
+        with pytest.raises(AttributeError, match="called directly"):
+            getattr(attributor, "attribute")  # noqa: B009
+        result = attributor(prompt, "the city")
+        assert result.token_attr.shape[0] == len(result.output_tokens)
+
+
 WORDS = ["red", "blue", "cat", "dog", "runs", "sleeps", "big"]
 
 

@@ -85,7 +85,9 @@ class Attributor(Generic[C]):
     def __post_init__(self) -> None:
         if self.signature is None:
             object.__setattr__(self, "signature", inspect.signature(self.fn))
-        transform = getattr(sys.modules.get("pyattrib"), self.name.split("(")[0], None)
+        transform: Any = sys.modules.get("pyattrib")
+        for part in self.name.split("(")[0].split("."):  # a name such as "text.llm_attribution"
+            transform = getattr(transform, part, None)
         doc = f"pyattrib {self.name} attributor{self.signature}"
         if transform is not None and transform.__doc__:
             doc += "\n\n" + inspect.cleandoc(transform.__doc__)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._core.attributor import Attributor
 from .._core.errors import ArgumentError
 from ..perturbation import feature_ablation
 from .forcing import TeacherForcing
@@ -214,7 +215,7 @@ def llm_attribution(
     attr_target: str = "log_prob",
     batch_size: int | None = None,
     **options: Any,
-) -> Callable[..., Any]:
+) -> Attributor:
     """Perturbation attribution of an LLM's answer to the features of its prompt(s).
 
     ``method`` is a perturbation transform (``pa.feature_ablation``, ``pa.shapley_value_sampling``,
@@ -242,9 +243,10 @@ def llm_attribution(
         **options: Configuration of ``method`` (e.g. ``n_samples``).
 
     Returns:
-        A function ``(inputs, target=None, *, gen_args=None, **call) -> LLMAttributionResult`` (a list
-        of them for a list of prompts): ``inputs`` an interpretable input or a list of them, ``target``
-        the answer (a string or token ids; ``None`` generates it with ``gen_args``).
+        Attributor: call it as ``(inputs, target=None, *, gen_args=None, **call)``; it returns an
+        ``LLMAttributionResult`` (a list of them for a list of prompts): ``inputs`` an interpretable
+        input or a list of them, ``target`` the answer (a string or token ids; ``None`` generates it
+        with ``gen_args``).
 
     References:
         - Ribeiro, Singh and Guestrin, "\"Why Should I Trust You?\": Explaining the Predictions of Any
@@ -266,8 +268,7 @@ def llm_attribution(
 
     attribute = _perturbation_attribution(scorer, tokenizer, _local_generate(model, tokenizer), method, attr_target,
                                           batch_size, options, lambda: _device(model), model)  # fmt: skip
-    attribute.__doc__ = llm_attribution.__doc__
-    return attribute
+    return Attributor(attribute, model, per_example=(), random=True, name="text.llm_attribution")
 
 
 def remote_llm_attribution(
@@ -278,7 +279,7 @@ def remote_llm_attribution(
     attr_target: str = "log_prob",
     device: torch.device | str = "cpu",
     **options: Any,
-) -> Callable[..., Any]:
+) -> Attributor:
     """:func:`llm_attribution` for a model behind an API that returns log-probabilities.
 
     ``provider`` has ``get_logprobs(input_prompt, target_str, tokenizer) -> list[float]`` (one
@@ -300,9 +301,10 @@ def remote_llm_attribution(
         **options: Configuration of ``method``.
 
     Returns:
-        A function ``(inputs, target=None, *, gen_args=None, **call) -> LLMAttributionResult`` (a list
-        of them for a list of prompts): ``inputs`` an interpretable input or a list of them, ``target``
-        the answer (a string or token ids; ``None`` generates it with ``gen_args``).
+        Attributor: call it as ``(inputs, target=None, *, gen_args=None, **call)``; it returns an
+        ``LLMAttributionResult`` (a list of them for a list of prompts): ``inputs`` an interpretable
+        input or a list of them, ``target`` the answer (a string or token ids; ``None`` generates it
+        with ``gen_args``).
 
     Example:
         >>> class Scored(pa.text.RemoteLLMProvider):
@@ -340,5 +342,4 @@ def remote_llm_attribution(
 
     attribute = _perturbation_attribution(scorer, tokenizer, generate, method, attr_target, None, options,
                                           lambda: torch.device(device))  # fmt: skip
-    attribute.__doc__ = remote_llm_attribution.__doc__
-    return attribute
+    return Attributor(attribute, provider, per_example=(), random=True, name="text.remote_llm_attribution")

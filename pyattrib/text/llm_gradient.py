@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._core.attributor import Attributor
 from .._core.errors import ArgumentError
 from ..layer import layer_integrated_gradients
 from .embeddings import input_embeddings
@@ -26,7 +27,7 @@ def llm_gradient_attribution(
     *,
     batch_size: int | None = None,
     **options: Any,
-) -> Callable[..., Any]:
+) -> Attributor:
     """Gradient attribution of an LLM's answer to the prompt's tokens, at the embedding layer.
 
     ``layer_method`` is ``pa.layer_integrated_gradients`` (default), ``pa.layer_gradient_shap`` or
@@ -60,9 +61,10 @@ def llm_gradient_attribution(
         **options: Configuration of ``layer_method`` (e.g. ``n_steps``).
 
     Returns:
-        A function ``(inputs, target=None, *, gen_args=None, **call) -> LLMAttributionResult`` (a list
-        of them for a list of prompts): ``inputs`` a ``TextTokenInput`` or a list of them, ``target``
-        the answer (a string or token ids; ``None`` generates it with ``gen_args``).
+        Attributor: call it as ``(inputs, target=None, *, gen_args=None, **call)``; it returns an
+        ``LLMAttributionResult`` (a list of them for a list of prompts): ``inputs`` a
+        ``TextTokenInput`` or a list of them, ``target`` the answer (a string or token ids; ``None``
+        generates it with ``gen_args``).
 
     References:
         - Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
@@ -99,8 +101,7 @@ def llm_gradient_attribution(
             attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
         return prompts.results(attrs, True)
 
-    attribute.__doc__ = llm_gradient_attribution.__doc__
-    return attribute
+    return Attributor(attribute, model, per_example=(), name="text.llm_gradient_attribution")
 
 
 def _answer_log_prob(model: nn.Module, keys: tuple[str, ...], last_only: bool) -> Callable[..., Tensor]:
