@@ -28,6 +28,7 @@ from ._core.kernel import (
     outputs,
     rows_of,
 )
+from ._core.layered import InputGradients
 from ._core.quadrature import path_rule
 from ._core.state import evaluating
 from ._core.targets import TargetLike
@@ -282,6 +283,30 @@ def gradient_shap(
         >>> gs(x, torch.randn(10, 8), target=y, generator=generator).shape
         torch.Size([4, 8])
     """
+    return shap_of_gradients(
+        f, lambda: InputGradients(f), "gradient_shap", n_samples=n_samples, stdevs=stdevs,
+        multiply_by_inputs=multiply_by_inputs, batch_size=batch_size, return_delta=return_delta,
+        delta_per_sample=delta_per_sample, captum_rng=captum_rng, create_graph=create_graph,
+    )  # fmt: skip
+
+
+def shap_of_gradients(
+    f: Forward,
+    reader: Callable[[], Any],
+    name: str,
+    *,
+    n_samples: int,
+    stdevs: Stdevs,
+    multiply_by_inputs: bool,
+    batch_size: int | None,
+    return_delta: bool,
+    delta_per_sample: bool,
+    captum_rng: bool,
+    create_graph: bool = False,
+) -> Attributor:
+    """GradientSHAP with its gradients read where ``reader()`` reads them: at the inputs
+    (:class:`InputGradients`) or at a layer's value (:class:`LayerGradients`), the draws, the
+    input path and the delta being the same."""
     check_batch_size(batch_size)
     check_count("n_samples", n_samples)
 
@@ -293,21 +318,21 @@ def gradient_shap(
         additional_forward_args: Any = None,
         generator: torch.Generator | None = None,
     ) -> Any:
-        call = prepare(inputs, target, additional_forward_args, method="gradient_shap")
+        call = prepare(inputs, target, additional_forward_args, method=name)
         draws = ShapDraws(call, call.references(baselines), n_samples, stdevs, generator, captum_rng)
-        s = n_samples
+        at, s = reader(), n_samples
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
             xs, bs = draws.ends(c)
-            grads = gradients(f, call.args, call.target, draws.points(c, xs, bs), c.i)
+            grads = at.gradients(call, c, draws.points(c, xs, bs))
             if multiply_by_inputs:
-                return tuple(g * (x - b) / s for g, x, b in zip(grads, xs, bs))
+                return tuple(g * d / s for g, d in zip(grads, at.difference(call, c, xs, bs)))
             return tuple(g / s for g in grads)
 
         with evaluating(f, create_graph):
             out = accumulate(contribution, s, call.n, call.chunk(batch_size), call.device, row_totals=delta_per_sample)
             attrs, totals = (out[:-1], out[-1] * s) if delta_per_sample else (out, None)
-            result = call.restore(attrs)
+            result = at.result(call, attrs)
             if return_delta:
                 return result, draws.delta(f, call, attrs, batch_size, totals)
         return result
@@ -318,7 +343,7 @@ def gradient_shap(
         per_example=("target", "additional_forward_args"),
         random=True,
         returns_delta=return_delta,
-        name="gradient_shap",
+        name=name,
     )
 
 

@@ -13,15 +13,15 @@ from .._core.attributor import Attributor
 from .._core.call import completeness_delta, prepare
 from .._core.calls import BaselineCall, SampledDistributionCall
 from .._core.capture import Layers, LayerValue
-from .._core.errors import check_batch_size, check_count
+from .._core.errors import check_batch_size
 from .._core.inputs import BaselineLike, TensorOrTuple
 from .._core.kernel import Chunk, accumulate, path_integral, path_points
-from .._core.layered import on_layer
+from .._core.layered import LayerGradients, on_layer
 from .._core.quadrature import path_rule, quadrature
 from .._core.state import evaluating
 from .._core.targets import TargetLike
-from ..gradient import ShapDraws, Stdevs, integrated_gradients
-from .activation import PER_EXAMPLE, LayerLike, _leaves, _select
+from ..gradient import Stdevs, integrated_gradients, shap_of_gradients
+from .activation import LayerLike, _leaves, _select
 
 
 def layer_integrated_gradients(
@@ -297,43 +297,9 @@ def layer_gradient_shap(
         >>> pa.layer_gradient_shap(model, layer)(x, torch.randn(5, 8), target=y, generator=generator).shape
         torch.Size([4, 16])
     """
-    check_batch_size(batch_size)
-    check_count("n_samples", n_samples)
-
-    layers = Layers(model, layer, attribute_to_layer_input)
-
-    def attribute(
-        inputs: TensorOrTuple,
-        baselines: BaselineLike = None,
-        *,
-        target: TargetLike = None,
-        additional_forward_args: Any = None,
-        generator: torch.Generator | None = None,
-    ) -> Any:
-        call = prepare(inputs, target, additional_forward_args, method="layer_gradient_shap")
-        draws = ShapDraws(call, call.references(baselines), n_samples, stdevs, generator, captum_rng)
-        templates: list[LayerValue] = []
-
-        def contribution(c: Chunk) -> tuple[Tensor, ...]:
-            xs, bs = draws.ends(c)
-            args = call.args.rows(c.i)
-            values, grads = layers.gradients(_select(call, c.i), draws.points(c, xs, bs), args, len(c.i))
-            templates[:] = values
-            if not multiply_by_inputs:
-                return tuple(g / n_samples for g in grads)
-            at_x, at_b = map(_leaves, layers.capture_pair(xs, bs, args, args, len(c.i)))
-            return tuple(g * (a - b) / n_samples for g, a, b in zip(grads, at_x, at_b))
-
-        with evaluating(model):
-            out = accumulate(
-                contribution, n_samples, call.n, call.chunk(batch_size), call.device, row_totals=delta_per_sample
-            )
-            attrs, totals = (out[:-1], out[-1] * n_samples) if delta_per_sample else (out, None)
-            result = layers.result(templates, attrs)
-            if return_delta:
-                return result, draws.delta(model, call, attrs, batch_size, totals)
-        return result
-
-    return Attributor(
-        attribute, model, per_example=PER_EXAMPLE, random=True, returns_delta=return_delta, name="layer_gradient_shap"
-    )
+    layers = Layers(model, layer, attribute_to_layer_input)  # checked now, when the transform is made
+    return shap_of_gradients(
+        model, lambda: LayerGradients(layers), "layer_gradient_shap",
+        n_samples=n_samples, stdevs=stdevs, multiply_by_inputs=multiply_by_inputs, batch_size=batch_size,
+        return_delta=return_delta, delta_per_sample=delta_per_sample, captum_rng=captum_rng,
+    )  # fmt: skip
