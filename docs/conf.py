@@ -82,6 +82,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(optional|callable|tensor|tensors|module|iterable|float|int|str|bool|None|dict|list|tuple)"),
     (r"py:class", r"(pathlib\.Path|os\.PathLike|dataclasses\..*|enum\..*|numbers\..*|inspect\..*|wsgiref\..*)"),
     (r"py:class", r"TypeAliasForwardRef"),  # Sphinx's own stand-in for a string annotation it cannot resolve
+    # Attributor[C]: C is the call's signature, a typing protocol read by static checkers (see Attributor)
+    (r"py:class", r"pyattrib\._core\.(calls\.\w+Call|attributor\.C)"),
 ]
 
 # --- math: a local MathJax (npm package mathjax, SVG output: no font files to load) --------

@@ -65,7 +65,7 @@ class Attributor(Generic[C]):
 
     ``inspect.signature``, ``help()`` and IDEs see the call's real signature and the
     transform's docstring. Statically, a transform returns ``Attributor[C]`` with ``C`` its call
-    signature (a protocol of :mod:`pyattrib._core.calls`): mypy, pyright and jedi check and
+    signature (a protocol of ``pyattrib._core.calls``): mypy, pyright and jedi check and
     complete the call's arguments; a bare ``Attributor`` is ``Attributor[Any]``.
 
     Example:
