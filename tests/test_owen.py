@@ -165,6 +165,10 @@ def test_feature_groups_and_bad_hierarchies():
         pa.owen_values(model, hierarchy=pa.owen.tree_hierarchy(((0, 1), 2)))(x, target=0)
     with pytest.raises(ValueError, match="max_evals"):
         pa.owen_values(model, hierarchy=((0, 1), 2), max_evals=3)
+    with pytest.raises(ValueError, match="below what expanding the hierarchy's root needs: its 3 children"):
+        pa.owen_values(model, hierarchy=(0, 1, 2), max_evals=7)(x, target=0, feature_mask=groups)  # 2^3 needed
+    flat = pa.owen_values(model, hierarchy=(0, 1, 2), max_evals=8)(x, target=0, feature_mask=groups)
+    torch.testing.assert_close(flat, a)  # a flat hierarchy: the Shapley values
 
 
 def test_a_background_of_many_rows_equals_shap():

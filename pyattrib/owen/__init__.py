@@ -84,7 +84,8 @@ def owen_values(
             list of one per example, such as :func:`pyattrib.owen.text_hierarchy`'s token trees.
         max_evals: Model evaluations per example, the two ends included (as in shap, a two-child
             cluster opened with one evaluation left spends two; a wider node opens only if its
-            ``2^m - 2`` fit).
+            ``2^m - 2`` fit). Below what the root's expansion needs (``2^m`` with its ``m`` children:
+            4 for a binary hierarchy), an error.
         expansion_batch: Evaluations planned per example before the results reorder the expansion;
             None: shap's choice, 5 for a :func:`pyattrib.owen.text_hierarchy` (its Text masker's)
             and 10 otherwise.
@@ -136,6 +137,13 @@ def owen_values(
         background = rows.check(call.inputs) if rows is not None else None
         found = hierarchy(call.inputs[0]) if per_call else hierarchy
         trees = _trees(found, call.n, mask.n_features, per_call)
+        widest = max(len(t.kids[t.root]) for t in trees)
+        if max_evals < 2**widest:  # the two ends and the root's 2^m - 2 coalitions
+            raise ArgumentError(
+                f"max_evals={max_evals} is below what expanding the hierarchy's root needs: its {widest} children "
+                f"take 2^{widest} - 2 coalitions plus the two ends, {2**widest} evaluations; raise max_evals or "
+                "split the root (pa.owen.tree_hierarchy makes a hierarchy binary)"
+            )
         with evaluating(f):
             values = _expand(f, call, base, mask, trees, max_evals - 2, expansion_batch, batch_size, fill, background)
         kept = () if call.target.selects else (values.shape[1],)  # no target: every output, flattened
