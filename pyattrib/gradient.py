@@ -189,8 +189,28 @@ def integrated_gradients(
         >>> attr.shape, bool(delta.abs().max() <= 1e-4)
         (torch.Size([4, 8]), True)
     """
+    return path_of_gradients(
+        f, lambda: InputGradients(f, record=True), "integrated_gradients", rule=path_rule(n_steps, method, tolerance),
+        multiply_by_inputs=multiply_by_inputs, batch_size=batch_size, return_delta=return_delta,
+        create_graph=create_graph,
+    )  # fmt: skip
+
+
+def path_of_gradients(
+    f: Forward,
+    reader: Callable[[], Any],
+    name: str,
+    *,
+    rule: Any,
+    multiply_by_inputs: bool,
+    batch_size: int | None,
+    return_delta: bool = False,
+    create_graph: bool = False,
+) -> Attributor:
+    """Gradients integrated along the straight input path from the baselines, read where
+    ``reader()`` reads them: at the inputs (integrated gradients) or at a layer's value (internal
+    influence); ``multiply_by_inputs`` multiplies by the inputs' ``x - x'``."""
     check_batch_size(batch_size)
-    rule = path_rule(n_steps, method, tolerance)
 
     def attribute(
         inputs: TensorOrTuple,
@@ -199,23 +219,24 @@ def integrated_gradients(
         target: TargetLike = None,
         additional_forward_args: Any = None,
     ) -> Any:
-        call = prepare(inputs, target, additional_forward_args, method="integrated_gradients")
+        call = prepare(inputs, target, additional_forward_args, method=name)
         base = call.baselines(baselines)
         diff = tuple(x - b for x, b in zip(call.inputs, base))
+        at = reader()
 
         def grad_at(points: tuple[Tensor, ...], c: Chunk) -> tuple[Tensor, ...]:
-            return gradients(f, call.args, call.target, points, c.i, record=c)
+            return at.gradients(call, c, points)
 
         with evaluating(f, create_graph):
             ends = lambda: output_ends(f, call, base)  # noqa: E731
             total = integrate_path(grad_at, base, diff, rule, call.chunk(batch_size), ends)
             attrs = tuple(t * d for t, d in zip(total, diff)) if multiply_by_inputs else total
-            result = call.restore(attrs)
+            result = at.result(call, attrs)
             if return_delta:
                 return result, completeness_delta(f, call, base, attrs)
         return result
 
-    return Attributor(attribute, f, returns_delta=return_delta, name="integrated_gradients")
+    return Attributor(attribute, f, returns_delta=return_delta, name=name)
 
 
 def gradient_shap(

@@ -99,11 +99,11 @@ def on_layer(
 class InputGradients:
     """Where a gradient method reads its gradients: at the inputs (the input methods' own)."""
 
-    def __init__(self, f: Callable[..., Any]) -> None:
-        self.f = f
+    def __init__(self, f: Callable[..., Any], record: bool = False) -> None:
+        self.f, self.record = f, record  # record: keep each chunk's outputs (an adaptive path rule reads them)
 
     def gradients(self, call: Any, c: Any, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        return gradients(self.f, call.args, call.target, points, c.i)
+        return gradients(self.f, call.args, call.target, points, c.i, record=c if self.record else None)
 
     def difference(self, call: Any, c: Any, xs: tuple[Tensor, ...], bs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         return tuple(x - b for x, b in zip(xs, bs))

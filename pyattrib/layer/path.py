@@ -15,12 +15,12 @@ from .._core.calls import BaselineCall, SampledDistributionCall
 from .._core.capture import Layers, LayerValue
 from .._core.errors import check_batch_size
 from .._core.inputs import BaselineLike, TensorOrTuple
-from .._core.kernel import Chunk, accumulate, path_integral, path_points
+from .._core.kernel import Chunk, accumulate, path_points
 from .._core.layered import LayerGradients, on_layer
 from .._core.quadrature import path_rule, quadrature
 from .._core.state import evaluating
 from .._core.targets import TargetLike
-from ..gradient import Stdevs, integrated_gradients, shap_of_gradients
+from ..gradient import Stdevs, integrated_gradients, path_of_gradients, shap_of_gradients
 from .activation import LayerLike, _leaves, _select
 
 
@@ -214,34 +214,11 @@ def internal_influence(
         >>> pa.internal_influence(model, layer)(x, target=y).shape
         torch.Size([4, 16])
     """
-    check_batch_size(batch_size)
-    nodes, weights = quadrature(method, n_steps)
-
-    layers = Layers(model, layer, attribute_to_layer_input)
-
-    def attribute(
-        inputs: TensorOrTuple,
-        baselines: BaselineLike = None,
-        *,
-        target: TargetLike = None,
-        additional_forward_args: Any = None,
-    ) -> Any:
-        call = prepare(inputs, target, additional_forward_args, method="internal_influence")
-        base = call.baselines(baselines)
-        templates: list[LayerValue] = []
-
-        def grad_at(points: tuple[Tensor, ...], c: Chunk) -> list[Tensor]:
-            values, grads = layers.gradients(_select(call, c.i), points, call.args.rows(c.i), len(c.i))
-            templates[:] = values
-            return grads
-
-        with evaluating(model):
-            total = path_integral(
-                grad_at, base, tuple(x - b for x, b in zip(call.inputs, base)), nodes, weights, call.chunk(batch_size)
-            )
-        return layers.result(templates, total)
-
-    return Attributor(attribute, model, name="internal_influence")
+    layers = Layers(model, layer, attribute_to_layer_input)  # checked now, when the transform is made
+    return path_of_gradients(
+        model, lambda: LayerGradients(layers), "internal_influence", rule=quadrature(method, n_steps),
+        multiply_by_inputs=False, batch_size=batch_size,
+    )  # fmt: skip
 
 
 def layer_gradient_shap(
