@@ -233,3 +233,24 @@ def test_kernel_shap_on_a_scalar_per_batch_model_fits_one_surrogate():
     close(ours, theirs, tol=1e-4)
     with pytest.raises(AssertionError, match="Perturbations per eval must be 1"):
         pc.KernelShap(agg).attribute(x, n_samples=30, perturbations_per_eval=2)
+
+
+def test_captums_arguments_are_mapped_by_one_table():
+    """compat's classes translate Captum's configuration through CAPTUM_ARGS (names) and CAPTUM_VALUES
+    (values) in one function; the hints a native call gives for Captum's names agree with the table."""
+    from pyattrib._core.attributor import CAPTUM_NAMES
+    from pyattrib.compat._base import CAPTUM_ARGS, native
+
+    for captum_name, ours in CAPTUM_ARGS.items():
+        assert f"{ours}=" in CAPTUM_NAMES[captum_name], captum_name
+    assert native(internal_batch_size=8, method="riemann_trapezoid", n_steps=5, return_convergence_delta=True) == {
+        "batch_size": 8, "method": "riemann_trapezoid_captum", "n_steps": 5, "return_delta": True}  # fmt: skip
+    with pytest.raises(TypeError, match="batch_size"):
+        native(internal_batch_size=4, perturbations_per_eval=2)
+    # the mapping reaches the transform: Captum's trapezoid rule, batch size and delta flag
+    model = models.mlp()
+    x = torch.randn(3, 6)
+    theirs = pc.IntegratedGradients(model).attribute(x, target=1, n_steps=7, method="riemann_trapezoid",
+                                                     internal_batch_size=4, return_convergence_delta=True)  # fmt: skip
+    ours = pa.integrated_gradients(model, n_steps=7, method="riemann_trapezoid_captum", return_delta=True)(x, target=1)
+    torch.testing.assert_close(theirs, ours, atol=1e-6, rtol=1e-5)

@@ -52,6 +52,36 @@ def captum_method(method: str) -> str:
     return "riemann_trapezoid_captum" if method == "riemann_trapezoid" else method
 
 
+#: Captum's configuration arguments and pyattrib's names for them: the one mapping every compat
+#: class applies, through :func:`native`. A name not listed is the same in both (``n_steps``,
+#: ``n_samples``, ``stdevs``, ``multiply_by_inputs``, ``attribute_to_layer_input`` ...).
+CAPTUM_ARGS: dict[str, str] = {
+    "internal_batch_size": "batch_size",  # rows per evaluation
+    "perturbations_per_eval": "batch_size",  # copies of the batch per evaluation, as rows (per_eval)
+    "return_convergence_delta": "return_delta",
+    "nt_samples": "n_samples",
+    "nt_samples_batch_size": "batch_size",
+    "nt_type": "kind",
+    "baseline": "baselines",
+    "additional_args": "additional_forward_args",
+}
+#: Captum's values that pyattrib spells differently, by Captum's argument name.
+CAPTUM_VALUES: dict[str, Callable[[Any], Any]] = {"method": captum_method}
+
+
+def native(**captum: Any) -> dict[str, Any]:
+    """Captum's configuration arguments as pyattrib's: renamed by :data:`CAPTUM_ARGS`, values
+    translated by :data:`CAPTUM_VALUES` (``perturbations_per_eval`` arrives as rows, from
+    :func:`per_eval`)."""
+    out: dict[str, Any] = {}
+    for name, value in captum.items():
+        key = CAPTUM_ARGS.get(name, name)
+        if key in out:
+            raise TypeError(f"{name} and another argument both set pyattrib's {key}")
+        out[key] = CAPTUM_VALUES[name](value) if name in CAPTUM_VALUES else value
+    return out
+
+
 def per_eval(perturbations_per_eval: int, inputs: Any) -> int:
     """Captum's ``perturbations_per_eval`` (copies of the batch per forward) as rows."""
     if isinstance(perturbations_per_eval, bool) or not isinstance(perturbations_per_eval, int):

@@ -13,7 +13,7 @@ from ._base import (
     CAPTUM_SEMANTICS,
     Attribution,
     GradientAttribution,
-    captum_method,
+    native,
     per_eval,
     planned,
 )
@@ -82,10 +82,10 @@ class IntegratedGradients(GradientAttribution):
         n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
         return_convergence_delta: bool = False,
     ) -> Any:  # fmt: skip
-        config = {
-            "n_steps": n_steps, "method": captum_method(method), "multiply_by_inputs": self._multiply_by_inputs,
-            "batch_size": internal_batch_size, "return_delta": return_convergence_delta,
-        }  # fmt: skip
+        config = native(
+            n_steps=n_steps, method=method, multiply_by_inputs=self._multiply_by_inputs,
+            internal_batch_size=internal_batch_size, return_convergence_delta=return_convergence_delta,
+        )  # fmt: skip
         return self._run(
             pa.integrated_gradients, config, inputs,
             baselines=baselines, target=target, additional_forward_args=additional_forward_args,
@@ -116,11 +116,10 @@ class GradientShap(GradientAttribution):
         self, inputs: Any, baselines: Any, n_samples: int = 5, stdevs: float | tuple[float, ...] = 0.0,
         target: Any = None, additional_forward_args: Any = None, return_convergence_delta: bool = False,
     ) -> Any:  # fmt: skip
-        config = {
-            "n_samples": n_samples, "stdevs": stdevs, "multiply_by_inputs": self._multiply_by_inputs,
-            "return_delta": return_convergence_delta, "delta_per_sample": True,
-            "captum_rng": True,
-        }  # fmt: skip
+        config = native(
+            n_samples=n_samples, stdevs=stdevs, multiply_by_inputs=self._multiply_by_inputs,
+            return_convergence_delta=return_convergence_delta, delta_per_sample=True, captum_rng=True,
+        )  # fmt: skip
         return self._run(
             pa.gradient_shap, config, inputs,
             baselines=baselines, target=target, additional_forward_args=additional_forward_args,
@@ -161,11 +160,11 @@ class NoiseTunnel(Attribution):
         with planned():
             plan = self.attribution_method.attribute(inputs, **kwargs)
         rows = None if nt_samples_batch_size is None else per_eval(nt_samples_batch_size, inputs)
-        tunnel = pa.noise_tunnel(
-            plan.attributor, kind=nt_type, n_samples=nt_samples, stdevs=stdevs,
-            draw_baseline_from_distrib=draw_baseline_from_distrib, batch_size=rows, delta_per_sample=True,
-            captum_draws=CAPTUM_SEMANTICS["captum_draws"],
+        config = native(
+            nt_type=nt_type, nt_samples=nt_samples, stdevs=stdevs, nt_samples_batch_size=rows, delta_per_sample=True,
+            draw_baseline_from_distrib=draw_baseline_from_distrib, captum_draws=CAPTUM_SEMANTICS["captum_draws"],
         )  # fmt: skip
+        tunnel = pa.noise_tunnel(plan.attributor, **config)
         return tunnel(plan.inputs, **plan.data)
 
 
@@ -195,10 +194,10 @@ class DeepLift(GradientAttribution):
         self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
         return_convergence_delta: bool = False, custom_attribution_func: Callable[..., Any] | None = None,
     ) -> Any:  # fmt: skip
-        config = {
-            "multiply_by_inputs": self._multiply_by_inputs, "eps": self.eps,
-            "custom_attribution_func": custom_attribution_func, "return_delta": return_convergence_delta,
-        }  # fmt: skip
+        config = native(
+            multiply_by_inputs=self._multiply_by_inputs, eps=self.eps,
+            custom_attribution_func=custom_attribution_func, return_convergence_delta=return_convergence_delta,
+        )  # fmt: skip
         return self._run(
             pa.deep_lift, config, inputs,
             baselines=baselines, target=target, additional_forward_args=additional_forward_args,
@@ -226,10 +225,10 @@ class DeepLiftShap(DeepLift):
         self, inputs: Any, baselines: Any, target: Any = None, additional_forward_args: Any = None,
         return_convergence_delta: bool = False, custom_attribution_func: Callable[..., Any] | None = None,
     ) -> Any:  # fmt: skip
-        config = {
-            "multiply_by_inputs": self._multiply_by_inputs, "custom_attribution_func": custom_attribution_func,
-            "return_delta": return_convergence_delta, "delta_per_sample": True,
-        }  # fmt: skip
+        config = native(
+            multiply_by_inputs=self._multiply_by_inputs, custom_attribution_func=custom_attribution_func,
+            return_convergence_delta=return_convergence_delta, delta_per_sample=True,
+        )  # fmt: skip
         return self._run(
             pa.deep_lift_shap, config, inputs,
             baselines=baselines, target=target, additional_forward_args=additional_forward_args,
@@ -298,7 +297,7 @@ class GuidedGradCam(GradientAttribution):
         self, inputs: Any, target: Any = None, additional_forward_args: Any = None, interpolate_mode: str = "nearest",
         attribute_to_layer_input: bool = False,
     ) -> Any:  # fmt: skip
-        config = {"interpolate_mode": interpolate_mode, "attribute_to_layer_input": attribute_to_layer_input}
+        config = native(interpolate_mode=interpolate_mode, attribute_to_layer_input=attribute_to_layer_input)
         return self._run(
             pa.guided_gradcam, config, inputs, target=target, additional_forward_args=additional_forward_args
         )
@@ -334,5 +333,5 @@ class LRP(GradientAttribution):
     ) -> Any:  # fmt: skip
         from .lrp_rules import rules_of
 
-        config = {"rules": rules_of(self.model), "return_delta": return_convergence_delta}
+        config = native(rules=rules_of(self.model), return_convergence_delta=return_convergence_delta)
         return self._run(pa.lrp, config, inputs, target=target, additional_forward_args=additional_forward_args)

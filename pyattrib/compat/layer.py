@@ -9,7 +9,7 @@ from torch import nn
 
 import pyattrib as pa
 
-from ._base import GradientAttribution, LayerAttribution, captum_method, per_eval
+from ._base import GradientAttribution, LayerAttribution, native, per_eval
 
 
 class LayerActivation(LayerAttribution):
@@ -66,7 +66,7 @@ class LayerGradientXActivation(LayerAttribution, GradientAttribution):
         self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
         attribute_to_layer_input: bool = False, grad_kwargs: dict[str, Any] | None = None,
     ) -> Any:  # fmt: skip
-        config = {"multiply_by_inputs": self._multiply_by_inputs, "attribute_to_layer_input": attribute_to_layer_input}
+        config = native(multiply_by_inputs=self._multiply_by_inputs, attribute_to_layer_input=attribute_to_layer_input)
         return self._run(
             pa.layer_gradient_x_activation, config, inputs, target=target,
             additional_forward_args=additional_forward_args,
@@ -92,10 +92,10 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
         attribute_to_layer_input: bool = False, relu_attributions: bool = False, attr_dim_summation: bool = True,
         grad_kwargs: dict[str, Any] | None = None,
     ) -> Any:  # fmt: skip
-        config = {
-            "relu_attributions": relu_attributions, "attr_dim_summation": attr_dim_summation,
-            "attribute_to_layer_input": attribute_to_layer_input,
-        }  # fmt: skip
+        config = native(
+            relu_attributions=relu_attributions, attr_dim_summation=attr_dim_summation,
+            attribute_to_layer_input=attribute_to_layer_input,
+        )  # fmt: skip
         return self._run(
             pa.layer_gradcam, config, inputs, target=target, additional_forward_args=additional_forward_args
         )
@@ -120,10 +120,10 @@ class InternalInfluence(LayerAttribution, GradientAttribution):
         n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
         attribute_to_layer_input: bool = False, grad_kwargs: dict[str, Any] | None = None,
     ) -> Any:  # fmt: skip
-        config = {
-            "n_steps": n_steps, "method": captum_method(method), "batch_size": internal_batch_size,
-            "attribute_to_layer_input": attribute_to_layer_input,
-        }  # fmt: skip
+        config = native(
+            n_steps=n_steps, method=method, internal_batch_size=internal_batch_size,
+            attribute_to_layer_input=attribute_to_layer_input,
+        )  # fmt: skip
         return self._run(
             pa.internal_influence, config, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args,
@@ -154,10 +154,10 @@ class LayerConductance(LayerAttribution, GradientAttribution):
         return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
         grad_kwargs: dict[str, Any] | None = None,
     ) -> Any:  # fmt: skip
-        config = {
-            "n_steps": n_steps, "method": captum_method(method), "batch_size": internal_batch_size,
-            "return_delta": return_convergence_delta, "attribute_to_layer_input": attribute_to_layer_input,
-        }  # fmt: skip
+        config = native(
+            n_steps=n_steps, method=method, internal_batch_size=internal_batch_size,
+            return_convergence_delta=return_convergence_delta, attribute_to_layer_input=attribute_to_layer_input,
+        )  # fmt: skip
         return self._run(
             pa.layer_conductance, config, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args,
@@ -194,11 +194,11 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
         grad_kwargs: dict[str, Any] | None = None,
     ) -> Any:  # fmt: skip
-        config = {
-            "n_steps": n_steps, "method": captum_method(method), "multiply_by_inputs": self._multiply_by_inputs,
-            "batch_size": internal_batch_size, "return_delta": return_convergence_delta,
-            "attribute_to_layer_input": attribute_to_layer_input,
-        }  # fmt: skip
+        config = native(
+            n_steps=n_steps, method=method, multiply_by_inputs=self._multiply_by_inputs,
+            internal_batch_size=internal_batch_size, return_convergence_delta=return_convergence_delta,
+            attribute_to_layer_input=attribute_to_layer_input,
+        )  # fmt: skip
         return self._run(
             pa.layer_integrated_gradients, config, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args,
@@ -238,11 +238,11 @@ class LayerGradientShap(LayerAttribution, GradientAttribution):
         target: Any = None, additional_forward_args: Any = None, return_convergence_delta: bool = False,
         attribute_to_layer_input: bool = False,
     ) -> Any:  # fmt: skip
-        config = {
-            "n_samples": n_samples, "stdevs": stdevs, "multiply_by_inputs": self._multiply_by_inputs,
-            "return_delta": return_convergence_delta, "delta_per_sample": True,
-            "attribute_to_layer_input": attribute_to_layer_input, "captum_rng": True,
-        }  # fmt: skip
+        config = native(
+            n_samples=n_samples, stdevs=stdevs, multiply_by_inputs=self._multiply_by_inputs,
+            return_convergence_delta=return_convergence_delta, delta_per_sample=True,
+            attribute_to_layer_input=attribute_to_layer_input, captum_rng=True,
+        )  # fmt: skip
         return self._run(
             pa.layer_gradient_shap, config, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args,
@@ -276,10 +276,10 @@ class LayerDeepLift(LayerAttribution, GradientAttribution):
         return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
         custom_attribution_func: Callable[..., Any] | None = None, grad_kwargs: dict[str, Any] | None = None,
     ) -> Any:  # fmt: skip
-        config = {
-            "multiply_by_inputs": self._multiply_by_inputs, "custom_attribution_func": custom_attribution_func,
-            "return_delta": return_convergence_delta, "attribute_to_layer_input": attribute_to_layer_input,
-        }  # fmt: skip
+        config = native(
+            multiply_by_inputs=self._multiply_by_inputs, custom_attribution_func=custom_attribution_func,
+            return_convergence_delta=return_convergence_delta, attribute_to_layer_input=attribute_to_layer_input,
+        )  # fmt: skip
         return self._run(
             pa.layer_deep_lift, config, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args,
@@ -306,11 +306,11 @@ class LayerDeepLiftShap(LayerDeepLift):
         return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
         custom_attribution_func: Callable[..., Any] | None = None,
     ) -> Any:  # fmt: skip
-        config = {
-            "multiply_by_inputs": self._multiply_by_inputs, "custom_attribution_func": custom_attribution_func,
-            "return_delta": return_convergence_delta, "attribute_to_layer_input": attribute_to_layer_input,
-            "delta_per_sample": True,
-        }  # fmt: skip
+        config = native(
+            multiply_by_inputs=self._multiply_by_inputs, custom_attribution_func=custom_attribution_func,
+            return_convergence_delta=return_convergence_delta, attribute_to_layer_input=attribute_to_layer_input,
+            delta_per_sample=True,
+        )  # fmt: skip
         return self._run(
             pa.layer_deep_lift_shap, config, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args,
@@ -337,10 +337,10 @@ class LayerFeatureAblation(LayerAttribution):
         self, inputs: Any, layer_baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
         layer_mask: Any = None, attribute_to_layer_input: bool = False, perturbations_per_eval: int = 1,
     ) -> Any:  # fmt: skip
-        config = {
-            "batch_size": per_eval(perturbations_per_eval, inputs),
-            "attribute_to_layer_input": attribute_to_layer_input,
-        }
+        config = native(
+            perturbations_per_eval=per_eval(perturbations_per_eval, inputs),
+            attribute_to_layer_input=attribute_to_layer_input,
+        )  # fmt: skip
         return self._run(
             pa.layer_feature_ablation, config, inputs, baselines=layer_baselines, target=target,
             additional_forward_args=additional_forward_args, feature_mask=layer_mask,
@@ -374,7 +374,7 @@ class LayerFeaturePermutation(LayerFeatureAblation):
         self, inputs: Any, target: Any = None, additional_forward_args: Any = None, layer_mask: Any = None,
         perturbations_per_eval: int = 1,
     ) -> Any:  # fmt: skip
-        config = {"perm_func": self.perm_func, "batch_size": per_eval(perturbations_per_eval, inputs)}
+        config = native(perm_func=self.perm_func, perturbations_per_eval=per_eval(perturbations_per_eval, inputs))
         return self._run(
             pa.layer_feature_permutation, config, inputs, target=target,
             additional_forward_args=additional_forward_args, feature_mask=layer_mask,
@@ -411,8 +411,8 @@ class LayerLRP(LayerAttribution, GradientAttribution):
     ) -> Any:  # fmt: skip
         from .lrp_rules import rules_of
 
-        config = {
-            "rules": rules_of(self.model), "return_delta": return_convergence_delta,
-            "attribute_to_layer_input": attribute_to_layer_input,
-        }  # fmt: skip
+        config = native(
+            rules=rules_of(self.model), return_convergence_delta=return_convergence_delta,
+            attribute_to_layer_input=attribute_to_layer_input,
+        )  # fmt: skip
         return self._run(pa.layer_lrp, config, inputs, target=target, additional_forward_args=additional_forward_args)

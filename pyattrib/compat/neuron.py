@@ -10,7 +10,7 @@ from torch import nn
 import pyattrib as pa
 
 from .._core.attributor import Attributor
-from ._base import GradientAttribution, NeuronAttribution, captum_method, per_eval
+from ._base import GradientAttribution, NeuronAttribution, native, per_eval
 
 
 class NeuronGradient(NeuronAttribution, GradientAttribution):
@@ -67,10 +67,10 @@ class NeuronIntegratedGradients(NeuronAttribution, GradientAttribution):
         n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
         attribute_to_neuron_input: bool = False,
     ) -> Any:  # fmt: skip
-        config = {
-            "n_steps": n_steps, "method": captum_method(method), "multiply_by_inputs": self._multiply_by_inputs,
-            "batch_size": internal_batch_size, "attribute_to_neuron_input": attribute_to_neuron_input,
-        }  # fmt: skip
+        config = native(
+            n_steps=n_steps, method=method, multiply_by_inputs=self._multiply_by_inputs,
+            internal_batch_size=internal_batch_size, attribute_to_neuron_input=attribute_to_neuron_input,
+        )  # fmt: skip
         return self._run(
             pa.neuron_integrated_gradients, config, inputs, baselines=baselines,
             neuron_selector=neuron_selector, additional_forward_args=additional_forward_args,
@@ -99,10 +99,10 @@ class NeuronConductance(NeuronIntegratedGradients):
         internal_batch_size: int | None = None, attribute_to_neuron_input: bool = False,
         grad_kwargs: dict[str, Any] | None = None,
     ) -> Any:  # fmt: skip
-        config = {
-            "n_steps": n_steps, "method": captum_method(method), "multiply_by_inputs": self._multiply_by_inputs,
-            "batch_size": internal_batch_size, "attribute_to_neuron_input": attribute_to_neuron_input,
-        }  # fmt: skip
+        config = native(
+            n_steps=n_steps, method=method, multiply_by_inputs=self._multiply_by_inputs,
+            internal_batch_size=internal_batch_size, attribute_to_neuron_input=attribute_to_neuron_input,
+        )  # fmt: skip
         return self._run(
             pa.neuron_conductance, config, inputs, baselines=baselines, neuron_selector=neuron_selector,
             target=target, additional_forward_args=additional_forward_args,
@@ -129,10 +129,10 @@ class NeuronGradientShap(NeuronIntegratedGradients):
         self, inputs: Any, neuron_selector: Any, baselines: Any, n_samples: int = 5, stdevs: float = 0.0,
         additional_forward_args: Any = None, attribute_to_neuron_input: bool = False,
     ) -> Any:  # fmt: skip
-        config = {
-            "n_samples": n_samples, "stdevs": stdevs, "multiply_by_inputs": self._multiply_by_inputs,
-            "attribute_to_neuron_input": attribute_to_neuron_input, "captum_rng": True,
-        }  # fmt: skip
+        config = native(
+            n_samples=n_samples, stdevs=stdevs, multiply_by_inputs=self._multiply_by_inputs,
+            attribute_to_neuron_input=attribute_to_neuron_input, captum_rng=True,
+        )  # fmt: skip
         return self._run(
             pa.neuron_gradient_shap, config, inputs, baselines=baselines, neuron_selector=neuron_selector,
             additional_forward_args=additional_forward_args,
@@ -165,10 +165,10 @@ class NeuronDeepLift(NeuronAttribution, GradientAttribution):
         self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
         attribute_to_neuron_input: bool = False, custom_attribution_func: Callable[..., Any] | None = None,
     ) -> Any:  # fmt: skip
-        config = {
-            "multiply_by_inputs": self._multiply_by_inputs, "custom_attribution_func": custom_attribution_func,
-            "attribute_to_neuron_input": attribute_to_neuron_input,
-        }  # fmt: skip
+        config = native(
+            multiply_by_inputs=self._multiply_by_inputs, custom_attribution_func=custom_attribution_func,
+            attribute_to_neuron_input=attribute_to_neuron_input,
+        )  # fmt: skip
         return self._run(
             self._transform, config, inputs, baselines=baselines, neuron_selector=neuron_selector,
             additional_forward_args=additional_forward_args,
@@ -253,10 +253,10 @@ class NeuronFeatureAblation(NeuronAttribution):
         self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
         feature_mask: Any = None, attribute_to_neuron_input: bool = False, perturbations_per_eval: int = 1,
     ) -> Any:  # fmt: skip
-        config = {
-            "batch_size": per_eval(perturbations_per_eval, inputs),
-            "attribute_to_neuron_input": attribute_to_neuron_input,
-        }
+        config = native(
+            perturbations_per_eval=per_eval(perturbations_per_eval, inputs),
+            attribute_to_neuron_input=attribute_to_neuron_input,
+        )  # fmt: skip
         return self._run(
             pa.neuron_feature_ablation, config, inputs, baselines=baselines, neuron_selector=neuron_selector,
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,

@@ -12,6 +12,7 @@ import pyattrib as pa
 
 from ._base import (
     PerturbationAttribution,
+    native,
     per_eval,
 )
 from .sparse import is_sparse, rows_permuted, sparse_attribute
@@ -36,7 +37,7 @@ class FeatureAblation(PerturbationAttribution):
         self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
         feature_mask: Any = None, perturbations_per_eval: int = 1, show_progress: bool = False, **kwargs: Any,
     ) -> Any:  # fmt: skip
-        config = {"batch_size": per_eval(perturbations_per_eval, inputs), "show_progress": show_progress}
+        config = native(perturbations_per_eval=per_eval(perturbations_per_eval, inputs), show_progress=show_progress)
         if is_sparse(inputs):
             return sparse_attribute(
                 pa.feature_ablation, self.forward_func, config, inputs, baselines, feature_mask,
@@ -70,10 +71,10 @@ class FeaturePermutation(FeatureAblation):
         self, inputs: Any, target: Any = None, additional_forward_args: Any = None, feature_mask: Any = None,
         perturbations_per_eval: int = 1, show_progress: bool = False, **kwargs: Any,
     ) -> Any:  # fmt: skip
-        config = {
-            "perm_func": self.perm_func, "batch_size": per_eval(perturbations_per_eval, inputs),
-            "show_progress": show_progress,
-        }  # fmt: skip
+        config = native(
+            perm_func=self.perm_func, perturbations_per_eval=per_eval(perturbations_per_eval, inputs),
+            show_progress=show_progress,
+        )  # fmt: skip
         if is_sparse(inputs):
             config["perm_func"] = self.perm_func or rows_permuted
             return sparse_attribute(
@@ -105,10 +106,10 @@ class Occlusion(FeatureAblation):
         target: Any = None, additional_forward_args: Any = None, perturbations_per_eval: int = 1,
         show_progress: bool = False,
     ) -> Any:  # fmt: skip
-        config = {
-            "sliding_window_shapes": sliding_window_shapes, "strides": strides,
-            "batch_size": per_eval(perturbations_per_eval, inputs), "show_progress": show_progress,
-        }  # fmt: skip
+        config = native(
+            sliding_window_shapes=sliding_window_shapes, strides=strides,
+            perturbations_per_eval=per_eval(perturbations_per_eval, inputs), show_progress=show_progress,
+        )  # fmt: skip
         return self._run(
             pa.occlusion, config, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args,
@@ -131,10 +132,10 @@ class ShapleyValueSampling(PerturbationAttribution):
         self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
         feature_mask: Any = None, n_samples: int = 25, perturbations_per_eval: int = 1, show_progress: bool = False,
     ) -> Any:  # fmt: skip
-        config = {
-            "n_samples": n_samples, "batch_size": per_eval(perturbations_per_eval, inputs),
-            "show_progress": show_progress,
-        }  # fmt: skip
+        config = native(
+            n_samples=n_samples, perturbations_per_eval=per_eval(perturbations_per_eval, inputs),
+            show_progress=show_progress,
+        )  # fmt: skip
         return self._run(
             pa.shapley_value_sampling, config, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,
@@ -157,7 +158,7 @@ class ShapleyValues(PerturbationAttribution):
         self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
         feature_mask: Any = None, perturbations_per_eval: int = 1, show_progress: bool = False,
     ) -> Any:  # fmt: skip
-        config = {"batch_size": per_eval(perturbations_per_eval, inputs), "show_progress": show_progress}
+        config = native(perturbations_per_eval=per_eval(perturbations_per_eval, inputs), show_progress=show_progress)
         return self._run(
             pa.shapley_values, config, inputs, baselines=baselines, target=target,
             additional_forward_args=additional_forward_args, feature_mask=feature_mask,
