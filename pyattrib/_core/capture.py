@@ -141,18 +141,21 @@ class Layers:
             yield
 
     @contextmanager
-    def around(self, call: Callable[[int, Callable[..., Any], tuple, dict[str, Any]], Any]) -> Iterator[None]:
+    def around(
+        self, call: Callable[[int, Callable[..., Any], tuple, dict[str, Any]], Any], once: bool = True
+    ) -> Iterator[None]:
         """Each call of layer ``j`` becomes ``call(j, forward, args, kwargs)``, ``forward`` the
-        layer's own: the one interception that :meth:`hooked` and methods needing a layer's whole
-        call (its keyword arguments, ops run inside it) are built on. A layer that runs twice in
-        one forward pass is an error; the instances' ``forward`` is restored in ``finally``."""
+        layer's own: the one interception that :meth:`hooked`, LRP's rules and methods needing a
+        layer's whole call (its keyword arguments, ops run inside it) are built on. With ``once``,
+        a layer that runs twice in one forward pass is an error (which call to explain is
+        ambiguous); the instances' ``forward`` is restored in ``finally``."""
         calls = [0] * len(self.modules)
         saved = [m.__dict__.get("forward") for m in self.modules]
 
         def wrap(j: int, forward: Callable[..., Any]) -> Callable[..., Any]:
             def intercepted(*args: Any, **kwargs: Any) -> Any:
                 calls[j] += 1
-                if calls[j] > 1:
+                if once and calls[j] > 1:
                     raise RuntimeError(
                         f"layer {self.names[j]!r} ran {calls[j]} times in one forward pass; pyattrib explains one "
                         "call of a layer. Give each use its own module (e.g. separate nn.ReLU instances), or "

@@ -233,24 +233,21 @@ def relevance_rules(
     by_instance = {id(k): v for k, v in rules.items() if isinstance(k, nn.Module)}
     by_type = {k: v for k, v in rules.items() if isinstance(k, type)}
     folded = folded or {}
-    swapped: list[tuple[nn.Module, Any]] = []
-
     hooked: dict[int, Tensor] = {}  # captum_hooks: tensors whose input hook is set, this pass
 
-    def wrap(module: nn.Module, rule: Rule) -> None:
-        forward = module.forward
+    def relevant(module: nn.Module, rule: Rule, forward: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        """``module``'s forward passing relevance by ``rule``."""
         modified = _modified(module, forward, rule, folded.get(module))
-        swapped.append((module, module.__dict__.get("forward")))
+        if captum_hooks:
+            return captum_layer(
+                forward, modified, rule, hooked, (record if record is not None else {}).setdefault(module, {})
+            )
         copy = bool(getattr(module, "inplace", False))  # an in-place module writes on a copy of its input
 
         def run(x: Tensor, *rest: Any, **kw: Any) -> Tensor:
             return apply(_Relevance, x, lambda t: forward(t.clone() if copy else t, *rest, **kw), modified, rule)
 
-        if captum_hooks:
-            run = captum_layer(
-                forward, modified, rule, hooked, (record if record is not None else {}).setdefault(module, {})
-            )
-        module.forward = run
+        return run
 
     chosen: list[tuple[nn.Module, Rule]] = []
     missing: list[tuple[str, str]] = []
@@ -274,22 +271,22 @@ def relevance_rules(
             f"rules={{nn.{missing[0][1]}: pa.lrp_rules.identity()}} for an activation, "
             "or pa.lrp_rules.epsilon() for a layer with weights"
         )
+    runs: dict[int, Callable[..., Tensor]] = {}  # layer j's relevance forward, built at its first call
+
+    def call(j: int, forward: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+        if j not in runs:
+            runs[j] = relevant(*chosen[j], forward)
+        return runs[j](*args, **kwargs)
+
     with ExitStack() as stack:
-        try:
-            for m, rule in chosen:
-                wrap(m, rule)
-            if captum_hooks:  # Captum's module hooks: only these modules pass relevance as is
-                passed = {"relu": nn.ReLU, "tanh": nn.Tanh, "dropout": nn.Dropout}
-                stack.enter_context(Rules({op: only_in_modules(_pass, t) for op, t in passed.items()}))
-            else:
-                stack.enter_context(Rules({"relu": _pass, "tanh": _pass, "dropout": _pass}))
-                stack.enter_context(_FunctionalLayers(by_type))
-                if split_sums:
-                    stack.enter_context(_SplitSums())
-            yield
-        finally:
-            for m, before in reversed(swapped):
-                if before is None:
-                    m.__dict__.pop("forward", None)
-                else:
-                    m.forward = before
+        if chosen:  # the module interception of _core.capture (a layer may run several times here)
+            stack.enter_context(Layers(model, [m for m, _ in chosen], False).around(call, once=False))
+        if captum_hooks:  # Captum's module hooks: only these modules pass relevance as is
+            passed = {"relu": nn.ReLU, "tanh": nn.Tanh, "dropout": nn.Dropout}
+            stack.enter_context(Rules({op: only_in_modules(_pass, t) for op, t in passed.items()}))
+        else:
+            stack.enter_context(Rules({"relu": _pass, "tanh": _pass, "dropout": _pass}))
+            stack.enter_context(_FunctionalLayers(by_type))
+            if split_sums:
+                stack.enter_context(_SplitSums())
+        yield
