@@ -18,17 +18,16 @@ Paired rules (DeepLift) read the batch as two halves: inputs, then their referen
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 from .errors import ArgumentError
+from .ops import _GRAD_IN, _IN_PLACE, _INPLACE_AT, _KIND, OPS, _formula, _module_softmax
 from .pairs import Difference, Rule, _difference, _traced, reads_difference, unpool
 from .rules import deconvolution, guided, only_in_modules, output_only, rescale, rescale_max_pool, rescale_softmax
 
@@ -37,84 +36,6 @@ __all__ = [  # the mechanism, and the rules methods import from here
     "only_in_modules", "output_only", "reads_difference", "rescale", "rescale_max_pool", "rescale_softmax",
 ]  # fmt: skip
 from .state import transformed
-
-# every callable a model may use for an op, by op kind
-OPS: dict[str, tuple[Callable[..., Any], ...]] = {
-    "relu": (F.relu, torch.relu, Tensor.relu, torch.relu_, Tensor.relu_),
-    "elu": (F.elu,),
-    "leaky_relu": (F.leaky_relu,),
-    "sigmoid": (torch.sigmoid, Tensor.sigmoid),
-    "tanh": (torch.tanh, Tensor.tanh),
-    "softplus": (F.softplus,),
-    "gelu": (F.gelu,),
-    "silu": (F.silu,),
-    "hardtanh": (F.hardtanh, F.relu6),
-    "hardswish": (F.hardswish,),
-    "hardsigmoid": (F.hardsigmoid,),
-    "mish": (F.mish,),
-    "softmax": (F.softmax, torch.softmax, Tensor.softmax),
-    "max_pool": (F.max_pool1d, F.max_pool2d, F.max_pool3d),
-    "dropout": (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d),
-}
-_IN_PLACE = {torch.relu_, Tensor.relu_}
-_KIND = {fn: kind for kind, fns in OPS.items() for fn in fns}
-
-
-def _inplace_position(func: Callable[..., Any]) -> int | None:
-    """Where ``func`` takes ``inplace`` positionally (``nn.ELU`` and ``nn.ReLU6`` pass it so)."""
-    try:
-        params = list(inspect.signature(func).parameters)
-    except (TypeError, ValueError):  # builtins: no inplace argument
-        return None
-    return params.index("inplace") if "inplace" in params else None
-
-
-# looked up, not computed, per call: a plain dict, which torch.compile traces as a constant
-_INPLACE_AT = {fn: _inplace_position(fn) for fn in _KIND}
-
-
-def _module_softmax(kwargs: dict[str, Any]) -> bool:
-    """Whether a softmax call comes from an ``nn.Softmax`` module, which passes
-    ``_stacklevel=5`` to ``F.softmax``; functional calls (attention) do not."""
-    return kwargs.get("_stacklevel") == 5
-
-
-# ordinary gradients from the saved output, where a formula exists (cheaper than a vjp)
-_GRAD_IN: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
-    "relu": lambda g, x, y: torch.ops.aten.threshold_backward(g, y, 0),
-    "sigmoid": lambda g, x, y: g * y * (1 - y),
-    "tanh": lambda g, x, y: g * (1 - y * y),
-}
-
-
-_aten = torch.ops.aten
-# the ordinary gradient of a bound op from its input, by function: aten's own backward kernels
-# (a torch.func.vjp per call costs a second autograd pass)
-_PARAMS = {F.hardtanh: ("min_val", "max_val"), F.leaky_relu: ("negative_slope",), F.softplus: ("beta", "threshold"),
-           F.elu: ("alpha",), F.gelu: ("approximate",)}  # fmt: skip
-_DEFAULTS = {"min_val": -1.0, "max_val": 1.0, "negative_slope": 0.01, "beta": 1.0, "threshold": 20.0, "alpha": 1.0,
-             "approximate": "none"}  # fmt: skip
-_FORMULAS: dict[Callable[..., Any], Callable[[dict[str, Any]], Callable[[Tensor, Tensor], Tensor]]] = {
-    F.relu6: lambda p: lambda g, x: _aten.hardtanh_backward(g, x, 0.0, 6.0),
-    F.hardtanh: lambda p: lambda g, x: _aten.hardtanh_backward(g, x, p["min_val"], p["max_val"]),
-    F.hardswish: lambda p: _aten.hardswish_backward,
-    F.hardsigmoid: lambda p: _aten.hardsigmoid_backward,
-    F.silu: lambda p: _aten.silu_backward,
-    F.mish: lambda p: _aten.mish_backward,
-    F.gelu: lambda p: lambda g, x: _aten.gelu_backward(g, x, approximate=p["approximate"]),
-    F.leaky_relu: lambda p: lambda g, x: _aten.leaky_relu_backward(g, x, p["negative_slope"], False),
-    F.softplus: lambda p: lambda g, x: _aten.softplus_backward(g, x, p["beta"], p["threshold"]),
-    F.elu: lambda p: lambda g, x: _aten.elu_backward(g, p["alpha"], 1, 1, False, x),
-}
-
-
-def _formula(func: Callable[..., Any], rest: tuple, opts: dict[str, Any]) -> Callable[[Tensor, Tensor], Tensor] | None:
-    """``(grad_out, x) -> grad_in`` of ``func`` called with ``rest`` and ``opts`` after its input."""
-    make = _FORMULAS.get(func)
-    if make is None:
-        return None
-    names = _PARAMS.get(func, ())
-    return make({**{k: _DEFAULTS[k] for k in names}, **dict(zip(names, rest)), **opts})
 
 
 class _Elementwise(torch.autograd.Function):
@@ -280,11 +201,22 @@ def apply(function: type[torch.autograd.Function], *args: Any) -> Any:
 _POOL_ARGS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
 
 
-class Rules(TorchFunctionMode):
-    """A TorchFunctionMode that applies ``rules`` (op kind -> rule) to matching calls."""
+Handler = Callable[[Callable[..., Any], tuple, dict[str, Any]], Any]  # (func, args, kwargs) -> result
 
-    def __init__(self, rules: dict[str, Callable[..., Tensor]], handoff: frozenset[str] = frozenset()) -> None:
+
+class Rules(TorchFunctionMode):
+    """A TorchFunctionMode that applies ``rules`` (op kind -> rule) to matching calls, and
+    ``ops``: handlers of other functions' calls (an LRP layer's ``F.linear``, a residual ``+``),
+    ``(func, args, kwargs) -> result``, or ``NotImplemented`` for the plain call."""
+
+    def __init__(
+        self,
+        rules: dict[str, Callable[..., Tensor]],
+        handoff: frozenset[str] = frozenset(),
+        ops: Mapping[Callable[..., Any], Handler] | None = None,
+    ) -> None:
         super().__init__()
+        self.ops = dict(ops or {})
         unknown = set(rules) - set(OPS)
         if unknown:
             raise ArgumentError(f"no override for ops {sorted(unknown)}; known: {sorted(OPS)}")
@@ -346,6 +278,11 @@ class Rules(TorchFunctionMode):
 
     def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        handler = self.ops.get(func)
+        if handler is not None:
+            out = handler(func, args, kwargs)
+            if out is not NotImplemented:
+                return out
         kind = _KIND.get(func)
         rule: Any = self.rules.get(kind) if kind else None
         if (

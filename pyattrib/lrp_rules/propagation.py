@@ -1,4 +1,5 @@
-"""Applying rules: the relevance Function, functional layers, split sums, batch-norm folding, and
+"""Applying rules: the relevance Function, functional layers and split sums (handlers of
+``_core.overrides.Rules``, the one op-override mechanism), batch-norm folding, and
 :func:`relevance_rules`, the context in which a model's layers propagate relevance."""
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
 from .._core.capture import Layers
 from .._core.errors import ArgumentError
 from .._core.inputs import ForwardArgs
-from .._core.overrides import Rules, apply, only_in_modules, output_only
+from .._core.overrides import Handler, Rules, apply, only_in_modules, output_only
 from .captum import captum_layer
 from .rules import DEFAULT_RULES, PASSED, Rule, RuleMap, identity
 
@@ -69,33 +69,35 @@ def _modified(
     raise TypeError(f"rule {rule.name!r} supports Linear and Conv layers, not {type(module).__name__}")
 
 
-class _FunctionalLayers(TorchFunctionMode):
+FUNCTIONAL_LAYERS: dict[Callable[..., Any], type] = {
+    F.linear: nn.Linear, F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.conv3d: nn.Conv3d,
+}  # fmt: skip
+
+
+def _functional_layers(by_type: Mapping[type, Rule]) -> dict[Callable[..., Any], Handler]:
     """LRP for ``F.linear`` / ``F.conv1d/2d/3d`` called directly (a module holding its own
     parameters, or a plain function): the rule given for the matching module type, else the
-    default. Calls inside a module that has its own rule are not intercepted twice."""
+    default. Calls inside a module that has its own rule are not intercepted twice (its forward
+    runs with torch functions undispatched)."""
 
-    TYPES: dict[Callable[..., Any], type] = {
-        F.linear: nn.Linear, F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.conv3d: nn.Conv3d,
-    }  # fmt: skip
+    def handler(kind: type) -> Handler:
+        rule = by_type.get(kind) or DEFAULT_RULES.get(kind)
 
-    def __init__(self, by_type: Mapping[type, Rule]) -> None:
-        super().__init__()
-        self.by_type = by_type
+        def handle(func: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+            if rule is None or not isinstance(args[0], Tensor) or not args[0].requires_grad:
+                return NotImplemented
+            x, rest, options = args[0], list(args[1:]), dict(kwargs)
+            weight = rest.pop(0) if rest else options.pop("weight")
+            bias = rest.pop(0) if rest else options.pop("bias", None)
+            w = rule.weight(weight) if rule.weight else weight
+            b = rule.bias(bias) if (rule.bias and bias is not None) else bias
+            layer = lambda t: func(t, weight, bias, *rest, **options)  # noqa: E731
+            modified = lambda t: func(t, w, b, *rest, **options)  # noqa: E731
+            return apply(_Relevance, x, layer, modified, rule)
 
-    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: Any = None) -> Any:
-        kwargs = dict(kwargs or {})
-        kind = self.TYPES.get(func)
-        rule = (self.by_type.get(kind) or DEFAULT_RULES.get(kind)) if kind else None
-        if rule is None or not isinstance(args[0], Tensor) or not args[0].requires_grad:
-            return func(*args, **kwargs)
-        x, rest = args[0], list(args[1:])
-        weight = rest.pop(0) if rest else kwargs.pop("weight")
-        bias = rest.pop(0) if rest else kwargs.pop("bias", None)
-        w = rule.weight(weight) if rule.weight else weight
-        b = rule.bias(bias) if (rule.bias and bias is not None) else bias
-        layer = lambda t: func(t, weight, bias, *rest, **kwargs)  # noqa: E731
-        modified = lambda t: func(t, w, b, *rest, **kwargs)  # noqa: E731
-        return apply(_Relevance, x, layer, modified, rule)
+        return handle
+
+    return {func: handler(kind) for func, kind in FUNCTIONAL_LAYERS.items()}
 
 
 @output_only
@@ -134,22 +136,21 @@ def _reduce(t: Tensor, shape: torch.Size) -> Tensor:
     return t.sum(dims, keepdim=True) if dims else t
 
 
-class _SplitSums(TorchFunctionMode):
-    """Routes ``a + b`` (and ``+=``, ``torch.add``) of two relevance-carrying float tensors through ``_Sum``."""
+SUMS_IN_PLACE = (Tensor.__iadd__, Tensor.add_)
 
-    ADD = {torch.add, Tensor.add, Tensor.__add__, Tensor.__radd__}
-    IN_PLACE = {Tensor.__iadd__, Tensor.add_}
 
-    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        in_place = func in self.IN_PLACE
-        if (func in self.ADD or in_place) and len(args) == 2 and not kwargs:
-            a, b = args
-            if isinstance(a, Tensor) and isinstance(b, Tensor) and a.requires_grad and b.requires_grad:
-                if in_place:
-                    return a.copy_(apply(_Sum, a.clone(), b))
-                return apply(_Sum, a, b)
-        return func(*args, **kwargs)
+def _split_sum(func: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+    """``a + b`` (and ``+=``, ``torch.add``) of two relevance-carrying float tensors through ``_Sum``."""
+    if len(args) == 2 and not kwargs:
+        a, b = args
+        if isinstance(a, Tensor) and isinstance(b, Tensor) and a.requires_grad and b.requires_grad:
+            return a.copy_(apply(_Sum, a.clone(), b)) if func in SUMS_IN_PLACE else apply(_Sum, a, b)
+    return NotImplemented
+
+
+SPLIT_SUMS: dict[Callable[..., Any], Handler] = {
+    f: _split_sum for f in (torch.add, Tensor.add, Tensor.__add__, Tensor.__radd__, *SUMS_IN_PLACE)
+}
 
 
 FOLDABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -284,9 +285,7 @@ def relevance_rules(
         if captum_hooks:  # Captum's module hooks: only these modules pass relevance as is
             passed = {"relu": nn.ReLU, "tanh": nn.Tanh, "dropout": nn.Dropout}
             stack.enter_context(Rules({op: only_in_modules(_pass, t) for op, t in passed.items()}))
-        else:
-            stack.enter_context(Rules({"relu": _pass, "tanh": _pass, "dropout": _pass}))
-            stack.enter_context(_FunctionalLayers(by_type))
-            if split_sums:
-                stack.enter_context(_SplitSums())
+        else:  # one mode: activations pass relevance, functional layers and sums propagate it
+            ops = {**_functional_layers(by_type), **(SPLIT_SUMS if split_sums else {})}
+            stack.enter_context(Rules({"relu": _pass, "tanh": _pass, "dropout": _pass}, ops=ops))
         yield
