@@ -198,3 +198,19 @@ def test_rand_proj_self_influence_of_other_data_equals_fast(tmp_path):
     proj = pa.influence.tracin_cp_fast_rand_proj(model, "2", data, states, batch_size=4)
     fast = pa.influence.tracin_cp_fast(model, "2", data, states, batch_size=4)
     torch.testing.assert_close(proj.self_influence((tx, ty)), fast.self_influence((tx, ty)), rtol=1e-4, atol=1e-6)
+
+
+def test_one_cosine_similarity_with_captums_zero_rows_as_an_option():
+    """compat's cosine similarity is the native one with Captum's fill for all-zero rows (zero_rows=)."""
+    from captum.influence._core.similarity_influence import cosine_similarity as captum_cosine
+
+    import pyattrib.compat as pc
+
+    a = torch.tensor([[1.0, 0.0], [0.0, 0.0], [2.0, -1.0]])
+    b = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
+    torch.testing.assert_close(pa.influence.cosine_similarity(a, b),
+                               torch.tensor([[0.6, 0.0], [0.0, 0.0], [0.4 / 5**0.5, 0.0]]), atol=1e-6, rtol=0)  # fmt: skip
+    for fill in (0, 1, -2):
+        want = captum_cosine(a, b, replace_nan=fill)
+        torch.testing.assert_close(pc.cosine_similarity(a, b, replace_nan=fill), want, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(pa.influence.cosine_similarity(a, b, zero_rows=fill), want, atol=1e-6, rtol=1e-6)

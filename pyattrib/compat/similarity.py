@@ -50,12 +50,7 @@ def cosine_similarity(test: Tensor, train: Tensor, replace_nan: int = 0) -> Tens
         tensor([[1., 0.],
                 [0., 1.]])
     """
-    test, train = test.reshape(len(test), -1), train.reshape(len(train), -1)
-    fill = torch.tensor(float(replace_nan), dtype=test.dtype)
-    t_norm, r_norm = test.norm(dim=1, keepdim=True), train.norm(dim=1, keepdim=True)
-    test = torch.where(t_norm != 0, test / torch.where(t_norm != 0, t_norm, 1), fill)
-    train = torch.where(r_norm != 0, train / torch.where(r_norm != 0, r_norm, 1), fill)
-    return test @ train.T
+    return native.cosine_similarity(test, train, zero_rows=float(replace_nan))
 
 
 class SimilarityInfluence:

@@ -14,12 +14,14 @@ from ..layer import layer_activation
 from .tracin import merge_top_k, train_chunks
 
 
-def cosine_similarity(test: Tensor, train: Tensor) -> Tensor:
-    """``(N_test, N_train)`` cosine similarities of flattened rows (0 for an all-zero row).
+def cosine_similarity(test: Tensor, train: Tensor, zero_rows: float = 0.0) -> Tensor:
+    """``(N_test, N_train)`` cosine similarities of flattened rows, each row divided by its norm.
 
     Args:
         test: Test activations, ``(N, D)``.
         train: Training activations, ``(M, D)``.
+        zero_rows: The value every entry of an all-zero row takes instead: 0 (its similarities are 0), or
+            Captum's ``replace_nan`` (``pyattrib.compat.cosine_similarity``), which makes such rows findable.
 
     Returns:
         Tensor: ``(N, M)`` cosine similarities.
@@ -29,10 +31,14 @@ def cosine_similarity(test: Tensor, train: Tensor) -> Tensor:
         tensor([[1., 0.],
                 [0., 1.]])
     """
-    test, train = test.reshape(len(test), -1), train.reshape(len(train), -1)
-    test = test / torch.where((n := test.norm(dim=1, keepdim=True)) == 0, torch.ones_like(n), n)
-    train = train / torch.where((n := train.norm(dim=1, keepdim=True)) == 0, torch.ones_like(n), n)
-    return test @ train.T
+
+    def unit(rows: Tensor) -> Tensor:
+        rows = rows.reshape(len(rows), -1)
+        norm = rows.norm(dim=1, keepdim=True)
+        fill = torch.as_tensor(zero_rows, dtype=rows.dtype, device=rows.device)
+        return torch.where(norm != 0, rows / torch.where(norm != 0, norm, 1), fill)
+
+    return unit(test) @ unit(train).T
 
 
 def euclidean_distance(test: Tensor, train: Tensor) -> Tensor:
