@@ -59,7 +59,12 @@ def base_seed(seed: int, generator: torch.Generator | None) -> int:
     return int(torch.randint(2**31 - 1, (), generator=generator, device=generator.device))
 
 
+def item_seed(base: int, item: int) -> int:
+    """The seed of one item (a concept, a checkpoint, a batch, a model) of a family seeded by ``base``."""
+    return base * 1_000_003 + item
+
+
 def item_generator(base: int, item: int) -> torch.Generator:
-    """The generator of one item (a concept, a checkpoint, a batch) of a family seeded by ``base``:
-    its draws depend on the item, not on the order items are processed in."""
-    return torch.Generator().manual_seed(base * 1_000_003 + item)
+    """The generator of one item of a family seeded by ``base`` (seeded by :func:`item_seed`): its
+    draws depend on the item, not on the order items are processed in."""
+    return torch.Generator().manual_seed(item_seed(base, item))

@@ -7,6 +7,7 @@ from .functions import (
     arnoldi_influence_function,
     naive_influence_function,
 )
+from .lds import Datamodels, lds, subsets, train_on_subsets
 from .similarity import SimilarityInfluence, cosine_similarity, euclidean_distance, similarity_influence
 from .tracin import TracInCP, tracin_cp
 from .tracin_fast import TracInCPFast, TracInCPFastRandProj, tracin_cp_fast, tracin_cp_fast_rand_proj
@@ -17,4 +18,5 @@ __all__ = [
     "cosine_similarity", "euclidean_distance",
     "InfluenceFunction", "NaiveInfluenceFunction", "ArnoldiInfluenceFunction", "naive_influence_function",
     "arnoldi_influence_function",
+    "Datamodels", "lds", "subsets", "train_on_subsets",
 ]  # fmt: skip
