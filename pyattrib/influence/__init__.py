@@ -11,6 +11,7 @@ from .lds import Datamodels, lds, subsets, train_on_subsets
 from .similarity import SimilarityInfluence, cosine_similarity, euclidean_distance, similarity_influence
 from .tracin import TracInCP, tracin_cp
 from .tracin_fast import TracInCPFast, TracInCPFastRandProj, tracin_cp_fast, tracin_cp_fast_rand_proj
+from .trak import TRAK, margin, trak
 
 __all__ = [
     "TracInCP", "TracInCPFast", "TracInCPFastRandProj", "tracin_cp", "tracin_cp_fast", "tracin_cp_fast_rand_proj",
@@ -18,5 +19,5 @@ __all__ = [
     "cosine_similarity", "euclidean_distance",
     "InfluenceFunction", "NaiveInfluenceFunction", "ArnoldiInfluenceFunction", "naive_influence_function",
     "arnoldi_influence_function",
-    "Datamodels", "lds", "subsets", "train_on_subsets",
+    "Datamodels", "lds", "subsets", "train_on_subsets", "TRAK", "trak", "margin",
 ]  # fmt: skip
