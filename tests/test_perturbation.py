@@ -161,6 +161,8 @@ def test_layer_feature_permutation_by_hand():
     rand = layer(x, target=1, feature_mask=lm, generator=torch.Generator().manual_seed(0))
     again = layer(x, target=1, feature_mask=lm, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(rand, again, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="takes no baselines"):  # not silently ignored
+        layer(x, torch.zeros(5, 8), target=1, generator=torch.Generator().manual_seed(0))
     import itertools
 
     for g in range(4):

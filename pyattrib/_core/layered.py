@@ -63,6 +63,8 @@ def on_layer(
         if renames:
             kwargs = renamed_in(kwargs, dict(renames), name)
         baselines = kwargs.pop("baselines", None)
+        if baselines is not None and not (references or takes_baselines):
+            raise TypeError(f"{name} takes no baselines (the method permutes or reads the layer's own values)")
         call = prepare(inputs, target, additional_forward_args, method=name, differentiable=False)
         with evaluating(model):
             if references:
