@@ -6,35 +6,27 @@ choice of evaluation points and weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from ._core import random
 from ._core.attributor import Attributor
-from ._core.call import Call, completeness_delta, output_ends, prepare
+from ._core.call import Call, completeness_delta, prepare
 from ._core.calls import BaselineCall, InputCall, SampledDistributionCall
-from ._core.errors import ArgumentError, check_batch_size, check_count
+from ._core.errors import ArgumentError, check_batch_size
 from ._core.inputs import BaselineLike, TensorOrTuple, as_tuple
 from ._core.kernel import (
     Chunk,
     accumulate,
-    along_rows,
-    example_major,
     gradients,
-    integrate_path,
-    outputs,
-    rows_of,
 )
-from ._core.layered import InputGradients
+from ._core.paths import InputGradients, Stdevs, path_of_gradients, shap_of_gradients
 from ._core.quadrature import path_rule
 from ._core.state import evaluating
 from ._core.targets import TargetLike
 
 Forward = Callable[..., Any]
-Stdevs = float | tuple[float, ...]
 
 
 def _grad_at_inputs(f: Forward, call: Call, batch_size: int | None) -> tuple[Tensor, ...]:
@@ -196,49 +188,6 @@ def integrated_gradients(
     )  # fmt: skip
 
 
-def path_of_gradients(
-    f: Forward,
-    reader: Callable[[], Any],
-    name: str,
-    *,
-    rule: Any,
-    multiply_by_inputs: bool,
-    batch_size: int | None,
-    return_delta: bool = False,
-    create_graph: bool = False,
-) -> Attributor:
-    """Gradients integrated along the straight input path from the baselines, read where
-    ``reader()`` reads them: at the inputs (integrated gradients) or at a layer's value (internal
-    influence); ``multiply_by_inputs`` multiplies by the inputs' ``x - x'``."""
-    check_batch_size(batch_size)
-
-    def attribute(
-        inputs: TensorOrTuple,
-        baselines: BaselineLike = None,
-        *,
-        target: TargetLike = None,
-        additional_forward_args: Any = None,
-    ) -> Any:
-        call = prepare(inputs, target, additional_forward_args, method=name)
-        base = call.baselines(baselines)
-        diff = tuple(x - b for x, b in zip(call.inputs, base))
-        at = reader()
-
-        def grad_at(points: tuple[Tensor, ...], c: Chunk) -> tuple[Tensor, ...]:
-            return at.gradients(call, c, points)
-
-        with evaluating(f, create_graph):
-            ends = lambda: output_ends(f, call, base)  # noqa: E731
-            total = integrate_path(grad_at, base, diff, rule, call.chunk(batch_size), ends)
-            attrs = tuple(t * d for t, d in zip(total, diff)) if multiply_by_inputs else total
-            result = at.result(call, attrs)
-            if return_delta:
-                return result, completeness_delta(f, call, base, attrs)
-        return result
-
-    return Attributor(attribute, f, returns_delta=return_delta, name=name)
-
-
 def gradient_shap(
     f: Forward,
     *,
@@ -309,138 +258,6 @@ def gradient_shap(
         multiply_by_inputs=multiply_by_inputs, batch_size=batch_size, return_delta=return_delta,
         delta_per_sample=delta_per_sample, captum_rng=captum_rng, create_graph=create_graph,
     )  # fmt: skip
-
-
-def shap_of_gradients(
-    f: Forward,
-    reader: Callable[[], Any],
-    name: str,
-    *,
-    n_samples: int,
-    stdevs: Stdevs,
-    multiply_by_inputs: bool,
-    batch_size: int | None,
-    return_delta: bool,
-    delta_per_sample: bool,
-    captum_rng: bool,
-    create_graph: bool = False,
-) -> Attributor:
-    """GradientSHAP with its gradients read where ``reader()`` reads them: at the inputs
-    (:class:`InputGradients`) or at a layer's value (:class:`LayerGradients`), the draws, the
-    input path and the delta being the same."""
-    check_batch_size(batch_size)
-    check_count("n_samples", n_samples)
-
-    def attribute(
-        inputs: TensorOrTuple,
-        baselines: BaselineLike = None,
-        *,
-        target: TargetLike = None,
-        additional_forward_args: Any = None,
-        generator: torch.Generator | None = None,
-    ) -> Any:
-        call = prepare(inputs, target, additional_forward_args, method=name)
-        draws = ShapDraws(call, call.references(baselines), n_samples, stdevs, generator, captum_rng)
-        at, s = reader(), n_samples
-
-        def contribution(c: Chunk) -> tuple[Tensor, ...]:
-            xs, bs = draws.ends(c)
-            grads = at.gradients(call, c, draws.points(c, xs, bs))
-            if multiply_by_inputs:
-                return tuple(g * d / s for g, d in zip(grads, at.difference(call, c, xs, bs)))
-            return tuple(g / s for g in grads)
-
-        with evaluating(f, create_graph):
-            out = accumulate(contribution, s, call.n, call.chunk(batch_size), call.device, row_totals=delta_per_sample)
-            attrs, totals = (out[:-1], out[-1] * s) if delta_per_sample else (out, None)
-            result = at.result(call, attrs)
-            if return_delta:
-                return result, draws.delta(f, call, attrs, batch_size, totals)
-        return result
-
-    return Attributor(
-        attribute,
-        f,
-        per_example=("target", "additional_forward_args"),
-        random=True,
-        returns_delta=return_delta,
-        name=name,
-    )
-
-
-class ShapDraws:
-    """GradientSHAP's random draws for ``n_samples`` rows per example, made up front.
-
-    Row ``r`` (sample ``r // N`` of example ``r % N``) gets a reference ``x'`` drawn from
-    ``refs``, Gaussian input noise ``eps`` and a path point ``alpha ~ U(0, 1)``.
-    """
-
-    def __init__(
-        self,
-        call: Call,
-        refs: tuple[Tensor, ...],
-        n_samples: int,
-        stdevs: Stdevs,
-        generator: torch.Generator | None,
-        captum_rng: bool = False,
-    ) -> None:
-        rows, x0 = n_samples * call.n, call.inputs[0]
-        stds = per_input_stdevs(stdevs, len(call.inputs))
-        self.inputs, self.refs = call.inputs, refs
-        if captum_rng:
-            self.noise, self.choices, self.alpha = random.captum_order(
-                call.n, n_samples, x0, stds, call.inputs, refs[0].shape[0]
-            )
-            return
-        self.choices = (random.integers(refs[0].shape[0], (rows,), x0, generator),) * len(refs)
-        self.alpha = random.uniform((rows,), x0, generator)
-        self.noise = tuple(
-            random.normal((rows, *x.shape[1:]), sd, x, generator) if sd else None for x, sd in zip(call.inputs, stds)
-        )
-
-    def ends(self, c: Chunk) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
-        """Noisy inputs ``x + eps`` and drawn references ``x'`` for the rows of a chunk."""
-        xs = tuple(c.take(x) if e is None else c.take(x) + rows_of(e, c.r) for x, e in zip(self.inputs, self.noise))
-        return xs, tuple(rows_of(b, rows_of(choice, c.r)) for b, choice in zip(self.refs, self.choices))
-
-    def points(self, c: Chunk, xs: tuple[Tensor, ...], bs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        """``x' + alpha (x + eps - x')``."""
-        a = rows_of(self.alpha, c.r)
-        return tuple(b + along_rows(a, b) * (x - b) for x, b in zip(xs, bs))
-
-    def delta(
-        self, f: Forward, call: Call, attrs: Sequence[Tensor], batch_size: int | None, sample_totals: Tensor | None
-    ) -> Tensor:
-        """Per example ``sum(attrs) - mean_s (f(x + eps_s) - f(x'_s))``: the mean per-sample
-        completeness error. Given each sample's attribution sum (``sample_totals``, rows in
-        kernel order), the per-sample errors instead, example-major."""
-        s = self.alpha.shape[0] // call.n
-
-        def gap(c: Chunk) -> tuple[Tensor, ...]:
-            xs, bs = self.ends(c)
-            return (outputs(f, call.args, call.target, xs, c.i) - outputs(f, call.args, call.target, bs, c.i),)
-
-        *_, gaps = accumulate(gap, s, call.n, call.chunk(batch_size), call.device, row_totals=True)
-        if sample_totals is not None:
-            return example_major(sample_totals - gaps, call.n)
-        return sum(a.reshape(call.n, -1).sum(1) for a in attrs) - gaps.reshape(s, call.n).mean(0)
-
-
-def per_input_stdevs(stdevs: Stdevs, n_inputs: int) -> tuple[float, ...]:
-    """One standard deviation per input tensor, validated."""
-    if isinstance(stdevs, (tuple, list)):
-        if len(stdevs) != n_inputs:
-            raise ArgumentError(
-                f"stdevs has {len(stdevs)} entries but inputs has {n_inputs} tensors; pass "
-                "one float for all inputs or a tuple with one float per input"
-            )
-        values = tuple(stdevs)
-    else:
-        values = (stdevs,) * n_inputs
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise ArgumentError(f"stdevs must be non-negative floats, got {stdevs!r}")
-    return tuple(float(v) for v in values)
 
 
 def convergence_delta(

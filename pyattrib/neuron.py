@@ -23,10 +23,11 @@ from ._core.capture import Layers
 from ._core.errors import check_batch_size
 from ._core.inputs import BaselineLike, as_tuple
 from ._core.kernel import Chunk, path_integral
+from ._core.paths import Stdevs
 from ._core.quadrature import quadrature
 from ._core.state import evaluating
 from ._core.targets import TargetLike, as_target
-from .gradient import Stdevs, gradient_shap, integrated_gradients, saliency
+from .gradient import gradient_shap, integrated_gradients, saliency
 from .layer import LayerLike
 
 PER_EXAMPLE = ("neuron_selector", "additional_forward_args")

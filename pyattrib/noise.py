@@ -16,7 +16,7 @@ from ._core.attributor import Attributor, bind_baselines, call_on_copies, checke
 from ._core.budget import rows_per_chunk
 from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import as_tuple, distribution_baselines, restore
-from .gradient import per_input_stdevs
+from ._core.paths import per_input_stdevs
 
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
 Stdevs = float | tuple[float, ...]

@@ -21,7 +21,6 @@ from .attributor import Attributor, bind_baselines
 from .call import completeness_delta, prepare
 from .capture import Layers, LayerValue
 from .errors import renamed_in
-from .kernel import gradients
 from .state import evaluating
 
 
@@ -96,42 +95,3 @@ def on_layer(
         params = [*wrapped.signature.parameters.values(), inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)]
         wrapped = dataclasses.replace(wrapped, signature=wrapped.signature.replace(parameters=params))
     return wrapped
-
-
-class InputGradients:
-    """Where a gradient method reads its gradients: at the inputs (the input methods' own)."""
-
-    def __init__(self, f: Callable[..., Any], record: bool = False) -> None:
-        self.f, self.record = f, record  # record: keep each chunk's outputs (an adaptive path rule reads them)
-
-    def gradients(self, call: Any, c: Any, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        return gradients(self.f, call.args, call.target, points, c.i, record=c if self.record else None)
-
-    def difference(self, call: Any, c: Any, xs: tuple[Tensor, ...], bs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        return tuple(x - b for x, b in zip(xs, bs))
-
-    def result(self, call: Any, attrs: Any) -> Any:
-        return call.restore(attrs)
-
-
-class LayerGradients:
-    """Gradients read at a layer's value for the same input points, and differences of the layer's
-    value: a gradient method whose path runs through the inputs explains the layer (GradientSHAP
-    at a layer). One per call: it keeps the layer's layout for the result."""
-
-    def __init__(self, layers: Layers) -> None:
-        self.layers, self.templates = layers, list[LayerValue]()
-
-    def gradients(self, call: Any, c: Any, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        rows = call.args.rows(c.i)
-        values, grads = self.layers.gradients(lambda out: call.target.select(out, c.i), points, rows, len(c.i))
-        self.templates[:] = values
-        return tuple(grads)
-
-    def difference(self, call: Any, c: Any, xs: tuple[Tensor, ...], bs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        rows = call.args.rows(c.i)
-        at_x, at_b = self.layers.capture_pair(xs, bs, rows, rows, len(c.i))
-        return tuple(a - b for u, v in zip(at_x, at_b) for a, b in zip(u.leaves, v.leaves))
-
-    def result(self, call: Any, attrs: Any) -> Any:
-        return self.layers.result(self.templates, attrs)

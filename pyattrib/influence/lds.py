@@ -109,7 +109,7 @@ def train_on_subsets(
     outputs, seeds = [], []
     for j, mask in enumerate(masks):
         seeds.append(random.item_seed(base, j))
-        model = train(mask.nonzero()[:, 0], torch.Generator().manual_seed(seeds[-1]))
+        model = train(mask.nonzero()[:, 0], random.item_generator(base, j))
         with torch.no_grad():
             outputs.append(measure(model).detach().reshape(-1).double().cpu())
     return Datamodels(masks, torch.stack(outputs), seeds)

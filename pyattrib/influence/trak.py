@@ -96,11 +96,12 @@ class TRAK:
 
     def projection(self, c: int, n_params: int, like: Tensor) -> Tensor:
         """``P_c``: ``(n_params, projection_dim)`` standard normal entries, from checkpoint ``c``'s seed
-        (drawn once per checkpoint)."""
+        (drawn once per checkpoint, kept on the gradients' device and dtype)."""
         if c not in self._projections:
             g = random.item_generator(self.seed, c)
-            self._projections[c] = torch.randn(n_params, self.projection_dim, generator=g, dtype=torch.float64)
-        return self._projections[c].to(like)
+            drawn = torch.randn(n_params, self.projection_dim, generator=g, dtype=torch.float64)
+            self._projections[c] = drawn.to(like)
+        return self._projections[c].to(like)  # a no-op for the gradients it was made for
 
     def features(self, c: int, inputs: Tensor | tuple[Tensor, ...], labels: Tensor) -> Tensor:
         """``(N, projection_dim)``: the projected margin gradients of a batch at checkpoint ``c``."""

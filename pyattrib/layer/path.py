@@ -16,11 +16,12 @@ from .._core.capture import Layers, LayerValue
 from .._core.errors import check_batch_size
 from .._core.inputs import BaselineLike, TensorOrTuple
 from .._core.kernel import Chunk, accumulate, path_points
-from .._core.layered import LayerGradients, on_layer
+from .._core.layered import on_layer
+from .._core.paths import LayerGradients, Stdevs, path_of_gradients, shap_of_gradients
 from .._core.quadrature import path_rule, quadrature
 from .._core.state import evaluating
 from .._core.targets import TargetLike
-from ..gradient import Stdevs, integrated_gradients, path_of_gradients, shap_of_gradients
+from ..gradient import integrated_gradients
 from .activation import LayerLike, _leaves, _select
 
 
