@@ -26,29 +26,62 @@ from ._core.call import Call
 from ._core.calls import SampledFeatureCall
 from ._core.errors import ArgumentError, check_batch_size, check_count
 from ._core.inputs import BaselineLike
-from ._core.perturb import FeatureMask, evaluate, prepare_perturbation
+from ._core.perturb import FeatureMask, evaluate, prepare_perturbation, reference_outputs, shared_mask
 from ._core.state import evaluating
 from ._core.targets import TargetLike
 from .shapley import coalition_rows
 
 Forward = Callable[..., Any]
 Similarity = Callable[[tuple[Tensor, ...], tuple[Tensor, ...], Tensor], Tensor]
+Sampler = Callable[[int, int, int, "torch.Generator | None", torch.device], Tensor]
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
 INF_WEIGHT = 1e6
 SOLVE_ELEMENTS = 2**12  # float64 design values per batched least-squares solve
 
 
-def cosine_similarity_kernel(kernel_width: float = 1.0) -> Similarity:
-    """``exp(-d^2 / width^2)`` with ``d`` the cosine distance between the flattened original
-    and perturbed inputs (Captum's default for LIME), for a batch of rows at once."""
+def similarity_kernel(distance: str = "cosine", kernel_width: float = 1.0) -> Similarity:
+    """``exp(-d^2 / width^2)`` for a batch of rows, ``d`` the ``"cosine"`` distance (``1 -
+    cos``) or the ``"euclidean"`` distance between the flattened original and perturbed inputs.
+
+    Args:
+        distance: ``"cosine"`` or ``"euclidean"``.
+        kernel_width: The kernel's width ``sigma`` (Captum's ``kernel_width`` is ``sigma / sqrt(2)``).
+
+    Returns:
+        ``similarity(original, perturbed, z) -> (M,)`` weights, in float64.
+
+    Example:
+        >>> from pyattrib.lime import similarity_kernel
+        >>> similarity_kernel("euclidean", 2.0)((x[:2],), (x[:2],), None)
+        tensor([1., 1.], dtype=torch.float64)
+    """
+    if distance not in ("cosine", "euclidean"):
+        raise ArgumentError(f"distance must be 'cosine' or 'euclidean', not {distance!r}")
 
     def similarity(original: tuple[Tensor, ...], perturbed: tuple[Tensor, ...], z: Tensor) -> Tensor:
         a = torch.cat([t.reshape(t.shape[0], -1).double() for t in original], 1)
         b = torch.cat([t.reshape(t.shape[0], -1).double() for t in perturbed], 1)
-        d = 1 - torch.nn.functional.cosine_similarity(a, b, dim=1)
+        d = 1 - torch.nn.functional.cosine_similarity(a, b, dim=1) if distance == "cosine" else (a - b).norm(dim=1)
         return torch.exp(-(d**2) / kernel_width**2)
 
     return similarity
+
+
+def cosine_similarity_kernel(kernel_width: float = 1.0) -> Similarity:
+    """``exp(-d^2 / width^2)`` with ``d`` the cosine distance: :func:`similarity_kernel` ``("cosine")``.
+
+    Args:
+        kernel_width: The kernel's width.
+
+    Returns:
+        The batched similarity.
+
+    Example:
+        >>> from pyattrib.lime import cosine_similarity_kernel
+        >>> cosine_similarity_kernel()((x[:1],), (x[:1],), None)
+        tensor([1.], dtype=torch.float64)
+    """
+    return similarity_kernel("cosine", kernel_width)
 
 
 def _surrogate_data(
@@ -56,29 +89,41 @@ def _surrogate_data(
     call: Call,
     base: tuple[Tensor, ...],
     mask: FeatureMask,
-    z: Tensor,
+    draw: Callable[[int], Tensor],
     similarity: Similarity | None,
     batch_size: int | None,
     show_progress: bool,
     desc: str,
-) -> tuple[Tensor, Tensor | None]:
-    """Outputs ``(N, S)`` at every interpretable sample ``z (N, S, F)``, and similarity
-    weights ``(N, S)`` when a kernel is given."""
-    n, s = z.shape[:2]
+) -> tuple[Tensor, Tensor, Tensor | None, bool]:
+    """Interpretable samples ``z (N, S, F)`` (``draw(N)``), the outputs ``(N, S)`` at them and
+    similarity weights ``(N, S)`` when a kernel is given. A forward that returns one value for
+    the whole batch (checked on the unperturbed batch when ``N > 1``) gets one set of samples
+    for the batch, the similarity of the flattened batch and ``N = 1`` (the last value: True)."""
+    whole = call.n > 1 and reference_outputs(f, call, call.inputs).whole
+    shared_mask(mask, whole)
+    z = draw(1 if whole else call.n)
+    n, s = call.n, z.shape[1]
+    zz = z.expand(n, *z.shape[1:]) if whole else z
     sims: list[Tensor] = []
-    build_rows = coalition_rows(call, base, mask, lambda p, i, ids: z[i, p].gather(1, ids))
+    build_rows = coalition_rows(call, base, mask, lambda p, i, ids: zz[i, p].gather(1, ids))
 
     def build(p: Tensor, i: Tensor) -> tuple[Tensor, ...]:
         rows = build_rows(p, i)
         if similarity is not None:
-            sims.append(similarity(tuple(x.index_select(0, i) for x in call.inputs), rows, z[i, p]))
+            original = tuple(x.index_select(0, i) for x in call.inputs)
+            if whole:
+                original, rows_ = tuple(t.reshape(1, -1) for t in original), tuple(t.reshape(1, -1) for t in rows)
+                sims.append(similarity(original, rows_, zz[i[:1], p[:1]]))
+            else:
+                sims.append(similarity(original, rows, zz[i, p]))
         return rows
 
-    out = evaluate(f, call, build, s, batch_size, show_progress, desc).values  # (S, N, K)
+    # one example: a scalar output is its one value, whatever its form (evaluate tells from the first row)
+    out = evaluate(f, call, build, s, batch_size, show_progress, desc, whole=None if n == 1 else whole).values
     if out.shape[-1] != 1:
         raise ArgumentError("surrogate methods need one output per example; pass target=<class index>")
-    weights = torch.cat(sims).reshape(s, n).T if similarity is not None else None
-    return out[..., 0].T, weights
+    weights = torch.cat(sims).reshape(s, -1).T if similarity is not None else None
+    return z, out[..., 0].T, weights, whole
 
 
 def weighted_least_squares(z: Tensor, y: Tensor, w: Tensor) -> Tensor:
@@ -99,11 +144,12 @@ def _example_slices(n: int, per_example: int) -> list[slice]:
     return [slice(a, min(a + step, n)) for a in range(0, n, step)]
 
 
-def _restore(call: Call, mask: FeatureMask, coef: Tensor, return_input_shape: bool) -> Any:
+def _restore(call: Call, mask: FeatureMask, coef: Tensor, return_input_shape: bool, whole: bool) -> Any:
     coef = coef.to(call.inputs[0].dtype if call.inputs[0].is_floating_point() else torch.get_default_dtype())
     if not return_input_shape:
         return coef
-    return call.restore(tuple(a[:, 0] for a in mask.spread(coef[:, None, :])))
+    attrs = tuple(a[:, 0] for a in mask.spread(coef[:, None, :]))
+    return call.restore(tuple(a[:1] for a in attrs) if whole else attrs)
 
 
 def lime(
@@ -111,28 +157,32 @@ def lime(
     *,
     interpretable_model: Any = None,
     similarity_func: Similarity | None = None,
-    perturb_func: Callable[[int, int, int, torch.Generator | None, torch.device], Tensor] | None = None,
+    perturb_func: Sampler | None = None,
     n_samples: int = 50,
     return_input_shape: bool = True,
+    feature_ids: str = "compact",
     batch_size: int | None = None,
     show_progress: bool = False,
 ) -> Attributor[SampledFeatureCall]:
     """LIME: a weighted sparse linear surrogate fitted around each example.
 
     ``interpretable_model``: a scikit-learn regressor with ``fit(X, y, sample_weight)`` and
-    ``coef_`` (default ``Lasso(alpha=0.01)``), cloned per example; or ``"linear"`` for plain
+    ``coef_`` (default ``Lasso(alpha=0.01)``), cloned per example (``sklearn.base.clone``; an
+    object with ``__sklearn_clone__`` decides for itself); or ``"linear"`` for plain
     weighted least squares solved for the whole batch in torch. ``similarity_func(original,
     perturbed, z) -> (M,)`` weights a batch of rows (default ``cosine_similarity_kernel``).
     ``perturb_func(n_examples, n_samples, n_features, generator, device) -> (N, S, F)`` binary
-    samples (default Bernoulli(1/2)). With ``return_input_shape=False`` the result is the
-    ``(N, F)`` coefficients. Call as ``(inputs, baselines=None, *, target=None,
-    additional_forward_args=None, feature_mask=None, generator=None)``.
+    samples (default Bernoulli(1/2); ``pyattrib._core.random.captum_coalitions("bernoulli")``
+    draws Captum's sequence). With ``return_input_shape=False`` the result is the ``(N, F)``
+    coefficients. A forward that returns one value for the whole batch gets one surrogate for
+    the batch (attributions of shape ``(1, ...)``). Call as ``(inputs, baselines=None, *,
+    target=None, additional_forward_args=None, feature_mask=None, generator=None)``.
 
     Args:
         f: The model or any function of the inputs (and ``additional_forward_args``) returning one
             output row per example.
-        interpretable_model: The surrogate fitted to the perturbed samples; default a weighted linear
-            (ridge) regression.
+        interpretable_model: The surrogate fitted to the perturbed samples; default scikit-learn's
+            ``Lasso(alpha=0.01)``; ``"linear"``: weighted least squares in torch.
         similarity_func: Weights a batch of samples, ``(inputs, perturbed, z) -> (M,)``; default an
             exponential cosine kernel.
         perturb_func: Draws the interpretable samples ``z``; default uniform random subsets of the
@@ -140,6 +190,9 @@ def lime(
         n_samples: The number of random samples per example.
         return_input_shape: Return attributions shaped like the inputs (``False``: one value per feature
             group).
+        feature_ids: How ``feature_mask`` ids become features: ``"compact"`` renumbers the ids present
+            ``0..F-1``; ``"shift"`` subtracts the smallest, so ``F`` is the largest plus one and an id
+            no element carries is still a feature (Captum's interpretable space).
         batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
             (see the batch size guide). Results do not depend on it.
         show_progress: Show a progress bar over the model evaluations.
@@ -169,22 +222,25 @@ def lime(
         generator: torch.Generator | None = None,
     ) -> Any:
         call, base, mask = prepare_perturbation(
-            inputs, baselines, target, additional_forward_args, feature_mask, "lime"
+            inputs, baselines, target, additional_forward_args, feature_mask, "lime", feature_ids
         )
-        n, n_f = call.n, mask.n_features
-        if perturb_func is None:
-            z = random.uniform((n, n_samples, n_f), torch.ones((), dtype=torch.float64, device=call.device), generator)
-            z = z < 0.5
-        else:
-            z = perturb_func(n, n_samples, n_f, generator, call.device).bool()
+        n_f, like = mask.n_features, torch.ones((), dtype=torch.float64, device=call.device)
+
+        def draw(n: int) -> Tensor:
+            if perturb_func is None:
+                return random.uniform((n, n_samples, n_f), like, generator) < 0.5
+            return perturb_func(n, n_samples, n_f, generator, call.device).bool()
+
         with evaluating(f):
-            y, w = _surrogate_data(f, call, base, mask, z, similarity, batch_size, show_progress, "Lime attribution")
+            z, y, w, whole = _surrogate_data(
+                f, call, base, mask, draw, similarity, batch_size, show_progress, "Lime attribution"
+            )
         assert w is not None  # LIME always weighs by its similarity kernel
         if interpretable_model == "linear":
             coef = weighted_least_squares(z, y, w)
         else:
             coef = _sklearn_fit(interpretable_model, z, y, w)
-        return _restore(call, mask, coef, return_input_shape)
+        return _restore(call, mask, coef, return_input_shape, whole)
 
     return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="lime")
 
@@ -196,7 +252,7 @@ def _sklearn_fit(model: Any, z: Tensor, y: Tensor, w: Tensor) -> Tensor:
     template = Lasso(alpha=0.01) if model is None else model
     coefs = []
     for zi, yi, wi in zip(z.cpu(), y.cpu().double().numpy(), w.cpu().double().numpy()):
-        fitted = clone(template).fit(zi.double().numpy(), yi, sample_weight=wi)
+        fitted = clone(template).fit(zi.double().numpy(), yi, sample_weight=wi)  # (__sklearn_clone__ honoured)
         coefs.append(torch.as_tensor(fitted.coef_, dtype=torch.float64).reshape(-1))
     return torch.stack(coefs).to(z.device)
 
@@ -206,7 +262,9 @@ def kernel_shap(
     *,
     n_samples: int = 25,
     paired: bool = False,
+    perturb_func: Sampler | None = None,
     return_input_shape: bool = True,
+    feature_ids: str = "compact",
     batch_size: int | None = None,
     show_progress: bool = False,
 ) -> Attributor[SampledFeatureCall]:
@@ -225,8 +283,17 @@ def kernel_shap(
         paired: Draw coalitions in complementary pairs (a coalition, then the groups it leaves out):
             the same distribution (the Shapley kernel is symmetric in ``k`` and ``F - k``), a smaller
             error for the same number of evaluations (Covert and Lee, 2021).
+        perturb_func: Draws the coalitions instead, ``(n_examples, n_samples, n_features, generator,
+            device) -> (N, S, F)``, the first two all groups and none (``pyattrib._core.random.
+            captum_coalitions("shapley_kernel")`` draws Captum's sequence).
         return_input_shape: Return attributions shaped like the inputs (``False``: one value per feature
             group).
+        feature_ids: How ``feature_mask`` ids become features: ``"compact"`` renumbers the ids present
+            ``0..F-1``; ``"shift"`` subtracts the smallest, so ``F`` is the largest plus one and an id
+            no element carries is still a feature (Captum's interpretable space).
+        feature_ids: How ``feature_mask`` ids become features: ``"compact"`` renumbers the ids present
+            ``0..F-1``; ``"shift"`` subtracts the smallest, so ``F`` is the largest plus one and an id
+            no element carries is still a feature (Captum's interpretable space).
         batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
             (see the batch size guide). Results do not depend on it.
         show_progress: Show a progress bar over the model evaluations.
@@ -258,15 +325,22 @@ def kernel_shap(
         generator: torch.Generator | None = None,
     ) -> Any:
         call, base, mask = prepare_perturbation(
-            inputs, baselines, target, additional_forward_args, feature_mask, "kernel_shap"
+            inputs, baselines, target, additional_forward_args, feature_mask, "kernel_shap", feature_ids
         )
-        n, n_f = call.n, mask.n_features
-        z = shapley_kernel_samples(n, n_samples, n_f, generator, call.device, paired)
-        w = torch.ones(n, n_samples, dtype=torch.float64, device=call.device)
-        w[:, :2] = INF_WEIGHT
+        n_f = mask.n_features
+
+        def draw(n: int) -> Tensor:
+            if perturb_func is None:
+                return shapley_kernel_samples(n, n_samples, n_f, generator, call.device, paired)
+            return perturb_func(n, n_samples, n_f, generator, call.device).bool()
+
         with evaluating(f):
-            y, _ = _surrogate_data(f, call, base, mask, z, None, batch_size, show_progress, "Kernel Shap attribution")
-        return _restore(call, mask, weighted_least_squares(z, y, w), return_input_shape)
+            z, y, _, whole = _surrogate_data(
+                f, call, base, mask, draw, None, batch_size, show_progress, "Kernel Shap attribution"
+            )
+        w = torch.ones(z.shape[:2], dtype=torch.float64, device=call.device)
+        w[:, :2] = INF_WEIGHT
+        return _restore(call, mask, weighted_least_squares(z, y, w), return_input_shape, whole)
 
     return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="kernel_shap")
 

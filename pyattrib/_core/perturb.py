@@ -244,10 +244,13 @@ class FeatureMask:
     """Feature ids per input element, shared across inputs (a group may span tensors).
 
     ``ids[j]`` has shape ``(1 or N, *inputs[j].shape[1:])`` with values ``0..F-1``.
-    Without a mask every scalar of every input is its own feature.
+    Without a mask every scalar of every input is its own feature. Given ids are renumbered
+    ``0..F-1`` in order (``ids="compact"``), or shifted so the smallest is 0 and ``F`` is the
+    largest plus one (``ids="shift"``: Captum's LIME and KernelSHAP, where an id no element
+    carries is still a feature of the interpretable space).
     """
 
-    def __init__(self, mask: Any, call: Call, name: str = "feature_mask") -> None:
+    def __init__(self, mask: Any, call: Call, name: str = "feature_mask", ids_rule: str = "compact") -> None:
         xs = call.inputs
         if mask is None:
             ids = element_ids(xs)
@@ -279,6 +282,8 @@ class FeatureMask:
             values, inverse = torch.unique(flat, return_inverse=True)
             if values.numel() and int(values.min()) < 0:
                 raise ArgumentError(f"{name} holds negative ids; use ids >= 0")
+            if ids_rule == "shift":
+                inverse = flat - values[0] if values.numel() else flat
             out, start = [], 0
             for m in ids:
                 out.append(inverse[start : start + m.numel()].reshape(m.shape))
@@ -348,9 +353,10 @@ def prepare_perturbation(
     additional_forward_args: Any,
     feature_mask: Any,
     method: str,
+    ids_rule: str = "compact",
 ) -> tuple[Call, tuple[Tensor, ...], FeatureMask]:
     """The normalised call, baselines and feature groups every perturbation method starts from."""
     from .call import prepare
 
     call = prepare(inputs, target, additional_forward_args, method=method, differentiable=False)
-    return call, call.baselines(baselines), FeatureMask(feature_mask, call)
+    return call, call.baselines(baselines), FeatureMask(feature_mask, call, ids_rule=ids_rule)

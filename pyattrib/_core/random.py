@@ -7,6 +7,8 @@ generator state.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -48,6 +50,46 @@ def captum_order(n: int, s: int, like: Tensor, stds: tuple[float, ...], inputs: 
     )
     alpha = torch.as_tensor(np.random.uniform(0.0, 1.0, n * s), device=like.device, dtype=like.dtype)
     return tuple(noise), choices, alpha.index_select(0, to_ours)
+
+
+@functools.lru_cache
+def captum_coalitions(kind: str, fit_draws: bool = True):
+    """A sampler ``(n, s, F, generator, device) -> (n, s, F)`` of binary interpretable samples
+    drawn in Captum's order, from ``generator`` or, when it is ``None``, the global generator
+    (as Captum does), on the CPU: per example, its ``s`` samples one by one, then (with
+    ``fit_draws``) what Captum's scikit-learn wrapper draws when it fits: the base seed of the
+    DataLoader it reads and the ``F + 1`` initial values of its ``nn.Linear(F, 1)``.
+
+    - ``"bernoulli"`` (Captum's LIME): each group kept with probability 1/2;
+    - ``"shapley_kernel"`` (Captum's KernelSHAP): all groups, none, then a size ``k`` from a
+      ``Categorical`` over ``(F - 1) / (k (F - k))`` and the ``k`` groups with the largest of
+      ``F`` Gaussian keys.
+    """
+
+    def sample(n: int, s: int, n_f: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+        z = torch.zeros(n, s, n_f, dtype=torch.bool)
+        if kind == "shapley_kernel":
+            k = torch.arange(n_f, dtype=torch.float)
+            probs = torch.tensor(float(n_f - 1)) / (k * (n_f - k))
+            probs[0] = 0.0
+            probs = (probs / probs.sum()).reshape(1, -1)  # what Categorical samples from
+        for i in range(n):
+            for r in range(s):
+                if kind == "bernoulli":
+                    z[i, r] = torch.bernoulli(torch.full((n_f,), 0.5), generator=generator).bool()
+                elif r < 2:
+                    z[i, r] = r == 0
+                else:
+                    size = int(torch.multinomial(probs, 1, True, generator=generator))
+                    keys = torch.randn(1, n_f, generator=generator)
+                    z[i, r, keys[0].topk(size).indices] = True
+            if fit_draws:  # the fit's DataLoader's base seed, then nn.Linear(F, 1)'s initial weight and bias
+                torch.empty((), dtype=torch.int64).random_(generator=generator)
+                torch.empty(1, n_f).uniform_(generator=generator)
+                torch.empty(1).uniform_(generator=generator)
+        return z.to(device)
+
+    return sample
 
 
 def base_seed(seed: int, generator: torch.Generator | None) -> int:

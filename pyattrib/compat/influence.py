@@ -1,15 +1,12 @@
 """Captum's influence classes over :mod:`pyattrib.influence`: ``TracInCP(model, data, checkpoint_dir)``.
 
 Captum loads each checkpoint into the model with ``checkpoints_load_func(model, path)`` (which
-returns the learning rate); here every checkpoint is loaded once at construction, kept as a
-state dict, and the model's own state is put back afterwards.
+returns the learning rate); here every checkpoint is read once at construction through
+:func:`pyattrib.influence.loaded_states`, and the native method gets the state dicts.
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import re
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
@@ -19,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from .. import influence as native
 from .._core.errors import ArgumentError
+from ..influence.checkpoints import LoadInto, checkpoint_paths, load_flexible, loaded_states
 from ..influence.tracin import as_dataset, train_chunks
 
 
@@ -39,40 +37,10 @@ class KMostInfluentialResults(NamedTuple):
     influence_scores: Tensor
 
 
-def _load_flexible_state_dict(model: nn.Module, path: str) -> float:
-    """Captum's default loader: a state dict (or a dict holding ``model_state_dict``), optionally
-    saved from ``nn.DataParallel``; returns its ``learning_rate`` (default 1)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    rate = checkpoint.get("learning_rate", 1.0) if isinstance(checkpoint, dict) else 1.0
-    state = checkpoint.get("model_state_dict", checkpoint)
-    state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, Tensor)}
-    model.load_state_dict(state)
-    return float(rate)
-
-
-def _paths(checkpoints: Any) -> list[str]:
-    if isinstance(checkpoints, str):
-        if os.path.isdir(checkpoints):
-            files = glob.glob(os.path.join(checkpoints, "*"))
-            return sorted(files, key=lambda f: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", f)])
-        return [checkpoints]
-    return list(checkpoints)
-
-
-def _states(model: nn.Module, paths: list[str], load: Callable[[nn.Module, str], float]) -> tuple[list, list[float]]:
-    """State dicts and learning rates of the checkpoints, read through ``load``; the model's state is kept."""
-    if not paths:
+def _states(model: nn.Module, paths: list[str], load: LoadInto) -> tuple[list, list[float]]:
+    if not paths:  # Captum's message
         raise ArgumentError("Invalid checkpoints provided for TracIn class: no checkpoint files")
-    original = {k: v.clone() for k, v in model.state_dict().items()}
-    states, rates = [], []
-    try:
-        for path in paths:
-            rate = load(model, path)
-            states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-            rates.append(float(rate) if rate is not None else 1.0)
-    finally:
-        model.load_state_dict(original)
-    return states, rates
+    return loaded_states(model, paths, load)
 
 
 def _batch_size(train_dataset: Any, batch_size: int | None) -> int:
@@ -185,7 +153,7 @@ class TracInCP(_Influence):
 
     def __init__(
         self, model: nn.Module, train_dataset: Any, checkpoints: Any,
-        checkpoints_load_func: Callable[[nn.Module, str], float] = _load_flexible_state_dict,
+        checkpoints_load_func: Callable[[nn.Module, str], float] = load_flexible,
         layers: list[str] | None = None, loss_fn: Callable[..., Tensor] | None = None, batch_size: int | None = 1,
         test_loss_fn: Callable[..., Tensor] | None = None, sample_wise_grads_per_batch: bool = False,
     ) -> None:  # fmt: skip
@@ -193,7 +161,7 @@ class TracInCP(_Influence):
         self.loss_fn, self.test_loss_fn, self.batch_size = loss_fn, test_loss_fn, batch_size
         self.sample_wise_grads_per_batch = sample_wise_grads_per_batch
         self.checkpoints_load_func = checkpoints_load_func
-        self.checkpoints = _paths(checkpoints)
+        self.checkpoints = checkpoint_paths(checkpoints)
         states, rates = _states(model, self.checkpoints, checkpoints_load_func)
         self._native = self._build(states, rates)
 
@@ -235,7 +203,7 @@ class TracInCPFast(TracInCP):
 
     def __init__(
         self, model: nn.Module, final_fc_layer: nn.Module | str, train_dataset: Any, checkpoints: Any,
-        checkpoints_load_func: Callable[[nn.Module, str], float] = _load_flexible_state_dict,
+        checkpoints_load_func: Callable[[nn.Module, str], float] = load_flexible,
         loss_fn: Callable[..., Tensor] | None = None, batch_size: int | None = 1,
         test_loss_fn: Callable[..., Tensor] | None = None, vectorize: bool = False,
     ) -> None:  # fmt: skip
@@ -280,7 +248,7 @@ class TracInCPFastRandProj(TracInCPFast):
 
     def __init__(
         self, model: nn.Module, final_fc_layer: nn.Module | str, train_dataset: Any, checkpoints: Any,
-        checkpoints_load_func: Callable[[nn.Module, str], float] = _load_flexible_state_dict,
+        checkpoints_load_func: Callable[[nn.Module, str], float] = load_flexible,
         loss_fn: Callable[..., Tensor] | None = None, batch_size: int | None = 1, test_loss_fn: Any = None,
         vectorize: bool = False, nearest_neighbors: Any = None, projection_dim: int | None = None, seed: int = 0,
     ) -> None:  # fmt: skip

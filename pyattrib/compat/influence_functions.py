@@ -9,8 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from .. import influence as native
+from ..influence.checkpoints import kept_state, load_flexible
 from ..influence.tracin import as_dataset, train_chunks
-from .influence import _batch_size, _Influence, _load_flexible_state_dict
+from .influence import _batch_size, _Influence
 
 
 class _InfluenceFunction(_Influence):
@@ -19,7 +20,7 @@ class _InfluenceFunction(_Influence):
 
     def __init__(
         self, model: nn.Module, train_dataset: Any, checkpoint: str,
-        checkpoints_load_func: Callable[[nn.Module, str], float] = _load_flexible_state_dict,
+        checkpoints_load_func: Callable[[nn.Module, str], float] = load_flexible,
         layers: list[str] | None = None, loss_fn: Callable[..., Tensor] | None = None, batch_size: int | None = 1,
         hessian_dataset: Any = None, test_loss_fn: Callable[..., Tensor] | None = None,
         sample_wise_grads_per_batch: bool = False, projection_dim: int = 50, seed: int = 0,
@@ -27,18 +28,15 @@ class _InfluenceFunction(_Influence):
         show_progress: bool = False, **solver: Any,
     ) -> None:  # fmt: skip
         self.model, self.train_dataset = model, train_dataset
-        original = {k: v.clone() for k, v in model.state_dict().items()}
-        checkpoints_load_func(model, checkpoint)
         if self._seeded:
             solver["seed"] = seed
-        try:
+        with kept_state(model):
+            checkpoints_load_func(model, checkpoint)
             self._native = type(self)._make(
                 model, train_dataset, hessian_data=hessian_dataset, projection_dim=projection_dim,
                 hessian_reg=hessian_reg, hessian_inverse_tol=hessian_inverse_tol, layers=layers,
                 loss_fn=loss_fn, test_loss_fn=test_loss_fn, batch_size=_batch_size(train_dataset, batch_size), **solver,
             )  # fmt: skip
-        finally:
-            model.load_state_dict(original)
 
     def compute_intermediate_quantities(
         self, inputs_dataset: Any, aggregate: bool = False, show_progress: bool = False, return_on_cpu: bool = True,
@@ -131,7 +129,7 @@ class ArnoldiInfluenceFunction(_InfluenceFunction):
 
     def __init__(
         self, model: nn.Module, train_dataset: Any, checkpoint: str,
-        checkpoints_load_func: Callable[[nn.Module, str], float] = _load_flexible_state_dict,
+        checkpoints_load_func: Callable[[nn.Module, str], float] = load_flexible,
         layers: list[str] | None = None, loss_fn: Callable[..., Tensor] | None = None, batch_size: int | None = 1,
         hessian_dataset: Any = None, test_loss_fn: Callable[..., Tensor] | None = None,
         sample_wise_grads_per_batch: bool = False, projection_dim: int = 50, seed: int = 0, arnoldi_dim: int = 200,

@@ -1,5 +1,6 @@
 """Training-data influence from per-sample gradients (``torch.func``)."""
 
+from .checkpoints import checkpoint_paths, load_flexible, loaded_states, read_checkpoint
 from .functions import (
     ArnoldiInfluenceFunction,
     InfluenceFunction,
@@ -19,5 +20,6 @@ __all__ = [
     "cosine_similarity", "euclidean_distance",
     "InfluenceFunction", "NaiveInfluenceFunction", "ArnoldiInfluenceFunction", "naive_influence_function",
     "arnoldi_influence_function",
+    "checkpoint_paths", "read_checkpoint", "load_flexible", "loaded_states",
     "Datamodels", "lds", "subsets", "train_on_subsets", "TRAK", "trak", "margin",
 ]  # fmt: skip

@@ -25,8 +25,10 @@ from .._core.capture import Layers
 from .._core.errors import ArgumentError, check_count
 from .._core.progress import progress
 from .._core.state import in_eval
+from .checkpoints import checkpoint_paths, read_checkpoint
 
 Checkpoint = dict[str, Tensor] | str
+Checkpoints = Sequence[Checkpoint] | str  # a folder: its files in natural order
 
 
 def _per_example_loss(out: Tensor, y: Tensor) -> Tensor:
@@ -131,9 +133,9 @@ class TracInCP:
         model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
         train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
             tensors), the label last.
-        checkpoints: The checkpoints: state dicts, paths of saved ones, or models.
+        checkpoints: The checkpoints: state dicts, paths of saved ones, or a folder of them (natural order).
         learning_rates: One per checkpoint (default 1), :math:`\\eta_c`.
-        load: Reads a checkpoint path into a ``state_dict`` (default ``torch.load``).
+        load: Reads a checkpoint path into a ``state_dict`` (default :func:`read_checkpoint`'s state).
         loss_fn: The loss of one example, ``(outputs, labels)``; default cross-entropy.
         test_loss_fn: The loss of the test examples (default ``loss_fn``).
         layers: Module names whose parameters are used (default every parameter).
@@ -153,7 +155,7 @@ class TracInCP:
         self,
         model: nn.Module,
         train_data: Any,
-        checkpoints: Sequence[Checkpoint],
+        checkpoints: Checkpoints,
         *,
         learning_rates: Sequence[float] | None = None,
         load: Callable[[str], dict[str, Tensor]] | None = None,
@@ -162,8 +164,9 @@ class TracInCP:
         layers: Sequence[str] | None = None,
         batch_size: int = 64,
     ) -> None:
+        checkpoints = checkpoint_paths(checkpoints) if isinstance(checkpoints, str) else checkpoints
         if not checkpoints:
-            raise ArgumentError("checkpoints is empty; pass state dicts (or paths) saved during training")
+            raise ArgumentError("checkpoints is empty; pass state dicts, paths or their folder saved during training")
         check_count("batch_size", batch_size)
         self.model, self.batch_size = model, batch_size
         self.loss_fn = loss_fn or _per_example_loss
@@ -172,7 +175,7 @@ class TracInCP:
         self.learning_rates = list(learning_rates) if learning_rates is not None else [1.0] * len(self.checkpoints)
         if len(self.learning_rates) != len(self.checkpoints):
             raise ArgumentError("learning_rates needs one value per checkpoint")
-        self.load = load or (lambda path: torch.load(path, map_location="cpu", weights_only=True))
+        self.load = load or (lambda path: read_checkpoint(path)[0])
         names = [n for n, p in model.named_parameters() if p.requires_grad]
         if layers is not None:
             modules = dict(model.named_modules())
@@ -355,7 +358,7 @@ class TracInCP:
 def tracin_cp(
     model: nn.Module,
     train_data: Any,
-    checkpoints: Sequence[Checkpoint],
+    checkpoints: Checkpoints,
     *,
     learning_rates: Sequence[float] | None = None,
     load: Callable[[str], dict[str, Tensor]] | None = None,
@@ -370,9 +373,9 @@ def tracin_cp(
         model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
         train_data: The training examples: a ``Dataset``, a ``DataLoader`` or a tensor (or tuple of
             tensors), the label last.
-        checkpoints: The checkpoints: state dicts, paths of saved ones, or models.
+        checkpoints: The checkpoints: state dicts, paths of saved ones, or a folder of them (natural order).
         learning_rates: One per checkpoint (default 1), :math:`\\eta_c`.
-        load: Reads a checkpoint path into a ``state_dict`` (default ``torch.load``).
+        load: Reads a checkpoint path into a ``state_dict`` (default :func:`read_checkpoint`'s state).
         loss_fn: The loss of one example, ``(outputs, labels)``; default cross-entropy.
         test_loss_fn: The loss of the test examples (default ``loss_fn``).
         layers: Module names whose parameters are used (default every parameter).

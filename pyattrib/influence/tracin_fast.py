@@ -14,7 +14,7 @@ from .._core.capture import Layers
 from .._core.errors import ArgumentError, check_count
 from .._core.random import base_seed, item_generator
 from .._core.state import in_eval
-from .tracin import Checkpoint, TracInCP, as_dataset, batch_sum, merge_top_k, train_chunks
+from .tracin import Checkpoints, TracInCP, as_dataset, batch_sum, merge_top_k, train_chunks
 
 
 class TracInCPFast(TracInCP):
@@ -47,7 +47,7 @@ class TracInCPFast(TracInCP):
         torch.Size([16])
     """
 
-    def __init__(self, model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint],
+    def __init__(self, model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Checkpoints,
                  **options: Any) -> None:  # fmt: skip
         if "layers" in options:
             raise ArgumentError("TracInCPFast uses final_fc_layer only; do not pass layers")
@@ -106,7 +106,7 @@ def tracin_cp_fast(
     model: nn.Module,
     final_fc_layer: str,
     train_data: Any,
-    checkpoints: Sequence[Checkpoint],
+    checkpoints: Checkpoints,
     *,
     learning_rates: Sequence[float] | None = None,
     load: Callable[[str], dict[str, Tensor]] | None = None,
@@ -184,7 +184,7 @@ class TracInCPFastRandProj(TracInCPFast):
         torch.Size([4, 16])
     """
 
-    def __init__(self, model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Sequence[Checkpoint], *,
+    def __init__(self, model: nn.Module, final_fc_layer: str, train_data: Any, checkpoints: Checkpoints, *,
                  projection_dim: int | None = None, seed: int = 0, generator: torch.Generator | None = None,
                  **options: Any) -> None:  # fmt: skip
         super().__init__(model, final_fc_layer, train_data, checkpoints, **options)
@@ -256,7 +256,7 @@ class TracInCPFastRandProj(TracInCPFast):
 
 
 def tracin_cp_fast_rand_proj(model: nn.Module, final_fc_layer: str, train_data: Any,
-                             checkpoints: Sequence[Checkpoint], **options: Any) -> TracInCPFastRandProj:  # fmt: skip
+                             checkpoints: Checkpoints, **options: Any) -> TracInCPFastRandProj:  # fmt: skip
     """A :class:`TracInCPFastRandProj` over ``train_data`` (see its options).
 
     Args:

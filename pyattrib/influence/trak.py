@@ -17,7 +17,6 @@ never exist at once); the projection is drawn per checkpoint from the generator'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 from .._core import random
 from .._core.errors import check_count
 from .._core.state import in_eval
-from .tracin import Checkpoint, TracInCP, train_chunks
+from .tracin import Checkpoints, TracInCP, train_chunks
 
 
 def margin(outputs: Tensor, labels: Tensor) -> Tensor:
@@ -79,7 +78,7 @@ class TRAK:
         self,
         model: nn.Module,
         train_data: Any,
-        checkpoints: Sequence[Checkpoint],
+        checkpoints: Checkpoints,
         *,
         projection_dim: int = 512,
         damping: float = 0.0,
@@ -142,7 +141,7 @@ class TRAK:
 def trak(
     model: nn.Module,
     train_data: Any,
-    checkpoints: Sequence[Checkpoint],
+    checkpoints: Checkpoints,
     *,
     projection_dim: int = 512,
     damping: float = 0.0,
