@@ -88,3 +88,27 @@ def test_bad_input_and_model_untouched():
         pa.metrics.mprt(model, lambda m: pa.saliency(m), order="random")
     pa.metrics.efficient_mprt(model, lambda m: pa.saliency(m))(x, target=y)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_mprt_generator_draws_the_seed():
+    """A generator replaces the seed (one draw when the check is built): the same generator state
+    gives the same randomised layers, another state other ones, and the caller's RNG is untouched."""
+    model = cnn()
+    x, y = images()
+    x, y = x[:2], y[:2]
+    saliency = lambda m: pa.saliency(m, abs=False)  # noqa: E731
+    make = lambda g: pa.metrics.mprt(model, saliency, generator=g)(x, target=y).correlation  # noqa: E731
+    state = torch.get_rng_state()
+    a, b = make(torch.Generator().manual_seed(1)), make(torch.Generator().manual_seed(1))
+    c = make(torch.Generator().manual_seed(2))
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c)
+    drawn = int(torch.randint(2**31 - 1, (), generator=torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(pa.metrics.mprt(model, saliency, seed=drawn)(x, target=y).correlation, a)
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    efficient = pa.metrics.efficient_mprt(model, saliency, generator=g())(x, target=y)
+    torch.testing.assert_close(efficient, pa.metrics.efficient_mprt(model, saliency, seed=drawn)(x, target=y))
+    smooth = pa.metrics.smooth_mprt(model, saliency, n_samples=2, generator=g())(x, target=y, generator=g())
+    again = pa.metrics.smooth_mprt(model, saliency, n_samples=2, seed=drawn)(x, target=y, generator=g())
+    torch.testing.assert_close(smooth.correlation, again.correlation)

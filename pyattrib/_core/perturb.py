@@ -215,6 +215,19 @@ def evaluate_rows(
     return torch.cat(parts) if parts else examples.new_zeros(0, dtype=call.inputs[0].dtype)
 
 
+def forward_versions(
+    forward: Callable[..., Any], versions: Sequence[tuple[Tensor, ...]], n: int, args: Any = None
+) -> tuple[Any, Tensor]:
+    """One forward of several versions of a batch of ``n`` rows, joined along the batch (for
+    callers whose versions are not the engine's perturbations: a DataLoader's ablated batches,
+    Captum's LIME samples). ``args`` (:class:`~pyattrib._core.inputs.ForwardArgs`) are repeated
+    with the versions. Returns the raw output and each joined row's example ``(V n,)``."""
+    joined = tuple(torch.cat(parts) for parts in zip(*versions))
+    index = torch.arange(len(versions) * n, device=joined[0].device) % n
+    extra = args.rows(index) if args is not None else ()
+    return feeder(forward, joined, backward=False)(*joined, *extra), index
+
+
 def reference_outputs(forward: Callable[..., Any], call: Call, rows: tuple[Tensor, ...]) -> Outputs:
     """Outputs at one row per example (e.g. the unperturbed inputs): ``(N, K)`` values, or
     ``(1, K)`` when the model returns one result for the whole batch."""

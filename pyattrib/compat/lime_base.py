@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from pyattrib._core.inputs import ForwardArgs
+from pyattrib._core.perturb import forward_versions
 from pyattrib._core.targets import as_target
 
 from .._core.progress import progress
@@ -219,9 +220,7 @@ def _evaluator(
     args, selector = ForwardArgs(additional_forward_args, n), as_target(target, n, device)
 
     def evaluate(samples: list[Any]) -> Tensor:
-        rows = tuple(torch.cat(parts) for parts in zip(*(s if isinstance(s, tuple) else (s,) for s in samples)))
-        index = torch.arange(len(samples) * n, device=device) % n
-        out = forward(*rows, *args.rows(index))
+        out, index = forward_versions(forward, [s if isinstance(s, tuple) else (s,) for s in samples], n, args)
         if not isinstance(out, Tensor):
             return torch.tensor([out], device=device)
         if selector.selects:

@@ -13,8 +13,7 @@ from torch import Tensor
 from .._core.budget import FORWARD_BUDGET, rows_per_chunk
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.inputs import BaselineLike
-from .._core.layout import feeder
-from .._core.perturb import element_ids
+from .._core.perturb import element_ids, forward_versions
 from .._core.progress import progress as show
 from .._core.state import evaluating
 
@@ -140,8 +139,7 @@ def dataloader_attribution(
         outs: list[Tensor] = []
         for s in range(0, len(fed), step):
             group = fed[s : s + step]
-            joined = [torch.cat(parts) for parts in zip(*group)]
-            out = feeder(f, tuple(joined), backward=False)(*joined)  # channels-last rows where a CNN gains
+            out, _ = forward_versions(f, group, n)
             outs += list(out.split(n)) if len(group) > 1 else [out]
         return outs
 

@@ -11,8 +11,7 @@ from torch import Tensor
 from .._core.call import prepare
 from .._core.errors import ArgumentError, check_batch_size, check_count, renamed
 from .._core.inputs import BaselineLike, TensorOrTuple, as_tuple, matching_attributions, restore
-from .._core.kernel import outputs
-from .._core.layout import feeder
+from .._core.perturb import evaluate_rows
 from .._core.state import evaluating
 from .._core.targets import TargetLike
 
@@ -91,23 +90,24 @@ def infidelity(
         base = None if baselines is None else call.baselines(baselines)
         n, total = call.n, n_samples
         per = max(1, min(total, call.chunk(batch_size) // n))
-        sums = torch.zeros(3 if normalize else 1, n, device=call.device, dtype=torch.float64)
-        fed = feeder(f, call.inputs, backward=False)
-        with evaluating(f), torch.no_grad():
-            fx = outputs(fed, call.args, call.target, call.inputs, None)
-            for start in range(0, total, per):
-                c = min(per, total - start)
-                index = torch.arange(n, device=call.device).repeat_interleave(c)
-                perts, perturbed = _perturb(perturb_func, call.inputs, base, call.was_tuple, c)
-                moved = outputs(fed, call.args, call.target, perturbed, index)
-                drop = (fx.index_select(0, index) - moved).reshape(n, c)
-                dot = cast(Tensor, sum((a[:, None] * p.reshape(n, c, *a.shape[1:])).reshape(n, c, -1).sum(2)
-                          for a, p in zip(attrs, perts)))  # fmt: skip
-                dot, drop = dot.double(), drop.double()
-                if normalize:
-                    sums += torch.stack([(dot * dot).sum(1), (dot * drop).sum(1), (drop * drop).sum(1)])
-                else:
-                    sums += ((dot - drop) ** 2).sum(1)
+        everyone = torch.arange(n, device=call.device)
+        # Captum's order: chunks of `per` samples of every example, the rows of a chunk example-major
+        examples = torch.cat([everyone.repeat_interleave(min(per, total - s)) for s in range(0, total, per)])
+        dots: list[Tensor] = []
+
+        def build(rows: Tensor) -> tuple[Tensor, ...]:
+            c = len(rows) // n
+            perts, perturbed = _perturb(perturb_func, call.inputs, base, call.was_tuple, c)
+            dots.append(cast(Tensor, sum((a.repeat_interleave(c, 0) * p).reshape(n * c, -1).sum(1)
+                                         for a, p in zip(attrs, perts))))  # fmt: skip
+            return perturbed
+
+        with evaluating(f):
+            fx = evaluate_rows(f, call, lambda rows: call.inputs, everyone, n)
+            moved = evaluate_rows(f, call, build, examples, n * per)
+        dot, drop = torch.cat(dots).double(), (fx.index_select(0, examples) - moved).double()
+        terms = torch.stack([dot * dot, dot * drop, drop * drop]) if normalize else ((dot - drop) ** 2)[None]
+        sums = torch.zeros(len(terms), n, device=call.device, dtype=torch.float64).index_add_(1, examples, terms)
         if normalize:
             beta = sums[1] / torch.where(sums[0] == 0, torch.ones_like(sums[0]), sums[0])
             value = beta * beta * sums[0] - 2 * beta * sums[1] + sums[2]

@@ -14,6 +14,7 @@ from .._core import random
 from .._core.attributor import call_on_copies
 from .._core.errors import ArgumentError, check_count
 from .._core.inputs import as_tuple
+from .._core.random import base_seed
 from ._perturbed import need_generator, pearson
 
 
@@ -86,6 +87,7 @@ def mprt(
     seed: int = 0,
     order: str = "top_down",
     seed_each_layer: bool = False,
+    generator: torch.Generator | None = None,
 ) -> Callable[..., Randomisation]:
     """Cascading model randomisation: does the explanation depend on what the model learnt?
 
@@ -114,6 +116,10 @@ def mprt(
             Quantus's smooth and efficient MPRT) for the default ``layers``.
         seed_each_layer: Seed torch's generator with ``seed`` before each layer's re-initialisation
             (Quantus seeds ``seed + 1`` before each: its ``seed=42`` is ``seed=43`` here).
+        generator: Draws the seed instead (one draw when the check is built); ``seed`` is the convenience
+            that names one. Layers are re-initialised by their own ``reset_parameters()``, which draws
+            from torch's global generator: it is seeded with the seed inside a forked random state, so
+            the caller's random state is left as it was.
 
     Returns:
         A function ``(inputs, *args, **attributor_kwargs) -> Randomisation``.
@@ -127,7 +133,7 @@ def mprt(
         >>> check(x, target=y).correlation.shape
         torch.Size([2, 4])
     """
-    layers = _layer_names(model, layers, order)
+    layers, seed = _layer_names(model, layers, order), base_seed(seed, generator)
 
     def measure(inputs: Any, *args: Any, **kwargs: Any) -> Randomisation:
         trained = _explained(explain, model, absolute, inputs, args, kwargs)
@@ -223,6 +229,7 @@ def smooth_mprt(
     absolute: bool = True,
     seed: int = 43,
     order: str = "bottom_up",
+    generator: torch.Generator | None = None,
 ) -> Callable[..., Randomisation]:
     r"""Smooth MPRT: :func:`mprt` on denoised explanations, each the mean of the attributor over
     ``n_samples`` copies of the input, all but one with Gaussian noise of standard deviation
@@ -239,6 +246,8 @@ def smooth_mprt(
             ``order``).
         absolute: Compare absolute attributions.
         seed: The seed set before each layer's re-initialisation.
+        generator: Draws the seed instead (one draw when the check is built); ``seed`` is the convenience
+            that names one.
         order: ``"bottom_up"`` or ``"top_down"``.
 
     Returns:
@@ -254,6 +263,7 @@ def smooth_mprt(
         torch.Size([2, 4])
     """
     check_count("n_samples", n_samples)
+    layer_seed = base_seed(seed, generator)
 
     def measure(inputs: Tensor, *, generator: torch.Generator | None = None, **kwargs: Any) -> Randomisation:
         need_generator(generator, "smooth_mprt", "the noise of its denoised explanations")
@@ -261,7 +271,9 @@ def smooth_mprt(
         def smoothed(m: nn.Module) -> Callable[..., Any]:
             return denoised(explain(m), n_samples, noise, generator)
 
-        check = mprt(model, smoothed, layers=layers, absolute=absolute, seed=seed, order=order, seed_each_layer=True)
+        check = mprt(
+            model, smoothed, layers=layers, absolute=absolute, seed=layer_seed, order=order, seed_each_layer=True
+        )
         return check(inputs, **kwargs)
 
     return measure
@@ -306,6 +318,7 @@ def efficient_mprt(
     absolute: bool = False,
     seed: int = 43,
     layers: Sequence[str] | None = None,
+    generator: torch.Generator | None = None,
 ) -> Callable[..., Tensor]:
     r"""Efficient MPRT: the relative rise of an explanation's complexity when every layer of the
     model is randomised, :math:`(H(\Phi_{\tilde f}(x)) - H(\Phi_f(x))) / H(\Phi_f(x))`, with
@@ -320,6 +333,8 @@ def efficient_mprt(
         n_bins: Histogram bins of the entropy.
         absolute: Use absolute attributions.
         seed: The seed set before each layer's re-initialisation.
+        generator: Draws the seed instead (one draw when the check is built); ``seed`` is the convenience
+            that names one.
         layers: Module names to randomise (default: every module with parameters).
 
     Returns:
@@ -334,7 +349,7 @@ def efficient_mprt(
         torch.Size([4])
     """
     check_count("n_bins", n_bins)
-    chosen = _layer_names(model, layers, "bottom_up")
+    chosen, seed = _layer_names(model, layers, "bottom_up"), base_seed(seed, generator)
 
     def measure(inputs: Any, *args: Any, **kwargs: Any) -> Tensor:
         before = discrete_entropy(_explained(explain, model, absolute, inputs, args, kwargs), n_bins)
