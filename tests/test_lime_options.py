@@ -4,7 +4,6 @@ distances, and Captum's draw order as a sampler of the core."""
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import nn
