@@ -50,11 +50,12 @@ class Lime(LimeBase):
 
     Args:
         forward_func: The model or forward function (Captum's name for pyattrib's ``f``).
-        interpretable_model: The surrogate model fitted to the samples (Captum's ``Model`` protocol);
-            default a linear regression.
-        similarity_func: Captum's per-sample similarity, ``(original, perturbed, interpretable sample,
-            **kwargs) -> weight``.
-        perturb_func: Captum's sampler: a function or generator of perturbed samples.
+        interpretable_model: A Captum ``Model`` (``fit(DataLoader)``, ``representation()``); default
+            Captum's ``SkLearnLasso(alpha=0.01)``.
+        similarity_func: Captum's per-sample similarity (default ``exp_kernel_similarity()``: the native
+            path); another one runs Captum's per-sample protocol.
+        perturb_func: Captum's sampler (default ``bernoulli_sample``: the native path); another one runs
+            Captum's per-sample protocol.
 
     Example:
         >>> from pyattrib.compat import Lime

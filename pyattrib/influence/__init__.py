@@ -1,6 +1,7 @@
 """Training-data influence from per-sample gradients (``torch.func``)."""
 
 from .checkpoints import checkpoint_paths, load_flexible, loaded_states, read_checkpoint
+from .ekfac import EKFACInfluence, ekfac_influence
 from .functions import (
     ArnoldiInfluenceFunction,
     InfluenceFunction,
@@ -21,5 +22,6 @@ __all__ = [
     "InfluenceFunction", "NaiveInfluenceFunction", "ArnoldiInfluenceFunction", "naive_influence_function",
     "arnoldi_influence_function",
     "checkpoint_paths", "read_checkpoint", "load_flexible", "loaded_states",
+    "EKFACInfluence", "ekfac_influence",
     "Datamodels", "lds", "subsets", "train_on_subsets", "TRAK", "trak", "margin",
 ]  # fmt: skip
