@@ -278,3 +278,29 @@ def test_ekfac_bad_input():
     grouped = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Flatten(), nn.Linear(4, 2))
     with pytest.raises(ArgumentError, match="groups=2"):
         pa.influence.ekfac_influence(grouped, train)
+
+
+def test_torchrun_with_two_processes_equals_one_process(tmp_path):
+    """Factor fitting and scoring with the training data sharded over two processes (gloo) give
+    one process's factors and scores."""
+    import subprocess
+    import sys
+
+    from tests.ekfac_job import job
+
+    single = job()
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), OMP_NUM_THREADS="1")
+    subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "tests.ekfac_job", str(tmp_path / "two.pt")],
+                   check=True, env=env, capture_output=True, timeout=300)  # fmt: skip
+    ranks = [torch.load(tmp_path / f"two.pt.{r}") for r in (0, 1)]
+    # 7 chunks of the training data: one process reads all of them (twice), rank r the chunks c = r mod 2
+    assert single["fitted"].tolist() == [4] * 6 + [3] + [4] * 6 + [3]
+    assert ranks[0]["fitted"].tolist() == [4, 4, 4, 3] * 2 and ranks[1]["fitted"].tolist() == [4, 4, 4] * 2
+    for two in ranks:
+        assert set(two) == set(single)
+        for key, value in single.items():
+            if key == "top":
+                assert torch.equal(two[key], value)
+            elif key != "fitted":
+                _close(two[key].double(), value.double(), rtol=1e-5)

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._core.distributed import barrier
+from .._core.distributed import world as world_of
 from .._core.errors import ArgumentError
 from .._core.inputs import as_tuple, batch_rows
 from .._core.progress import progress
@@ -54,13 +56,6 @@ def split_batch(batch: Any) -> tuple[Any, Any]:
             return batch[0], None
         return (batch[0] if len(batch) == 2 else tuple(batch[:-1])), batch[-1]
     raise ArgumentError(f"cannot read a batch of type {type(batch).__name__}; pass split=")
-
-
-def _world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _same(batch: Any) -> Any:
@@ -177,7 +172,7 @@ def attribute_dataset(
         >>> run.n_examples
         4
     """
-    rank, world = _world()
+    rank, world = world_of()
     if out is not None:
         os.makedirs(out, exist_ok=True)
     random = getattr(attributor, "random", False)
@@ -214,10 +209,10 @@ def attribute_dataset(
         done += attrs[0].shape[0]
     summary = _merged(summarize, world)
     if out is not None:
-        _barrier(world)
+        barrier(world)
         if rank == 0:
             _write_index(out)
-        _barrier(world)
+        barrier(world)
     return DatasetAttribution(done, summary, out)
 
 
@@ -238,11 +233,6 @@ def _length(loader: Any) -> int | None:
         return len(loader)
     except TypeError:
         return None
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        torch.distributed.barrier()
 
 
 def _merged(summary: Summarizer | None, world: int) -> Summarizer | None:

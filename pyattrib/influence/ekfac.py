@@ -22,6 +22,7 @@ from typing import Any, Literal, cast
 import torch
 from torch import Tensor, nn
 
+from .._core.distributed import summed, world
 from .._core.errors import ArgumentError, check_count
 from .._core.progress import progress
 from .._core.state import in_eval
@@ -107,6 +108,8 @@ class EKFACInfluence:
                 s[0], s[1] = s[0] + a2.T @ a2, s[1] + g2.T @ g2
                 s[2], s[3] = s[2] + len(a2), s[3] + len(g2)
         for name, (a_sum, g_sum, n_a, n_g) in sums.items():
+            a_sum, g_sum = summed(torch.as_tensor(a_sum)), summed(torch.as_tensor(g_sum))  # over the processes
+            n_a, n_g = (int(summed(torch.tensor(float(c), dtype=torch.float64))) for c in (n_a, n_g))
             (la, qa), (lg, qg) = eigenbasis(a_sum / n_a), eigenbasis(g_sum / n_g)
             self.factors[name] = {"activation_covariance": a_sum / n_a, "gradient_covariance": g_sum / n_g,
                                   "activation_eigenvectors": qa, "gradient_eigenvectors": qg,
@@ -121,8 +124,9 @@ class EKFACInfluence:
                     f = self.factors[name]
                     w = per_example(a.double(), g.double())
                     corrected[name] += rotate(w, f["gradient_eigenvectors"], f["activation_eigenvectors"]).pow(2).sum(0)
+            count = int(summed(torch.tensor(float(count), dtype=torch.float64)))
             for name, lam in corrected.items():
-                self.factors[name]["lambda"] = lam / count
+                self.factors[name]["lambda"] = summed(lam) / count
         self._inverse = None
         return self
 
@@ -131,7 +135,7 @@ class EKFACInfluence:
     ) -> Iterator[tuple[int, list[tuple[Tensor, Tensor]]]]:
         """One pass over ``data``: per batch, its size and each layer's ``(a, g)`` for the fitted loss."""
         recorder = Recorder(self.model, self.modules)
-        chunks = progress(list(train_chunks(data, self.batch_size)), show, f"EK-FAC {what}")
+        chunks = progress(list(_shard(data, self.batch_size)), show, f"EK-FAC {what}")
         with in_eval(self.model):
             for _, xs, y in chunks:
                 with torch.enable_grad(), recorder.recording():
@@ -177,21 +181,20 @@ class EKFACInfluence:
         position's share, summing to the sequence's score; training sequences of one length)."""
         queries = self.preconditioned(inputs, labels)
         parts = []
-        chunks = progress(list(train_chunks(self.train_data, self.batch_size)), show_progress, "EK-FAC scores")
-        for _, xs, y in chunks:
+        chunks = progress(list(_shard(self.train_data, self.batch_size)), show_progress, "EK-FAC scores")
+        for start, xs, y in chunks:
             pairs = self._gradients(xs, y, self.loss_fn)
-            parts.append(_scores("qoi,nto,nti->qnt" if per_token else "qoi,nto,nti->qn", queries, pairs))
-        return torch.cat(parts, 1)
+            parts.append((start, _scores("qoi,nto,nti->qnt" if per_token else "qoi,nto,nti->qn", queries, pairs)))
+        return _joined(parts, _length(self.train_data), 1)
 
     def self_influence(self, data: Any = None, show_progress: bool = False) -> Tensor:
         """``(N,)``: each training example's score with itself, ``g^T (F + lambda)^{-1} g``."""
         data = self.train_data if data is None else data
-        out = []
-        for _, xs, y in progress(list(train_chunks(data, self.batch_size)), show_progress, "EK-FAC self-influence"):
+        parts = []
+        for start, xs, y in progress(list(_shard(data, self.batch_size)), show_progress, "EK-FAC self-influence"):
             pre = self.preconditioned(xs, y)
-            pairs = self._gradients(xs, y, self.loss_fn)
-            out.append(_scores("noi,nto,nti->n", pre, pairs))
-        return torch.cat(out)
+            parts.append((start, _scores("noi,nto,nti->n", pre, self._gradients(xs, y, self.loss_fn))))
+        return _joined(parts, _length(data), 0)
 
     def k_most_influential(
         self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, k: int = 5, proponents: bool = True
@@ -199,7 +202,11 @@ class EKFACInfluence:
         """The ``k`` training examples with the largest scores per query (``proponents=False``: the
         most negative), as ``(indices, scores)``, kept as a running top-k over training chunks."""
         check_count("k", k)
-        queries, best, sign = self.preconditioned(inputs, labels), None, 1.0 if proponents else -1.0
+        sign = 1.0 if proponents else -1.0
+        if world()[1] > 1:  # the training data is sharded: the gathered scores' top k
+            top = torch.topk(sign * self.influence(inputs, labels), min(k, _length(self.train_data)), dim=1)
+            return top.indices, sign * top.values
+        queries, best = self.preconditioned(inputs, labels), None
         for start, xs, y in train_chunks(self.train_data, self.batch_size):
             pairs = self._gradients(xs, y, self.loss_fn)
             best = merge_top_k(best, sign * _scores("qoi,nto,nti->qn", queries, pairs), start, k)
@@ -235,6 +242,30 @@ class EKFACInfluence:
                                 "build the object with the layers the factors were fitted on")  # fmt: skip
         self.factors, self._inverse = factors, None
         return self
+
+
+def _length(data: Any) -> int:
+    return len(getattr(data, "dataset", data)) if not isinstance(data, (tuple, list)) else len(data[0])
+
+
+def _shard(data: Any, batch_size: int) -> Iterator[tuple[int, tuple[Tensor, ...], Any]]:
+    """This process's chunks of ``data``: chunk ``c`` goes to rank ``c % world_size`` (all of them
+    in one process)."""
+    rank, size = world()
+    return (chunk for c, chunk in enumerate(train_chunks(data, batch_size)) if c % size == rank)
+
+
+def _joined(parts: list[tuple[int, Tensor]], n: int, dim: int) -> Tensor:
+    """Scores of this process's chunks (``(start, block)``, blocks along ``dim``) put in place in an
+    ``n``-long ``dim`` and summed over the processes: every process gets all the scores."""
+    if world()[1] == 1:
+        return torch.cat([b for _, b in parts], dim)
+    shape = list(parts[0][1].shape)
+    shape[dim] = n
+    out = parts[0][1].new_zeros(shape)
+    for start, block in parts:
+        out.narrow(dim, start, block.shape[dim]).copy_(block)
+    return summed(out)
 
 
 def _scores(expr: str, preconditioned: list[Tensor], pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
