@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import matplotlib
 
@@ -128,7 +129,7 @@ def lds_table(n_train: int = 300, n_test: int = 60, n_models: int = 16, steps: i
     masks = pa.influence.subsets(n_train, n_models, 0.5, generator=torch.Generator().manual_seed(0))
     runs = pa.influence.train_on_subsets(fit, test_loss, masks, generator=torch.Generator().manual_seed(1))
     full, train = fit(torch.arange(n_train), torch.Generator().manual_seed(0)), TensorDataset(x_tr, y_tr)
-    methods = {
+    methods: dict[str, Any] = {
         "TracInCP": pa.influence.tracin_cp(full, train, [full.state_dict()]),
         "EK-FAC": pa.influence.ekfac_influence(full, train, damping=None).fit_factors(
             generator=torch.Generator().manual_seed(0)),

@@ -138,7 +138,8 @@ def _as_linear(model):
     return model
 
 
-def test_tiny_gpt2_scores_equal_kronfluence_and_tokens_sum_to_sequences():
+@pytest.mark.parametrize("strategy", ["ekfac", "kfac"])
+def test_tiny_gpt2_scores_equal_kronfluence_and_tokens_sum_to_sequences(strategy):
     model, ids = _gpt2()
     train, query = TensorDataset(ids[:10], ids[:10]), TensorDataset(ids[10:], ids[10:])
     layers = ["transformer.h"]
@@ -148,9 +149,9 @@ def test_tiny_gpt2_scores_equal_kronfluence_and_tokens_sum_to_sequences():
 
     linear = _as_linear(copy.deepcopy(model))
     tracked = [n for n, m in linear.named_modules() if isinstance(m, nn.Linear) and n.startswith("transformer.h")]
-    pairwise, self_scores, _, _ = _kronfluence(linear, loss, train, query, "ekfac", batch=5, tracked=tracked,
+    pairwise, self_scores, _, _ = _kronfluence(linear, loss, train, query, strategy, batch=5, tracked=tracked,
                                                damping=1e-4)  # fmt: skip
-    ours = pa.influence.ekfac_influence(model, train, loss_fn=_lm_loss, layers=layers, damping=1e-4,
+    ours = pa.influence.ekfac_influence(model, train, loss_fn=_lm_loss, layers=layers, strategy=strategy, damping=1e-4,
                                         fisher="empirical", batch_size=5)  # fmt: skip
     ours.fit_factors()
     scores = ours.influence(ids[10:], ids[10:])
@@ -304,3 +305,29 @@ def test_torchrun_with_two_processes_equals_one_process(tmp_path):
                 assert torch.equal(two[key], value)
             elif key != "fitted":
                 _close(two[key].double(), value.double(), rtol=1e-5)
+
+
+def test_scores_are_kept_on_disk_and_a_stopped_run_resumes(tmp_path, monkeypatch):
+    model, train, (tx, ty) = _mlp()
+    ek = pa.influence.ekfac_influence(model, train, fisher="empirical", batch_size=8).fit_factors()
+    whole = ek.influence(tx, ty)
+    calls = []
+    original = ek._gradients
+
+    def failing(xs, y, loss_fn):
+        calls.append(len(y))
+        if len(calls) == 3:
+            raise RuntimeError("stopped")
+        return original(xs, y, loss_fn)
+
+    monkeypatch.setattr(ek, "_gradients", failing)
+    with pytest.raises(RuntimeError, match="stopped"):
+        ek.influence(tx, ty, out=tmp_path / "scores")
+    assert len(list((tmp_path / "scores").glob("scores_*.pt"))) == 1  # the query's chunk, then the first train chunk
+    monkeypatch.setattr(ek, "_gradients", original)
+    resumed = ek.influence(tx, ty, out=tmp_path / "scores")
+    torch.testing.assert_close(resumed, whole)
+    assert len(list((tmp_path / "scores").glob("scores_*.pt"))) == 5  # 40 examples in chunks of 8
+    with pytest.raises(ArgumentError, match="other queries"):
+        ek.influence(tx[:2], ty[:2], out=tmp_path / "scores")
+    torch.testing.assert_close(ek.self_influence(out=tmp_path / "self"), ek.self_influence(out=tmp_path / "self"))

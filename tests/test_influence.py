@@ -214,3 +214,31 @@ def test_one_cosine_similarity_with_captums_zero_rows_as_an_option():
         want = captum_cosine(a, b, replace_nan=fill)
         torch.testing.assert_close(pc.cosine_similarity(a, b, replace_nan=fill), want, atol=1e-6, rtol=1e-6)
         torch.testing.assert_close(pa.influence.cosine_similarity(a, b, zero_rows=fill), want, atol=1e-6, rtol=1e-6)
+
+
+def test_tracin_and_influence_functions_on_a_model_with_tied_weights():
+    """A Hugging Face GPT-2 ties lm_head.weight to the token embedding: its state dict names the
+    tensor twice, functional_call takes it once. TracIn's self-influence is each example's squared
+    gradient norm over the model's (deduplicated) parameters."""
+    from tests.architectures import gpt2
+
+    model = gpt2()
+    torch.manual_seed(0)
+    ids = torch.randint(0, 60, (3, 6))
+
+    def lm_loss(out, y):
+        logits = out.logits if hasattr(out, "logits") else out
+        return nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 60), y[:, 1:].reshape(-1), reduction="sum")
+
+    ours = pa.influence.tracin_cp(model, TensorDataset(ids, ids), [model.state_dict()], loss_fn=lm_loss)
+    expected = []
+    for i in range(3):
+        grads = torch.autograd.grad(lm_loss(model(ids[i : i + 1]), ids[i : i + 1]), list(model.parameters()))
+        expected.append(sum(float((g**2).sum()) for g in grads))
+    torch.testing.assert_close(ours.self_influence(), torch.tensor(expected), rtol=1e-4, atol=1e-6)
+    arnoldi = pa.influence.arnoldi_influence_function(model, TensorDataset(ids, ids), loss_fn=lm_loss,
+                                                      layers=["transformer.h.0.mlp"], arnoldi_dim=10,
+                                                      projection_dim=5, batch_size=2)  # fmt: skip
+    scores = arnoldi.influence(ids, ids)  # the HF output reaches the loss mapped per example (its logits)
+    torch.testing.assert_close(arnoldi.self_influence(), scores.diagonal(), rtol=1e-4, atol=1e-6)
+    assert bool((scores.diagonal() > 0).all())

@@ -175,25 +175,41 @@ class EKFACInfluence:
 
     def influence(
         self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor, *, per_token: bool = False,
-        show_progress: bool = False,
+        out: str | os.PathLike[str] | None = None, show_progress: bool = False,
     ) -> Tensor:  # fmt: skip
         """``(N_test, N_train)`` scores (``per_token``: ``(N_test, N_train, T)``, each training
-        position's share, summing to the sequence's score; training sequences of one length)."""
-        queries = self.preconditioned(inputs, labels)
+        position's share, summing to the sequence's score; training sequences of one length).
+        ``out``: a folder where each training chunk's block of scores is written as it is done;
+        a later call with the same queries reads the blocks already there (a stopped run resumes)."""
+        xs = inputs if isinstance(inputs, tuple) else (inputs,)
+        queries: list[Tensor] | None = None
+        kind, key = ("tokens" if per_token else "scores"), _fingerprint(xs, labels)
         parts = []
         chunks = progress(list(_shard(self.train_data, self.batch_size)), show_progress, "EK-FAC scores")
-        for start, xs, y in chunks:
-            pairs = self._gradients(xs, y, self.loss_fn)
-            parts.append((start, _scores("qoi,nto,nti->qnt" if per_token else "qoi,nto,nti->qn", queries, pairs)))
+        for start, train_xs, y in chunks:
+            block = _stored(out, kind, start, key)
+            if block is None:
+                queries = self.preconditioned(xs, labels) if queries is None else queries
+                pairs = self._gradients(train_xs, y, self.loss_fn)
+                block = _scores("qoi,nto,nti->qnt" if per_token else "qoi,nto,nti->qn", queries, pairs)
+                _store(out, kind, start, key, block)
+            parts.append((start, block))
         return _joined(parts, _length(self.train_data), 1)
 
-    def self_influence(self, data: Any = None, show_progress: bool = False) -> Tensor:
-        """``(N,)``: each training example's score with itself, ``g^T (F + lambda)^{-1} g``."""
+    def self_influence(
+        self, data: Any = None, *, out: str | os.PathLike[str] | None = None, show_progress: bool = False
+    ) -> Tensor:
+        """``(N,)``: each training example's score with itself, ``g^T (F + lambda)^{-1} g``
+        (``out``: blocks kept on disk as in :meth:`influence`)."""
         data = self.train_data if data is None else data
         parts = []
         for start, xs, y in progress(list(_shard(data, self.batch_size)), show_progress, "EK-FAC self-influence"):
-            pre = self.preconditioned(xs, y)
-            parts.append((start, _scores("noi,nto,nti->n", pre, self._gradients(xs, y, self.loss_fn))))
+            block = _stored(out, "self", start, None)
+            if block is None:
+                pre = self.preconditioned(xs, y)
+                block = _scores("noi,nto,nti->n", pre, self._gradients(xs, y, self.loss_fn))
+                _store(out, "self", start, None, block)
+            parts.append((start, block))
         return _joined(parts, _length(data), 0)
 
     def k_most_influential(
@@ -242,6 +258,35 @@ class EKFACInfluence:
                                 "build the object with the layers the factors were fitted on")  # fmt: skip
         self.factors, self._inverse = factors, None
         return self
+
+
+def _fingerprint(xs: tuple[Tensor, ...], labels: Tensor) -> Tensor:
+    """What identifies a set of queries on disk: shapes, sums and sums of squares."""
+    parts = [torch.tensor([float(d) for d in t.shape] + [float(t.double().sum()), float(t.double().pow(2).sum())])
+             for t in (*xs, labels)]  # fmt: skip
+    return torch.cat(parts)
+
+
+def _stored(out: Any, kind: str, start: int, key: Tensor | None) -> Tensor | None:
+    """A block of scores kept in ``out`` by an earlier call, or None."""
+    if out is None:
+        return None
+    path = os.path.join(out, f"{kind}_{start:09d}.pt")
+    if not os.path.exists(path):
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if key is not None and not torch.equal(saved["queries"], key):
+        raise ArgumentError(f"out={str(out)!r} holds scores of other queries; pass a new folder for these")
+    return saved["block"]
+
+
+def _store(out: Any, kind: str, start: int, key: Tensor | None, block: Tensor) -> None:
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+        path = os.path.join(out, f"{kind}_{start:09d}.pt")
+        kept = {"block": block.detach().cpu(), "queries": key if key is not None else torch.zeros(0)}
+        torch.save(kept, path + ".tmp")
+        os.replace(path + ".tmp", path)  # a block is on disk whole or not at all
 
 
 def _length(data: Any) -> int:

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from .._core.errors import ArgumentError, check_count
 from .._core.random import base_seed
 from .._core.state import in_eval
+from .._core.targets import model_output
 from .tracin import TracInCP, batch_sum, train_chunks
 
 NAIVE_MAX_PARAMETERS = 20_000  # a (P, P) float32 Hessian of 1.6 GB
@@ -121,7 +122,8 @@ class InfluenceFunction(TracInCP, ABC):
             summed = batch_sum(self.loss_fn)
             if summed is not None:
                 return summed(out, y)
-            return torch.func.vmap(lambda o, t: self.loss_fn(o[None], t[None]).sum())(out, y).sum()
+            logits = out if isinstance(out, Tensor) else model_output(out)  # vmap maps tensors (not a HF output)
+            return torch.func.vmap(lambda o, t: self.loss_fn(o[None], t[None]).sum())(logits, y).sum()
 
         theta = torch.cat([used[k].reshape(-1) for k in self.names])
         return theta, total_loss

@@ -196,7 +196,10 @@ class TracInCP:
             state = self.checkpoints[c]
             state = self.load(state) if isinstance(state, str) else state
             device = next(self.model.parameters()).device
-            full = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers()), **state}
+            own = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers())}
+            # a state dict also names tied parameters under their second name (GPT-2's lm_head.weight):
+            # functional_call takes each tensor once, under the name named_parameters() gives it
+            full = {**own, **{k: v for k, v in state.items() if k in own}}
             self._loaded[c] = {k: v.detach().to(device) for k, v in full.items()}
         full = self._loaded[c]
         used = {k: full[k] for k in self.names}
