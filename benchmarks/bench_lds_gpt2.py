@@ -7,8 +7,10 @@ Adam on 24 random halves of the training set; the measured output is each test s
 summed next-token loss. Methods score the model trained on all the data; LDS is the Spearman
 correlation, per test sequence, between the summed scores of a subset and the loss of the model
 trained on it, averaged. EK-FAC runs in pyattrib and, at the same settings (Conv1D projections
-as Linear layers, the empirical Fisher, heuristic damping), in kronfluence 1.0.1. TRAK's margin
-is defined for classifiers and is left out here (it is in ``bench_lds.py``).
+as Linear layers, the empirical Fisher, heuristic damping), in kronfluence 1.0.1. TRAK projects
+the gradients of every next token's margin, summed, and weighs by ``1 - p`` averaged over the
+positions (``pa.influence.sequence_margin`` / ``sequence_residual``); its scores raise the margin,
+so they are not negated. TRAK uses every parameter; the others the transformer blocks' layers.
 
 ``python benchmarks/bench_lds_gpt2.py``
 """
@@ -138,6 +140,13 @@ def main() -> None:
         "ArnoldiInfluenceFunction (100 iters, 50 dims)": lambda: pa.influence.arnoldi_influence_function(
             full, train, loss_fn=lm_loss, layers=layers, arnoldi_dim=100, projection_dim=50, hessian_reg=1e-3,
             batch_size=16),
+        "TRAK (1 model, k=512, next-token margins)": lambda: pa.influence.trak(
+            full, train, [full.state_dict()], projection_dim=512, batch_size=16, generator=torch.Generator().manual_seed(0),
+            output_fn=pa.influence.sequence_margin, residual_fn=pa.influence.sequence_residual),
+        "TRAK (5 models on the full set, k=512)": lambda: pa.influence.trak(
+            full, train, [fit(torch.arange(N_TRAIN), torch.Generator().manual_seed(s)).state_dict() for s in range(5)],
+            projection_dim=512, batch_size=16, generator=torch.Generator().manual_seed(0),
+            output_fn=pa.influence.sequence_margin, residual_fn=pa.influence.sequence_residual),
         "K-FAC (pyattrib, empirical Fisher, heuristic damping)": lambda: pa.influence.ekfac_influence(
             full, train, loss_fn=lm_loss, layers=layers, strategy="kfac", damping=None, fisher="empirical",
             batch_size=32).fit_factors(),
@@ -147,10 +156,11 @@ def main() -> None:
     }  # fmt: skip
     print(f"torch {torch.__version__}, 2 threads, CPU; tiny GPT-2 (2 layers, width 32) on generated text, "
           f"{N_TRAIN} train / {N_TEST} test sequences of {LENGTH} tokens, {N_MODELS} models on random halves "
-          f"({trained:.1f} s to train them), test-loss outputs; the transformer blocks' layers scored")  # fmt: skip
+          f"({trained:.1f} s to train them), test-loss outputs")  # fmt: skip
     for name, build in methods.items():
         t = time.perf_counter()
-        scores = -build().influence(test_ids, test_ids)  # helpful examples lower the loss
+        sign = 1.0 if name.startswith("TRAK") else -1.0  # helpful examples lower the loss (TRAK: raise the margin)
+        scores = sign * build().influence(test_ids, test_ids)
         spent = time.perf_counter() - t
         per_test = pa.influence.lds(scores, masks, runs.outputs)
         kept = per_test[~per_test.isnan()]

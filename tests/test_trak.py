@@ -67,3 +67,34 @@ def test_trak_does_not_depend_on_the_chunks_and_draws_from_its_generator():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     make(5, 0).influence(test_x, test_y)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model as found
+
+
+def test_trak_on_a_language_model_equals_the_dense_formula():
+    """TRAK with the language-model output (every next token's margin, summed) and the weights
+    ``1 - p`` averaged over the positions, on a Hugging Face GPT-2 with tied embeddings."""
+    from tests.architectures import gpt2
+
+    model = gpt2()
+    torch.manual_seed(1)
+    ids, test_ids = torch.randint(0, 60, (6, 5)), torch.randint(0, 60, (2, 5))
+    trak = pa.influence.trak(model, TensorDataset(ids, ids), [model.state_dict()], projection_dim=6, damping=1e-3,
+                             batch_size=4, generator=torch.Generator().manual_seed(0),
+                             output_fn=pa.influence.sequence_margin, residual_fn=pa.influence.sequence_residual)  # fmt: skip
+    got = trak.influence(test_ids, test_ids)
+    params = list(model.parameters())
+
+    def grad_and_q(seq):
+        logits = model(seq[None]).logits[0, :-1]
+        p = logits.softmax(-1).gather(1, seq[1:, None])[:, 0]
+        f = torch.log(p / (1 - p)).sum()  # each next token's margin, from its probability
+        g = torch.autograd.grad(f, params)
+        return torch.cat([t.reshape(-1) for t in g]).double(), float((1 - p.detach()).mean())
+
+    train = [grad_and_q(s) for s in ids]
+    grads = torch.stack([g for g, _ in train])
+    proj = trak.projection(0, grads.shape[1], grads)
+    phi = grads @ proj
+    phi_test = torch.stack([grad_and_q(s)[0] for s in test_ids]) @ proj
+    gram = phi.T @ phi + 1e-3 * torch.eye(phi.shape[1], dtype=torch.float64)
+    want = phi_test @ torch.linalg.inv(gram) @ phi.T * torch.tensor([q for _, q in train], dtype=torch.float64)
+    torch.testing.assert_close(got.double(), want, atol=1e-4 * float(want.abs().max()), rtol=1e-3)

@@ -13,7 +13,7 @@ from .lds import Datamodels, lds, subsets, train_on_subsets
 from .similarity import SimilarityInfluence, cosine_similarity, euclidean_distance, similarity_influence
 from .tracin import TracInCP, tracin_cp
 from .tracin_fast import TracInCPFast, TracInCPFastRandProj, tracin_cp_fast, tracin_cp_fast_rand_proj
-from .trak import TRAK, margin, trak
+from .trak import TRAK, margin, residual, sequence_margin, sequence_residual, trak
 
 __all__ = [
     "TracInCP", "TracInCPFast", "TracInCPFastRandProj", "tracin_cp", "tracin_cp_fast", "tracin_cp_fast_rand_proj",
@@ -23,5 +23,6 @@ __all__ = [
     "arnoldi_influence_function",
     "checkpoint_paths", "read_checkpoint", "load_flexible", "loaded_states",
     "EKFACInfluence", "ekfac_influence",
-    "Datamodels", "lds", "subsets", "train_on_subsets", "TRAK", "trak", "margin",
+    "Datamodels", "lds", "subsets", "train_on_subsets",
+    "TRAK", "trak", "margin", "residual", "sequence_margin", "sequence_residual",
 ]  # fmt: skip

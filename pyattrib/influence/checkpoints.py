@@ -35,10 +35,8 @@ def checkpoint_paths(checkpoints: str | Sequence[str]) -> list[str]:
         checkpoints: A folder, a file, or a sequence of files.
 
     Returns:
-        The paths, in order (``ckpt2`` before ``ckpt10`` for a folder); an empty folder gives none.
-
-    Raises:
-        ArgumentError: A single path that does not exist.
+        The paths, in order (``ckpt2`` before ``ckpt10`` for a folder); an empty folder gives none (a
+        single path that does not exist is an error naming it).
 
     Example:
         >>> from pyattrib.influence import checkpoint_paths

@@ -41,8 +41,8 @@ class EKFACInfluence:
 
     ``fit_factors()`` reads the training data twice (covariances, then EK-FAC's eigenvalue
     correction); ``influence``, ``self_influence`` and ``k_most_influential`` score with them.
-    ``factors`` holds, per layer name, the entries of ``FACTORS``; :meth:`save_factors` and
-    :meth:`load_factors` keep them on disk.
+    ``factors`` holds, per layer name, the entries of ``FACTORS``; ``save_factors`` and
+    ``load_factors`` keep them on disk.
 
     Args:
         model: The model; left exactly as found (evaluated in eval mode).
@@ -200,7 +200,7 @@ class EKFACInfluence:
         self, data: Any = None, *, out: str | os.PathLike[str] | None = None, show_progress: bool = False
     ) -> Tensor:
         """``(N,)``: each training example's score with itself, ``g^T (F + lambda)^{-1} g``
-        (``out``: blocks kept on disk as in :meth:`influence`)."""
+        (``out``: blocks kept on disk as in ``influence``)."""
         data = self.train_data if data is None else data
         parts = []
         for start, xs, y in progress(list(_shard(data, self.batch_size)), show_progress, "EK-FAC self-influence"):
@@ -241,7 +241,7 @@ class EKFACInfluence:
         save_file(flat, str(path), metadata={"strategy": self.strategy})
 
     def load_factors(self, path: str | os.PathLike[str]) -> EKFACInfluence:
-        """Read factors written by :meth:`save_factors` (for the same layers). Returns ``self``."""
+        """Read factors written by ``save_factors`` (for the same layers). Returns ``self``."""
         try:
             from safetensors.torch import load_file
 

@@ -17,6 +17,7 @@ never exist at once); the projection is drawn per checkpoint from the generator'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 from .._core import random
 from .._core.errors import check_count
 from .._core.state import in_eval
+from .._core.targets import model_output
 from .tracin import Checkpoints, TracInCP, train_chunks
 
 
@@ -49,6 +51,66 @@ def margin(outputs: Tensor, labels: Tensor) -> Tensor:
     return (correct - torch.logsumexp(others, 1)).sum()
 
 
+def residual(outputs: Any, labels: Tensor) -> Tensor:
+    """TRAK's weight ``1 - p_y`` per example (``(N,)``), the probability of the correct class.
+
+    Args:
+        outputs: ``(N, C)`` logits.
+        labels: ``(N,)`` correct classes.
+
+    Returns:
+        Tensor: ``(N,)``.
+
+    Example:
+        >>> pa.influence.residual(torch.tensor([[0.0, 0.0]]), torch.tensor([1]))
+        tensor([0.5000])
+    """
+    return 1 - model_output(outputs).softmax(1).gather(1, labels[:, None].long())[:, 0]
+
+
+def _next_tokens(outputs: Any, ids: Tensor) -> tuple[Tensor, Tensor]:
+    logits = model_output(outputs)
+    return logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1)
+
+
+def sequence_margin(outputs: Any, ids: Tensor) -> Tensor:
+    """TRAK's output function for a language model: the margin of every next token (its logit minus
+    the log-sum-exp of the others), summed over the positions and the batch.
+
+    Args:
+        outputs: ``(N, T, V)`` logits, or a Hugging Face output holding them.
+        ids: ``(N, T)`` the sequences (position ``t`` predicts token ``t + 1``).
+
+    Returns:
+        Tensor: the summed margin (a scalar).
+
+    Example:
+        >>> logits = torch.zeros(1, 3, 4)
+        >>> pa.influence.sequence_margin(logits, torch.tensor([[0, 1, 2]]))
+        tensor(-2.1972)
+    """
+    return margin(*_next_tokens(outputs, ids))
+
+
+def sequence_residual(outputs: Any, ids: Tensor) -> Tensor:
+    """TRAK's weight for a sequence: ``1 - p`` of each next token, averaged over the positions
+    (the classifier's ``1 - p_y`` per position; pyattrib's extension to sequences).
+
+    Args:
+        outputs: ``(N, T, V)`` logits, or a Hugging Face output holding them.
+        ids: ``(N, T)`` the sequences.
+
+    Returns:
+        Tensor: ``(N,)``.
+
+    Example:
+        >>> pa.influence.sequence_residual(torch.zeros(1, 3, 4), torch.tensor([[0, 1, 2]]))
+        tensor([0.7500])
+    """
+    logits, targets = _next_tokens(outputs, ids)
+    return residual(logits, targets).reshape(len(ids), -1).mean(1)
+
+
 class TRAK:
     """TRAK scores of the training examples of ``train_data`` for test examples (see the module).
 
@@ -62,6 +124,10 @@ class TRAK:
         damping: ``lambda`` added to the diagonal of each ``Phi^T Phi``.
         batch_size: Examples per chunk of per-sample gradients.
         generator: Draws the base seed of the per-checkpoint projections (None: 0).
+        output_fn: The model output function ``f`` whose gradients are projected, ``(outputs, labels)``
+            summed over a batch (default :func:`margin`; :func:`sequence_margin` for a language model).
+        residual_fn: The weights ``Q``, ``(outputs, labels) -> (N,)`` (default :func:`residual`;
+            :func:`sequence_residual` for a language model).
 
     References:
         - Park, Georgiev, Ilyas, Leclerc and Madry, "TRAK: Attributing Model Behavior at Scale",
@@ -84,9 +150,12 @@ class TRAK:
         damping: float = 0.0,
         batch_size: int = 64,
         generator: torch.Generator | None = None,
+        output_fn: Callable[[Any, Tensor], Tensor] = margin,
+        residual_fn: Callable[[Any, Tensor], Tensor] = residual,
     ) -> None:
         check_count("projection_dim", projection_dim)
-        self._gradients = TracInCP(model, train_data, checkpoints, loss_fn=margin, batch_size=batch_size)
+        self._gradients = TracInCP(model, train_data, checkpoints, loss_fn=output_fn, batch_size=batch_size)
+        self.residual_fn = residual_fn
         self.model, self.train_data, self.batch_size = model, train_data, batch_size
         self.projection_dim, self.damping = projection_dim, damping
         self.seed = random.base_seed(0, generator)
@@ -108,11 +177,11 @@ class TRAK:
         grads = self._gradients.gradients(c, xs, labels)
         return grads @ self.projection(c, grads.shape[1], grads)
 
-    def _probabilities(self, c: int, xs: tuple[Tensor, ...], labels: Tensor) -> Tensor:
+    def _residuals(self, c: int, xs: tuple[Tensor, ...], labels: Tensor) -> Tensor:
         used, rest = self._gradients._params(c)
         with in_eval(self.model), torch.no_grad():
             out = torch.func.functional_call(self.model, {**rest, **used}, xs)
-        return out.softmax(1).gather(1, labels[:, None].long())[:, 0]
+        return self.residual_fn(out, labels)
 
     def fit(self) -> TRAK:
         """Project the training set's gradients at every checkpoint, chunk by chunk, and keep
@@ -122,7 +191,7 @@ class TRAK:
             phis, left = [], []
             for _, xs, y in train_chunks(self.train_data, self.batch_size):
                 phis.append(self.features(c, xs, y).double())
-                left.append(1 - self._probabilities(c, xs, y).double())
+                left.append(self._residuals(c, xs, y).double())
             phi = torch.cat(phis)
             gram = phi.T @ phi + self.damping * torch.eye(phi.shape[1], dtype=phi.dtype, device=phi.device)
             self._fitted.append((torch.linalg.solve(gram, phi.T), torch.cat(left)))
@@ -147,6 +216,8 @@ def trak(
     damping: float = 0.0,
     batch_size: int = 64,
     generator: torch.Generator | None = None,
+    output_fn: Callable[[Any, Tensor], Tensor] = margin,
+    residual_fn: Callable[[Any, Tensor], Tensor] = residual,
 ) -> TRAK:
     """A :class:`TRAK` over ``train_data`` (see there).
 
@@ -159,6 +230,9 @@ def trak(
         damping: Added to the diagonal of each ``Phi^T Phi``.
         batch_size: Examples per chunk of per-sample gradients.
         generator: Draws the base seed of the projections.
+        output_fn: The model output function whose gradients are projected (default the margin;
+            :func:`sequence_margin` for a language model).
+        residual_fn: The weights ``Q`` per example (default ``1 - p_y``; :func:`sequence_residual`).
 
     Returns:
         TRAK: ``influence(test_inputs, test_labels)`` and ``fit()``.
@@ -173,4 +247,4 @@ def trak(
         torch.Size([4, 16])
     """
     return TRAK(model, train_data, checkpoints, projection_dim=projection_dim, damping=damping,
-                batch_size=batch_size, generator=generator)  # fmt: skip
+                batch_size=batch_size, generator=generator, output_fn=output_fn, residual_fn=residual_fn)  # fmt: skip
