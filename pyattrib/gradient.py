@@ -9,31 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ._core.attributor import Attributor
-from ._core.call import Call, completeness_delta, prepare
+from ._core.call import completeness_delta, prepare
 from ._core.calls import BaselineCall, InputCall, SampledDistributionCall
-from ._core.errors import ArgumentError, check_batch_size
+from ._core.errors import ArgumentError
 from ._core.inputs import BaselineLike, TensorOrTuple, as_tuple
-from ._core.kernel import (
-    Chunk,
-    accumulate,
-    gradients,
-)
-from ._core.paths import InputGradients, Stdevs, path_of_gradients, shap_of_gradients
+from ._core.paths import InputGradients, Stdevs, gradient_times_value, path_of_gradients, shap_of_gradients
 from ._core.quadrature import path_rule
 from ._core.state import evaluating
 from ._core.targets import TargetLike
 
 Forward = Callable[..., Any]
-
-
-def _grad_at_inputs(f: Forward, call: Call, batch_size: int | None) -> tuple[Tensor, ...]:
-    def contribution(c: Chunk) -> tuple[Tensor, ...]:
-        return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.index)
-
-    return accumulate(contribution, 1, call.n, call.chunk(batch_size), call.device)
 
 
 def saliency(
@@ -66,16 +55,8 @@ def saliency(
         >>> pa.saliency(model)(x, target=y).shape
         torch.Size([4, 8])
     """
-    check_batch_size(batch_size)
-
-    def attribute(
-        inputs: TensorOrTuple, *, target: TargetLike = None, additional_forward_args: Any = None
-    ) -> TensorOrTuple:
-        call = prepare(inputs, target, additional_forward_args, method="saliency")
-        with evaluating(f, create_graph):
-            grads = _grad_at_inputs(f, call, batch_size)
-        return call.restore([g.abs() if abs else g for g in grads])
-
+    attribute = gradient_times_value(f, lambda: InputGradients(f), "saliency", multiply=False, batch_size=batch_size,
+                                     create_graph=create_graph, then=torch.abs if abs else None)
     return Attributor(attribute, f, per_example=("target", "additional_forward_args"), name="saliency")
 
 
@@ -104,16 +85,8 @@ def input_x_gradient(f: Forward, *, batch_size: int | None = None, create_graph:
         >>> pa.input_x_gradient(model)(x, target=y).shape
         torch.Size([4, 8])
     """
-    check_batch_size(batch_size)
-
-    def attribute(
-        inputs: TensorOrTuple, *, target: TargetLike = None, additional_forward_args: Any = None
-    ) -> TensorOrTuple:
-        call = prepare(inputs, target, additional_forward_args, method="input_x_gradient")
-        with evaluating(f, create_graph):
-            grads = _grad_at_inputs(f, call, batch_size)
-        return call.restore([g * x for g, x in zip(grads, call.inputs)])
-
+    attribute = gradient_times_value(f, lambda: InputGradients(f), "input_x_gradient", multiply=True,
+                                     batch_size=batch_size, create_graph=create_graph)
     return Attributor(attribute, f, per_example=("target", "additional_forward_args"), name="input_x_gradient")
 
 

@@ -1,6 +1,7 @@
 """The bodies of the gradient methods along paths, written once, and where they read gradients.
 
-:func:`path_of_gradients` integrates gradients along the straight path from the baselines
+:func:`gradient_times_value` reads them at one point (saliency, input x gradient, gradient x
+activation), :func:`path_of_gradients` integrates gradients along the straight path from the baselines
 (integrated gradients; internal influence), :func:`shap_of_gradients` averages them over
 GradientSHAP's draws (:class:`ShapDraws`); a reader says where the gradients are read:
 :class:`InputGradients` (the input methods) or :class:`LayerGradients` (a layer's value for the
@@ -32,11 +33,17 @@ Stdevs = float | tuple[float, ...]
 class InputGradients:
     """Where a gradient method reads its gradients: at the inputs (the input methods' own)."""
 
+    differentiable = True  # the inputs are what is differentiated
+
     def __init__(self, f: Callable[..., Any], record: bool = False) -> None:
         self.f, self.record = f, record  # record: keep each chunk's outputs (an adaptive path rule reads them)
 
     def gradients(self, call: Any, c: Any, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        return gradients(self.f, call.args, call.target, points, c.i, record=c if self.record else None)
+        return gradients(self.f, call.args, call.target, points, c.index, record=c if self.record else None)
+
+    def values(self, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """What the gradients were taken with respect to, at the last points: the inputs."""
+        return points
 
     def difference(self, call: Any, c: Any, xs: tuple[Tensor, ...], bs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         return tuple(x - b for x, b in zip(xs, bs))
@@ -50,8 +57,14 @@ class LayerGradients:
     value: a gradient method whose path runs through the inputs explains the layer (GradientSHAP
     at a layer). One per call: it keeps the layer's layout for the result."""
 
+    differentiable = False  # gradients start at the layer: integer inputs (token ids) are fine
+
     def __init__(self, layers: Layers) -> None:
         self.layers, self.templates = layers, list[LayerValue]()
+
+    def values(self, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The layer's value at the last points (detached)."""
+        return tuple(t.detach() for v in self.templates for t in v.leaves)
 
     def gradients(self, call: Any, c: Any, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         rows = call.args.rows(c.i)
@@ -66,6 +79,38 @@ class LayerGradients:
 
     def result(self, call: Any, attrs: Any) -> Any:
         return self.layers.result(self.templates, attrs)
+
+
+def gradient_times_value(
+    f: Forward,
+    reader: Callable[[], Any],
+    name: str,
+    *,
+    multiply: bool,
+    batch_size: int | None,
+    create_graph: bool = False,
+    then: Callable[[Tensor], Tensor] | None = None,
+) -> Callable[..., Any]:
+    """The call of a local gradient method: the gradients read where ``reader()`` reads them (the
+    inputs: saliency, input x gradient; a layer's value: gradient x activation), times the value
+    they were taken at with ``multiply``, then ``then`` elementwise (saliency's ``abs``)."""
+    check_batch_size(batch_size)
+
+    def attribute(inputs: TensorOrTuple, *, target: TargetLike = None, additional_forward_args: Any = None) -> Any:
+        at = reader()
+        call = prepare(inputs, target, additional_forward_args, method=name, differentiable=at.differentiable)
+
+        def contribution(c: Chunk) -> tuple[Tensor, ...]:
+            points = tuple(c.take(x) for x in call.inputs)
+            grads = at.gradients(call, c, points)
+            out = tuple(g * v for g, v in zip(grads, at.values(points))) if multiply else grads
+            return out if then is None else tuple(then(t) for t in out)
+
+        with evaluating(f, create_graph):
+            attrs = accumulate(contribution, 1, call.n, call.chunk(batch_size), call.device)
+        return at.result(call, list(attrs))
+
+    return attribute
 
 
 def path_of_gradients(

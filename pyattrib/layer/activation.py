@@ -16,6 +16,7 @@ from .._core.calls import ActivationCall, InputCall
 from .._core.capture import Layers, LayerValue, split
 from .._core.errors import ArgumentError
 from .._core.inputs import TensorOrTuple
+from .._core.paths import LayerGradients, gradient_times_value
 from .._core.state import evaluating
 from .._core.targets import TargetLike
 
@@ -95,17 +96,8 @@ def layer_gradient_x_activation(
     """
 
     layers = Layers(model, layer, attribute_to_layer_input)
-
-    def attribute(inputs: TensorOrTuple, *, target: TargetLike = None, additional_forward_args: Any = None) -> Any:
-        call = prepare(
-            inputs, target, additional_forward_args, method="layer_gradient_x_activation", differentiable=False
-        )
-        with evaluating(model):
-            values, grads = layers.gradients(_select(call, None), call.inputs, call.args.values, call.n)
-            leaves = _leaves(values)
-            attrs = [g * v.detach() for g, v in zip(grads, leaves)] if multiply_by_inputs else grads
-        return layers.result(values, attrs)
-
+    attribute = gradient_times_value(model, lambda: LayerGradients(layers), "layer_gradient_x_activation",
+                                     multiply=multiply_by_inputs, batch_size=None)
     return Attributor(attribute, model, per_example=PER_EXAMPLE, name="layer_gradient_x_activation")
 
 
