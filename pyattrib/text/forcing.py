@@ -118,20 +118,25 @@ class TeacherForcing:
             kwargs["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0)
         return kwargs, starts
 
-    def __call__(self, prompts: list[dict[str, Tensor]], answers: list[Tensor]) -> Tensor:
-        """``(len(prompts), max answer length)`` log-probabilities, 0 past each answer's end."""
+    def __call__(
+        self, prompts: list[dict[str, Tensor]], answers: list[Tensor], foils: list[Tensor] | None = None
+    ) -> Tensor:
+        """``(len(prompts), max answer length)`` log-probabilities, 0 past each answer's end (with
+        ``foils``, one per answer and as long: each answer token's log-probability minus its foil's)."""
         device = prompts[0]["input_ids"].device
         answers = [a.to(device) for a in answers]
+        contrast: list[Tensor | None] = [None] * len(answers) if foils is None else [f.to(device) for f in foils]
         longest = max(p["input_ids"].shape[1] + len(a) for p, a in zip(prompts, answers))
         rows = self.rows or max(1, TOKEN_BUDGET // longest)
         traits = self.probe(torch.cat([prompts[0]["input_ids"][0], answers[0]]), extras(prompts[:1]))
         if not (traits.causal and traits.masked):
-            return self.exact(prompts, answers, traits.causal, rows)
-        return torch.cat(
-            [self.batch(prompts[i : i + rows], answers[i : i + rows]) for i in range(0, len(prompts), rows)]
-        )
+            return self.exact(prompts, answers, traits.causal, rows, contrast)
+        return torch.cat([self.batch(prompts[i : i + rows], answers[i : i + rows], contrast[i : i + rows])
+                          for i in range(0, len(prompts), rows)])  # fmt: skip
 
-    def batch(self, prompts: list[dict[str, Tensor]], answers: list[Tensor]) -> Tensor:
+    def batch(
+        self, prompts: list[dict[str, Tensor]], answers: list[Tensor], foils: list[Tensor | None] | None = None
+    ) -> Tensor:
         """One padded forward of ``prompt + answer`` per pair."""
         seqs = [torch.cat([p["input_ids"][0], a]) for p, a in zip(prompts, answers)]
         t_max = max(len(a) for a in answers)
@@ -142,12 +147,15 @@ class TeacherForcing:
         logits = logits_of(self.model(**kwargs))
         offset = kwargs["input_ids"].shape[1] - logits.shape[1]  # positions dropped by logits_to_keep
         out = torch.zeros((len(seqs), t_max), dtype=torch.float32, device=logits.device)
-        for r, (p, a) in enumerate(zip(prompts, answers)):
+        for r, (p, a, f) in enumerate(zip(prompts, answers, foils or [None] * len(answers))):
             first = starts[r] + p["input_ids"].shape[1] - 1 - offset  # the position that predicts a[0]
-            out[r, : len(a)] = read(logits[r, first : first + len(a)], a)
+            out[r, : len(a)] = read(logits[r, first : first + len(a)], a, f)
         return out
 
-    def exact(self, prompts: list[dict[str, Tensor]], answers: list[Tensor], causal: bool, rows: int) -> Tensor:
+    def exact(
+        self, prompts: list[dict[str, Tensor]], answers: list[Tensor], causal: bool, rows: int,
+        foils: list[Tensor | None] | None = None,
+    ) -> Tensor:  # fmt: skip
         """Unpadded forwards: per pair (causal) or per answer prefix, equal lengths batched."""
         out = torch.zeros((len(prompts), max(len(a) for a in answers)), dtype=torch.float32)
         groups: dict[int, list[tuple[int, int, Tensor]]] = defaultdict(list)  # length -> (pair, first token, ids)
@@ -164,18 +172,21 @@ class TeacherForcing:
                 kwargs = {**self.plain(torch.stack([q[2] for q in chunk])), **extras([prompts[q[0]] for q in chunk])}
                 logits = logits_of(self.model(**kwargs))
                 for row, (r, t, _) in enumerate(chunk):
-                    a = answers[r]
+                    a, f = answers[r], (foils or [None] * len(answers))[r]
                     if causal:
                         first = prompts[r]["input_ids"].shape[1] - 1
-                        out[r, : len(a)] = read(logits[row, first : first + len(a)], a).cpu()
+                        out[r, : len(a)] = read(logits[row, first : first + len(a)], a, f).cpu()
                     else:
-                        out[r, t] = read(logits[row, -1:], a[t : t + 1])[0].cpu()
+                        out[r, t] = read(logits[row, -1:], a[t : t + 1], None if f is None else f[t : t + 1])[0].cpu()
         return out.to(prompts[0]["input_ids"].device)
 
 
-def read(logits: Tensor, tokens: Tensor) -> Tensor:
-    """``log softmax(logits)[i, tokens[i]]`` per position."""
-    return logits.float().log_softmax(-1).gather(1, tokens[:, None])[:, 0]
+def read(logits: Tensor, tokens: Tensor, foils: Tensor | None = None) -> Tensor:
+    """``log softmax(logits)[i, tokens[i]]`` per position; with ``foils`` the contrast
+    ``log p(tokens[i]) - log p(foils[i])`` in the same context (Yin & Neubig, 2022)."""
+    log_p = logits.float().log_softmax(-1)
+    score = log_p.gather(1, tokens[:, None])[:, 0]
+    return score if foils is None else score - log_p.gather(1, foils[:, None])[:, 0]
 
 
 def extras(prompts: list[dict[str, Tensor]]) -> dict[str, Any]:

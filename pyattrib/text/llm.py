@@ -15,7 +15,7 @@ computed the exact, slower way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -27,6 +27,7 @@ from ..perturbation import feature_ablation
 from .forcing import TeacherForcing
 from .inputs import InterpretableInput
 from .result import LLMAttributionResult
+from .steps import StepScore, answer_log_probs, check_steps, scores_of
 
 DEFAULT_GEN_ARGS = {"max_new_tokens": 25, "do_sample": False, "temperature": None, "top_p": None}
 
@@ -34,7 +35,7 @@ DEFAULT_GEN_ARGS = {"max_new_tokens": 25, "do_sample": False, "temperature": Non
 WHOLE_ANSWER_ONLY = ("lime", "kernel_shap")  # they fit one surrogate: no per-token rows (as Captum)
 
 
-Scorer = Callable[[list[Any], list[Tensor]], Tensor]  # model inputs, answers -> (n, T) log-probs
+Scorer = Callable[[list[Any], list[Tensor], "list[Tensor] | None"], Tensor]  # prompts, answers, foils -> (n, T)
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -81,6 +82,7 @@ class _Prompts:
         gen_args: dict | None,
         tokenizer: Any,
         generate: Callable[[InterpretableInput, dict], Tensor],
+        contrast: Any = None,
     ) -> None:
         self.many = isinstance(inputs, (list, tuple))
         self.inputs: list[InterpretableInput] = list(inputs) if self.many else [inputs]
@@ -104,6 +106,19 @@ class _Prompts:
             if len(answer) == 0:
                 raise ArgumentError("target is empty: give at least one answer token (or let the model generate)")
             self.answers.append(answer.long().cpu())
+        self.foils: list[Tensor] | None = None
+        if contrast is not None:
+            many = self.many and isinstance(contrast, (list, tuple))
+            foils = [self._answer(c) for c in (contrast if many else [contrast] * len(self.inputs))]
+            if len(foils) != len(self.inputs):
+                raise ArgumentError(f"contrast has {len(foils)} entries for {len(self.inputs)} prompts; give one each")
+            for p, (a, f) in enumerate(zip(self.answers, foils)):
+                if len(a) != len(f):
+                    raise ArgumentError(
+                        f"contrast has {len(f)} tokens for a target of {len(a)} (prompt {p}): each target token "
+                        "is contrasted with the foil at its position; give a foil of the same number of tokens"
+                    )
+            self.foils = [f.long().cpu() for f in foils]
 
     def _answer(self, target: Any) -> Tensor:
         if isinstance(target, str):
@@ -125,9 +140,32 @@ class _Prompts:
                     "shorten the prompt or the target"
                 )
 
-    def results(self, attrs: list[Tensor], per_token: bool) -> Any:
+    def step_scores(
+        self, forcing: TeacherForcing | None, steps: list[StepScore], contrast_prompt: Any, device: torch.device
+    ) -> list[dict[str, Tensor] | None]:
+        """Per prompt, the asked step scores (one teacher-forced forward each; one more per contrast prompt)."""
+        if not steps:
+            if contrast_prompt is not None:
+                raise ArgumentError("contrast_prompt is read by step_scores=['kl_divergence']; ask for it or drop it")
+            return [None] * len(self.inputs)
+        if forcing is None:
+            raise ArgumentError("step_scores read the model's logits, which a remote provider does not return")
+        many = self.many and isinstance(contrast_prompt, (list, tuple))
+        contrasts = list(contrast_prompt) if many else [contrast_prompt] * len(self.inputs)
+        out: list[dict[str, Tensor] | None] = []
+        for p, (inp, answer, other) in enumerate(zip(self.inputs, self.answers, contrasts)):
+            log_p = answer_log_probs(forcing, _ids(inp.to_model_input(), self.tokenizer, device), answer)
+            q = None
+            if other is not None:
+                text = other.to_model_input() if isinstance(other, InterpretableInput) else other
+                q = answer_log_probs(forcing, _ids(text, self.tokenizer, device), answer)
+            foil = None if self.foils is None else self.foils[p].to(device)
+            out.append({k: v.cpu() for k, v in scores_of(steps, log_p, answer.to(device), foil, q).items()})
+        return out
+
+    def results(self, attrs: list[Tensor], per_token: bool, steps: list[dict[str, Tensor] | None] | None = None) -> Any:
         results = []
-        for inp, answer, attr in zip(self.inputs, self.answers, attrs):
+        for inp, answer, attr, scores in zip(self.inputs, self.answers, attrs, steps or [None] * len(attrs)):
             attr = inp.format_attr(attr)
             results.append(
                 LLMAttributionResult(
@@ -136,6 +174,7 @@ class _Prompts:
                     seq_attr=attr[0],
                     token_attr=attr[1:] if per_token else None,
                     inp=inp,
+                    step_scores=scores,
                 )
             )
         return results if self.many else results[0]
@@ -171,6 +210,7 @@ def _perturbation_attribution(
     options: dict,
     device: Callable[[], torch.device],
     model: nn.Module | None = None,
+    forcing: TeacherForcing | None = None,
 ) -> Callable[..., Any]:
     """The attribute function shared by local and remote LLMs: ``scorer`` gives the answers'
     log-probabilities for a batch of perturbed prompts."""
@@ -180,8 +220,11 @@ def _perturbation_attribution(
         raise ArgumentError("method must be a perturbation transform such as pa.feature_ablation")
     per_token = getattr(method, "__name__", "") not in WHOLE_ANSWER_ONLY
 
-    def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, num_trials: int = 1, **call: Any):
-        prompts = _Prompts(inputs, target, gen_args, tokenizer, generate)
+    def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, num_trials: int = 1,
+                  contrast: Any = None, step_scores: Sequence[StepScore] | None = None, contrast_prompt: Any = None,
+                  **call: Any):  # fmt: skip
+        steps = check_steps(step_scores)
+        prompts = _Prompts(inputs, target, gen_args, tokenizer, generate, contrast)
         if model is not None:
             prompts.check_context(model, device())
         widths = [inp.n_itp_features for inp in prompts.inputs]
@@ -189,7 +232,8 @@ def _perturbation_attribution(
 
         def answer_scores(keep: Tensor, which: Tensor) -> Tensor:
             batch = [prompts.inputs[p].to_model_input(k[: widths[p]][None]) for k, p in zip(keep, which.tolist())]
-            tokens = scorer(batch, [prompts.answers[p] for p in which.tolist()]).to(keep.device)
+            foils = None if prompts.foils is None else [prompts.foils[p] for p in which.tolist()]
+            tokens = scorer(batch, [prompts.answers[p] for p in which.tolist()], foils).to(keep.device)
             scores = torch.cat([tokens.sum(1, keepdim=True), tokens], dim=1) if per_token else tokens.sum(1)
             return scores.exp() if attr_target == "prob" else scores
 
@@ -202,7 +246,7 @@ def _perturbation_attribution(
                 total = total + attributor(ones, 0.0, additional_forward_args=(which,), **call)
         attr = (total / num_trials).float()  # (P, 1 + T_max, F) or (P, F)
         attrs = [(a if per_token else a[None])[: 1 + lengths[p], : widths[p]] for p, a in enumerate(attr)]
-        return prompts.results(attrs, per_token)
+        return prompts.results(attrs, per_token, prompts.step_scores(forcing, steps, contrast_prompt, device()))
 
     return attribute
 
@@ -225,11 +269,17 @@ def llm_attribution(
     teacher-forced forward per perturbed prompt; perturbed prompts go through the model in
     padded batches of ``batch_size`` rows (default: about 8k tokens per forward).
 
-    Call as ``(inputs, target=None, *, gen_args=None, num_trials=1, **call)``: ``inputs`` is one
-    interpretable input or a list; ``target`` the answer (str or token ids; one per prompt for a
-    list) or None to generate it with ``model.generate(**gen_args)``; ``call`` goes to the
-    method (``generator=``, ``feature_mask=``...). Returns an :class:`LLMAttributionResult` (a
-    list for a list of inputs).
+    Call as ``(inputs, target=None, *, gen_args=None, num_trials=1, contrast=None,
+    step_scores=None, contrast_prompt=None, **call)``: ``inputs`` is one interpretable input or a
+    list; ``target`` the answer (str or token ids; one per prompt for a list) or None to generate
+    it with ``model.generate(**gen_args)``; ``contrast`` a foil as long as the answer (str or
+    ids): each answer token's score becomes ``log p(y_t) - log p(f_t)`` in the answer's context
+    (contrastive explanations, Yin & Neubig 2022); ``step_scores`` names scores returned per
+    answer token in ``result.step_scores`` (``"probability"``, ``"log_probability"``,
+    ``"entropy"``, ``"contrast_prob_diff"``, ``"kl_divergence"`` against ``contrast_prompt``, or
+    callables ``(log_probs, answer) -> (T,)``; see ``pyattrib.text.steps``); ``call`` goes to
+    the method (``generator=``, ``feature_mask=``...). Returns an :class:`LLMAttributionResult`
+    (a list for a list of inputs).
 
     Args:
         model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
@@ -253,6 +303,8 @@ def llm_attribution(
           Classifier", KDD 2016. https://arxiv.org/abs/1602.04938
         - Castro, Gómez and Tejada, "Polynomial calculation of the Shapley value based on sampling",
           Computers & Operations Research 2009. https://doi.org/10.1016/j.cor.2008.04.004
+        - Yin and Neubig, "Interpreting Language Models with Contrastive Explanations", EMNLP 2022.
+          https://arxiv.org/abs/2202.10419
 
     Example:
         >>> llm = pa.text.llm_attribution(lm, tokenizer, pa.feature_ablation)
@@ -262,12 +314,12 @@ def llm_attribution(
     """
     forcing = TeacherForcing(model, _pad_id(tokenizer), batch_size)
 
-    def scorer(model_inputs: list[Any], answers: list[Tensor]) -> Tensor:
+    def scorer(model_inputs: list[Any], answers: list[Tensor], foils: list[Tensor] | None = None) -> Tensor:
         device = _device(model)
-        return forcing([_ids(m, tokenizer, device) for m in model_inputs], answers)
+        return forcing([_ids(m, tokenizer, device) for m in model_inputs], answers, foils)
 
     attribute = _perturbation_attribution(scorer, tokenizer, _local_generate(model, tokenizer), method, attr_target,
-                                          batch_size, options, lambda: _device(model), model)  # fmt: skip
+                                          batch_size, options, lambda: _device(model), model, forcing)  # fmt: skip
     return Attributor(attribute, model, per_example=(), random=True, name="text.llm_attribution")
 
 
@@ -319,7 +371,10 @@ def remote_llm_attribution(
         torch.Size([2])
     """
 
-    def scorer(model_inputs: list[Any], answers: list[Tensor]) -> Tensor:
+    def scorer(model_inputs: list[Any], answers: list[Tensor], foils: list[Tensor] | None = None) -> Tensor:
+        if foils is not None:
+            raise ArgumentError("contrast needs each foil's log-probability in the target's context, which a "
+                                "remote provider does not return; use llm_attribution on the model")  # fmt: skip
         out = torch.zeros(len(answers), max(len(a) for a in answers))
         for r, (m, a) in enumerate(zip(model_inputs, answers)):
             prompt = tokenizer.decode(m.flatten()) if isinstance(m, Tensor) else m

@@ -4,7 +4,7 @@ answer token from one batched pass."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ from .embeddings import input_embeddings
 from .forcing import TOKEN_BUDGET, TeacherForcing, logits_of, read
 from .inputs import TextTokenInput
 from .llm import _device, _local_generate, _pad_id, _Prompts
+from .steps import StepScore, check_steps
 
 
 def llm_gradient_attribution(
@@ -44,8 +45,10 @@ def llm_gradient_attribution(
     answer token on unpadded rows (Captum's way). ``batch_size`` bounds the rows (path points x
     answer tokens) per forward (default: about 8k tokens).
 
-    Call as ``(inputs, target=None, *, gen_args=None, baselines=None, **call)`` with
-    :class:`TextTokenInput` inputs (one or a list). The reference of a token is its input's
+    Call as ``(inputs, target=None, *, gen_args=None, contrast=None, step_scores=None,
+    contrast_prompt=None, baselines=None, **call)`` with :class:`TextTokenInput` inputs (one or a
+    list); ``contrast`` and ``step_scores`` as in :func:`llm_attribution` (a foil makes every
+    row's output ``log p(y_t) - log p(f_t)``). The reference of a token is its input's
     ``baselines`` id (skip tokens keep theirs); ``baselines`` given here are in the input's
     feature space, as Captum's: rows of 0/1 (0 = baseline token), several rows for
     ``layer_gradient_shap``'s distribution. Returns :class:`LLMAttributionResult` (or a list).
@@ -79,14 +82,17 @@ def llm_gradient_attribution(
     embeddings = input_embeddings(model, layer)
     forcing = TeacherForcing(model, _pad_id(tokenizer), None)
 
-    def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, **call: Any):
-        device = _device(model)
-        prompts = _Prompts(inputs, target, gen_args, tokenizer, _local_generate(model, tokenizer))
+    def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, contrast: Any = None,
+                  step_scores: Sequence[StepScore] | None = None, contrast_prompt: Any = None,
+                  **call: Any):  # fmt: skip
+        device, steps = _device(model), check_steps(step_scores)
+        prompts = _Prompts(inputs, target, gen_args, tokenizer, _local_generate(model, tokenizer), contrast)
         prompts.check_context(model, device)
         if isinstance(call.get("baselines"), (tuple, list)) and len(call["baselines"]) == 1:
             call["baselines"] = call["baselines"][0]  # Captum passes a 1-tuple for its one input
         attrs = []
-        for inp, answer in zip(prompts.inputs, prompts.answers):
+        for p, (inp, answer) in enumerate(zip(prompts.inputs, prompts.answers)):
+            foil = None if prompts.foils is None else prompts.foils[p].to(device)
             if not isinstance(inp, TextTokenInput):
                 raise ArgumentError(f"llm_gradient_attribution attributes token inputs; got {type(inp).__name__}. "
                                     "Use TextTokenInput, or llm_attribution for templates and images")  # fmt: skip
@@ -96,10 +102,10 @@ def llm_gradient_attribution(
             # padded: one call over all answer tokens; else Captum's way, a call per answer token
             groups = [range(len(answer))] if padded else [range(t, t + 1) for t in range(len(answer))]
             per_token = torch.cat([_attribute_rows(model, forcing, layer_method, embeddings, padded, inp, answer,
-                                                   list(g), batch_size, options, call)
+                                                   list(g), batch_size, options, call, foil)
                                    for g in groups])  # fmt: skip
             attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
-        return prompts.results(attrs, True)
+        return prompts.results(attrs, True, prompts.step_scores(forcing, steps, contrast_prompt, device))
 
     return Attributor(attribute, model, per_example=(), name="text.llm_gradient_attribution")
 
@@ -110,14 +116,14 @@ def _answer_log_prob(model: nn.Module, keys: tuple[str, ...], last_only: bool) -
         ``x`` is 1 and puts reference ids elsewhere (Captum's TextTokenInput rule); ``feature_at``
         maps each column to its feature (-1: not a feature); ``extra`` is the model's keyword
         tensors, then the read positions and tokens."""
-        *model_args, ends, tokens = extra
+        *model_args, ends, tokens, foils = extra
         keep = torch.where(feature_at >= 0, x.gather(1, feature_at.clamp(min=0)) == 1, True)
         kwargs = dict(zip(keys, model_args))
         if last_only:
             kwargs["logits_to_keep"] = 1  # type: ignore[assignment]
         logits = logits_of(model(input_ids=torch.where(keep, ids, refs), **kwargs))
         at = ends - (ids.shape[1] - logits.shape[1])
-        return read(logits[torch.arange(len(ids), device=ids.device), at], tokens)
+        return read(logits[torch.arange(len(ids), device=ids.device), at], tokens, foils if foils.numel() else None)
 
     return answer_log_prob
 
@@ -134,6 +140,7 @@ def _attribute_rows(
     batch_size: int | None,
     options: dict,
     call: dict,
+    foil: Tensor | None = None,
 ) -> Tensor:
     """Per-token attributions ``(len(ts), n_features)`` from one layer-method call over rows
     ``prompt + answer[:t]``. The method's inputs are the rows' feature indicators (ones; its
@@ -156,7 +163,8 @@ def _attribute_rows(
     columns = torch.tensor(starts, device=device)[:, None] + cols  # (rows, features)
     feature_at = torch.full_like(ids, -1).scatter(1, columns, cols.new_tensor(range(len(cols))).expand_as(columns))
     ends = torch.tensor(starts, device=device) + len(prompt) - 1 + torch.tensor(ts, device=device)
-    extra = (ids, refs, feature_at, *(rows[k] for k in keys), ends, answer[ts])
+    foils = foil[ts] if foil is not None else answer.new_zeros((len(ts), 0))  # none: an empty row each
+    extra = (ids, refs, feature_at, *(rows[k] for k in keys), ends, answer[ts], foils)
     factory = dict(options)
     if "batch_size" in inspect.signature(layer_method).parameters:
         factory["batch_size"] = batch_size or max(1, TOKEN_BUDGET // ids.shape[1])

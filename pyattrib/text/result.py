@@ -31,6 +31,8 @@ class LLMAttributionResult:
             (None for LIME and KernelSHAP).
         output_probs: The answer tokens' probabilities under the unperturbed prompt.
         inp: The interpretable input that was explained (for plotting its features).
+        step_scores: Scores per answer token asked for with ``step_scores=`` (name -> ``(T,)``), e.g.
+            ``"probability"``, ``"entropy"``.
 
     Example:
         >>> llm = pa.text.llm_attribution(lm, tokenizer)
@@ -45,6 +47,7 @@ class LLMAttributionResult:
     token_attr: Tensor | None = None
     output_probs: Tensor | None = None
     inp: Any = None
+    step_scores: dict[str, Tensor] | None = None
 
     def __post_init__(self) -> None:
         self.seq_attr = torch.as_tensor(self.seq_attr)
