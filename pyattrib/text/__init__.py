@@ -7,6 +7,7 @@
     result.seq_attr, result.token_attr, result.plot_token_attr()
 """
 
+from .aggregate import aggregate, word_spans
 from .embeddings import EmbeddingInput, embedding_input
 from .inputs import ImageMaskInput, InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
 from .llm import llm_attribution, remote_llm_attribution
@@ -15,6 +16,8 @@ from .remote import RemoteLLMProvider, VLLMProvider
 from .result import LLMAttributionResult
 
 __all__ = [
+    "aggregate",
+    "word_spans",
     "EmbeddingInput",
     "embedding_input",
     "ImageMaskInput",

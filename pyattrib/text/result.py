@@ -33,6 +33,8 @@ class LLMAttributionResult:
         inp: The interpretable input that was explained (for plotting its features).
         step_scores: Scores per answer token asked for with ``step_scores=`` (name -> ``(T,)``), e.g.
             ``"probability"``, ``"entropy"``.
+        output_pieces: The answer's tokens as the tokenizer writes them (with its word marks, ``"##"``,
+            ``"Ġ"``, ``"▁"``), for :func:`pyattrib.text.aggregate`.
 
     Example:
         >>> llm = pa.text.llm_attribution(lm, tokenizer)
@@ -48,6 +50,7 @@ class LLMAttributionResult:
     output_probs: Tensor | None = None
     inp: Any = None
     step_scores: dict[str, Tensor] | None = None
+    output_pieces: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.seq_attr = torch.as_tensor(self.seq_attr)
