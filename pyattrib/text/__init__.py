@@ -8,6 +8,7 @@
 """
 
 from .aggregate import aggregate, word_spans
+from .attention import attention_attribution
 from .embeddings import EmbeddingInput, embedding_input
 from .inputs import ImageMaskInput, InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
 from .llm import llm_attribution, remote_llm_attribution
@@ -17,6 +18,7 @@ from .result import LLMAttributionResult
 
 __all__ = [
     "aggregate",
+    "attention_attribution",
     "word_spans",
     "EmbeddingInput",
     "embedding_input",
