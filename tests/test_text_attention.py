@@ -62,3 +62,45 @@ def test_attention_needs_eager_attention_and_token_inputs(tokenizer, eager_lm):
 
     with pytest.raises(ArgumentError, match="TextTokenInput"):
         attention_attribution(eager_lm, tokenizer)(TextTemplateInput("{} sat", ["cat"]), "down")
+
+
+def _zeroed_layer_output(model, ids, layer, j):
+    """Block ``layer``'s output with token ``j``'s value vector zeroed in its attention (GPT-2's fused
+    c_attn: the last third), by a hook, through the whole model."""
+    attn = model.transformer.h[layer].attn
+
+    def zero(module, inputs, output):
+        output = output.clone()
+        output[:, j, 2 * attn.embed_dim :] = 0
+        return output
+
+    handle = attn.c_attn.register_forward_hook(zero)
+    try:
+        with torch.no_grad():
+            return model(ids, output_hidden_states=True, use_cache=False).hidden_states[layer + 1][0]
+    finally:
+        handle.remove()
+
+
+def test_value_zeroing_by_hand(eager_lm, tokenizer):
+    text, answer = "the cat sat on", "the mat"
+    prompt = torch.tensor(tokenizer.encode(text))
+    ids = torch.cat([prompt, torch.tensor(tokenizer.encode(answer, add_special_tokens=False))])[None]
+    with torch.no_grad():
+        plain = eager_lm(ids, output_hidden_states=True, use_cache=False).hidden_states
+    per_layer = []
+    for layer in (0, 1):
+        cols = [1 - torch.nn.functional.cosine_similarity(_zeroed_layer_output(eager_lm, ids, layer, j),
+                                                           plain[layer + 1][0], dim=-1)
+                for j in range(ids.shape[1])]  # fmt: skip
+        vz = torch.stack(cols, 1).clamp(min=0)
+        per_layer.append(vz / vz.sum(-1, keepdim=True))
+    rows = slice(len(prompt) - 1, ids.shape[1] - 1)
+    inp = TextTokenInput(text, tokenizer)
+    first = attention_attribution(eager_lm, tokenizer, method="value_zeroing", layers=[0], last_layer=True)(inp, answer)
+    torch.testing.assert_close(first.token_attr, per_layer[0][rows, : len(prompt)], atol=1e-5, rtol=1e-4)
+    assert float(per_layer[0].triu(1).abs().max()) < 1e-6  # causal: later values change nothing earlier
+    eye = torch.eye(ids.shape[1])
+    mixed = [(0.5 * a + 0.5 * eye) / (0.5 * a + 0.5 * eye).sum(-1, keepdim=True) for a in per_layer]
+    both = attention_attribution(eager_lm, tokenizer, method="value_zeroing", layers=[0, 1])(inp, answer)
+    torch.testing.assert_close(both.token_attr, (mixed[1] @ mixed[0])[rows, : len(prompt)], atol=1e-5, rtol=1e-4)

@@ -9,7 +9,12 @@ feature ``j`` is row ``p_t`` of
   or the last layer's;
 - ``"rollout"`` (Abnar & Zuidema, 2020): :math:`\tilde A_L \cdots \tilde A_1` with
   :math:`\tilde A_l = \mathrm{rownorm}(\tfrac12 \bar A_l + \tfrac12 I)`, the head-averaged weights
-  mixed with the residual connection.
+  mixed with the residual connection;
+- ``"value_zeroing"`` (Mohebbi et al., 2023): per layer, token ``i``'s change when token
+  ``j``'s value vector is zeroed, ``1 - cos``, rows normalised; rolled out over the layers (the
+  last layer's alone with ``last_layer=True``). Each layer is rerun on copies of its own input
+  inside the one forward (any stack of layers whose attention has a value projection:
+  ``v_proj``, ``value``, or GPT-2's fused ``c_attn``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from .._core.attributor import Attributor
 from .._core.capture import Layers
 from .._core.errors import ArgumentError
 from .._core.state import evaluating
-from .forcing import TeacherForcing
+from .forcing import TeacherForcing, accepts
 from .inputs import TextTokenInput
 from .llm import _device, _ids, _local_generate, _pad_id, _Prompts
 from .steps import StepScore, check_steps
@@ -55,6 +60,72 @@ def attention_weights(model: nn.Module, modules: Sequence[nn.Module], kwargs: di
     return torch.stack([w.float() for w in seen if w is not None])
 
 
+def _block_of(model: nn.Module, module: nn.Module) -> nn.Module:
+    """The layer of the stack (a child of an ``nn.ModuleList``) that holds ``module``."""
+    parents = {id(c): m for m in model.modules() for c in m.children()}
+    current = module
+    while id(current) in parents:
+        parent = parents[id(current)]
+        if isinstance(parent, nn.ModuleList):
+            return current
+        current = parent
+    raise ArgumentError("value zeroing needs the attention inside a stack of layers (an nn.ModuleList)")
+
+
+def _value_of(attention: nn.Module) -> tuple[nn.Module, int | None]:
+    """The attention's value projection, and the width of the value slice when it is fused with
+    the queries and keys (GPT-2's ``c_attn``: the last third)."""
+    for name in ("v_proj", "value", "v"):
+        sub = getattr(attention, name, None)
+        if isinstance(sub, nn.Module):
+            return sub, None
+    fused = getattr(attention, "c_attn", None)
+    if isinstance(fused, nn.Module) and not getattr(attention, "is_cross_attention", False):
+        return fused, int(attention.embed_dim)
+    raise ArgumentError(f"value zeroing: no value projection (v_proj, value, or GPT-2's c_attn) in "
+                        f"{type(attention).__name__}")  # fmt: skip
+
+
+def value_zeroing(model: nn.Module, modules: Sequence[nn.Module], kwargs: dict[str, Any]) -> Tensor:
+    """``(L, S, S)``: for each layer, how much zeroing token ``j``'s value vector changes token
+    ``i``'s output of that layer, ``1 - cos(x_i, x_i^{(-j)})``, rows normalised to sum to 1
+    (Mohebbi et al., 2023). Each layer is rerun once, on ``S`` copies of its input, copy ``j``
+    with value ``j`` zeroed."""
+    blocks = [_block_of(model, m) for m in modules]
+    values = [_value_of(m) for m in modules]
+    out: list[Tensor] = []
+
+    def first(x: Any) -> Tensor:
+        return x[0] if isinstance(x, tuple) else x
+
+    def call(j: int, forward: Any, args: tuple, kw: dict[str, Any]) -> Any:
+        result = forward(*args, **kw)
+        hidden = args[0] if args else kw["hidden_states"]
+        size = hidden.shape[1]
+        copies = hidden.expand(size, *hidden.shape[1:])
+        module, width = values[j]
+        rows = torch.arange(size, device=hidden.device)
+
+        def zero(_: int, value: Tensor) -> Tensor:
+            value = value.clone()
+            cols = slice(value.shape[-1] - width, None) if width else slice(None)
+            value[rows, rows, cols] = 0
+            return value
+
+        with Layers(model, [module], False).hooked(zero):
+            rest = {k: v for k, v in kw.items() if k != "hidden_states"}
+            changed = first(forward(copies, *args[1:], **rest) if args else forward(hidden_states=copies, **rest))
+        original = first(result)[0]
+        distance = 1 - torch.nn.functional.cosine_similarity(changed.float(), original.float()[None], dim=-1)
+        distance = distance.T.clamp(min=0)  # (i, j): token i's change when value j is zeroed
+        out.append(distance / distance.sum(-1, keepdim=True).clamp(min=1e-12))
+        return result
+
+    with torch.no_grad(), Layers(model, blocks, False).around(call):
+        model(**kwargs)
+    return torch.stack(out)
+
+
 def rollout(weights: Tensor) -> Tensor:
     """Attention rollout of head-averaged weights ``(L, S, S)``: ``(S, S)``."""
     eye = torch.eye(weights.shape[-1], dtype=weights.dtype, device=weights.device)
@@ -69,7 +140,7 @@ def attention_attribution(
     model: nn.Module,
     tokenizer: Any,
     *,
-    method: Literal["raw", "rollout"] = "raw",
+    method: Literal["raw", "rollout", "value_zeroing"] = "raw",
     layers: Sequence[int] | None = None,
     heads: Sequence[int] | None = None,
     last_layer: bool = False,
@@ -78,7 +149,8 @@ def attention_attribution(
 
     ``method="raw"``: the attention weights from the position that predicts each answer token,
     averaged over ``heads`` (default all) and ``layers`` (default all; ``last_layer=True``: the
-    last of them only); ``"rollout"``: attention rollout through ``layers`` (Abnar & Zuidema).
+    last of them only); ``"rollout"``: attention rollout through ``layers`` (Abnar & Zuidema);
+    ``"value_zeroing"``: value zeroing (Mohebbi et al.), rolled out (see the module).
     The model must run eager attention (its weights are read); an SDPA model gets an error
     saying how to switch. Call as ``(inputs, target=None, *, gen_args=None, step_scores=None,
     contrast_prompt=None)`` with :class:`TextTokenInput` inputs (one or a list); returns an
@@ -87,7 +159,7 @@ def attention_attribution(
     Args:
         model: A causal language model (Hugging Face) with eager attention; left exactly as found.
         tokenizer: Its tokenizer.
-        method: ``"raw"`` or ``"rollout"``.
+        method: ``"raw"``, ``"rollout"`` or ``"value_zeroing"``.
         layers: Which attention layers (indices in forward order; default all).
         heads: Which heads (default all).
         last_layer: With ``"raw"``, only the last of ``layers``.
@@ -99,6 +171,8 @@ def attention_attribution(
     References:
         - Abnar and Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020.
           https://arxiv.org/abs/2005.00928
+        - Mohebbi, Zuidema, Chrupała and Alishahi, "Quantifying Context Mixing in Transformers", EACL 2023.
+          https://arxiv.org/abs/2301.12971
 
     Example:
         >>> import copy
@@ -109,8 +183,8 @@ def attention_attribution(
         >>> result.token_attr.shape[0] == len(result.output_tokens)
         True
     """
-    if method not in ("raw", "rollout"):
-        raise ArgumentError(f"method={method!r}; choose 'raw' or 'rollout'")
+    if method not in ("raw", "rollout", "value_zeroing"):
+        raise ArgumentError(f"method={method!r}; choose 'raw', 'rollout' or 'value_zeroing'")
     modules = attention_modules(model)
     if not modules:
         raise ArgumentError("no attention module found (a module class named ...Attention); is it a transformer?")
@@ -130,11 +204,14 @@ def attention_attribution(
                                     f"{type(inp).__name__}")  # fmt: skip
             prompt = _ids(inp.to_model_input(), tokenizer, device)["input_ids"][0]
             seq = torch.cat([prompt, answer.to(device)])
+            kwargs = {**forcing.plain(seq[None]), **({"use_cache": False} if accepts(model, "use_cache") else {})}
             with evaluating(model):
-                weights = attention_weights(model, modules, forcing.plain(seq[None]))[chosen, 0]  # (L, H, S, S)
-            weights = weights if heads is None else weights[:, list(heads)]
-            per_layer = weights.mean(1)
-            if method == "rollout":
+                if method == "value_zeroing":
+                    per_layer = value_zeroing(model, [modules[i] for i in chosen], kwargs)
+                else:
+                    weights = attention_weights(model, modules, kwargs)[chosen, 0]  # (L, H, S, S)
+                    per_layer = (weights if heads is None else weights[:, list(heads)]).mean(1)
+            if method == "rollout" or (method == "value_zeroing" and not last_layer):
                 mixed = rollout(per_layer)
             else:
                 mixed = per_layer[-1] if last_layer else per_layer.mean(0)
