@@ -20,7 +20,7 @@ feature ``j`` is row ``p_t`` of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -81,7 +81,7 @@ def _value_of(attention: nn.Module) -> tuple[nn.Module, int | None]:
             return sub, None
     fused = getattr(attention, "c_attn", None)
     if isinstance(fused, nn.Module) and not getattr(attention, "is_cross_attention", False):
-        return fused, int(attention.embed_dim)
+        return fused, int(cast(Any, attention).embed_dim)
     raise ArgumentError(f"value zeroing: no value projection (v_proj, value, or GPT-2's c_attn) in "
                         f"{type(attention).__name__}")  # fmt: skip
 

@@ -9,6 +9,7 @@ Needs matplotlib (``pip install pyattrib[viz]``).
 from .evaluation import evaluation
 from .grid import grid_map
 from .image import image_attr, image_attr_multiple
+from .matrix import token_matrix, token_matrix_html
 from .scale import Normalised, normalise
 from .shap_plots import bar, beeswarm, force, force_html, heatmap, waterfall
 from .tabular import feature_attr
@@ -32,5 +33,7 @@ __all__ = [
     "text_attr",
     "text_attr_figure",
     "timeseries_attr",
+    "token_matrix",
+    "token_matrix_html",
     "waterfall",
 ]
