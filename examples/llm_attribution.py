@@ -101,8 +101,8 @@ def main(steps: int = 250) -> dict:
     tokens = text.TextTokenInput(" ".join(prompt), tok, baselines="[MASK]", skip_tokens=["[CLS]", "[SEP]"])
     gradient = text.llm_gradient_attribution(model, tok, n_steps=32)(tokens, "paris")
     generated = text.llm_attribution(model, tok)(template, gen_args={"max_new_tokens": 1, "do_sample": False})
-    steps = ["probability", "entropy", "contrast_prob_diff"]
-    contrast = text.llm_attribution(model, tok)(template, "paris", contrast="madrid", step_scores=steps)
+    asked = ["probability", "entropy", "contrast_prob_diff"]
+    contrast = text.llm_attribution(model, tok)(template, "paris", contrast="madrid", step_scores=asked)
     print(f"trained to loss {loss:.3f}; the model answers {generated.output_tokens}")
     named = (("feature ablation", ablation), ("Shapley sampling", shapley), ("layer IG", gradient),
              ("paris, not madrid", contrast))  # fmt: skip
@@ -116,8 +116,8 @@ def main(steps: int = 250) -> dict:
     matrix = os.path.join(OUT, "llm_contrast.html")
     with open(matrix, "w") as fh:
         fh.write(str(pa.viz.token_matrix_html(contrast, title="why paris and not madrid")))
-    scores = {k: round(float(v[0]), 3) for k, v in contrast.step_scores.items()}
-    print(f"wrote {path} and {matrix}; step scores {scores}")
+    step_values = {k: round(float(v[0]), 3) for k, v in contrast.step_scores.items()}
+    print(f"wrote {path} and {matrix}; step scores {step_values}")
     return {"loss": loss, "answer": generated.output_tokens, "ablation": ablation, "shapley": shapley,
             "gradient": gradient, "contrast": contrast, "html": path, "matrix": matrix}  # fmt: skip
 
