@@ -104,3 +104,10 @@ def test_value_zeroing_by_hand(eager_lm, tokenizer):
     mixed = [(0.5 * a + 0.5 * eye) / (0.5 * a + 0.5 * eye).sum(-1, keepdim=True) for a in per_layer]
     both = attention_attribution(eager_lm, tokenizer, method="value_zeroing", layers=[0, 1])(inp, answer)
     torch.testing.assert_close(both.token_attr, (mixed[1] @ mixed[0])[rows, : len(prompt)], atol=1e-5, rtol=1e-4)
+
+
+def test_value_zeroing_in_chunks_equals_all_at_once(eager_lm, tokenizer):
+    inp = TextTokenInput("the cat sat on the mat", tokenizer)
+    whole = attention_attribution(eager_lm, tokenizer, method="value_zeroing")(inp, "and slept")
+    chunked = attention_attribution(eager_lm, tokenizer, method="value_zeroing", batch_size=3)(inp, "and slept")
+    torch.testing.assert_close(chunked.token_attr, whole.token_attr, atol=1e-6, rtol=1e-5)

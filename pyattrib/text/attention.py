@@ -86,11 +86,13 @@ def _value_of(attention: nn.Module) -> tuple[nn.Module, int | None]:
                         f"{type(attention).__name__}")  # fmt: skip
 
 
-def value_zeroing(model: nn.Module, modules: Sequence[nn.Module], kwargs: dict[str, Any]) -> Tensor:
+def value_zeroing(
+    model: nn.Module, modules: Sequence[nn.Module], kwargs: dict[str, Any], batch_size: int | None = None
+) -> Tensor:
     """``(L, S, S)``: for each layer, how much zeroing token ``j``'s value vector changes token
     ``i``'s output of that layer, ``1 - cos(x_i, x_i^{(-j)})``, rows normalised to sum to 1
-    (Mohebbi et al., 2023). Each layer is rerun once, on ``S`` copies of its input, copy ``j``
-    with value ``j`` zeroed."""
+    (Mohebbi et al., 2023). Each layer is rerun on ``S`` copies of its input, copy ``j`` with value
+    ``j`` zeroed, ``batch_size`` copies at a time (default all: memory grows with ``S^2``)."""
     blocks = [_block_of(model, m) for m in modules]
     values = [_value_of(m) for m in modules]
     out: list[Tensor] = []
@@ -102,19 +104,24 @@ def value_zeroing(model: nn.Module, modules: Sequence[nn.Module], kwargs: dict[s
         result = forward(*args, **kw)
         hidden = args[0] if args else kw["hidden_states"]
         size = hidden.shape[1]
-        copies = hidden.expand(size, *hidden.shape[1:])
         module, width = values[j]
-        rows = torch.arange(size, device=hidden.device)
+        rest = {k: v for k, v in kw.items() if k != "hidden_states"}
+        step = size if batch_size is None else max(1, batch_size)
+        parts = []
+        for start in range(0, size, step):
+            rows = torch.arange(start, min(start + step, size), device=hidden.device)
+            copies = hidden.expand(len(rows), *hidden.shape[1:])
 
-        def zero(_: int, value: Tensor) -> Tensor:
-            value = value.clone()
-            cols = slice(value.shape[-1] - width, None) if width else slice(None)
-            value[rows, rows, cols] = 0
-            return value
+            def zero(_: int, value: Tensor, rows: Tensor = rows) -> Tensor:
+                value = value.clone()
+                cols = slice(value.shape[-1] - width, None) if width else slice(None)
+                value[torch.arange(len(rows), device=rows.device), rows, cols] = 0
+                return value
 
-        with Layers(model, [module], False).hooked(zero):
-            rest = {k: v for k, v in kw.items() if k != "hidden_states"}
-            changed = first(forward(copies, *args[1:], **rest) if args else forward(hidden_states=copies, **rest))
+            with Layers(model, [module], False).hooked(zero):
+                out = forward(copies, *args[1:], **rest) if args else forward(hidden_states=copies, **rest)
+            parts.append(first(out))
+        changed = torch.cat(parts)
         original = first(result)[0]
         distance = 1 - torch.nn.functional.cosine_similarity(changed.float(), original.float()[None], dim=-1)
         distance = distance.T.clamp(min=0)  # (i, j): token i's change when value j is zeroed
@@ -144,6 +151,7 @@ def attention_attribution(
     layers: Sequence[int] | None = None,
     heads: Sequence[int] | None = None,
     last_layer: bool = False,
+    batch_size: int | None = None,
 ) -> Attributor:
     """Attention-based attribution of an LLM's answer to its prompt's tokens.
 
@@ -163,6 +171,8 @@ def attention_attribution(
         layers: Which attention layers (indices in forward order; default all).
         heads: Which heads (default all).
         last_layer: With ``"raw"``, only the last of ``layers``.
+        batch_size: With ``"value_zeroing"``, the copies of a layer's input rerun at once (default all:
+            memory grows with the square of the sequence's length).
 
     Returns:
         Attributor: call it as ``(inputs, target=None, *, gen_args=None, step_scores=None,
@@ -207,7 +217,7 @@ def attention_attribution(
             kwargs = {**forcing.plain(seq[None]), **({"use_cache": False} if accepts(model, "use_cache") else {})}
             with evaluating(model):
                 if method == "value_zeroing":
-                    per_layer = value_zeroing(model, [modules[i] for i in chosen], kwargs)
+                    per_layer = value_zeroing(model, [modules[i] for i in chosen], kwargs, batch_size)
                 else:
                     weights = attention_weights(model, modules, kwargs)[chosen, 0]  # (L, H, S, S)
                     per_layer = (weights if heads is None else weights[:, list(heads)]).mean(1)
