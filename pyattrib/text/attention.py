@@ -119,8 +119,8 @@ def value_zeroing(
                 return value
 
             with Layers(model, [module], False).hooked(zero):
-                out = forward(copies, *args[1:], **rest) if args else forward(hidden_states=copies, **rest)
-            parts.append(first(out))
+                rerun = forward(copies, *args[1:], **rest) if args else forward(hidden_states=copies, **rest)
+            parts.append(first(rerun))
         changed = torch.cat(parts)
         original = first(result)[0]
         distance = 1 - torch.nn.functional.cosine_similarity(changed.float(), original.float()[None], dim=-1)
