@@ -22,7 +22,18 @@ from .call import Call, completeness_delta, output_ends, prepare
 from .capture import Layers, LayerValue
 from .errors import ArgumentError, check_batch_size, check_count
 from .inputs import BaselineLike, TensorOrTuple
-from .kernel import Chunk, accumulate, along_rows, example_major, gradients, integrate_path, outputs, rows_of
+from .kernel import (
+    Chunk,
+    accumulate,
+    along_rows,
+    example_major,
+    gradients,
+    integrate_path,
+    outputs,
+    path_points,
+    rows_of,
+)
+from .quadrature import quadrature
 from .state import evaluating
 from .targets import TargetLike
 
@@ -45,6 +56,10 @@ class InputGradients:
         """What the gradients were taken with respect to, at the last points: the inputs."""
         return points
 
+    def value_at(self, call: Any, i: Tensor, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The value gradients are read at, for input rows ``points`` of examples ``i``: the inputs."""
+        return points
+
     def difference(self, call: Any, c: Any, xs: tuple[Tensor, ...], bs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         return tuple(x - b for x, b in zip(xs, bs))
 
@@ -65,6 +80,11 @@ class LayerGradients:
     def values(self, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """The layer's value at the last points (detached)."""
         return tuple(t.detach() for v in self.templates for t in v.leaves)
+
+    def value_at(self, call: Any, i: Tensor, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The layer's value for input rows ``points`` of examples ``i``, read up to the layer only."""
+        captured = self.layers.capture(points, call.args.rows(i), len(i))
+        return tuple(t for v in captured for t in v.leaves)
 
     def gradients(self, call: Any, c: Any, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         rows = call.args.rows(c.i)
@@ -154,6 +174,61 @@ def path_of_gradients(
         return result
 
     return Attributor(attribute, f, returns_delta=return_delta, name=name)
+
+
+def path_of_increments(
+    f: Forward,
+    reader: Callable[[], Any],
+    name: str,
+    *,
+    n_steps: int,
+    method: str,
+    batch_size: int | None,
+    return_delta: bool = False,
+) -> Attributor:
+    r"""Gradients along the straight input path times the increments of the value they are read
+    at, :math:`\sum_k \partial f/\partial v(x_k)\,(v(x_{k+1}) - v(x_k))` over the ``n_steps + 1``
+    nodes of ``method``: at a layer's value, conductance (Dhamdhere et al.). Chunks share one path
+    point with their neighbour; a chunk's last point is only read up to where the value is."""
+    check_batch_size(batch_size)
+    nodes, _ = quadrature(method, n_steps + 1)
+
+    def attribute(
+        inputs: TensorOrTuple,
+        baselines: BaselineLike = None,
+        *,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+    ) -> Any:
+        call = prepare(inputs, target, additional_forward_args, method=name)
+        base = call.baselines(baselines)
+        diff = tuple(x - b for x, b in zip(call.inputs, base))
+        at = reader()
+
+        def contribution(c: Chunk) -> tuple[Tensor, ...]:
+            points = path_points(c, base, diff, nodes)
+            n, m = call.n, len(c.i) - call.n  # gradients at every point but the chunk's last
+            head = tuple(p[:m] for p in points)
+            grads = at.gradients(call, _Rows(c.i[:m]), head)
+            here = at.values(head)
+            ahead = at.value_at(call, c.i[m:], tuple(p[m:] for p in points))
+            return tuple(g * (torch.cat([v[n:], w]) - v).detach() for g, v, w in zip(grads, here, ahead))
+
+        with evaluating(f):
+            attrs = accumulate(contribution, n_steps + 1, call.n, call.chunk(batch_size), call.device, overlap=1)
+            result = at.result(call, list(attrs))
+            if return_delta:
+                return result, completeness_delta(f, call, tuple(b.contiguous() for b in base), attrs)
+        return result
+
+    return Attributor(attribute, f, returns_delta=return_delta, name=name)
+
+
+class _Rows:
+    """A chunk's first rows, as a reader reads a chunk (``i``, ``index``)."""
+
+    def __init__(self, i: Tensor) -> None:
+        self.i = self.index = i
 
 
 def shap_of_gradients(

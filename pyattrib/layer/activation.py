@@ -66,7 +66,12 @@ def layer_activation(
 
 
 def layer_gradient_x_activation(
-    model: nn.Module, layer: LayerLike, *, multiply_by_inputs: bool = True, attribute_to_layer_input: bool = False
+    model: nn.Module,
+    layer: LayerLike,
+    *,
+    multiply_by_inputs: bool = True,
+    attribute_to_layer_input: bool = False,
+    batch_size: int | None = None,
 ) -> Attributor[InputCall]:
     r"""Gradient x activation at a layer: :math:`\phi_j = a_j\, \partial f / \partial a_j` for layer
     activations ``a`` (just the gradient with ``multiply_by_inputs=False``).
@@ -81,6 +86,8 @@ def layer_gradient_x_activation(
         multiply_by_inputs: Multiply by ``(x - x')`` (global attribution); ``False`` gives the local
             attribution.
         attribute_to_layer_input: Explain the layer's input instead of its output.
+        batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
+            (see the batch size guide). Results do not depend on it.
 
     Returns:
         Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
@@ -97,7 +104,7 @@ def layer_gradient_x_activation(
 
     layers = Layers(model, layer, attribute_to_layer_input)
     attribute = gradient_times_value(model, lambda: LayerGradients(layers), "layer_gradient_x_activation",
-                                     multiply=multiply_by_inputs, batch_size=None)
+                                     multiply=multiply_by_inputs, batch_size=batch_size)
     return Attributor(attribute, model, per_example=PER_EXAMPLE, name="layer_gradient_x_activation")
 
 

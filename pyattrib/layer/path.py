@@ -4,25 +4,18 @@ at a layer (the model spliced at the layer's value)."""
 from __future__ import annotations
 
 import functools
-from typing import Any
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
 from .._core.attributor import Attributor
-from .._core.call import completeness_delta, prepare
 from .._core.calls import BaselineCall, SampledDistributionCall
-from .._core.capture import Layers, LayerValue
+from .._core.capture import Layers
 from .._core.errors import check_batch_size
-from .._core.inputs import BaselineLike, TensorOrTuple
-from .._core.kernel import Chunk, accumulate, path_points
 from .._core.layered import on_layer
-from .._core.paths import LayerGradients, Stdevs, path_of_gradients, shap_of_gradients
+from .._core.paths import LayerGradients, Stdevs, path_of_gradients, path_of_increments, shap_of_gradients
 from .._core.quadrature import path_rule, quadrature
-from .._core.state import evaluating
-from .._core.targets import TargetLike
 from ..gradient import integrated_gradients
-from .activation import LayerLike, _leaves, _select
+from .activation import LayerLike
 
 
 def layer_integrated_gradients(
@@ -135,44 +128,9 @@ def layer_conductance(
         >>> pa.layer_conductance(model, layer)(x, target=y).shape
         torch.Size([4, 16])
     """
-    check_batch_size(batch_size)
-    nodes, _ = quadrature(method, n_steps + 1)
-
     layers = Layers(model, layer, attribute_to_layer_input)
-
-    def attribute(
-        inputs: TensorOrTuple,
-        baselines: BaselineLike = None,
-        *,
-        target: TargetLike = None,
-        additional_forward_args: Any = None,
-    ) -> Any:
-        call = prepare(inputs, target, additional_forward_args, method="layer_conductance")
-        base = call.baselines(baselines)
-        diff = tuple(x - b for x, b in zip(call.inputs, base))
-        templates: list[LayerValue] = []
-
-        def contribution(c: Chunk) -> tuple[Tensor, ...]:
-            points = path_points(c, base, diff, nodes)
-            # gradients at every point but the chunk's last, whose layer value alone is needed
-            n, m = call.n, len(c.i) - call.n
-            index = c.i[:m]
-            head = tuple(p[:m] for p in points)
-            values, grads = layers.gradients(_select(call, index), head, call.args.rows(index), m)
-            last = layers.capture(tuple(p[m:] for p in points), call.args.rows(c.i[m:]), n)
-            templates[:] = values
-            return tuple(
-                g * (torch.cat([v[n:], w]) - v).detach() for g, v, w in zip(grads, _leaves(values), _leaves(last))
-            )
-
-        with evaluating(model):
-            attrs = accumulate(contribution, n_steps + 1, call.n, call.chunk(batch_size), call.device, overlap=1)
-            result = layers.result(templates, attrs)
-            if return_delta:
-                return result, completeness_delta(model, call, tuple(b.contiguous() for b in base), attrs)
-        return result
-
-    return Attributor(attribute, model, returns_delta=return_delta, name="layer_conductance")
+    return path_of_increments(model, lambda: LayerGradients(layers), "layer_conductance", n_steps=n_steps,
+                              method=method, batch_size=batch_size, return_delta=return_delta)  # fmt: skip
 
 
 def internal_influence(
