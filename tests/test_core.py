@@ -246,3 +246,16 @@ def test_one_rule_reads_every_output_form():
         model_output(SimpleNamespace(scores=logits))
     with pytest.raises(ArgumentError, match="no logits"):
         logits_of(SimpleNamespace(scores=logits))
+
+
+def test_feature_mask_id_rules():
+    """One FeatureMask for every family: ids renumbered (native), shifted to 0 (Captum's LIME and
+    KernelSHAP) or kept as given (Captum's DataLoaderAttribution)."""
+    from pyattrib._core.perturb import FeatureMask
+
+    x = torch.zeros(2, 3)
+    mask = torch.tensor([[3, 3, 5]])
+    for rule, ids, n in (("compact", [0, 0, 1], 2), ("shift", [0, 0, 2], 3), ("given", [3, 3, 5], 6)):
+        groups = FeatureMask(mask, (x,), ids_rule=rule)
+        assert groups.ids[0].tolist() == [ids] and groups.n_features == n, rule
+    assert FeatureMask(None, (x, torch.zeros(2, 2))).n_features == 5  # every element its own feature

@@ -260,11 +260,14 @@ class FeatureMask:
     Without a mask every scalar of every input is its own feature. Given ids are renumbered
     ``0..F-1`` in order (``ids="compact"``), or shifted so the smallest is 0 and ``F`` is the
     largest plus one (``ids="shift"``: Captum's LIME and KernelSHAP, where an id no element
-    carries is still a feature of the interpretable space).
+    carries is still a feature of the interpretable space), or kept as given, ``F`` the largest
+    plus one (``ids="given"``: Captum's DataLoaderAttribution).
     """
 
-    def __init__(self, mask: Any, call: Call, name: str = "feature_mask", ids_rule: str = "compact") -> None:
-        xs = call.inputs
+    def __init__(
+        self, mask: Any, call: Call | tuple[Tensor, ...], name: str = "feature_mask", ids_rule: str = "compact"
+    ) -> None:
+        xs = call if isinstance(call, tuple) else call.inputs  # a call, or just the inputs
         if mask is None:
             ids = element_ids(xs)
         else:
@@ -297,6 +300,8 @@ class FeatureMask:
                 raise ArgumentError(f"{name} holds negative ids; use ids >= 0")
             if ids_rule == "shift":
                 inverse = flat - values[0] if values.numel() else flat
+            elif ids_rule == "given":
+                inverse = flat
             out, start = [], 0
             for m in ids:
                 out.append(inverse[start : start + m.numel()].reshape(m.shape))

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import pyattrib as pa
 
+from .._core.perturb import FeatureMask
 from .._core.random import captum_coalitions
 from ._base import native, per_eval
 from .lime_base import LimeBase, _evaluator, _SkLearnModel, bernoulli_sample, exp_kernel_similarity, from_binary_sample
@@ -108,10 +109,7 @@ class Lime(LimeBase):
         the global generator itself when it fits, so then each example is its own call (Captum's
         order: an example's samples, its fit, the next example)."""
         xs = inputs if isinstance(inputs, tuple) else (inputs,)
-        if feature_mask is not None:
-            masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
-            if min(int(m.min()) for m in masks if m.numel()) != 0:
-                warnings.warn("Minimum element in feature mask is not 0, shifting indices to start at 0.", stacklevel=3)
+        _warn_if_shifted(feature_mask)
         n, ppe = xs[0].shape[0], perturbations_per_eval
         whole = n > 1 and (ppe > 1 or not own_model) and self._whole(xs, target, additional_forward_args, ppe)
         config = native(
@@ -211,22 +209,20 @@ class KernelShap(Lime):
         )  # fmt: skip
 
 
+def _warn_if_shifted(feature_mask: Any) -> None:
+    """Captum's warning for a mask whose smallest id is not 0 (its ids are shifted)."""
+    if feature_mask is not None:
+        masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
+        if min(int(m.min()) for m in masks if m.numel()) != 0:
+            warnings.warn("Minimum element in feature mask is not 0, shifting indices to start at 0.", stacklevel=4)
+
+
 def feature_groups(feature_mask: Any, xs: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], int]:
-    """Captum's feature groups: one per input element by default (ids running across inputs);
-    a given mask is shifted to start at 0 (with a warning)."""
-    if feature_mask is None:
-        masks, offset = [], 0
-        for x in xs:
-            size = x[0].numel()
-            masks.append(torch.arange(offset, offset + size, device=x.device).reshape(1, *x.shape[1:]))
-            offset += size
-        return tuple(masks), offset
-    given: tuple[Tensor, ...] = _as_tuple(feature_mask, default=())
-    lowest = min(int(m.min()) for m in given if m.numel())
-    if lowest != 0:
-        warnings.warn("Minimum element in feature mask is not 0, shifting indices to start at 0.", stacklevel=3)
-        given = tuple(m - lowest for m in given)
-    return given, max(int(m.max()) for m in given if m.numel()) + 1
+    """Captum's feature groups (the core's ``FeatureMask`` with ``ids_rule="shift"``): one per input
+    element by default, ids running across inputs; a given mask shifted to start at 0 (warned)."""
+    _warn_if_shifted(feature_mask)
+    groups = FeatureMask(feature_mask, xs, ids_rule="shift")
+    return tuple(groups.ids), groups.n_features
 
 
 def _cat(results: list[Any]) -> Any:

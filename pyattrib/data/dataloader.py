@@ -3,7 +3,6 @@ when one feature group is ablated in every example?"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,7 +12,7 @@ from torch import Tensor
 from .._core.budget import FORWARD_BUDGET, rows_per_chunk
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.inputs import BaselineLike
-from .._core.perturb import element_ids, forward_versions
+from .._core.perturb import FeatureMask, forward_versions
 from .._core.progress import progress as show
 from .._core.state import evaluating
 
@@ -151,17 +150,18 @@ def _as_inputs(batch: Any) -> tuple[Tensor, ...]:
 
 
 def _masks(feature_mask: Any, xs: list[Tensor]) -> tuple[list[Tensor], int]:
-    if feature_mask is None:
-        masks = element_ids(xs)
-        return masks, sum(math.prod(x.shape[1:]) for x in xs)
-    given = list(feature_mask) if isinstance(feature_mask, (tuple, list)) else [feature_mask]
-    if len(given) != len(xs):
-        raise ArgumentError(f"feature_mask has {len(given)} tensors for {len(xs)} attributed inputs; give one each")
-    for j, m in enumerate(given):
-        if m.shape[0] != 1:
-            raise ArgumentError(f"feature_mask[{j}] must have a first dimension of 1 (shared by every batch)")
-    masks = [m.expand(1, *x.shape[1:]).long() for m, x in zip(given, xs)]
-    return masks, int(max(int(m.max()) for m in masks)) + 1
+    """The feature groups of the attributed inputs (the core's ``FeatureMask``, ids as given),
+    shared by every batch."""
+    if feature_mask is not None:
+        given = list(feature_mask) if isinstance(feature_mask, (tuple, list)) else [feature_mask]
+        if len(given) != len(xs):
+            raise ArgumentError(f"feature_mask has {len(given)} tensors for {len(xs)} attributed inputs; give one each")
+        for j, m in enumerate(given):
+            if m.shape[0] != 1:
+                raise ArgumentError(f"feature_mask[{j}] must have a first dimension of 1 (shared by every batch)")
+        feature_mask = tuple(given)
+    groups = FeatureMask(feature_mask, tuple(xs), ids_rule="given")
+    return [m.long() for m in groups.ids], groups.n_features
 
 
 def _baselines(baselines: BaselineLike, xs: list[Tensor]) -> list[Any]:
