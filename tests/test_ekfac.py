@@ -60,6 +60,18 @@ def _kronfluence(model, loss, train, query, strategy, *, damping=1e-8, batch=8, 
             an.load_lambda_matrices("f") if strategy == "ekfac" else None)  # fmt: skip
 
 
+def _same_factors(ours, covariances, lambdas, names):
+    """Each layer's covariances (and EK-FAC's corrected eigenvalues) equal kronfluence's, normalised."""
+    for name, theirs in names.items():
+        n_a = covariances["num_activation_covariance_processed"][theirs]
+        _close(ours.factors[name]["activation_covariance"], covariances["activation_covariance"][theirs] / n_a)
+        n_g = covariances["num_gradient_covariance_processed"][theirs]
+        _close(ours.factors[name]["gradient_covariance"], covariances["gradient_covariance"][theirs] / n_g)
+        if lambdas is not None:
+            n_l = lambdas["num_lambda_processed"][theirs]
+            _close(ours.factors[name]["lambda"], lambdas["lambda_matrix"][theirs] / n_l, rtol=1e-3)
+
+
 def _close(ours, theirs, rtol=1e-4):
     scale = theirs.abs().max().item()
     torch.testing.assert_close(ours.float(), theirs.float(), rtol=rtol, atol=rtol * scale)
@@ -101,11 +113,12 @@ def test_cnn_scores_equal_kronfluence():
     for strategy in ("ekfac", "kfac"):
         # a damping above float32's rounding of the smallest eigenvalues (conv1's gradient covariance has
         # eigenvalues near 1e-12: with kronfluence's default 1e-8 both results are mostly rounding error)
-        pairwise, self_scores, _, _ = _kronfluence(model, _classify, train, TensorDataset(tx, ty), strategy,
-                                                   damping=1e-4)  # fmt: skip
+        pairwise, self_scores, covariances, lambdas = _kronfluence(model, _classify, train, TensorDataset(tx, ty),
+                                                                   strategy, damping=1e-4)  # fmt: skip
         ours = pa.influence.ekfac_influence(model, train, strategy=strategy, damping=1e-4, fisher="empirical",
                                             batch_size=8)  # fmt: skip
         ours.fit_factors()
+        _same_factors(ours, covariances, lambdas, {n: n for n in ("conv1", "conv2", "fc")})
         _close(ours.influence(tx, ty), pairwise)
         _close(ours.self_influence(), self_scores)
 
@@ -149,11 +162,12 @@ def test_tiny_gpt2_scores_equal_kronfluence_and_tokens_sum_to_sequences(strategy
 
     linear = _as_linear(copy.deepcopy(model))
     tracked = [n for n, m in linear.named_modules() if isinstance(m, nn.Linear) and n.startswith("transformer.h")]
-    pairwise, self_scores, _, _ = _kronfluence(linear, loss, train, query, strategy, batch=5, tracked=tracked,
-                                               damping=1e-4)  # fmt: skip
+    pairwise, self_scores, covariances, lambdas = _kronfluence(linear, loss, train, query, strategy, batch=5,
+                                                               tracked=tracked, damping=1e-4)  # fmt: skip
     ours = pa.influence.ekfac_influence(model, train, loss_fn=_lm_loss, layers=layers, strategy=strategy, damping=1e-4,
                                         fisher="empirical", batch_size=5)  # fmt: skip
     ours.fit_factors()
+    _same_factors(ours, covariances, lambdas, {n: n for n in tracked})  # Conv1D here, Linear there: one layout
     scores = ours.influence(ids[10:], ids[10:])
     _close(scores, pairwise, rtol=1e-3)
     _close(ours.self_influence(), self_scores, rtol=1e-3)
