@@ -202,6 +202,9 @@ def attention_attribution(
     if any(not 0 <= i < len(modules) for i in chosen) or not chosen:
         raise ArgumentError(f"layers must be indices of the model's {len(modules)} attention layers; got {layers}")
     forcing = TeacherForcing(model, _pad_id(tokenizer), None)
+    if forcing.seq2seq:
+        raise ArgumentError("attention_attribution reads a decoder-only model's self-attention; an encoder-decoder "
+                            "model (T5, BART) is not supported here: use llm_attribution")  # fmt: skip
 
     def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None,
                   step_scores: Sequence[StepScore] | None = None, contrast_prompt: Any = None) -> Any:  # fmt: skip

@@ -64,6 +64,9 @@ class TeacherForcing:
         self.keep_logits = accepts(model, "logits_to_keep")
         self.masks = accepts(model, "attention_mask")
         self.padded_keys = ("attention_mask", "position_ids") if self.left else ("attention_mask",)
+        config = getattr(model, "config", None)
+        self.seq2seq = bool(getattr(config, "is_encoder_decoder", False))  # T5, BART, Marian
+        self.decoder_start = getattr(config, "decoder_start_token_id", None)
 
     def probe(self, seq: Tensor, extra: dict[str, Any] | None = None) -> Traits:
         """Whether the model is causal and honours padding, checked on ``seq`` (1-D ids) once per model.
@@ -128,11 +131,32 @@ class TeacherForcing:
         contrast: list[Tensor | None] = [None] * len(answers) if foils is None else [f.to(device) for f in foils]
         longest = max(p["input_ids"].shape[1] + len(a) for p, a in zip(prompts, answers))
         rows = self.rows or max(1, TOKEN_BUDGET // longest)
+        if self.seq2seq:
+            return torch.cat([self.encoder_decoder(prompts[i : i + rows], answers[i : i + rows], contrast[i : i + rows])
+                              for i in range(0, len(prompts), rows)])  # fmt: skip
         traits = self.probe(torch.cat([prompts[0]["input_ids"][0], answers[0]]), extras(prompts[:1]))
         if not (traits.causal and traits.masked):
             return self.exact(prompts, answers, traits.causal, rows, contrast)
         return torch.cat([self.batch(prompts[i : i + rows], answers[i : i + rows], contrast[i : i + rows])
                           for i in range(0, len(prompts), rows)])  # fmt: skip
+
+    def encoder_decoder(
+        self, prompts: list[dict[str, Tensor]], answers: list[Tensor], foils: list[Tensor | None]
+    ) -> Tensor:
+        """An encoder-decoder model: the prompts padded as the encoder's input, the answers
+        (after the decoder's start token) as the decoder's, one forward; position ``t`` of the
+        decoder predicts answer token ``t``."""
+        if self.decoder_start is None:
+            raise ArgumentError("the encoder-decoder model's config has no decoder_start_token_id; set it")
+        encoder, _ = _right_padded([p["input_ids"][0] for p in prompts], self.pad_id)
+        start = answers[0].new_tensor([self.decoder_start])
+        decoder, _ = _right_padded([torch.cat([start, a[:-1]]) for a in answers], self.pad_id)
+        logits = logits_of(self.model(**encoder, decoder_input_ids=decoder["input_ids"],
+                                      decoder_attention_mask=decoder["attention_mask"]))  # fmt: skip
+        out = torch.zeros((len(answers), max(len(a) for a in answers)), dtype=torch.float32, device=logits.device)
+        for r, (a, f) in enumerate(zip(answers, foils)):
+            out[r, : len(a)] = read(logits[r, : len(a)], a, f)
+        return out
 
     def batch(
         self, prompts: list[dict[str, Tensor]], answers: list[Tensor], foils: list[Tensor | None] | None = None
@@ -179,6 +203,16 @@ class TeacherForcing:
                     else:
                         out[r, t] = read(logits[row, -1:], a[t : t + 1], None if f is None else f[t : t + 1])[0].cpu()
         return out.to(prompts[0]["input_ids"].device)
+
+
+def _right_padded(seqs: list[Tensor], pad_id: int) -> tuple[dict[str, Tensor], list[int]]:
+    """Sequences padded on the right: ``input_ids`` and ``attention_mask``, and their lengths."""
+    width = max(len(s) for s in seqs)
+    ids = seqs[0].new_full((len(seqs), width), pad_id)
+    mask = torch.zeros_like(ids)
+    for r, s in enumerate(seqs):
+        ids[r, : len(s)], mask[r, : len(s)] = s, 1
+    return {"input_ids": ids, "attention_mask": mask}, [len(s) for s in seqs]
 
 
 def read(logits: Tensor, tokens: Tensor, foils: Tensor | None = None) -> Tensor:

@@ -79,8 +79,11 @@ def llm_gradient_attribution(
         >>> result.token_attr.shape[0] == len(result.output_tokens)
         True
     """
-    embeddings = input_embeddings(model, layer)
     forcing = TeacherForcing(model, _pad_id(tokenizer), None)
+    if forcing.seq2seq:
+        raise ArgumentError("llm_gradient_attribution explains decoder-only models; for an encoder-decoder model "
+                            "(T5, BART) use llm_attribution with a perturbation method")  # fmt: skip
+    embeddings = input_embeddings(model, layer)
 
     def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, contrast: Any = None,
                   step_scores: Sequence[StepScore] | None = None, contrast_prompt: Any = None,

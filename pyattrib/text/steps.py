@@ -68,6 +68,12 @@ def answer_log_probs(forcing: Any, prompt: dict[str, Tensor], answer: Tensor) ->
     teacher-forced forward (a model that is not causal: one forward per answer prefix)."""
     ids = prompt["input_ids"][0]
     answer = answer.to(ids.device)
+    if forcing.seq2seq:  # encoder-decoder: the answer after the decoder's start token
+        decoder = torch.cat([answer.new_tensor([forcing.decoder_start]), answer[:-1]])[None]
+        with torch.no_grad():
+            mask = torch.ones_like(ids[None])
+            out = forcing.model(input_ids=ids[None], attention_mask=mask, decoder_input_ids=decoder)
+        return forcing.log_softmax(out)[0]
     traits = forcing.probe(torch.cat([ids, answer]))
     extra = {k: v for k, v in prompt.items() if k not in ("input_ids", "attention_mask")}
     with torch.no_grad():
