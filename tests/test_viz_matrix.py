@@ -36,8 +36,8 @@ def test_html_matrix_holds_every_value_and_loads_nothing(result):
 def test_matplotlib_matrix_draws_the_values(result):
     figure = pa.viz.token_matrix(result)
     main, probability, entropy = figure.axes[:3]
-    np.testing.assert_allclose(main.images[0].get_array(), result.token_attr.T.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(probability.images[0].get_array()[0], result.step_scores["probability"].numpy())
+    np.testing.assert_allclose(main.images[0].get_array(), result.token_attr.T.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(probability.images[0].get_array()[0], result.step_scores["probability"].numpy(), atol=1e-7)
     assert [t.get_text() for t in entropy.get_yticklabels()] == ["entropy"]
     assert [t.get_text() for t in main.get_yticklabels()] == result.input_tokens
 
