@@ -133,6 +133,15 @@ def gradient_times_value(
     return attribute
 
 
+def _path_call(
+    inputs: Any, baselines: Any, target: Any, args: Any, name: str, reader: Callable[[], Any]
+) -> tuple[Call, tuple[Tensor, ...], tuple[Tensor, ...], Any]:
+    """What a path body starts from: the call, its baselines, ``x - x'`` and a fresh reader."""
+    call = prepare(inputs, target, args, method=name)
+    base = call.baselines(baselines)
+    return call, base, tuple(x - b for x, b in zip(call.inputs, base)), reader()
+
+
 def path_of_gradients(
     f: Forward,
     reader: Callable[[], Any],
@@ -156,10 +165,7 @@ def path_of_gradients(
         target: TargetLike = None,
         additional_forward_args: Any = None,
     ) -> Any:
-        call = prepare(inputs, target, additional_forward_args, method=name)
-        base = call.baselines(baselines)
-        diff = tuple(x - b for x, b in zip(call.inputs, base))
-        at = reader()
+        call, base, diff, at = _path_call(inputs, baselines, target, additional_forward_args, name, reader)
 
         def grad_at(points: tuple[Tensor, ...], c: Chunk) -> tuple[Tensor, ...]:
             return at.gradients(call, c, points)
@@ -200,10 +206,7 @@ def path_of_increments(
         target: TargetLike = None,
         additional_forward_args: Any = None,
     ) -> Any:
-        call = prepare(inputs, target, additional_forward_args, method=name)
-        base = call.baselines(baselines)
-        diff = tuple(x - b for x, b in zip(call.inputs, base))
-        at = reader()
+        call, base, diff, at = _path_call(inputs, baselines, target, additional_forward_args, name, reader)
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
             points = path_points(c, base, diff, nodes)

@@ -135,7 +135,7 @@ class EKFACInfluence:
     ) -> Iterator[tuple[int, list[tuple[Tensor, Tensor]]]]:
         """One pass over ``data``: per batch, its size and each layer's ``(a, g)`` for the fitted loss."""
         recorder = Recorder(self.model, self.modules)
-        chunks = progress(list(_shard(data, self.batch_size)), show, f"EK-FAC {what}")
+        chunks = _shard(data, self.batch_size, show, f"EK-FAC {what}")
         with in_eval(self.model):
             for _, xs, y in chunks:
                 with torch.enable_grad(), recorder.recording():
@@ -157,9 +157,12 @@ class EKFACInfluence:
 
     def preconditioned(self, inputs: Tensor | tuple[Tensor, ...], labels: Tensor) -> list[Tensor]:
         """Per layer, the queries' preconditioned gradients ``(N_q, d_out, d_in')``."""
-        inverse, out = self._inverse_lambda(), []
         xs = inputs if isinstance(inputs, tuple) else (inputs,)
-        pairs = self._gradients(xs, labels, self.test_loss_fn)
+        return self._precondition(self._gradients(xs, labels, self.test_loss_fn))
+
+    def _precondition(self, pairs: list[tuple[Tensor, Tensor]]) -> list[Tensor]:
+        """``Q_G ((Q_G^T W Q_A) / (Lambda + damping)) Q_A^T`` of each layer's per-example gradients."""
+        inverse, out = self._inverse_lambda(), []
         for (name, _), (a, g) in zip(self.modules, pairs):
             f = self.factors[name]
             qg, qa = f["gradient_eigenvectors"].to(g), f["activation_eigenvectors"].to(g)
@@ -185,7 +188,7 @@ class EKFACInfluence:
         queries: list[Tensor] | None = None
         kind, key = ("tokens" if per_token else "scores"), _fingerprint(xs, labels)
         parts = []
-        chunks = progress(list(_shard(self.train_data, self.batch_size)), show_progress, "EK-FAC scores")
+        chunks = _shard(self.train_data, self.batch_size, show_progress, "EK-FAC scores")
         for start, train_xs, y in chunks:
             block = _stored(out, kind, start, key)
             if block is None:
@@ -203,11 +206,11 @@ class EKFACInfluence:
         (``out``: blocks kept on disk as in ``influence``)."""
         data = self.train_data if data is None else data
         parts = []
-        for start, xs, y in progress(list(_shard(data, self.batch_size)), show_progress, "EK-FAC self-influence"):
+        for start, xs, y in _shard(data, self.batch_size, show_progress, "EK-FAC self-influence"):
             block = _stored(out, "self", start, None)
-            if block is None:
-                pre = self.preconditioned(xs, y)
-                block = _scores("noi,nto,nti->n", pre, self._gradients(xs, y, self.loss_fn))
+            if block is None:  # the training loss's gradients on both sides, taken once
+                pairs = self._gradients(xs, y, self.loss_fn)
+                block = _scores("noi,nto,nti->n", self._precondition(pairs), pairs)
                 _store(out, "self", start, None, block)
             parts.append((start, block))
         return _joined(parts, _length(data), 0)
@@ -293,11 +296,13 @@ def _length(data: Any) -> int:
     return len(getattr(data, "dataset", data)) if not isinstance(data, (tuple, list)) else len(data[0])
 
 
-def _shard(data: Any, batch_size: int) -> Iterator[tuple[int, tuple[Tensor, ...], Any]]:
-    """This process's chunks of ``data``: chunk ``c`` goes to rank ``c % world_size`` (all of them
-    in one process)."""
+def _shard(data: Any, batch_size: int, show: bool = False, desc: str = "") -> Iterator[tuple[int, tuple, Any]]:
+    """This process's chunks of ``data``, read one at a time (chunk ``c`` goes to rank
+    ``c % world_size``; all of them in one process), with a progress bar when ``show``."""
     rank, size = world()
-    return (chunk for c, chunk in enumerate(train_chunks(data, batch_size)) if c % size == rank)
+    mine = (chunk for c, chunk in enumerate(train_chunks(data, batch_size)) if c % size == rank)
+    n_chunks = -(-_length(data) // batch_size)
+    return progress(mine, show, desc, len(range(rank, n_chunks, size)))
 
 
 def _joined(parts: list[tuple[int, Tensor]], n: int, dim: int) -> Tensor:
