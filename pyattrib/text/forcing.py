@@ -104,20 +104,21 @@ class TeacherForcing:
         """Model keywords for unpadded rows of ids."""
         return {"input_ids": ids, **({"attention_mask": torch.ones_like(ids)} if self.masks else {})}
 
-    def padded(self, seqs: list[Tensor]) -> tuple[dict[str, Tensor], list[int]]:
+    def padded(self, seqs: list[Tensor], left: bool | None = None) -> tuple[dict[str, Tensor], list[int]]:
         """Sequences of ids in one padded batch: the model's ``input_ids``, ``attention_mask`` (and
         ``position_ids`` with left padding), and where each sequence starts."""
+        left = self.left if left is None else left
         width, device = max(len(s) for s in seqs), seqs[0].device
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long, device=device)
         mask = torch.zeros((len(seqs), width), dtype=torch.long, device=device)
         starts = []
         for r, s in enumerate(seqs):
-            start = width - len(s) if self.left else 0
+            start = width - len(s) if left else 0
             ids[r, start : start + len(s)] = s
             mask[r, start : start + len(s)] = 1
             starts.append(start)
         kwargs = {"input_ids": ids, "attention_mask": mask}
-        if self.left:
+        if left:
             kwargs["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0)
         return kwargs, starts
 
@@ -148,9 +149,9 @@ class TeacherForcing:
         decoder predicts answer token ``t``."""
         if self.decoder_start is None:
             raise ArgumentError("the encoder-decoder model's config has no decoder_start_token_id; set it")
-        encoder, _ = _right_padded([p["input_ids"][0] for p in prompts], self.pad_id)
+        encoder, _ = self.padded([p["input_ids"][0] for p in prompts], left=False)
         start = answers[0].new_tensor([self.decoder_start])
-        decoder, _ = _right_padded([torch.cat([start, a[:-1]]) for a in answers], self.pad_id)
+        decoder, _ = self.padded([torch.cat([start, a[:-1]]) for a in answers], left=False)
         logits = logits_of(self.model(**encoder, decoder_input_ids=decoder["input_ids"],
                                       decoder_attention_mask=decoder["attention_mask"]))  # fmt: skip
         out = torch.zeros((len(answers), max(len(a) for a in answers)), dtype=torch.float32, device=logits.device)
@@ -203,16 +204,6 @@ class TeacherForcing:
                     else:
                         out[r, t] = read(logits[row, -1:], a[t : t + 1], None if f is None else f[t : t + 1])[0].cpu()
         return out.to(prompts[0]["input_ids"].device)
-
-
-def _right_padded(seqs: list[Tensor], pad_id: int) -> tuple[dict[str, Tensor], list[int]]:
-    """Sequences padded on the right: ``input_ids`` and ``attention_mask``, and their lengths."""
-    width = max(len(s) for s in seqs)
-    ids = seqs[0].new_full((len(seqs), width), pad_id)
-    mask = torch.zeros_like(ids)
-    for r, s in enumerate(seqs):
-        ids[r, : len(s)], mask[r, : len(s)] = s, 1
-    return {"input_ids": ids, "attention_mask": mask}, [len(s) for s in seqs]
 
 
 def read(logits: Tensor, tokens: Tensor, foils: Tensor | None = None) -> Tensor:
