@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ._core import random
-from ._core.attributor import Attributor
+from ._core.attributor import FEATURE_PER_EXAMPLE, Attributor
 from ._core.call import Call
 from ._core.calls import SampledFeatureCall
 from ._core.errors import ArgumentError, check_batch_size, check_count
@@ -34,7 +34,6 @@ from .shapley import coalition_rows
 Forward = Callable[..., Any]
 Similarity = Callable[[tuple[Tensor, ...], tuple[Tensor, ...], Tensor], Tensor]
 Sampler = Callable[[int, int, int, "torch.Generator | None", torch.device], Tensor]
-PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
 INF_WEIGHT = 1e6
 SOLVE_ELEMENTS = 2**12  # float64 design values per batched least-squares solve
 
@@ -242,7 +241,7 @@ def lime(
             coef = _sklearn_fit(interpretable_model, z, y, w)
         return _restore(call, mask, coef, return_input_shape, whole)
 
-    return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="lime")
+    return Attributor(attribute, f, per_example=FEATURE_PER_EXAMPLE, random=True, name="lime")
 
 
 def _sklearn_fit(model: Any, z: Tensor, y: Tensor, w: Tensor) -> Tensor:
@@ -342,7 +341,7 @@ def kernel_shap(
         w[:, :2] = INF_WEIGHT
         return _restore(call, mask, weighted_least_squares(z, y, w), return_input_shape, whole)
 
-    return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="kernel_shap")
+    return Attributor(attribute, f, per_example=FEATURE_PER_EXAMPLE, random=True, name="kernel_shap")
 
 
 def shapley_kernel_samples(

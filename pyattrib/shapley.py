@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core.attributor import Attributor
+from ._core.attributor import FEATURE_PER_EXAMPLE, Attributor
 from ._core.call import Call
 from ._core.calls import FeatureCall, SampledFeatureCall
 from ._core.errors import ArgumentError, check_batch_size, check_count
@@ -37,7 +37,6 @@ from ._core.state import evaluating
 from ._core.targets import TargetLike
 
 Forward = Callable[..., Any]
-PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
 
 
 def coalition_rows(
@@ -282,7 +281,8 @@ def shapley_value_sampling(
         return attrs, call.restore(squeeze_outputs(spread, result.shape, result.whole))
 
     return Attributor(
-        attribute, f, per_example=PER_EXAMPLE, random=True, returns_delta=return_stderr, name="shapley_value_sampling"
+        attribute, f, per_example=FEATURE_PER_EXAMPLE, random=True, returns_delta=return_stderr,
+        name="shapley_value_sampling",
     )
 
 
@@ -382,7 +382,7 @@ def shapley_values(
         per_feature = torch.stack(phi, -1)  # (N, K, F)
         return call.restore(squeeze_outputs(mask.spread(per_feature), result.shape, result.whole))
 
-    return Attributor(attribute, f, per_example=PER_EXAMPLE, name="shapley_values")
+    return Attributor(attribute, f, per_example=FEATURE_PER_EXAMPLE, name="shapley_values")
 
 
 def _real(values: Tensor) -> Tensor:

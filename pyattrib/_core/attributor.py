@@ -20,6 +20,8 @@ from .inputs import repeat_examples, restore
 from .state import model_of, submodules, transformed
 
 PER_EXAMPLE = ("baselines", "target", "additional_forward_args")
+# the per-example arguments of the feature (perturbation) methods
+FEATURE_PER_EXAMPLE = (*PER_EXAMPLE, "feature_mask")
 C = TypeVar("C", bound=Callable[..., Any], covariant=True)  # the call's signature, e.g. calls.BaselineCall
 # set while a wrapper calls its inner attributor on copies of the batch (finiteness is checked outside)
 _NESTED: contextvars.ContextVar[bool] = contextvars.ContextVar("nested", default=False)

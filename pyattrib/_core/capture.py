@@ -285,20 +285,27 @@ class Layers:
     def _gradients_through(
         self, select: Callable[[Any], Tensor], inputs: tuple, args: tuple, rows: int
     ) -> tuple[list[LayerValue], list[Tensor]]:
+        with torch.enable_grad():
+            values, leaves, xs, total = self._forward_kept(select, inputs, args, rows)
+            grads = torch.autograd.grad(total, [*leaves, *xs], allow_unused=True, materialize_grads=True)
+        return values, list(grads)
+
+    def _forward_kept(
+        self, select: Callable[[Any], Tensor], inputs: tuple, args: tuple, rows: int
+    ) -> tuple[list[LayerValue], list[Tensor], tuple[Tensor, ...], Tensor]:
+        """One forward (grad mode on) with a graph from fresh input leaves ``xs`` through each
+        layer's value: ``(values, their leaves, xs, sum(select(output)))``."""
         slots: list[LayerValue | None] = [None] * len(self.modules)
 
         def keep(j: int, value: Any) -> Any:
             slots[j] = v = LayerValue.of(value, rows, self.names[j])
-            return v.feed(v.leaves, value)
+            return v.feed(v.leaves, value)  # the rest of the model reads these leaves
 
-        with torch.enable_grad():
-            xs = tuple(x.detach().requires_grad_() for x in inputs)
-            with self.hooked(keep):
-                total = select(self.model(*xs, *args)).sum()
-            values = self._check_ran(slots)
-            leaves = [t for v in values for t in v.leaves]
-            grads = torch.autograd.grad(total, [*leaves, *xs], allow_unused=True, materialize_grads=True)
-        return values, list(grads)
+        xs = tuple(x.detach().requires_grad_() for x in inputs)
+        with self.hooked(keep):
+            total = select(self.model(*xs, *args)).sum()
+        values = self._check_ran(slots)
+        return values, [t for v in values for t in v.leaves], xs, total
 
     def through_neuron(
         self, select: Callable[[Any], Tensor], neuron: Callable[[Any], Tensor], inputs: tuple, args: tuple, rows: int
@@ -319,18 +326,8 @@ class Layers:
 
             input_grads = torch.func.grad(neuron_total, argnums=tuple(range(len(inputs))))(*inputs)
             return neuron(self.result(values, layer_grads)), input_grads
-        slots: list[LayerValue | None] = [None] * len(self.modules)
-
-        def keep(j: int, value: Any) -> Any:
-            slots[j] = v = LayerValue.of(value, rows, self.names[j])
-            return v.feed(v.leaves, value)  # the rest of the model reads these leaves
-
         with torch.enable_grad():
-            xs = tuple(x.detach().requires_grad_() for x in inputs)
-            with self.hooked(keep):
-                total = select(self.model(*xs, *args)).sum()
-            values = self._check_ran(slots)
-            leaves = [t for v in values for t in v.leaves]
+            values, leaves, xs, total = self._forward_kept(select, inputs, args, rows)
             at_layer = torch.autograd.grad(total, leaves, retain_graph=True, allow_unused=True, materialize_grads=True)
             a = neuron(self.result(values, leaves))
             input_grads = torch.autograd.grad(a.sum(), xs, allow_unused=True, materialize_grads=True)

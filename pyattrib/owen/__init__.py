@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from .._core.attributor import Attributor
+from .._core.attributor import FEATURE_PER_EXAMPLE, Attributor
 from .._core.calls import FeatureCall
 from .._core.errors import ArgumentError, check_batch_size, check_count
 from .._core.inputs import BaselineLike
@@ -39,7 +39,6 @@ from .hierarchies import (
 from .maskers import Background, Inpaint, background, blur, inpaint
 
 Forward = Callable[..., Any]
-PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
 
 
 def owen_values(
@@ -149,7 +148,7 @@ def owen_values(
         kept = () if call.target.selects else (values.shape[1],)  # no target: every output, flattened
         return call.restore(squeeze_outputs(mask.spread(values), kept, False))
 
-    return Attributor(attribute, f, per_example=PER_EXAMPLE, name="owen_values")
+    return Attributor(attribute, f, per_example=FEATURE_PER_EXAMPLE, name="owen_values")
 
 
 def _tree(hierarchy: Any, n_f: int) -> Tree:

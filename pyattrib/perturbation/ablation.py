@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._core.attributor import Attributor
+from .._core.attributor import FEATURE_PER_EXAMPLE, Attributor
 from .._core.call import Call, prepare
 from .._core.calls import FeatureCall, PermutationCall
 from .._core.errors import ArgumentError, check_batch_size
@@ -29,7 +29,6 @@ from .._core.targets import TargetLike
 Forward = Callable[..., Any]
 
 
-PER_EXAMPLE = ("baselines", "target", "additional_forward_args", "feature_mask")
 
 
 def _group(mask: FeatureMask, j: int, g: int) -> Tensor:
@@ -122,7 +121,7 @@ def feature_ablation(
             )
         return call.restore(attrs)
 
-    return Attributor(attribute, f, per_example=PER_EXAMPLE, name="feature_ablation")
+    return Attributor(attribute, f, per_example=FEATURE_PER_EXAMPLE, name="feature_ablation")
 
 
 def random_permutation(n: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
@@ -203,4 +202,4 @@ def feature_permutation(
             attrs = _ablate(f, call, mask, replace, batch_size, show_progress, "Feature Permutation attribution")
         return call.restore(attrs)
 
-    return Attributor(attribute, f, per_example=PER_EXAMPLE, random=True, name="feature_permutation")
+    return Attributor(attribute, f, per_example=FEATURE_PER_EXAMPLE, random=True, name="feature_permutation")
