@@ -59,8 +59,12 @@ RETURNS = """Attributor: call it as ``(inputs, *, target=None, additional_forwar
 Documented = TypeVar("Documented", bound=Callable[..., Any])
 
 
-def _documented(fn: Documented) -> Documented:
-    fn.__doc__ = (fn.__doc__ or "").replace("{args}", COMMON_ARGS).replace("{returns}", RETURNS)
+def _documented(fn: Documented, name: str | None = None, doc: str | None = None) -> Documented:
+    """``fn`` named ``name`` (if given), its docstring ``doc`` (or its own) with the common sections filled."""
+    if name is not None:
+        fn.__name__ = fn.__qualname__ = name
+    text = doc if doc is not None else fn.__doc__ or ""
+    fn.__doc__ = text.replace("{args}", COMMON_ARGS).replace("{returns}", RETURNS)
     return fn
 
 
@@ -82,9 +86,7 @@ def method(name: str, rule: Rule, doc: str) -> Callable[..., Attributor[InputCal
             aug_smooth=aug_smooth, eigen_smooth=eigen_smooth,
         )  # fmt: skip
 
-    transform.__name__ = transform.__qualname__ = name
-    transform.__doc__ = doc
-    return _documented(transform)
+    return _documented(transform, name, doc)
 
 
 grad_cam = method(

@@ -179,9 +179,7 @@ def method(name: str, rule: Rule, doc: str) -> Callable[..., Attributor[InputCal
             aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=batch_size, show_progress=show_progress,
         )  # fmt: skip
 
-    transform.__name__ = transform.__qualname__ = name
-    transform.__doc__ = doc
-    return _documented(transform)
+    return _documented(transform, name, doc)
 
 
 score_cam = method(
