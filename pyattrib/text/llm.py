@@ -169,9 +169,14 @@ class _Prompts:
             out.append({k: v.cpu() for k, v in scores_of(steps, log_p, answer.to(device), foil, q).items()})
         return out
 
-    def results(self, attrs: list[Tensor], per_token: bool, steps: list[dict[str, Tensor] | None] | None = None) -> Any:
+    def results(
+        self, attrs: list[Tensor], per_token: bool, steps: list[dict[str, Tensor] | None] | None = None,
+        prefixes: list[Tensor | None] | None = None,
+    ) -> Any:  # fmt: skip
         results = []
-        for inp, answer, attr, scores in zip(self.inputs, self.answers, attrs, steps or [None] * len(attrs)):
+        for inp, answer, attr, scores, prefix in zip(
+            self.inputs, self.answers, attrs, steps or [None] * len(attrs), prefixes or [None] * len(attrs)
+        ):
             attr = inp.format_attr(attr)
             results.append(
                 LLMAttributionResult(
@@ -182,6 +187,7 @@ class _Prompts:
                     inp=inp,
                     step_scores=scores,
                     output_pieces=_pieces(answer, self.tokenizer),
+                    target_attr=prefix,
                 )
             )
         return results if self.many else results[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +26,7 @@ def llm_gradient_attribution(
     layer_method: Callable[..., Any] = layer_integrated_gradients,
     layer: nn.Module | None = None,
     *,
+    reduce: Reduce = "sum",
     batch_size: int | None = None,
     **options: Any,
 ) -> Attributor:
@@ -46,12 +47,17 @@ def llm_gradient_attribution(
     answer tokens) per forward (default: about 8k tokens).
 
     Call as ``(inputs, target=None, *, gen_args=None, contrast=None, step_scores=None,
-    contrast_prompt=None, baselines=None, **call)`` with :class:`TextTokenInput` inputs (one or a
-    list); ``contrast`` and ``step_scores`` as in :func:`llm_attribution` (a foil makes every
-    row's output ``log p(y_t) - log p(f_t)``). The reference of a token is its input's
-    ``baselines`` id (skip tokens keep theirs); ``baselines`` given here are in the input's
-    feature space, as Captum's: rows of 0/1 (0 = baseline token), several rows for
-    ``layer_gradient_shap``'s distribution. Returns :class:`LLMAttributionResult` (or a list).
+    contrast_prompt=None, attribute_target=False, baselines=None, **call)`` with
+    :class:`TextTokenInput` inputs (one or a list); ``contrast`` and ``step_scores`` as in
+    :func:`llm_attribution` (a foil makes every row's output ``log p(y_t) - log p(f_t)``).
+    ``attribute_target=True`` makes the answer's own earlier tokens features too (target-side,
+    or prefix, attribution, inseq's option of that name): their embeddings move along the path
+    with the prompt's, toward the input's ``baselines`` id, and ``result.target_attr[t, j]`` is
+    answer token ``j``'s attribution to token ``t`` (zero for ``j >= t``, which ``t`` cannot see).
+    The reference of a token is its input's ``baselines`` id (skip tokens keep theirs);
+    ``baselines`` given here are in the input's feature space, as Captum's: rows of 0/1 (0 =
+    baseline token), several rows for ``layer_gradient_shap``'s distribution. Returns
+    :class:`LLMAttributionResult` (or a list).
 
     Args:
         model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
@@ -59,6 +65,9 @@ def llm_gradient_attribution(
         layer_method: ``pa.layer_integrated_gradients`` (default), ``pa.layer_gradient_shap`` or
             ``pa.layer_gradient_x_activation``.
         layer: The embedding layer; default ``model.get_input_embeddings()``.
+        reduce: How a token's attribution is read from its embedding's: ``"sum"`` over the embedding
+            dimension (Captum's), ``"norm"`` (the L2 norm, unsigned: inseq's default aggregation), or a
+            function of a ``(..., dim)`` tensor returning ``(...)``.
         batch_size: The most rows sent through the model in one evaluation; ``None`` chooses by one rule
             (see the batch size guide). Results do not depend on it.
         **options: Configuration of ``layer_method`` (e.g. ``n_steps``).
@@ -79,6 +88,7 @@ def llm_gradient_attribution(
         >>> result.token_attr.shape[0] == len(result.output_tokens)
         True
     """
+    reducer = _reducer(reduce)
     forcing = TeacherForcing(model, _pad_id(tokenizer), None)
     if forcing.seq2seq:
         raise ArgumentError("llm_gradient_attribution explains decoder-only models; for an encoder-decoder model "
@@ -87,13 +97,13 @@ def llm_gradient_attribution(
 
     def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, contrast: Any = None,
                   step_scores: Sequence[StepScore] | None = None, contrast_prompt: Any = None,
-                  **call: Any):  # fmt: skip
+                  attribute_target: bool = False, **call: Any):  # fmt: skip
         device, steps = _device(model), check_steps(step_scores)
         prompts = _Prompts(inputs, target, gen_args, tokenizer, _local_generate(model, tokenizer), contrast)
         prompts.check_context(model, device)
         if isinstance(call.get("baselines"), (tuple, list)) and len(call["baselines"]) == 1:
             call["baselines"] = call["baselines"][0]  # Captum passes a 1-tuple for its one input
-        attrs = []
+        attrs, prefixes = [], []
         for p, (inp, answer) in enumerate(zip(prompts.inputs, prompts.answers)):
             foil = None if prompts.foils is None else prompts.foils[p].to(device)
             if not isinstance(inp, TextTokenInput):
@@ -105,10 +115,13 @@ def llm_gradient_attribution(
             # padded: one call over all answer tokens; else Captum's way, a call per answer token
             groups = [range(len(answer))] if padded else [range(t, t + 1) for t in range(len(answer))]
             per_token = torch.cat([_attribute_rows(model, forcing, layer_method, embeddings, padded, inp, answer,
-                                                   list(g), batch_size, options, call, foil)
+                                                   list(g), batch_size, options, call, foil, attribute_target, reducer)
                                    for g in groups])  # fmt: skip
-            attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
-        return prompts.results(attrs, True, prompts.step_scores(forcing, steps, contrast_prompt, device))
+            width = inp.n_itp_features
+            attrs.append(torch.cat([per_token[:, :width].sum(0, keepdim=True), per_token[:, :width]]))
+            prefixes.append(per_token[:, width:].cpu() if attribute_target else None)
+        scores = prompts.step_scores(forcing, steps, contrast_prompt, device)
+        return prompts.results(attrs, True, scores, prefixes)
 
     return Attributor(attribute, model, per_example=(), name="text.llm_gradient_attribution")
 
@@ -144,10 +157,14 @@ def _attribute_rows(
     options: dict,
     call: dict,
     foil: Tensor | None = None,
+    attribute_target: bool = False,
+    reducer: Callable[[Tensor], Tensor] = lambda a: a.sum(-1),
 ) -> Tensor:
     """Per-token attributions ``(len(ts), n_features)`` from one layer-method call over rows
     ``prompt + answer[:t]``. The method's inputs are the rows' feature indicators (ones; its
-    baselines, zeros by default, are in that space as Captum's), the model gets ids from them."""
+    baselines, zeros by default, are in that space as Captum's), the model gets ids from them.
+    ``attribute_target``: the answer's tokens are features too, after the prompt's
+    (``(len(ts), n_features + len(answer))``; zero where row ``t`` has no token ``j >= t``)."""
     device = answer.device
     prompt = inp.to_model_input().to(device).reshape(-1)
     reference = inp.to_model_input(torch.zeros_like(inp.to_tensor())).to(device).reshape(-1)
@@ -165,6 +182,16 @@ def _attribute_rows(
     ids = rows["input_ids"]
     columns = torch.tensor(starts, device=device)[:, None] + cols  # (rows, features)
     feature_at = torch.full_like(ids, -1).scatter(1, columns, cols.new_tensor(range(len(cols))).expand_as(columns))
+    if attribute_target:  # answer token j (at len(prompt) + j) is feature len(cols) + j in the rows that hold it
+        j = torch.arange(len(answer), device=device)
+        held = j[None, :] < torch.tensor(ts, device=device)[:, None]
+        at = (torch.tensor(starts, device=device)[:, None] + len(prompt) + j).clamp(max=ids.shape[1] - 1)
+        first = columns[:, :1]  # rows without token j write the first feature's own entry back
+        feature_at = feature_at.scatter(
+            1, torch.where(held, at, first), torch.where(held, len(cols) + j, feature_at.gather(1, first))
+        )
+        refs = torch.where((feature_at >= len(cols)), torch.full_like(refs, inp.baselines), refs)
+        columns = torch.cat([columns, torch.where(held, at, -1)], 1)
     ends = torch.tensor(starts, device=device) + len(prompt) - 1 + torch.tensor(ts, device=device)
     foils = foil[ts] if foil is not None else answer.new_zeros((len(ts), 0))  # none: an empty row each
     extra = (ids, refs, feature_at, *(rows[k] for k in keys), ends, answer[ts], foils)
@@ -174,6 +201,20 @@ def _attribute_rows(
     # rows end where they are read with left padding (and always unpadded): only the last logits are needed
     last_only = forcing.keep_logits and (forcing.left or not padded)
     attributor = layer_method(_answer_log_prob(model, keys, last_only), embeddings, **factory)
-    x = torch.ones(len(ts), len(cols), device=device)
-    per_row = attributor(x, **call, additional_forward_args=extra).detach().sum(-1).float()  # (rows, width)
-    return per_row.gather(1, columns)
+    x = torch.ones(len(ts), columns.shape[1], device=device)
+    per_row = reducer(attributor(x, **call, additional_forward_args=extra).detach()).float()  # (rows, width)
+    return torch.where(columns >= 0, per_row.gather(1, columns.clamp(min=0)), 0.0)
+
+
+Reduce = Literal["sum", "norm"] | Callable[[Tensor], Tensor]
+
+
+def _reducer(reduce: Reduce) -> Callable[[Tensor], Tensor]:
+    """A token's attribution from its embedding's ``(..., dim)``: the sum, the L2 norm, or the user's."""
+    if callable(reduce):
+        return reduce
+    if reduce == "sum":
+        return lambda a: a.sum(-1)
+    if reduce == "norm":
+        return lambda a: torch.linalg.vector_norm(a, dim=-1)
+    raise ArgumentError(f"reduce must be 'sum', 'norm' or a function of a (..., dim) tensor; got {reduce!r}")

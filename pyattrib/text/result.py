@@ -35,6 +35,8 @@ class LLMAttributionResult:
             ``"probability"``, ``"entropy"``.
         output_pieces: The answer's tokens as the tokenizer writes them (with its word marks, ``"##"``,
             ``"Ġ"``, ``"▁"``), for :func:`pyattrib.text.aggregate`.
+        target_attr: ``(n_target_tokens, n_target_tokens)``: answer token ``j``'s attribution to answer
+            token ``t`` at ``[t, j]`` (zero for ``j >= t``), with ``attribute_target=True`` only.
 
     Example:
         >>> llm = pa.text.llm_attribution(lm, tokenizer)
@@ -51,6 +53,7 @@ class LLMAttributionResult:
     inp: Any = None
     step_scores: dict[str, Tensor] | None = None
     output_pieces: list[str] | None = None
+    target_attr: Tensor | None = None
 
     def __post_init__(self) -> None:
         self.seq_attr = torch.as_tensor(self.seq_attr)
@@ -65,6 +68,12 @@ class LLMAttributionResult:
                 raise ArgumentError(
                     f"token_attr must be {expected} (output x input tokens); got {tuple(self.token_attr.shape)}"
                 )
+        if self.target_attr is not None:
+            self.target_attr = torch.as_tensor(self.target_attr)
+            square = (len(self.output_tokens), len(self.output_tokens))
+            if tuple(self.target_attr.shape) != square:
+                raise ArgumentError(f"target_attr must be {square} (output x output tokens); got "
+                                    f"{tuple(self.target_attr.shape)}")  # fmt: skip
         if self.output_probs is not None:
             self.output_probs = torch.as_tensor(self.output_probs)
 
