@@ -9,7 +9,8 @@ import os
 import torch
 
 PROMPT, ANSWER, FOIL, OTHER_PROMPT = "the cat sat", "on the mat", "on the rug", "the dog sat"
-SOURCE, TARGET = "the cat sat on the mat", "a small dog"  # encoder-decoder models
+# encoder-decoder models; the foil differs from the target at its last token
+SOURCE, TARGET, TARGET_FOIL, OTHER_SOURCE = "the cat sat on the mat", "a small dog", "a small cat", "the dog sat on the mat"
 
 
 def minilm_folder() -> str:
@@ -37,5 +38,29 @@ def gpt2(vocab: int, cls: int, sep: int):
 
     torch.manual_seed(0)
     config = transformers.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=48,
-                                     bos_token_id=cls, eos_token_id=sep, attn_implementation="eager")  # fmt: skip
+                                     bos_token_id=cls, eos_token_id=sep, attn_implementation="eager",
+                                     initializer_range=0.5)  # fmt: skip
     return transformers.GPT2LMHeadModel(config).eval()
+
+
+def t5(vocab: int):
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.T5Config(vocab_size=vocab, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                                   decoder_start_token_id=0, pad_token_id=0, attn_implementation="eager",
+                                   initializer_factor=2.0)  # fmt: skip
+    return transformers.T5ForConditionalGeneration(config).eval()
+
+
+def bart(vocab: int, cls: int, sep: int):
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.BartConfig(
+        vocab_size=vocab, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
+        pad_token_id=0, bos_token_id=cls, eos_token_id=sep, decoder_start_token_id=sep, attn_implementation="eager",
+        init_std=1.0,
+    )  # fmt: skip
+    return transformers.BartForConditionalGeneration(config).eval()

@@ -87,8 +87,11 @@ def test_attention_weights_per_layer_and_head_equal_inseq(setting):
     ref, tok, model, inp, p = setting
     for layer in range(2):
         for head in range(2):
-            got = pa.text.attention_attribution(model, tok, layers=[layer], heads=[head])(inp, m.ANSWER)
-            torch.testing.assert_close(got.token_attr, ref["attention"][:p, :, layer, head].T, **TOL)
+            got = pa.text.attention_attribution(model, tok, layers=[layer], heads=[head])(inp, m.ANSWER,
+                                                                                         attribute_target=True)  # fmt: skip
+            prompt, prefix = _prompt_and_prefix(ref["attention"][:, :, layer, head], p)
+            torch.testing.assert_close(got.token_attr, prompt, **TOL)
+            torch.testing.assert_close(got.target_attr, prefix, **TOL)
 
 
 def test_step_scores_equal_inseq(setting):
@@ -106,7 +109,7 @@ def test_target_side_integrated_gradients_are_complete_row_by_row(setting):
     """Each answer token's prompt and prefix attributions add up to ``log p(y_t)`` at the input minus
     at the baseline, where every prompt token and every earlier answer token is the unknown token."""
     ref, tok, model, inp, p = setting
-    got = pa.text.llm_gradient_attribution(model, tok, n_steps=64)(inp, m.ANSWER, attribute_target=True)
+    got = pa.text.llm_gradient_attribution(model, tok, n_steps=200)(inp, m.ANSWER, attribute_target=True)
     answer = torch.tensor(tok.encode(m.ANSWER, add_special_tokens=False))
     prompt = torch.tensor(ref["prompt_ids"])
 
@@ -133,3 +136,64 @@ def test_reduce_takes_a_function_and_refuses_unknown_names(setting):
     assert not torch.allclose(summed(inp, m.ANSWER).token_attr, l1(inp, m.ANSWER).token_attr)
     with pytest.raises(ArgumentError, match="reduce must be"):
         pa.text.llm_gradient_attribution(model, tok, reduce="mean")
+
+
+# ---- encoder-decoder models: source side (the encoder's tokens) and target side (the answer's) ----
+
+
+@pytest.fixture(scope="module", params=["t5", "bart"])
+def seq2seq(request, setting):
+    ref, tok = setting[0][request.param], setting[1]
+    model = m.t5(tok.vocab_size) if request.param == "t5" else m.bart(tok.vocab_size, tok.cls_token_id, tok.sep_token_id)
+    inp = pa.text.TextTokenInput(m.SOURCE, tok, baselines=tok.unk_token_id)
+    assert inp.to_model_input()[0].tolist() == ref["source_ids"]
+    return ref, tok, model, inp, torch.tensor(ref["target_ids"])
+
+
+def _target_side(raw):
+    """inseq's target side ``(1 + T, steps, ...)`` begins with the decoder's start token, which is no
+    feature here: our ``target_attr`` is the rest, its NaN (tokens not yet generated) our zeros."""
+    return torch.nan_to_num(raw.T[:, 1:])
+
+
+@pytest.mark.parametrize("method", ["input_x_gradient", "saliency", "integrated_gradients"])
+def test_encoder_decoder_gradients_on_both_sides_equal_inseq(seq2seq, method):
+    ref, tok, model, inp, target = seq2seq
+    factory = {
+        "input_x_gradient": lambda: pa.text.llm_gradient_attribution(model, tok, pa.layer_gradient_x_activation),
+        "saliency": lambda: pa.text.llm_gradient_attribution(
+            model, tok, pa.layer_gradient_x_activation, multiply_by_inputs=False, reduce="norm"
+        ),
+        "integrated_gradients": lambda: pa.text.llm_gradient_attribution(model, tok, n_steps=16),
+    }[method]()
+    reduce = (lambda a: a.norm(dim=-1)) if method == "saliency" else (lambda a: a.sum(-1))
+    got = factory(inp, target, attribute_target=True)
+    torch.testing.assert_close(got.token_attr, reduce(ref[method]["source"]).T, **TOL)
+    torch.testing.assert_close(got.target_attr, _target_side(reduce(ref[method]["target"])), **TOL)
+    if method == "integrated_gradients":  # the source side alone: the answer's embeddings stay put
+        alone = factory(inp, target)
+        torch.testing.assert_close(alone.token_attr, ref["integrated_gradients_source"]["source"].sum(-1).T, **TOL)
+        assert alone.target_attr is None
+
+
+def test_encoder_decoder_contrast_occlusion_and_step_scores_equal_inseq(seq2seq):
+    ref, tok, model, inp, target = seq2seq
+    foil = torch.tensor(tok(m.TARGET_FOIL)["input_ids"])
+    ixg = pa.text.llm_gradient_attribution(model, tok, pa.layer_gradient_x_activation)(inp, target, contrast=foil)
+    torch.testing.assert_close(ixg.token_attr, ref["input_x_gradient_contrast"]["source"].sum(-1).T, **TOL)
+    other = pa.text.TextTokenInput(m.OTHER_SOURCE, tok)
+    occlusion = pa.text.llm_attribution(model, tok, pa.feature_ablation)(
+        inp, target, step_scores=["probability", "entropy", "kl_divergence"], contrast_prompt=other
+    )
+    torch.testing.assert_close(occlusion.token_attr.abs(), ref["occlusion"]["source"].T, **TOL)
+    for name, expected in ref["step_scores"].items():
+        torch.testing.assert_close(occlusion.step_scores[name], expected, atol=1e-6, rtol=1e-4)
+
+
+def test_encoder_decoder_cross_and_decoder_attention_equal_inseq(seq2seq):
+    ref, tok, model, inp, target = seq2seq
+    got = pa.text.attention_attribution(model, tok, layers=[0], heads=[1])(inp, target, attribute_target=True)
+    torch.testing.assert_close(got.token_attr, ref["attention"]["source"][:, :, 0, 1].T, **TOL)
+    torch.testing.assert_close(got.target_attr, _target_side(ref["attention"]["target"][:, :, 0, 1]), **TOL)
+    averaged = pa.text.attention_attribution(model, tok)(inp, target)
+    torch.testing.assert_close(averaged.token_attr, ref["attention"]["source"].mean((2, 3)).T, **TOL)

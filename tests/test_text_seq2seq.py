@@ -54,11 +54,46 @@ def test_feature_ablation_on_an_encoder_decoder_by_hand(tokenizer, name):
     torch.testing.assert_close(got.step_scores["log_probability"], full.gather(1, target[:, None])[:, 0])
 
 
-def test_gradient_and_attention_methods_say_they_need_a_decoder_only_model(tokenizer):
+def test_rollout_and_value_zeroing_say_an_encoder_decoder_takes_raw_attention(tokenizer):
     from pyattrib._core.errors import ArgumentError
 
     model = _models(tokenizer.vocab_size)["t5"]
-    with pytest.raises(ArgumentError, match="encoder-decoder"):
-        pa.text.llm_gradient_attribution(model, tokenizer)
-    with pytest.raises(ArgumentError, match="encoder-decoder"):
-        pa.text.attention_attribution(model, tokenizer)
+    for method in ("rollout", "value_zeroing"):
+        with pytest.raises(ArgumentError, match="encoder-decoder model .* takes method='raw'"):
+            pa.text.attention_attribution(model, tokenizer, method=method)
+
+
+@pytest.mark.parametrize("name", ["t5", "bart"])
+def test_gradient_x_embedding_on_an_encoder_decoder_by_hand(tokenizer, name):
+    """Source side with a skipped token, target side, one layer-method call: each equals the
+    gradient of ``log p(y_t)`` with respect to the encoder's and decoder's input embeddings,
+    times those embeddings, summed over the embedding."""
+    model = _models(tokenizer.vocab_size)[name]
+    inp = pa.text.TextTokenInput(TEMPLATE.format(*VALUES), tokenizer, skip_tokens=["[CLS]"])
+    target = torch.tensor(tokenizer.encode("the big cat", add_special_tokens=False))
+    got = pa.text.llm_gradient_attribution(model, tokenizer, pa.layer_gradient_x_activation)(
+        inp, target, attribute_target=True
+    )
+    prompt = inp.to_model_input()[0]
+    decoder = torch.cat([torch.tensor([model.config.decoder_start_token_id]), target[:-1]])
+    embed = model.get_input_embeddings()
+    for t in range(len(target)):
+        source, answer = embed(prompt)[None].detach().requires_grad_(), embed(decoder)[None].detach().requires_grad_()
+        logits = model(inputs_embeds=source, decoder_inputs_embeds=answer).logits[0, t]
+        logits.log_softmax(-1)[target[t]].backward()
+        by_hand = (source.grad * source)[0].sum(-1)[1:]  # [CLS] is skipped: not a feature
+        torch.testing.assert_close(got.token_attr[t], by_hand.detach(), atol=1e-5, rtol=1e-4)
+        prefix = (answer.grad * answer)[0].sum(-1)[1:].detach()  # position j + 1 holds answer token j
+        torch.testing.assert_close(got.target_attr[t, :t], prefix[:t], atol=1e-5, rtol=1e-4)
+        assert got.target_attr[t, t:].abs().max() == 0
+    assert got.token_attr.shape == (len(target), len(inp.values))
+
+
+@pytest.mark.parametrize("name", ["t5", "bart"])
+def test_cross_attention_under_sdpa_says_how_to_switch(tokenizer, name):
+    from pyattrib._core.errors import ArgumentError
+
+    model = _models(tokenizer.vocab_size)[name]
+    model.set_attn_implementation("sdpa")
+    with pytest.raises(ArgumentError, match="attn_implementation='eager'"):
+        pa.text.attention_attribution(model, tokenizer)(pa.text.TextTokenInput("Dave lives in Paris", tokenizer), "the big cat")

@@ -63,10 +63,40 @@ def main(folder: str | None = None) -> None:
         step_scores=["probability", "entropy", "kl_divergence"], contrast_targets=f"{m.OTHER_PROMPT} {m.ANSWER}",
     )  # fmt: skip
     found["step_scores"] = {k: v.detach().clone().float() for k, v in out.sequence_attributions[0].step_scores.items()}
+    tokens = {"source_ids": tok(m.SOURCE)["input_ids"], "target_ids": tok(m.TARGET)["input_ids"]}
+    found["t5"] = {**tokens, **seq2seq(m.t5(tok.vocab_size), tok)}
+    found["bart"] = {**tokens, **seq2seq(m.bart(tok.vocab_size, tok.cls_token_id, tok.sep_token_id), tok)}
     path = os.path.join(ROOT, "tests", "fixtures", "inseq", "reference.pt")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     torch.save(found, path)
     print("wrote", path, {k: (tuple(v.shape) if isinstance(v, torch.Tensor) else v) for k, v in found.items()})
+
+
+def seq2seq(model, tok) -> dict[str, object]:
+    """An encoder-decoder model: source- and target-side attributions of ``TARGET`` given ``SOURCE``."""
+    logprob = {"attributed_fn": "probability", "logprob": True}
+    contrast = {"attributed_fn": "contrast_prob_diff", "logprob": True, "contrast_targets": m.TARGET_FOIL}
+    calls = {
+        "saliency": ("saliency", {**logprob, "attribute_target": True}),
+        "input_x_gradient": ("input_x_gradient", {**logprob, "attribute_target": True}),
+        "integrated_gradients": ("integrated_gradients", {**logprob, "n_steps": N_STEPS, "attribute_target": True}),
+        "integrated_gradients_source": ("integrated_gradients", {**logprob, "n_steps": N_STEPS}),
+        "occlusion": ("occlusion", logprob),
+        "attention": ("attention", {"attribute_target": True}),
+        "input_x_gradient_contrast": ("input_x_gradient", contrast),
+    }
+    found: dict[str, object] = {}
+    for name, (method, kwargs) in calls.items():
+        out = inseq.load_model(model, method, tokenizer=tok).attribute(
+            m.SOURCE, generated_texts=m.TARGET, show_progress=False, **kwargs
+        )
+        found[name] = {"source": raw(out, "source"), "target": raw(out, "target")}
+    out = inseq.load_model(model, "saliency", tokenizer=tok).attribute(
+        m.SOURCE, generated_texts=m.TARGET, show_progress=False, contrast_sources=m.OTHER_SOURCE,
+        step_scores=["probability", "entropy", "kl_divergence"],
+    )  # fmt: skip
+    found["step_scores"] = {k: v.detach().clone().float() for k, v in out.sequence_attributions[0].step_scores.items()}
+    return found
 
 
 if __name__ == "__main__":

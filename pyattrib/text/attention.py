@@ -161,11 +161,16 @@ def attention_attribution(
     ``"value_zeroing"``: value zeroing (Mohebbi et al.), rolled out (see the module).
     The model must run eager attention (its weights are read); an SDPA model gets an error
     saying how to switch. Call as ``(inputs, target=None, *, gen_args=None, step_scores=None,
-    contrast_prompt=None)`` with :class:`TextTokenInput` inputs (one or a list); returns an
-    ``LLMAttributionResult`` (``token_attr[t]``: answer token ``t``'s row; ``seq_attr``: their sum).
+    contrast_prompt=None, attribute_target=False)`` with :class:`TextTokenInput` inputs (one or a
+    list); returns an ``LLMAttributionResult`` (``token_attr[t]``: answer token ``t``'s row;
+    ``seq_attr``: their sum; with ``attribute_target=True``, ``target_attr[t, j]``: the weight on
+    answer token ``j < t``). An encoder-decoder model (T5, BART) takes ``"raw"``: its decoder's
+    cross-attention to the prompt (``layers`` index the decoder's layers) and self-attention to the
+    answer.
 
     Args:
-        model: A causal language model (Hugging Face) with eager attention; left exactly as found.
+        model: A causal language model or an encoder-decoder model (Hugging Face) with eager attention;
+            left exactly as found.
         tokenizer: Its tokenizer.
         method: ``"raw"``, ``"rollout"`` or ``"value_zeroing"``.
         layers: Which attention layers (indices in forward order; default all).
@@ -195,27 +200,36 @@ def attention_attribution(
     """
     if method not in ("raw", "rollout", "value_zeroing"):
         raise ArgumentError(f"method={method!r}; choose 'raw', 'rollout' or 'value_zeroing'")
-    modules = attention_modules(model)
-    if not modules:
+    forcing = TeacherForcing(model, _pad_id(tokenizer), None)
+    if forcing.seq2seq and method != "raw":
+        raise ArgumentError(f"method={method!r} follows one stack of self-attention; an encoder-decoder model (T5, "
+                            "BART) takes method='raw' (its cross-attention)")  # fmt: skip
+    modules = [] if forcing.seq2seq else attention_modules(model)
+    if not modules and not forcing.seq2seq:
         raise ArgumentError("no attention module found (a module class named ...Attention); is it a transformer?")
     chosen = list(range(len(modules))) if layers is None else list(layers)
-    if any(not 0 <= i < len(modules) for i in chosen) or not chosen:
+    if not forcing.seq2seq and (any(not 0 <= i < len(modules) for i in chosen) or not chosen):
         raise ArgumentError(f"layers must be indices of the model's {len(modules)} attention layers; got {layers}")
-    forcing = TeacherForcing(model, _pad_id(tokenizer), None)
-    if forcing.seq2seq:
-        raise ArgumentError("attention_attribution reads a decoder-only model's self-attention; an encoder-decoder "
-                            "model (T5, BART) is not supported here: use llm_attribution")  # fmt: skip
 
     def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None,
-                  step_scores: Sequence[StepScore] | None = None, contrast_prompt: Any = None) -> Any:  # fmt: skip
+                  step_scores: Sequence[StepScore] | None = None, contrast_prompt: Any = None,
+                  attribute_target: bool = False) -> Any:  # fmt: skip
         device, steps = _device(model), check_steps(step_scores)
         prompts = _Prompts(inputs, target, gen_args, tokenizer, _local_generate(model, tokenizer))
-        attrs = []
+        attrs, prefixes = [], []
         for inp, answer in zip(prompts.inputs, prompts.answers):
             if not isinstance(inp, TextTokenInput):
                 raise ArgumentError(f"attention attributes the prompt's tokens: give TextTokenInput, not "
                                     f"{type(inp).__name__}")  # fmt: skip
             prompt = _ids(inp.to_model_input(), tokenizer, device)["input_ids"][0]
+            cols = torch.arange(len(prompt), device=device)
+            if inp.itp_mask is not None:
+                cols = cols[inp.itp_mask[0].to(device)]
+            if forcing.seq2seq:
+                per_token, prefix = _cross_attention(model, forcing, prompt, answer.to(device), cols, layers, heads)
+                attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
+                prefixes.append(prefix if attribute_target else None)
+                continue
             seq = torch.cat([prompt, answer.to(device)])
             kwargs = {**forcing.plain(seq[None]), **({"use_cache": False} if accepts(model, "use_cache") else {})}
             with evaluating(model):
@@ -229,11 +243,40 @@ def attention_attribution(
             else:
                 mixed = per_layer[-1] if last_layer else per_layer.mean(0)
             rows = mixed[len(prompt) - 1 : len(prompt) - 1 + len(answer)]  # the positions predicting the answer
-            cols = torch.arange(len(prompt), device=device)
-            if inp.itp_mask is not None:
-                cols = cols[inp.itp_mask[0].to(device)]
             per_token = rows[:, cols].cpu()
             attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
-        return prompts.results(attrs, True, prompts.step_scores(forcing, steps, contrast_prompt, device))
+            # answer token j sits at len(prompt) + j; the causal mask leaves zeros where j >= t
+            prefixes.append(rows[:, len(prompt) :].cpu() if attribute_target else None)
+        scores = prompts.step_scores(forcing, steps, contrast_prompt, device)
+        return prompts.results(attrs, True, scores, prefixes)
 
     return Attributor(attribute, model, per_example=(), name="text.attention_attribution")
+
+
+def _cross_attention(
+    model: nn.Module, forcing: TeacherForcing, prompt: Tensor, answer: Tensor, cols: Tensor,
+    layers: Sequence[int] | None, heads: Sequence[int] | None,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """An encoder-decoder model: the decoder's cross-attention from the position predicting each
+    answer token to the prompt's tokens ``(T, features)``, and its self-attention to the answer's
+    earlier tokens ``(T, T)`` (decoder position ``j + 1`` holds answer token ``j``), averaged over
+    ``heads`` and ``layers`` (decoder layers)."""
+    if forcing.decoder_start is None:
+        raise ArgumentError("the encoder-decoder model's config has no decoder_start_token_id; set it")
+    decoder = torch.cat([answer.new_tensor([forcing.decoder_start]), answer[:-1]])
+    with torch.no_grad(), evaluating(model):
+        out = model(input_ids=prompt[None], decoder_input_ids=decoder[None], output_attentions=True, use_cache=False)
+    cross, own = getattr(out, "cross_attentions", None), getattr(out, "decoder_attentions", None)
+    if not cross or any(w is None for w in cross) or not own or any(w is None for w in own):
+        raise ArgumentError(
+            "the model's attention does not return its weights (SDPA or flash attention computes them "
+            "implicitly): load it with attn_implementation='eager', or call model.set_attn_implementation('eager')"
+        )
+    chosen = list(range(len(cross))) if layers is None else list(layers)
+    if not chosen or any(not 0 <= i < len(cross) for i in chosen):
+        raise ArgumentError(f"layers must be indices of the model's {len(cross)} decoder layers; got {layers}")
+    pick = list(heads) if heads is not None else slice(None)
+    to_prompt = torch.stack([cross[i][0].float() for i in chosen])[:, pick].mean((0, 1))  # (T, S)
+    to_answer = torch.stack([own[i][0].float() for i in chosen])[:, pick].mean((0, 1))  # (T, T)
+    prefix = torch.cat([to_answer[:, 1:], to_answer.new_zeros((len(answer), 1))], 1)
+    return to_prompt[:, cols].cpu(), prefix.cpu()

@@ -90,9 +90,6 @@ def llm_gradient_attribution(
     """
     reducer = _reducer(reduce)
     forcing = TeacherForcing(model, _pad_id(tokenizer), None)
-    if forcing.seq2seq:
-        raise ArgumentError("llm_gradient_attribution explains decoder-only models; for an encoder-decoder model "
-                            "(T5, BART) use llm_attribution with a perturbation method")  # fmt: skip
     embeddings = input_embeddings(model, layer)
 
     def attribute(inputs: Any, target: Any = None, *, gen_args: dict | None = None, contrast: Any = None,
@@ -110,6 +107,13 @@ def llm_gradient_attribution(
                 raise ArgumentError(f"llm_gradient_attribution attributes token inputs; got {type(inp).__name__}. "
                                     "Use TextTokenInput, or llm_attribution for templates and images")  # fmt: skip
             answer = answer.to(device)
+            if forcing.seq2seq:
+                per_token = _seq2seq_rows(model, forcing, layer_method, embeddings, inp, answer, batch_size, options,
+                                          call, foil, attribute_target, reducer)  # fmt: skip
+                width = inp.n_itp_features
+                attrs.append(torch.cat([per_token[:, :width].sum(0, keepdim=True), per_token[:, :width]]))
+                prefixes.append(per_token[:, width:].cpu() if attribute_target else None)
+                continue
             traits = forcing.probe(torch.cat([inp.to_model_input().to(device).reshape(-1), answer]))
             padded = traits.causal and traits.masked
             # padded: one call over all answer tokens; else Captum's way, a call per answer token
@@ -195,15 +199,75 @@ def _attribute_rows(
     ends = torch.tensor(starts, device=device) + len(prompt) - 1 + torch.tensor(ts, device=device)
     foils = foil[ts] if foil is not None else answer.new_zeros((len(ts), 0))  # none: an empty row each
     extra = (ids, refs, feature_at, *(rows[k] for k in keys), ends, answer[ts], foils)
-    factory = dict(options)
-    if "batch_size" in inspect.signature(layer_method).parameters:
-        factory["batch_size"] = batch_size or max(1, TOKEN_BUDGET // ids.shape[1])
     # rows end where they are read with left padding (and always unpadded): only the last logits are needed
     last_only = forcing.keep_logits and (forcing.left or not padded)
-    attributor = layer_method(_answer_log_prob(model, keys, last_only), embeddings, **factory)
-    x = torch.ones(len(ts), columns.shape[1], device=device)
+    fn = _answer_log_prob(model, keys, last_only)
+    return _run_rows(layer_method, fn, embeddings, batch_size, options, call, extra, columns, reducer)
+
+
+def _run_rows(
+    layer_method: Callable[..., Any], fn: Callable[..., Tensor], embeddings: nn.Module, batch_size: int | None,
+    options: dict, call: dict, extra: tuple, columns: Tensor, reducer: Callable[[Tensor], Tensor],
+) -> Tensor:  # fmt: skip
+    """The layer method at ``embeddings`` over ``fn`` (rows of feature indicators, all ones), each
+    position's attribution reduced over the embedding and read at ``columns`` (-1: none, zero)."""
+    factory = dict(options)
+    if "batch_size" in inspect.signature(layer_method).parameters:
+        factory["batch_size"] = batch_size or max(1, TOKEN_BUDGET // extra[0].shape[1])
+    attributor = layer_method(fn, embeddings, **factory)
+    x = torch.ones(columns.shape, device=columns.device)
     per_row = reducer(attributor(x, **call, additional_forward_args=extra).detach()).float()  # (rows, width)
     return torch.where(columns >= 0, per_row.gather(1, columns.clamp(min=0)), 0.0)
+
+
+def _seq2seq_log_prob(model: nn.Module, embeddings: nn.Module, source: int) -> Callable[..., Tensor]:
+    def answer_log_prob(x: Tensor, ids: Tensor, refs: Tensor, feature_at: Tensor, ends: Tensor, tokens: Tensor,
+                        foils: Tensor) -> Tensor:  # fmt: skip
+        """``log p(token | prompt, answer[:t])`` per row: one call of the embedding layer over the
+        prompt's ids (the encoder's) and the decoder's, the model given both as embeddings."""
+        keep = torch.where(feature_at >= 0, x.gather(1, feature_at.clamp(min=0)) == 1, True)
+        embedded = embeddings(torch.where(keep, ids, refs))
+        logits = logits_of(model(inputs_embeds=embedded[:, :source], decoder_inputs_embeds=embedded[:, source:]))
+        return read(logits[torch.arange(len(ids), device=ids.device), ends], tokens, foils if foils.numel() else None)
+
+    return answer_log_prob
+
+
+def _seq2seq_rows(
+    model: nn.Module, forcing: TeacherForcing, layer_method: Callable[..., Any], embeddings: nn.Module,
+    inp: TextTokenInput, answer: Tensor, batch_size: int | None, options: dict, call: dict, foil: Tensor | None,
+    attribute_target: bool, reducer: Callable[[Tensor], Tensor],
+) -> Tensor:  # fmt: skip
+    """An encoder-decoder model: row ``t`` is the prompt (encoder) and ``start + answer[:-1]``
+    (decoder), read at decoder position ``t`` (the decoder is causal: later tokens do not reach
+    it), so every row holds the same ids. Answer token ``j`` (decoder position ``j + 1``) is
+    feature ``n_features + j`` with ``attribute_target``."""
+    if forcing.decoder_start is None:
+        raise ArgumentError("the encoder-decoder model's config has no decoder_start_token_id; set it")
+    device, n = answer.device, len(answer)
+    prompt = inp.to_model_input().to(device).reshape(-1)
+    reference = inp.to_model_input(torch.zeros_like(inp.to_tensor())).to(device).reshape(-1)
+    decoder = torch.cat([answer.new_tensor([forcing.decoder_start]), answer[:-1]])
+    cols = torch.arange(len(prompt), device=device)
+    if inp.itp_mask is not None:
+        cols = cols[inp.itp_mask[0].to(device)]
+    ids = torch.cat([prompt, decoder]).expand(n, -1)
+    feature_at = torch.full_like(ids[0], -1)
+    feature_at[cols] = torch.arange(len(cols), device=device)
+    refs = torch.cat([reference, decoder])
+    columns = cols.expand(n, -1)
+    if attribute_target:
+        j = torch.arange(n - 1, device=device)
+        feature_at[len(prompt) + 1 + j] = len(cols) + j
+        refs[len(prompt) + 1 + j] = inp.baselines
+        held = j[None, :] < torch.arange(n, device=device)[:, None]
+        answer_at = torch.where(held, len(prompt) + 1 + j, -1)
+        columns = torch.cat([columns, answer_at, answer_at.new_full((n, 1), -1)], 1)
+    ends = torch.arange(n, device=device)
+    foils = foil if foil is not None else answer.new_zeros((n, 0))
+    extra = (ids, refs.expand(n, -1), feature_at.expand(n, -1), ends, answer, foils)
+    fn = _seq2seq_log_prob(model, embeddings, len(prompt))
+    return _run_rows(layer_method, fn, embeddings, batch_size, options, call, extra, columns, reducer)
 
 
 Reduce = Literal["sum", "norm"] | Callable[[Tensor], Tensor]
