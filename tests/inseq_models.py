@@ -33,11 +33,11 @@ def tokenizer(folder: str | None = None):
     return tok
 
 
-def gpt2(vocab: int, cls: int, sep: int):
+def gpt2(vocab: int, cls: int, sep: int, positions: int = 48):
     import transformers
 
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=48,
+    config = transformers.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=positions,
                                      bos_token_id=cls, eos_token_id=sep, attn_implementation="eager",
                                      initializer_range=0.5)  # fmt: skip
     return transformers.GPT2LMHeadModel(config).eval()

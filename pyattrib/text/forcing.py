@@ -18,6 +18,8 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
@@ -204,6 +206,28 @@ class TeacherForcing:
                     else:
                         out[r, t] = read(logits[row, -1:], a[t : t + 1], None if f is None else f[t : t + 1])[0].cpu()
         return out.to(prompts[0]["input_ids"].device)
+
+
+@contextmanager
+def heads_at(model: nn.Module, ends: Tensor) -> Iterator[Tensor]:
+    """Within the block, the model's output head (``get_output_embeddings()``) projects only row
+    ``r``'s position ``ends[r]``: the vocabulary logits of the other positions, most of a small
+    model's cost, are never formed (``logits_to_keep`` for a model without it). Yields the
+    positions to read in the logits: zeros, or ``ends`` where the model has no such head."""
+    head = getattr(model, "get_output_embeddings", lambda: None)()
+    if not isinstance(head, nn.Module):
+        yield ends
+        return
+
+    def only_ends(_: nn.Module, args: tuple) -> tuple:
+        hidden = args[0]
+        return (hidden[torch.arange(len(ends), device=hidden.device), ends][:, None], *args[1:])
+
+    handle = head.register_forward_pre_hook(only_ends)
+    try:
+        yield torch.zeros_like(ends)
+    finally:
+        handle.remove()
 
 
 def read(logits: Tensor, tokens: Tensor, foils: Tensor | None = None) -> Tensor:

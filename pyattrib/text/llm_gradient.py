@@ -14,7 +14,7 @@ from .._core.attributor import Attributor
 from .._core.errors import ArgumentError
 from ..layer import layer_integrated_gradients
 from .embeddings import input_embeddings
-from .forcing import TOKEN_BUDGET, TeacherForcing, logits_of, read
+from .forcing import TOKEN_BUDGET, TeacherForcing, heads_at, logits_of, read
 from .inputs import TextTokenInput
 from .llm import _device, _local_generate, _pad_id, _Prompts
 from .steps import StepScore, check_steps
@@ -227,8 +227,9 @@ def _seq2seq_log_prob(model: nn.Module, embeddings: nn.Module, source: int) -> C
         prompt's ids (the encoder's) and the decoder's, the model given both as embeddings."""
         keep = torch.where(feature_at >= 0, x.gather(1, feature_at.clamp(min=0)) == 1, True)
         embedded = embeddings(torch.where(keep, ids, refs))
-        logits = logits_of(model(inputs_embeds=embedded[:, :source], decoder_inputs_embeds=embedded[:, source:]))
-        return read(logits[torch.arange(len(ids), device=ids.device), ends], tokens, foils if foils.numel() else None)
+        with heads_at(model, ends) as at:
+            logits = logits_of(model(inputs_embeds=embedded[:, :source], decoder_inputs_embeds=embedded[:, source:]))
+        return read(logits[torch.arange(len(ids), device=ids.device), at], tokens, foils if foils.numel() else None)
 
     return answer_log_prob
 
