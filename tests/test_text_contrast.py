@@ -112,3 +112,55 @@ def test_step_scores_by_hand(gpt2, tokenizer):
         llm_attribution(gpt2, tokenizer)(inp, target, step_scores=["contrast_prob_diff"])
     with pytest.raises(ArgumentError, match="needs contrast_prompt="):
         llm_attribution(gpt2, tokenizer)(inp, target, step_scores=["kl_divergence"])
+
+
+def _forwards(model, call):
+    """How many rows (sequences) ``model`` ran during ``call()``, and its result."""
+    count = [0]
+
+    def rows(module, args, kwargs, output):
+        first = kwargs.get("input_ids", kwargs.get("inputs_embeds", args[0] if args else None))
+        count[0] += first.shape[0]
+
+    handle = model.register_forward_hook(rows, with_kwargs=True)
+    try:
+        result = call()
+    finally:
+        handle.remove()
+    return count[0], result
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "shapley_value_sampling", "attention", "attention_seq2seq"])
+def test_step_scores_come_from_the_methods_own_forward(gpt2, tokenizer, method):
+    """Perturbation methods read the unperturbed prompt's rows from the forward that gives the step
+    scores (once, however often the method evaluates it), attention from its one forward: asking for
+    step scores adds no row to what the model runs and changes no attribution."""
+    import copy
+
+    model = copy.deepcopy(gpt2)
+    model.set_attn_implementation("eager")
+    inp = TextTokenInput("the cat sat on", tokenizer)
+    if method == "attention_seq2seq":
+        from .test_text_seq2seq import _models
+
+        model = _models(tokenizer.vocab_size)["bart"]
+        model.set_attn_implementation("eager")
+    if method.startswith("attention"):
+        explain = pa.text.attention_attribution(model, tokenizer)
+    else:
+        options = {"n_samples": 2} if method == "shapley_value_sampling" else {}
+        explain = llm_attribution(model, tokenizer, getattr(pa, method), **options)
+    kwargs = {"generator": torch.Generator().manual_seed(0)} if method == "shapley_value_sampling" else {}
+    explain(inp, "the mat", **kwargs)  # the first call also probes the model (three small forwards, once)
+    kwargs = {"generator": torch.Generator().manual_seed(0)} if method == "shapley_value_sampling" else {}
+    plain_count, plain = _forwards(model, lambda: explain(inp, "the mat", **kwargs))
+    kwargs = {"generator": torch.Generator().manual_seed(0)} if method == "shapley_value_sampling" else {}
+    steps = ["probability", "entropy", "log_probability"]
+    count, scored = _forwards(model, lambda: explain(inp, "the mat", step_scores=steps, **kwargs))
+    assert count <= plain_count
+    torch.testing.assert_close(scored.token_attr, plain.token_attr, atol=1e-5, rtol=1e-4)
+    # the scores are the model's own: one teacher-forced forward by hand
+    target = torch.tensor(tokenizer.encode("the mat", add_special_tokens=False))
+    reference = pa.text.llm_attribution(model, tokenizer)(inp, target, step_scores=steps)
+    for name in steps:
+        torch.testing.assert_close(scored.step_scores[name], reference.step_scores[name], atol=1e-5, rtol=1e-4)

@@ -42,8 +42,11 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in found if not any(c is not m and type(c).__name__.endswith("Attention") for c in m.modules())]
 
 
-def attention_weights(model: nn.Module, modules: Sequence[nn.Module], kwargs: dict[str, Any]) -> Tensor:
-    """``(L, N, H, S, S)``: each module's attention weights in one forward of ``model(**kwargs)``."""
+def attention_weights(
+    model: nn.Module, modules: Sequence[nn.Module], kwargs: dict[str, Any]
+) -> tuple[Tensor, Any]:
+    """``(L, N, H, S, S)``: each module's attention weights in one forward of ``model(**kwargs)``,
+    and that forward's output."""
     seen: list[Tensor | None] = []
 
     def read(j: int, value: Any) -> None:
@@ -51,13 +54,13 @@ def attention_weights(model: nn.Module, modules: Sequence[nn.Module], kwargs: di
         seen.append(weights if isinstance(weights, Tensor) else None)
 
     with torch.no_grad(), Layers(model, list(modules), False).hooked(read):
-        model(**kwargs)
+        output = model(**kwargs)
     if not seen or any(w is None for w in seen):
         raise ArgumentError(
             "the model's attention does not return its weights (SDPA or flash attention computes them "
             "implicitly): load it with attn_implementation='eager', or call model.set_attn_implementation('eager')"
         )
-    return torch.stack([w.float() for w in seen if w is not None])
+    return torch.stack([w.float() for w in seen if w is not None]), output
 
 
 def _block_of(model: nn.Module, module: nn.Module) -> nn.Module:
@@ -216,7 +219,9 @@ def attention_attribution(
                   attribute_target: bool = False) -> Any:  # fmt: skip
         device, steps = _device(model), check_steps(step_scores)
         prompts = _Prompts(inputs, target, gen_args, tokenizer, _local_generate(model, tokenizer))
-        attrs, prefixes = [], []
+        attrs: list[Tensor] = []
+        prefixes: list[Tensor | None] = []
+        known: dict[int, Tensor] = {}
         for inp, answer in zip(prompts.inputs, prompts.answers):
             if not isinstance(inp, TextTokenInput):
                 raise ArgumentError(f"attention attributes the prompt's tokens: give TextTokenInput, not "
@@ -226,7 +231,8 @@ def attention_attribution(
             if inp.itp_mask is not None:
                 cols = cols[inp.itp_mask[0].to(device)]
             if forcing.seq2seq:
-                per_token, prefix = _cross_attention(model, forcing, prompt, answer.to(device), cols, layers, heads)
+                per_token, prefix, known[len(attrs)] = _cross_attention(model, forcing, prompt, answer.to(device),
+                                                                        cols, layers, heads)  # fmt: skip
                 attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
                 prefixes.append(prefix if attribute_target else None)
                 continue
@@ -236,7 +242,10 @@ def attention_attribution(
                 if method == "value_zeroing":
                     per_layer = value_zeroing(model, [modules[i] for i in chosen], kwargs, batch_size)
                 else:
-                    weights = attention_weights(model, modules, kwargs)[chosen, 0]  # (L, H, S, S)
+                    weights, output = attention_weights(model, modules, kwargs)
+                    weights = weights[chosen, 0]  # (L, H, S, S)
+                    # the step scores' distributions come from this same forward
+                    known[len(attrs)] = TeacherForcing.log_softmax(output)[0, len(prompt) - 1 : len(seq) - 1]
                     per_layer = (weights if heads is None else weights[:, list(heads)]).mean(1)
             if method == "rollout" or (method == "value_zeroing" and not last_layer):
                 mixed = rollout(per_layer)
@@ -247,7 +256,7 @@ def attention_attribution(
             attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
             # answer token j sits at len(prompt) + j; the causal mask leaves zeros where j >= t
             prefixes.append(rows[:, len(prompt) :].cpu() if attribute_target else None)
-        scores = prompts.step_scores(forcing, steps, contrast_prompt, device)
+        scores = prompts.step_scores(forcing, steps, contrast_prompt, device, known)
         return prompts.results(attrs, True, scores, prefixes)
 
     return Attributor(attribute, model, per_example=(), name="text.attention_attribution")
@@ -256,11 +265,11 @@ def attention_attribution(
 def _cross_attention(
     model: nn.Module, forcing: TeacherForcing, prompt: Tensor, answer: Tensor, cols: Tensor,
     layers: Sequence[int] | None, heads: Sequence[int] | None,
-) -> tuple[Tensor, Tensor]:  # fmt: skip
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """An encoder-decoder model: the decoder's cross-attention from the position predicting each
     answer token to the prompt's tokens ``(T, features)``, and its self-attention to the answer's
     earlier tokens ``(T, T)`` (decoder position ``j + 1`` holds answer token ``j``), averaged over
-    ``heads`` and ``layers`` (decoder layers)."""
+    ``heads`` and ``layers`` (decoder layers); and the forward's log-probabilities ``(T, V)``."""
     if forcing.decoder_start is None:
         raise ArgumentError("the encoder-decoder model's config has no decoder_start_token_id; set it")
     decoder = torch.cat([answer.new_tensor([forcing.decoder_start]), answer[:-1]])
@@ -279,4 +288,4 @@ def _cross_attention(
     to_prompt = torch.stack([cross[i][0].float() for i in chosen])[:, pick].mean((0, 1))  # (T, S)
     to_answer = torch.stack([own[i][0].float() for i in chosen])[:, pick].mean((0, 1))  # (T, T)
     prefix = torch.cat([to_answer[:, 1:], to_answer.new_zeros((len(answer), 1))], 1)
-    return to_prompt[:, cols].cpu(), prefix.cpu()
+    return to_prompt[:, cols].cpu(), prefix.cpu(), TeacherForcing.log_softmax(out)[0]

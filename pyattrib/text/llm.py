@@ -16,7 +16,7 @@ computed the exact, slower way.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from .._core.attributor import Attributor
 from .._core.errors import ArgumentError
 from ..perturbation import feature_ablation
-from .forcing import TeacherForcing
+from .forcing import TeacherForcing, read
 from .inputs import InterpretableInput
 from .result import LLMAttributionResult
 from .steps import StepScore, answer_log_probs, check_steps, scores_of
@@ -147,9 +147,11 @@ class _Prompts:
                 )
 
     def step_scores(
-        self, forcing: TeacherForcing | None, steps: list[StepScore], contrast_prompt: Any, device: torch.device
-    ) -> list[dict[str, Tensor] | None]:
-        """Per prompt, the asked step scores (one teacher-forced forward each; one more per contrast prompt)."""
+        self, forcing: TeacherForcing | None, steps: list[StepScore], contrast_prompt: Any, device: torch.device,
+        known: dict[int, Tensor] | None = None,
+    ) -> list[dict[str, Tensor] | None]:  # fmt: skip
+        """Per prompt, the asked step scores: from ``known[p]`` (the answer positions' log-probabilities
+        that the method's own forward gave), else one teacher-forced forward; one more per contrast prompt."""
         if not steps:
             if contrast_prompt is not None:
                 raise ArgumentError("contrast_prompt is read by step_scores=['kl_divergence']; ask for it or drop it")
@@ -159,8 +161,10 @@ class _Prompts:
         many = self.many and isinstance(contrast_prompt, (list, tuple))
         contrasts = list(contrast_prompt) if many else [contrast_prompt] * len(self.inputs)
         out: list[dict[str, Tensor] | None] = []
-        for p, (inp, answer, other) in enumerate(zip(self.inputs, self.answers, contrasts)):
-            log_p = answer_log_probs(forcing, _ids(inp.to_model_input(), self.tokenizer, device), answer)
+        for p, (answer, other) in enumerate(zip(self.answers, contrasts)):
+            log_p = (known or {}).get(p)
+            if log_p is None:
+                log_p = self.log_probs(forcing, p, device)
             q = None
             if other is not None:
                 text = other.to_model_input() if isinstance(other, InterpretableInput) else other
@@ -168,6 +172,10 @@ class _Prompts:
             foil = None if self.foils is None else self.foils[p].to(device)
             out.append({k: v.cpu() for k, v in scores_of(steps, log_p, answer.to(device), foil, q).items()})
         return out
+
+    def log_probs(self, forcing: TeacherForcing, p: int, device: torch.device) -> Tensor:
+        """``(T, V)``: prompt ``p``'s unperturbed log-probabilities at the positions predicting its answer."""
+        return answer_log_probs(forcing, _ids(self.inputs[p].to_model_input(), self.tokenizer, device), self.answers[p])
 
     def results(
         self, attrs: list[Tensor], per_token: bool, steps: list[dict[str, Tensor] | None] | None = None,
@@ -243,10 +251,27 @@ def _perturbation_attribution(
         widths = [inp.n_itp_features for inp in prompts.inputs]
         lengths = [len(a) for a in prompts.answers]
 
+        # with step scores, the unperturbed prompt's rows are read from the one forward that gives the
+        # step scores their distributions (known[p]): the scores cost no extra pass
+        known: dict[int, Tensor] = {}
+
         def answer_scores(keep: Tensor, which: Tensor) -> Tensor:
-            batch = [prompts.inputs[p].to_model_input(k[: widths[p]][None]) for k, p in zip(keep, which.tolist())]
-            foils = None if prompts.foils is None else [prompts.foils[p] for p in which.tolist()]
-            tokens = scorer(batch, [prompts.answers[p] for p in which.tolist()], foils).to(keep.device)
+            rows = which.tolist()
+            unperturbed = [bool((k[: widths[p]] == 1).all()) for k, p in zip(keep, rows)]
+            whole = [bool(steps) and forcing is not None and u for u in unperturbed]
+            tokens = torch.zeros(len(rows), max(lengths), device=keep.device)
+            rest = [i for i, w in enumerate(whole) if not w]
+            if rest:
+                batch = [prompts.inputs[rows[i]].to_model_input(keep[i, : widths[rows[i]]][None]) for i in rest]
+                foils = None if prompts.foils is None else [prompts.foils[rows[i]] for i in rest]
+                got = scorer(batch, [prompts.answers[rows[i]] for i in rest], foils).to(keep.device)
+                tokens[rest, : got.shape[1]] = got.float()
+            for i in (i for i, w in enumerate(whole) if w):
+                p = rows[i]
+                if p not in known:
+                    known[p] = prompts.log_probs(cast(TeacherForcing, forcing), p, device())
+                foil = None if prompts.foils is None else prompts.foils[p].to(known[p].device)
+                tokens[i, : lengths[p]] = read(known[p], prompts.answers[p].to(known[p].device), foil).to(keep.device)
             scores = torch.cat([tokens.sum(1, keepdim=True), tokens], dim=1) if per_token else tokens.sum(1)
             return scores.exp() if attr_target == "prob" else scores
 
@@ -259,7 +284,7 @@ def _perturbation_attribution(
                 total = total + attributor(ones, 0.0, additional_forward_args=(which,), **call)
         attr = (total / num_trials).float()  # (P, 1 + T_max, F) or (P, F)
         attrs = [(a if per_token else a[None])[: 1 + lengths[p], : widths[p]] for p, a in enumerate(attr)]
-        return prompts.results(attrs, per_token, prompts.step_scores(forcing, steps, contrast_prompt, device()))
+        return prompts.results(attrs, per_token, prompts.step_scores(forcing, steps, contrast_prompt, device(), known))
 
     return attribute
 
@@ -290,7 +315,8 @@ def llm_attribution(
     (contrastive explanations, Yin & Neubig 2022); ``step_scores`` names scores returned per
     answer token in ``result.step_scores`` (``"probability"``, ``"log_probability"``,
     ``"entropy"``, ``"contrast_prob_diff"``, ``"kl_divergence"`` against ``contrast_prompt``, or
-    callables ``(log_probs, answer) -> (T,)``; see ``pyattrib.text.steps``); ``call`` goes to
+    callables ``(log_probs, answer) -> (T,)``; see ``pyattrib.text.steps``), read from the forward
+    that scores the unperturbed prompt (no extra pass); ``call`` goes to
     the method (``generator=``, ``feature_mask=``...). Returns an :class:`LLMAttributionResult`
     (a list for a list of inputs).
 
