@@ -164,3 +164,32 @@ def test_step_scores_come_from_the_methods_own_forward(gpt2, tokenizer, method):
     reference = pa.text.llm_attribution(model, tokenizer)(inp, target, step_scores=steps)
     for name in steps:
         torch.testing.assert_close(scored.step_scores[name], reference.step_scores[name], atol=1e-5, rtol=1e-4)
+
+
+def test_target_side_shapley_values_are_efficient_per_answer_token(gpt2, tokenizer):
+    """Exact Shapley values over the template's slots and the answer's earlier tokens: row t sums to
+    log p(y_t) with everything present minus with every slot at its baseline and every earlier
+    answer token the unknown token; later tokens get nothing."""
+    inp = TextTemplateInput("{} lives in {}", ["Dave", "Paris"], baselines=["someone", "somewhere"])
+    target = torch.tensor(tokenizer.encode("and likes cheese", add_special_tokens=False))
+    got = llm_attribution(gpt2, tokenizer, pa.shapley_values)(inp, target, attribute_target=True)
+    assert got.target_attr.shape == (3, 3) and got.target_attr.triu().abs().max() == 0
+
+    def log_p(prompt, answer):
+        ids = torch.tensor(tokenizer.encode(prompt))
+        with torch.no_grad():
+            out = gpt2(input_ids=torch.cat([ids, answer])[None]).logits[0].log_softmax(-1)
+        return out[len(ids) - 1 : len(ids) - 1 + len(answer)].gather(1, target[:, None])[:, 0]
+
+    full = log_p("Dave lives in Paris", target)
+    for t in range(3):
+        empty = torch.where(torch.arange(3) < t, tokenizer.unk_token_id, target)
+        delta = full[t] - log_p("someone lives in somewhere", empty)[t]
+        torch.testing.assert_close(got.token_attr[t].sum() + got.target_attr[t].sum(), delta, atol=1e-4, rtol=1e-4)
+
+
+def test_target_side_needs_a_per_token_method(gpt2, tokenizer):
+    inp = TextTokenInput("the cat sat", tokenizer)
+    with pytest.raises(ArgumentError, match="attribute_target .* whole answer only"):
+        llm_attribution(gpt2, tokenizer, pa.lime, n_samples=4)(inp, "on the mat", attribute_target=True,
+                                                               generator=torch.Generator().manual_seed(0))  # fmt: skip

@@ -77,10 +77,12 @@ def test_integrated_gradients_with_the_answer_prefix_on_the_path_equal_inseq(set
     assert not torch.allclose(alone.token_attr[1:], prompt[1:], atol=1e-5, rtol=1e-4)
 
 
-def test_occlusion_equals_inseq_up_to_its_absolute_value(setting):
+def test_occlusion_on_both_sides_equals_inseq_up_to_its_absolute_value(setting):
     ref, tok, model, inp, p = setting
-    got = pa.text.llm_attribution(model, tok, pa.feature_ablation)(inp, m.ANSWER)
-    torch.testing.assert_close(got.token_attr.abs(), ref["occlusion"][:p].T, **TOL)
+    got = pa.text.llm_attribution(model, tok, pa.feature_ablation)(inp, m.ANSWER, attribute_target=True)
+    prompt, prefix = _prompt_and_prefix(ref["occlusion"], p)
+    torch.testing.assert_close(got.token_attr.abs(), prompt, **TOL)
+    torch.testing.assert_close(got.target_attr.abs(), prefix, **TOL)
 
 
 def test_attention_weights_per_layer_and_head_equal_inseq(setting):
@@ -186,6 +188,9 @@ def test_encoder_decoder_contrast_occlusion_and_step_scores_equal_inseq(seq2seq)
         inp, target, step_scores=["probability", "entropy", "kl_divergence"], contrast_prompt=other
     )
     torch.testing.assert_close(occlusion.token_attr.abs(), ref["occlusion"]["source"].T, **TOL)
+    both = pa.text.llm_attribution(model, tok, pa.feature_ablation)(inp, target, attribute_target=True)
+    torch.testing.assert_close(both.token_attr.abs(), ref["occlusion_target"]["source"].T, **TOL)
+    torch.testing.assert_close(both.target_attr.abs(), _target_side(ref["occlusion_target"]["target"]), **TOL)
     for name, expected in ref["step_scores"].items():
         torch.testing.assert_close(occlusion.step_scores[name], expected, atol=1e-6, rtol=1e-4)
 

@@ -82,6 +82,7 @@ def seq2seq(model, tok) -> dict[str, object]:
         "integrated_gradients": ("integrated_gradients", {**logprob, "n_steps": N_STEPS, "attribute_target": True}),
         "integrated_gradients_source": ("integrated_gradients", {**logprob, "n_steps": N_STEPS}),
         "occlusion": ("occlusion", logprob),
+        "occlusion_target": ("occlusion", {**logprob, "attribute_target": True}),
         "attention": ("attention", {"attribute_target": True}),
         "input_x_gradient_contrast": ("input_x_gradient", contrast),
     }

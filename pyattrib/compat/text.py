@@ -15,6 +15,7 @@ import torch
 
 from .._core.errors import ArgumentError
 from ..text import llm as text_llm
+from ..text import prompts as text_prompts
 from ..text.inputs import ImageMaskInput, TextTemplateInput, TextTokenInput
 from ..text.llm_gradient import llm_gradient_attribution
 from ..text.remote import RemoteLLMProvider
@@ -81,7 +82,7 @@ class LLMAttribution(Attribution):
 
     @property
     def device(self) -> torch.device:
-        return text_llm._device(self.model)
+        return text_prompts._device(self.model)
 
     def _build(self) -> Callable[..., Any]:
         return text_llm.llm_attribution(self.model, self.tokenizer, _as_transform(self.attr_method),
@@ -186,7 +187,7 @@ class LLMGradientAttribution(Attribution):
 
     @property
     def device(self) -> torch.device:
-        return text_llm._device(self.model)
+        return text_prompts._device(self.model)
 
     def attribute(self, inp: Any, target: Any = None, gen_args: dict | None = None, **kwargs: Any) -> Any:
         return self._attribute(inp, target, gen_args=gen_args, **kwargs)

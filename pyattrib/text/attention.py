@@ -31,7 +31,7 @@ from .._core.errors import ArgumentError
 from .._core.state import evaluating
 from .forcing import TeacherForcing, accepts
 from .inputs import TextTokenInput
-from .llm import _device, _ids, _local_generate, _pad_id, _Prompts
+from .prompts import _device, _ids, _local_generate, _pad_id, _Prompts
 from .steps import StepScore, check_steps
 
 

@@ -125,27 +125,31 @@ class TeacherForcing:
         return kwargs, starts
 
     def __call__(
-        self, prompts: list[dict[str, Tensor]], answers: list[Tensor], foils: list[Tensor] | None = None
-    ) -> Tensor:
+        self, prompts: list[dict[str, Tensor]], answers: list[Tensor], foils: list[Tensor] | None = None,
+        given: list[Tensor] | None = None,
+    ) -> Tensor:  # fmt: skip
         """``(len(prompts), max answer length)`` log-probabilities, 0 past each answer's end (with
-        ``foils``, one per answer and as long: each answer token's log-probability minus its foil's)."""
+        ``foils``, one per answer and as long: each answer token's log-probability minus its foil's;
+        with ``given``, one per answer and as long: the tokens the model sees in the answer's place,
+        perturbed, while the answer's own tokens are the ones read)."""
         device = prompts[0]["input_ids"].device
         answers = [a.to(device) for a in answers]
+        seen = answers if given is None else [g.to(device) for g in given]
         contrast: list[Tensor | None] = [None] * len(answers) if foils is None else [f.to(device) for f in foils]
         longest = max(p["input_ids"].shape[1] + len(a) for p, a in zip(prompts, answers))
         rows = self.rows or max(1, TOKEN_BUDGET // longest)
+        chunks = [slice(i, i + rows) for i in range(0, len(prompts), rows)]
         if self.seq2seq:
-            return torch.cat([self.encoder_decoder(prompts[i : i + rows], answers[i : i + rows], contrast[i : i + rows])
-                              for i in range(0, len(prompts), rows)])  # fmt: skip
+            return torch.cat([self.encoder_decoder(prompts[c], answers[c], contrast[c], seen[c]) for c in chunks])
         traits = self.probe(torch.cat([prompts[0]["input_ids"][0], answers[0]]), extras(prompts[:1]))
         if not (traits.causal and traits.masked):
-            return self.exact(prompts, answers, traits.causal, rows, contrast)
-        return torch.cat([self.batch(prompts[i : i + rows], answers[i : i + rows], contrast[i : i + rows])
-                          for i in range(0, len(prompts), rows)])  # fmt: skip
+            return self.exact(prompts, answers, traits.causal, rows, contrast, seen)
+        return torch.cat([self.batch(prompts[c], answers[c], contrast[c], seen[c]) for c in chunks])
 
     def encoder_decoder(
-        self, prompts: list[dict[str, Tensor]], answers: list[Tensor], foils: list[Tensor | None]
-    ) -> Tensor:
+        self, prompts: list[dict[str, Tensor]], answers: list[Tensor], foils: list[Tensor | None],
+        given: list[Tensor] | None = None,
+    ) -> Tensor:  # fmt: skip
         """An encoder-decoder model: the prompts padded as the encoder's input, the answers
         (after the decoder's start token) as the decoder's, one forward; position ``t`` of the
         decoder predicts answer token ``t``."""
@@ -153,7 +157,7 @@ class TeacherForcing:
             raise ArgumentError("the encoder-decoder model's config has no decoder_start_token_id; set it")
         encoder, _ = self.padded([p["input_ids"][0] for p in prompts], left=False)
         start = answers[0].new_tensor([self.decoder_start])
-        decoder, _ = self.padded([torch.cat([start, a[:-1]]) for a in answers], left=False)
+        decoder, _ = self.padded([torch.cat([start, a[:-1]]) for a in given or answers], left=False)
         logits = logits_of(self.model(**encoder, decoder_input_ids=decoder["input_ids"],
                                       decoder_attention_mask=decoder["attention_mask"]))  # fmt: skip
         out = torch.zeros((len(answers), max(len(a) for a in answers)), dtype=torch.float32, device=logits.device)
@@ -162,10 +166,11 @@ class TeacherForcing:
         return out
 
     def batch(
-        self, prompts: list[dict[str, Tensor]], answers: list[Tensor], foils: list[Tensor | None] | None = None
-    ) -> Tensor:
+        self, prompts: list[dict[str, Tensor]], answers: list[Tensor], foils: list[Tensor | None] | None = None,
+        given: list[Tensor] | None = None,
+    ) -> Tensor:  # fmt: skip
         """One padded forward of ``prompt + answer`` per pair."""
-        seqs = [torch.cat([p["input_ids"][0], a]) for p, a in zip(prompts, answers)]
+        seqs = [torch.cat([p["input_ids"][0], a]) for p, a in zip(prompts, given or answers)]
         t_max = max(len(a) for a in answers)
         kwargs, starts = self.padded(seqs)
         kwargs.update(extras(prompts))
@@ -181,12 +186,13 @@ class TeacherForcing:
 
     def exact(
         self, prompts: list[dict[str, Tensor]], answers: list[Tensor], causal: bool, rows: int,
-        foils: list[Tensor | None] | None = None,
+        foils: list[Tensor | None] | None = None, given: list[Tensor] | None = None,
     ) -> Tensor:  # fmt: skip
         """Unpadded forwards: per pair (causal) or per answer prefix, equal lengths batched."""
+        seen = given or answers
         out = torch.zeros((len(prompts), max(len(a) for a in answers)), dtype=torch.float32)
         groups: dict[int, list[tuple[int, int, Tensor]]] = defaultdict(list)  # length -> (pair, first token, ids)
-        for r, (p, a) in enumerate(zip(prompts, answers)):
+        for r, (p, a) in enumerate(zip(prompts, seen)):
             ids = p["input_ids"][0]
             if causal:
                 groups[len(ids) + len(a)].append((r, 0, torch.cat([ids, a])))

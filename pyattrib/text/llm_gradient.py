@@ -16,7 +16,7 @@ from ..layer import layer_integrated_gradients
 from .embeddings import input_embeddings
 from .forcing import TOKEN_BUDGET, TeacherForcing, heads_at, logits_of, read
 from .inputs import TextTokenInput
-from .llm import _device, _local_generate, _pad_id, _Prompts
+from .prompts import _device, _local_generate, _pad_id, _Prompts
 from .steps import StepScore, check_steps
 
 
