@@ -48,3 +48,22 @@ def test_matrix_needs_token_attributions(gpt2, tokenizer):
         generator=torch.Generator().manual_seed(0))  # fmt: skip
     with pytest.raises(ArgumentError, match="token_attr"):
         pa.viz.token_matrix_html(whole)
+
+
+def test_target_side_rows_follow_the_prompt_and_leave_later_tokens_blank(gpt2, tokenizer):
+    llm = pa.text.llm_attribution(gpt2, tokenizer, pa.feature_ablation)
+    both = llm(pa.text.TextTemplateInput("{} lives in {}", ["Dave", "Paris"]), "and works there",
+               attribute_target=True)  # fmt: skip
+    n, t = len(both.input_tokens), len(both.output_tokens)
+    page = str(pa.viz.token_matrix_html(both))
+    assert page.count("(answer)</th>") == t and page.count("<td></td>") == t * (t + 1) // 2
+    image = pa.viz.token_matrix(both).axes[0].images[0].get_array()
+    drawn = np.where(np.ma.getmaskarray(image) | np.isnan(np.ma.getdata(image)), np.nan, np.ma.getdata(image))
+    np.testing.assert_allclose(drawn[:n], both.token_attr.T.numpy(), rtol=1e-6, atol=1e-7)
+    below = drawn[n:]
+    for j in range(t):
+        for k in range(t):
+            if j < k:  # answer token j seen by token k
+                np.testing.assert_allclose(below[j, k], float(both.target_attr[k, j]), rtol=1e-6, atol=1e-7)
+            else:
+                assert np.isnan(below[j, k])

@@ -13,12 +13,21 @@ from .text import HTML, STYLE, token_colour
 
 
 def _matrix(result: Any) -> tuple[np.ndarray, list[str], list[str], dict[str, np.ndarray]]:
-    """``(features, answer tokens)`` values, names, and the step scores."""
+    """``(features, answer tokens)`` values, names, and the step scores. With ``target_attr``
+    (``attribute_target=True``) the answer's tokens follow the prompt's as rows, NaN where a token
+    comes at or after the one it would explain (drawn blank)."""
     if getattr(result, "token_attr", None) is None:
         raise ArgumentError("result has no token_attr (LIME and KernelSHAP fit the whole answer): nothing to draw")
     data = result.token_attr.detach().cpu().float().numpy().T
+    sources = list(result.input_tokens)
+    prefix = getattr(result, "target_attr", None)
+    if prefix is not None:
+        below = prefix.detach().cpu().float().numpy().T  # (answer token j, answer token t)
+        below[np.tril_indices(len(below))] = np.nan
+        data = np.concatenate([data, below])
+        sources += [f"{t} (answer)" for t in result.output_tokens]
     steps = {k: v.detach().cpu().float().numpy().reshape(-1) for k, v in (result.step_scores or {}).items()}
-    return data, list(result.input_tokens), list(result.output_tokens), steps
+    return data, sources, list(result.output_tokens), steps
 
 
 def token_matrix_html(result: Any, title: str | None = None) -> HTML:
@@ -27,7 +36,8 @@ def token_matrix_html(result: Any, title: str | None = None) -> HTML:
     score (each on its own scale). No scripts, fonts or links to load.
 
     Args:
-        result: An ``LLMAttributionResult`` with ``token_attr`` (and optionally ``step_scores``).
+        result: An ``LLMAttributionResult`` with ``token_attr`` (and optionally ``step_scores``, and
+            ``target_attr``: the answer's tokens as more rows).
         title: A title (default "answer attribution").
 
     Returns:
@@ -40,11 +50,12 @@ def token_matrix_html(result: Any, title: str | None = None) -> HTML:
         True
     """
     data, sources, targets, steps = _matrix(result)
-    scale = float(np.abs(data).max()) or 1.0
+    scale = float(np.nanmax(np.abs(data))) or 1.0
     head = "<tr><th></th>" + "".join(f"<th>{html.escape(t)}</th>" for t in targets) + "</tr>"
     rows = []
     for name, values in zip(sources, data):
-        cells = "".join(f'<td style="background:{token_colour(v / scale)}" title="{v:.4g}">{v:.3f}</td>'
+        cells = "".join("<td></td>" if np.isnan(v) else
+                        f'<td style="background:{token_colour(v / scale)}" title="{v:.4g}">{v:.3f}</td>'
                         for v in values)  # fmt: skip
         rows.append(f"<tr><th>{html.escape(name)}</th>{cells}</tr>")
     for name, values in steps.items():
@@ -65,7 +76,8 @@ def token_matrix(result: Any, title: str | None = None) -> Any:
     a symmetric colour scale, and below it one row per step score (each on its own scale).
 
     Args:
-        result: An ``LLMAttributionResult`` with ``token_attr`` (and optionally ``step_scores``).
+        result: An ``LLMAttributionResult`` with ``token_attr`` (and optionally ``step_scores``, and
+            ``target_attr``: the answer's tokens as more rows).
         title: A title.
 
     Returns:
@@ -82,7 +94,7 @@ def token_matrix(result: Any, title: str | None = None) -> Any:
     from .scale import colour_map
 
     data, sources, targets, steps = _matrix(result)
-    scale = float(np.abs(data).max()) or 1.0
+    scale = float(np.nanmax(np.abs(data))) or 1.0
     heights = [len(sources)] + [1] * len(steps)
     figure = Figure(figsize=(max(len(targets) * 1.1, 5.0), 1.0 + 0.45 * sum(heights)), constrained_layout=True)
     axes = figure.subplots(len(heights), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
