@@ -96,6 +96,35 @@ def one_forward(model, tok, decoder_only):
         return median_seconds(lambda: model(**kwargs, output_attentions=True))
 
 
+def ig_backward(model, tok, decoder_only, n_steps=16):
+    """What no per-token IG goes under: the backward passes alone. Each answer token's gradient at
+    each path point is its own vector-Jacobian product through the model (T x n_steps of them, at
+    least, in any batching); timed here as one backward of T x n_steps rows whose forward is not
+    timed (the head projects only the read positions, as pyattrib's does)."""
+    from pyattrib.text.forcing import heads_at
+
+    prompt, answer = torch.tensor(tok(PROMPT)["input_ids"]), torch.tensor(tok(ANSWER)["input_ids"])
+    embed, rows = model.get_input_embeddings(), n_steps * len(answer)
+    ends = torch.arange(len(answer)).repeat(n_steps)
+    spent = []
+    for _ in range(4):
+        if decoder_only:
+            x = embed(torch.cat([prompt, answer]))[None].expand(rows, -1, -1).detach().requires_grad_()
+            with heads_at(model, len(prompt) - 1 + ends) as at:
+                logits = model(inputs_embeds=x).logits
+        else:
+            start = torch.tensor([model.config.decoder_start_token_id])
+            x = embed(prompt)[None].expand(rows, -1, -1).detach().requires_grad_()
+            d = embed(torch.cat([start, answer[:-1]]))[None].expand(rows, -1, -1).detach()
+            with heads_at(model, ends) as at:
+                logits = model(inputs_embeds=x, decoder_inputs_embeds=d).logits
+        total = logits[torch.arange(rows), at].log_softmax(-1).gather(1, answer[ends][:, None]).sum()
+        begin = time.perf_counter()
+        torch.autograd.grad(total, x)
+        spent.append(time.perf_counter() - begin)
+    return statistics.median(spent[1:])
+
+
 def main() -> None:
     tok = m.tokenizer()
     models = {
@@ -112,7 +141,8 @@ def main() -> None:
             a, b = median_seconds(theirs), median_seconds(ours)
             ratios.append(b / a)
             print(f"{name:6} {call:34} {a:9.3f} {b:11.4f} {b / a:7.3f}")
-        print(f"{name:6} floor of attention: one forward {one_forward(model, tok, decoder_only) * 1e3:.1f} ms")
+        print(f"{name:6} floor of attention: one forward {one_forward(model, tok, decoder_only) * 1e3:.1f} ms; "
+              f"of IG: its backward passes alone {ig_backward(model, tok, decoder_only):.4f} s")
     print(f"largest ratio {max(ratios):.3f}, geometric mean {statistics.geometric_mean(ratios):.3f}")
 
 

@@ -130,23 +130,29 @@ def _forwards(model, call):
     return count[0], result
 
 
-@pytest.mark.parametrize("method", ["feature_ablation", "shapley_value_sampling", "attention", "attention_seq2seq"])
+@pytest.mark.parametrize(
+    "method", ["feature_ablation", "shapley_value_sampling", "attention", "attention_seq2seq", "gradient",
+               "gradient_seq2seq"]
+)  # fmt: skip
 def test_step_scores_come_from_the_methods_own_forward(gpt2, tokenizer, method):
     """Perturbation methods read the unperturbed prompt's rows from the forward that gives the step
-    scores (once, however often the method evaluates it), attention from its one forward: asking for
-    step scores adds no row to what the model runs and changes no attribution."""
+    scores (once, however often the method evaluates it), attention and gradient x embedding from
+    their own forward: asking for step scores adds no row to what the model runs and changes no
+    attribution."""
     import copy
 
     model = copy.deepcopy(gpt2)
     model.set_attn_implementation("eager")
     inp = TextTokenInput("the cat sat on", tokenizer)
-    if method == "attention_seq2seq":
+    if method.endswith("seq2seq"):
         from .test_text_seq2seq import _models
 
         model = _models(tokenizer.vocab_size)["bart"]
         model.set_attn_implementation("eager")
     if method.startswith("attention"):
         explain = pa.text.attention_attribution(model, tokenizer)
+    elif method.startswith("gradient"):
+        explain = pa.text.llm_gradient_attribution(model, tokenizer, pa.layer_gradient_x_activation)
     else:
         options = {"n_samples": 2} if method == "shapley_value_sampling" else {}
         explain = llm_attribution(model, tokenizer, getattr(pa, method), **options)

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from .._core.attributor import Attributor
 from .._core.errors import ArgumentError
-from ..layer import layer_integrated_gradients
+from ..layer import layer_gradient_x_activation, layer_integrated_gradients
 from .embeddings import input_embeddings
 from .forcing import TOKEN_BUDGET, TeacherForcing, heads_at, logits_of, read
 from .inputs import TextTokenInput
@@ -101,7 +101,12 @@ def llm_gradient_attribution(
         if isinstance(call.get("baselines"), (tuple, list)) and len(call["baselines"]) == 1:
             call["baselines"] = call["baselines"][0]  # Captum passes a 1-tuple for its one input
         attrs, prefixes = [], []
+        known: dict[int, Tensor] = {}  # step-score distributions read from the method's own forward
         for p, (inp, answer) in enumerate(zip(prompts.inputs, prompts.answers)):
+            # gradient x activation runs the model at the plain input only: its rows' logits are the
+            # step scores' distributions (IG and gradient SHAP never run it there: one forward more)
+            at_input = inspect.unwrap(layer_method) is layer_gradient_x_activation
+            tap: list[Tensor] | None = [] if steps and at_input else None
             foil = None if prompts.foils is None else prompts.foils[p].to(device)
             if not isinstance(inp, TextTokenInput):
                 raise ArgumentError(f"llm_gradient_attribution attributes token inputs; got {type(inp).__name__}. "
@@ -109,7 +114,9 @@ def llm_gradient_attribution(
             answer = answer.to(device)
             if forcing.seq2seq:
                 per_token = _seq2seq_rows(model, forcing, layer_method, embeddings, inp, answer, batch_size, options,
-                                          call, foil, attribute_target, reducer)  # fmt: skip
+                                          call, foil, attribute_target, reducer, tap)  # fmt: skip
+                if tap:
+                    known[p] = torch.cat(tap)
                 width = inp.n_itp_features
                 attrs.append(torch.cat([per_token[:, :width].sum(0, keepdim=True), per_token[:, :width]]))
                 prefixes.append(per_token[:, width:].cpu() if attribute_target else None)
@@ -119,18 +126,22 @@ def llm_gradient_attribution(
             # padded: one call over all answer tokens; else Captum's way, a call per answer token
             groups = [range(len(answer))] if padded else [range(t, t + 1) for t in range(len(answer))]
             per_token = torch.cat([_attribute_rows(model, forcing, layer_method, embeddings, padded, inp, answer,
-                                                   list(g), batch_size, options, call, foil, attribute_target, reducer)
-                                   for g in groups])  # fmt: skip
+                                                   list(g), batch_size, options, call, foil, attribute_target, reducer,
+                                                   tap) for g in groups])  # fmt: skip
+            if tap:
+                known[p] = torch.cat(tap)
             width = inp.n_itp_features
             attrs.append(torch.cat([per_token[:, :width].sum(0, keepdim=True), per_token[:, :width]]))
             prefixes.append(per_token[:, width:].cpu() if attribute_target else None)
-        scores = prompts.step_scores(forcing, steps, contrast_prompt, device)
+        scores = prompts.step_scores(forcing, steps, contrast_prompt, device, known)
         return prompts.results(attrs, True, scores, prefixes)
 
     return Attributor(attribute, model, per_example=(), name="text.llm_gradient_attribution")
 
 
-def _answer_log_prob(model: nn.Module, keys: tuple[str, ...], last_only: bool) -> Callable[..., Tensor]:
+def _answer_log_prob(
+    model: nn.Module, keys: tuple[str, ...], last_only: bool, tap: list[Tensor] | None = None
+) -> Callable[..., Tensor]:
     def answer_log_prob(x: Tensor, ids: Tensor, refs: Tensor, feature_at: Tensor, *extra: Tensor) -> Tensor:
         """``log p(token | prompt[:end])`` per row, where the prompt keeps the features whose entry of
         ``x`` is 1 and puts reference ids elsewhere (Captum's TextTokenInput rule); ``feature_at``
@@ -143,7 +154,10 @@ def _answer_log_prob(model: nn.Module, keys: tuple[str, ...], last_only: bool) -
             kwargs["logits_to_keep"] = 1  # type: ignore[assignment]
         logits = logits_of(model(input_ids=torch.where(keep, ids, refs), **kwargs))
         at = ends - (ids.shape[1] - logits.shape[1])
-        return read(logits[torch.arange(len(ids), device=ids.device), at], tokens, foils if foils.numel() else None)
+        chosen = logits[torch.arange(len(ids), device=ids.device), at]
+        if tap is not None:
+            tap.append(chosen.detach().float().log_softmax(-1))
+        return read(chosen, tokens, foils if foils.numel() else None)
 
     return answer_log_prob
 
@@ -163,6 +177,7 @@ def _attribute_rows(
     foil: Tensor | None = None,
     attribute_target: bool = False,
     reducer: Callable[[Tensor], Tensor] = lambda a: a.sum(-1),
+    tap: list[Tensor] | None = None,
 ) -> Tensor:
     """Per-token attributions ``(len(ts), n_features)`` from one layer-method call over rows
     ``prompt + answer[:t]``. The method's inputs are the rows' feature indicators (ones; its
@@ -201,7 +216,7 @@ def _attribute_rows(
     extra = (ids, refs, feature_at, *(rows[k] for k in keys), ends, answer[ts], foils)
     # rows end where they are read with left padding (and always unpadded): only the last logits are needed
     last_only = forcing.keep_logits and (forcing.left or not padded)
-    fn = _answer_log_prob(model, keys, last_only)
+    fn = _answer_log_prob(model, keys, last_only, tap)
     return _run_rows(layer_method, fn, embeddings, batch_size, options, call, extra, columns, reducer)
 
 
@@ -220,7 +235,9 @@ def _run_rows(
     return torch.where(columns >= 0, per_row.gather(1, columns.clamp(min=0)), 0.0)
 
 
-def _seq2seq_log_prob(model: nn.Module, embeddings: nn.Module, source: int) -> Callable[..., Tensor]:
+def _seq2seq_log_prob(
+    model: nn.Module, embeddings: nn.Module, source: int, tap: list[Tensor] | None = None
+) -> Callable[..., Tensor]:
     def answer_log_prob(x: Tensor, ids: Tensor, refs: Tensor, feature_at: Tensor, ends: Tensor, tokens: Tensor,
                         foils: Tensor) -> Tensor:  # fmt: skip
         """``log p(token | prompt, answer[:t])`` per row: one call of the embedding layer over the
@@ -229,7 +246,10 @@ def _seq2seq_log_prob(model: nn.Module, embeddings: nn.Module, source: int) -> C
         embedded = embeddings(torch.where(keep, ids, refs))
         with heads_at(model, ends) as at:
             logits = logits_of(model(inputs_embeds=embedded[:, :source], decoder_inputs_embeds=embedded[:, source:]))
-        return read(logits[torch.arange(len(ids), device=ids.device), at], tokens, foils if foils.numel() else None)
+        chosen = logits[torch.arange(len(ids), device=ids.device), at]
+        if tap is not None:
+            tap.append(chosen.detach().float().log_softmax(-1))
+        return read(chosen, tokens, foils if foils.numel() else None)
 
     return answer_log_prob
 
@@ -237,7 +257,7 @@ def _seq2seq_log_prob(model: nn.Module, embeddings: nn.Module, source: int) -> C
 def _seq2seq_rows(
     model: nn.Module, forcing: TeacherForcing, layer_method: Callable[..., Any], embeddings: nn.Module,
     inp: TextTokenInput, answer: Tensor, batch_size: int | None, options: dict, call: dict, foil: Tensor | None,
-    attribute_target: bool, reducer: Callable[[Tensor], Tensor],
+    attribute_target: bool, reducer: Callable[[Tensor], Tensor], tap: list[Tensor] | None = None,
 ) -> Tensor:  # fmt: skip
     """An encoder-decoder model: row ``t`` is the prompt (encoder) and ``start + answer[:-1]``
     (decoder), read at decoder position ``t`` (the decoder is causal: later tokens do not reach
@@ -267,7 +287,7 @@ def _seq2seq_rows(
     ends = torch.arange(n, device=device)
     foils = foil if foil is not None else answer.new_zeros((n, 0))
     extra = (ids, refs.expand(n, -1), feature_at.expand(n, -1), ends, answer, foils)
-    fn = _seq2seq_log_prob(model, embeddings, len(prompt))
+    fn = _seq2seq_log_prob(model, embeddings, len(prompt), tap)
     return _run_rows(layer_method, fn, embeddings, batch_size, options, call, extra, columns, reducer)
 
 

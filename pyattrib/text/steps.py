@@ -6,8 +6,9 @@ For answer token ``y_t`` with the model's next-token distribution ``p_t = p(. | 
 ``f_t`` (needs ``contrast=``), ``"kl_divergence"`` ``KL(p_t || q_t)`` with ``q_t`` the
 distribution after a contrast prompt (needs ``contrast_prompt=``), or a callable
 ``(log_probs (T, V), answer (T,)) -> (T,)``. All read one teacher-forced forward of the prompt and
-the answer (and one of the contrast prompt for the KL divergence): the perturbation and attention
-methods' own forward of the unperturbed prompt, one more for the gradient methods.
+the answer (and one of the contrast prompt for the KL divergence): the perturbation, attention and
+gradient x activation methods' own forward of the unperturbed prompt, one more for IG and gradient
+SHAP (which never run the model at the plain input).
 """
 
 from __future__ import annotations
