@@ -202,3 +202,15 @@ def test_encoder_decoder_cross_and_decoder_attention_equal_inseq(seq2seq):
     torch.testing.assert_close(got.target_attr, _target_side(ref["attention"]["target"][:, :, 0, 1]), **TOL)
     averaged = pa.text.attention_attribution(model, tok)(inp, target)
     torch.testing.assert_close(averaged.token_attr, ref["attention"]["source"].mean((2, 3)).T, **TOL)
+
+
+def test_encoder_decoder_value_zeroing_on_both_sides_equals_inseq(seq2seq):
+    """Zeroing each prompt token's value in the decoder's cross-attention and each answer token's in
+    its self-attention; inseq counts distances under 1e-5 as zero (``min_score``)."""
+    ref, tok, model, inp, target = seq2seq
+    explain = pa.text.attention_attribution(model, tok, method="value_zeroing", min_score=1e-5)
+    got = explain(inp, target, attribute_target=True)
+    torch.testing.assert_close(got.token_attr, ref["value_zeroing"]["source"][..., 0].T, **TOL)
+    torch.testing.assert_close(got.target_attr, _target_side(ref["value_zeroing"]["target"][..., 0]), **TOL)
+    rows = explain(inp, target).token_attr.sum(-1)
+    torch.testing.assert_close(rows, torch.ones_like(rows), atol=1e-5, rtol=0)  # each row normalised

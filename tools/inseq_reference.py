@@ -84,6 +84,7 @@ def seq2seq(model, tok) -> dict[str, object]:
         "occlusion": ("occlusion", logprob),
         "occlusion_target": ("occlusion", {**logprob, "attribute_target": True}),
         "attention": ("attention", {"attribute_target": True}),
+        "value_zeroing": ("value_zeroing", {"attribute_target": True}),
         "input_x_gradient_contrast": ("input_x_gradient", contrast),
     }
     found: dict[str, object] = {}

@@ -64,15 +64,18 @@ def attention_weights(
 
 
 def _block_of(model: nn.Module, module: nn.Module) -> nn.Module:
-    """The layer of the stack (a child of an ``nn.ModuleList``) that holds ``module``."""
+    """The layer of the stack (the outermost child of an ``nn.ModuleList``: T5's block, not the
+    sub-layer in the block's own list) that holds ``module``."""
     parents = {id(c): m for m in model.modules() for c in m.children()}
-    current = module
+    current, found = module, None
     while id(current) in parents:
         parent = parents[id(current)]
         if isinstance(parent, nn.ModuleList):
-            return current
+            found = current
         current = parent
-    raise ArgumentError("value zeroing needs the attention inside a stack of layers (an nn.ModuleList)")
+    if found is None:
+        raise ArgumentError("value zeroing needs the attention inside a stack of layers (an nn.ModuleList)")
+    return found
 
 
 def _value_of(attention: nn.Module) -> tuple[nn.Module, int | None]:
@@ -90,12 +93,16 @@ def _value_of(attention: nn.Module) -> tuple[nn.Module, int | None]:
 
 
 def value_zeroing(
-    model: nn.Module, modules: Sequence[nn.Module], kwargs: dict[str, Any], batch_size: int | None = None
-) -> Tensor:
+    model: nn.Module, modules: Sequence[nn.Module], kwargs: dict[str, Any], batch_size: int | None = None,
+    values_length: int | None = None, min_score: float = 0.0,
+) -> Tensor:  # fmt: skip
     """``(L, S, S)``: for each layer, how much zeroing token ``j``'s value vector changes token
     ``i``'s output of that layer, ``1 - cos(x_i, x_i^{(-j)})``, rows normalised to sum to 1
     (Mohebbi et al., 2023). Each layer is rerun on ``S`` copies of its input, copy ``j`` with value
-    ``j`` zeroed, ``batch_size`` copies at a time (default all: memory grows with ``S^2``)."""
+    ``j`` zeroed, ``batch_size`` copies at a time (default all: memory grows with ``S^2``).
+    ``values_length``: cross-attention, whose values are another sequence's (the encoder's), of
+    that length: ``(L, S, values_length)``; the layer's other batched inputs are copied too.
+    Distances below ``min_score`` count as zero before the rows are normalised."""
     blocks = [_block_of(model, m) for m in modules]
     values = [_value_of(m) for m in modules]
     out: list[Tensor] = []
@@ -106,7 +113,7 @@ def value_zeroing(
     def call(j: int, forward: Any, args: tuple, kw: dict[str, Any]) -> Any:
         result = forward(*args, **kw)
         hidden = args[0] if args else kw["hidden_states"]
-        size = hidden.shape[1]
+        size = values_length or hidden.shape[1]
         module, width = values[j]
         rest = {k: v for k, v in kw.items() if k != "hidden_states"}
         step = size if batch_size is None else max(1, batch_size)
@@ -115,6 +122,9 @@ def value_zeroing(
             rows = torch.arange(start, min(start + step, size), device=hidden.device)
             copies = hidden.expand(len(rows), *hidden.shape[1:])
 
+            def copied(x: Any, n: int = len(rows)) -> Any:  # the encoder's states and the like, one per copy
+                return x.expand(n, *x.shape[1:]) if isinstance(x, Tensor) and x.dim() >= 3 and x.shape[0] == 1 else x
+
             def zero(_: int, value: Tensor, rows: Tensor = rows) -> Tensor:
                 value = value.clone()
                 cols = slice(value.shape[-1] - width, None) if width else slice(None)
@@ -122,12 +132,14 @@ def value_zeroing(
                 return value
 
             with Layers(model, [module], False).hooked(zero):
-                rerun = forward(copies, *args[1:], **rest) if args else forward(hidden_states=copies, **rest)
+                more, named = [copied(a) for a in args[1:]], {k: copied(v) for k, v in rest.items()}
+                rerun = forward(copies, *more, **named) if args else forward(hidden_states=copies, **named)
             parts.append(first(rerun))
         changed = torch.cat(parts)
         original = first(result)[0]
         distance = 1 - torch.nn.functional.cosine_similarity(changed.float(), original.float()[None], dim=-1)
         distance = distance.T.clamp(min=0)  # (i, j): token i's change when value j is zeroed
+        distance = torch.where(distance < min_score, 0.0, distance)
         out.append(distance / distance.sum(-1, keepdim=True).clamp(min=1e-12))
         return result
 
@@ -155,6 +167,7 @@ def attention_attribution(
     heads: Sequence[int] | None = None,
     last_layer: bool = False,
     batch_size: int | None = None,
+    min_score: float = 0.0,
 ) -> Attributor:
     """Attention-based attribution of an LLM's answer to its prompt's tokens.
 
@@ -167,9 +180,10 @@ def attention_attribution(
     contrast_prompt=None, attribute_target=False)`` with :class:`TextTokenInput` inputs (one or a
     list); returns an ``LLMAttributionResult`` (``token_attr[t]``: answer token ``t``'s row;
     ``seq_attr``: their sum; with ``attribute_target=True``, ``target_attr[t, j]``: the weight on
-    answer token ``j < t``). An encoder-decoder model (T5, BART) takes ``"raw"``: its decoder's
-    cross-attention to the prompt (``layers`` index the decoder's layers) and self-attention to the
-    answer.
+    answer token ``j < t``). An encoder-decoder model (T5, BART) takes ``"raw"`` (its decoder's
+    cross-attention to the prompt, self-attention to the answer; ``layers`` index the decoder's
+    layers) and ``"value_zeroing"`` (zeroing the prompt's values in the cross-attention, the
+    answer's in the self-attention; averaged over the layers or the last one, no rollout).
 
     Args:
         model: A causal language model or an encoder-decoder model (Hugging Face) with eager attention;
@@ -181,6 +195,8 @@ def attention_attribution(
         last_layer: With ``"raw"``, only the last of ``layers``.
         batch_size: With ``"value_zeroing"``, the copies of a layer's input rerun at once (default all:
             memory grows with the square of the sequence's length).
+        min_score: With ``"value_zeroing"``, distances below it count as zero before each row is
+            normalised (inseq's is ``1e-5``; 0 keeps every one).
 
     Returns:
         Attributor: call it as ``(inputs, target=None, *, gen_args=None, step_scores=None,
@@ -204,9 +220,9 @@ def attention_attribution(
     if method not in ("raw", "rollout", "value_zeroing"):
         raise ArgumentError(f"method={method!r}; choose 'raw', 'rollout' or 'value_zeroing'")
     forcing = TeacherForcing(model, _pad_id(tokenizer), None)
-    if forcing.seq2seq and method != "raw":
-        raise ArgumentError(f"method={method!r} follows one stack of self-attention; an encoder-decoder model (T5, "
-                            "BART) takes method='raw' (its cross-attention)")  # fmt: skip
+    if forcing.seq2seq and method == "rollout":
+        raise ArgumentError("method='rollout' follows one stack of self-attention; an encoder-decoder model (T5, "
+                            "BART) takes method='raw' or 'value_zeroing' (its cross-attention)")  # fmt: skip
     modules = [] if forcing.seq2seq else attention_modules(model)
     if not modules and not forcing.seq2seq:
         raise ArgumentError("no attention module found (a module class named ...Attention); is it a transformer?")
@@ -230,6 +246,13 @@ def attention_attribution(
             cols = torch.arange(len(prompt), device=device)
             if inp.itp_mask is not None:
                 cols = cols[inp.itp_mask[0].to(device)]
+            if forcing.seq2seq and method == "value_zeroing":
+                per_token, prefix = _cross_value_zeroing(model, forcing, prompt, answer.to(device), cols, layers,
+                                                         last_layer, batch_size, min_score,
+                                                         attribute_target)  # fmt: skip
+                attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
+                prefixes.append(prefix)
+                continue
             if forcing.seq2seq:
                 per_token, prefix, known[len(attrs)] = _cross_attention(model, forcing, prompt, answer.to(device),
                                                                         cols, layers, heads)  # fmt: skip
@@ -240,7 +263,8 @@ def attention_attribution(
             kwargs = {**forcing.plain(seq[None]), **({"use_cache": False} if accepts(model, "use_cache") else {})}
             with evaluating(model):
                 if method == "value_zeroing":
-                    per_layer = value_zeroing(model, [modules[i] for i in chosen], kwargs, batch_size)
+                    per_layer = value_zeroing(model, [modules[i] for i in chosen], kwargs, batch_size,
+                                              min_score=min_score)  # fmt: skip
                 else:
                     weights, output = attention_weights(model, modules, kwargs)
                     weights = weights[chosen, 0]  # (L, H, S, S)
@@ -289,3 +313,42 @@ def _cross_attention(
     to_answer = torch.stack([own[i][0].float() for i in chosen])[:, pick].mean((0, 1))  # (T, T)
     prefix = torch.cat([to_answer[:, 1:], to_answer.new_zeros((len(answer), 1))], 1)
     return to_prompt[:, cols].cpu(), prefix.cpu(), TeacherForcing.log_softmax(out)[0]
+
+
+CROSS = ("encoder_attn", "EncDecAttention", "crossattention", "cross_attn")  # Hugging Face's names for it
+
+
+def _cross_value_zeroing(
+    model: nn.Module, forcing: TeacherForcing, prompt: Tensor, answer: Tensor, cols: Tensor,
+    layers: Sequence[int] | None, last_layer: bool, batch_size: int | None, min_score: float,
+    attribute_target: bool,
+) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+    """Value zeroing in an encoder-decoder model's decoder: per decoder layer, zeroing prompt token
+    ``j``'s value in the cross-attention (answer token ``j``'s in the self-attention, for the target
+    side) and reading each decoder position's change; averaged over ``layers``, or the last of
+    them (no rollout: the two sequences do not compose)."""
+    if forcing.decoder_start is None:
+        raise ArgumentError("the encoder-decoder model's config has no decoder_start_token_id; set it")
+    in_decoder = {id(m) for m in attention_modules(cast(Any, model).get_decoder())}
+    named = [(n, m) for n, m in model.named_modules() if id(m) in in_decoder]
+    cross = [m for n, m in named if any(c in n for c in CROSS)]
+    own = [m for n, m in named if not any(c in n for c in CROSS)]
+    if not cross:
+        raise ArgumentError(f"value zeroing: no cross-attention (a module named one of {list(CROSS)}) in the decoder")
+    chosen = list(range(len(cross))) if layers is None else list(layers)
+    if not chosen or any(not 0 <= i < len(cross) for i in chosen):
+        raise ArgumentError(f"layers must be indices of the model's {len(cross)} decoder layers; got {layers}")
+    decoder = torch.cat([answer.new_tensor([forcing.decoder_start]), answer[:-1]])
+    kwargs = {"input_ids": prompt[None], "decoder_input_ids": decoder[None], "use_cache": False}
+
+    def mixed(modules: list[nn.Module], length: int | None) -> Tensor:
+        per_layer = value_zeroing(model, [modules[i] for i in chosen], kwargs, batch_size, length, min_score)
+        return (per_layer[-1] if last_layer else per_layer.mean(0)).cpu()
+
+    with evaluating(model):
+        to_prompt = mixed(cross, len(prompt))[:, cols.cpu()]
+        prefix = None
+        if attribute_target:  # decoder position j + 1 holds answer token j
+            to_answer = mixed(own, None)
+            prefix = torch.cat([to_answer[:, 1:], to_answer.new_zeros((len(answer), 1))], 1)
+    return to_prompt, prefix
