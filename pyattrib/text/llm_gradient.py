@@ -148,18 +148,28 @@ def _answer_log_prob(
         maps each column to its feature (-1: not a feature); ``extra`` is the model's keyword
         tensors, then the read positions and tokens."""
         *model_args, ends, tokens, foils = extra
-        keep = torch.where(feature_at >= 0, x.gather(1, feature_at.clamp(min=0)) == 1, True)
         kwargs = dict(zip(keys, model_args))
         if last_only:
             kwargs["logits_to_keep"] = 1  # type: ignore[assignment]
-        logits = logits_of(model(input_ids=torch.where(keep, ids, refs), **kwargs))
-        at = ends - (ids.shape[1] - logits.shape[1])
-        chosen = logits[torch.arange(len(ids), device=ids.device), at]
-        if tap is not None:
-            tap.append(chosen.detach().float().log_softmax(-1))
-        return read(chosen, tokens, foils if foils.numel() else None)
+        logits = logits_of(model(input_ids=_given(x, ids, refs, feature_at), **kwargs))
+        return _read_rows(logits, ends - (ids.shape[1] - logits.shape[1]), tokens, foils, tap)
 
     return answer_log_prob
+
+
+def _given(x: Tensor, ids: Tensor, refs: Tensor, feature_at: Tensor) -> Tensor:
+    """The ids the model is given: a feature's own where its indicator in ``x`` is 1, else its reference."""
+    keep = torch.where(feature_at >= 0, x.gather(1, feature_at.clamp(min=0)) == 1, True)
+    return torch.where(keep, ids, refs)
+
+
+def _read_rows(logits: Tensor, at: Tensor, tokens: Tensor, foils: Tensor, tap: list[Tensor] | None) -> Tensor:
+    """Row ``r``'s score at position ``at[r]`` (a foil's contrast where given), the distributions
+    kept in ``tap`` for the step scores."""
+    chosen = logits[torch.arange(len(logits), device=logits.device), at]
+    if tap is not None:
+        tap.append(chosen.detach().float().log_softmax(-1))
+    return read(chosen, tokens, foils if foils.numel() else None)
 
 
 def _attribute_rows(
@@ -242,14 +252,10 @@ def _seq2seq_log_prob(
                         foils: Tensor) -> Tensor:  # fmt: skip
         """``log p(token | prompt, answer[:t])`` per row: one call of the embedding layer over the
         prompt's ids (the encoder's) and the decoder's, the model given both as embeddings."""
-        keep = torch.where(feature_at >= 0, x.gather(1, feature_at.clamp(min=0)) == 1, True)
-        embedded = embeddings(torch.where(keep, ids, refs))
+        embedded = embeddings(_given(x, ids, refs, feature_at))
         with heads_at(model, ends) as at:
             logits = logits_of(model(inputs_embeds=embedded[:, :source], decoder_inputs_embeds=embedded[:, source:]))
-        chosen = logits[torch.arange(len(ids), device=ids.device), at]
-        if tap is not None:
-            tap.append(chosen.detach().float().log_softmax(-1))
-        return read(chosen, tokens, foils if foils.numel() else None)
+        return _read_rows(logits, at, tokens, foils, tap)
 
     return answer_log_prob
 
