@@ -56,24 +56,12 @@ class LLMAttributionResult:
     target_attr: Tensor | None = None
 
     def __post_init__(self) -> None:
-        self.seq_attr = torch.as_tensor(self.seq_attr)
-        if self.seq_attr.shape != (len(self.input_tokens),):
-            raise ArgumentError(
-                f"seq_attr must be ({len(self.input_tokens)},), one per input token; got {tuple(self.seq_attr.shape)}"
-            )
+        n, t = len(self.input_tokens), len(self.output_tokens)
+        self.seq_attr = _shaped(self.seq_attr, (n,), "seq_attr", "one per input token")
         if self.token_attr is not None:
-            self.token_attr = torch.as_tensor(self.token_attr)
-            expected = (len(self.output_tokens), len(self.input_tokens))
-            if tuple(self.token_attr.shape) != expected:
-                raise ArgumentError(
-                    f"token_attr must be {expected} (output x input tokens); got {tuple(self.token_attr.shape)}"
-                )
+            self.token_attr = _shaped(self.token_attr, (t, n), "token_attr", "output x input tokens")
         if self.target_attr is not None:
-            self.target_attr = torch.as_tensor(self.target_attr)
-            square = (len(self.output_tokens), len(self.output_tokens))
-            if tuple(self.target_attr.shape) != square:
-                raise ArgumentError(f"target_attr must be {square} (output x output tokens); got "
-                                    f"{tuple(self.target_attr.shape)}")  # fmt: skip
+            self.target_attr = _shaped(self.target_attr, (t, t), "target_attr", "output x output tokens")
         if self.output_probs is not None:
             self.output_probs = torch.as_tensor(self.output_probs)
 
@@ -147,6 +135,14 @@ class LLMAttributionResult:
 
     def _repr_html_(self) -> str:
         return str(self.to_html())
+
+
+def _shaped(value: Any, shape: tuple[int, ...], name: str, meaning: str) -> Tensor:
+    """``value`` as a tensor of ``shape``, else the named error."""
+    value = torch.as_tensor(value)
+    if tuple(value.shape) != shape:
+        raise ArgumentError(f"{name} must be {shape} ({meaning}); got {tuple(value.shape)}")
+    return value
 
 
 def _short(token: str, width: int = 50) -> str:
