@@ -16,7 +16,8 @@ their module type, through a TorchFunctionMode.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -29,14 +30,40 @@ from .._core.capture import Layers, LayerValue
 from .._core.errors import ArgumentError, check_batch_size
 from .._core.kernel import Chunk, accumulate, gradients
 from .._core.state import evaluating
-from .._core.targets import TargetLike
+from .._core.targets import TargetLike, model_output
 from ..layer import LayerLike
 from .captum import VALUE
 from .propagation import batchnorm_pairs, relevance_rules
 from .rules import DEFAULT_RULES, PASSED, Rule, RuleMap, alpha1_beta0, epsilon, gamma, identity, z_plus
+from .transformer import COMPOSITES, Composite, composite_of, transformer_rules
 
 __all__ = ["Rule", "RuleMap", "DEFAULT_RULES", "PASSED", "epsilon", "gamma", "alpha1_beta0", "z_plus", "identity",
-           "relevance_rules", "lrp", "layer_lrp"]  # fmt: skip
+           "relevance_rules", "lrp", "layer_lrp", "Composite", "COMPOSITES", "transformer_rules"]  # fmt: skip
+
+
+@contextmanager
+def _propagation(
+    model: nn.Module, rules: RuleMap, composite: Composite | None, folded: Any = None, split_sums: bool = True,
+    captum_hooks: bool = False,
+) -> Iterator[None]:  # fmt: skip
+    """The module rules, or a transformer composite's op rules."""
+    if composite is not None:
+        with transformer_rules(composite):
+            yield
+    else:
+        with relevance_rules(model, rules, folded, split_sums, captum_hooks):
+            yield
+
+
+def _checked_composite(
+    composite: str | Composite | None, rules: RuleMap | None, captum_hooks: bool
+) -> Composite | None:
+    """The composite, refused beside module ``rules`` or Captum's hooks (one propagation at a time)."""
+    if composite is None:
+        return None
+    if rules or captum_hooks:
+        raise ArgumentError("composite= sets every rule of a transformer; drop rules= and captum_hooks= beside it")
+    return composite_of(composite)
 
 
 def _eager(attribute: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,12 +74,13 @@ def _eager(attribute: Callable[..., Any]) -> Callable[..., Any]:
     return torch.compiler.disable(attribute)
 
 
-def _scaled(model: nn.Module) -> Callable[..., Tensor]:
-    """``f * stopgrad(f)``: its gradient at the output is ``f`` itself, the starting relevance."""
+def _scaled(model: nn.Module, by_output: bool = True) -> Callable[..., Tensor]:
+    """``f * stopgrad(f)``: its gradient at the output is ``f`` itself, the starting relevance
+    (``by_output=False``: ``f``, for the gradient x input form, where ``f * 1`` starts it)."""
 
     def run(*args: Any) -> Tensor:
-        out = model(*args)
-        return out * out.detach()
+        out = model_output(model(*args))  # a Hugging Face output: its logits
+        return out * out.detach() if by_output else out
 
     run.__wrapped_module__ = model  # type: ignore[attr-defined]
     return run
@@ -74,6 +102,7 @@ def lrp(
     return_delta: bool = False,
     split_sums: bool = True,
     captum_hooks: bool = False,
+    composite: str | Composite | None = None,
 ) -> Attributor[InputCall]:
     r"""Layer-wise relevance propagation.
 
@@ -100,6 +129,10 @@ def lrp(
     tensor (by the first layer that reads it); only ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout``
     modules pass relevance as is (functional calls take their plain gradient); sums and
     functional layers are differentiated plainly (``split_sums`` does not apply).
+    ``composite="attnlrp"`` or ``"cp_lrp"`` (or a :class:`Composite`) explains a transformer
+    instead (Hugging Face models unpatched): the rules of attention, normalisation, gated
+    products and elementwise nonlinearities of :mod:`pyattrib.lrp_rules.transformer`, one
+    forward and one backward, relevance ``x * grad``.
     Call as ``(inputs, *, target=None, additional_forward_args=None)``.
 
     Args:
@@ -113,6 +146,7 @@ def lrp(
         return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
         split_sums: Split relevance at residual additions in proportion to the summands.
         captum_hooks: Reproduce Captum's hook placement (compat sets it); leave ``False``.
+        composite: A transformer composite, ``"attnlrp"`` or ``"cp_lrp"``, instead of ``rules``.
 
     Returns:
         Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
@@ -131,8 +165,9 @@ def lrp(
         (torch.Size([4, 8]), torch.Size([4]))
     """
     check_batch_size(batch_size)
+    chosen = _checked_composite(composite, rules, captum_hooks)
     rules = dict(rules or {})
-    f = _scaled(model)
+    f = _scaled(model, by_output=chosen is None)
 
     def attribute(inputs: Any, *, target: TargetLike = None, additional_forward_args: Any = None) -> Any:
         call = prepare(inputs, target, additional_forward_args, method="lrp")
@@ -140,8 +175,10 @@ def lrp(
             folded = batchnorm_pairs(model, call.inputs, call.args) if fold_batchnorm else None
 
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
-            with relevance_rules(model, rules, folded, split_sums, captum_hooks):
-                return gradients(f, call.args, call.target, tuple(c.take(x) for x in call.inputs), c.index)
+            xs = tuple(c.take(x) for x in call.inputs)
+            with _propagation(model, rules, chosen, folded, split_sums, captum_hooks):
+                grads = gradients(f, call.args, call.target, xs, c.index)
+            return grads if chosen is None else tuple(g * x for g, x in zip(grads, xs))  # relevance x * grad
 
         with evaluating(model):
             relevance = accumulate(contribution, 1, call.n, call.chunk(batch_size), call.device)
@@ -159,8 +196,10 @@ def lrp(
 def layer_lrp(
     model: nn.Module, layer: LayerLike, *, rules: RuleMap | None = None, attribute_to_layer_input: bool = False,
     return_delta: bool = False, split_sums: bool = True, captum_hooks: bool = False,
+    composite: str | Composite | None = None,
 ) -> Attributor[InputCall]:  # fmt: skip
-    """Relevance arriving at a layer's output (or input): :func:`lrp` stopped at ``layer``.
+    """Relevance arriving at a layer's output (or input): :func:`lrp` stopped at ``layer``
+    (with ``composite=``: a transformer's, e.g. its token embeddings' relevance).
     Call as ``(inputs, *, target=None, additional_forward_args=None)``.
 
     Args:
@@ -173,6 +212,7 @@ def layer_lrp(
         return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
         split_sums: Split relevance at residual additions in proportion to the summands.
         captum_hooks: Reproduce Captum's hook placement (compat sets it); leave ``False``.
+        composite: A transformer composite, ``"attnlrp"`` or ``"cp_lrp"``, instead of ``rules``.
 
     Returns:
         Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
@@ -190,9 +230,10 @@ def layer_lrp(
         >>> pa.layer_lrp(model, layer)(x, target=y).shape
         torch.Size([4, 16])
     """
+    chosen = _checked_composite(composite, rules, captum_hooks)
     rules = dict(rules or {})
     layers = Layers(model, layer, attribute_to_layer_input)
-    scaled = Layers(_scaled(model), layer, attribute_to_layer_input)
+    scaled = Layers(_scaled(model, by_output=chosen is None), layer, attribute_to_layer_input)
     scaled.names = layers.names
 
     def attribute(inputs: Any, *, target: TargetLike = None, additional_forward_args: Any = None) -> Any:
@@ -200,10 +241,13 @@ def layer_lrp(
         if captum_hooks and attribute_to_layer_input:
             values, relevance = _hooked_inputs(model, layers, rules, call)
         else:
-            with evaluating(model), relevance_rules(model, rules, split_sums=split_sums, captum_hooks=captum_hooks):
+            with evaluating(model), _propagation(model, rules, chosen, None, split_sums, captum_hooks):
                 values, relevance = scaled.gradients(
                     lambda o: call.target.select(o), call.inputs, call.args.values, call.n
                 )
+            if chosen is not None:  # relevance x * grad at the layer
+                leaves = [t for v in values for t in v.leaves]
+                relevance = [g * t.detach() for g, t in zip(relevance, leaves)]
         result = layers.result(values, relevance)
         if return_delta:
             return result, _lost_relevance(model, call, relevance)

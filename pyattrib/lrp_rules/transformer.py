@@ -1,0 +1,243 @@
+r"""Relevance through transformers: AttnLRP and CP-LRP, as backward overrides of the ops.
+
+Relevance is read in the gradient x input form: a layer value ``a`` holds relevance
+``a * da`` where ``da`` is the gradient of the explained output seeded with the output itself
+(:func:`pyattrib.lrp`'s start). Plain gradients then carry LRP-0 through linear layers, sums
+and softmax (whose gradient x input *is* AttnLRP's softmax rule, the bias term included); the
+composites change the backward of the other ops, functional calls and modules alike, through
+the op-override mode of :mod:`pyattrib._core.overrides` (no model is patched):
+
+=====================================  =========================  ==========================
+op                                      ``attnlrp``                ``cp_lrp``
+=====================================  =========================  ==========================
+product of two activations (``@``,      uniform: each factor's     plain (attention weights
+``bmm``, ``*``: attention's             gradient halved            held constant below);
+``Q K^T`` and ``A V``, gated MLPs)                                 a gate is held constant
+``softmax``                              plain                      held constant
+``scaled_dot_product_attention``        ``Q, K`` gradients / 4,    ``Q, K`` held constant
+                                         ``V`` / 2 (the same)
+``layer_norm``, ``rms_norm``,           the normaliser held        the same
+``rsqrt``                                constant (identity rule)
+GELU, SiLU, tanh-GELU, Mish             identity rule:             the same
+(modules and functions)                  ``da = dy * y / x``
+=====================================  =========================  ==========================
+
+The gradient of ``y`` flows back as ``y.detach() + (x - x.detach()) * r``: the forward value
+is ``y`` exactly and the backward ``r``, so the rules compose with torch.func and
+torch.compile without custom autograd Functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules import module as nn_module
+
+from .._core.errors import ArgumentError
+from .._core.overrides import Rules
+
+EPS = 1e-10  # the identity rule's stabiliser, as LXT's
+
+
+def _carries(t: Any) -> bool:
+    """An activation on the graph (not a parameter): it carries relevance."""
+    return isinstance(t, Tensor) and t.requires_grad and not isinstance(t, nn.Parameter)
+
+
+def scaled_gradient(x: Tensor, factor: float) -> Tensor:
+    """``x`` whose gradient is multiplied by ``factor``."""
+    return x.detach() + (x - x.detach()) * factor
+
+
+def through(x: Tensor, y: Tensor, ratio: Tensor) -> Tensor:
+    """``y``, with the gradient reaching ``x`` as ``grad(y) * ratio``."""
+    return y.detach() + (x - x.detach()) * ratio.detach()
+
+
+def identity_rule(x: Tensor, y: Tensor) -> Tensor:
+    """The identity rule of an elementwise nonlinearity ``y = f(x)``: relevance passes unchanged
+    (``R_x = R_y``), i.e. ``dx = dy * y / (x + eps)``."""
+    return through(x, y, y / (x + EPS))
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A transformer composite: how products, softmax, normalisation and elementwise
+    nonlinearities pass relevance (see the module's table).
+
+    Args:
+        name: The composite's name.
+        products: ``"uniform"`` (AttnLRP: each factor of a product of two activations gets half)
+            or ``"constant_weights"`` (CP-LRP: attention weights and gates held constant).
+
+    References:
+        - Achtibat, Hatefi, Dreyer, Jain, Wiegand, Lapuschkin and Samek, "AttnLRP: Attention-Aware
+          Layer-Wise Relevance Propagation for Transformers", ICML 2024. https://arxiv.org/abs/2402.05602
+        - Ali, Schnake, Eberle, Montavon, Müller and Wolf, "XAI for Transformers: Better Explanations
+          through Conservative Propagation", ICML 2022. https://arxiv.org/abs/2202.07304
+
+    Example:
+        >>> pa.lrp_rules.Composite("mine", products="uniform").name
+        'mine'
+    """
+
+    name: str
+    products: str = "uniform"
+
+    def __post_init__(self) -> None:
+        if self.products not in ("uniform", "constant_weights"):
+            raise ArgumentError(
+                f"products={self.products!r}; choose 'uniform' (AttnLRP) or 'constant_weights' (CP-LRP)"
+            )
+
+
+ATTNLRP = Composite("attnlrp", "uniform")
+CP_LRP = Composite("cp_lrp", "constant_weights")
+COMPOSITES = {"attnlrp": ATTNLRP, "cp_lrp": CP_LRP}
+
+
+def composite_of(composite: str | Composite) -> Composite:
+    """A composite named by a string, or given as an object."""
+    if isinstance(composite, Composite):
+        return composite
+    found = COMPOSITES.get(composite) if isinstance(composite, str) else None
+    if found is None:
+        raise ArgumentError(f"composite={composite!r}; name one of {sorted(COMPOSITES)} or pass a "
+                            "pyattrib.lrp_rules.Composite")  # fmt: skip
+    return found
+
+
+ACTIVATIONS = (nn.GELU, nn.SiLU, nn.Mish, nn.Tanh)  # and transformers' activation modules (by module name)
+
+
+def _is_activation(module: nn.Module) -> bool:
+    return isinstance(module, ACTIVATIONS) or type(module).__module__ == "transformers.activations"
+
+
+def _handlers(composite: Composite, gates: dict[int, Tensor]) -> dict[Callable[..., Any], Callable[..., Any]]:
+    """The op handlers of ``composite``: ``(func, args, kwargs) -> result`` (or NotImplemented)."""
+    uniform = composite.products == "uniform"
+
+    def product(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        if len(args) < 2 or not (_carries(args[0]) and _carries(args[1])):
+            return NotImplemented
+        a, b = args[0], args[1]
+        if uniform:
+            return func(scaled_gradient(a, 0.5), scaled_gradient(b, 0.5), *args[2:], **kwargs)
+        held = [t.detach() if id(t) in gates else t for t in (a, b)]  # a gate is held constant
+        return func(*held, *args[2:], **kwargs)
+
+    def softmax(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        out = func(*args, **kwargs)
+        return out if uniform or not isinstance(out, Tensor) else out.detach()
+
+    def attention(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        q, k, v = (list(args[:3]) + [kwargs.pop(n) for n in ("query", "key", "value")[len(args[:3]) :]])[:3]
+        if uniform:
+            q, k, v = scaled_gradient(q, 0.25), scaled_gradient(k, 0.25), scaled_gradient(v, 0.5)
+        else:
+            q, k = q.detach(), k.detach()
+        return func(q, k, v, *args[3:], **kwargs)
+
+    def layer_norm(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        x = args[0]
+        if not _carries(x):
+            return NotImplemented
+        shape, weight, bias, eps = _norm_args(args, kwargs, ("normalized_shape", "weight", "bias", "eps"), 1e-5)
+        dims = tuple(range(-len(shape), 0))
+        mean = x.mean(dims, keepdim=True)
+        std = ((x - mean) ** 2).mean(dims, keepdim=True).add(eps).sqrt()
+        y = (x - mean) / std.detach()
+        y = y * weight if weight is not None else y
+        return y + bias if bias is not None else y
+
+    def rms_norm(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        x = args[0]
+        if not _carries(x):
+            return NotImplemented
+        shape, weight, eps, _ = _norm_args(args, kwargs, ("normalized_shape", "weight", "eps", "_"), None)
+        dims = tuple(range(-len(shape), 0))
+        scale = torch.rsqrt(x.pow(2).mean(dims, keepdim=True) + (eps or torch.finfo(x.dtype).eps))
+        y = x * scale.detach()
+        return y * weight if weight is not None else y
+
+    def normaliser(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        return func(*args, **kwargs).detach()  # rsqrt: RMSNorm's normaliser, held constant
+
+    def activation(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        if not _carries(args[0]):
+            return NotImplemented
+        with torch.no_grad():
+            y = func(*args, **kwargs)
+        out = identity_rule(args[0], y)
+        gates[id(out)] = out  # kept alive: an id is unique only while its tensor lives
+        return out
+
+    products = (torch.matmul, Tensor.matmul, Tensor.__matmul__, torch.bmm, Tensor.bmm, torch.mul, Tensor.mul,
+                Tensor.__mul__, Tensor.__rmul__)  # fmt: skip
+    table: dict[Callable[..., Any], Callable[..., Any]] = {f: product for f in products}
+    table.update({f: softmax for f in (F.softmax, torch.softmax, Tensor.softmax)})
+    table[F.scaled_dot_product_attention] = attention
+    table[F.layer_norm] = layer_norm
+    table[F.rms_norm] = rms_norm
+    table.update({f: normaliser for f in (torch.rsqrt, Tensor.rsqrt)})
+    table.update({f: activation for f in (F.gelu, F.silu, F.mish)})
+    return table
+
+
+def _norm_args(args: tuple, kwargs: dict, names: tuple[str, ...], eps: float | None) -> tuple[Any, ...]:
+    """A normalisation call's arguments after the input, by position or name."""
+    given = dict(zip(names, args[1:]))
+    given.update({k: v for k, v in kwargs.items() if k in names})
+    shape = given["normalized_shape"]
+    return (tuple(shape) if not isinstance(shape, int) else (shape,), *(given.get(n, eps if n == "eps" else None)
+                                                                         for n in names[1:]))  # fmt: skip
+
+
+@contextmanager
+def transformer_rules(composite: str | Composite) -> Iterator[None]:
+    """Within the context, gradients of the model's output follow ``composite``'s rules: every
+    call of the table's ops, and every activation module (``nn.GELU``, ``nn.SiLU``, ``nn.Mish``,
+    ``nn.Tanh`` and transformers' activation modules, whose forwards are Python formulas), whoever
+    makes it. Nothing is patched: a TorchFunctionMode and a global forward hook, both removed on
+    exit.
+
+    Args:
+        composite: ``"attnlrp"``, ``"cp_lrp"`` or a :class:`Composite`.
+
+    Returns:
+        A context manager.
+
+    References:
+        - Achtibat, Hatefi, Dreyer, Jain, Wiegand, Lapuschkin and Samek, "AttnLRP: Attention-Aware
+          Layer-Wise Relevance Propagation for Transformers", ICML 2024. https://arxiv.org/abs/2402.05602
+
+    Example:
+        >>> with pa.lrp_rules.transformer_rules("attnlrp"):
+        ...     out = model(x.clone().requires_grad_())
+        ...
+        >>> out.shape
+        torch.Size([4, 3])
+    """
+    chosen = composite_of(composite)
+    gates: dict[int, Tensor] = {}  # outputs of the identity rule: a gated product's gate (CP-LRP holds it)
+
+    def after(module: nn.Module, args: tuple, out: Any) -> Any:
+        if not (_is_activation(module) and args and _carries(args[0]) and isinstance(out, Tensor)):
+            return None
+        wrapped = identity_rule(args[0], out)
+        gates[id(wrapped)] = wrapped
+        return wrapped
+
+    handle = nn_module.register_module_forward_hook(after)
+    try:
+        with Rules({}, ops=_handlers(chosen, gates)):
+            yield
+    finally:
+        handle.remove()

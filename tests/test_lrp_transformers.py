@@ -1,0 +1,153 @@
+"""LRP on transformers (AttnLRP, CP-LRP) through op overrides: equal to LXT 2.1, conservative where
+the rules say so, the same under eager and SDPA attention, batch-independent, the model untouched.
+
+LXT 2.1 needs transformers 4.x, so ``tools/lxt_reference.py`` computes its relevances in an
+environment of its own and stores them, with the models' weights, in ``tests/fixtures/lxt``. LXT's
+recipe seeds the backward with the explained logit (``logit.backward(logit)``), which scales its
+relevance by that logit; pyattrib starts the relevance at the logit (it sums to the logit where
+the rules conserve), so the comparison multiplies ours by the logit.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+transformers = pytest.importorskip("transformers")
+
+import pyattrib as pa  # noqa: E402
+from pyattrib._core.errors import ArgumentError  # noqa: E402
+
+from . import lrp_models as m  # noqa: E402
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "lxt", "reference.pt")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return torch.load(FIXTURE, weights_only=True)
+
+
+def _relevance(model, ids, target, composite, **options):
+    explain = pa.layer_lrp(model, model.get_input_embeddings(), composite=composite, **options)
+    return explain(ids, target=[(-1, int(t)) for t in target])
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("composite", ["attnlrp", "cp_lrp"])
+def test_equal_to_lxt(reference, kind, composite):
+    ref = reference[kind][composite]
+    model = m.model(kind, reference[kind]["state"])
+    got = _relevance(model, reference["ids"], ref["target"], composite).sum(-1)
+    torch.testing.assert_close(got * ref["logit"][:, None], ref["relevance"], atol=1e-6, rtol=1e-5)
+
+
+def _bias_free_llama(seed: int, layers: int = 2):
+    torch.manual_seed(seed)
+    config = m.config("llama")
+    config.num_hidden_layers = layers
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**16), token=st.integers(0, m.VOCAB - 1))
+def test_cp_lrp_conserves_relevance_on_a_bias_free_llama(seed, token):
+    """Attention weights, normalisers and gates held constant make a bias-free Llama linear in its
+    embeddings: the relevance reaching them is the logit, exactly."""
+    model = _bias_free_llama(seed)
+    ids = torch.randint(0, m.VOCAB, (2, m.LENGTH), generator=torch.Generator().manual_seed(seed))
+    relevance, lost = _relevance(model, ids, [token, token], "cp_lrp", return_delta=True)
+    with torch.no_grad():
+        logit = model(input_ids=ids).logits[:, -1, token]
+    torch.testing.assert_close(relevance.sum((1, 2)), logit, atol=1e-5, rtol=1e-4)
+    assert lost.abs().max() < 1e-5
+
+
+def test_attnlrp_loses_only_what_the_softmax_bias_takes(reference):
+    """AttnLRP's softmax rule keeps a bias term, so its relevance is not conserved exactly; on the
+    tiny models the loss stays a few percent of the logit (measured, and documented)."""
+    for kind in ("gpt2", "llama"):
+        model = m.model(kind, reference[kind]["state"])
+        ref = reference[kind]["attnlrp"]
+        relevance = _relevance(model, reference["ids"], ref["target"], "attnlrp").sum((1, 2))
+        assert ((relevance - ref["logit"]).abs() / ref["logit"].abs()).max() < 0.2
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("composite", ["attnlrp", "cp_lrp"])
+def test_eager_and_sdpa_attention_give_the_same_relevance(reference, kind, composite):
+    eager = m.model(kind, reference[kind]["state"])
+    sdpa = copy.deepcopy(eager)
+    sdpa.set_attn_implementation("sdpa")
+    target = reference[kind][composite]["target"]
+    a = _relevance(eager, reference["ids"], target, composite)
+    b = _relevance(sdpa, reference["ids"], target, composite)
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_rows_are_explained_independently(reference):
+    model = m.model("llama", reference["llama"]["state"])
+    both = _relevance(model, reference["ids"], [3, 7], "attnlrp")
+    alone = _relevance(model, reference["ids"][1:], [7], "attnlrp")
+    torch.testing.assert_close(both[1:], alone, atol=1e-6, rtol=1e-5)
+
+
+class _Functional(torch.nn.Module):
+    """One attention block written with functional calls only (no attention, norm or activation
+    module): the rules reach them as they reach Hugging Face's modules."""
+
+    def __init__(self, sdpa: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.sdpa = sdpa
+        self.qkv, self.up, self.down = torch.nn.Linear(8, 24), torch.nn.Linear(8, 16), torch.nn.Linear(16, 8)
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        q, k, v = self.qkv(torch.nn.functional.layer_norm(x, (8,))).chunk(3, -1)
+        if self.sdpa:
+            mixed = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        else:
+            mixed = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, -1) @ v
+        x = x + mixed
+        x = x + self.down(torch.nn.functional.gelu(self.up(x)))
+        return self.head(x.mean(1))
+
+
+@pytest.mark.parametrize("composite", ["attnlrp", "cp_lrp"])
+def test_functional_attention_is_the_matmul_softmax_matmul_it_stands_for(composite):
+    x = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(0))
+    fused = pa.lrp(_Functional(sdpa=True), composite=composite)(x, target=1)
+    written = pa.lrp(_Functional(sdpa=False), composite=composite)(x, target=1)
+    torch.testing.assert_close(fused, written, atol=1e-6, rtol=1e-5)
+    plain = pa.input_x_gradient(_Functional(sdpa=False))(x, target=1)
+    assert not torch.allclose(fused, plain, atol=1e-4)  # the rules changed the backward
+
+
+def test_the_model_is_left_as_found_even_after_an_error(reference):
+    from torch.nn.modules import module as nn_module
+
+    model = m.model("gpt2", reference["gpt2"]["state"])
+    before = (len(nn_module._global_forward_hooks), {n: p.requires_grad for n, p in model.named_parameters()})
+    with pytest.raises(ArgumentError, match="out of range"):
+        _relevance(model, reference["ids"], [m.VOCAB + 5, 0], "attnlrp")  # raised inside the rules' context
+    _relevance(model, reference["ids"], [1, 2], "cp_lrp")
+    after = (len(nn_module._global_forward_hooks), {n: p.requires_grad for n, p in model.named_parameters()})
+    assert before == after and all(p.grad is None for p in model.parameters())
+
+
+def test_bad_composites_say_what_to_pass(reference):
+    model = m.model("gpt2", reference["gpt2"]["state"])
+    with pytest.raises(ArgumentError, match="name one of"):
+        pa.layer_lrp(model, model.get_input_embeddings(), composite="attn_lrp")
+    with pytest.raises(ArgumentError, match="drop rules="):
+        pa.lrp(model, composite="attnlrp", rules={torch.nn.Linear: pa.lrp_rules.epsilon()})
+    own = pa.lrp_rules.Composite("mine", products="constant_weights")
+    target = reference["gpt2"]["cp_lrp"]["target"]
+    torch.testing.assert_close(_relevance(model, reference["ids"], target, own),
+                               _relevance(model, reference["ids"], target, "cp_lrp"), atol=1e-7, rtol=0)  # fmt: skip

@@ -1,0 +1,83 @@
+"""LXT 2.1's efficient AttnLRP and CP-LRP relevances on tiny GPT-2 and Llama, stored as a test fixture.
+
+LXT 2.1 imports Hugging Face internals that transformers 5 removed, so it cannot share pyattrib's
+test environment; this script runs in an environment of its own with a transformers 4.x that LXT
+supports (LXT installed without its dependencies; its import of torchvision is served as the
+tests serve it)::
+
+    python -m venv /tmp/venv-lxt && /tmp/venv-lxt/bin/pip install torch==2.13.0 "transformers>=4.51,<5" \
+        pillow tabulate && /tmp/venv-lxt/bin/pip install --no-deps lxt==2.1
+    /tmp/venv-lxt/bin/python tools/lxt_reference.py   # writes tests/fixtures/lxt/reference.pt
+
+LXT patches the model classes for good, so each (model, composite) runs in its own process. The
+fixture holds each model's weights (both sides load them), the token ids, and per composite the
+explained logit (the largest at the last position), its token and the relevance of each input
+token (``(input embeddings x gradient).sum(-1)``, the gradient seeded with the logit: LXT's recipe).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import version
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "lxt", "reference.pt")
+
+import lrp_models  # noqa: E402
+
+
+def explain(kind: str, composite: str, out: str) -> None:
+    """One (model, composite) with LXT's patches, in this process."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "libraries"))
+    import torchvision_ops  # noqa: F401  lxt imports torchvision; its operator schemas first
+
+    sys.path.append(os.path.join(ROOT, ".venv-torchvision"))
+    from lxt.efficient import monkey_patch
+
+    if kind == "gpt2":
+        from lxt.efficient.models import gpt2 as maps
+        from transformers.models.gpt2 import modeling_gpt2 as module
+    else:
+        from lxt.efficient.models import llama as maps
+        from transformers.models.llama import modeling_llama as module
+    monkey_patch(module, maps.attnLRP if composite == "attnlrp" else maps.cp_LRP)
+    state = torch.load(FIXTURE + ".weights", weights_only=True)[kind]
+    model = lrp_models.model(kind, state)
+    ids = lrp_models.ids()
+    embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
+    logits = model(inputs_embeds=embeds, use_cache=False).logits[:, -1]
+    top = logits.max(-1)
+    top.values.backward(top.values.detach())
+    torch.save({"target": top.indices, "logit": top.values.detach(), "relevance": (embeds.grad * embeds).sum(-1)
+                .detach()}, out)  # fmt: skip
+
+
+def main() -> None:
+    weights = {kind: lrp_models.model(kind).state_dict() for kind in ("gpt2", "llama")}
+    os.makedirs(os.path.dirname(FIXTURE), exist_ok=True)
+    torch.save(weights, FIXTURE + ".weights")
+    found: dict[str, object] = {
+        "versions": {p: version(p) for p in ("lxt", "torch", "transformers")},
+        "ids": lrp_models.ids(),
+    }
+    for kind in ("gpt2", "llama"):
+        found[kind] = {"state": weights[kind]}
+        for composite in ("attnlrp", "cp_lrp"):
+            out = f"/tmp/lxt_{kind}_{composite}.pt"
+            subprocess.run([sys.executable, __file__, kind, composite, out], check=True)
+            found[kind][composite] = torch.load(out, weights_only=True)  # type: ignore[index]
+    os.remove(FIXTURE + ".weights")
+    torch.save(found, FIXTURE)
+    print("wrote", FIXTURE, found["versions"])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4:
+        explain(*sys.argv[1:])
+    else:
+        main()
