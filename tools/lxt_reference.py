@@ -30,6 +30,8 @@ FIXTURE = os.path.join(ROOT, "tests", "fixtures", "lxt", "reference.pt")
 
 import lrp_models  # noqa: E402
 
+KINDS = {"gpt2": ("attnlrp", "cp_lrp"), "llama": ("attnlrp", "cp_lrp"), "bert": ("attnlrp",)}  # LXT has no CP BERT
+
 
 def explain(kind: str, composite: str, out: str) -> None:
     """One (model, composite) with LXT's patches, in this process."""
@@ -39,18 +41,23 @@ def explain(kind: str, composite: str, out: str) -> None:
     sys.path.append(os.path.join(ROOT, ".venv-torchvision"))
     from lxt.efficient import monkey_patch
 
+    cls = None
     if kind == "gpt2":
         from lxt.efficient.models import gpt2 as maps
         from transformers.models.gpt2 import modeling_gpt2 as module
-    else:
+    elif kind == "llama":
         from lxt.efficient.models import llama as maps
         from transformers.models.llama import modeling_llama as module
+    else:  # LXT's BERT is its own copy of the model code, with the rules written in
+        from lxt.efficient.models import bert as maps
+
+        module, cls = maps, maps.BertForSequenceClassification
     monkey_patch(module, maps.attnLRP if composite == "attnlrp" else maps.cp_LRP)
     state = torch.load(FIXTURE + ".weights", weights_only=True)[kind]
-    model = lrp_models.model(kind, state)
+    model = lrp_models.model(kind, state, cls)
     ids = lrp_models.ids()
     embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
-    logits = model(inputs_embeds=embeds, use_cache=False).logits[:, -1]
+    logits = lrp_models.logits(model, model(inputs_embeds=embeds, **({} if kind == "bert" else {"use_cache": False})))
     top = logits.max(-1)
     top.values.backward(top.values.detach())
     torch.save({"target": top.indices, "logit": top.values.detach(), "relevance": (embeds.grad * embeds).sum(-1)
@@ -58,16 +65,16 @@ def explain(kind: str, composite: str, out: str) -> None:
 
 
 def main() -> None:
-    weights = {kind: lrp_models.model(kind).state_dict() for kind in ("gpt2", "llama")}
+    weights = {kind: lrp_models.model(kind).state_dict() for kind in KINDS}
     os.makedirs(os.path.dirname(FIXTURE), exist_ok=True)
     torch.save(weights, FIXTURE + ".weights")
     found: dict[str, object] = {
         "versions": {p: version(p) for p in ("lxt", "torch", "transformers")},
         "ids": lrp_models.ids(),
     }
-    for kind in ("gpt2", "llama"):
+    for kind, composites in KINDS.items():
         found[kind] = {"state": weights[kind]}
-        for composite in ("attnlrp", "cp_lrp"):
+        for composite in composites:
             out = f"/tmp/lxt_{kind}_{composite}.pt"
             subprocess.run([sys.executable, __file__, kind, composite, out], check=True)
             found[kind][composite] = torch.load(out, weights_only=True)  # type: ignore[index]
