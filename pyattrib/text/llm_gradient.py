@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from .._core.attributor import Attributor
 from .._core.errors import ArgumentError
 from ..layer import layer_gradient_x_activation, layer_integrated_gradients
+from ..lrp_rules import layer_lrp
 from .embeddings import input_embeddings
 from .forcing import TOKEN_BUDGET, TeacherForcing, heads_at, logits_of, read
 from .inputs import TextTokenInput
@@ -32,9 +33,10 @@ def llm_gradient_attribution(
 ) -> Attributor:
     """Gradient attribution of an LLM's answer to the prompt's tokens, at the embedding layer.
 
-    ``layer_method`` is ``pa.layer_integrated_gradients`` (default), ``pa.layer_gradient_shap`` or
-    ``pa.layer_gradient_x_activation``, applied at ``layer`` (default: the model's input
-    embeddings) with ``options``. For every answer token :math:`y_t` it attributes
+    ``layer_method`` is ``pa.layer_integrated_gradients`` (default), ``pa.layer_gradient_shap``,
+    ``pa.layer_gradient_x_activation`` or ``pa.layer_lrp`` (with ``composite="attnlrp"`` or
+    ``"cp_lrp"``: relevance propagation, which explains each answer token's logit), applied at
+    ``layer`` (default: the model's input embeddings) with ``options``. For every answer token :math:`y_t` it attributes
     :math:`\\log p(y_t \\mid x, y_{<t})` to the prompt's token embeddings, summed over the
     embedding dimension: ``token_attr[t]``; ``seq_attr`` is their sum.
 
@@ -62,7 +64,7 @@ def llm_gradient_attribution(
     Args:
         model: The model (an ``nn.Module`` or a function calling modules); left exactly as found.
         tokenizer: A Hugging Face tokenizer of the model.
-        layer_method: ``pa.layer_integrated_gradients`` (default), ``pa.layer_gradient_shap`` or
+        layer_method: ``pa.layer_integrated_gradients`` (default), ``pa.layer_gradient_shap``, ``pa.layer_lrp`` or
             ``pa.layer_gradient_x_activation``.
         layer: The embedding layer; default ``model.get_input_embeddings()``.
         reduce: How a token's attribution is read from its embedding's: ``"sum"`` over the embedding
@@ -140,7 +142,7 @@ def llm_gradient_attribution(
 
 
 def _answer_log_prob(
-    model: nn.Module, keys: tuple[str, ...], last_only: bool, tap: list[Tensor] | None = None
+    model: nn.Module, keys: tuple[str, ...], last_only: bool, tap: list[Tensor] | None = None, logit: bool = False
 ) -> Callable[..., Tensor]:
     def answer_log_prob(x: Tensor, ids: Tensor, refs: Tensor, feature_at: Tensor, *extra: Tensor) -> Tensor:
         """``log p(token | prompt[:end])`` per row, where the prompt keeps the features whose entry of
@@ -152,7 +154,7 @@ def _answer_log_prob(
         if last_only:
             kwargs["logits_to_keep"] = 1  # type: ignore[assignment]
         logits = logits_of(model(input_ids=_given(x, ids, refs, feature_at), **kwargs))
-        return _read_rows(logits, ends - (ids.shape[1] - logits.shape[1]), tokens, foils, tap)
+        return _read_rows(logits, ends - (ids.shape[1] - logits.shape[1]), tokens, foils, tap, logit)
 
     return answer_log_prob
 
@@ -163,13 +165,15 @@ def _given(x: Tensor, ids: Tensor, refs: Tensor, feature_at: Tensor) -> Tensor:
     return torch.where(keep, ids, refs)
 
 
-def _read_rows(logits: Tensor, at: Tensor, tokens: Tensor, foils: Tensor, tap: list[Tensor] | None) -> Tensor:
-    """Row ``r``'s score at position ``at[r]`` (a foil's contrast where given), the distributions
-    kept in ``tap`` for the step scores."""
+def _read_rows(
+    logits: Tensor, at: Tensor, tokens: Tensor, foils: Tensor, tap: list[Tensor] | None, logit: bool = False
+) -> Tensor:
+    """Row ``r``'s score at position ``at[r]`` (a foil's contrast where given; the logit itself with
+    ``logit``), the distributions kept in ``tap`` for the step scores."""
     chosen = logits[torch.arange(len(logits), device=logits.device), at]
     if tap is not None:
         tap.append(chosen.detach().float().log_softmax(-1))
-    return read(chosen, tokens, foils if foils.numel() else None)
+    return read(chosen, tokens, foils if foils.numel() else None, logit)
 
 
 def _attribute_rows(
@@ -226,7 +230,7 @@ def _attribute_rows(
     extra = (ids, refs, feature_at, *(rows[k] for k in keys), ends, answer[ts], foils)
     # rows end where they are read with left padding (and always unpadded): only the last logits are needed
     last_only = forcing.keep_logits and (forcing.left or not padded)
-    fn = _answer_log_prob(model, keys, last_only, tap)
+    fn = _answer_log_prob(model, keys, last_only, tap, _explains_logits(layer_method))
     return _run_rows(layer_method, fn, embeddings, batch_size, options, call, extra, columns, reducer)
 
 
@@ -246,7 +250,7 @@ def _run_rows(
 
 
 def _seq2seq_log_prob(
-    model: nn.Module, embeddings: nn.Module, source: int, tap: list[Tensor] | None = None
+    model: nn.Module, embeddings: nn.Module, source: int, tap: list[Tensor] | None = None, logit: bool = False
 ) -> Callable[..., Tensor]:
     def answer_log_prob(x: Tensor, ids: Tensor, refs: Tensor, feature_at: Tensor, ends: Tensor, tokens: Tensor,
                         foils: Tensor) -> Tensor:  # fmt: skip
@@ -255,7 +259,7 @@ def _seq2seq_log_prob(
         embedded = embeddings(_given(x, ids, refs, feature_at))
         with heads_at(model, ends) as at:
             logits = logits_of(model(inputs_embeds=embedded[:, :source], decoder_inputs_embeds=embedded[:, source:]))
-        return _read_rows(logits, at, tokens, foils, tap)
+        return _read_rows(logits, at, tokens, foils, tap, logit)
 
     return answer_log_prob
 
@@ -293,11 +297,17 @@ def _seq2seq_rows(
     ends = torch.arange(n, device=device)
     foils = foil if foil is not None else answer.new_zeros((n, 0))
     extra = (ids, refs.expand(n, -1), feature_at.expand(n, -1), ends, answer, foils)
-    fn = _seq2seq_log_prob(model, embeddings, len(prompt), tap)
+    fn = _seq2seq_log_prob(model, embeddings, len(prompt), tap, _explains_logits(layer_method))
     return _run_rows(layer_method, fn, embeddings, batch_size, options, call, extra, columns, reducer)
 
 
 Reduce = Literal["sum", "norm"] | Callable[[Tensor], Tensor]
+
+
+def _explains_logits(layer_method: Callable[..., Any]) -> bool:
+    """Relevance propagation explains a token's logit (it starts there), the other methods its
+    log-probability."""
+    return inspect.unwrap(layer_method) is layer_lrp
 
 
 def _reducer(reduce: Reduce) -> Callable[[Tensor], Tensor]:
