@@ -181,3 +181,24 @@ def test_lrp_in_llm_gradient_attribution_explains_each_answer_token(composite):
         )[0].sum(-1)
         torch.testing.assert_close(got.token_attr[t], by_hand[: prompt.shape[1]], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(got.target_attr[t, :t], by_hand[prompt.shape[1] :], atol=1e-5, rtol=1e-4)
+
+
+class _Tanh(torch.nn.Module):
+    def __init__(self, functional: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.functional, self.a, self.b, self.act = functional, torch.nn.Linear(6, 6), torch.nn.Linear(6, 2), torch.nn.Tanh()
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(torch.tanh(h) if self.functional else self.act(h))
+
+
+def test_an_op_without_a_rule_is_named_with_the_entry_that_fixes_it():
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ArgumentError, match=r"torch\.tanh is called on a relevance path .* identity=\(torch\.tanh,\)"):
+        pa.lrp(_Tanh(functional=True), composite="attnlrp")(x, target=0)
+    fixed = pa.lrp_rules.Composite("attnlrp_tanh", identity=(torch.tanh,))
+    as_module = pa.lrp(_Tanh(functional=False), composite="attnlrp")(x, target=0)  # nn.Tanh: the identity rule
+    torch.testing.assert_close(pa.lrp(_Tanh(functional=True), composite=fixed)(x, target=0), as_module,
+                               atol=1e-6, rtol=1e-5)  # fmt: skip

@@ -71,10 +71,15 @@ class Composite:
     """A transformer composite: how products, softmax, normalisation and elementwise
     nonlinearities pass relevance (see the module's table).
 
+    Elementwise nonlinearities called outside an activation module that the composite knows
+    (``torch.tanh``, ``torch.sigmoid``, ``torch.exp``, ``F.softplus``, ...) on a relevance path
+    are refused, naming the op: list them in ``identity`` to give them the identity rule.
+
     Args:
         name: The composite's name.
         products: ``"uniform"`` (AttnLRP: each factor of a product of two activations gets half)
             or ``"constant_weights"`` (CP-LRP: attention weights and gates held constant).
+        identity: More functions given the identity rule (e.g. ``(torch.tanh,)``).
 
     References:
         - Achtibat, Hatefi, Dreyer, Jain, Wiegand, Lapuschkin and Samek, "AttnLRP: Attention-Aware
@@ -89,6 +94,7 @@ class Composite:
 
     name: str
     products: str = "uniform"
+    identity: tuple[Callable[..., Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.products not in ("uniform", "constant_weights"):
@@ -113,14 +119,21 @@ def composite_of(composite: str | Composite) -> Composite:
     return found
 
 
-ACTIVATIONS = (nn.GELU, nn.SiLU, nn.Mish, nn.Tanh)  # and transformers' activation modules (by module name)
+# the activation modules given the identity rule, and transformers' own (by module name)
+ACTIVATIONS = (nn.GELU, nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU)
 
 
 def _is_activation(module: nn.Module) -> bool:
     return isinstance(module, ACTIVATIONS) or type(module).__module__ == "transformers.activations"
 
 
-def _handlers(composite: Composite, gates: dict[int, Tensor]) -> dict[Callable[..., Any], Callable[..., Any]]:
+UNRULED = (torch.tanh, Tensor.tanh, torch.sigmoid, Tensor.sigmoid, F.sigmoid, F.tanh, torch.exp, Tensor.exp, torch.erf,
+           Tensor.erf, F.softplus, F.elu, F.selu, F.celu, F.hardswish, F.hardsigmoid, F.logsigmoid)  # fmt: skip
+
+
+def _handlers(
+    composite: Composite, gates: dict[int, Tensor], running: list[nn.Module]
+) -> dict[Callable[..., Any], Callable[..., Any]]:
     """The op handlers of ``composite``: ``(func, args, kwargs) -> result`` (or NotImplemented)."""
     uniform = composite.products == "uniform"
 
@@ -187,7 +200,19 @@ def _handlers(composite: Composite, gates: dict[int, Tensor]) -> dict[Callable[.
     table[F.layer_norm] = layer_norm
     table[F.rms_norm] = rms_norm
     table.update({f: normaliser for f in (torch.rsqrt, Tensor.rsqrt)})
-    table.update({f: activation for f in (F.gelu, F.silu, F.mish)})
+    def unruled(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        if args and _carries(args[0]) and not any(_is_activation(m) for m in running):
+            name = f"{getattr(func, '__module__', None) or 'torch.Tensor'}.{func.__name__}"
+            raise ArgumentError(
+                f"{name} is called on a relevance path and composite {composite.name!r} has no rule for it (its "
+                f"plain gradient would not be LRP): give it the identity rule with pyattrib.lrp_rules.Composite("
+                f"{composite.name!r}, products={composite.products!r}, identity=({name},)), or call it inside an "
+                "activation module (nn.Tanh, nn.Sigmoid...)"
+            )
+        return NotImplemented
+
+    table.update({f: unruled for f in UNRULED})
+    table.update({f: activation for f in (F.gelu, F.silu, F.mish, *composite.identity)})
     return table
 
 
@@ -227,17 +252,24 @@ def transformer_rules(composite: str | Composite) -> Iterator[None]:
     """
     chosen = composite_of(composite)
     gates: dict[int, Tensor] = {}  # outputs of the identity rule: a gated product's gate (CP-LRP holds it)
+    running: list[nn.Module] = []  # the modules whose forward is running
+
+    def before(module: nn.Module, args: tuple) -> None:
+        running.append(module)
 
     def after(module: nn.Module, args: tuple, out: Any) -> Any:
+        running.pop()
         if not (_is_activation(module) and args and _carries(args[0]) and isinstance(out, Tensor)):
             return None
         wrapped = identity_rule(args[0], out)
         gates[id(wrapped)] = wrapped
         return wrapped
 
-    handle = nn_module.register_module_forward_hook(after)
+    handles = (nn_module.register_module_forward_pre_hook(before),
+               nn_module.register_module_forward_hook(after, always_call=True))  # fmt: skip
     try:
-        with Rules({}, ops=_handlers(chosen, gates)):
+        with Rules({}, ops=_handlers(chosen, gates, running)):
             yield
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
