@@ -33,12 +33,37 @@ from .._core.state import evaluating
 from .._core.targets import TargetLike, model_output
 from ..layer import LayerLike
 from .captum import VALUE
+from .composites import (
+    MODULE_COMPOSITES,
+    ModuleComposite,
+    epsilon_alpha2_beta1,
+    epsilon_gamma_box,
+    epsilon_plus_flat,
+    module_composite,
+)
 from .propagation import batchnorm_pairs, relevance_rules
-from .rules import DEFAULT_RULES, PASSED, Rule, RuleMap, alpha1_beta0, epsilon, gamma, identity, z_plus
-from .transformer import COMPOSITES, Composite, composite_of, transformer_rules
+from .rules import (
+    DEFAULT_RULES,
+    PASSED,
+    Rule,
+    RuleMap,
+    Term,
+    alpha1_beta0,
+    alpha_beta,
+    epsilon,
+    flat,
+    gamma,
+    identity,
+    z_box,
+    z_plus,
+)
+from .transformer import COMPOSITES, Composite, transformer_rules
 
-__all__ = ["Rule", "RuleMap", "DEFAULT_RULES", "PASSED", "epsilon", "gamma", "alpha1_beta0", "z_plus", "identity",
-           "relevance_rules", "lrp", "layer_lrp", "Composite", "COMPOSITES", "transformer_rules"]  # fmt: skip
+__all__ = ["Rule", "Term", "RuleMap", "DEFAULT_RULES", "PASSED", "epsilon", "gamma", "alpha1_beta0", "alpha_beta",
+           "z_plus", "z_box", "flat", "identity", "relevance_rules", "lrp", "layer_lrp", "Composite", "COMPOSITES",
+           "transformer_rules", "ModuleComposite", "epsilon_plus_flat", "epsilon_gamma_box",
+           "epsilon_alpha2_beta1"]  # fmt: skip
+CompositeLike = str | Composite | ModuleComposite
 
 
 @contextmanager
@@ -56,14 +81,28 @@ def _propagation(
 
 
 def _checked_composite(
-    composite: str | Composite | None, rules: RuleMap | None, captum_hooks: bool
-) -> Composite | None:
-    """The composite, refused beside module ``rules`` or Captum's hooks (one propagation at a time)."""
+    composite: CompositeLike | None, rules: RuleMap | None, captum_hooks: bool
+) -> Composite | ModuleComposite | None:
+    """The composite (by name or as an object), refused beside module ``rules`` or Captum's hooks
+    (one propagation at a time)."""
     if composite is None:
         return None
     if rules or captum_hooks:
-        raise ArgumentError("composite= sets every rule of a transformer; drop rules= and captum_hooks= beside it")
-    return composite_of(composite)
+        raise ArgumentError("composite= sets every rule; drop rules= and captum_hooks= beside it")
+    if isinstance(composite, (Composite, ModuleComposite)):
+        return composite
+    found = (COMPOSITES.get(composite) or module_composite(composite)) if isinstance(composite, str) else None
+    if found is None:
+        names = sorted([*COMPOSITES, *MODULE_COMPOSITES])
+        raise ArgumentError(f"composite={composite!r}; name one of {names} or pass a pyattrib.lrp_rules.Composite "
+                            "(transformers) or ModuleComposite (CNNs)")  # fmt: skip
+    return found
+
+
+def _split(chosen: Composite | ModuleComposite | None) -> tuple[Composite | None, ModuleComposite | None]:
+    """A transformer composite (op rules) or a module composite (module rules)."""
+    transformer = chosen if isinstance(chosen, Composite) else None
+    return transformer, (chosen if isinstance(chosen, ModuleComposite) else None)
 
 
 def _eager(attribute: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,7 +141,7 @@ def lrp(
     return_delta: bool = False,
     split_sums: bool = True,
     captum_hooks: bool = False,
-    composite: str | Composite | None = None,
+    composite: CompositeLike | None = None,
 ) -> Attributor[InputCall]:
     r"""Layer-wise relevance propagation.
 
@@ -132,7 +171,9 @@ def lrp(
     ``composite="attnlrp"`` or ``"cp_lrp"`` (or a :class:`Composite`) explains a transformer
     instead (Hugging Face models unpatched): the rules of attention, normalisation, gated
     products and elementwise nonlinearities of :mod:`pyattrib.lrp_rules.transformer`, one
-    forward and one backward, relevance ``x * grad``.
+    forward and one backward, relevance ``x * grad``. ``composite="epsilon_plus_flat"``,
+    ``"epsilon_gamma_box"`` or ``"epsilon_alpha2_beta1"`` (Zennit's, or a
+    :class:`ModuleComposite`) sets a CNN's module rules, the first layer's included.
     Call as ``(inputs, *, target=None, additional_forward_args=None)``.
 
     Args:
@@ -146,7 +187,8 @@ def lrp(
         return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
         split_sums: Split relevance at residual additions in proportion to the summands.
         captum_hooks: Reproduce Captum's hook placement (compat sets it); leave ``False``.
-        composite: A transformer composite, ``"attnlrp"`` or ``"cp_lrp"``, instead of ``rules``.
+        composite: A composite instead of ``rules``: ``"attnlrp"``, ``"cp_lrp"`` (transformers),
+            ``"epsilon_plus_flat"``, ``"epsilon_gamma_box"``, ``"epsilon_alpha2_beta1"`` (CNNs), or an object.
 
     Returns:
         Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
@@ -165,7 +207,7 @@ def lrp(
         (torch.Size([4, 8]), torch.Size([4]))
     """
     check_batch_size(batch_size)
-    chosen = _checked_composite(composite, rules, captum_hooks)
+    chosen, by_modules = _split(_checked_composite(composite, rules, captum_hooks))
     rules = dict(rules or {})
     f = _scaled(model, by_output=chosen is None)
 
@@ -174,9 +216,11 @@ def lrp(
         with evaluating(model):
             folded = batchnorm_pairs(model, call.inputs, call.args) if fold_batchnorm else None
 
+        now = by_modules.rules(model, call.inputs) if by_modules is not None else rules
+
         def contribution(c: Chunk) -> tuple[Tensor, ...]:
             xs = tuple(c.take(x) for x in call.inputs)
-            with _propagation(model, rules, chosen, folded, split_sums, captum_hooks):
+            with _propagation(model, now, chosen, folded, split_sums, captum_hooks):
                 grads = gradients(f, call.args, call.target, xs, c.index)
             return grads if chosen is None else tuple(g * x for g, x in zip(grads, xs))  # relevance x * grad
 
@@ -196,7 +240,7 @@ def lrp(
 def layer_lrp(
     model: nn.Module, layer: LayerLike, *, rules: RuleMap | None = None, attribute_to_layer_input: bool = False,
     return_delta: bool = False, split_sums: bool = True, captum_hooks: bool = False,
-    composite: str | Composite | None = None,
+    composite: CompositeLike | None = None,
 ) -> Attributor[InputCall]:  # fmt: skip
     """Relevance arriving at a layer's output (or input): :func:`lrp` stopped at ``layer``
     (with ``composite=``: a transformer's, e.g. its token embeddings' relevance).
@@ -212,7 +256,7 @@ def layer_lrp(
         return_delta: Also return the per-example completeness error ``sum(attr) - (f(x) - f(x'))``.
         split_sums: Split relevance at residual additions in proportion to the summands.
         captum_hooks: Reproduce Captum's hook placement (compat sets it); leave ``False``.
-        composite: A transformer composite, ``"attnlrp"`` or ``"cp_lrp"``, instead of ``rules``.
+        composite: A composite instead of ``rules`` (as :func:`lrp`'s).
 
     Returns:
         Attributor: call it as ``(inputs, *, target=None, additional_forward_args=None)``; it returns
@@ -230,7 +274,7 @@ def layer_lrp(
         >>> pa.layer_lrp(model, layer)(x, target=y).shape
         torch.Size([4, 16])
     """
-    chosen = _checked_composite(composite, rules, captum_hooks)
+    chosen, by_modules = _split(_checked_composite(composite, rules, captum_hooks))
     rules = dict(rules or {})
     layers = Layers(model, layer, attribute_to_layer_input)
     scaled = Layers(_scaled(model, by_output=chosen is None), layer, attribute_to_layer_input)
@@ -241,7 +285,8 @@ def layer_lrp(
         if captum_hooks and attribute_to_layer_input:
             values, relevance = _hooked_inputs(model, layers, rules, call)
         else:
-            with evaluating(model), _propagation(model, rules, chosen, None, split_sums, captum_hooks):
+            now = by_modules.rules(model, call.inputs) if by_modules is not None else rules
+            with evaluating(model), _propagation(model, now, chosen, None, split_sums, captum_hooks):
                 values, relevance = scaled.gradients(
                     lambda o: call.target.select(o), call.inputs, call.args.values, call.n
                 )

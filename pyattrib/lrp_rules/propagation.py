@@ -43,6 +43,8 @@ class _Relevance(torch.autograd.Function):
         if ctx.rule.identity:
             return relevance, None, None, None
         (x,) = ctx.saved_tensors
+        if ctx.rule.groups:
+            return _grouped(ctx.rule, ctx.modified, x, relevance), None, None, None
         with torch._C.DisableTorchFunction():
             z, vjp, *_ = torch.func.vjp(ctx.modified, x)
             sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
@@ -50,23 +52,58 @@ class _Relevance(torch.autograd.Function):
         return x * c, None, None, None
 
 
-def _modified(
-    module: nn.Module, forward: Callable[..., Tensor], rule: Rule, folded: tuple[Tensor, Tensor] | None = None
-) -> Callable[[Tensor], Tensor]:
-    """The layer with the rule's parameters, computed functionally (weights never change).
-    ``folded`` replaces the layer's own (weight, bias), e.g. with a batch norm folded in."""
-    if rule.weight is None and rule.bias is None and folded is None:
-        return forward
-    weight, bias = folded if folded is not None else (getattr(module, "weight", None), getattr(module, "bias", None))
+def _grouped(rule: Rule, layer_with: Callable[..., Callable[[Tensor], Tensor]], x: Tensor, relevance: Tensor) -> Tensor:
+    """A rule in Zennit's general form (``rule.groups``): per group, ``z`` sums its terms' outputs
+    and each term hands back ``input_k(x) * vjp_k(R / (z + eps sign z))``, weighted by the group's
+    coefficient. ``layer_with(weight_map, bias_map)`` is the layer with mapped parameters."""
+    out = torch.zeros_like(x)
+    with torch._C.DisableTorchFunction():
+        for coefficient, terms in rule.groups:
+            inputs = [term.input(x) if term.input else x for term in terms]
+            pulled = [torch.func.vjp(layer_with(term.weight, term.bias), xi) for term, xi in zip(terms, inputs)]
+            z = sum(p[0] for p in pulled)
+            assert isinstance(z, Tensor)
+            sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+            c = relevance / (z + sign * rule.eps)
+            out = out + coefficient * sum(xi * p[1](c)[0] for xi, p in zip(inputs, pulled))
+    return out
+
+
+def _parameters_of(module: nn.Module, folded: tuple[Tensor, Tensor] | None) -> tuple[Any, Any]:
+    return folded if folded is not None else (getattr(module, "weight", None), getattr(module, "bias", None))
+
+
+def _layer_with(
+    module: nn.Module, rule: Rule, folded: tuple[Tensor, Tensor] | None
+) -> Callable[..., Callable[[Tensor], Tensor]]:
+    """``(weight_map, bias_map) -> layer``: the module with mapped parameters, computed functionally."""
+    weight, bias = _parameters_of(module, folded)
     if weight is None:
         raise TypeError(f"rule {rule.name!r} modifies weights, but {type(module).__name__} has none")
-    w = rule.weight(weight) if rule.weight else weight
-    b = rule.bias(bias) if (rule.bias and bias is not None) else bias
-    if isinstance(module, nn.Linear):
-        return lambda t: F.linear(t, w, b)
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        return lambda t: module._conv_forward(t, w, b)
-    raise TypeError(f"rule {rule.name!r} supports Linear and Conv layers, not {type(module).__name__}")
+
+    def layer_with(weight_map: Any, bias_map: Any) -> Callable[[Tensor], Tensor]:
+        w = weight_map(weight) if weight_map else weight
+        b = bias_map(bias) if (bias_map and bias is not None) else bias
+        if isinstance(module, nn.Linear):
+            return lambda t: F.linear(t, w, b)
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return lambda t: module._conv_forward(t, w, b)
+        raise TypeError(f"rule {rule.name!r} supports Linear and Conv layers, not {type(module).__name__}")
+
+    return layer_with
+
+
+def _modified(
+    module: nn.Module, forward: Callable[..., Tensor], rule: Rule, folded: tuple[Tensor, Tensor] | None = None
+) -> Any:
+    """The layer with the rule's parameters, computed functionally (weights never change).
+    ``folded`` replaces the layer's own (weight, bias), e.g. with a batch norm folded in. A rule
+    with ``groups`` gets the maker of such layers instead (see :func:`_grouped`)."""
+    if rule.groups:
+        return _layer_with(module, rule, folded)
+    if rule.weight is None and rule.bias is None and folded is None:
+        return forward
+    return _layer_with(module, rule, folded)(rule.weight, rule.bias)
 
 
 FUNCTIONAL_LAYERS: dict[Callable[..., Any], type] = {
@@ -89,10 +126,14 @@ def _functional_layers(by_type: Mapping[type, Rule]) -> dict[Callable[..., Any],
             x, rest, options = args[0], list(args[1:]), dict(kwargs)
             weight = rest.pop(0) if rest else options.pop("weight")
             bias = rest.pop(0) if rest else options.pop("bias", None)
-            w = rule.weight(weight) if rule.weight else weight
-            b = rule.bias(bias) if (rule.bias and bias is not None) else bias
             layer = lambda t: func(t, weight, bias, *rest, **options)  # noqa: E731
-            modified = lambda t: func(t, w, b, *rest, **options)  # noqa: E731
+
+            def layer_with(weight_map: Any, bias_map: Any) -> Callable[[Tensor], Tensor]:
+                w = weight_map(weight) if weight_map else weight
+                b = bias_map(bias) if (bias_map and bias is not None) else bias
+                return lambda t: func(t, w, b, *rest, **options)
+
+            modified = layer_with if rule.groups else layer_with(rule.weight, rule.bias)
             return apply(_Relevance, x, layer, modified, rule)
 
         return handle

@@ -11,6 +11,26 @@ from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
+class Term:
+    """One term of a rule with several (Zennit's template): the layer applied to ``input(x)``
+    with parameters ``weight(W)``, ``bias(b)`` (``None``: unchanged).
+
+    Args:
+        input: Maps the layer's input (``None``: the input itself).
+        weight: Maps the layer's weight.
+        bias: Maps the layer's bias.
+
+    Example:
+        >>> pa.lrp_rules.Term(weight=lambda w: w.clamp(min=0)).input is None
+        True
+    """
+
+    input: Callable[[Tensor], Tensor] | None = None
+    weight: Callable[[Tensor], Tensor] | None = None
+    bias: Callable[[Tensor], Tensor] | None = None
+
+
+@dataclass(frozen=True)
 class Rule:
     """An LRP rule: ``weight``/``bias`` map the layer's parameters to the ones relevance is
     distributed with; ``eps`` stabilises the denominator; ``identity`` passes relevance.
@@ -22,6 +42,9 @@ class Rule:
             itself.
         bias: Maps the layer's bias likewise; default the bias itself.
         identity: Pass relevance through unchanged.
+        groups: Zennit's general form, ``((coefficient, terms), ...)``: each group's ``z`` is the sum of
+            its terms' outputs, and ``R_in = sum_groups coefficient * sum_terms
+            input_k(x) * (d term_k / d input)^T (R / (z + eps sign z))``; empty: the one-term form above.
 
     References:
         - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
@@ -37,6 +60,7 @@ class Rule:
     weight: Callable[[Tensor], Tensor] | None = None
     bias: Callable[[Tensor], Tensor] | None = None
     identity: bool = False
+    groups: tuple[tuple[float, tuple[Term, ...]], ...] = ()
 
 
 def epsilon(eps: float = 1e-9) -> Rule:
@@ -129,6 +153,87 @@ def z_plus() -> Rule:
         torch.Size([4, 8])
     """
     return alpha1_beta0(zero_bias=True)
+
+
+def _positive(t: Tensor) -> Tensor:
+    return t.clamp(min=0)
+
+
+def _negative(t: Tensor) -> Tensor:
+    return t.clamp(max=0)
+
+
+def flat() -> Rule:
+    """LRP-flat: relevance spread evenly over each output's receptive field, whatever the input
+    and the weights (``x`` and ``w`` taken as ones, no bias); Zennit's rule for a first layer.
+
+    Returns:
+        Rule: the flat rule.
+
+    References:
+        - Lapuschkin, Wäldchen, Binder, Montavon, Samek and Müller, "Unmasking Clever Hans Predictors
+          and Assessing What Machines Really Learn", Nature Communications 2019.
+          https://doi.org/10.1038/s41467-019-08987-4
+
+    Example:
+        >>> pa.lrp(model, rules={model[0]: pa.lrp_rules.flat()})(x, target=y).shape
+        torch.Size([4, 8])
+    """
+    return Rule("flat", groups=((1.0, (Term(torch.ones_like, torch.ones_like, torch.zeros_like),)),))
+
+
+def alpha_beta(alpha: float = 2.0, beta: float = 1.0) -> Rule:
+    """LRP-alpha-beta: positive contributions weighted by ``alpha``, negative ones by ``beta``
+    (``alpha - beta = 1``): ``R_i = alpha R_i^+ - beta R_i^-`` with ``R^+`` distributed by
+    ``w+ x+ + w- x-`` and ``R^-`` by ``w- x+ + w+ x-`` (biases split the same way, as Zennit's).
+
+    Args:
+        alpha: Weight of the positive contributions.
+        beta: Weight of the negative contributions.
+
+    Returns:
+        Rule: the alpha-beta rule.
+
+    References:
+        - Bach, Binder, Montavon, Klauschen, Müller and Samek, "On Pixel-Wise Explanations for Non-
+          Linear Classifier Decisions by Layer-Wise Relevance Propagation", PLOS ONE 2015.
+          https://doi.org/10.1371/journal.pone.0130140
+
+    Example:
+        >>> pa.lrp(model, rules={nn.Linear: pa.lrp_rules.alpha_beta(2, 1)})(x, target=y).shape
+        torch.Size([4, 8])
+    """
+    if abs(alpha - beta - 1) > 1e-9:
+        from .._core.errors import ArgumentError
+
+        raise ArgumentError(f"alpha - beta must be 1 (relevance is conserved); got alpha={alpha}, beta={beta}")
+    positive = (Term(_positive, _positive, _positive), Term(_negative, _negative, _negative))
+    negative = (Term(_positive, _negative, _negative), Term(_negative, _positive, _positive))
+    return Rule(f"alpha{alpha:g}_beta{beta:g}", groups=((alpha, positive), (-beta, negative)))
+
+
+def z_box(low: float, high: float) -> Rule:
+    """LRP-z^B for an input layer whose inputs lie in ``[low, high]``:
+    ``z = w x - w+ low - w- high`` (+ bias), ``R_i = (x_i w_ij - low w+_ij - high w-_ij) R_j / z_j``.
+
+    Args:
+        low: The smallest value an input takes.
+        high: The largest value an input takes.
+
+    Returns:
+        Rule: the box rule.
+
+    References:
+        - Montavon, Lapuschkin, Binder, Samek and Müller, "Explaining Nonlinear Classification Decisions
+          with Deep Taylor Decomposition", Pattern Recognition 2017. https://doi.org/10.1016/j.patcog.2016.11.008
+
+    Example:
+        >>> pa.lrp(model, rules={model[0]: pa.lrp_rules.z_box(-3.0, 3.0)})(x, target=y).shape
+        torch.Size([4, 8])
+    """
+    below = Term(lambda x: torch.full_like(x, low), lambda w: -_positive(w), torch.zeros_like)
+    above = Term(lambda x: torch.full_like(x, high), lambda w: -_negative(w), torch.zeros_like)
+    return Rule("z_box", groups=((1.0, (Term(), below, above)),))
 
 
 def identity() -> Rule:

@@ -211,8 +211,9 @@ def _handlers(
             )
         return NotImplemented
 
+    ruled: tuple[Callable[..., Any], ...] = (F.gelu, F.silu, F.mish, *composite.identity)
     table.update({f: unruled for f in UNRULED})
-    table.update({f: activation for f in (F.gelu, F.silu, F.mish, *composite.identity)})
+    table.update({f: activation for f in ruled})
     return table
 
 

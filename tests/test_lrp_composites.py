@@ -1,0 +1,141 @@
+"""Zennit's composites (EpsilonPlusFlat, EpsilonGammaBox, EpsilonAlpha2Beta1) and the rules they
+need (flat, z^B box, alpha-beta): checked against the rules' formulas written out by hand on a small
+MLP (Zennit cannot be installed here), and the composites against their rule maps on a CNN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import pyattrib as pa
+from pyattrib._core.errors import ArgumentError
+from pyattrib.lrp_rules import alpha_beta, epsilon, flat, gamma, z_box, z_plus
+
+
+def _mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+
+
+def _by_hand(model, x, target, first, middle, last):
+    """Relevance at the input, layer by layer, each rule's formula written out (no autograd)."""
+    a0 = x
+    a1 = torch.relu(model[0](a0))
+    a2 = torch.relu(model[2](a1))
+    out = model[4](a2)
+    relevance = torch.zeros_like(out)
+    relevance[torch.arange(len(x)), target] = out[torch.arange(len(x)), target]
+    for layer, a, rule in ((model[4], a2, last), (model[2], a1, middle), (model[0], a0, first)):
+        relevance = rule(a, layer.weight, layer.bias, relevance)
+    return relevance
+
+
+def _stable(z, eps=1e-9):
+    return z + eps * torch.where(z >= 0, 1.0, -1.0)
+
+
+def eps_rule(eps):
+    return lambda a, w, b, r: a * ((r / _stable(a @ w.T + b, eps)) @ w)
+
+
+def gamma_rule(g):
+    return lambda a, w, b, r: eps_rule(1e-9)(a, w + g * w.clamp(min=0), b, r)
+
+
+def z_plus_rule(a, w, b, r):
+    wp = w.clamp(min=0)
+    return a * ((r / _stable(a @ wp.T)) @ wp)
+
+
+def flat_rule(a, w, b, r):
+    return torch.ones_like(a) * ((r / _stable(torch.ones_like(a) @ torch.ones_like(w).T)) @ torch.ones_like(w))
+
+
+def box_rule(low, high):
+    def rule(a, w, b, r):
+        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        lo, hi = torch.full_like(a, low), torch.full_like(a, high)
+        c = r / _stable(a @ w.T + b - lo @ wp.T - hi @ wn.T)
+        return a * (c @ w) - lo * (c @ wp) - hi * (c @ wn)
+
+    return rule
+
+
+def alpha_beta_rule(alpha, beta):
+    def rule(a, w, b, r):
+        ap, an, wp, wn = a.clamp(min=0), a.clamp(max=0), w.clamp(min=0), w.clamp(max=0)
+        bp, bn = b.clamp(min=0), b.clamp(max=0)
+        c_pos = r / _stable(ap @ wp.T + an @ wn.T + bp + bn)  # the positive contributions' share
+        c_neg = r / _stable(ap @ wn.T + an @ wp.T + bn + bp)  # the negative ones'
+        return alpha * (ap * (c_pos @ wp) + an * (c_pos @ wn)) - beta * (ap * (c_neg @ wn) + an * (c_neg @ wp))
+
+    return rule
+
+
+CASES = {
+    "flat first, epsilon": (flat(), epsilon(1e-6), epsilon(1e-6), flat_rule, eps_rule(1e-6), eps_rule(1e-6)),
+    "box first, gamma": (z_box(-3.0, 3.0), gamma(0.25), epsilon(1e-6), box_rule(-3.0, 3.0), gamma_rule(0.25),
+                         eps_rule(1e-6)),
+    "alpha2-beta1, z+": (alpha_beta(2, 1), z_plus(), alpha_beta(2, 1), alpha_beta_rule(2, 1), z_plus_rule,
+                         alpha_beta_rule(2, 1)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_rules_equal_their_formulas_written_out(case):
+    ours_first, ours_middle, ours_last, first, middle, last = CASES[case]
+    model = _mlp()
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
+    target = torch.tensor([0, 1, 2, 0, 1])
+    got = pa.lrp(model, rules={model[0]: ours_first, model[2]: ours_middle, model[4]: ours_last})(x, target=target)
+    with torch.no_grad():
+        expected = _by_hand(model, x, target, first, middle, last)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_alpha_beta_needs_alpha_minus_beta_one():
+    with pytest.raises(ArgumentError, match="alpha - beta must be 1"):
+        alpha_beta(2, 2)
+
+
+def _cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 4 * 4, 10)).eval()  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name, rules",
+    [
+        ("epsilon_plus_flat", lambda m, x: {m[0]: flat(), nn.Conv2d: z_plus(), nn.Linear: epsilon(1e-6)}),
+        ("epsilon_gamma_box", lambda m, x: {m[0]: z_box(float(x.min()), float(x.max())), nn.Conv2d: gamma(0.25),
+                                            nn.Linear: epsilon(1e-6)}),
+        ("epsilon_alpha2_beta1", lambda m, x: {nn.Conv2d: alpha_beta(2, 1), nn.Linear: epsilon(1e-6)}),
+    ],
+)  # fmt: skip
+def test_named_composites_are_their_rule_maps(name, rules):
+    model = _cnn()
+    x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    got = pa.lrp(model, composite=name)(x, target=1)
+    torch.testing.assert_close(got, pa.lrp(model, rules=rules(model, x))(x, target=1), atol=1e-6, rtol=1e-5)
+    assert got.abs().sum() > 0
+
+
+def test_composites_as_objects_and_on_a_layer():
+    model = _cnn()
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    boxed = pa.lrp(model, composite=pa.lrp_rules.epsilon_gamma_box(0.0, 1.0))(x, target=2)
+    by_rules = pa.lrp(model, rules={model[0]: z_box(0.0, 1.0), nn.Conv2d: gamma(0.25), nn.Linear: epsilon(1e-6)})
+    torch.testing.assert_close(boxed, by_rules(x, target=2), atol=1e-6, rtol=1e-5)
+    layer = pa.layer_lrp(model, model[2], composite="epsilon_plus_flat")(x, target=2)
+    assert layer.shape == (3, 4, 4, 4)
+    # relevance conserved up to what the layers' biases take: epsilon_plus_flat on a bias-free CNN
+    bias_free = _cnn()
+    for m in bias_free:
+        if getattr(m, "bias", None) is not None:
+            m.bias = None
+    relevance = pa.lrp(bias_free, composite="epsilon_plus_flat")(x, target=2)
+    with torch.no_grad():
+        logit = bias_free(x)[:, 2]
+    torch.testing.assert_close(relevance.sum((1, 2, 3)), logit, atol=1e-4, rtol=1e-3)
