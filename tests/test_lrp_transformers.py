@@ -202,3 +202,21 @@ def test_an_op_without_a_rule_is_named_with_the_entry_that_fixes_it():
     as_module = pa.lrp(_Tanh(functional=False), composite="attnlrp")(x, target=0)  # nn.Tanh: the identity rule
     torch.testing.assert_close(pa.lrp(_Tanh(functional=True), composite=fixed)(x, target=0), as_module,
                                atol=1e-6, rtol=1e-5)  # fmt: skip
+
+
+def _vit(attention: str):
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(image_size=8, patch_size=2, num_channels=1, hidden_size=16, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=32, num_labels=4,
+                                    attn_implementation=attention)  # fmt: skip
+    return transformers.ViTForImageClassification(config).eval()
+
+
+@pytest.mark.parametrize("composite", ["attnlrp", "cp_lrp"])
+def test_a_vit_is_explained_at_its_pixels_the_same_under_eager_and_sdpa(composite):
+    images = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    eager = pa.lrp(_vit("eager"), composite=composite)(images, target=2)
+    sdpa = pa.lrp(_vit("sdpa"), composite=composite)(images, target=2)
+    torch.testing.assert_close(eager, sdpa, atol=1e-6, rtol=1e-5)
+    plain = pa.input_x_gradient(_vit("eager"))(images, target=2)
+    assert eager.shape == images.shape and not torch.allclose(eager, plain, atol=1e-6)
