@@ -25,10 +25,12 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 warnings.filterwarnings("ignore")
 
 import inseq  # noqa: E402
 import inseq_models as m  # noqa: E402
+from common import interleaved  # noqa: E402
 
 import pyattrib as pa  # noqa: E402
 
@@ -40,13 +42,7 @@ FOIL = " ".join(WORDS[(3 * i + 1) % len(WORDS)] for i in range(16))
 
 
 def median_seconds(fn, repeat=3):
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return interleaved({"call": fn}, rounds=repeat, warmup=1)["call"]
 
 
 def calls(model, tok, decoder_only):

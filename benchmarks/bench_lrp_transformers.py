@@ -7,18 +7,15 @@ backward of the same model, and against LXT 2.1, in LXT's environment (it needs 
 A GPT-2 and a Llama (4 layers, width 256, eager attention), batch 4 x 128 tokens; the explained
 output is each row's largest last-position logit, the relevance that of the input embeddings.
 pyattrib runs on the unpatched model classes; LXT patches them for good, so each of its composites
-runs in a process of its own (``--lxt attnlrp``). Prints the median of 5 calls and the ratios;
-memory: the tensors the autograd graph saves for the backward (what a backward costs beyond the
-weights), summed by a saved-tensors hook.
+runs in a process of its own (``--lxt attnlrp``). Prints the median of 5 calls and the ratios, and
+the peak of live tensor memory during a call (the profiler's memory timeline).
 """
 
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
-import time
 import warnings
 
 import torch
@@ -26,9 +23,11 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "libraries"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 warnings.filterwarnings("ignore")
 
 import transformers  # noqa: E402
+from common import interleaved, peak_tensor_mb  # noqa: E402
 
 import pyattrib as pa  # noqa: E402
 
@@ -49,26 +48,12 @@ def build(kind: str):
 
 
 def median(fn, repeat=5):
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return interleaved({"call": fn}, rounds=repeat, warmup=1)["call"]
 
 
 def saved_mb(fn) -> float:
-    """MB of tensors the autograd graph saves for the backward (the memory a backward costs)."""
-    total = [0]
-
-    def pack(t):
-        total[0] += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return total[0] / 2**20
+    """Peak live tensor memory of a call (MB), from the profiler's memory timeline."""
+    return peak_tensor_mb(fn)
 
 
 def plain(model, ids):
@@ -95,7 +80,7 @@ def main() -> None:
     ids = torch.randint(0, VOCAB, (BATCH, LENGTH), generator=torch.Generator().manual_seed(0))
     models = {kind: build(kind) for kind in ("gpt2", "llama")}
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, 2 threads, CPU; batch {BATCH} x "
-          f"{LENGTH} tokens, width {WIDTH}, {LAYERS} layers; median of 5; memory: tensors saved for the backward")  # fmt: skip
+          f"{LENGTH} tokens, width {WIDTH}, {LAYERS} layers; median of 5; memory: peak live tensors")  # fmt: skip
     ours: dict[tuple[str, str], tuple[float, float]] = {}
     for kind, model in models.items():
         with torch.no_grad():
