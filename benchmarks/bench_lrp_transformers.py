@@ -4,10 +4,11 @@ backward of the same model, and against LXT 2.1, in LXT's environment (it needs 
     /tmp/venv-lxt/bin/pip install --no-deps -e .
     /tmp/venv-lxt/bin/python benchmarks/bench_lrp_transformers.py
 
-A GPT-2 and a Llama (4 layers, width 256, eager attention), batch 4 x 128 tokens; the explained
+A GPT-2 and a Llama (4 layers, width 256, eager attention), batch 4 x 128 tokens, and a ViT of
+the same size on 32x32 images (against the plain gradient only); the explained
 output is each row's largest last-position logit, the relevance that of the input embeddings.
 pyattrib runs on the unpatched model classes; LXT patches them for good, so each of its composites
-runs in a process of its own (``--lxt attnlrp``). Prints the median of 5 calls and the ratios, and
+runs in a process of its own (``--lxt attnlrp``). Prints the median of 9 calls and the ratios, and
 the peak of live tensor memory during a call (the profiler's memory timeline).
 """
 
@@ -47,7 +48,7 @@ def build(kind: str):
     return transformers.LlamaForCausalLM(config).eval()
 
 
-def median(fn, repeat=5):
+def median(fn, repeat=9):
     return interleaved({"call": fn}, rounds=repeat, warmup=1)["call"]
 
 
@@ -60,8 +61,7 @@ def plain(model, ids):
     def run():
         embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
         top = model(inputs_embeds=embeds, use_cache=False).logits[:, -1].max(-1).values
-        top.sum().backward()
-        return embeds.grad
+        return torch.autograd.grad(top.sum(), embeds)[0]  # the input's gradient only, as the others
 
     return run
 
@@ -70,8 +70,8 @@ def lxt(model, ids):
     def run():
         embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
         top = model(inputs_embeds=embeds, use_cache=False).logits[:, -1].max(-1).values
-        top.backward(top.detach())
-        return (embeds.grad * embeds).sum(-1)
+        (grad,) = torch.autograd.grad(top, embeds, top.detach())  # LXT's recipe, the input's gradient only
+        return (grad * embeds).sum(-1)
 
     return run
 
@@ -80,7 +80,7 @@ def main() -> None:
     ids = torch.randint(0, VOCAB, (BATCH, LENGTH), generator=torch.Generator().manual_seed(0))
     models = {kind: build(kind) for kind in ("gpt2", "llama")}
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, 2 threads, CPU; batch {BATCH} x "
-          f"{LENGTH} tokens, width {WIDTH}, {LAYERS} layers; median of 5; memory: peak live tensors")  # fmt: skip
+          f"{LENGTH} tokens, width {WIDTH}, {LAYERS} layers; median of 9; memory: peak live tensors")  # fmt: skip
     ours: dict[tuple[str, str], tuple[float, float]] = {}
     for kind, model in models.items():
         with torch.no_grad():
@@ -99,6 +99,7 @@ def main() -> None:
             s, mb = ours[kind, composite]
             print(f"{kind:6} pyattrib {composite:8}               {s:8.4f} s  {mb:8.1f} MB   {s / base_s:5.2f}x time, "
                   f"{mb / base_mb:5.2f}x memory of plain")  # fmt: skip
+    vit_row()
     for composite in ("attnlrp", "cp_lrp"):
         done = subprocess.run([sys.executable, __file__, "--lxt", composite], capture_output=True, text=True)
         if done.returncode:
@@ -108,6 +109,33 @@ def main() -> None:
             kind, seconds = line.split()
             ratio = ours[kind, composite][0] / float(seconds)
             print(f"{kind:6} LXT {composite:8}                    {float(seconds):8.4f} s   pyattrib / LXT {ratio:5.2f}x")
+
+
+def vit_row() -> None:
+    """A ViT (4 layers, width 256, 32x32 images in 4x4 patches, batch 8): relevance at the pixels
+    against the plain input gradient (LXT 2.1's ViT support is torchvision's and needs zennit)."""
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(image_size=32, patch_size=4, num_channels=3, hidden_size=WIDTH,
+                                    num_hidden_layers=LAYERS, num_attention_heads=4, intermediate_size=4 * WIDTH,
+                                    num_labels=10, attn_implementation="eager")  # fmt: skip
+    model = transformers.ViTForImageClassification(config).eval()
+    images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+    def plain_vit():
+        x = images.clone().requires_grad_()
+        return torch.autograd.grad(model(x).logits[:, 0].sum(), x)[0]
+
+    base_s, base_mb = median(plain_vit), saved_mb(plain_vit)
+    print(f"{'vit':6} plain forward + backward        {base_s:8.4f} s  {base_mb:8.1f} MB")
+    for composite in ("attnlrp", "cp_lrp"):
+        explain = pa.lrp(model, composite=composite)
+
+        def run(explain=explain):
+            return explain(images, target=0)
+
+        s, mb = median(run), saved_mb(run)
+        print(f"{'vit':6} pyattrib {composite:8}               {s:8.4f} s  {mb:8.1f} MB   {s / base_s:5.2f}x time, "
+              f"{mb / base_mb:5.2f}x memory of plain")  # fmt: skip
 
 
 def lxt_times(composite: str) -> None:

@@ -22,9 +22,10 @@ GELU, SiLU, tanh-GELU, Mish             identity rule:             the same
 (modules and functions)                  ``da = dy * y / x``
 =====================================  =========================  ==========================
 
-The gradient of ``y`` flows back as ``y.detach() + (x - x.detach()) * r``: the forward value
-is ``y`` exactly and the backward ``r``, so the rules compose with torch.func and
-torch.compile without custom autograd Functions.
+Two small autograd Functions carry the rules (written with ``setup_context`` and
+``generate_vmap_rule``, so they compose with torch.func): a view of ``x`` whose gradient is
+scaled, and a view of ``y = f(x)`` whose gradient reaches ``x`` times ``y / x``; neither
+copies its tensor.
 """
 
 from __future__ import annotations
@@ -50,20 +51,53 @@ def _carries(t: Any) -> bool:
     return isinstance(t, Tensor) and t.requires_grad and not isinstance(t, nn.Parameter)
 
 
+class _ScaledGradient(torch.autograd.Function):
+    """``x`` itself (a view: no copy), its gradient multiplied by ``factor``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, factor: float) -> Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        ctx.factor = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return grad * ctx.factor, None
+
+
+class _Identity(torch.autograd.Function):
+    """``y = f(x)`` (a view of it) whose gradient reaches ``x`` as ``grad(y) * y / (x + eps)``,
+    the ratio formed in the backward only (a gate held constant never pays for it)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, y: Tensor) -> Tensor:
+        return y.view_as(y)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        ctx.save_for_backward(inputs[0].detach(), inputs[1])
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        x, y = ctx.saved_tensors
+        return grad * (y / (x + EPS)), None
+
+
 def scaled_gradient(x: Tensor, factor: float) -> Tensor:
     """``x`` whose gradient is multiplied by ``factor``."""
-    return x.detach() + (x - x.detach()) * factor
-
-
-def through(x: Tensor, y: Tensor, ratio: Tensor) -> Tensor:
-    """``y``, with the gradient reaching ``x`` as ``grad(y) * ratio``."""
-    return y.detach() + (x - x.detach()) * ratio.detach()
+    return _ScaledGradient.apply(x, factor)
 
 
 def identity_rule(x: Tensor, y: Tensor) -> Tensor:
     """The identity rule of an elementwise nonlinearity ``y = f(x)``: relevance passes unchanged
     (``R_x = R_y``), i.e. ``dx = dy * y / (x + eps)``."""
-    return through(x, y, y / (x + EPS))
+    return _Identity.apply(x, y.detach())
 
 
 @dataclass(frozen=True)
@@ -261,6 +295,8 @@ def transformer_rules(composite: str | Composite) -> Iterator[None]:
     def after(module: nn.Module, args: tuple, out: Any) -> Any:
         running.pop()
         if not (_is_activation(module) and args and _carries(args[0]) and isinstance(out, Tensor)):
+            return None
+        if id(out) in gates:  # a functional call inside it (nn.SiLU's F.silu) had the rule already
             return None
         wrapped = identity_rule(args[0], out)
         gates[id(wrapped)] = wrapped
