@@ -139,3 +139,20 @@ def test_composites_as_objects_and_on_a_layer():
     with torch.no_grad():
         logit = bias_free(x)[:, 2]
     torch.testing.assert_close(relevance.sum((1, 2, 3)), logit, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1"])
+def test_composites_on_the_resnet_of_the_architecture_matrix(name):
+    """Batch norms folded into their convolutions (the canonizer), residual sums split, the
+    composite's rules elsewhere: the same as its rule map, and the relevance measured against the
+    logit (biases, folded norms included, take a share: not conserved exactly)."""
+    from . import architectures
+
+    model = architectures.resnet18().eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    got, lost = pa.lrp(model, composite=name, fold_batchnorm=True, return_delta=True)(x, target=3)
+    composite = {"epsilon_plus_flat": pa.lrp_rules.epsilon_plus_flat, "epsilon_gamma_box": pa.lrp_rules.epsilon_gamma_box,
+                 "epsilon_alpha2_beta1": pa.lrp_rules.epsilon_alpha2_beta1}[name]()  # fmt: skip
+    by_map = pa.lrp(model, rules=composite.rules(model, (x,)), fold_batchnorm=True)(x, target=3)
+    torch.testing.assert_close(got, by_map, atol=1e-6, rtol=1e-5)
+    assert torch.isfinite(got).all() and torch.isfinite(lost).all() and got.abs().sum() > 0
