@@ -89,6 +89,31 @@ class _Identity(torch.autograd.Function):
         return grad * (y / (x + EPS)), None
 
 
+class _HeldLayerNorm(torch.autograd.Function):
+    """``F.layer_norm`` (the fused kernel) whose backward holds the standard deviation constant:
+    ``dx = (g w - mean(g w)) / std`` (the identity rule of a normalisation; no parameter gradients)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, shape: tuple[int, ...], weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
+        return F.layer_norm(x, shape, weight, bias, eps)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        x, shape, weight, _, eps = inputs
+        dims = tuple(range(-len(shape), 0))
+        std = x.detach().var(dims, unbiased=False, keepdim=True).add(eps).sqrt()
+        ctx.dims = dims
+        ctx.save_for_backward(std, weight)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
+        std, weight = ctx.saved_tensors
+        scaled = grad * weight if weight is not None else grad
+        return (scaled - scaled.mean(ctx.dims, keepdim=True)) / std, None, None, None, None
+
+
 def scaled_gradient(x: Tensor, factor: float) -> Tensor:
     """``x`` whose gradient is multiplied by ``factor``."""
     return _ScaledGradient.apply(x, factor)
@@ -197,12 +222,7 @@ def _handlers(
         if not _carries(x):
             return NotImplemented
         shape, weight, bias, eps = _norm_args(args, kwargs, ("normalized_shape", "weight", "bias", "eps"), 1e-5)
-        dims = tuple(range(-len(shape), 0))
-        mean = x.mean(dims, keepdim=True)
-        std = ((x - mean) ** 2).mean(dims, keepdim=True).add(eps).sqrt()
-        y = (x - mean) / std.detach()
-        y = y * weight if weight is not None else y
-        return y + bias if bias is not None else y
+        return _HeldLayerNorm.apply(x, shape, weight, bias, eps)
 
     def rms_norm(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         x = args[0]
