@@ -170,7 +170,7 @@ def lrp(
     functional layers are differentiated plainly (``split_sums`` does not apply).
     ``composite="attnlrp"`` or ``"cp_lrp"`` (or a :class:`Composite`) explains a transformer
     instead (Hugging Face models unpatched): the rules of attention, normalisation, gated
-    products and elementwise nonlinearities of :mod:`pyattrib.lrp_rules.transformer`, one
+    products and elementwise nonlinearities of ``pyattrib.lrp_rules.transformer``, one
     forward and one backward, relevance ``x * grad``. ``composite="epsilon_plus_flat"``,
     ``"epsilon_gamma_box"`` or ``"epsilon_alpha2_beta1"`` (Zennit's, or a
     :class:`ModuleComposite`) sets a CNN's module rules, the first layer's included.

@@ -1,11 +1,11 @@
 r"""Relevance through transformers: AttnLRP and CP-LRP, as backward overrides of the ops.
 
 Relevance is read in the gradient x input form: a layer value ``a`` holds relevance
-``a * da`` where ``da`` is the gradient of the explained output seeded with the output itself
-(:func:`pyattrib.lrp`'s start). Plain gradients then carry LRP-0 through linear layers, sums
+``a * da`` where ``da`` is the gradient of the explained output (so the output's relevance is
+its own value, where LRP starts). Plain gradients then carry LRP-0 through linear layers, sums
 and softmax (whose gradient x input *is* AttnLRP's softmax rule, the bias term included); the
 composites change the backward of the other ops, functional calls and modules alike, through
-the op-override mode of :mod:`pyattrib._core.overrides` (no model is patched):
+the op-override mode of ``pyattrib._core.overrides`` (no model is patched):
 
 =====================================  =========================  ==========================
 op                                      ``attnlrp``                ``cp_lrp``
