@@ -60,7 +60,7 @@ from .rules import (
 from .transformer import COMPOSITES, Composite, transformer_rules
 
 __all__ = ["Rule", "Term", "RuleMap", "DEFAULT_RULES", "PASSED", "epsilon", "gamma", "alpha1_beta0", "alpha_beta",
-           "z_plus", "z_box", "flat", "identity", "relevance_rules", "lrp", "layer_lrp", "Composite", "COMPOSITES",
+           "z_plus", "z_box", "flat", "identity", "relevance_rules", "lrp", "layer_lrp", "Composite",
            "transformer_rules", "ModuleComposite", "epsilon_plus_flat", "epsilon_gamma_box",
            "epsilon_alpha2_beta1"]  # fmt: skip
 CompositeLike = str | Composite | ModuleComposite
