@@ -106,15 +106,15 @@ def ig_backward(model, tok, decoder_only, n_steps=16):
     for _ in range(4):
         if decoder_only:
             x = embed(torch.cat([prompt, answer]))[None].expand(rows, -1, -1).detach().requires_grad_()
-            with heads_at(model, len(prompt) - 1 + ends) as at:
+            with heads_at(model, len(prompt) - 1 + ends) as positions:
                 logits = model(inputs_embeds=x).logits
         else:
             start = torch.tensor([model.config.decoder_start_token_id])
             x = embed(prompt)[None].expand(rows, -1, -1).detach().requires_grad_()
             d = embed(torch.cat([start, answer[:-1]]))[None].expand(rows, -1, -1).detach()
-            with heads_at(model, ends) as at:
+            with heads_at(model, ends) as positions:
                 logits = model(inputs_embeds=x, decoder_inputs_embeds=d).logits
-        total = logits[torch.arange(rows), at].log_softmax(-1).gather(1, answer[ends][:, None]).sum()
+        total = logits[torch.arange(rows), positions()].log_softmax(-1).gather(1, answer[ends][:, None]).sum()
         begin = time.perf_counter()
         torch.autograd.grad(total, x)
         spent.append(time.perf_counter() - begin)

@@ -69,12 +69,12 @@ def _same_factors(ours, covariances, lambdas, names):
         _close(ours.factors[name]["gradient_covariance"], covariances["gradient_covariance"][theirs] / n_g)
         if lambdas is not None:
             n_l = lambdas["num_lambda_processed"][theirs]
-            _close(ours.factors[name]["lambda"], lambdas["lambda_matrix"][theirs] / n_l, rtol=1e-3)
+            _close(ours.factors[name]["lambda"], lambdas["lambda_matrix"][theirs] / n_l, tol=1e-3)
 
 
-def _close(ours, theirs, rtol=1e-4):
+def _close(ours, theirs, tol=1e-4):
     scale = theirs.abs().max().item()
-    torch.testing.assert_close(ours.float(), theirs.float(), rtol=rtol, atol=rtol * scale)
+    torch.testing.assert_close(ours.float(), theirs.float(), rtol=tol, atol=tol * scale)  # atol: tol x the scale
 
 
 def _mlp():
@@ -169,11 +169,11 @@ def test_tiny_gpt2_scores_equal_kronfluence_and_tokens_sum_to_sequences(strategy
     ours.fit_factors()
     _same_factors(ours, covariances, lambdas, {n: n for n in tracked})  # Conv1D here, Linear there: one layout
     scores = ours.influence(ids[10:], ids[10:])
-    _close(scores, pairwise, rtol=1e-3)
-    _close(ours.self_influence(), self_scores, rtol=1e-3)
+    _close(scores, pairwise, tol=1e-3)
+    _close(ours.self_influence(), self_scores, tol=1e-3)
     per_token = ours.influence(ids[10:], ids[10:], per_token=True)
     assert per_token.shape == (2, 10, 10)
-    _close(per_token.sum(-1), scores, rtol=1e-4)
+    _close(per_token.sum(-1), scores, tol=1e-4)
 
 
 def _dense_kfac_scores(model, layer, xs, ys, tx, ty, damping):
@@ -228,7 +228,7 @@ def test_kfac_equals_its_dense_definition_embedding_included(layer_name):
     ours = pa.influence.ekfac_influence(model, TensorDataset(xs, ys), layers=[layer_name], strategy="kfac",
                                         damping=1e-3, fisher="empirical", batch_size=6).fit_factors()  # fmt: skip
     dense = _dense_kfac_scores(model, getattr(model, layer_name), xs, ys, tx, ty, 1e-3)
-    _close(ours.influence(tx, ty).double(), dense, rtol=1e-4)
+    _close(ours.influence(tx, ty).double(), dense, tol=1e-4)
 
 
 def test_ekfac_scores_properties(tmp_path):
@@ -244,20 +244,20 @@ def test_ekfac_scores_properties(tmp_path):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     # the batch size changes nothing
     other = pa.influence.ekfac_influence(model, train, fisher="empirical", batch_size=40).fit_factors()
-    _close(other.influence(tx, ty), scores, rtol=1e-5)
+    _close(other.influence(tx, ty), scores, tol=1e-5)
     # top-k is the top of the scores; self-influence is the diagonal of the train x train scores
     idx, val = ek.k_most_influential(tx, ty, k=3)
     top = torch.topk(scores, 3, dim=1)
     assert torch.equal(idx, top.indices)
-    _close(val, top.values, rtol=1e-5)
+    _close(val, top.values, tol=1e-5)
     idx, val = ek.k_most_influential(tx, ty, k=2, proponents=False)
     assert torch.equal(idx, torch.topk(-scores, 2, dim=1).indices)
     xs, ys = train.tensors
-    _close(ek.self_influence(), ek.influence(xs, ys).diagonal(), rtol=1e-5)
+    _close(ek.self_influence(), ek.influence(xs, ys).diagonal(), tol=1e-5)
     # factors on disk give the same scores
     ek.save_factors(tmp_path / "factors.safetensors")
     loaded = pa.influence.ekfac_influence(model, train, fisher="empirical").load_factors(tmp_path / "factors.safetensors")
-    _close(loaded.influence(tx, ty), scores, rtol=1e-5)
+    _close(loaded.influence(tx, ty), scores, tol=1e-5)
     # a heuristic damping (None) regularises more than 1e-8: smaller scores
     heuristic = pa.influence.ekfac_influence(model, train, fisher="empirical", damping=None, batch_size=7)
     assert heuristic.fit_factors().influence(tx, ty).abs().max() < scores.abs().max()
@@ -318,7 +318,7 @@ def test_torchrun_with_two_processes_equals_one_process(tmp_path):
             if key == "top":
                 assert torch.equal(two[key], value)
             elif key != "fitted":
-                _close(two[key].double(), value.double(), rtol=1e-5)
+                _close(two[key].double(), value.double(), tol=1e-5)
 
 
 def test_scores_are_kept_on_disk_and_a_stopped_run_resumes(tmp_path, monkeypatch):

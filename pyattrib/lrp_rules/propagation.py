@@ -69,41 +69,43 @@ def _grouped(rule: Rule, layer_with: Callable[..., Callable[[Tensor], Tensor]], 
     return out
 
 
-def _parameters_of(module: nn.Module, folded: tuple[Tensor, Tensor] | None) -> tuple[Any, Any]:
-    return folded if folded is not None else (getattr(module, "weight", None), getattr(module, "bias", None))
-
-
-def _layer_with(
-    module: nn.Module, rule: Rule, folded: tuple[Tensor, Tensor] | None
+def _mapped_layer(
+    run: Callable[[Tensor, Any, Any], Tensor], weight: Any, bias: Any
 ) -> Callable[..., Callable[[Tensor], Tensor]]:
-    """``(weight_map, bias_map) -> layer``: the module with mapped parameters, computed functionally."""
-    weight, bias = _parameters_of(module, folded)
-    if weight is None:
-        raise TypeError(f"rule {rule.name!r} modifies weights, but {type(module).__name__} has none")
+    """``(weight_map, bias_map) -> layer``: ``run(x, w, b)`` with mapped parameters (``None``: as is),
+    computed functionally: the weights are never written."""
 
     def layer_with(weight_map: Any, bias_map: Any) -> Callable[[Tensor], Tensor]:
         w = weight_map(weight) if weight_map else weight
         b = bias_map(bias) if (bias_map and bias is not None) else bias
-        if isinstance(module, nn.Linear):
-            return lambda t: F.linear(t, w, b)
-        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            return lambda t: module._conv_forward(t, w, b)
-        raise TypeError(f"rule {rule.name!r} supports Linear and Conv layers, not {type(module).__name__}")
+        return lambda t: run(t, w, b)
 
     return layer_with
+
+
+def _for_rule(layer_with: Callable[..., Callable[[Tensor], Tensor]], rule: Rule) -> Any:
+    """What :class:`_Relevance` distributes with: the maker of mapped layers for a rule with
+    ``groups`` (see :func:`_grouped`), else the layer with the rule's parameters."""
+    return layer_with if rule.groups else layer_with(rule.weight, rule.bias)
 
 
 def _modified(
     module: nn.Module, forward: Callable[..., Tensor], rule: Rule, folded: tuple[Tensor, Tensor] | None = None
 ) -> Any:
     """The layer with the rule's parameters, computed functionally (weights never change).
-    ``folded`` replaces the layer's own (weight, bias), e.g. with a batch norm folded in. A rule
-    with ``groups`` gets the maker of such layers instead (see :func:`_grouped`)."""
-    if rule.groups:
-        return _layer_with(module, rule, folded)
-    if rule.weight is None and rule.bias is None and folded is None:
+    ``folded`` replaces the layer's own (weight, bias), e.g. with a batch norm folded in."""
+    if not rule.groups and rule.weight is None and rule.bias is None and folded is None:
         return forward
-    return _layer_with(module, rule, folded)(rule.weight, rule.bias)
+    weight, bias = folded if folded is not None else (getattr(module, "weight", None), getattr(module, "bias", None))
+    if weight is None:
+        raise TypeError(f"rule {rule.name!r} modifies weights, but {type(module).__name__} has none")
+    if isinstance(module, nn.Linear):
+        run: Callable[[Tensor, Any, Any], Tensor] = F.linear
+    elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        run = module._conv_forward
+    else:
+        raise TypeError(f"rule {rule.name!r} supports Linear and Conv layers, not {type(module).__name__}")
+    return _for_rule(_mapped_layer(run, weight, bias), rule)
 
 
 FUNCTIONAL_LAYERS: dict[Callable[..., Any], type] = {
@@ -127,14 +129,8 @@ def _functional_layers(by_type: Mapping[type, Rule]) -> dict[Callable[..., Any],
             weight = rest.pop(0) if rest else options.pop("weight")
             bias = rest.pop(0) if rest else options.pop("bias", None)
             layer = lambda t: func(t, weight, bias, *rest, **options)  # noqa: E731
-
-            def layer_with(weight_map: Any, bias_map: Any) -> Callable[[Tensor], Tensor]:
-                w = weight_map(weight) if weight_map else weight
-                b = bias_map(bias) if (bias_map and bias is not None) else bias
-                return lambda t: func(t, w, b, *rest, **options)
-
-            modified = layer_with if rule.groups else layer_with(rule.weight, rule.bias)
-            return apply(_Relevance, x, layer, modified, rule)
+            mapped = _mapped_layer(lambda t, w, b: func(t, w, b, *rest, **options), weight, bias)
+            return apply(_Relevance, x, layer, _for_rule(mapped, rule), rule)
 
         return handle
 

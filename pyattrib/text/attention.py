@@ -238,7 +238,7 @@ def attention_attribution(
         attrs: list[Tensor] = []
         prefixes: list[Tensor | None] = []
         known: dict[int, Tensor] = {}
-        for inp, answer in zip(prompts.inputs, prompts.answers):
+        for p, (inp, answer) in enumerate(zip(prompts.inputs, prompts.answers)):
             if not isinstance(inp, TextTokenInput):
                 raise ArgumentError(f"attention attributes the prompt's tokens: give TextTokenInput, not "
                                     f"{type(inp).__name__}")  # fmt: skip
@@ -254,8 +254,8 @@ def attention_attribution(
                 prefixes.append(prefix)
                 continue
             if forcing.seq2seq:
-                per_token, prefix, known[len(attrs)] = _cross_attention(model, forcing, prompt, answer.to(device),
-                                                                        cols, layers, heads)  # fmt: skip
+                per_token, prefix, known[p] = _cross_attention(model, forcing, prompt, answer.to(device), cols,
+                                                               layers, heads)  # fmt: skip
                 attrs.append(torch.cat([per_token.sum(0, keepdim=True), per_token]))
                 prefixes.append(prefix if attribute_target else None)
                 continue
@@ -269,7 +269,7 @@ def attention_attribution(
                     weights, output = attention_weights(model, modules, kwargs)
                     weights = weights[chosen, 0]  # (L, H, S, S)
                     # the step scores' distributions come from this same forward
-                    known[len(attrs)] = TeacherForcing.log_softmax(output)[0, len(prompt) - 1 : len(seq) - 1]
+                    known[p] = TeacherForcing.log_softmax(output)[0, len(prompt) - 1 : len(seq) - 1]
                     per_layer = (weights if heads is None else weights[:, list(heads)]).mean(1)
             if method == "rollout" or (method == "value_zeroing" and not last_layer):
                 mixed = rollout(per_layer)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -215,25 +215,26 @@ class TeacherForcing:
 
 
 @contextmanager
-def heads_at(model: nn.Module, ends: Tensor) -> Iterator[Tensor]:
+def heads_at(model: nn.Module, ends: Tensor) -> Iterator[Callable[[], Tensor]]:
     """Within the block, the model's output head (``get_output_embeddings()``) projects only row
     ``r``'s position ``ends[r]``: the vocabulary logits of the other positions, most of a small
-    model's cost, are never formed (``logits_to_keep`` for a model without it). Yields the
-    positions to read in the logits: zeros, or ``ends`` where the model has no such head."""
+    model's cost, are never formed (``logits_to_keep`` for a model without it). Yields a function
+    giving the positions to read in the logits afterwards: zeros where the head ran on the picked
+    positions, ``ends`` where it did not run (no such head, or one the forward does not call)."""
     head = getattr(model, "get_output_embeddings", lambda: None)()
-    if not isinstance(head, nn.Module):
-        yield ends
-        return
+    ran: list[bool] = []
 
     def only_ends(_: nn.Module, args: tuple) -> tuple:
+        ran.append(True)
         hidden = args[0]
         return (hidden[torch.arange(len(ends), device=hidden.device), ends][:, None], *args[1:])
 
-    handle = head.register_forward_pre_hook(only_ends)
+    handle = head.register_forward_pre_hook(only_ends) if isinstance(head, nn.Module) else None
     try:
-        yield torch.zeros_like(ends)
+        yield lambda: torch.zeros_like(ends) if ran else ends
     finally:
-        handle.remove()
+        if handle is not None:
+            handle.remove()
 
 
 def read(logits: Tensor, tokens: Tensor, foils: Tensor | None = None, logit: bool = False) -> Tensor:

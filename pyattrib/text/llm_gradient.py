@@ -257,9 +257,9 @@ def _seq2seq_log_prob(
         """``log p(token | prompt, answer[:t])`` per row: one call of the embedding layer over the
         prompt's ids (the encoder's) and the decoder's, the model given both as embeddings."""
         embedded = embeddings(_given(x, ids, refs, feature_at))
-        with heads_at(model, ends) as at:
+        with heads_at(model, ends) as positions:
             logits = logits_of(model(inputs_embeds=embedded[:, :source], decoder_inputs_embeds=embedded[:, source:]))
-        return _read_rows(logits, at, tokens, foils, tap, logit)
+        return _read_rows(logits, positions(), tokens, foils, tap, logit)
 
     return answer_log_prob
 
