@@ -89,11 +89,15 @@ def test_rules_by_hand_on_one_layer():
         (epsilon(0.0), w, b),
         (gamma(0.5), w + 0.5 * w.clamp(min=0), b),
         (alpha1_beta0(), w.clamp(min=0), b),
-        (z_plus(), w.clamp(min=0), torch.zeros(1)),
     ]:
         z = float(x @ wp.T + bp)
         expected = x * wp * f / z
         torch.testing.assert_close(pa.lrp(m, rules={nn.Linear: rule})(x, target=0), expected)
+    # z+ (Zennit's, general in the input's sign): x+ w+ + x- w-, with b+ in the denominator
+    xp, xn, wp, wn = x.clamp(min=0), x.clamp(max=0), w.clamp(min=0), w.clamp(max=0)
+    contribution = xp * wp + xn * wn
+    expected = contribution * f / float(contribution.sum() + b.clamp(min=0))
+    torch.testing.assert_close(pa.lrp(m, rules={nn.Linear: z_plus()})(x, target=0), expected)
 
 
 def test_identity_rule_passes_relevance():

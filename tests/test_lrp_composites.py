@@ -1,8 +1,11 @@
-"""Zennit's composites (EpsilonPlusFlat, EpsilonGammaBox, EpsilonAlpha2Beta1) and the rules they
-need (flat, z^B box, alpha-beta): checked against the rules' formulas written out by hand on a small
-MLP (Zennit cannot be installed here), and the composites against their rule maps on a CNN."""
+"""Zennit's composites (EpsilonPlusFlat, EpsilonGammaBox, EpsilonAlpha2Beta1), its canonizers
+(batch norms merged, ResNet's residual sums) and the rules they need (flat, z^B box, z+,
+alpha-beta, generalized gamma): equal to Zennit 0.5.1 itself on a CNN and on torchvision's
+ResNet-18, and to the rules' formulas written out by hand on a small MLP."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -11,6 +14,11 @@ from torch import nn
 import pyattrib as pa
 from pyattrib._core.errors import ArgumentError
 from pyattrib.lrp_rules import alpha_beta, epsilon, flat, gamma, z_box, z_plus
+
+if os.environ.get("PYATTRIB_REQUIRE_REFS"):
+    import zennit
+else:
+    zennit = pytest.importorskip("zennit")  # imports torchvision: tests/conftest.py serves it
 
 
 def _mlp():
@@ -43,20 +51,38 @@ def gamma_rule(g):
     return lambda a, w, b, r: eps_rule(1e-9)(a, w + g * w.clamp(min=0), b, r)
 
 
+def _signed(a, w, b):
+    """``a``, ``w``, ``b`` split by sign."""
+    return a.clamp(min=0), a.clamp(max=0), w.clamp(min=0), w.clamp(max=0), b.clamp(min=0), b.clamp(max=0)
+
+
 def z_plus_rule(a, w, b, r):
-    wp = w.clamp(min=0)
-    return a * ((r / _stable(a @ wp.T)) @ wp)
+    ap, an, wp, wn, bp, _ = _signed(a, w, b)
+    c = r / _stable(ap @ wp.T + bp + an @ wn.T, 1e-6)
+    return ap * (c @ wp) + an * (c @ wn)
+
+
+def generalized_gamma_rule(g):
+    def rule(a, w, b, r):
+        ap, an, _, _, _, _ = _signed(a, w, b)
+        up, down = (lambda t: t + g * t.clamp(min=0)), (lambda t: t + g * t.clamp(max=0))
+        out = a @ w.T + b
+        c_pos = (out > 0) * r / _stable(ap @ up(w).T + up(b) + an @ down(w).T, 1e-6)
+        c_neg = (out < 0) * r / _stable(ap @ down(w).T + down(b) + an @ up(w).T, 1e-6)
+        return ap * (c_pos @ up(w)) + an * (c_pos @ down(w)) + ap * (c_neg @ down(w)) + an * (c_neg @ up(w))
+
+    return rule
 
 
 def flat_rule(a, w, b, r):
-    return torch.ones_like(a) * ((r / _stable(torch.ones_like(a) @ torch.ones_like(w).T)) @ torch.ones_like(w))
+    return torch.ones_like(a) * ((r / _stable(torch.ones_like(a) @ torch.ones_like(w).T, 1e-6)) @ torch.ones_like(w))
 
 
 def box_rule(low, high):
     def rule(a, w, b, r):
         wp, wn = w.clamp(min=0), w.clamp(max=0)
         lo, hi = torch.full_like(a, low), torch.full_like(a, high)
-        c = r / _stable(a @ w.T + b - lo @ wp.T - hi @ wn.T)
+        c = r / _stable(a @ w.T - lo @ wp.T - hi @ wn.T, 1e-6)  # the bias cancels (Zennit's)
         return a * (c @ w) - lo * (c @ wp) - hi * (c @ wn)
 
     return rule
@@ -64,10 +90,9 @@ def box_rule(low, high):
 
 def alpha_beta_rule(alpha, beta):
     def rule(a, w, b, r):
-        ap, an, wp, wn = a.clamp(min=0), a.clamp(max=0), w.clamp(min=0), w.clamp(max=0)
-        bp, bn = b.clamp(min=0), b.clamp(max=0)
-        c_pos = r / _stable(ap @ wp.T + an @ wn.T + bp + bn)  # the positive contributions' share
-        c_neg = r / _stable(ap @ wn.T + an @ wp.T + bn + bp)  # the negative ones'
+        ap, an, wp, wn, bp, bn = _signed(a, w, b)
+        c_pos = r / _stable(ap @ wp.T + bp + an @ wn.T, 1e-6)  # the positive contributions' share
+        c_neg = r / _stable(ap @ wn.T + bn + an @ wp.T, 1e-6)  # the negative ones'
         return alpha * (ap * (c_pos @ wp) + an * (c_pos @ wn)) - beta * (ap * (c_neg @ wn) + an * (c_neg @ wp))
 
     return rule
@@ -79,6 +104,8 @@ CASES = {
                          eps_rule(1e-6)),
     "alpha2-beta1, z+": (alpha_beta(2, 1), z_plus(), alpha_beta(2, 1), alpha_beta_rule(2, 1), z_plus_rule,
                          alpha_beta_rule(2, 1)),
+    "generalized gamma": (gamma(0.25, generalized=True), gamma(0.5, generalized=True), epsilon(1e-6),
+                          generalized_gamma_rule(0.25), generalized_gamma_rule(0.5), eps_rule(1e-6)),
 }  # fmt: skip
 
 
@@ -109,8 +136,8 @@ def _cnn():
     "name, rules",
     [
         ("epsilon_plus_flat", lambda m, x: {m[0]: flat(), nn.Conv2d: z_plus(), nn.Linear: epsilon(1e-6)}),
-        ("epsilon_gamma_box", lambda m, x: {m[0]: z_box(float(x.min()), float(x.max())), nn.Conv2d: gamma(0.25),
-                                            nn.Linear: epsilon(1e-6)}),
+        ("epsilon_gamma_box", lambda m, x: {m[0]: z_box(float(x.min()), float(x.max())),
+                                            nn.Conv2d: gamma(0.25, generalized=True), nn.Linear: epsilon(1e-6)}),
         ("epsilon_alpha2_beta1", lambda m, x: {nn.Conv2d: alpha_beta(2, 1), nn.Linear: epsilon(1e-6)}),
     ],
 )  # fmt: skip
@@ -126,7 +153,8 @@ def test_composites_as_objects_and_on_a_layer():
     model = _cnn()
     x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(3))
     boxed = pa.lrp(model, composite=pa.lrp_rules.epsilon_gamma_box(0.0, 1.0))(x, target=2)
-    by_rules = pa.lrp(model, rules={model[0]: z_box(0.0, 1.0), nn.Conv2d: gamma(0.25), nn.Linear: epsilon(1e-6)})
+    by_rules = pa.lrp(model, rules={model[0]: z_box(0.0, 1.0), nn.Conv2d: gamma(0.25, generalized=True),
+                                    nn.Linear: epsilon(1e-6)})  # fmt: skip
     torch.testing.assert_close(boxed, by_rules(x, target=2), atol=1e-6, rtol=1e-5)
     layer = pa.layer_lrp(model, model[2], composite="epsilon_plus_flat")(x, target=2)
     assert layer.shape == (3, 4, 4, 4)
@@ -156,3 +184,72 @@ def test_composites_on_the_resnet_of_the_architecture_matrix(name):
     by_map = pa.lrp(model, rules=composite.rules(model, (x,)), fold_batchnorm=True)(x, target=3)
     torch.testing.assert_close(got, by_map, atol=1e-6, rtol=1e-5)
     assert torch.isfinite(got).all() and torch.isfinite(lost).all() and got.abs().sum() > 0
+
+
+def _zennit(model, composite, x, target):
+    """Zennit's relevance at the input, its output relevance the target's logit (pa.lrp's start)."""
+    from zennit.attribution import Gradient
+
+    with Gradient(model=model, composite=composite) as attributor:
+        out = model(x)
+        start = torch.zeros_like(out)
+        rows = torch.arange(len(x))
+        start[rows, target] = out[rows, target].detach()
+        return attributor(x, start)[1]
+
+
+def _zennit_composites(x):
+    from zennit import composites
+
+    box = {"low": torch.full_like(x, -4.0), "high": torch.full_like(x, 4.0)}
+    return {
+        "epsilon_plus_flat": (composites.EpsilonPlusFlat, {}, pa.lrp_rules.epsilon_plus_flat()),
+        "epsilon_alpha2_beta1": (composites.EpsilonAlpha2Beta1, {}, pa.lrp_rules.epsilon_alpha2_beta1()),
+        "epsilon_gamma_box": (composites.EpsilonGammaBox, box, pa.lrp_rules.epsilon_gamma_box(-4.0, 4.0)),
+    }
+
+
+@pytest.mark.parametrize("name", ["epsilon_plus_flat", "epsilon_alpha2_beta1", "epsilon_gamma_box"])
+def test_composites_equal_zennit_on_a_cnn(name):
+    """Batch norm, leaky ReLU, max and adaptive average pooling: each treated as Zennit's base map
+    treats it (passed, passed, by the gradient, in proportion)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.BatchNorm2d(6), nn.LeakyReLU(),
+                          nn.MaxPool2d(2), nn.Conv2d(6, 4, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                          nn.Linear(16, 10)).eval()  # fmt: skip
+    with torch.no_grad():
+        model[3].running_mean.uniform_(-0.5, 0.5)
+        model[3].running_var.uniform_(0.5, 2.0)
+    x = torch.randn(3, 1, 10, 10, generator=torch.Generator().manual_seed(1))
+    target = torch.tensor([1, 2, 3])
+    make, options, ours = _zennit_composites(x)[name]
+    expected = _zennit(model, make(**options), x, target)
+    got = pa.lrp(model, composite=ours)(x, target=target)
+    torch.testing.assert_close(got, expected, atol=1e-6 * float(expected.abs().max()), rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["epsilon_plus_flat", "epsilon_alpha2_beta1", "epsilon_gamma_box"])
+def test_canonized_resnet_equals_zennit(name):
+    """torchvision's ResNet-18 under Zennit's ResNetCanonizer (batch norms merged into their
+    convolutions, each residual sum a module distributing in proportion) and under
+    ``fold_batchnorm=True`` (folded functionally; sums split by ``split_sums``): the same relevance."""
+    import torchvision
+    from zennit.torchvision import ResNetCanonizer
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    target = torch.tensor([3, 5])
+    make, options, ours = _zennit_composites(x)[name]
+    got = pa.lrp(model, composite=ours, fold_batchnorm=True)(x, target=target)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # folded functionally
+    expected = _zennit(model, make(canonizers=[ResNetCanonizer()], **options), x, target)
+    torch.testing.assert_close(got, expected, atol=1e-5 * float(expected.abs().max()), rtol=1e-4)

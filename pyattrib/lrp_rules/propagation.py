@@ -34,15 +34,18 @@ class _Relevance(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-        x, _, modified, rule = inputs
+        x, forward, modified, rule = inputs
         ctx.save_for_backward(x)
-        ctx.modified, ctx.rule = modified, rule
+        ctx.forward, ctx.modified, ctx.rule = forward, modified, rule
 
     @staticmethod
     def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor | None, None, None, None]:
         if ctx.rule.identity:
             return relevance, None, None, None
         (x,) = ctx.saved_tensors
+        if ctx.rule.gradient:
+            with torch._C.DisableTorchFunction():
+                return torch.func.vjp(ctx.forward, x)[1](relevance)[0], None, None, None
         if ctx.rule.groups:
             return _grouped(ctx.rule, ctx.modified, x, relevance), None, None, None
         with torch._C.DisableTorchFunction():
@@ -55,16 +58,20 @@ class _Relevance(torch.autograd.Function):
 def _grouped(rule: Rule, layer_with: Callable[..., Callable[[Tensor], Tensor]], x: Tensor, relevance: Tensor) -> Tensor:
     """A rule in Zennit's general form (``rule.groups``): per group, ``z`` sums its terms' outputs
     and each term hands back ``input_k(x) * vjp_k(R / (z + eps sign z))``, weighted by the group's
-    coefficient. ``layer_with(weight_map, bias_map)`` is the layer with mapped parameters."""
+    coefficient (and masked where the group selects outputs of the plain layer).
+    ``layer_with(weight_map, bias_map)`` is the layer with mapped parameters."""
     out = torch.zeros_like(x)
     with torch._C.DisableTorchFunction():
-        for coefficient, terms in rule.groups:
+        plain = layer_with(None, None)(x) if any(len(g) > 2 for g in rule.groups) else None
+        for coefficient, terms, *where in rule.groups:
             inputs = [term.input(x) if term.input else x for term in terms]
             pulled = [torch.func.vjp(layer_with(term.weight, term.bias), xi) for term, xi in zip(terms, inputs)]
             z = sum(p[0] for p in pulled)
             assert isinstance(z, Tensor)
             sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
             c = relevance / (z + sign * rule.eps)
+            if where and plain is not None:
+                c = c * where[0](plain)
             out = out + coefficient * sum(xi * p[1](c)[0] for xi, p in zip(inputs, pulled))
     return out
 

@@ -30,6 +30,9 @@ class Term:
     bias: Callable[[Tensor], Tensor] | None = None
 
 
+Group = tuple[float, tuple[Term, ...]] | tuple[float, tuple[Term, ...], Callable[[Tensor], Tensor]]
+
+
 @dataclass(frozen=True)
 class Rule:
     """An LRP rule: ``weight``/``bias`` map the layer's parameters to the ones relevance is
@@ -42,9 +45,13 @@ class Rule:
             itself.
         bias: Maps the layer's bias likewise; default the bias itself.
         identity: Pass relevance through unchanged.
+        gradient: Pass relevance back by the layer's plain gradient (Zennit's default for a module
+            with no rule, e.g. max pooling: all of an output's relevance goes to its maximum).
         groups: Zennit's general form, ``((coefficient, terms), ...)``: each group's ``z`` is the sum of
             its terms' outputs, and ``R_in = sum_groups coefficient * sum_terms
             input_k(x) * (d term_k / d input)^T (R / (z + eps sign z))``; empty: the one-term form above.
+            A group ``(coefficient, terms, where)`` distributes only the outputs that ``where`` selects,
+            a mask of the layer's own output (the generalized gamma: one group per output sign).
 
     References:
         - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
@@ -60,7 +67,29 @@ class Rule:
     weight: Callable[[Tensor], Tensor] | None = None
     bias: Callable[[Tensor], Tensor] | None = None
     identity: bool = False
-    groups: tuple[tuple[float, tuple[Term, ...]], ...] = ()
+    groups: tuple[Group, ...] = ()
+    gradient: bool = False
+
+
+def _positive(t: Tensor) -> Tensor:
+    return t.clamp(min=0)
+
+
+def _negative(t: Tensor) -> Tensor:
+    return t.clamp(max=0)
+
+
+def _above(z: Tensor) -> Tensor:
+    return (z > 0).to(z.dtype)
+
+
+def _below(z: Tensor) -> Tensor:
+    return (z < 0).to(z.dtype)
+
+
+ZENNIT_EPS = 1e-6  # Zennit's stabiliser, the default of its rules
+# the contributions of one sign: x+ w+ (with b+) and x- w- (no bias), Zennit's z+ and alpha's group
+_SAME_SIGN = (Term(_positive, _positive, _positive), Term(_negative, _negative, torch.zeros_like))
 
 
 def epsilon(eps: float = 1e-9) -> Rule:
@@ -88,12 +117,19 @@ def epsilon(eps: float = 1e-9) -> Rule:
     return Rule("epsilon", eps=eps)
 
 
-def gamma(gamma: float = 0.25, zero_bias: bool = False) -> Rule:
-    """LRP-gamma: distribute with ``w + gamma * max(w, 0)``, favouring positive contributions.
+def gamma(gamma: float = 0.25, zero_bias: bool = False, *, generalized: bool = False) -> Rule:
+    """LRP-gamma: distribute with ``w + gamma * max(w, 0)``, favouring positive contributions
+    (Captum's form: the bias as is).
+
+    ``generalized=True`` is Zennit's generalized gamma (Andéol et al.), right for inputs and
+    outputs of either sign: where the layer's output is positive, relevance is distributed by
+    ``x+ (w + gamma w+) + (b + gamma b+) + x- (w + gamma w-)``; where it is negative, by
+    ``x+ (w + gamma w-) + (b + gamma b-) + x- (w + gamma w+)`` (stabiliser ``1e-6``).
 
     Args:
         gamma: Weight of the positive part added to the weights.
         zero_bias: Distribute with the bias set to zero.
+        generalized: Zennit's generalized gamma (above) instead of Captum's.
 
     Returns:
         Rule: the gamma rule.
@@ -101,11 +137,20 @@ def gamma(gamma: float = 0.25, zero_bias: bool = False) -> Rule:
     References:
         - Montavon, Binder, Lapuschkin, Samek and Müller, "Layer-Wise Relevance Propagation: An
           Overview", 2019. https://doi.org/10.1007/978-3-030-28954-6_10
+        - Andéol, Kawakami, Wada, Kanda and Hamaguchi, "Learning Domain Invariant Representations by
+          Joint Wasserstein Distance Minimization", 2021. https://arxiv.org/abs/2106.04923
 
     Example:
         >>> pa.lrp(model, rules={nn.Linear: pa.lrp_rules.gamma(0.25)})(x, target=y).shape
         torch.Size([4, 8])
     """
+    if generalized:
+        up = lambda t: t + gamma * t.clamp(min=0)  # noqa: E731
+        down = lambda t: t + gamma * t.clamp(max=0)  # noqa: E731
+        bias = (lambda b: torch.zeros_like(b)) if zero_bias else None
+        positive = (Term(_positive, up, bias or up), Term(_negative, down, torch.zeros_like))
+        negative = (Term(_positive, down, bias or down), Term(_negative, up, torch.zeros_like))
+        return Rule("gamma", eps=ZENNIT_EPS, groups=((1.0, positive, _above), (1.0, negative, _below)))
     return Rule(
         "gamma",
         weight=lambda w: w + gamma * w.clamp(min=0),
@@ -139,7 +184,9 @@ def alpha1_beta0(zero_bias: bool = False) -> Rule:
 
 
 def z_plus() -> Rule:
-    """LRP-z+: positive weights, no bias (alpha1-beta0 with the bias removed).
+    """LRP-z+ (Zennit's, general in the input's sign): relevance distributed by the positive
+    contributions, ``z+ = w+ x+ + b+ + w- x-``, ``R_i = (x+_i w+_ij + x-_i w-_ij) R_j / z+_j``
+    (stabiliser ``1e-6``). On non-negative inputs with no bias it is alpha1-beta0.
 
     Returns:
         Rule: the z+ rule.
@@ -152,15 +199,7 @@ def z_plus() -> Rule:
         >>> pa.lrp(model, rules={model[0]: pa.lrp_rules.z_plus()})(x, target=y).shape
         torch.Size([4, 8])
     """
-    return alpha1_beta0(zero_bias=True)
-
-
-def _positive(t: Tensor) -> Tensor:
-    return t.clamp(min=0)
-
-
-def _negative(t: Tensor) -> Tensor:
-    return t.clamp(max=0)
+    return Rule("z_plus", eps=ZENNIT_EPS, groups=((1.0, _SAME_SIGN),))
 
 
 def flat() -> Rule:
@@ -179,13 +218,13 @@ def flat() -> Rule:
         >>> pa.lrp(model, rules={model[0]: pa.lrp_rules.flat()})(x, target=y).shape
         torch.Size([4, 8])
     """
-    return Rule("flat", groups=((1.0, (Term(torch.ones_like, torch.ones_like, torch.zeros_like),)),))
+    return Rule("flat", eps=ZENNIT_EPS, groups=((1.0, (Term(torch.ones_like, torch.ones_like, torch.zeros_like),)),))
 
 
 def alpha_beta(alpha: float = 2.0, beta: float = 1.0) -> Rule:
-    """LRP-alpha-beta: positive contributions weighted by ``alpha``, negative ones by ``beta``
-    (``alpha - beta = 1``): ``R_i = alpha R_i^+ - beta R_i^-`` with ``R^+`` distributed by
-    ``w+ x+ + w- x-`` and ``R^-`` by ``w- x+ + w+ x-`` (biases split the same way, as Zennit's).
+    """LRP-alpha-beta (Zennit's): positive contributions weighted by ``alpha``, negative ones by
+    ``beta`` (``alpha - beta = 1``): ``R_i = alpha R_i^+ - beta R_i^-`` with ``R^+`` distributed by
+    ``w+ x+ + b+ + w- x-`` and ``R^-`` by ``w- x+ + b- + w+ x-`` (stabiliser ``1e-6``).
 
     Args:
         alpha: Weight of the positive contributions.
@@ -203,18 +242,19 @@ def alpha_beta(alpha: float = 2.0, beta: float = 1.0) -> Rule:
         >>> pa.lrp(model, rules={nn.Linear: pa.lrp_rules.alpha_beta(2, 1)})(x, target=y).shape
         torch.Size([4, 8])
     """
-    if abs(alpha - beta - 1) > 1e-9:
+    if abs(alpha - beta - 1) > 1e-9 or alpha < 0 or beta < 0:
         from .._core.errors import ArgumentError
 
-        raise ArgumentError(f"alpha - beta must be 1 (relevance is conserved); got alpha={alpha}, beta={beta}")
-    positive = (Term(_positive, _positive, _positive), Term(_negative, _negative, _negative))
-    negative = (Term(_positive, _negative, _negative), Term(_negative, _positive, _positive))
-    return Rule(f"alpha{alpha:g}_beta{beta:g}", groups=((alpha, positive), (-beta, negative)))
+        raise ArgumentError(f"alpha - beta must be 1 (relevance is conserved), both >= 0; got alpha={alpha}, beta={beta}")
+    negative = (Term(_positive, _negative, _negative), Term(_negative, _positive, torch.zeros_like))
+    return Rule(f"alpha{alpha:g}_beta{beta:g}", eps=ZENNIT_EPS, groups=((alpha, _SAME_SIGN), (-beta, negative)))
 
 
-def z_box(low: float, high: float) -> Rule:
-    """LRP-z^B for an input layer whose inputs lie in ``[low, high]``:
-    ``z = w x - w+ low - w- high`` (+ bias), ``R_i = (x_i w_ij - low w+_ij - high w-_ij) R_j / z_j``.
+def z_box(low: float | Tensor, high: float | Tensor) -> Rule:
+    """LRP-z^B for an input layer whose inputs lie in ``[low, high]`` (numbers, or tensors of one
+    example's shape: bounds per pixel): ``z = w x - w+ low - w- high``,
+    ``R_i = (x_i w_ij - low_i w+_ij - high_i w-_ij) R_j / z_j`` (Zennit's: the bias cancels out of
+    ``z``; stabiliser ``1e-6``).
 
     Args:
         low: The smallest value an input takes.
@@ -231,9 +271,13 @@ def z_box(low: float, high: float) -> Rule:
         >>> pa.lrp(model, rules={model[0]: pa.lrp_rules.z_box(-3.0, 3.0)})(x, target=y).shape
         torch.Size([4, 8])
     """
-    below = Term(lambda x: torch.full_like(x, low), lambda w: -_positive(w), torch.zeros_like)
-    above = Term(lambda x: torch.full_like(x, high), lambda w: -_negative(w), torch.zeros_like)
-    return Rule("z_box", groups=((1.0, (Term(), below, above)),))
+
+    def bound(value: float | Tensor) -> Callable[[Tensor], Tensor]:
+        return lambda x: torch.as_tensor(value).to(x).expand_as(x)
+
+    below = Term(bound(low), lambda w: -_positive(w), lambda b: -_positive(b))
+    above = Term(bound(high), lambda w: -_negative(w), lambda b: -_negative(b))
+    return Rule("z_box", eps=ZENNIT_EPS, groups=((1.0, (Term(), below, above)),))
 
 
 def identity() -> Rule:
@@ -251,6 +295,25 @@ def identity() -> Rule:
         torch.Size([4, 8])
     """
     return Rule("identity", identity=True)
+
+
+def gradient() -> Rule:
+    """Pass relevance back by the layer's plain gradient: Zennit's behaviour for a module no rule
+    names (max pooling hands each output's relevance to its maximum).
+
+    Returns:
+        Rule: the gradient rule.
+
+    References:
+        - Anders, Neumann, Samek, Müller and Lapuschkin, "Software for Dataset-wide XAI: From Local
+          Explanations to Global Insights with Zennit, CoRelAy, and ViRelAy", 2021.
+          https://arxiv.org/abs/2106.13200
+
+    Example:
+        >>> pa.lrp(model, rules={nn.Linear: pa.lrp_rules.epsilon(), nn.ReLU: pa.lrp_rules.gradient()})(x, target=y).shape
+        torch.Size([4, 8])
+    """
+    return Rule("gradient", gradient=True)
 
 
 #: Rules by module type or by module instance (an instance overrides its type).
