@@ -44,3 +44,27 @@ def logits(model, output):
 
 def ids() -> torch.Tensor:
     return torch.randint(0, VOCAB, (2, LENGTH), generator=torch.Generator().manual_seed(1))
+
+
+def vit(state: dict | None = None):
+    """torchvision's VisionTransformer, tiny (16 x 16 images, 4 x 4 patches, 2 layers of width 32),
+    its zero-initialised head drawn at random (LXT's ViT recipe runs on torchvision's ViT)."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    built = VisionTransformer(image_size=16, patch_size=4, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
+                              num_classes=10)  # fmt: skip
+    with torch.no_grad():
+        torch.nn.init.normal_(built.heads.head.weight, std=0.2)
+        torch.nn.init.normal_(built.heads.head.bias, std=0.1)
+    if state is not None:
+        built.load_state_dict(state)
+    return built.eval()
+
+
+def images() -> torch.Tensor:
+    return torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+
+
+# LXT's ViT example: CP-LRP in the attention, Zennit's gamma on the patch embedding and the dense layers
+VIT_GAMMA = {"conv": 0.25, "linear": 0.05}

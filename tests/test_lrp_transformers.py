@@ -220,3 +220,83 @@ def test_a_vit_is_explained_at_its_pixels_the_same_under_eager_and_sdpa(composit
     torch.testing.assert_close(eager, sdpa, atol=1e-6, rtol=1e-5)
     plain = pa.input_x_gradient(_vit("eager"))(images, target=2)
     assert eager.shape == images.shape and not torch.allclose(eager, plain, atol=1e-6)
+
+
+def _torchvision():
+    if os.environ.get("PYATTRIB_REQUIRE_REFS"):
+        import torchvision
+    else:
+        torchvision = pytest.importorskip("torchvision")  # served by tests/conftest.py
+    return torchvision
+
+
+def test_torchvision_vit_equals_lxt_with_zennit_gamma(reference):
+    """LXT's ViT recipe (examples/vit_torch.py of LXT 2.1): torchvision's ViT with CP-LRP in the
+    attention (``nn.MultiheadAttention``: query and key held), LayerNorm and GELU by the identity
+    rule, and Zennit's gamma on the patch embedding (0.25) and the dense layers (0.05) in the
+    gradient x input form: ``Composite(..., layers=...)`` gives the same pixel relevance."""
+    _torchvision()
+    from torch import nn
+
+    ref = reference["vit"]["cp_lrp_gamma"]
+    model = m.vit(reference["vit"]["state"])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    layers = {nn.Conv2d: pa.lrp_rules.gamma(m.VIT_GAMMA["conv"], generalized=True),
+              nn.Linear: pa.lrp_rules.gamma(m.VIT_GAMMA["linear"], generalized=True)}  # fmt: skip
+    composite = pa.lrp_rules.Composite("cp_lrp_gamma", products="constant_weights", layers=layers)
+    got = pa.lrp(model, composite=composite)(reference["images"], target=ref["target"])
+    scale = float(ref["relevance"].abs().max())
+    torch.testing.assert_close(got, ref["relevance"], atol=1e-5 * scale, rtol=1e-4)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # the gamma rules matter: without them (LRP-0 in the dense layers) the relevance differs
+    plain = pa.lrp(model, composite="cp_lrp")(reference["images"], target=ref["target"])
+    assert not torch.allclose(plain, ref["relevance"], atol=1e-3 * scale)
+
+
+class _Attention(torch.nn.Module):
+    """``nn.MultiheadAttention``'s computation written out with the ops the composites rule
+    (F.linear projections, F.scaled_dot_product_attention), sharing its parameters."""
+
+    def __init__(self, mha):
+        super().__init__()
+        self.mha = mha
+
+    def forward(self, x):
+        mha, (n, t, d), h = self.mha, x.shape, self.mha.num_heads
+        q, k, v = torch.nn.functional.linear(x, mha.in_proj_weight, mha.in_proj_bias).chunk(3, -1)
+        q, k, v = (a.reshape(n, t, h, d // h).transpose(1, 2) for a in (q, k, v))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, d)
+        return torch.nn.functional.linear(out, mha.out_proj.weight, mha.out_proj.bias)
+
+
+@pytest.mark.parametrize("composite", ["attnlrp", "cp_lrp"])
+def test_multihead_attention_module_is_ruled_as_its_ops(composite):
+    """nn.MultiheadAttention runs inside one torch function, out of the op rules' sight: its
+    rule is applied to its inputs instead, which gives what the op rules give on its computation."""
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+
+    class Block(torch.nn.Module):
+        def __init__(self, attention):
+            super().__init__()
+            self.attention, self.head = attention, torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            out = self.attention(x, x, x, need_weights=False)[0] if self.attention is mha else self.attention(x)
+            return self.head(out.mean(1))
+
+    module, ops = Block(mha).eval(), Block(_Attention(mha)).eval()
+    ops.head = module.head
+    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(module(x), ops(x), atol=1e-6, rtol=1e-5)
+    got = pa.lrp(module, composite=composite)(x, target=1)
+    expected = pa.lrp(ops, composite=composite)(x, target=1)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(got, pa.input_x_gradient(module)(x, target=1), atol=1e-5)
+
+    class ByKeyword(Block):
+        def forward(self, x):
+            return self.head(self.attention(query=x, key=x, value=x)[0].mean(1))
+
+    with pytest.raises(ArgumentError, match="by position"):
+        pa.lrp(ByKeyword(mha).eval(), composite=composite)(x, target=1)

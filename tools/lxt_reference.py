@@ -1,4 +1,5 @@
-"""LXT 2.1's efficient AttnLRP and CP-LRP relevances on tiny GPT-2 and Llama, stored as a test fixture.
+"""LXT 2.1's efficient AttnLRP and CP-LRP relevances on tiny GPT-2, Llama, BERT and (torchvision's) ViT,
+stored as a test fixture.
 
 LXT 2.1 imports Hugging Face internals that transformers 5 removed, so it cannot share pyattrib's
 test environment; this script runs in an environment of its own with a transformers 4.x that LXT
@@ -6,7 +7,7 @@ supports (LXT installed without its dependencies; its import of torchvision is s
 tests serve it)::
 
     python -m venv /tmp/venv-lxt && /tmp/venv-lxt/bin/pip install torch==2.13.0 "transformers>=4.51,<5" \
-        pillow tabulate && /tmp/venv-lxt/bin/pip install --no-deps lxt==2.1
+        pillow tabulate && /tmp/venv-lxt/bin/pip install --no-deps lxt==2.1 zennit==0.5.1
     /tmp/venv-lxt/bin/python tools/lxt_reference.py   # writes tests/fixtures/lxt/reference.pt
 
 LXT patches the model classes for good, so each (model, composite) runs in its own process. The
@@ -30,15 +31,45 @@ FIXTURE = os.path.join(ROOT, "tests", "fixtures", "lxt", "reference.pt")
 
 import lrp_models  # noqa: E402
 
-KINDS = {"gpt2": ("attnlrp", "cp_lrp"), "llama": ("attnlrp", "cp_lrp"), "bert": ("attnlrp",)}  # LXT has no CP BERT
+# LXT has no CP BERT; its ViT is torchvision's, with CP-LRP and Zennit's gamma rules ("cp_lrp_gamma")
+KINDS = {"gpt2": ("attnlrp", "cp_lrp"), "llama": ("attnlrp", "cp_lrp"), "bert": ("attnlrp",), "vit": ("cp_lrp_gamma",)}
+
+
+def _torchvision() -> None:
+    """lxt and the ViT import torchvision: its operator schemas first, as the tests serve it."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "libraries"))
+    import torchvision_ops  # noqa: F401
+
+    sys.path.append(os.path.join(ROOT, ".venv-torchvision"))
+
+
+def explain_vit(out: str) -> None:
+    """LXT's ViT recipe (its examples/vit_torch.py): torchvision's ViT patched with LXT's CP-LRP,
+    Zennit's gamma on Conv2d and Linear through LXT's Zennit patch; relevance ``x * x.grad``."""
+    from lxt.efficient import monkey_patch, monkey_patch_zennit
+    from torchvision.models import vision_transformer
+    from zennit import rules
+    from zennit.composites import LayerMapComposite
+
+    monkey_patch(vision_transformer)
+    monkey_patch_zennit()
+    model = lrp_models.vit(torch.load(FIXTURE + ".weights", weights_only=True)["vit"])
+    gammas = lrp_models.VIT_GAMMA
+    composite = LayerMapComposite([(torch.nn.Conv2d, rules.Gamma(gammas["conv"])),
+                                   (torch.nn.Linear, rules.Gamma(gammas["linear"]))])  # fmt: skip
+    composite.register(model)
+    x = lrp_models.images().requires_grad_()
+    top = model(x).max(-1)
+    top.values.sum().backward()
+    composite.remove()
+    torch.save({"target": top.indices, "logit": top.values.detach(), "relevance": (x * x.grad).detach()}, out)
 
 
 def explain(kind: str, composite: str, out: str) -> None:
     """One (model, composite) with LXT's patches, in this process."""
-    sys.path.insert(0, os.path.join(ROOT, "tests", "libraries"))
-    import torchvision_ops  # noqa: F401  lxt imports torchvision; its operator schemas first
-
-    sys.path.append(os.path.join(ROOT, ".venv-torchvision"))
+    _torchvision()
+    if kind == "vit":
+        return explain_vit(out)
     from lxt.efficient import monkey_patch
 
     cls = None
@@ -65,12 +96,14 @@ def explain(kind: str, composite: str, out: str) -> None:
 
 
 def main() -> None:
-    weights = {kind: lrp_models.model(kind).state_dict() for kind in KINDS}
+    _torchvision()
+    weights = {kind: (lrp_models.vit() if kind == "vit" else lrp_models.model(kind)).state_dict() for kind in KINDS}
     os.makedirs(os.path.dirname(FIXTURE), exist_ok=True)
     torch.save(weights, FIXTURE + ".weights")
     found: dict[str, object] = {
-        "versions": {p: version(p) for p in ("lxt", "torch", "transformers")},
+        "versions": {p: version(p) for p in ("lxt", "zennit", "torch", "torchvision", "transformers")},
         "ids": lrp_models.ids(),
+        "images": lrp_models.images(),
     }
     for kind, composites in KINDS.items():
         found[kind] = {"state": weights[kind]}

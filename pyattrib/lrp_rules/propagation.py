@@ -40,19 +40,55 @@ class _Relevance(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor | None, None, None, None]:
-        if ctx.rule.identity:
-            return relevance, None, None, None
         (x,) = ctx.saved_tensors
-        if ctx.rule.gradient:
-            with torch._C.DisableTorchFunction():
-                return torch.func.vjp(ctx.forward, x)[1](relevance)[0], None, None, None
-        if ctx.rule.groups:
-            return _grouped(ctx.rule, ctx.modified, x, relevance), None, None, None
-        with torch._C.DisableTorchFunction():
-            z, vjp, *_ = torch.func.vjp(ctx.modified, x)
-            sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
-            (c,) = vjp(relevance / (z + sign * ctx.rule.eps))
-        return x * c, None, None, None
+        return _distribute(ctx.rule, ctx.forward, ctx.modified, x, relevance), None, None, None
+
+
+def _distribute(rule: Rule, forward: Callable[[Tensor], Tensor], modified: Any, x: Tensor, relevance: Tensor) -> Tensor:
+    """The input's relevance: the output's ``relevance`` distributed by ``rule`` over the layer
+    ``forward`` (``modified``: the layer with the rule's parameters, or their maker)."""
+    if rule.identity:
+        return relevance
+    with torch._C.DisableTorchFunction():
+        if rule.gradient:
+            return torch.func.vjp(forward, x)[1](relevance)[0]
+        if rule.groups:
+            return _grouped(rule, modified, x, relevance)
+        z, vjp, *_ = torch.func.vjp(modified, x)
+        sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+        (c,) = vjp(relevance / (z + sign * rule.eps))
+    return x * c
+
+
+class _GradientForm(torch.autograd.Function):
+    """``y = layer(x)`` (a view of it) in the gradient x input form of the transformer composites:
+    the output's relevance ``y * dy`` is distributed by the rule and handed to ``x`` as
+    ``R_in / x`` (stabilised by ``1e-10``, LXT's use of Zennit's rules)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, y: Tensor, forward: Callable[[Tensor], Tensor], modified: Any, rule: Rule) -> Tensor:
+        return y.view_as(y)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        x, y, forward, modified, rule = inputs
+        ctx.save_for_backward(x, y)
+        ctx.forward, ctx.modified, ctx.rule = forward, modified, rule
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
+        x, y = ctx.saved_tensors
+        relevance = _distribute(ctx.rule, ctx.forward, ctx.modified, x, grad * y)
+        stable = x + torch.where(x >= 0, 1e-10, -1e-10)
+        return relevance / stable, None, None, None, None
+
+
+def in_gradient_form(module: nn.Module, rule: Rule, x: Tensor, y: Tensor) -> Tensor:
+    """``y = module(x)`` whose gradient reaches ``x`` by ``rule`` in the gradient x input form
+    (a layer rule inside a transformer composite)."""
+    return _GradientForm.apply(x, y.detach(), module.forward, _modified(module, module.forward, rule), rule)
 
 
 def _grouped(rule: Rule, layer_with: Callable[..., Callable[[Tensor], Tensor]], x: Tensor, relevance: Tensor) -> Tensor:

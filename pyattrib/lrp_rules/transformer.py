@@ -30,9 +30,9 @@ copies its tensor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -42,6 +42,8 @@ from torch.nn.modules import module as nn_module
 
 from .._core.errors import ArgumentError
 from .._core.overrides import Rules
+from .propagation import in_gradient_form
+from .rules import Rule
 
 EPS = 1e-10  # the identity rule's stabiliser, as LXT's
 
@@ -134,11 +136,17 @@ class Composite:
     (``torch.tanh``, ``torch.sigmoid``, ``torch.exp``, ``F.softplus``, ...) on a relevance path
     are refused, naming the op: list them in ``identity`` to give them the identity rule.
 
+    Linear and convolution layers pass relevance by their plain gradient (LRP-0, LXT's default);
+    ``layers`` gives them rules instead (LXT's ViT recipe: Zennit's gamma on the patch
+    embedding and the dense layers), applied where the module runs, in the gradient x input form.
+
     Args:
         name: The composite's name.
         products: ``"uniform"`` (AttnLRP: each factor of a product of two activations gets half)
             or ``"constant_weights"`` (CP-LRP: attention weights and gates held constant).
         identity: More functions given the identity rule (e.g. ``(torch.tanh,)``).
+        layers: Rules of layer modules by type or instance, e.g.
+            ``{nn.Linear: pa.lrp_rules.gamma(0.05, generalized=True)}``.
 
     References:
         - Achtibat, Hatefi, Dreyer, Jain, Wiegand, Lapuschkin and Samek, "AttnLRP: Attention-Aware
@@ -154,6 +162,14 @@ class Composite:
     name: str
     products: str = "uniform"
     identity: tuple[Callable[..., Any], ...] = ()
+    layers: Mapping[type | nn.Module, Rule] = field(default_factory=dict, hash=False)
+
+    def layer_rule(self, module: nn.Module) -> Rule | None:
+        """The rule ``layers`` gives ``module`` (by instance, else by type), or None."""
+        for key, rule in self.layers.items():
+            if key is module:
+                return rule
+        return next((r for k, r in self.layers.items() if isinstance(k, type) and isinstance(module, k)), None)
 
     def __post_init__(self) -> None:
         if self.products not in ("uniform", "constant_weights"):
@@ -280,6 +296,22 @@ def _norm_args(args: tuple, kwargs: dict, names: tuple[str, ...], eps: float | N
                                                                          for n in names[1:]))  # fmt: skip
 
 
+def _attention_inputs(composite: Composite, args: tuple) -> tuple:
+    """``nn.MultiheadAttention``'s query, key and value under the composite's attention rule (its
+    ops run inside one torch function, out of the mode's sight; the projections are linear, so
+    the rule applies to their inputs as to their outputs): AttnLRP's gradients /4, /4, /2, or
+    CP-LRP's query and key held constant."""
+    if len(args) < 3:
+        raise ArgumentError("nn.MultiheadAttention under an LRP composite takes query, key and value by position "
+                            "(as torchvision's ViT calls it)")  # fmt: skip
+    q, k, v = args[:3]
+    if composite.products == "uniform":
+        q, k, v = scaled_gradient(q, 0.25), scaled_gradient(k, 0.25), scaled_gradient(v, 0.5)
+    else:
+        q, k = q.detach(), k.detach()
+    return (q, k, v, *args[3:])
+
+
 @contextmanager
 def transformer_rules(composite: str | Composite) -> Iterator[None]:
     """Within the context, gradients of the model's output follow ``composite``'s rules: every
@@ -309,11 +341,15 @@ def transformer_rules(composite: str | Composite) -> Iterator[None]:
     gates: dict[int, Tensor] = {}  # outputs of the identity rule: a gated product's gate (CP-LRP holds it)
     running: list[nn.Module] = []  # the modules whose forward is running
 
-    def before(module: nn.Module, args: tuple) -> None:
+    def before(module: nn.Module, args: tuple) -> Any:
         running.append(module)
+        return _attention_inputs(chosen, args) if isinstance(module, nn.MultiheadAttention) else None
 
     def after(module: nn.Module, args: tuple, out: Any) -> Any:
         running.pop()
+        rule = chosen.layer_rule(module) if chosen.layers else None
+        if rule is not None and args and _carries(args[0]) and isinstance(out, Tensor):
+            return in_gradient_form(module, rule, args[0], out)
         if not (_is_activation(module) and args and _carries(args[0]) and isinstance(out, Tensor)):
             return None
         if id(out) in gates:  # a functional call inside it (nn.SiLU's F.silu) had the rule already
