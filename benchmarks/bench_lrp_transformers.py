@@ -1,31 +1,42 @@
 """AttnLRP and CP-LRP on transformers (issue 34): time and peak memory against the plain forward and
-backward of the same model, and against LXT 2.1, in LXT's environment (it needs transformers 4.x)::
+backward of the same model, and against LXT 2.1 side by side, in LXT's environment (it needs
+transformers 4.x; Zennit 0.5.1 beside it for the ViT)::
 
     /tmp/venv-lxt/bin/pip install --no-deps -e .
     /tmp/venv-lxt/bin/python benchmarks/bench_lrp_transformers.py
 
-A GPT-2 and a Llama (4 layers, width 256, eager attention), batch 4 x 128 tokens, and a ViT of
-the same size on 32x32 images (against the plain gradient only); the explained
-output is each row's largest last-position logit, the relevance that of the input embeddings.
-pyattrib runs on the unpatched model classes; LXT patches them for good, so each of its composites
-runs in a process of its own (``--lxt attnlrp``). Prints the median of 9 calls and the ratios, and
-the peak of live tensor memory during a call (the profiler's memory timeline).
+A GPT-2 and a Llama (4 layers, width 256, eager attention), batch 4 x 128 tokens; a Hugging Face
+ViT of that size on 32x32 images (LXT has no recipe for it: against the plain gradient); and
+torchvision's ViT of that size under LXT's ViT recipe (CP-LRP, Zennit's gamma on the patch
+embedding and the dense layers). The explained output is each row's largest last-position logit
+(the ViTs': class 0), the relevance that of the input embeddings (the pixels).
+
+pyattrib runs on the unpatched model classes. LXT patches classes and the attention registry for
+good, so each LXT call here patches them, runs, and restores them (a few microseconds, counted in
+LXT's time): the three contenders run interleaved in one process, on the same model and data.
+Prints the median of 9 rounds and the ratios, and the peak of live tensor memory during a call
+(the profiler's memory timeline).
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "libraries"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 warnings.filterwarnings("ignore")
+
+import torchvision_ops  # noqa: E402,F401  lxt and the ViT import torchvision: its operator schemas first
+
+sys.path.append(os.path.join(ROOT, ".venv-torchvision"))
 
 import transformers  # noqa: E402
 from common import interleaved, peak_tensor_mb  # noqa: E402
@@ -34,6 +45,7 @@ import pyattrib as pa  # noqa: E402
 
 torch.set_num_threads(2)
 BATCH, LENGTH, WIDTH, LAYERS, VOCAB = 4, 128, 256, 4, 1000
+GAMMA = {"conv": 0.25, "linear": 0.05}  # LXT's ViT example's values
 
 
 def build(kind: str):
@@ -42,22 +54,94 @@ def build(kind: str):
         config = transformers.GPT2Config(vocab_size=VOCAB, n_embd=WIDTH, n_layer=LAYERS, n_head=4, n_positions=LENGTH,
                                          attn_implementation="eager")  # fmt: skip
         return transformers.GPT2LMHeadModel(config).eval()
-    config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=WIDTH, intermediate_size=4 * WIDTH,
-                                      num_hidden_layers=LAYERS, num_attention_heads=4, num_key_value_heads=2,
-                                      max_position_embeddings=LENGTH, attn_implementation="eager")  # fmt: skip
-    return transformers.LlamaForCausalLM(config).eval()
+    if kind == "llama":
+        config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=WIDTH, intermediate_size=4 * WIDTH,
+                                          num_hidden_layers=LAYERS, num_attention_heads=4, num_key_value_heads=2,
+                                          max_position_embeddings=LENGTH, attn_implementation="eager")  # fmt: skip
+        return transformers.LlamaForCausalLM(config).eval()
+    if kind == "vit":
+        config = transformers.ViTConfig(image_size=32, patch_size=4, num_channels=3, hidden_size=WIDTH,
+                                        num_hidden_layers=LAYERS, num_attention_heads=4, intermediate_size=4 * WIDTH,
+                                        num_labels=10, attn_implementation="eager")  # fmt: skip
+        return transformers.ViTForImageClassification(config).eval()
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    model = VisionTransformer(image_size=32, patch_size=4, num_layers=LAYERS, num_heads=4, hidden_dim=WIDTH,
+                              mlp_dim=4 * WIDTH, num_classes=10)  # fmt: skip
+    torch.nn.init.normal_(model.heads.head.weight, std=0.02)  # torchvision starts it at zero
+    return model.eval()
 
 
-def median(fn, repeat=9):
-    return interleaved({"call": fn}, rounds=repeat, warmup=1)["call"]
+@contextmanager
+def lxt_patched(module: Any, patch_map: dict) -> Iterator[None]:
+    """LXT's ``monkey_patch(module, patch_map)`` for the duration of the context, then undone:
+    the patched classes' and module's attributes and the attention registry restored."""
+    from lxt.efficient import monkey_patch
+
+    targets = [module, *patch_map]
+    saved = [(t, dict(vars(t))) for t in targets]
+    registry = getattr(module, "ALL_ATTENTION_FUNCTIONS", None)
+    functions = dict(registry.items()) if registry is not None else {}
+    monkey_patch(module, patch_map)
+    try:
+        yield
+    finally:
+        for target, attributes in saved:
+            for name in set(vars(target)) - set(attributes):
+                delattr(target, name)
+            for name, value in attributes.items():
+                if vars(target).get(name) is not value:
+                    setattr(target, name, value)
+        for name, function in functions.items():
+            registry[name] = function
 
 
-def saved_mb(fn) -> float:
-    """Peak live tensor memory of a call (MB), from the profiler's memory timeline."""
-    return peak_tensor_mb(fn)
+def lxt_language(kind: str, composite: str, model: Any, ids: torch.Tensor) -> Callable[[], Any]:
+    """LXT's recipe on a language model: patched, the gradient seeded with the logit, x * grad."""
+    from lxt.efficient.models import gpt2, llama
+    from transformers.models.gpt2 import modeling_gpt2
+    from transformers.models.llama import modeling_llama
+
+    module, maps = (modeling_gpt2, gpt2) if kind == "gpt2" else (modeling_llama, llama)
+    patch_map = getattr(maps, "attnLRP" if composite == "attnlrp" else "cp_LRP")
+
+    def run():
+        with lxt_patched(module, patch_map):
+            embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
+            top = model(inputs_embeds=embeds, use_cache=False).logits[:, -1].max(-1).values
+            (grad,) = torch.autograd.grad(top, embeds, top.detach())  # the input's gradient only
+            return (grad * embeds).sum(-1)
+
+    return run
 
 
-def plain(model, ids):
+def lxt_vit(model: Any, images: torch.Tensor) -> Callable[[], Any]:
+    """LXT's ViT recipe (its examples/vit_torch.py): torchvision's ViT patched with CP-LRP, Zennit's
+    gamma rules registered (through LXT's Zennit patch), x * grad at the pixels."""
+    from lxt.efficient import monkey_patch_zennit
+    from lxt.efficient.models.vit_torch import cp_LRP
+    from torchvision.models import vision_transformer
+    from zennit import rules
+    from zennit.composites import LayerMapComposite
+
+    monkey_patch_zennit()  # Zennit's own classes: used by nothing else here
+    composite = LayerMapComposite([(torch.nn.Conv2d, rules.Gamma(GAMMA["conv"])),
+                                   (torch.nn.Linear, rules.Gamma(GAMMA["linear"]))])  # fmt: skip
+
+    def run():
+        with lxt_patched(vision_transformer, cp_LRP):
+            composite.register(model)
+            try:
+                x = images.clone().requires_grad_()
+                (grad,) = torch.autograd.grad(model(x)[:, 0].sum(), x)
+                return grad * x
+            finally:
+                composite.remove()
+
+    return run
+
+
+def plain_language(model: Any, ids: torch.Tensor) -> Callable[[], Any]:
     def run():
         embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
         top = model(inputs_embeds=embeds, use_cache=False).logits[:, -1].max(-1).values
@@ -66,99 +150,61 @@ def plain(model, ids):
     return run
 
 
-def lxt(model, ids):
+def plain_image(model: Any, images: torch.Tensor) -> Callable[[], Any]:
     def run():
-        embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
-        top = model(inputs_embeds=embeds, use_cache=False).logits[:, -1].max(-1).values
-        (grad,) = torch.autograd.grad(top, embeds, top.detach())  # LXT's recipe, the input's gradient only
-        return (grad * embeds).sum(-1)
+        x = images.clone().requires_grad_()
+        out = model(x)
+        return torch.autograd.grad(getattr(out, "logits", out)[:, 0].sum(), x)[0]
 
     return run
 
 
+def row(label: str, contenders: dict[str, Callable[[], Any]]) -> None:
+    """Time the contenders interleaved (median of 9 rounds), measure their peak memory, print."""
+    times = interleaved(contenders, rounds=9, warmup=1)
+    memory = {name: peak_tensor_mb(fn) for name, fn in contenders.items()}
+    base_s, base_mb = times["plain"], memory["plain"]
+    print(f"{label:24} plain fwd+bwd {base_s:7.4f} s {base_mb:6.1f} MB")
+    for name in contenders:
+        if name != "plain":
+            print(f"{label:24} {name:13} {times[name]:7.4f} s {memory[name]:6.1f} MB   {times[name] / base_s:5.2f}x time, "
+                  f"{memory[name] / base_mb:5.2f}x memory of plain")  # fmt: skip
+    if "LXT" in times:
+        print(f"{label:24} pyattrib / LXT: {times['pyattrib'] / times['LXT']:5.2f}x time, "
+              f"{memory['pyattrib'] / memory['LXT']:5.2f}x memory")  # fmt: skip
+
+
 def main() -> None:
-    ids = torch.randint(0, VOCAB, (BATCH, LENGTH), generator=torch.Generator().manual_seed(0))
-    models = {kind: build(kind) for kind in ("gpt2", "llama")}
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, 2 threads, CPU; batch {BATCH} x "
-          f"{LENGTH} tokens, width {WIDTH}, {LAYERS} layers; median of 9; memory: peak live tensors")  # fmt: skip
-    ours: dict[tuple[str, str], tuple[float, float]] = {}
-    for kind, model in models.items():
+          f"{LENGTH} tokens (8 images), width {WIDTH}, {LAYERS} layers; median of 9 interleaved rounds; memory: peak "
+          "live tensors")  # fmt: skip
+    ids = torch.randint(0, VOCAB, (BATCH, LENGTH), generator=torch.Generator().manual_seed(0))
+    images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for kind in ("gpt2", "llama"):
+        model = build(kind)
         with torch.no_grad():
-            targets = model(input_ids=ids).logits[:, -1].argmax(-1)
-        base_s, base_mb = median(plain(model, ids)), saved_mb(plain(model, ids))
-        print(f"{kind:6} plain forward + backward        {base_s:8.4f} s  {base_mb:8.1f} MB")
+            chosen = [(-1, int(t)) for t in model(input_ids=ids).logits[:, -1].argmax(-1)]
         for composite in ("attnlrp", "cp_lrp"):
             explain = pa.layer_lrp(model, model.get_input_embeddings(), composite=composite)
-
-            chosen = [(-1, int(t)) for t in targets]
-
-            def run(explain=explain, chosen=chosen):
-                return explain(ids, target=chosen)
-
-            ours[kind, composite] = (median(run), saved_mb(run))
-            s, mb = ours[kind, composite]
-            print(f"{kind:6} pyattrib {composite:8}               {s:8.4f} s  {mb:8.1f} MB   {s / base_s:5.2f}x time, "
-                  f"{mb / base_mb:5.2f}x memory of plain")  # fmt: skip
-    vit_row()
-    for composite in ("attnlrp", "cp_lrp"):
-        done = subprocess.run([sys.executable, __file__, "--lxt", composite], capture_output=True, text=True)
-        if done.returncode:
-            print(f"LXT {composite}: not run here ({done.stderr.strip().splitlines()[-1]}); use LXT's environment")
-            continue
-        for line in done.stdout.strip().splitlines():
-            kind, seconds = line.split()
-            ratio = ours[kind, composite][0] / float(seconds)
-            print(f"{kind:6} LXT {composite:8}                    {float(seconds):8.4f} s   pyattrib / LXT {ratio:5.2f}x")
-
-
-def vit_row() -> None:
-    """A ViT (4 layers, width 256, 32x32 images in 4x4 patches, batch 8): relevance at the pixels
-    against the plain input gradient (LXT 2.1's ViT support is torchvision's and needs zennit)."""
-    torch.manual_seed(0)
-    config = transformers.ViTConfig(image_size=32, patch_size=4, num_channels=3, hidden_size=WIDTH,
-                                    num_hidden_layers=LAYERS, num_attention_heads=4, intermediate_size=4 * WIDTH,
-                                    num_labels=10, attn_implementation="eager")  # fmt: skip
-    model = transformers.ViTForImageClassification(config).eval()
-    images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-
-    def plain_vit():
-        x = images.clone().requires_grad_()
-        return torch.autograd.grad(model(x).logits[:, 0].sum(), x)[0]
-
-    base_s, base_mb = median(plain_vit), saved_mb(plain_vit)
-    print(f"{'vit':6} plain forward + backward        {base_s:8.4f} s  {base_mb:8.1f} MB")
+            row(f"{kind} {composite}", {"plain": plain_language(model, ids),
+                                        "pyattrib": lambda e=explain, c=chosen: e(ids, target=c),
+                                        "LXT": lxt_language(kind, composite, model, ids)})  # fmt: skip
+    model = build("vit")
     for composite in ("attnlrp", "cp_lrp"):
         explain = pa.lrp(model, composite=composite)
-
-        def run(explain=explain):
-            return explain(images, target=0)
-
-        s, mb = median(run), saved_mb(run)
-        print(f"{'vit':6} pyattrib {composite:8}               {s:8.4f} s  {mb:8.1f} MB   {s / base_s:5.2f}x time, "
-              f"{mb / base_mb:5.2f}x memory of plain")  # fmt: skip
-
-
-def lxt_times(composite: str) -> None:
-    """LXT's composite on both models, in this process (its patches stay): ``kind seconds`` lines."""
-    import torchvision_ops  # noqa: F401  lxt imports torchvision; its operator schemas first
-
-    sys.path.append(os.path.join(ROOT, ".venv-torchvision"))
-    from lxt.efficient import monkey_patch
-    from lxt.efficient.models import gpt2 as gpt2_maps
-    from lxt.efficient.models import llama as llama_maps
-    from transformers.models.gpt2 import modeling_gpt2
-    from transformers.models.llama import modeling_llama
-
-    name = "attnLRP" if composite == "attnlrp" else "cp_LRP"
-    monkey_patch(modeling_gpt2, getattr(gpt2_maps, name))
-    monkey_patch(modeling_llama, getattr(llama_maps, name))
-    ids = torch.randint(0, VOCAB, (BATCH, LENGTH), generator=torch.Generator().manual_seed(0))
-    for kind in ("gpt2", "llama"):
-        print(kind, median(lxt(build(kind), ids)))
+        row(f"vit (HF) {composite}", {"plain": plain_image(model, images),
+                                      "pyattrib": lambda e=explain: e(images, target=0)})  # fmt: skip
+    model = build("torchvision-vit")
+    layers = {torch.nn.Conv2d: pa.lrp_rules.gamma(GAMMA["conv"], generalized=True),
+              torch.nn.Linear: pa.lrp_rules.gamma(GAMMA["linear"], generalized=True)}  # fmt: skip
+    explain = pa.lrp(model, composite=pa.lrp_rules.Composite("cp_lrp_gamma", "constant_weights", layers=layers))
+    row("vit (torchvision) cp+γ", {"plain": plain_image(model, images),
+                                   "pyattrib": lambda: explain(images, target=0), "LXT": lxt_vit(model, images)})
+    # without the gamma rules (LRP-0 in the dense layers): the cost of the attention rules alone
+    explain_cp = pa.lrp(model, composite="cp_lrp")
+    row("vit (torchvision) cp", {"plain": plain_image(model, images),
+                                 "pyattrib": lambda: explain_cp(images, target=0)})
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--lxt":
-        lxt_times(sys.argv[2])
-    else:
-        main()
+    main()

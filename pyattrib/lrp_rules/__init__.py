@@ -53,6 +53,7 @@ from .rules import (
     epsilon,
     flat,
     gamma,
+    gradient,
     identity,
     z_box,
     z_plus,
@@ -60,7 +61,7 @@ from .rules import (
 from .transformer import COMPOSITES, Composite, transformer_rules
 
 __all__ = ["Rule", "Term", "RuleMap", "DEFAULT_RULES", "PASSED", "epsilon", "gamma", "alpha1_beta0", "alpha_beta",
-           "z_plus", "z_box", "flat", "identity", "relevance_rules", "lrp", "layer_lrp", "Composite",
+           "z_plus", "z_box", "flat", "identity", "gradient", "relevance_rules", "lrp", "layer_lrp", "Composite",
            "transformer_rules", "ModuleComposite", "epsilon_plus_flat", "epsilon_gamma_box",
            "epsilon_alpha2_beta1"]  # fmt: skip
 CompositeLike = str | Composite | ModuleComposite

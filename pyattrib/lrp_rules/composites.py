@@ -15,7 +15,7 @@ Bound = float | Tensor
 
 # Zennit's base map, shared by its composites: activations and batch norms pass relevance as is,
 # average pooling distributes it in proportion (its "norm" rule), max pooling by its gradient
-ZENNIT_BASE: dict[type, Rule] = {
+ZENNIT_BASE: dict[type | nn.Module, Rule] = {
     **{t: identity() for t in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.ELU, nn.Hardshrink, nn.Hardsigmoid,
                                nn.Hardtanh, nn.Hardswish, nn.LeakyReLU, nn.LogSigmoid, nn.PReLU, nn.ReLU6, nn.RReLU,
                                nn.SELU, nn.CELU, nn.GELU, nn.Sigmoid, nn.SiLU, nn.Softplus, nn.Softshrink,

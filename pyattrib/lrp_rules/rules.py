@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .._core.errors import ArgumentError
+
 
 @dataclass(frozen=True)
 class Term:
@@ -243,9 +245,7 @@ def alpha_beta(alpha: float = 2.0, beta: float = 1.0) -> Rule:
         torch.Size([4, 8])
     """
     if abs(alpha - beta - 1) > 1e-9 or alpha < 0 or beta < 0:
-        from .._core.errors import ArgumentError
-
-        raise ArgumentError(f"alpha - beta must be 1 (relevance is conserved), both >= 0; got alpha={alpha}, beta={beta}")
+        raise ArgumentError(f"alpha - beta must be 1 (relevance is conserved), both >= 0; got {alpha=}, {beta=}")
     negative = (Term(_positive, _negative, _negative), Term(_negative, _positive, torch.zeros_like))
     return Rule(f"alpha{alpha:g}_beta{beta:g}", eps=ZENNIT_EPS, groups=((alpha, _SAME_SIGN), (-beta, negative)))
 
@@ -310,7 +310,8 @@ def gradient() -> Rule:
           https://arxiv.org/abs/2106.13200
 
     Example:
-        >>> pa.lrp(model, rules={nn.Linear: pa.lrp_rules.epsilon(), nn.ReLU: pa.lrp_rules.gradient()})(x, target=y).shape
+        >>> rules = {nn.Linear: pa.lrp_rules.epsilon(), nn.ReLU: pa.lrp_rules.gradient()}
+        >>> pa.lrp(model, rules=rules)(x, target=y).shape
         torch.Size([4, 8])
     """
     return Rule("gradient", gradient=True)
