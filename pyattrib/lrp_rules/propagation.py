@@ -51,13 +51,26 @@ def _distribute(rule: Rule, forward: Callable[[Tensor], Tensor], modified: Any, 
         return relevance
     with torch._C.DisableTorchFunction():
         if rule.gradient:
-            return torch.func.vjp(forward, x)[1](relevance)[0]
+            return _vjp(forward, x)[1](relevance)
         if rule.groups:
             return _grouped(rule, modified, x, relevance)
-        z, vjp, *_ = torch.func.vjp(modified, x)
+        z, vjp = _vjp(modified, x)
         sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
-        (c,) = vjp(relevance / (z + sign * rule.eps))
+        c = vjp(relevance / (z + sign * rule.eps))
     return x * c
+
+
+def _vjp(layer: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """``(layer(x), pull)`` with ``pull(c) = (d layer / d x)^T c``, by one autograd graph of the
+    layer alone (built here, inside a backward, and freed by ``pull``)."""
+    with torch.enable_grad():
+        at = x.detach().requires_grad_()
+        z = layer(at)
+
+    def pull(c: Tensor) -> Tensor:
+        return torch.autograd.grad(z, at, c)[0]
+
+    return z.detach(), pull
 
 
 class _GradientForm(torch.autograd.Function):
@@ -101,14 +114,14 @@ def _grouped(rule: Rule, layer_with: Callable[..., Callable[[Tensor], Tensor]], 
         plain = layer_with(None, None)(x) if any(len(g) > 2 for g in rule.groups) else None
         for coefficient, terms, *where in rule.groups:
             inputs = [term.input(x) if term.input else x for term in terms]
-            pulled = [torch.func.vjp(layer_with(term.weight, term.bias), xi) for term, xi in zip(terms, inputs)]
+            pulled = [_vjp(layer_with(term.weight, term.bias), xi) for term, xi in zip(terms, inputs)]
             z = sum(p[0] for p in pulled)
             assert isinstance(z, Tensor)
             sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
             c = relevance / (z + sign * rule.eps)
             if where and plain is not None:
                 c = c * where[0](plain)
-            out = out + coefficient * sum(xi * p[1](c)[0] for xi, p in zip(inputs, pulled))
+            out = out + coefficient * sum(xi * p[1](c) for xi, p in zip(inputs, pulled))
     return out
 
 

@@ -30,7 +30,8 @@ copies its tensor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,7 +208,7 @@ UNRULED = (torch.tanh, Tensor.tanh, torch.sigmoid, Tensor.sigmoid, F.sigmoid, F.
 
 
 def _handlers(
-    composite: Composite, gates: dict[int, Tensor], running: list[nn.Module]
+    composite: Composite, gates: MutableMapping[int, Tensor], running: list[nn.Module]
 ) -> dict[Callable[..., Any], Callable[..., Any]]:
     """The op handlers of ``composite``: ``(func, args, kwargs) -> result`` (or NotImplemented)."""
     uniform = composite.products == "uniform"
@@ -259,7 +260,7 @@ def _handlers(
         with torch.no_grad():
             y = func(*args, **kwargs)
         out = identity_rule(args[0], y)
-        gates[id(out)] = out  # kept alive: an id is unique only while its tensor lives
+        gates[id(out)] = out  # a weak entry: gone with its tensor, whose id may then be reused
         return out
 
     products = (torch.matmul, Tensor.matmul, Tensor.__matmul__, torch.bmm, Tensor.bmm, torch.mul, Tensor.mul,
@@ -338,7 +339,9 @@ def transformer_rules(composite: str | Composite) -> Iterator[None]:
         torch.Size([4, 3])
     """
     chosen = composite_of(composite)
-    gates: dict[int, Tensor] = {}  # outputs of the identity rule: a gated product's gate (CP-LRP holds it)
+    # outputs of the identity rule, a gated product's gate (CP-LRP holds it): weakly, so a gate the
+    # product detached frees its graph as soon as the model lets go of it
+    gates: MutableMapping[int, Tensor] = weakref.WeakValueDictionary()
     running: list[nn.Module] = []  # the modules whose forward is running
 
     def before(module: nn.Module, args: tuple) -> Any:
