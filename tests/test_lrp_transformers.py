@@ -147,6 +147,15 @@ def test_the_model_is_left_as_found_even_after_an_error(reference):
     after = (len(nn_module._global_forward_hooks), {n: p.requires_grad for n, p in model.named_parameters()})
     assert before == after and all(p.grad is None for p in model.parameters())
 
+    class Failing(torch.nn.GELU):  # an activation runs without a graph: grad mode comes back after an error
+        def forward(self, x):
+            raise RuntimeError("failing activation")
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), Failing(), torch.nn.Linear(4, 2))
+    with pytest.raises(RuntimeError, match="failing activation"):
+        pa.lrp(net, composite="attnlrp")(torch.randn(2, 4), target=0)
+    assert torch.is_grad_enabled() and len(nn_module._global_forward_hooks) == before[0]
+
 
 def test_bad_composites_say_what_to_pass(reference):
     model = m.model("gpt2", reference["gpt2"]["state"])

@@ -255,7 +255,7 @@ def _handlers(
         return func(*args, **kwargs).detach()  # rsqrt: RMSNorm's normaliser, held constant
 
     def activation(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        if not _carries(args[0]):
+        if not (_carries(args[0]) and torch.is_grad_enabled()):  # (inside an activation module: its rule)
             return NotImplemented
         with torch.no_grad():
             y = func(*args, **kwargs)
@@ -343,20 +343,31 @@ def transformer_rules(composite: str | Composite) -> Iterator[None]:
     # product detached frees its graph as soon as the model lets go of it
     gates: MutableMapping[int, Tensor] = weakref.WeakValueDictionary()
     running: list[nn.Module] = []  # the modules whose forward is running
+    # per running module: the grad mode to restore, where its forward runs without a graph (an
+    # activation or a ruled layer: its output is replaced by the rule's, its own graph unused)
+    restore: list[bool | None] = []
 
     def before(module: nn.Module, args: tuple) -> Any:
         running.append(module)
+        replaced = _is_activation(module) or (bool(chosen.layers) and chosen.layer_rule(module) is not None)
+        if replaced and args and _carries(args[0]) and torch.is_grad_enabled():
+            restore.append(True)
+            torch.set_grad_enabled(False)
+        else:
+            restore.append(None)
         return _attention_inputs(chosen, args) if isinstance(module, nn.MultiheadAttention) else None
 
     def after(module: nn.Module, args: tuple, out: Any) -> Any:
         running.pop()
+        previous = restore.pop()
+        if previous is None:
+            return None
+        torch.set_grad_enabled(previous)
+        if not isinstance(out, Tensor):
+            return None
         rule = chosen.layer_rule(module) if chosen.layers else None
-        if rule is not None and args and _carries(args[0]) and isinstance(out, Tensor):
+        if rule is not None:
             return in_gradient_form(module, rule, args[0], out)
-        if not (_is_activation(module) and args and _carries(args[0]) and isinstance(out, Tensor)):
-            return None
-        if id(out) in gates:  # a functional call inside it (nn.SiLU's F.silu) had the rule already
-            return None
         wrapped = identity_rule(args[0], out)
         gates[id(wrapped)] = wrapped
         return wrapped
