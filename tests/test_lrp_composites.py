@@ -253,3 +253,15 @@ def test_canonized_resnet_equals_zennit(name):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # folded functionally
     expected = _zennit(model, make(canonizers=[ResNetCanonizer()], **options), x, target)
     torch.testing.assert_close(got, expected, atol=1e-5 * float(expected.abs().max()), rtol=1e-4)
+
+
+@pytest.mark.parametrize("composite", ["epsilon_gamma_box", "epsilon_alpha2_beta1", "attnlrp"])
+def test_composites_compose_with_vmap(composite):
+    """The rules' pullbacks run inside the backward; under torch.func.vmap of the attributor they
+    go through torch.func, and each example's relevance is the batched call's row."""
+    model = _cnn() if composite != "attnlrp" else nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 3)).eval()
+    x = torch.rand(3, *((1, 8, 8) if composite != "attnlrp" else (6,)), generator=torch.Generator().manual_seed(4))
+    chosen = pa.lrp_rules.epsilon_gamma_box(0.0, 1.0) if composite == "epsilon_gamma_box" else composite
+    explain = pa.lrp(model, composite=chosen)
+    per_example = torch.func.vmap(lambda xi: explain(xi[None], target=1)[0])(x)
+    torch.testing.assert_close(per_example, explain(x, target=1), atol=1e-6, rtol=1e-5)

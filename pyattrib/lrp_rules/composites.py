@@ -124,8 +124,10 @@ def epsilon_gamma_box(low: Bound | None = None, high: Bound | None = None, gamma
     def box(seen_low: float, seen_high: float) -> Rule:
         return z_box(seen_low if low is None else low, seen_high if high is None else high)
 
+    first = z_box(low, high) if low is not None and high is not None else box  # the batch's range: read if needed
+
     return ModuleComposite(
-        "epsilon_gamma_box", linear=epsilon(eps), conv=gamma(gamma_, generalized=True), first=box, first_types=CONVS
+        "epsilon_gamma_box", linear=epsilon(eps), conv=gamma(gamma_, generalized=True), first=first, first_types=CONVS
     )
 
 

@@ -16,6 +16,7 @@ from .._core.capture import Layers
 from .._core.errors import ArgumentError
 from .._core.inputs import ForwardArgs
 from .._core.overrides import Handler, Rules, apply, only_in_modules, output_only
+from .._core.state import transformed
 from .captum import captum_layer
 from .rules import DEFAULT_RULES, PASSED, Rule, RuleMap, identity
 
@@ -62,7 +63,11 @@ def _distribute(rule: Rule, forward: Callable[[Tensor], Tensor], modified: Any, 
 
 def _vjp(layer: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
     """``(layer(x), pull)`` with ``pull(c) = (d layer / d x)^T c``, by one autograd graph of the
-    layer alone (built here, inside a backward, and freed by ``pull``)."""
+    layer alone (built here, inside a backward, and freed by ``pull``); ``torch.func.vjp`` inside
+    a torch.func transform (vmap of the attributor), where a graph cannot be built by hand."""
+    if transformed():
+        z, vjp = torch.func.vjp(layer, x)
+        return z, lambda c: vjp(c)[0]
     with torch.enable_grad():
         at = x.detach().requires_grad_()
         z = layer(at)
@@ -101,7 +106,7 @@ class _GradientForm(torch.autograd.Function):
 def in_gradient_form(module: nn.Module, rule: Rule, x: Tensor, y: Tensor) -> Tensor:
     """``y = module(x)`` whose gradient reaches ``x`` by ``rule`` in the gradient x input form
     (a layer rule inside a transformer composite)."""
-    return _GradientForm.apply(x, y.detach(), module.forward, _modified(module, module.forward, rule), rule)
+    return apply(_GradientForm, x, y.detach(), module.forward, _modified(module, module.forward, rule), rule)
 
 
 def _grouped(rule: Rule, layer_with: Callable[..., Callable[[Tensor], Tensor]], x: Tensor, relevance: Tensor) -> Tensor:

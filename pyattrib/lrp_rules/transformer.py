@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from torch.nn.modules import module as nn_module
 
 from .._core.errors import ArgumentError
-from .._core.overrides import Rules
+from .._core.overrides import Rules, apply
 from .propagation import in_gradient_form
 from .rules import Rule
 
@@ -119,13 +119,13 @@ class _HeldLayerNorm(torch.autograd.Function):
 
 def scaled_gradient(x: Tensor, factor: float) -> Tensor:
     """``x`` whose gradient is multiplied by ``factor``."""
-    return _ScaledGradient.apply(x, factor)
+    return apply(_ScaledGradient, x, factor)
 
 
 def identity_rule(x: Tensor, y: Tensor) -> Tensor:
     """The identity rule of an elementwise nonlinearity ``y = f(x)``: relevance passes unchanged
     (``R_x = R_y``), i.e. ``dx = dy * y / (x + eps)``."""
-    return _Identity.apply(x, y.detach())
+    return apply(_Identity, x, y.detach())
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def _handlers(
         if not _carries(x):
             return NotImplemented
         shape, weight, bias, eps = _norm_args(args, kwargs, ("normalized_shape", "weight", "bias", "eps"), 1e-5)
-        return _HeldLayerNorm.apply(x, shape, weight, bias, eps)
+        return apply(_HeldLayerNorm, x, shape, weight, bias, eps)
 
     def rms_norm(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         x = args[0]
