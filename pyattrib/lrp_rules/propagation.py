@@ -66,7 +66,7 @@ def _vjp(layer: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Callable
     layer alone (built here, inside a backward, and freed by ``pull``); ``torch.func.vjp`` inside
     a torch.func transform (vmap of the attributor), where a graph cannot be built by hand."""
     if transformed():
-        z, vjp = torch.func.vjp(layer, x)
+        z, vjp, *_ = torch.func.vjp(layer, x)
         return z, lambda c: vjp(c)[0]
     with torch.enable_grad():
         at = x.detach().requires_grad_()
