@@ -88,18 +88,21 @@ def test_value_zeroing_by_hand(eager_lm, tokenizer):
     ids = torch.cat([prompt, torch.tensor(tokenizer.encode(answer, add_special_tokens=False))])[None]
     with torch.no_grad():
         plain = eager_lm(ids, output_hidden_states=True, use_cache=False).hidden_states
-    per_layer = []
+    per_layer, raw = [], []
     for layer in (0, 1):
         cols = [1 - torch.nn.functional.cosine_similarity(_zeroed_layer_output(eager_lm, ids, layer, j),
                                                            plain[layer + 1][0], dim=-1)
                 for j in range(ids.shape[1])]  # fmt: skip
         vz = torch.stack(cols, 1).clamp(min=0)
+        raw.append(vz)
         per_layer.append(vz / vz.sum(-1, keepdim=True))
     rows = slice(len(prompt) - 1, ids.shape[1] - 1)
     inp = TextTokenInput(text, tokenizer)
     first = attention_attribution(eager_lm, tokenizer, method="value_zeroing", layers=[0], last_layer=True)(inp, answer)
     torch.testing.assert_close(first.token_attr, per_layer[0][rows, : len(prompt)], atol=1e-5, rtol=1e-4)
-    assert float(per_layer[0].triu(1).abs().max()) < 1e-6  # causal: later values change nothing earlier
+    # causal: zeroing a later value changes nothing earlier (1 - cos at float32 rounding, before the
+    # rows are normalised: a row of small distances would magnify the rounding of another CPU)
+    assert float(raw[0].triu(1).max()) < 1e-6 <= float(raw[0].diagonal().min())
     eye = torch.eye(ids.shape[1])
     mixed = [(0.5 * a + 0.5 * eye) / (0.5 * a + 0.5 * eye).sum(-1, keepdim=True) for a in per_layer]
     both = attention_attribution(eager_lm, tokenizer, method="value_zeroing", layers=[0, 1])(inp, answer)
