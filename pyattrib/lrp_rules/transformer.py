@@ -20,9 +20,13 @@ product of two activations (``@``,      uniform: each factor's     plain (attent
 ``rsqrt``                                constant (identity rule)
 GELU, SiLU, tanh-GELU, Mish             identity rule:             the same
 (modules and functions)                  ``da = dy * y / x``
+``nn.MultiheadAttention`` (its ops      query, key gradients / 4,  query, key held constant
+run in one torch function)               value / 2 (at its inputs)
+linear / conv layers                    plain (LRP-0), or the      the same
+                                         rule ``layers`` names
 =====================================  =========================  ==========================
 
-Two small autograd Functions carry the rules (written with ``setup_context`` and
+A few small autograd Functions carry the rules (written with ``setup_context`` and
 ``generate_vmap_rule``, so they compose with torch.func): a view of ``x`` whose gradient is
 scaled, and a view of ``y = f(x)`` whose gradient reaches ``x`` times ``y / x``; neither
 copies its tensor.
