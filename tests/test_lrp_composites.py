@@ -9,16 +9,22 @@ import os
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import pyattrib as pa
 from pyattrib._core.errors import ArgumentError
 from pyattrib.lrp_rules import alpha_beta, epsilon, flat, gamma, z_box, z_plus
 
-if os.environ.get("PYATTRIB_REQUIRE_REFS"):
-    import zennit
-else:
-    zennit = pytest.importorskip("zennit")  # imports torchvision: tests/conftest.py serves it
+
+
+def _require_zennit() -> None:
+    """Zennit 0.5.1, the reference (it imports torchvision, which tests/conftest.py serves)."""
+    if os.environ.get("PYATTRIB_REQUIRE_REFS"):
+        import zennit  # noqa: F401
+    else:
+        pytest.importorskip("zennit")
 
 
 def _mlp():
@@ -213,6 +219,7 @@ def _zennit_composites(x):
 def test_composites_equal_zennit_on_a_cnn(name):
     """Batch norm, leaky ReLU, max and adaptive average pooling: each treated as Zennit's base map
     treats it (passed, passed, by the gradient, in proportion)."""
+    _require_zennit()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.BatchNorm2d(6), nn.LeakyReLU(),
                           nn.MaxPool2d(2), nn.Conv2d(6, 4, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
@@ -233,6 +240,7 @@ def test_canonized_resnet_equals_zennit(name):
     """torchvision's ResNet-18 under Zennit's ResNetCanonizer (batch norms merged into their
     convolutions, each residual sum a module distributing in proportion) and under
     ``fold_batchnorm=True`` (folded functionally; sums split by ``split_sums``): the same relevance."""
+    _require_zennit()
     import torchvision
     from zennit.torchvision import ResNetCanonizer
 
@@ -265,3 +273,26 @@ def test_composites_compose_with_vmap(composite):
     explain = pa.lrp(model, composite=chosen)
     per_example = torch.func.vmap(lambda xi: explain(xi[None], target=1)[0])(x)
     torch.testing.assert_close(per_example, explain(x, target=1), atol=1e-6, rtol=1e-5)
+
+
+# left out, conservative only where each output has contributions of both signs (as in Zennit):
+# z+ (an output with no positive contribution loses its relevance) and alpha-beta (the missing
+# group's share, beta R or alpha R, is created or lost)
+CONSERVATIVE = {"epsilon": epsilon(1e-6), "gamma": gamma(0.25), "generalized gamma": gamma(0.25, generalized=True),
+                "flat": flat(), "box": z_box(-3.0, 3.0)}  # fmt: skip
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), name=st.sampled_from(sorted(CONSERVATIVE)))
+def test_each_rule_conserves_relevance_on_bias_free_layers(seed, name):
+    """Layer by layer, each rule hands on the relevance it receives, up to what its stabiliser
+    absorbs (``eps`` of ``z``): on a bias-free ReLU net the input's relevance sums to the logit.
+    (With biases each rule but flat and the box gives the biases their share: see the guide.)"""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 16, bias=False), nn.ReLU(), nn.Linear(16, 16, bias=False), nn.ReLU(),
+                          nn.Linear(16, 4, bias=False)).eval()  # fmt: skip
+    x = torch.randn(6, 8, generator=torch.Generator().manual_seed(seed)).clamp(-3.0, 3.0)
+    relevance, lost = pa.lrp(model, rules={nn.Linear: CONSERVATIVE[name]}, return_delta=True)(x, target=0)
+    with torch.no_grad():
+        logit = model(x)[:, 0]
+    assert torch.all(lost.abs() <= 1e-3 * logit.abs() + 1e-5), (name, lost, logit)
