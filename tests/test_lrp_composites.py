@@ -18,7 +18,6 @@ from pyattrib._core.errors import ArgumentError
 from pyattrib.lrp_rules import alpha_beta, epsilon, flat, gamma, z_box, z_plus
 
 
-
 def _require_zennit() -> None:
     """Zennit 0.5.1, the reference (it imports torchvision, which tests/conftest.py serves)."""
     if os.environ.get("PYATTRIB_REQUIRE_REFS"):
