@@ -174,6 +174,35 @@ def row(label: str, contenders: dict[str, Callable[[], Any]]) -> None:
               f"{memory['pyattrib'] / memory['LXT']:5.2f}x memory")  # fmt: skip
 
 
+def floor(model: Any, ids: torch.Tensor) -> dict[str, Callable[[], Any]]:
+    """The plain call under the mechanism alone: an empty TorchFunctionMode (every torch call of
+    the model dispatched through Python), and empty global module hooks (every module call on the
+    slow path). pyattrib's rules need both; LXT, which patches the classes, needs neither."""
+    from torch.nn.modules import module as nn_module
+    from torch.overrides import TorchFunctionMode
+
+    class Empty(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            return func(*args, **(kwargs or {}))
+
+    plain = plain_language(model, ids)
+
+    def mode():
+        with Empty():
+            return plain()
+
+    def hooks():
+        handles = (nn_module.register_module_forward_pre_hook(lambda m, a: None),
+                   nn_module.register_module_forward_hook(lambda m, a, o: None, always_call=True))  # fmt: skip
+        try:
+            return plain()
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    return {"plain": plain, "empty mode": mode, "empty hooks": hooks}
+
+
 def main() -> None:
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, 2 threads, CPU; batch {BATCH} x "
           f"{LENGTH} tokens (8 images), width {WIDTH}, {LAYERS} layers; median of 9 interleaved rounds; memory: peak "
@@ -189,6 +218,8 @@ def main() -> None:
             row(f"{kind} {composite}", {"plain": plain_language(model, ids),
                                         "pyattrib": lambda e=explain, c=chosen: e(ids, target=c),
                                         "LXT": lxt_language(kind, composite, model, ids)})  # fmt: skip
+        if kind == "gpt2":
+            row("gpt2 mechanism floor", floor(model, ids))
     model = build("vit")
     for composite in ("attnlrp", "cp_lrp"):
         explain = pa.lrp(model, composite=composite)
