@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .rules import Rule
+from .rules import Rule, stabilised
 
 VALUE = -1  # the key of a layer's input value in a captum_layer record
 
@@ -41,8 +41,7 @@ class _CaptumLayer(torch.autograd.Function):
         ctx.seen[:] = [relevance]  # what an identity rule's input hook hands on
         with torch._C.DisableTorchFunction():
             z, vjp, *_ = torch.func.vjp(ctx.modified, *xs)
-            sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
-            grads = vjp(relevance / (z + sign * ctx.eps))
+            grads = vjp(relevance / stabilised(z, ctx.eps))
         return (None, None, None, None, *grads)
 
 

@@ -18,7 +18,7 @@ from .._core.inputs import ForwardArgs
 from .._core.overrides import Handler, Rules, apply, only_in_modules, output_only
 from .._core.state import transformed
 from .captum import captum_layer
-from .rules import DEFAULT_RULES, PASSED, Rule, RuleMap, identity
+from .rules import DEFAULT_RULES, PASSED, Rule, RuleMap, identity, stabilised
 
 
 class _Relevance(torch.autograd.Function):
@@ -55,10 +55,23 @@ def _distribute(rule: Rule, forward: Callable[[Tensor], Tensor], modified: Any, 
             return _vjp(forward, x)[1](relevance)
         if rule.groups:
             return _grouped(rule, modified, x, relevance)
-        z, vjp = _vjp(modified, x)
-        sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
-        c = vjp(relevance / (z + sign * rule.eps))
-    return x * c
+        return _pulled_back([(modified, x)], relevance, rule.eps)
+
+
+def _pulled_back(
+    terms: list[tuple[Callable[[Tensor], Tensor], Tensor]], relevance: Tensor, eps: float, mask: Tensor | None = None
+) -> Tensor:
+    """LRP's one template: ``z = sum_k layer_k(input_k)`` and each term hands back
+    ``input_k * (d layer_k / d input_k)^T (R / (z + eps sign z))`` (only where ``mask`` selects)."""
+    pulled = [_vjp(layer, xi) for layer, xi in terms]
+    z = sum(p[0] for p in pulled)
+    assert isinstance(z, Tensor)
+    c = relevance / stabilised(z, eps)
+    if mask is not None:
+        c = c * mask
+    out = sum(xi * p[1](c) for (_, xi), p in zip(terms, pulled))
+    assert isinstance(out, Tensor)
+    return out
 
 
 def _vjp(layer: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
@@ -99,8 +112,7 @@ class _GradientForm(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
         x, y = ctx.saved_tensors
         relevance = _distribute(ctx.rule, ctx.forward, ctx.modified, x, grad * y)
-        stable = x + torch.where(x >= 0, 1e-10, -1e-10)
-        return relevance / stable, None, None, None, None
+        return relevance / stabilised(x, 1e-10), None, None, None, None
 
 
 def in_gradient_form(module: nn.Module, rule: Rule, x: Tensor, y: Tensor) -> Tensor:
@@ -118,15 +130,9 @@ def _grouped(rule: Rule, layer_with: Callable[..., Callable[[Tensor], Tensor]], 
     with torch._C.DisableTorchFunction():
         plain = layer_with(None, None)(x) if any(len(g) > 2 for g in rule.groups) else None
         for coefficient, terms, *where in rule.groups:
-            inputs = [term.input(x) if term.input else x for term in terms]
-            pulled = [_vjp(layer_with(term.weight, term.bias), xi) for term, xi in zip(terms, inputs)]
-            z = sum(p[0] for p in pulled)
-            assert isinstance(z, Tensor)
-            sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
-            c = relevance / (z + sign * rule.eps)
-            if where and plain is not None:
-                c = c * where[0](plain)
-            out = out + coefficient * sum(xi * p[1](c) for xi, p in zip(inputs, pulled))
+            layers = [(layer_with(t.weight, t.bias), t.input(x) if t.input else x) for t in terms]
+            mask = where[0](plain) if where and plain is not None else None
+            out = out + coefficient * _pulled_back(layers, relevance, rule.eps, mask)
     return out
 
 
@@ -222,7 +228,7 @@ class _Sum(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor, Tensor]:
         a, b, z = ctx.saved_tensors
-        share = relevance / (z + torch.where(z >= 0, 1e-9, -1e-9))
+        share = relevance / stabilised(z, 1e-9)
         return _reduce(a * share, a.shape), _reduce(b * share, b.shape)
 
 

@@ -89,6 +89,11 @@ def _below(z: Tensor) -> Tensor:
     return (z < 0).to(z.dtype)
 
 
+def stabilised(z: Tensor, eps: float) -> Tensor:
+    """``z + eps sign(z)`` (``sign(0) = 1``): a denominator kept away from zero, LRP's stabiliser."""
+    return z + torch.where(z >= 0, 1.0, -1.0).to(z.dtype) * eps
+
+
 ZENNIT_EPS = 1e-6  # Zennit's stabiliser, the default of its rules
 # the contributions of one sign: x+ w+ (with b+) and x- w- (no bias), Zennit's z+ and alpha's group
 _SAME_SIGN = (Term(_positive, _positive, _positive), Term(_negative, _negative, torch.zeros_like))
