@@ -38,6 +38,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -232,11 +233,7 @@ def _handlers(
 
     def attention(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         q, k, v = (list(args[:3]) + [kwargs.pop(n) for n in ("query", "key", "value")[len(args[:3]) :]])[:3]
-        if uniform:
-            q, k, v = scaled_gradient(q, 0.25), scaled_gradient(k, 0.25), scaled_gradient(v, 0.5)
-        else:
-            q, k = q.detach(), k.detach()
-        return func(q, k, v, *args[3:], **kwargs)
+        return func(*_attention_rule(uniform, q, k, v), *args[3:], **kwargs)
 
     def layer_norm(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         x = args[0]
@@ -301,20 +298,23 @@ def _norm_args(args: tuple, kwargs: dict, names: tuple[str, ...], eps: float | N
                                                                          for n in names[1:]))  # fmt: skip
 
 
+def _attention_rule(uniform: bool, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Attention's query, key and value under the rule of ``softmax(q k^T) v``: AttnLRP's
+    gradients /4, /4, /2 (the uniform rule of its two products), or CP-LRP's query and key held
+    constant (the attention weights)."""
+    if uniform:
+        return scaled_gradient(q, 0.25), scaled_gradient(k, 0.25), scaled_gradient(v, 0.5)
+    return q.detach(), k.detach(), v
+
+
 def _attention_inputs(composite: Composite, args: tuple) -> tuple:
-    """``nn.MultiheadAttention``'s query, key and value under the composite's attention rule (its
-    ops run inside one torch function, out of the mode's sight; the projections are linear, so
-    the rule applies to their inputs as to their outputs): AttnLRP's gradients /4, /4, /2, or
-    CP-LRP's query and key held constant."""
+    """``nn.MultiheadAttention``'s inputs under the attention rule: its ops run inside one torch
+    function, out of the mode's sight, and its projections are linear, so the rule applies to
+    their inputs as to their outputs."""
     if len(args) < 3:
         raise ArgumentError("nn.MultiheadAttention under an LRP composite takes query, key and value by position "
                             "(as torchvision's ViT calls it)")  # fmt: skip
-    q, k, v = args[:3]
-    if composite.products == "uniform":
-        q, k, v = scaled_gradient(q, 0.25), scaled_gradient(k, 0.25), scaled_gradient(v, 0.5)
-    else:
-        q, k = q.detach(), k.detach()
-    return (q, k, v, *args[3:])
+    return (*_attention_rule(composite.products == "uniform", *args[:3]), *args[3:])
 
 
 @contextmanager
@@ -347,34 +347,37 @@ def transformer_rules(composite: str | Composite) -> Iterator[None]:
     # product detached frees its graph as soon as the model lets go of it
     gates: MutableMapping[int, Tensor] = weakref.WeakValueDictionary()
     running: list[nn.Module] = []  # the modules whose forward is running
-    # per running module: the grad mode to restore, where its forward runs without a graph (an
-    # activation or a ruled layer: its output is replaced by the rule's, its own graph unused)
-    restore: list[bool | None] = []
+    # per running module, what replaces its output (None: nothing): an activation's identity rule or
+    # a ruled layer's rule; such a forward runs without a graph (its own graph would go unused)
+    replacing: list[Callable[[Tensor, Tensor], Tensor] | None] = []
+
+    def identity_gate(x: Tensor, out: Tensor) -> Tensor:
+        wrapped = identity_rule(x, out)
+        gates[id(wrapped)] = wrapped
+        return wrapped
 
     def before(module: nn.Module, args: tuple) -> Any:
         running.append(module)
-        replaced = _is_activation(module) or (bool(chosen.layers) and chosen.layer_rule(module) is not None)
-        if replaced and args and _carries(args[0]) and torch.is_grad_enabled():
-            restore.append(True)
+        rule = chosen.layer_rule(module) if chosen.layers else None
+        replace: Callable[[Tensor, Tensor], Tensor] | None = None
+        if rule is not None:
+            replace = partial(in_gradient_form, module, rule)
+        elif _is_activation(module):
+            replace = identity_gate
+        if replace is not None and args and _carries(args[0]) and torch.is_grad_enabled():
             torch.set_grad_enabled(False)
+            replacing.append(replace)
         else:
-            restore.append(None)
+            replacing.append(None)
         return _attention_inputs(chosen, args) if isinstance(module, nn.MultiheadAttention) else None
 
     def after(module: nn.Module, args: tuple, out: Any) -> Any:
         running.pop()
-        previous = restore.pop()
-        if previous is None:
+        replace = replacing.pop()
+        if replace is None:
             return None
-        torch.set_grad_enabled(previous)
-        if not isinstance(out, Tensor):
-            return None
-        rule = chosen.layer_rule(module) if chosen.layers else None
-        if rule is not None:
-            return in_gradient_form(module, rule, args[0], out)
-        wrapped = identity_rule(args[0], out)
-        gates[id(wrapped)] = wrapped
-        return wrapped
+        torch.set_grad_enabled(True)  # (it was on when ``before`` turned it off)
+        return replace(args[0], out) if isinstance(out, Tensor) else None
 
     handles = (nn_module.register_module_forward_pre_hook(before),
                nn_module.register_module_forward_hook(after, always_call=True))  # fmt: skip
