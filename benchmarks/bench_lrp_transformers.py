@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "libraries"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 warnings.filterwarnings("ignore")
@@ -38,6 +39,7 @@ import torchvision_ops  # noqa: E402,F401  lxt and the ViT import torchvision: i
 
 sys.path.append(os.path.join(ROOT, ".venv-torchvision"))
 
+import lrp_models  # noqa: E402  LXT's ViT recipe, shared with the tests and tools/lxt_reference.py
 import transformers  # noqa: E402
 from common import interleaved, peak_tensor_mb  # noqa: E402
 
@@ -45,7 +47,6 @@ import pyattrib as pa  # noqa: E402
 
 torch.set_num_threads(2)
 BATCH, LENGTH, WIDTH, LAYERS, VOCAB = 4, 128, 256, 4, 1000
-GAMMA = {"conv": 0.25, "linear": 0.05}  # LXT's ViT example's values
 
 
 def build(kind: str):
@@ -121,12 +122,9 @@ def lxt_vit(model: Any, images: torch.Tensor) -> Callable[[], Any]:
     from lxt.efficient import monkey_patch_zennit
     from lxt.efficient.models.vit_torch import cp_LRP
     from torchvision.models import vision_transformer
-    from zennit import rules
-    from zennit.composites import LayerMapComposite
 
     monkey_patch_zennit()  # Zennit's own classes: used by nothing else here
-    composite = LayerMapComposite([(torch.nn.Conv2d, rules.Gamma(GAMMA["conv"])),
-                                   (torch.nn.Linear, rules.Gamma(GAMMA["linear"]))])  # fmt: skip
+    composite = lrp_models.zennit_vit_composite()
 
     def run():
         with lxt_patched(vision_transformer, cp_LRP):
@@ -226,9 +224,7 @@ def main() -> None:
         row(f"vit (HF) {composite}", {"plain": plain_image(model, images),
                                       "pyattrib": lambda e=explain: e(images, target=0)})  # fmt: skip
     model = build("torchvision-vit")
-    layers = {torch.nn.Conv2d: pa.lrp_rules.gamma(GAMMA["conv"], generalized=True),
-              torch.nn.Linear: pa.lrp_rules.gamma(GAMMA["linear"], generalized=True)}  # fmt: skip
-    explain = pa.lrp(model, composite=pa.lrp_rules.Composite("cp_lrp_gamma", "constant_weights", layers=layers))
+    explain = pa.lrp(model, composite=lrp_models.vit_composite())
     row("vit (torchvision) cp+γ", {"plain": plain_image(model, images),
                                    "pyattrib": lambda: explain(images, target=0), "LXT": lxt_vit(model, images)})
     # without the gamma rules (LRP-0 in the dense layers): the cost of the attention rules alone

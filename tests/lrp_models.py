@@ -68,3 +68,21 @@ def images() -> torch.Tensor:
 
 # LXT's ViT example: CP-LRP in the attention, Zennit's gamma on the patch embedding and the dense layers
 VIT_GAMMA = {"conv": 0.25, "linear": 0.05}
+
+
+def vit_composite():
+    """LXT's ViT recipe as a pyattrib composite: CP-LRP, Zennit's generalized gamma on the layers."""
+    import pyattrib as pa
+
+    layers = {torch.nn.Conv2d: pa.lrp_rules.gamma(VIT_GAMMA["conv"], generalized=True),
+              torch.nn.Linear: pa.lrp_rules.gamma(VIT_GAMMA["linear"], generalized=True)}  # fmt: skip
+    return pa.lrp_rules.Composite("cp_lrp_gamma", products="constant_weights", layers=layers)
+
+
+def zennit_vit_composite():
+    """The Zennit half of LXT's ViT recipe (LXT's environment): gamma on Conv2d and Linear."""
+    from zennit import rules
+    from zennit.composites import LayerMapComposite
+
+    return LayerMapComposite([(torch.nn.Conv2d, rules.Gamma(VIT_GAMMA["conv"])),
+                              (torch.nn.Linear, rules.Gamma(VIT_GAMMA["linear"]))])  # fmt: skip

@@ -245,15 +245,10 @@ def test_torchvision_vit_equals_lxt_with_zennit_gamma(reference):
     rule, and Zennit's gamma on the patch embedding (0.25) and the dense layers (0.05) in the
     gradient x input form: ``Composite(..., layers=...)`` gives the same pixel relevance."""
     _torchvision()
-    from torch import nn
-
     ref = reference["vit"]["cp_lrp_gamma"]
     model = m.vit(reference["vit"]["state"])
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    layers = {nn.Conv2d: pa.lrp_rules.gamma(m.VIT_GAMMA["conv"], generalized=True),
-              nn.Linear: pa.lrp_rules.gamma(m.VIT_GAMMA["linear"], generalized=True)}  # fmt: skip
-    composite = pa.lrp_rules.Composite("cp_lrp_gamma", products="constant_weights", layers=layers)
-    got = pa.lrp(model, composite=composite)(reference["images"], target=ref["target"])
+    got = pa.lrp(model, composite=m.vit_composite())(reference["images"], target=ref["target"])
     scale = float(ref["relevance"].abs().max())
     torch.testing.assert_close(got, ref["relevance"], atol=1e-5 * scale, rtol=1e-4)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

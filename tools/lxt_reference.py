@@ -48,15 +48,11 @@ def explain_vit(out: str) -> None:
     Zennit's gamma on Conv2d and Linear through LXT's Zennit patch; relevance ``x * x.grad``."""
     from lxt.efficient import monkey_patch, monkey_patch_zennit
     from torchvision.models import vision_transformer
-    from zennit import rules
-    from zennit.composites import LayerMapComposite
 
     monkey_patch(vision_transformer)
     monkey_patch_zennit()
     model = lrp_models.vit(torch.load(FIXTURE + ".weights", weights_only=True)["vit"])
-    gammas = lrp_models.VIT_GAMMA
-    composite = LayerMapComposite([(torch.nn.Conv2d, rules.Gamma(gammas["conv"])),
-                                   (torch.nn.Linear, rules.Gamma(gammas["linear"]))])  # fmt: skip
+    composite = lrp_models.zennit_vit_composite()
     composite.register(model)
     x = lrp_models.images().requires_grad_()
     top = model(x).max(-1)
